@@ -1,0 +1,43 @@
+"""streamproc: agentic AI workflows (DAGs of agent tasks) on Redis Streams."""
+
+from streamproc.client import Client, SyncClient
+from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
+from streamproc.errors import (
+    CodecError,
+    ConfigError,
+    PermanentError,
+    SpecError,
+    StreamprocError,
+    WorkflowConflict,
+    WorkflowFailed,
+    WorkflowNotFound,
+)
+from streamproc.keys import Keyspace
+from streamproc.registry import Task, agent
+from streamproc.spec import Limits, TaskSpec, WorkflowSpec
+from streamproc.state import TaskState, WorkflowState
+
+__all__ = [
+    "Client",
+    "ClientSettings",
+    "CodecError",
+    "ConfigError",
+    "Keyspace",
+    "Limits",
+    "PermanentError",
+    "RedisSettings",
+    "ResolverSettings",
+    "SpecError",
+    "StreamprocError",
+    "SyncClient",
+    "Task",
+    "TaskSpec",
+    "TaskState",
+    "WorkerSettings",
+    "WorkflowConflict",
+    "WorkflowFailed",
+    "WorkflowNotFound",
+    "WorkflowSpec",
+    "WorkflowState",
+    "agent",
+]

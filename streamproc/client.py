@@ -1,0 +1,254 @@
+"""The producer API: submit workflows, follow their events, wait for their results."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, cast
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from streamproc import functions
+from streamproc.codec import StreamReply, decode_fields
+from streamproc.config import ClientSettings, RedisSettings
+from streamproc.errors import WorkflowConflict, WorkflowNotFound
+from streamproc.keys import check_id
+from streamproc.spec import WorkflowSpec
+from streamproc.state import WorkflowState, parse_state
+
+TERMINAL = frozenset({"completed", "failed"})
+T = TypeVar("T")
+
+
+class Client:
+    """``async with Client(url) as c: wf = await c.submit(spec); state = await c.wait(wf)``.
+
+    ``agents``, when given, is the set of agent names workers serve: specs naming any other
+    agent are refused at submit.
+    """
+
+    def __init__(
+        self,
+        url: str | RedisSettings = "redis://127.0.0.1:6379/0",
+        settings: ClientSettings | None = None,
+        agents: Collection[str] | None = None,
+    ) -> None:
+        self.redis_settings = url if isinstance(url, RedisSettings) else RedisSettings.from_url(url)
+        self.settings = settings or ClientSettings()
+        self.keyspace = self.settings.keyspace
+        self.agents = agents
+        self.redis: Redis = self.redis_settings.connect()
+
+    async def __aenter__(self) -> Client:
+        await functions.load(self.redis)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    # -- submit ------------------------------------------------------------------------------
+
+    async def submit(
+        self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
+    ) -> str:
+        """Validate and submit one workflow; return its id.  Submitting an id again with the
+        same spec returns it without creating anything; with another spec raises
+        :class:`WorkflowConflict`."""
+        name, call = self._prepare(spec, workflow_id)
+        outcome = await functions.call(self.redis, "sp_submit", call)
+        return self._check_outcome(name, outcome)
+
+    async def submit_many(
+        self,
+        specs: Iterable[
+            WorkflowSpec | Mapping[str, Any] | tuple[WorkflowSpec | Mapping[str, Any], str]
+        ],
+    ) -> list[str]:
+        """Submit a batch in one round trip; items are specs or (spec, workflow id) pairs."""
+        prepared = [
+            self._prepare(*item) if isinstance(item, tuple) else self._prepare(item)
+            for item in specs
+        ]
+        if not prepared:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for _, call in prepared:
+            functions.queue(pipe, "sp_submit", call)
+        try:
+            outcomes = await pipe.execute()
+        except ResponseError as exc:
+            if not functions.is_missing_library(exc):
+                raise
+            await functions.load(self.redis)
+            outcomes = await pipe.execute()  # submit is idempotent, so a rerun is safe
+        return [
+            self._check_outcome(name, outcome)
+            for (name, _), outcome in zip(prepared, outcomes, strict=True)
+        ]
+
+    def _prepare(
+        self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
+    ) -> tuple[str, list[functions.Arg]]:
+        if not isinstance(spec, WorkflowSpec):
+            spec = WorkflowSpec.from_dict(spec)
+        spec.validate(self.agents, self.settings.limits)
+        workflow_id = check_id("workflow id", workflow_id) if workflow_id else uuid.uuid4().hex
+        fields = state_fields(spec, int(self.settings.workflow_ttl * 1000))
+        roots = " ".join(t.id for t in spec.tasks if not t.needs)
+        agents = sorted({t.agent for t in spec.tasks})
+        shard = self.keyspace.shard_of(workflow_id)
+        args: list[functions.Arg] = [workflow_id, spec.digest(), roots, *fields]
+        return workflow_id, functions.arguments(
+            self.keyspace, shard, agents, [self.keyspace.workflow(workflow_id)], args
+        )
+
+    @staticmethod
+    def _check_outcome(workflow_id: str, outcome: int) -> str:
+        if outcome == -1:
+            raise WorkflowConflict(workflow_id)
+        return workflow_id
+
+    # -- observe -----------------------------------------------------------------------------
+
+    async def get(self, workflow_id: str) -> WorkflowState:
+        """The workflow's current state, task by task."""
+        fields = await self.redis.hgetall(
+            self.keyspace.workflow(check_id("workflow id", workflow_id))
+        )
+        if not fields:
+            raise WorkflowNotFound(workflow_id)
+        return parse_state(workflow_id, cast(dict[bytes, bytes], fields))
+
+    async def follow(self, workflow_id: str) -> AsyncIterator[dict[str, str]]:
+        """Yield the workflow's lifecycle events from now on, ending with ``completed`` or
+        ``failed`` (at once if it already ended)."""
+        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
+        events = self.keyspace.events(self.keyspace.shard_of(workflow_id))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xrevrange(events, count=1)
+            pipe.hget(key, "status")
+            last, status = await pipe.execute()
+        if status is None:
+            raise WorkflowNotFound(workflow_id)
+        if status.decode() in TERMINAL:
+            return
+        cursor = last[0][0] if last else b"0-0"
+        target = workflow_id.encode()
+        while True:
+            reply = cast(
+                StreamReply, await self.redis.xread({events: cursor}, count=1000, block=1000)
+            )
+            if (
+                not reply
+                and cast(bytes, await self.redis.hget(key, "status") or b"").decode() in TERMINAL
+            ):
+                return  # its terminal event was trimmed away before we read it
+            for _, entries in reply or ():
+                for entry_id, fields in entries:
+                    cursor = entry_id
+                    if fields.get(b"wf") == target:
+                        event = decode_fields(fields)
+                        yield event
+                        if event.get("kind") in TERMINAL:
+                            return
+
+    async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
+        """Wait until the workflow completes or fails and return its final state."""
+        async with asyncio.timeout(timeout):
+            async for _ in self.follow(workflow_id):
+                pass
+        return await self.get(workflow_id)
+
+
+def state_fields(spec: WorkflowSpec, ttl_ms: int) -> list[functions.Arg]:
+    """The workflow hash a new workflow starts with (field letters are listed in keys.py)."""
+    dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
+    for task in spec.tasks:
+        for dep in dict.fromkeys(task.needs):
+            dependents[dep].append(task.id)
+    fields: list[functions.Arg] = [
+        "order",
+        " ".join(t.id for t in spec.tasks),
+        "left",
+        len(spec.tasks),
+        "ttl",
+        ttl_ms,
+        "name",
+        spec.name,
+    ]
+    for t in spec.tasks:
+        needs = list(dict.fromkeys(t.needs))
+        fields += (
+            f"g:{t.id}",
+            t.agent,
+            f"i:{t.id}",
+            orjson.dumps(t.input),
+            f"n:{t.id}",
+            " ".join(needs),
+            f"d:{t.id}",
+            " ".join(dependents[t.id]),
+            f"c:{t.id}",
+            len(needs),
+            f"s:{t.id}",
+            "waiting",
+            f"a:{t.id}",
+            1,
+            f"f:{t.id}",
+            0,
+            f"k:{t.id}",
+            0,
+            f"R:{t.id}",
+            t.retries,
+            f"T:{t.id}",
+            "" if t.timeout is None else repr(float(t.timeout)),
+        )
+    return fields
+
+
+class SyncClient:
+    """The same API for scripts without an event loop: ``with SyncClient(url) as c: ...``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._runner = asyncio.Runner()
+        self._client = self._run(self._make(*args, **kwargs))
+
+    @staticmethod
+    async def _make(*args: Any, **kwargs: Any) -> Client:
+        return await Client(*args, **kwargs).__aenter__()
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._runner.run(coro)
+
+    def __enter__(self) -> SyncClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._run(self._client.close())
+        self._runner.close()
+
+    def submit(self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None) -> str:
+        return self._run(self._client.submit(spec, workflow_id))
+
+    def submit_many(self, specs: Iterable[Any]) -> list[str]:
+        return self._run(self._client.submit_many(specs))
+
+    def get(self, workflow_id: str) -> WorkflowState:
+        return self._run(self._client.get(workflow_id))
+
+    def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
+        return self._run(self._client.wait(workflow_id, timeout))

@@ -1,0 +1,91 @@
+"""Typed, frozen settings: one object per component.  Defaults live on the fields; the CLI is
+the only place that reads the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from streamproc.errors import ConfigError
+from streamproc.keys import Keyspace
+from streamproc.spec import Limits
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    """Where Redis is, and the timeouts that notice a dead or blackholed connection."""
+
+    url: str = "redis://127.0.0.1:6379/0"
+    connect_timeout: float = 5.0
+    # Every blocking read uses a BLOCK well under this, so a hung socket is always noticed.
+    socket_timeout: float = 15.0
+    health_check_interval: float = 10.0
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisSettings:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError(f"not a Redis URL: {url!r} (redis://, rediss:// or unix://)")
+        return cls(url=url)
+
+    def connect(self) -> Redis:
+        return Redis.from_url(
+            self.url,
+            socket_connect_timeout=self.connect_timeout,
+            socket_timeout=self.socket_timeout,
+            socket_keepalive=True,
+            health_check_interval=self.health_check_interval,
+        )
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """How a producer submits: key layout, spec limits and how long finished workflows stay."""
+
+    keyspace: Keyspace = field(default_factory=Keyspace)
+    limits: Limits = field(default_factory=Limits)
+    workflow_ttl: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """One worker process: which agents it serves and how it reads, runs and recovers tasks."""
+
+    agents: tuple[str, ...]
+    keyspace: Keyspace = field(default_factory=Keyspace)
+    concurrency: int = 32
+    block_ms: int = 2000
+    # A pending entry idle this long has lost its worker; live workers refresh their entries
+    # every heartbeat_interval, so a long task is never taken over while it runs.
+    visibility_timeout: float = 30.0
+    heartbeat_interval: float = 5.0
+    claim_interval: float = 5.0
+    max_lost_deliveries: int = 3
+    shutdown_grace: float = 10.0
+    max_result_bytes: int = 1 << 20
+
+    def __post_init__(self) -> None:
+        if not self.agents:
+            raise ConfigError("a worker needs at least one agent")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.heartbeat_interval * 2 > self.visibility_timeout:
+            raise ConfigError("heartbeat_interval must be under half the visibility_timeout")
+        if self.block_ms / 1000 >= RedisSettings.socket_timeout:
+            raise ConfigError("block_ms must stay under the socket timeout")
+
+
+@dataclass(frozen=True)
+class ResolverSettings:
+    """The completion consumer: batch size, retry backoff and stream retention."""
+
+    keyspace: Keyspace = field(default_factory=Keyspace)
+    batch: int = 500
+    block_ms: int = 2000
+    visibility_timeout: float = 30.0
+    claim_interval: float = 5.0
+    retry_base: float = 1.0
+    retry_cap: float = 60.0
+    release_interval: float = 0.1
+    trim_interval: float = 10.0
+    events_maxlen: int = 1_000_000

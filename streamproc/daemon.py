@@ -1,0 +1,45 @@
+"""Running components until SIGTERM/SIGINT, on plain asyncio.
+
+Why not ``mode``: a component here is a few loops and one stop event, and 3.11's
+``asyncio.TaskGroup`` already guarantees no loop outlives its owner.  Plain asyncio lets the
+same components run as daemons, side by side in ``up``, or inside a test's event loop, with
+no framework owning the loop, the signals or the logging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+log = logging.getLogger(__name__)
+Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def run_until_signalled(components: Sequence[Component]) -> None:
+    """Run ``component(stop)`` for each; the first SIGTERM/SIGINT sets ``stop`` for a graceful
+    shutdown, a second one cancels everything."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    current = asyncio.current_task()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            log.warning("second %s: stopping now", signal.Signals(signum).name)
+            if current:
+                current.cancel()
+            return
+        log.warning("%s: shutting down gracefully", signal.Signals(signum).name)
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        async with asyncio.TaskGroup() as group:
+            for component in components:
+                group.create_task(component(stop))
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

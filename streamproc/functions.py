@@ -1,0 +1,56 @@
+"""The engine's Redis Functions (``lua/streamproc.lua``) and their calling convention."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import ResponseError
+
+from streamproc.keys import Keyspace
+
+LIBRARY = resources.files("streamproc").joinpath("lua/streamproc.lua").read_text()
+Arg = str | bytes | int | float
+
+
+async def load(redis: Redis) -> None:
+    """Install (or upgrade) the library; idempotent, run by every daemon and client at start."""
+    await redis.function_load(LIBRARY, replace=True)
+
+
+def is_missing_library(exc: ResponseError) -> bool:
+    """True when Redis lost the library (restarted without persistence, or flushed)."""
+    return "Function not found" in str(exc)
+
+
+def arguments(
+    keyspace: Keyspace,
+    shard: int,
+    agents: Sequence[str],
+    workflow_keys: Sequence[str],
+    args: Sequence[Arg],
+) -> list[Arg]:
+    """numkeys, KEYS and ARGV in the shared layout described in the library's header."""
+    keys: list[Arg] = list(keyspace.head(shard))
+    for agent in agents:
+        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
+    keys += workflow_keys
+    return [len(keys), *keys, len(agents), *agents, *args]
+
+
+def queue(pipe: Pipeline, name: str, arguments: list[Arg]) -> None:
+    pipe.fcall(name, *arguments)  # type: ignore[arg-type]  # numkeys leads the list
+
+
+async def call(redis: Redis, name: str, arguments: list[Arg]) -> Any:
+    """FCALL, reloading the library once if Redis lost it."""
+    try:
+        return await redis.fcall(name, *arguments)  # type: ignore[arg-type]
+    except ResponseError as exc:
+        if not is_missing_library(exc):
+            raise
+    await load(redis)
+    return await redis.fcall(name, *arguments)  # type: ignore[arg-type]

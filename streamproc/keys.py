@@ -1,0 +1,103 @@
+"""Every Redis key streamproc uses, and the only place that spells them out.
+
+All keys of one shard share the hash tag ``{<ns>:<shard>}``, so a workflow, the streams that
+serve it and every Lua call on them live in one Redis Cluster slot.  A workflow's shard is
+``crc32(workflow id) mod shards``.
+
+=============================  ======  ====================================================
+key                            type    holds
+=============================  ======  ====================================================
+``{ns:s}:tasks:<agent>``       stream  task-ready events; consumer group ``<agent>``
+``{ns:s}:done``                stream  completions from workers; consumer group ``resolver``
+``{ns:s}:events``              stream  workflow lifecycle events, for producers and UIs
+``{ns:s}:dead:<agent>``        stream  dead-lettered tasks of ``<agent>``, with reason
+``{ns:s}:dead-done``           stream  completions that could not be applied, with reason
+``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
+``{ns:s}:agents``              set     agent names used by any workflow of the shard
+``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
+=============================  ======  ====================================================
+
+Per-task fields of the workflow hash are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
+``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
+``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
+``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
+``h`` history of failed or lost attempts (JSON).
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+from streamproc.errors import ConfigError, SpecError
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+RESOLVER_GROUP = "resolver"
+
+
+def check_id(kind: str, value: str) -> str:
+    """Refuse ids that could collide, glob or break a key (see the module table)."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise SpecError(
+            f"invalid {kind} {value!r}: use 1-128 characters from A-Z a-z 0-9 _ . -",
+            task=value if kind == "task id" and isinstance(value, str) else None,
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """Namespace and shard count: everything needed to name a key."""
+
+    namespace: str = "sp"
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        if not ID_PATTERN.fullmatch(self.namespace):
+            raise ConfigError(f"invalid namespace {self.namespace!r}")
+        if self.shards < 1:
+            raise ConfigError(f"shards must be at least 1, not {self.shards}")
+
+    def shard_of(self, workflow_id: str) -> int:
+        return zlib.crc32(workflow_id.encode()) % self.shards
+
+    def all_shards(self) -> range:
+        return range(self.shards)
+
+    def _tag(self, shard: int) -> str:
+        return f"{{{self.namespace}:{shard}}}"
+
+    def tasks(self, shard: int, agent: str) -> str:
+        return f"{self._tag(shard)}:tasks:{agent}"
+
+    def dead(self, shard: int, agent: str) -> str:
+        return f"{self._tag(shard)}:dead:{agent}"
+
+    def done(self, shard: int) -> str:
+        return f"{self._tag(shard)}:done"
+
+    def dead_done(self, shard: int) -> str:
+        return f"{self._tag(shard)}:dead-done"
+
+    def events(self, shard: int) -> str:
+        return f"{self._tag(shard)}:events"
+
+    def delayed(self, shard: int) -> str:
+        return f"{self._tag(shard)}:delayed"
+
+    def agents(self, shard: int) -> str:
+        return f"{self._tag(shard)}:agents"
+
+    def workflow(self, workflow_id: str) -> str:
+        return f"{self._tag(self.shard_of(workflow_id))}:wf:{workflow_id}"
+
+    def head(self, shard: int) -> list[str]:
+        """The fixed leading KEYS of every engine function (see ``lua/streamproc.lua``)."""
+        return [
+            self.events(shard),
+            self.delayed(shard),
+            self.done(shard),
+            self.agents(shard),
+            self.dead_done(shard),
+        ]

@@ -1,0 +1,308 @@
+#!lua name=streamproc
+--[[
+Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL after), so
+each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
+key is built here.
+
+Calling convention shared by every function:
+  KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
+  KEYS[4] agents set      KEYS[5] dead-done stream
+  KEYS[4+2i], KEYS[5+2i]  tasks stream and dead stream of agent i (i = 1..n)
+  KEYS[6+2n ..]           workflow hashes, one per item, in item order
+  ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each header)
+
+Idempotency: a task's completion or requeue applies only while the task is 'queued' with the
+same attempt number the event carries, so redelivered, duplicated and superseded (zombie)
+events change nothing.
+]]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function split(s)
+  local out = {}
+  if s then
+    for word in string.gmatch(s, '%S+') do out[#out + 1] = word end
+  end
+  return out
+end
+
+local function context(keys, args)
+  local n = tonumber(args[1])
+  local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
+               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(),
+               wf_base = 5 + 2 * n, arg_base = 1 + n}
+  for i = 1, n do
+    ctx.streams[args[1 + i]] = keys[4 + 2 * i]
+    ctx.dead[args[1 + i]] = keys[5 + 2 * i]
+  end
+  return ctx
+end
+
+-- HMGET in chunks: Lua's unpack() has a small stack limit.
+local function hmget(key, fields)
+  local out = {}
+  for first = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
+    for _, v in ipairs(part) do out[#out + 1] = v end
+  end
+  return out
+end
+
+local function emit(ctx, wf, kind, task, att, at, ...)
+  if task then
+    redis.call('XADD', ctx.events, '*', 'v', '1', 'kind', kind, 'wf', wf, 'task', task,
+               'att', att, 'at', at, ...)
+  else
+    redis.call('XADD', ctx.events, '*', 'v', '1', 'kind', kind, 'wf', wf, 'at', at, ...)
+  end
+end
+
+-- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
+-- stale: it reloads the agents set and retries).
+local function missing_agent(ctx, key, tasks)
+  if #tasks == 0 then return nil end
+  local fields = {}
+  for i, t in ipairs(tasks) do fields[i] = 'g:' .. t end
+  for _, agent in ipairs(hmget(key, fields)) do
+    if agent and not ctx.streams[agent] then return agent end
+  end
+  return nil
+end
+
+-- XADD the task's current attempt to its agent's stream, with its input and its needs' results.
+local function publish(ctx, key, wf, t)
+  local f = redis.call('HMGET', key, 'g:' .. t, 'i:' .. t, 'n:' .. t, 'a:' .. t, 'T:' .. t)
+  local deps = '{}'
+  local needs = split(f[3])
+  if #needs > 0 then
+    local fields = {}
+    for i, dep in ipairs(needs) do fields[i] = 'r:' .. dep end
+    local results = hmget(key, fields)
+    local parts = {}
+    for i, dep in ipairs(needs) do parts[i] = '"' .. dep .. '":' .. (results[i] or 'null') end
+    deps = '{' .. table.concat(parts, ',') .. '}'
+  end
+  local id = redis.call('XADD', ctx.streams[f[1]], '*', 'v', '1', 'wf', wf, 'task', t,
+                        'agent', f[1], 'att', f[4], 'in', f[2], 'deps', deps, 'to', f[5])
+  redis.call('HSET', key, 's:' .. t, 'queued', 'q:' .. t, ctx.now, 'm:' .. t, id)
+end
+
+local function append_history(key, t, record)
+  local history = cjson.decode(redis.call('HGET', key, 'h:' .. t) or '[]')
+  history[#history + 1] = record
+  redis.call('HSET', key, 'h:' .. t, cjson.encode(history))
+end
+
+local function finish(key, status, ctx, reason)
+  redis.call('HSET', key, 'status', status, 'ended', ctx.now, 'reason', reason or '')
+  local ttl = tonumber(redis.call('HGET', key, 'ttl') or '0')
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+
+-- The workflow fails: tasks not yet published are skipped; queued ones may still finish, but
+-- nothing new is published.
+local function fail_workflow(ctx, key, wf, reason)
+  local order = split(redis.call('HGET', key, 'order'))
+  local fields = {}
+  for i, t in ipairs(order) do fields[i] = 's:' .. t end
+  local states = hmget(key, fields)
+  for i, t in ipairs(order) do
+    if states[i] == 'waiting' or states[i] == 'delayed' then
+      redis.call('HSET', key, 's:' .. t, 'skipped')
+      if states[i] == 'delayed' then redis.call('ZREM', ctx.delayed, wf .. ' ' .. t) end
+    end
+  end
+  finish(key, 'failed', ctx, reason)
+  emit(ctx, wf, 'failed', nil, nil, ctx.now, 'reason', reason)
+end
+
+local function dead_letter(ctx, key, wf, t, agent, att, reason)
+  local f = redis.call('HMGET', key, 'e:' .. t, 'h:' .. t, 'm:' .. t, 'k:' .. t)
+  redis.call('XADD', ctx.dead[agent], '*', 'v', '1', 'wf', wf, 'task', t, 'agent', agent,
+             'att', att, 'deliveries', att, 'lost', f[4] or '0', 'reason', reason,
+             'error', f[1] or '', 'history', f[2] or '[]', 'entry', f[3] or '', 'at', ctx.now)
+  redis.call('HSET', key, 's:' .. t, 'failed')
+  emit(ctx, wf, 'task_failed', t, att, ctx.now, 'error', reason, 'final', '1')
+  fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
+end
+
+local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents)
+  redis.call('HSET', key, 's:' .. t, 'done', 'r:' .. t, out, 'b:' .. t, began, 'z:' .. t, ended,
+             'w:' .. t, by)
+  emit(ctx, wf, 'task_started', t, att, began, 'by', by)
+  emit(ctx, wf, 'task_done', t, att, ended)
+  local left = redis.call('HINCRBY', key, 'left', -1)
+  if redis.call('HGET', key, 'status') ~= 'running' then return end
+  for _, child in ipairs(dependents) do
+    if redis.call('HINCRBY', key, 'c:' .. child, -1) == 0 then publish(ctx, key, wf, child) end
+  end
+  if left == 0 then
+    finish(key, 'completed', ctx)
+    emit(ctx, wf, 'completed', nil, nil, ctx.now)
+  end
+end
+
+local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, retry)
+  local f = redis.call('HMGET', key, 'status', 'R:' .. t, 'g:' .. t)
+  local failures = redis.call('HINCRBY', key, 'f:' .. t, 1)
+  redis.call('HSET', key, 'e:' .. t, err, 'b:' .. t, began, 'z:' .. t, ended, 'w:' .. t, by)
+  append_history(key, t, {attempt = tonumber(att), outcome = kind, error = err, at = ended, by = by})
+  if f[1] ~= 'running' then
+    redis.call('HSET', key, 's:' .. t, 'failed')
+    emit(ctx, wf, 'task_failed', t, att, ended, 'error', err, 'final', '1')
+  elseif kind == 'error' and failures <= tonumber(f[2]) then
+    local delay = math.floor(math.min(retry.cap, retry.base * 2 ^ (failures - 1)) * retry.jitter)
+    redis.call('HSET', key, 's:' .. t, 'delayed')
+    redis.call('ZADD', ctx.delayed, ctx.now + delay, wf .. ' ' .. t)
+    emit(ctx, wf, 'task_failed', t, att, ended, 'error', err, 'retry_ms', delay)
+  else
+    local why = err
+    if kind == 'error' then why = 'failed ' .. failures .. ' times, last: ' .. err end
+    dead_letter(ctx, key, wf, t, f[3], att, why)
+  end
+end
+
+local function reject_completion(ctx, wf, t, att, entry, reason)
+  redis.call('XADD', ctx.dead_done, '*', 'v', '1', 'wf', wf, 'task', t, 'att', att,
+             'entry', entry, 'reason', reason, 'at', ctx.now)
+end
+
+--[[ sp_submit: create a workflow and publish its root tasks.
+  ARGV: workflow id, spec digest, root task ids (space separated), then field/value pairs of
+        the workflow hash.  KEYS: one workflow hash.
+  Returns 1 created, 0 already there with this digest, -1 already there with another spec. ]]
+local function submit(keys, args)
+  local ctx = context(keys, args)
+  local key, b = keys[ctx.wf_base + 1], ctx.arg_base
+  local wf, digest, roots = args[b + 1], args[b + 2], split(args[b + 3])
+  local existing = redis.call('HGET', key, 'digest')
+  if existing then
+    if existing == digest then return 0 end
+    return -1
+  end
+  for first = b + 4, #args, 1000 do
+    redis.call('HSET', key, unpack(args, first, math.min(first + 999, #args)))
+  end
+  redis.call('HSET', key, 'digest', digest, 'status', 'running', 'created', ctx.now)
+  for i = 1, tonumber(args[1]) do redis.call('SADD', ctx.agents, args[1 + i]) end
+  emit(ctx, wf, 'submitted', nil, nil, ctx.now)
+  for _, t in ipairs(roots) do publish(ctx, key, wf, t) end
+  return 1
+end
+
+--[[ sp_resolve: apply a batch of completions from the done stream, then XACK them.
+  ARGV: retry base ms, retry cap ms, jitter factor, then 9 per completion: kind ('ok' |
+        'error' | 'fatal'), workflow, task, attempt, output or error text, began ms, ended ms,
+        consumer, done-stream entry id.  KEYS: the workflow hash of each completion.
+  Returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
+  dependents use an agent it has no keys for, leaving that one and the rest unacknowledged. ]]
+local function resolve(keys, args)
+  local ctx = context(keys, args)
+  local b = ctx.arg_base
+  local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
+                 jitter = tonumber(args[b + 3])}
+  local stale, acked = 0, {}
+  local item = 0
+  for a = b + 4, #args, 9 do
+    item = item + 1
+    local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
+    local key = keys[ctx.wf_base + item]
+    local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t)
+    if not f[1] then
+      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow')
+    elseif not f[4] then
+      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task')
+    elseif f[2] ~= 'queued' or f[3] ~= att then
+      stale = stale + 1
+    else
+      local dependents = split(f[5])
+      local missing = missing_agent(ctx, key, dependents)
+      if missing or not ctx.dead[f[4]] then
+        if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
+        return {#acked, stale, missing or f[4]}
+      end
+      if kind == 'ok' then
+        apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
+                   dependents)
+      else
+        apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
+                    args[a + 7], retry)
+      end
+    end
+    acked[#acked + 1] = args[a + 8]
+  end
+  if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
+  return {#acked, stale, ''}
+end
+
+--[[ sp_requeue: take tasks back from a consumer (reclaimed after its visibility timeout, or
+  handed back on shutdown) and publish them as a new attempt, so a late completion of the old
+  attempt is refused.  Every entry is XACKed from its agent's group.
+  ARGV: reason ('reclaimed' | 'handed back'), max lost deliveries, then 5 per entry: entry id,
+        workflow, task, attempt, agent.  KEYS: the workflow hash of each entry.
+  Returns the number of tasks requeued or dead-lettered. ]]
+local function requeue(keys, args)
+  local ctx = context(keys, args)
+  local b = ctx.arg_base
+  local reason, max_lost = args[b + 1], tonumber(args[b + 2])
+  local moved, item = 0, 0
+  for a = b + 3, #args, 5 do
+    item = item + 1
+    local id, wf, t, att, agent = args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4]
+    local key = keys[ctx.wf_base + item]
+    redis.call('XACK', ctx.streams[agent], agent, id)
+    local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t)
+    if f[1] == 'running' and f[2] == 'queued' and f[3] == att then
+      moved = moved + 1
+      local lost = 0
+      if reason == 'reclaimed' then
+        lost = redis.call('HINCRBY', key, 'k:' .. t, 1)
+        append_history(key, t, {attempt = tonumber(att), outcome = 'lost', at = ctx.now})
+      end
+      if lost >= max_lost then
+        dead_letter(ctx, key, wf, t, agent, att,
+                    'lost ' .. lost .. ' deliveries: its worker died or stalled each time')
+      else
+        local next_att = redis.call('HINCRBY', key, 'a:' .. t, 1)
+        publish(ctx, key, wf, t)
+        emit(ctx, wf, 'task_requeued', t, next_att, ctx.now, 'reason', reason)
+      end
+    end
+  end
+  return moved
+end
+
+--[[ sp_release: publish delayed retries that are due.
+  ARGV: 2 per item: workflow, task.  KEYS: the workflow hash of each item.
+  Returns {released, missing agent or ''}; an item whose agent has no keys stays delayed. ]]
+local function release(keys, args)
+  local ctx = context(keys, args)
+  local released, item = 0, 0
+  for a = ctx.arg_base + 1, #args, 2 do
+    item = item + 1
+    local wf, t = args[a], args[a + 1]
+    local key = keys[ctx.wf_base + item]
+    local member = wf .. ' ' .. t
+    local score = redis.call('ZSCORE', ctx.delayed, member)
+    if score and tonumber(score) <= ctx.now then
+      local f = redis.call('HMGET', key, 'status', 's:' .. t, 'g:' .. t)
+      if f[3] and not ctx.streams[f[3]] then return {released, f[3]} end
+      redis.call('ZREM', ctx.delayed, member)
+      if f[1] == 'running' and f[2] == 'delayed' then
+        local att = redis.call('HINCRBY', key, 'a:' .. t, 1)
+        publish(ctx, key, wf, t)
+        emit(ctx, wf, 'task_retried', t, att, ctx.now)
+        released = released + 1
+      end
+    end
+  end
+  return {released, ''}
+end
+
+redis.register_function('sp_submit', submit)
+redis.register_function('sp_resolve', resolve)
+redis.register_function('sp_requeue', requeue)
+redis.register_function('sp_release', release)

@@ -1,0 +1,63 @@
+"""Agents plug in by name: the ``@agent`` decorator, or the entry-point group
+``streamproc.agents`` (name = agent name, value = the agent function)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+from typing import Any
+
+from streamproc.errors import ConfigError
+from streamproc.keys import ID_PATTERN
+
+ENTRY_POINT_GROUP = "streamproc.agents"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    """What an agent receives: its input and the results of the tasks it needs."""
+
+    workflow: str
+    id: str
+    attempt: int
+    input: Any
+    deps: dict[str, Any]
+
+
+AgentFn = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
+_agents: dict[str, AgentFn] = {}
+_entry_points_loaded = False
+
+
+def agent(name: str) -> Callable[[AgentFn], AgentFn]:
+    """Register the decorated function (async, or sync: run in a thread) as agent ``name``."""
+
+    def register(fn: AgentFn) -> AgentFn:
+        if not ID_PATTERN.fullmatch(name):
+            raise ConfigError(f"invalid agent name {name!r}: use A-Z a-z 0-9 _ . -")
+        if _agents.get(name, fn) is not fn:
+            raise ConfigError(f"agent {name!r} is already registered to another function")
+        _agents[name] = fn
+        return fn
+
+    return register
+
+
+def registered() -> dict[str, AgentFn]:
+    """Every agent known to this process: decorated ones and the entry-point group's."""
+    global _entry_points_loaded
+    if not _entry_points_loaded:
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            fn = ep.load()
+            _agents.setdefault(ep.name, fn)
+        _entry_points_loaded = True
+    return dict(_agents)
+
+
+async def call_agent(fn: AgentFn, task: Task) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(task)
+    return await asyncio.to_thread(fn, task)

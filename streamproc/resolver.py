@@ -1,0 +1,241 @@
+"""The completion consumer: applies completions, resolves dependencies, publishes ready tasks.
+
+Per shard it reads ``done`` in batches and applies each batch with one ``sp_resolve`` call
+(record results, count down dependents, publish the ready ones, emit lifecycle events, XACK),
+so a crash anywhere leaves either nothing or the whole batch applied.  It also releases due
+retries from the delayed set, takes over completions a dead resolver left pending, and trims
+streams below what every group has acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from streamproc import codec, functions
+from streamproc.codec import Completion, Entry, StreamReply
+from streamproc.config import RedisSettings, ResolverSettings
+from streamproc.errors import CodecError
+from streamproc.groups import ensure_group, leave_group
+from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
+from streamproc.retrying import until_redis_answers as until_ready
+from streamproc.status import shard_agents
+from streamproc.worker import consumer_name
+
+log = logging.getLogger(__name__)
+RELEASE_BATCH = 100
+
+
+class Resolver:
+    """Runs until :meth:`run`'s stop event is set; any number may run side by side."""
+
+    def __init__(self, redis: RedisSettings, settings: ResolverSettings) -> None:
+        self.settings = settings
+        self.keyspace = settings.keyspace
+        self.redis: Redis = redis.connect()
+        self.consumer = consumer_name()
+        self._agents: dict[int, list[str]] = {}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; a batch being applied is finished, not cut short."""
+        await until_ready(self._prepare)
+        log.info("resolver %s running over %d shard(s)", self.consumer, self.keyspace.shards)
+        shards = self.keyspace.all_shards()
+        try:
+            async with asyncio.TaskGroup() as group:
+                for shard in shards:
+                    group.create_task(self._read_loop(shard, stop))
+                upkeep = [
+                    group.create_task(loop(shard))
+                    for shard in shards
+                    for loop in (self._release_loop, self._sweep_loop)
+                ]
+                upkeep.append(group.create_task(self._trim_loop()))
+                await stop.wait()
+                for task in upkeep:
+                    task.cancel()
+            for shard in shards:
+                await leave_group(
+                    self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer
+                )
+        finally:
+            await self.redis.aclose()
+        log.info("resolver %s stopped", self.consumer)
+
+    async def _prepare(self) -> None:
+        await functions.load(self.redis)
+        for shard in self.keyspace.all_shards():
+            await ensure_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP)
+            self._agents[shard] = await shard_agents(self.redis, self.keyspace, shard)
+
+    # -- completions -------------------------------------------------------------------------
+
+    async def _read_loop(self, shard: int, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            await until_ready(self._read_once, shard)
+
+    async def _read_once(self, shard: int) -> None:
+        done = self.keyspace.done(shard)
+        reply = await self.redis.xreadgroup(
+            RESOLVER_GROUP,
+            self.consumer,
+            {done: ">"},
+            count=self.settings.batch,
+            block=self.settings.block_ms,
+        )
+        for _, entries in cast(StreamReply, reply) or ():
+            await self.apply(shard, entries)
+
+    async def apply(self, shard: int, entries: list[Entry]) -> None:
+        """Apply one batch of ``done`` entries; malformed ones go to dead-done with the reason."""
+        good: list[Completion] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, fields in entries:
+            try:
+                good.append(codec.decode_completion(entry_id, fields or {}))
+            except CodecError as exc:
+                log.error("malformed completion %s: %s", entry_id.decode(), exc.reason)
+                dead = {
+                    **exc.fields,
+                    b"reason": f"malformed completion: {exc.reason}",
+                    b"entry": entry_id,
+                }
+                pipe.xadd(self.keyspace.dead_done(shard), dead)  # type: ignore[arg-type]
+                pipe.xack(self.keyspace.done(shard), RESOLVER_GROUP, entry_id)
+        if len(pipe):
+            await pipe.execute()
+        while good:
+            consumed, missing = await self._resolve(shard, good)
+            good = good[consumed:]
+            if missing:
+                self._learn_agent(shard, missing)
+
+    async def _resolve(self, shard: int, batch: list[Completion]) -> tuple[int, str]:
+        settings = self.settings
+        jitter = 0.5 + random.random() / 2
+        args: list[functions.Arg] = [
+            int(settings.retry_base * 1000),
+            int(settings.retry_cap * 1000),
+            jitter,
+        ]
+        workflow_keys = []
+        for c in batch:
+            workflow_keys.append(self.keyspace.workflow(c.workflow.decode()))
+            args += (
+                c.kind,
+                c.workflow,
+                c.task,
+                c.attempt,
+                c.output,
+                c.began,
+                c.ended,
+                c.consumer,
+                c.entry_id,
+            )
+        call = functions.arguments(self.keyspace, shard, self._agents[shard], workflow_keys, args)
+        consumed, stale, missing = await functions.call(self.redis, "sp_resolve", call)
+        if stale:
+            log.info("ignored %d duplicate or superseded completions", stale)
+        return int(consumed), missing.decode()
+
+    def _learn_agent(self, shard: int, agent: str) -> None:
+        if not ID_PATTERN.fullmatch(agent) or agent in self._agents[shard]:
+            raise RuntimeError(f"resolver cannot route tasks of agent {agent!r}")
+        self._agents[shard].append(agent)
+
+    # -- delayed retries ---------------------------------------------------------------------
+
+    async def _release_loop(self, shard: int) -> None:
+        while True:
+            await asyncio.sleep(self.settings.release_interval)
+            await until_ready(self._release_once, shard)
+
+    async def _release_once(self, shard: int) -> None:
+        """Publish due retries.  Due-ness is judged by the Redis clock, never the local one."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.time()
+        pipe.zrange(self.keyspace.delayed(shard), 0, RELEASE_BATCH - 1, withscores=True)
+        (seconds, micros), members = await pipe.execute()
+        now = seconds * 1000 + micros // 1000
+        due = [m.decode().split(" ") for m, score in members if score <= now]
+        while due:
+            workflow_keys = [self.keyspace.workflow(wf) for wf, _ in due]
+            args = [part for item in due for part in item]
+            call = functions.arguments(
+                self.keyspace, shard, self._agents[shard], workflow_keys, args
+            )
+            _, missing = await functions.call(self.redis, "sp_release", call)
+            if not missing:
+                return
+            self._learn_agent(shard, missing.decode())
+
+    # -- recovery and retention --------------------------------------------------------------
+
+    async def _sweep_loop(self, shard: int) -> None:
+        while True:
+            await asyncio.sleep(self.settings.claim_interval)
+            await until_ready(self._sweep_once, shard)
+
+    async def _sweep_once(self, shard: int) -> None:
+        """Re-apply completions another resolver read but never acknowledged (it died)."""
+        done = self.keyspace.done(shard)
+        min_idle = int(self.settings.visibility_timeout * 1000)
+        start: Any = "0-0"
+        for _ in range(100):
+            start, entries, deleted = await self.redis.xautoclaim(
+                done, RESOLVER_GROUP, self.consumer, min_idle, start, count=self.settings.batch
+            )
+            for entry_id in deleted:
+                log.error("completion %s was trimmed before it was applied", entry_id.decode())
+                reason = "completion trimmed before ack"
+                await self.redis.xadd(
+                    self.keyspace.dead_done(shard), {"entry": entry_id, "reason": reason}
+                )
+            if entries:
+                await self.apply(shard, entries)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def _trim_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.trim_interval)
+            for shard in self.keyspace.all_shards():
+                await until_ready(self._trim_once, shard)
+
+    async def _trim_once(self, shard: int) -> None:
+        streams = [self.keyspace.done(shard)]
+        streams += [self.keyspace.tasks(shard, agent) for agent in self._agents[shard]]
+        for stream in streams:
+            floor = await acknowledged_floor(self.redis, stream)
+            if floor:
+                await self.redis.xtrim(stream, minid=floor, approximate=True)
+        await self.redis.xtrim(
+            self.keyspace.events(shard), maxlen=self.settings.events_maxlen, approximate=True
+        )
+
+
+async def acknowledged_floor(redis: Redis, stream: str) -> bytes | None:
+    """The lowest id any group may still need (its oldest pending entry, or the last one it
+    read): everything below it is acknowledged by every group and safe to trim."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return None
+    floors = []
+    for group in groups:
+        floor = group["last-delivered-id"]
+        if group["pending"]:
+            summary = await redis.xpending(stream, group["name"])
+            floor = min(floor, summary["min"], key=_id_order)
+        floors.append(floor)
+    return min(floors, key=_id_order) if floors else None
+
+
+def _id_order(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq or 0)

@@ -1,0 +1,51 @@
+"""Riding out a Redis outage: capped, jittered exponential backoff around one loop step."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import ParamSpec, TypeVar
+
+from redis.exceptions import BusyLoadingError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
+
+log = logging.getLogger(__name__)
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    BusyLoadingError,
+    ConnectionError,
+    TimeoutError,
+)
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _log_outage(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    level = logging.WARNING if state.attempt_number == 1 else logging.DEBUG
+    log.log(
+        level,
+        "redis unreachable (%s); retrying with backoff",
+        exc,
+        extra={"attempt": state.attempt_number},
+    )
+
+
+async def until_redis_answers(
+    fn: Callable[P, Awaitable[R]], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """Run ``fn``, retrying forever while Redis is down (cancel the caller to give up)."""
+    try:
+        return await fn(*args, **kwargs)  # the common case pays for no retry machinery
+    except REDIS_DOWN as exc:
+        log.warning("redis unreachable (%s); retrying with backoff", exc)
+    retrying = AsyncRetrying(
+        retry=retry_if_exception_type(REDIS_DOWN),
+        wait=wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05),
+        before_sleep=_log_outage,
+        reraise=True,
+    )
+    return await retrying(fn, *args, **kwargs)

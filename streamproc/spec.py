@@ -1,0 +1,185 @@
+"""Workflow specs: a DAG of tasks given as YAML, JSON or Python, validated before submit."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import yaml
+
+from streamproc.dag import topological_order
+from streamproc.errors import SpecError
+from streamproc.keys import check_id
+
+MAX_SPEC_BYTES = 1 << 20
+TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout"})
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds that keep one workflow from hurting the others."""
+
+    max_tasks: int = 10_000
+    max_edges: int = 100_000
+    max_input_bytes: int = 256 * 1024
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: run ``agent`` on ``input`` once every task in ``needs`` is done."""
+
+    id: str
+    agent: str
+    input: Any = None
+    needs: tuple[str, ...] = ()
+    retries: int = 2
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """A DAG of tasks.  Build it in Python, or load it with :meth:`from_yaml`/:meth:`from_json`."""
+
+    tasks: tuple[TaskSpec, ...]
+    name: str = ""
+
+    @classmethod
+    def from_dict(cls, data: Any) -> WorkflowSpec:
+        if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), Sequence):
+            raise SpecError("a workflow is a mapping with a 'tasks' list")
+        name = data.get("name", "")
+        if not isinstance(name, str):
+            raise SpecError("workflow 'name' must be a string")
+        return cls(
+            tasks=tuple(_task_from_dict(i, t) for i, t in enumerate(data["tasks"])), name=name
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> WorkflowSpec:
+        _check_size(text)
+        try:
+            return cls.from_dict(orjson.loads(text))
+        except orjson.JSONDecodeError as exc:
+            raise SpecError(f"invalid JSON: {exc}") from None
+
+    @classmethod
+    def from_yaml(cls, text: str | bytes) -> WorkflowSpec:
+        _check_size(text)
+        try:
+            return cls.from_dict(yaml.load(text, Loader=_NoAliasLoader))  # noqa: S506 (safe loader subclass)
+        except yaml.YAMLError as exc:
+            raise SpecError(f"invalid YAML: {exc}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> WorkflowSpec:
+        """Read a ``.json`` file as JSON and anything else as YAML."""
+        path = Path(path)
+        if path.stat().st_size > MAX_SPEC_BYTES:
+            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES} bytes")
+        data = path.read_bytes()
+        return cls.from_json(data) if path.suffix == ".json" else cls.from_yaml(data)
+
+    def validate(
+        self, agents: Collection[str] | None = None, limits: Limits = Limits()
+    ) -> list[str]:
+        """Return the task ids in a dependency order, or raise :class:`SpecError` naming the task
+        at fault.  ``agents`` is the known registry, when there is one."""
+        if not self.tasks:
+            raise SpecError("a workflow needs at least one task")
+        if len(self.tasks) > limits.max_tasks:
+            raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
+        if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
+            raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
+        seen: set[str] = set()
+        for task in self.tasks:
+            _validate_task(task, seen, agents, limits)
+        return topological_order({t.id: t.needs for t in self.tasks})
+
+    def digest(self) -> str:
+        """A stable fingerprint, so resubmitting one id with another spec is detected."""
+        canonical = [
+            [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout] for t in self.tasks
+        ]
+        return hashlib.sha256(
+            orjson.dumps([self.name, canonical], option=orjson.OPT_SORT_KEYS)
+        ).hexdigest()[:32]
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """Safe loading without aliases, which let a tiny file expand exponentially."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.events.AliasEvent):
+            raise SpecError("YAML aliases are not allowed in workflow specs")
+        return super().compose_node(parent, index)
+
+
+def _check_size(text: str | bytes) -> None:
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
+
+
+def _task_from_dict(index: int, data: Any) -> TaskSpec:
+    if not isinstance(data, Mapping):
+        raise SpecError(f"task #{index} must be a mapping")
+    task_id = data.get("id")
+    label = task_id if isinstance(task_id, str) else f"#{index}"
+    unknown = set(data) - TASK_KEYS
+    if unknown:
+        raise SpecError(f"task {label!r}: unknown keys {sorted(map(str, unknown))}", task=label)
+    needs = data.get("needs", ())
+    if isinstance(needs, str) or not isinstance(needs, Sequence):
+        raise SpecError(f"task {label!r}: 'needs' must be a list of task ids", task=label)
+    return TaskSpec(
+        id=task_id,  # type: ignore[arg-type]  # checked in validate()
+        agent=data.get("agent"),  # type: ignore[arg-type]
+        input=data.get("input"),
+        needs=tuple(needs),
+        retries=data.get("retries", 2),
+        timeout=data.get("timeout"),
+    )
+
+
+def _validate_task(
+    task: TaskSpec, seen: set[str], agents: Collection[str] | None, limits: Limits
+) -> None:
+    check_id("task id", task.id)
+    if task.id in seen:
+        raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
+    seen.add(task.id)
+    if not isinstance(task.agent, str):
+        raise SpecError(f"task {task.id!r}: 'agent' must be a name", task=task.id)
+    check_id("agent name", task.agent)
+    if agents is not None and task.agent not in agents:
+        raise SpecError(
+            f"task {task.id!r}: unknown agent {task.agent!r} (known: {', '.join(sorted(agents))})",
+            task=task.id,
+        )
+    for dep in task.needs:
+        if not isinstance(dep, str):
+            raise SpecError(f"task {task.id!r}: 'needs' must be a list of task ids", task=task.id)
+    if isinstance(task.retries, bool) or not isinstance(task.retries, int) or task.retries < 0:
+        raise SpecError(f"task {task.id!r}: 'retries' must be a whole number >= 0", task=task.id)
+    if task.timeout is not None and (
+        isinstance(task.timeout, bool)
+        or not isinstance(task.timeout, int | float)
+        or task.timeout <= 0
+    ):
+        raise SpecError(
+            f"task {task.id!r}: 'timeout' must be a positive number of seconds", task=task.id
+        )
+    try:
+        size = len(orjson.dumps(task.input))
+    except TypeError as exc:
+        raise SpecError(
+            f"task {task.id!r}: input is not JSON-serialisable: {exc}", task=task.id
+        ) from None
+    if size > limits.max_input_bytes:
+        raise SpecError(
+            f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
+            task=task.id,
+        )

@@ -1,0 +1,354 @@
+"""The agent worker: reads task-ready events in batches, runs agents, reports completions.
+
+Per (agent, shard) one reader does XREADGROUP COUNT/BLOCK into a shared pool of
+``concurrency`` slots.  Finished tasks queue in an outbox that one flusher writes as a single
+pipeline (XADD to ``done`` + XACK).  A heartbeat re-claims the entries still running so their
+idle time never reaches the visibility timeout; a sweeper takes over entries that did reach
+it (their worker died) and publishes them as a new attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from streamproc import codec, functions
+from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
+from streamproc.config import RedisSettings, WorkerSettings
+from streamproc.errors import CodecError, ConfigError, PermanentError
+from streamproc.groups import ensure_group, leave_group
+from streamproc.registry import AgentFn, Task, call_agent
+from streamproc.retrying import until_redis_answers
+
+log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 4000
+SWEEP_COUNT = 100
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One pipelined write: XADD ``fields`` to ``target`` and XACK ``entry_id`` from ``stream``."""
+
+    stream: str
+    group: str
+    entry_id: bytes
+    target: str
+    fields: Mapping[bytes, bytes | str | int]
+
+
+class Worker:
+    """Serves the agents in ``settings.agents`` until :meth:`run`'s stop event is set."""
+
+    def __init__(
+        self, redis: RedisSettings, settings: WorkerSettings, agents: Mapping[str, AgentFn]
+    ) -> None:
+        missing = [name for name in settings.agents if name not in agents]
+        if missing:
+            raise ConfigError(f"no agent registered as {', '.join(missing)}")
+        self.settings = settings
+        self.agents = {name: agents[name] for name in settings.agents}
+        self.redis_settings = redis
+        self.redis: Redis = redis.connect()
+        self.consumer = consumer_name()
+        self._free = settings.concurrency
+        self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
+        self._outbox: list[Report] = []
+        self._outbox_ready = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set, then shut down gracefully: stop reading, let running
+        tasks finish within the grace period, hand the rest back, leave no pending entry."""
+        await until_redis_answers(self._prepare)
+        log.info("worker %s serving %s", self.consumer, ",".join(self.agents))
+        try:
+            async with asyncio.TaskGroup() as background:
+                upkeep = [
+                    background.create_task(self._heartbeat_loop()),
+                    background.create_task(self._sweep_loop()),
+                    background.create_task(self._flush_loop()),
+                ]
+                async with asyncio.TaskGroup() as readers:
+                    reading = [
+                        readers.create_task(self._read_loop(agent, shard))
+                        for agent in self.agents
+                        for shard in self.settings.keyspace.all_shards()
+                    ]
+                    await stop.wait()
+                    for task in reading:
+                        task.cancel()
+                await self._finish_running()
+                for task in upkeep:
+                    task.cancel()
+            await until_redis_answers(self._flush_once)
+            await until_redis_answers(self._hand_back)
+        finally:
+            await self.redis.aclose()
+        log.info("worker %s stopped", self.consumer)
+
+    async def _prepare(self) -> None:
+        await functions.load(self.redis)
+        for agent in self.agents:
+            for shard in self.settings.keyspace.all_shards():
+                await ensure_group(self.redis, self.settings.keyspace.tasks(shard, agent), agent)
+
+    async def _finish_running(self) -> None:
+        if self._running:
+            log.info(
+                "waiting up to %ss for %d running tasks",
+                self.settings.shutdown_grace,
+                len(self._running),
+            )
+            await asyncio.wait(list(self._running.values()), timeout=self.settings.shutdown_grace)
+        for task in list(self._running.values()):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(list(self._running.values()))
+
+    async def _hand_back(self) -> None:
+        """Requeue what this consumer still holds, then leave the groups."""
+        for agent in self.agents:
+            for shard in self.settings.keyspace.all_shards():
+                stream = self.settings.keyspace.tasks(shard, agent)
+                pending = await self.redis.xpending_range(
+                    stream, agent, min="-", max="+", count=10_000, consumername=self.consumer
+                )
+                ids: list[Any] = [p["message_id"] for p in pending]
+                if ids:
+                    entries = cast(
+                        list[Entry], await self.redis.xclaim(stream, agent, self.consumer, 0, ids)
+                    )
+                    await self._requeue(agent, shard, entries, "handed back")
+                    log.info("handed back %d tasks of %s", len(ids), agent)
+                if not await leave_group(self.redis, stream, agent, self.consumer):
+                    log.warning(
+                        "%s still holds entries of %s; left for reclaim", self.consumer, stream
+                    )
+
+    # -- reading and running -----------------------------------------------------------------
+
+    async def _read_loop(self, agent: str, shard: int) -> None:
+        stream = self.settings.keyspace.tasks(shard, agent)
+        while True:
+            while self._free == 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+            await until_redis_answers(self._read_once, agent, shard, stream)
+
+    async def _read_once(self, agent: str, shard: int, stream: str) -> None:
+        reply = cast(
+            StreamReply,
+            await self.redis.xreadgroup(
+                agent, self.consumer, {stream: ">"}, count=self._free, block=self.settings.block_ms
+            ),
+        )
+        for _, entries in reply or ():
+            for entry_id, fields in entries:
+                self._start(agent, shard, stream, entry_id, fields)
+
+    def _start(self, agent: str, shard: int, stream: str, entry_id: bytes, fields: Fields) -> None:
+        try:
+            event = codec.decode_task(entry_id, fields, agent)
+        except CodecError as exc:
+            self._reject(agent, shard, stream, entry_id, exc)
+            return
+        self._free -= 1
+        task = asyncio.create_task(self._run_task(shard, stream, event))
+        self._running[(stream, entry_id)] = task
+        task.add_done_callback(lambda _: self._release(stream, entry_id))
+
+    def _release(self, stream: str, entry_id: bytes) -> None:
+        self._running.pop((stream, entry_id), None)
+        self._free += 1
+        self._slot_freed.set()
+
+    async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
+        began = now_ms()
+        kind, output = await self._execute(event)
+        fields = codec.encode_completion(event, kind, output, began, now_ms(), self.consumer)
+        done = self.settings.keyspace.done(shard)
+        self._post(Report(stream, event.agent, event.entry_id, done, fields))
+
+    async def _execute(self, event: TaskEvent) -> tuple[bytes, bytes]:
+        """Run the agent; return the completion kind and its output (result or error text)."""
+        task = Task(event.workflow, event.task, event.attempt, event.input, event.deps)
+        ids = {
+            "wf": event.workflow,
+            "task": event.task,
+            "attempt": event.attempt,
+            "agent": event.agent,
+        }
+        try:
+            async with asyncio.timeout(event.timeout):
+                result = await call_agent(self.agents[event.agent], task)
+        except PermanentError as exc:
+            return b"fatal", _error_text(exc)
+        except TimeoutError:
+            log.warning("task timed out after %ss", event.timeout, extra=ids)
+            return b"error", f"timed out after {event.timeout}s".encode()
+        except Exception as exc:
+            log.warning("task failed: %r", exc, extra=ids)
+            return b"error", _error_text(exc)
+        try:
+            output = orjson.dumps(result)
+        except orjson.JSONEncodeError as exc:
+            return b"fatal", f"result is not JSON-serialisable: {exc}".encode()
+        if len(output) > self.settings.max_result_bytes:
+            cap = self.settings.max_result_bytes
+            return (
+                b"fatal",
+                f"result too large: {len(output)} bytes, over the {cap}-byte cap".encode(),
+            )
+        return b"ok", output
+
+    def _reject(
+        self, agent: str, shard: int, stream: str, entry_id: bytes, exc: CodecError
+    ) -> None:
+        """A malformed entry: fail its task through the resolver when it names one, else park
+        the raw entry in the agent's dead letters.  Either way it is acknowledged."""
+        keyspace = self.settings.keyspace
+        ref = codec.task_ref(exc.fields)
+        log.error("malformed task entry %s in %s: %s", entry_id.decode(), stream, exc.reason)
+        if ref is None:
+            dead: dict[bytes, bytes | str | int] = {
+                **exc.fields,
+                b"reason": f"malformed entry: {exc.reason}",
+            }
+            dead[b"entry"] = entry_id
+            self._post(Report(stream, agent, entry_id, keyspace.dead(shard, agent), dead))
+            return
+        event = TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], None, {}, None)
+        reason = f"malformed task entry: {exc.reason}".encode()
+        fields = codec.encode_completion(event, b"fatal", reason, now_ms(), now_ms(), self.consumer)
+        self._post(Report(stream, agent, entry_id, keyspace.done(shard), fields))
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _post(self, report: Report) -> None:
+        self._outbox.append(report)
+        self._outbox_ready.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            await until_redis_answers(self._flush_once)
+
+    async def _flush_once(self) -> None:
+        """Write every queued report in one pipeline.  A crash between a report's XADD and its
+        XACK re-runs the task later; the resolver ignores the second completion (same attempt)."""
+        if not self._outbox:
+            return
+        batch, self._outbox = self._outbox, []
+        pipe = self.redis.pipeline(transaction=False)
+        for report in batch:
+            pipe.xadd(report.target, report.fields)  # type: ignore[arg-type]
+            pipe.xack(report.stream, report.group, report.entry_id)
+        try:
+            await pipe.execute()
+        except BaseException:
+            self._outbox[:0] = batch
+            raise
+
+    # -- keeping and taking over claims ------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval)
+            await until_redis_answers(self._heartbeat_once)
+
+    async def _heartbeat_once(self) -> None:
+        """Reset the idle time of running entries; cancel any entry another worker took over."""
+        by_stream: dict[str, list[Any]] = {}
+        for stream, entry_id in list(self._running):
+            by_stream.setdefault(stream, []).append(entry_id)
+        for stream, ids in by_stream.items():
+            group = self._group_of(stream)
+            kept = set(await self.redis.xclaim(stream, group, self.consumer, 0, ids, justid=True))
+            for entry_id in ids:
+                task = self._running.get((stream, entry_id))
+                if entry_id not in kept and task is not None:
+                    log.warning("lost the claim on %s %s; dropping it", stream, entry_id.decode())
+                    task.cancel()
+
+    def _group_of(self, stream: str) -> str:
+        return stream.rsplit(":", 1)[1]
+
+    async def _sweep_loop(self) -> None:
+        while True:
+            for agent in self.agents:
+                for shard in self.settings.keyspace.all_shards():
+                    await until_redis_answers(self._sweep_once, agent, shard)
+            await asyncio.sleep(self.settings.claim_interval)
+
+    async def _sweep_once(self, agent: str, shard: int) -> None:
+        """Take over entries idle past the visibility timeout (their worker is gone)."""
+        stream = self.settings.keyspace.tasks(shard, agent)
+        min_idle = int(self.settings.visibility_timeout * 1000)
+        start: bytes | str = "0-0"
+        for _ in range(100):
+            start, entries, deleted = await self.redis.xautoclaim(
+                stream, agent, self.consumer, min_idle, start, count=SWEEP_COUNT
+            )
+            if deleted:
+                await self._dead_letter_trimmed(agent, shard, deleted)
+            if entries:
+                await self._requeue(agent, shard, entries, "reclaimed")
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def _requeue(self, agent: str, shard: int, entries: list[Entry], reason: str) -> None:
+        keyspace = self.settings.keyspace
+        args: list[functions.Arg] = [reason, self.settings.max_lost_deliveries]
+        workflow_keys: list[str] = []
+        stream = keyspace.tasks(shard, agent)
+        for entry_id, fields in entries:
+            ref = codec.task_ref(fields or {})
+            if ref is None:
+                error = CodecError("malformed entry (taken over)", fields or {})
+                self._reject(agent, shard, stream, entry_id, error)
+                continue
+            workflow_keys.append(keyspace.workflow(ref[0]))
+            args += (entry_id, ref[0], ref[1], ref[2], agent)
+            log.info("%s task", reason, extra={"wf": ref[0], "task": ref[1], "attempt": ref[2]})
+        if workflow_keys:
+            call = functions.arguments(keyspace, shard, [agent], workflow_keys, args)
+            await functions.call(self.redis, "sp_requeue", call)
+
+    async def _dead_letter_trimmed(self, agent: str, shard: int, deleted: list[bytes]) -> None:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in deleted:
+            log.error("pending entry %s of %s was trimmed before ack", entry_id.decode(), agent)
+            fields = {
+                "v": "1",
+                "agent": agent,
+                "entry": entry_id,
+                "reason": "payload trimmed before ack",
+            }
+            pipe.xadd(self.settings.keyspace.dead(shard, agent), fields)  # type: ignore[arg-type]
+        await pipe.execute()
+
+
+def _error_text(exc: BaseException) -> bytes:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:MAX_ERROR_CHARS].encode(errors="replace")

@@ -1,0 +1,55 @@
+"""Agents the tests use; importable by worker subprocesses with ``--import agents_for_tests``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from typing import Any
+
+import redis
+
+from streamproc import PermanentError, Task, agent
+
+_ledger: redis.Redis | None = None
+
+
+def ledger() -> redis.Redis:
+    """Each execution appends (wf, task, attempt, pid) here, outside the engine's keys."""
+    global _ledger
+    if _ledger is None:
+        _ledger = redis.Redis.from_url(os.environ["STREAMPROC_TEST_LEDGER_URL"])
+    return _ledger
+
+
+@agent("ledger")
+def record(task: Task) -> Any:
+    """Sync agent (runs in a thread): record the execution, sleep input['seconds'], succeed."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    seconds = task.input.get("seconds", 0) if isinstance(task.input, dict) else 0
+    if seconds:
+        time.sleep(seconds)
+    return {"task": task.id, "deps": sorted(task.deps)}
+
+
+@agent("flaky")
+async def flaky(task: Task) -> Any:
+    """Fail the first input['fail'] attempts, then succeed."""
+    if task.attempt <= task.input["fail"]:
+        raise RuntimeError(f"flaky failure on attempt {task.attempt}")
+    return {"attempt": task.attempt}
+
+
+@agent("poison")
+async def poison(task: Task) -> Any:
+    raise ValueError("poisoned input")
+
+
+@agent("fatal")
+async def fatal(task: Task) -> Any:
+    raise PermanentError("cannot ever work")
+
+
+@agent("hang")
+async def hang(task: Task) -> Any:
+    await asyncio.sleep(3600)

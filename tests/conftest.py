@@ -1,0 +1,119 @@
+"""Fixtures: a real redis-server per session, a fresh namespace per test, and an in-process
+engine (resolver + worker) with test timings."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace, RedisSettings, ResolverSettings, WorkerSettings
+from streamproc.embedded import EmbeddedRedis
+from streamproc.registry import registered
+from streamproc.resolver import Resolver
+from streamproc.worker import Worker
+
+sys.path.insert(0, str(Path(__file__).parent))
+import agents_for_tests  # noqa: E402  (registers the test agents)
+
+TESTS = Path(__file__).parent
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        os.environ["STREAMPROC_TEST_LEDGER_URL"] = server.url
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: EmbeddedRedis) -> str:
+    return redis_server.url
+
+
+@pytest.fixture
+def keyspace() -> Keyspace:
+    return Keyspace(namespace=f"t{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+def fast_worker(keyspace: Keyspace, agents: tuple[str, ...], **overrides: object) -> WorkerSettings:
+    options: dict[str, object] = dict(
+        agents=agents, keyspace=keyspace, concurrency=16, block_ms=200, visibility_timeout=3.0,
+        heartbeat_interval=0.5, claim_interval=0.5, shutdown_grace=5.0,
+    )
+    options.update(overrides)
+    return WorkerSettings(**options)  # type: ignore[arg-type]
+
+
+def fast_resolver(keyspace: Keyspace) -> ResolverSettings:
+    return ResolverSettings(
+        keyspace=keyspace, block_ms=200, visibility_timeout=3.0, claim_interval=0.5,
+        retry_base=0.05, retry_cap=0.2, release_interval=0.05, trim_interval=0.5,
+    )
+
+
+class Engine:
+    """Resolver and workers running in this event loop; ``stop()`` shuts them down gracefully."""
+
+    def __init__(self, redis_url: str, keyspace: Keyspace) -> None:
+        self.redis = RedisSettings.from_url(redis_url)
+        self.keyspace = keyspace
+        self.stop_event = asyncio.Event()
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def start_resolver(self) -> None:
+        resolver = Resolver(self.redis, fast_resolver(self.keyspace))
+        self.tasks.append(asyncio.create_task(resolver.run(self.stop_event)))
+
+    def start_worker(self, agents: tuple[str, ...], **overrides: object) -> Worker:
+        worker = Worker(self.redis, fast_worker(self.keyspace, agents, **overrides), registered())
+        self.tasks.append(asyncio.create_task(worker.run(self.stop_event)))
+        return worker
+
+    async def stop(self) -> None:
+        self.stop_event.set()
+        await asyncio.wait_for(asyncio.gather(*self.tasks), 30)
+
+
+ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal")
+
+
+@pytest.fixture
+async def engine(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
+    """A resolver and one worker serving every test agent."""
+    running = Engine(redis_url, keyspace)
+    running.start_resolver()
+    running.start_worker(ALL_AGENTS)
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def client(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Client]:
+    async with Client(redis_url, ClientSettings(keyspace=keyspace), agents=registered()) as c:
+        yield c
+
+
+async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Await ``check()`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
+        await asyncio.sleep(interval)
