@@ -6,6 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from streamproc.errors import ConfigError
 from streamproc.keys import Keyspace
@@ -21,6 +24,9 @@ class RedisSettings:
     # Every blocking read uses a BLOCK well under this, so a hung socket is always noticed.
     socket_timeout: float = 15.0
     health_check_interval: float = 10.0
+    # A dropped connection is retried a few times (every engine write is idempotent); longer
+    # outages surface to the daemons' loops, which back off until Redis answers.
+    command_retries: int = 5
 
     @classmethod
     def from_url(cls, url: str) -> RedisSettings:
@@ -35,6 +41,8 @@ class RedisSettings:
             socket_timeout=self.socket_timeout,
             socket_keepalive=True,
             health_check_interval=self.health_check_interval,
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries),
+            retry_on_error=[ConnectionError, TimeoutError],
         )
 
 

@@ -43,3 +43,19 @@ async def run_until_signalled(components: Sequence[Component]) -> None:
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+
+
+async def pause(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep ``seconds``, or less if ``stop`` is set; return whether it is set.
+
+    Loops that talk to Redis end by checking ``stop`` rather than being cancelled, so a
+    cancellation never lands inside a Redis call (where a client may retry past it).
+    """
+    if stop.is_set():
+        return True
+    try:
+        async with asyncio.timeout(seconds):
+            await stop.wait()
+    except TimeoutError:
+        return False
+    return True

@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 from streamproc import codec, functions
 from streamproc.codec import Completion, Entry, StreamReply
 from streamproc.config import RedisSettings, ResolverSettings
+from streamproc.daemon import pause
 from streamproc.errors import CodecError
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
@@ -50,15 +51,9 @@ class Resolver:
             async with asyncio.TaskGroup() as group:
                 for shard in shards:
                     group.create_task(self._read_loop(shard, stop))
-                upkeep = [
-                    group.create_task(loop(shard))
-                    for shard in shards
-                    for loop in (self._release_loop, self._sweep_loop)
-                ]
-                upkeep.append(group.create_task(self._trim_loop()))
-                await stop.wait()
-                for task in upkeep:
-                    task.cancel()
+                    group.create_task(self._release_loop(shard, stop))
+                    group.create_task(self._sweep_loop(shard, stop))
+                group.create_task(self._trim_loop(stop))
             for shard in shards:
                 await leave_group(
                     self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer
@@ -150,9 +145,8 @@ class Resolver:
 
     # -- delayed retries ---------------------------------------------------------------------
 
-    async def _release_loop(self, shard: int) -> None:
-        while True:
-            await asyncio.sleep(self.settings.release_interval)
+    async def _release_loop(self, shard: int, stop: asyncio.Event) -> None:
+        while not await pause(stop, self.settings.release_interval):
             await until_ready(self._release_once, shard)
 
     async def _release_once(self, shard: int) -> None:
@@ -176,9 +170,8 @@ class Resolver:
 
     # -- recovery and retention --------------------------------------------------------------
 
-    async def _sweep_loop(self, shard: int) -> None:
-        while True:
-            await asyncio.sleep(self.settings.claim_interval)
+    async def _sweep_loop(self, shard: int, stop: asyncio.Event) -> None:
+        while not await pause(stop, self.settings.claim_interval):
             await until_ready(self._sweep_once, shard)
 
     async def _sweep_once(self, shard: int) -> None:
@@ -201,9 +194,8 @@ class Resolver:
             if start in (b"0-0", "0-0"):
                 return
 
-    async def _trim_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.trim_interval)
+    async def _trim_loop(self, stop: asyncio.Event) -> None:
+        while not await pause(stop, self.settings.trim_interval):
             for shard in self.keyspace.all_shards():
                 await until_ready(self._trim_once, shard)
 

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from streamproc import codec, functions
 from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
+from streamproc.daemon import pause
 from streamproc.errors import CodecError, ConfigError, PermanentError
 from streamproc.groups import ensure_group, leave_group
 from streamproc.registry import AgentFn, Task, call_agent
@@ -73,6 +74,7 @@ class Worker:
         self._outbox: list[Report] = []
         self._outbox_ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._closing = asyncio.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -83,24 +85,18 @@ class Worker:
         log.info("worker %s serving %s", self.consumer, ",".join(self.agents))
         try:
             async with asyncio.TaskGroup() as background:
-                upkeep = [
-                    background.create_task(self._heartbeat_loop()),
-                    background.create_task(self._sweep_loop()),
-                    background.create_task(self._flush_loop()),
-                ]
+                background.create_task(self._heartbeat_loop())
+                background.create_task(self._sweep_loop())
+                background.create_task(self._flush_loop())
                 async with asyncio.TaskGroup() as readers:
-                    reading = [
-                        readers.create_task(self._read_loop(agent, shard))
-                        for agent in self.agents
-                        for shard in self.settings.keyspace.all_shards()
-                    ]
+                    for agent in self.agents:
+                        for shard in self.settings.keyspace.all_shards():
+                            readers.create_task(self._read_loop(agent, shard, stop))
                     await stop.wait()
-                    for task in reading:
-                        task.cancel()
+                    self._slot_freed.set()  # wake readers waiting for a slot, so they see stop
                 await self._finish_running()
-                for task in upkeep:
-                    task.cancel()
-            await until_redis_answers(self._flush_once)
+                self._closing.set()  # upkeep loops end; the flusher writes what is left first
+                self._outbox_ready.set()
             await until_redis_answers(self._hand_back)
         finally:
             await self.redis.aclose()
@@ -147,12 +143,13 @@ class Worker:
 
     # -- reading and running -----------------------------------------------------------------
 
-    async def _read_loop(self, agent: str, shard: int) -> None:
+    async def _read_loop(self, agent: str, shard: int, stop: asyncio.Event) -> None:
         stream = self.settings.keyspace.tasks(shard, agent)
-        while True:
-            while self._free == 0:
+        while not stop.is_set():
+            if self._free == 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
+                continue
             await until_redis_answers(self._read_once, agent, shard, stream)
 
     async def _read_once(self, agent: str, shard: int, stream: str) -> None:
@@ -253,6 +250,8 @@ class Worker:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             await until_redis_answers(self._flush_once)
+            if self._closing.is_set() and not self._outbox:
+                return
 
     async def _flush_once(self) -> None:
         """Write every queued report in one pipeline.  A crash between a report's XADD and its
@@ -273,8 +272,7 @@ class Worker:
     # -- keeping and taking over claims ------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.heartbeat_interval)
+        while not await pause(self._closing, self.settings.heartbeat_interval):
             await until_redis_answers(self._heartbeat_once)
 
     async def _heartbeat_once(self) -> None:
@@ -299,7 +297,8 @@ class Worker:
             for agent in self.agents:
                 for shard in self.settings.keyspace.all_shards():
                     await until_redis_answers(self._sweep_once, agent, shard)
-            await asyncio.sleep(self.settings.claim_interval)
+            if await pause(self._closing, self.settings.claim_interval):
+                return
 
     async def _sweep_once(self, agent: str, shard: int) -> None:
         """Take over entries idle past the visibility timeout (their worker is gone)."""

@@ -53,3 +53,10 @@ async def fatal(task: Task) -> Any:
 @agent("hang")
 async def hang(task: Task) -> Any:
     await asyncio.sleep(3600)
+
+
+@agent("crash")
+async def crash(task: Task) -> Any:
+    """Kill the whole worker process, as a segfault would."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    os._exit(137)

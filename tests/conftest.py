@@ -4,23 +4,33 @@ engine (resolver + worker) with test timings."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
+import subprocess
 import sys
+import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
-from streamproc import Client, ClientSettings, Keyspace, RedisSettings, ResolverSettings, WorkerSettings
+from streamproc import (
+    Client,
+    ClientSettings,
+    Keyspace,
+    RedisSettings,
+    ResolverSettings,
+    WorkerSettings,
+)
 from streamproc.embedded import EmbeddedRedis
 from streamproc.registry import registered
 from streamproc.resolver import Resolver
 from streamproc.worker import Worker
 
 sys.path.insert(0, str(Path(__file__).parent))
-import agents_for_tests  # noqa: E402  (registers the test agents)
+import agents_for_tests  # noqa: F401  (registers the test agents)
 
 TESTS = Path(__file__).parent
 
@@ -51,8 +61,14 @@ async def redis(redis_url: str) -> AsyncIterator[Redis]:
 
 def fast_worker(keyspace: Keyspace, agents: tuple[str, ...], **overrides: object) -> WorkerSettings:
     options: dict[str, object] = dict(
-        agents=agents, keyspace=keyspace, concurrency=16, block_ms=200, visibility_timeout=3.0,
-        heartbeat_interval=0.5, claim_interval=0.5, shutdown_grace=5.0,
+        agents=agents,
+        keyspace=keyspace,
+        concurrency=16,
+        block_ms=200,
+        visibility_timeout=3.0,
+        heartbeat_interval=0.5,
+        claim_interval=0.5,
+        shutdown_grace=5.0,
     )
     options.update(overrides)
     return WorkerSettings(**options)  # type: ignore[arg-type]
@@ -60,8 +76,14 @@ def fast_worker(keyspace: Keyspace, agents: tuple[str, ...], **overrides: object
 
 def fast_resolver(keyspace: Keyspace) -> ResolverSettings:
     return ResolverSettings(
-        keyspace=keyspace, block_ms=200, visibility_timeout=3.0, claim_interval=0.5,
-        retry_base=0.05, retry_cap=0.2, release_interval=0.05, trim_interval=0.5,
+        keyspace=keyspace,
+        block_ms=200,
+        visibility_timeout=3.0,
+        claim_interval=0.5,
+        retry_base=0.05,
+        retry_cap=0.2,
+        release_interval=0.05,
+        trim_interval=0.5,
     )
 
 
@@ -85,7 +107,14 @@ class Engine:
 
     async def stop(self) -> None:
         self.stop_event.set()
-        await asyncio.wait_for(asyncio.gather(*self.tasks), 30)
+        _, pending = await asyncio.wait(self.tasks, timeout=30)
+        if pending:
+            stacks = io.StringIO()
+            for task in asyncio.all_tasks():
+                task.print_stack(file=stacks)
+            raise AssertionError(f"engine did not stop within 30s:\n{stacks.getvalue()}")
+        for task in self.tasks:
+            task.result()
 
 
 ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal")
@@ -117,3 +146,66 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+class WorkerProcess:
+    """``streamproc worker`` in a subprocess, to be killed, stopped or terminated by a test."""
+
+    def __init__(self, redis_url: str, keyspace: Keyspace, agents: str, *extra: str) -> None:
+        env = {**os.environ, "PYTHONPATH": str(TESTS), "STREAMPROC_TEST_LEDGER_URL": redis_url}
+        self.args = [
+            str(Path(sys.executable).parent / "streamproc"),
+            "worker",
+            "--agent",
+            agents,
+            "--redis-url",
+            redis_url,
+            "--namespace",
+            keyspace.namespace,
+            "--import",
+            "agents_for_tests",
+            "--visibility-timeout",
+            "3",
+            "--log-format",
+            "text",
+            *extra,
+        ]
+        self.env = env
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen(self.args, env=self.env, stderr=self.log)
+        return self
+
+    def signal(self, signum: int) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    async def wait(self, timeout: float = 30) -> int:
+        """Wait for the exit without blocking the event loop (in-process daemons keep running)."""
+        assert self.process is not None
+        try:
+            return await asyncio.to_thread(self.process.wait, timeout)
+        except subprocess.TimeoutExpired:
+            log = await asyncio.to_thread(Path(self.log.name).read_text)
+            raise AssertionError(f"worker still running; its log:\n{log}") from None
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def worker_processes(redis_url: str, keyspace: Keyspace) -> Iterator[Callable[..., WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def start(agents: str, *extra: str) -> WorkerProcess:
+        process = WorkerProcess(redis_url, keyspace, agents, *extra).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from conftest import Engine
 from redis.asyncio import Redis
 
-from conftest import Engine
 from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
 
 
@@ -45,12 +45,19 @@ async def test_diamond_joins_both_branches(engine: Engine, client: Client) -> No
 
 
 async def test_fan_out_of_a_thousand_then_fan_in(engine: Engine, client: Client) -> None:
-    leaves = [{"id": f"leaf{i}", "agent": "echo", "input": i, "needs": ["root"]} for i in range(1000)]
+    leaves = [
+        {"id": f"leaf{i}", "agent": "echo", "input": i, "needs": ["root"]} for i in range(1000)
+    ]
     spec = {
         "tasks": [
             {"id": "root", "agent": "echo", "input": "go"},
             *leaves,
-            {"id": "join", "agent": "echo", "input": "sum", "needs": [leaf["id"] for leaf in leaves]},
+            {
+                "id": "join",
+                "agent": "echo",
+                "input": "sum",
+                "needs": [leaf["id"] for leaf in leaves],
+            },
         ]
     }
     state = await client.wait(await client.submit(spec), timeout=60)
@@ -73,7 +80,11 @@ async def test_each_task_completes_exactly_once(
     workflow_id = await client.submit(chain(5))
     await client.wait(workflow_id, timeout=20)
     events = await redis.xrange(keyspace.events(0))
-    done = [f[b"task"] for _, f in events if f[b"wf"] == workflow_id.encode() and f[b"kind"] == b"task_done"]
+    done = [
+        f[b"task"]
+        for _, f in events
+        if f[b"wf"] == workflow_id.encode() and f[b"kind"] == b"task_done"
+    ]
     assert sorted(done) == [b"t0", b"t1", b"t2", b"t3", b"t4"]
     kinds = [f[b"kind"] for _, f in events if f[b"wf"] == workflow_id.encode()]
     assert kinds[0] == b"submitted" and kinds[-1] == b"completed"

@@ -165,9 +165,9 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
   end
 end
 
-local function reject_completion(ctx, wf, t, att, entry, reason)
+local function reject_completion(ctx, wf, t, att, entry, reason, out)
   redis.call('XADD', ctx.dead_done, '*', 'v', '1', 'wf', wf, 'task', t, 'att', att,
-             'entry', entry, 'reason', reason, 'at', ctx.now)
+             'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
 end
 
 --[[ sp_submit: create a workflow and publish its root tasks.
@@ -212,9 +212,9 @@ local function resolve(keys, args)
     local key = keys[ctx.wf_base + item]
     local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t)
     if not f[1] then
-      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow')
+      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
     elseif not f[4] then
-      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task')
+      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task', args[a + 4])
     elseif f[2] ~= 'queued' or f[3] ~= att then
       stale = stale + 1
     else

@@ -1,0 +1,137 @@
+"""Failing tasks retry with backoff, then land in dead letters with their reason and history;
+malformed entries are parked with a reason and never stop a consumer."""
+
+from __future__ import annotations
+
+import orjson
+from conftest import Engine, eventually
+from redis.asyncio import Redis
+
+from streamproc import Client, Keyspace
+
+
+async def test_flaky_task_succeeds_on_a_later_attempt(engine: Engine, client: Client) -> None:
+    spec = {"tasks": [{"id": "f", "agent": "flaky", "input": {"fail": 2}, "retries": 2}]}
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "completed"
+    task = state.tasks[0]
+    assert task.result == {"attempt": 3} and task.failures == 2
+    assert [h["attempt"] for h in task.history] == [1, 2]
+    assert "flaky failure on attempt 2" in task.history[1]["error"]
+
+
+async def test_task_failing_past_its_retries_fails_the_workflow_and_skips_its_dependents(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {
+        "tasks": [
+            {"id": "root", "agent": "echo", "input": 1},
+            {"id": "bad", "agent": "poison", "needs": ["root"], "retries": 1},
+            {"id": "after_bad", "agent": "echo", "needs": ["bad"]},
+            {"id": "side", "agent": "echo", "needs": ["root"]},
+        ]
+    }
+    healthy = await client.submit({"tasks": [{"id": "x", "agent": "echo", "input": 2}]})
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "failed"
+    assert (
+        state.reason == "task bad dead-lettered: failed 2 times, last: ValueError: poisoned input"
+    )
+    states = {t.id: t.state for t in state.tasks}
+    assert states == {"root": "done", "bad": "failed", "after_bad": "skipped", "side": "done"}
+    assert (await client.wait(healthy, timeout=20)).status == "completed"
+    [(_, dead)] = await redis.xrange(keyspace.dead(0, "poison"))
+    assert dead[b"wf"] == state.id.encode() and dead[b"task"] == b"bad"
+    assert dead[b"att"] == b"2" and dead[b"deliveries"] == b"2"
+    assert dead[b"error"] == b"ValueError: poisoned input"
+    assert dead[b"entry"].count(b"-") == 1
+    assert len(orjson.loads(dead[b"history"])) == 2
+
+
+async def test_permanent_error_dead_letters_without_retrying(
+    engine: Engine, client: Client
+) -> None:
+    spec = {"tasks": [{"id": "p", "agent": "fatal", "retries": 5}]}
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "failed" and state.tasks[0].attempt == 1
+    assert state.reason == "task p dead-lettered: PermanentError: cannot ever work"
+
+
+async def test_malformed_task_entries_are_parked_and_the_worker_keeps_serving(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    stream = keyspace.tasks(0, "echo")
+    await redis.xadd(stream, {"garbage": b"\xff\xfe"})
+    await redis.xadd(stream, {"v": "9", "wf": "w", "task": "t", "att": "1"})
+    [reason] = await eventually(lambda: _dead_reasons(redis, keyspace.dead(0, "echo"), 1))
+    assert reason == b"malformed entry: unsupported format version None"
+    # The second names a task, so its failure goes through the resolver, which knows no such
+    # workflow and parks it with both reasons.
+    [(_, parked)] = await eventually(lambda: redis.xrange(keyspace.dead_done(0)))
+    assert parked[b"reason"] == b"unknown workflow"
+    assert parked[b"output"] == b"malformed task entry: unsupported format version b'9'"
+    state = await client.wait(
+        await client.submit({"tasks": [{"id": "a", "agent": "echo"}]}), timeout=20
+    )
+    assert state.status == "completed"
+
+
+async def test_task_entry_with_a_bad_payload_fails_its_workflow_with_the_reason(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await _submit_unserved(client, redis, keyspace)
+    entry = {
+        "v": "1",
+        "wf": workflow_id,
+        "task": "a",
+        "agent": "echo",
+        "att": "1",
+        "in": "{not json",
+        "deps": "{}",
+    }
+    await redis.xadd(keyspace.tasks(0, "echo"), entry)
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "failed"
+    assert "malformed task entry: undecodable payload" in state.reason
+
+
+async def _submit_unserved(client: Client, redis: Redis, keyspace: Keyspace) -> str:
+    """A workflow whose only task, of agent echo, is published by hand (its real entry is
+    removed from the stream before any worker reads it)."""
+    unserved = Client(client.redis_settings, client.settings)
+    async with unserved:
+        workflow_id = await unserved.submit({"tasks": [{"id": "a", "agent": "nobody"}]})
+    await redis.hset(keyspace.workflow(workflow_id), "g:a", "echo")
+    return workflow_id
+
+
+async def test_malformed_completion_goes_to_dead_done_and_the_resolver_keeps_going(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    await redis.xadd(keyspace.done(0), {"v": "1", "kind": "ok"})
+    await redis.xadd(
+        keyspace.done(0),
+        {
+            "v": "1",
+            "kind": "ok",
+            "wf": "nope",
+            "task": "t",
+            "att": "1",
+            "out": "1",
+            "t0": "1",
+            "t1": "2",
+            "by": "x",
+        },
+    )
+    reasons = await eventually(lambda: _dead_reasons(redis, keyspace.dead_done(0), 2))
+    assert reasons[0].startswith(b"malformed completion: missing field")
+    assert reasons[1] == b"unknown workflow"
+    state = await client.wait(
+        await client.submit({"tasks": [{"id": "a", "agent": "echo"}]}), timeout=20
+    )
+    assert state.status == "completed"
+
+
+async def _dead_reasons(redis: Redis, stream: str, count: int) -> list[bytes] | None:
+    entries = await redis.xrange(stream)
+    return [fields[b"reason"] for _, fields in entries] if len(entries) >= count else None

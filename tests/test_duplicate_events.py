@@ -1,0 +1,64 @@
+"""Redelivered, duplicated and out-of-order events never apply twice; the test plays the worker
+for agent ``manual``, which no worker serves."""
+
+from __future__ import annotations
+
+from conftest import Engine, eventually
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace
+
+
+def completion(
+    workflow_id: str, task: str, attempt: int, output: bytes = b"1"
+) -> dict[str, bytes | str | int]:
+    return {
+        "v": "1",
+        "kind": "ok",
+        "wf": workflow_id,
+        "task": task,
+        "agent": "manual",
+        "att": attempt,
+        "out": output,
+        "t0": 1,
+        "t1": 2,
+        "by": "test",
+    }
+
+
+async def test_duplicate_and_out_of_order_completions_resolve_once(
+    engine: Engine, redis_url: str, keyspace: Keyspace, redis: Redis
+) -> None:
+    spec = {
+        "tasks": [
+            {"id": "a", "agent": "manual"},
+            {"id": "b", "agent": "manual", "needs": ["a"]},
+            {"id": "c", "agent": "manual", "needs": ["a"]},
+        ]
+    }
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        workflow_id = await client.submit(spec)
+        done = keyspace.done(0)
+        await redis.xadd(done, completion(workflow_id, "b", 1))  # before b was ever published
+        for _ in range(3):
+            await redis.xadd(done, completion(workflow_id, "a", 1, b'"A"'))
+        await redis.xadd(done, completion(workflow_id, "a", 2, b'"late"'))  # no such attempt
+        stream = keyspace.tasks(0, "manual")
+        published = await eventually(lambda: _tasks_in(redis, stream, 3))
+        assert sorted(published) == [b"a", b"b", b"c"]  # b and c published once each
+        state = await client.get(workflow_id)
+        assert {t.id: t.state for t in state.tasks} == {"a": "done", "b": "queued", "c": "queued"}
+        assert state.results == {"a": "A"}
+        for task in ("b", "c", "c"):
+            await redis.xadd(done, completion(workflow_id, task, 1))
+        final = await client.wait(workflow_id, timeout=20)
+    assert final.status == "completed"
+    events = await redis.xrange(keyspace.events(0))
+    kinds = [f[b"kind"] for _, f in events]
+    assert kinds.count(b"task_done") == 3 and kinds.count(b"completed") == 1
+    assert await redis.xlen(keyspace.dead_done(0)) == 0
+
+
+async def _tasks_in(redis: Redis, stream: str, count: int) -> list[bytes] | None:
+    entries = await redis.xrange(stream)
+    return [f[b"task"] for _, f in entries] if len(entries) >= count else None
