@@ -205,7 +205,7 @@ class Resolver:
         for stream in streams:
             floor = await acknowledged_floor(self.redis, stream)
             if floor:
-                await self.redis.xtrim(stream, minid=floor, approximate=True)
+                await self.redis.xtrim(stream, minid=floor, approximate=False)
         await self.redis.xtrim(
             self.keyspace.events(shard), maxlen=self.settings.events_maxlen, approximate=True
         )

@@ -7,9 +7,9 @@ import signal
 from collections import Counter
 from collections.abc import Callable
 
-from conftest import Engine, WorkerProcess, eventually
 from redis.asyncio import Redis
 
+from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
 from streamproc.embedded import EmbeddedRedis
 

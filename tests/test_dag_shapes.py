@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from conftest import Engine
 from redis.asyncio import Redis
 
+from conftest import Engine
 from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
 
 

@@ -4,9 +4,9 @@ malformed entries are parked with a reason and never stop a consumer."""
 from __future__ import annotations
 
 import orjson
-from conftest import Engine, eventually
 from redis.asyncio import Redis
 
+from conftest import Engine, eventually
 from streamproc import Client, Keyspace
 
 

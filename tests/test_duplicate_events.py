@@ -3,9 +3,9 @@ for agent ``manual``, which no worker serves."""
 
 from __future__ import annotations
 
-from conftest import Engine, eventually
 from redis.asyncio import Redis
 
+from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
 
 

@@ -7,9 +7,9 @@ import asyncio
 import signal
 from collections.abc import Callable
 
-from conftest import Engine, WorkerProcess, eventually
 from redis.asyncio import Redis
 
+from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
 
 
