@@ -16,6 +16,7 @@ from streamproc.errors import SpecError
 from streamproc.keys import check_id
 
 MAX_SPEC_BYTES = 1 << 20
+MAX_TIMEOUT = 7 * 24 * 3600
 TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout"})
 
 
@@ -73,6 +74,8 @@ class WorkflowSpec:
             return cls.from_dict(yaml.load(text, Loader=_NoAliasLoader))  # noqa: S506 (safe loader subclass)
         except yaml.YAMLError as exc:
             raise SpecError(f"invalid YAML: {exc}") from None
+        except RecursionError:  # PyYAML's composer recurses once per nesting level
+            raise SpecError("invalid YAML: nested too deeply") from None
 
     @classmethod
     def load(cls, path: str | Path) -> WorkflowSpec:
@@ -119,7 +122,9 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 def _check_size(text: str | bytes) -> None:
-    if len(text) > MAX_SPEC_BYTES:
+    if len(text) > MAX_SPEC_BYTES or (
+        isinstance(text, str) and len(text.encode()) > MAX_SPEC_BYTES
+    ):
         raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
 
 
@@ -162,15 +167,21 @@ def _validate_task(
     for dep in task.needs:
         if not isinstance(dep, str):
             raise SpecError(f"task {task.id!r}: 'needs' must be a list of task ids", task=task.id)
-    if isinstance(task.retries, bool) or not isinstance(task.retries, int) or task.retries < 0:
-        raise SpecError(f"task {task.id!r}: 'retries' must be a whole number >= 0", task=task.id)
+    if (
+        isinstance(task.retries, bool)
+        or not isinstance(task.retries, int)
+        or not 0 <= task.retries <= 1000
+    ):
+        raise SpecError(
+            f"task {task.id!r}: 'retries' must be a whole number from 0 to 1000", task=task.id
+        )
     if task.timeout is not None and (
         isinstance(task.timeout, bool)
         or not isinstance(task.timeout, int | float)
-        or task.timeout <= 0
+        or not 0 < task.timeout <= MAX_TIMEOUT  # also refuses NaN
     ):
         raise SpecError(
-            f"task {task.id!r}: 'timeout' must be a positive number of seconds", task=task.id
+            f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
         )
     try:
         size = len(orjson.dumps(task.input))

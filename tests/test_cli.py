@@ -1,0 +1,365 @@
+"""The real ``streamproc`` CLI, run as a subprocess against the test Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from conftest import Engine
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.keys import ID_PATTERN
+
+STREAMPROC = Path(sys.executable).parent / "streamproc"
+VERBS = ["up", "worker", "resolver", "submit", "status", "show", "demo"]
+UNREACHABLE = "redis://127.0.0.1:1/0"
+STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters"}
+TIMEOUT = 60.0
+
+ECHO_SPEC = """\
+name: cli-echo
+tasks:
+  - {id: first, agent: echo, input: 1}
+  - {id: second, agent: echo, input: 2, needs: [first]}
+"""
+POISON_SPEC = """\
+tasks:
+  - {id: ok, agent: echo, input: fine}
+  - {id: bad, agent: poison, input: x, needs: [ok], retries: 0}
+  - {id: never, agent: echo, needs: [bad]}
+"""
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def cli_env() -> dict[str, str]:
+    """The test's environment without any STREAMPROC_* settings but the ledger's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
+    if "STREAMPROC_TEST_LEDGER_URL" in os.environ:
+        env["STREAMPROC_TEST_LEDGER_URL"] = os.environ["STREAMPROC_TEST_LEDGER_URL"]
+    return env
+
+
+def run_sync(*args: str) -> Run:
+    done = subprocess.run(
+        [str(STREAMPROC), *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        env=cli_env(),
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+async def run(*args: str) -> Run:
+    """Run the CLI without blocking the event loop (the in-process engine shares it)."""
+    proc = await asyncio.create_subprocess_exec(
+        str(STREAMPROC),
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=cli_env(),
+    )
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    assert proc.returncode is not None
+    return Run(proc.returncode, out.decode(), err.decode())
+
+
+def at(redis_url: str, keyspace: Keyspace) -> list[str]:
+    return ["--redis-url", redis_url, "--namespace", keyspace.namespace]
+
+
+@pytest.fixture
+def echo_file(tmp_path: Path) -> Path:
+    path = tmp_path / "echo.yaml"
+    path.write_text(ECHO_SPEC)
+    return path
+
+
+def assert_one_line_error(result: Run, starts: str) -> None:
+    assert result.code != 0, result
+    assert "Traceback" not in result.err, result.err
+    lines = result.err.splitlines()
+    assert len(lines) == 1, result.err
+    assert lines[0].startswith(starts), result.err
+
+
+async def submitted_count(redis: Redis, keyspace: Keyspace, workflow_id: str) -> int:
+    events = await redis.xrange(keyspace.events(keyspace.shard_of(workflow_id)))
+    return sum(
+        1 for _, f in events if f[b"wf"] == workflow_id.encode() and f[b"kind"] == b"submitted"
+    )
+
+
+async def workflow_keys(redis: Redis, keyspace: Keyspace) -> list[bytes]:
+    return [k async for k in redis.scan_iter(match=f"{{{keyspace.namespace}:*:wf:*")]
+
+
+# -- help ----------------------------------------------------------------------------------------
+
+
+def test_the_console_script_lists_every_verb() -> None:
+    result = run_sync("--help")
+    assert result.code == 0, result
+    for verb in VERBS:
+        assert f"  {verb} " in result.out, verb
+
+
+@pytest.mark.parametrize("verb", VERBS)
+def test_help_works_for_every_verb(verb: str) -> None:
+    result = run_sync(verb, "--help")
+    assert result.code == 0, result
+    assert result.out.startswith(f"Usage: streamproc {verb} "), result.out
+    assert "--redis-url" in result.out and "--namespace" in result.out
+    assert result.err == ""
+
+
+# -- submit --------------------------------------------------------------------------------------
+
+
+async def test_submit_prints_the_new_workflow_id(
+    redis_url: str, keyspace: Keyspace, client: Client, echo_file: Path
+) -> None:
+    result = await run("submit", str(echo_file), *at(redis_url, keyspace))
+    assert result.code == 0, result
+    workflow_id = result.out.strip()
+    assert result.out == workflow_id + "\n"
+    assert ID_PATTERN.fullmatch(workflow_id)
+    state = await client.get(workflow_id)
+    assert state.name == "cli-echo"
+    assert [t.id for t in state.tasks] == ["first", "second"]
+
+
+async def test_submit_with_an_id_twice_prints_it_twice_and_creates_one_workflow(
+    redis_url: str, keyspace: Keyspace, redis: Redis, echo_file: Path
+) -> None:
+    for _ in range(2):
+        result = await run("submit", str(echo_file), "--id", "cli-once", *at(redis_url, keyspace))
+        assert result.code == 0, result
+        assert result.out == "cli-once\n"
+    assert await workflow_keys(redis, keyspace) == [keyspace.workflow("cli-once").encode()]
+    assert await submitted_count(redis, keyspace, "cli-once") == 1
+
+
+async def test_submit_with_a_taken_id_and_another_spec_fails_with_a_one_line_error(
+    redis_url: str, keyspace: Keyspace, echo_file: Path, tmp_path: Path, client: Client
+) -> None:
+    assert (
+        await run("submit", str(echo_file), "--id", "taken", *at(redis_url, keyspace))
+    ).code == 0
+    other = tmp_path / "other.json"
+    other.write_text('{"tasks": [{"id": "solo", "agent": "echo"}]}')
+    result = await run("submit", str(other), "--id", "taken", *at(redis_url, keyspace))
+    assert_one_line_error(result, "error: workflow 'taken' already exists with a different spec")
+    assert result.out == ""
+    assert [t.id for t in (await client.get("taken")).tasks] == ["first", "second"]
+
+
+async def test_submit_of_an_invalid_spec_names_the_task_and_writes_nothing(
+    redis_url: str, keyspace: Keyspace, redis: Redis, tmp_path: Path
+) -> None:
+    bad = tmp_path / "cycle.yaml"
+    bad.write_text(
+        "tasks:\n  - {id: a, agent: echo, needs: [b]}\n  - {id: b, agent: echo, needs: [a]}\n"
+    )
+    result = await run("submit", str(bad), *at(redis_url, keyspace))
+    assert_one_line_error(result, "error: cycle: ")
+    assert result.code == 1
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f'tasks: !!python/object/apply:os.system ["touch {tmp_path}/pwned"]\n')
+    result = await run("submit", str(evil), *at(redis_url, keyspace))
+    assert result.code == 1 and "Traceback" not in result.err, result
+    assert result.err.startswith("error: invalid YAML: "), result.err  # then where, in the file
+    assert not (tmp_path / "pwned").exists()
+    assert [k async for k in redis.scan_iter(match=f"{{{keyspace.namespace}:*")] == []
+
+
+def test_submit_of_a_deeply_nested_yaml_prints_a_one_line_error(tmp_path: Path) -> None:
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("tasks: " + "[" * 600 + "]" * 600 + "\n")
+    result = run_sync("submit", str(deep), "--redis-url", UNREACHABLE)
+    assert_one_line_error(result, "error: ")
+
+
+async def test_submit_wait_exits_zero_when_the_workflow_completes(
+    engine: Engine, redis_url: str, keyspace: Keyspace, client: Client, echo_file: Path
+) -> None:
+    result = await run("submit", str(echo_file), "--wait", *at(redis_url, keyspace))
+    assert result.code == 0, result
+    workflow_id = result.out.strip()
+    assert result.out == workflow_id + "\n"
+    assert result.err.splitlines()[-1] == f"workflow {workflow_id}: completed"
+    state = await client.get(workflow_id)
+    assert state.status == "completed"
+    assert state.results["second"] == {"input": 2, "deps": {"first": 1}}
+
+
+async def test_submit_wait_exits_non_zero_when_a_task_is_dead_lettered(
+    engine: Engine, redis_url: str, keyspace: Keyspace, client: Client, tmp_path: Path
+) -> None:
+    spec = tmp_path / "poison.yaml"
+    spec.write_text(POISON_SPEC)
+    result = await run("submit", str(spec), "--wait", *at(redis_url, keyspace))
+    assert result.code != 0, result
+    workflow_id = result.out.strip()
+    assert "poisoned input" in result.err
+    assert f"workflow {workflow_id}: failed" in result.err.splitlines()[-1]
+    state = await client.get(workflow_id)
+    assert state.status == "failed"
+    by_id = {t.id: t for t in state.tasks}
+    assert by_id["ok"].state == "done"
+    assert by_id["bad"].state == "failed" and by_id["bad"].attempt == 1
+    assert by_id["never"].state != "done"
+
+    status = await run("status", "--json", *at(redis_url, keyspace))
+    assert status.code == 0, status
+    rows = {row["agent"]: row for row in map(orjson.loads, status.out.splitlines())}
+    assert rows["poison"]["dead_letters"] == 1
+    assert rows["echo"]["dead_letters"] == 0
+
+
+# -- status and show -----------------------------------------------------------------------------
+
+
+async def test_status_json_prints_one_object_per_agent(
+    engine: Engine, redis_url: str, keyspace: Keyspace, client: Client
+) -> None:
+    workflow_id = await client.submit(
+        {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "ledger", "needs": ["a"]}]}
+    )
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    result = await run("status", "--json", *at(redis_url, keyspace))
+    assert result.code == 0, result
+    rows = [orjson.loads(line) for line in result.out.splitlines()]
+    assert all(isinstance(row, dict) and set(row) == STATUS_KEYS for row in rows), rows
+    agents = [row["agent"] for row in rows]
+    assert len(agents) == len(set(agents))
+    # Agents used in the namespace, and those the CLI process registers (entry points).
+    assert {"echo", "ledger", "sleep"} <= set(agents)
+    by_agent = {row["agent"]: row for row in rows}
+    for name in ("echo", "ledger"):
+        row = by_agent[name]
+        assert row["length"] >= 1 and row["lag"] == 0 and row["dead_letters"] == 0, row
+        assert row["consumers"] >= 1, row  # the in-process worker's consumer
+    assert all(isinstance(v, int) for row in rows for k, v in row.items() if k != "agent")
+
+
+async def test_status_of_an_empty_namespace_lists_registered_agents_with_zeroes(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    result = await run("status", "--json", *at(redis_url, keyspace))
+    assert result.code == 0, result
+    rows = [orjson.loads(line) for line in result.out.splitlines()]
+    assert {"echo", "sleep"} <= {row["agent"] for row in rows}
+    for row in rows:
+        assert row == {**dict.fromkeys(STATUS_KEYS, 0), "agent": row["agent"]}
+    table = await run("status", *at(redis_url, keyspace))
+    assert table.code == 0 and table.out.split()[:6] == [
+        "agent",
+        "length",
+        "lag",
+        "pending",
+        "consumers",
+        "dead",
+    ]
+
+
+async def test_show_json_gives_each_task_state(
+    engine: Engine, redis_url: str, keyspace: Keyspace, client: Client
+) -> None:
+    workflow_id = await client.submit(
+        {
+            "name": "shown",
+            "tasks": [
+                {"id": "a", "agent": "echo", "input": {"k": "v"}},
+                {"id": "b", "agent": "echo", "input": 2, "needs": ["a"]},
+            ],
+        }
+    )
+    await client.wait(workflow_id, timeout=20)
+    result = await run("show", workflow_id, "--json", *at(redis_url, keyspace))
+    assert result.code == 0, result
+    shown = orjson.loads(result.out)
+    assert shown["id"] == workflow_id and shown["name"] == "shown"
+    assert shown["status"] == "completed"
+    tasks = {t["id"]: t for t in shown["tasks"]}
+    assert list(tasks) == ["a", "b"]
+    assert tasks["a"]["state"] == tasks["b"]["state"] == "done"
+    assert tasks["a"]["result"] == {"k": "v"}
+    assert tasks["b"]["needs"] == ["a"]
+    assert tasks["b"]["result"] == {"input": 2, "deps": {"a": {"k": "v"}}}
+    assert tasks["b"]["began_ms"] >= tasks["a"]["ended_ms"]
+
+    table = await run("show", workflow_id, *at(redis_url, keyspace))
+    assert table.code == 0, table
+    assert table.out.splitlines()[0].startswith(f"workflow {workflow_id} shown: completed")
+
+
+async def test_show_of_an_unknown_id_exits_non_zero_with_a_one_line_error(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    result = await run("show", "no-such-workflow", *at(redis_url, keyspace))
+    assert_one_line_error(result, "error: workflow 'no-such-workflow' not found")
+    assert result.out == ""
+    result = await run("show", "bad:id", *at(redis_url, keyspace))
+    assert_one_line_error(result, "error: invalid workflow id 'bad:id'")
+
+
+# -- configuration errors ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ["status", "submit", "show"])
+def test_an_unreachable_redis_is_a_one_line_error(verb: str, echo_file: Path) -> None:
+    args = {"status": [], "submit": [str(echo_file)], "show": ["some-id"]}[verb]
+    result = run_sync(verb, *args, "--redis-url", UNREACHABLE, "--namespace", "unreached")
+    assert_one_line_error(result, f"error: cannot reach Redis at {UNREACHABLE}")
+    assert result.out == ""
+
+
+def test_an_invalid_namespace_is_a_one_line_error() -> None:
+    result = run_sync("status", "--redis-url", UNREACHABLE, "--namespace", "a:b")
+    assert_one_line_error(result, "error: invalid namespace 'a:b'")
+
+
+def test_a_url_that_is_not_redis_is_a_one_line_error() -> None:
+    result = run_sync("status", "--redis-url", "http://127.0.0.1:6379/")
+    assert_one_line_error(result, "error: not a Redis URL")
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+async def test_demo_runs_end_to_end(redis_url: str) -> None:
+    namespace = f"demo{uuid.uuid4().hex[:8]}"
+    result = await run("demo", "--redis-url", redis_url, "--namespace", namespace)
+    assert result.code == 0, result
+    assert "completed" in result.out
+    header, _, *rows = result.out.splitlines()
+    assert header.startswith("workflow ") and " demo: completed" in header
+    assert [row.split()[:3] for row in rows] == [
+        [f"t{i}", agent, "done"]
+        for i, agent in enumerate(["echo", "echo", "sleep", "echo", "echo"], 1)
+    ]
+    workflow_id = header.split()[1]
+    async with Client(redis_url, ClientSettings(keyspace=Keyspace(namespace))) as other:
+        assert (await other.get(workflow_id)).status == "completed"
+    assert "private redis-server" not in result.err  # it used the Redis it was given
