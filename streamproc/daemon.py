@@ -51,6 +51,10 @@ async def pause(stop: asyncio.Event, seconds: float) -> bool:
     Loops that talk to Redis end by checking ``stop`` rather than being cancelled, so a
     cancellation never lands inside a Redis call (where a client may retry past it).
     """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        # Python 3.11 can drop a cancellation delivered inside a Redis call; honour it here.
+        raise asyncio.CancelledError
     if stop.is_set():
         return True
     try:

@@ -222,8 +222,9 @@ async def acknowledged_floor(redis: Redis, stream: str) -> bytes | None:
     for group in groups:
         floor = group["last-delivered-id"]
         if group["pending"]:
-            summary = await redis.xpending(stream, group["name"])
-            floor = min(floor, summary["min"], key=_id_order)
+            oldest = (await redis.xpending(stream, group["name"]))["min"]
+            if oldest is not None:  # None: its last pending entry was acked meanwhile
+                floor = min(floor, oldest, key=_id_order)
         floors.append(floor)
     return min(floors, key=_id_order) if floors else None
 
