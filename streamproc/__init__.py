@@ -9,7 +9,6 @@ from streamproc.errors import (
     SpecError,
     StreamprocError,
     WorkflowConflict,
-    WorkflowFailed,
     WorkflowNotFound,
 )
 from streamproc.keys import Keyspace
@@ -35,7 +34,6 @@ __all__ = [
     "TaskState",
     "WorkerSettings",
     "WorkflowConflict",
-    "WorkflowFailed",
     "WorkflowNotFound",
     "WorkflowSpec",
     "WorkflowState",

@@ -31,15 +31,6 @@ class WorkflowNotFound(StreamprocError, LookupError):
         self.workflow_id = workflow_id
 
 
-class WorkflowFailed(StreamprocError):
-    """A waited-for workflow ended in failure; ``reason`` says why."""
-
-    def __init__(self, workflow_id: str, reason: str) -> None:
-        super().__init__(f"workflow {workflow_id!r} failed: {reason}")
-        self.workflow_id = workflow_id
-        self.reason = reason
-
-
 class CodecError(StreamprocError, ValueError):
     """A stream entry could not be decoded; ``fields`` keeps the raw entry for dead letters."""
 

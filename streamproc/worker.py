@@ -66,7 +66,6 @@ class Worker:
             raise ConfigError(f"no agent registered as {', '.join(missing)}")
         self.settings = settings
         self.agents = {name: agents[name] for name in settings.agents}
-        self.redis_settings = redis
         self.redis: Redis = redis.connect()
         self.consumer = consumer_name()
         self._free = settings.concurrency
@@ -259,10 +258,13 @@ class Worker:
         if not self._outbox:
             return
         batch, self._outbox = self._outbox, []
+        acks: dict[tuple[str, str], list[bytes]] = {}
         pipe = self.redis.pipeline(transaction=False)
         for report in batch:
             pipe.xadd(report.target, report.fields)  # type: ignore[arg-type]
-            pipe.xack(report.stream, report.group, report.entry_id)
+            acks.setdefault((report.stream, report.group), []).append(report.entry_id)
+        for (stream, group), ids in acks.items():
+            pipe.xack(stream, group, *ids)
         try:
             await pipe.execute()
         except BaseException:

@@ -131,6 +131,15 @@ async def engine(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
 
 
 @pytest.fixture
+async def resolver_only(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
+    """A resolver alone: the test brings its own workers (often as processes to kill)."""
+    running = Engine(redis_url, keyspace)
+    running.start_resolver()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
 async def client(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Client]:
     async with Client(redis_url, ClientSettings(keyspace=keyspace), agents=registered()) as c:
         yield c

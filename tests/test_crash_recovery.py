@@ -32,14 +32,12 @@ async def done_events(redis: Redis, keyspace: Keyspace) -> Counter[tuple[bytes, 
 
 
 async def test_worker_killed_mid_task_loses_nothing_and_applies_each_task_once(
-    redis_url: str,
+    resolver_only: Engine,
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
     worker_processes: Callable[..., WorkerProcess],
 ) -> None:
-    engine = Engine(redis_url, keyspace)
-    engine.start_resolver()
     first = worker_processes("ledger", "--concurrency", "8")
     ids = await client.submit_many([ledger_chain(3, 0.3) for _ in range(20)])
     await eventually(lambda: redis.exists(f"ledger:{ids[0]}"))
@@ -53,7 +51,6 @@ async def test_worker_killed_mid_task_loses_nothing_and_applies_each_task_once(
     requeued = [t for state in states for t in state.tasks if t.lost]
     assert requeued, "the killed worker held tasks that had to be reclaimed"
     assert all(t.attempt == t.lost + 1 for t in requeued)
-    await engine.stop()
 
 
 async def test_long_task_keeps_its_claim_while_its_worker_heartbeats(
@@ -68,14 +65,13 @@ async def test_long_task_keeps_its_claim_while_its_worker_heartbeats(
 
 
 async def test_paused_worker_late_completion_is_refused(
-    redis_url: str,
+    resolver_only: Engine,
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
     worker_processes: Callable[..., WorkerProcess],
 ) -> None:
-    engine = Engine(redis_url, keyspace)
-    engine.start_resolver()
+    engine = resolver_only
     zombie = worker_processes("ledger")
     workflow_id = await client.submit(ledger_chain(1, 2.0))
     await eventually(lambda: redis.exists(f"ledger:{workflow_id}"))
@@ -91,7 +87,6 @@ async def test_paused_worker_late_completion_is_refused(
     await eventually(lambda: _consumer_gone_or_idle(redis, keyspace))
     assert (await client.get(workflow_id)).tasks[0].attempt == 2
     assert (await done_events(redis, keyspace))[(workflow_id.encode(), b"t0")] == 1
-    await engine.stop()
 
 
 async def _consumer_gone_or_idle(redis: Redis, keyspace: Keyspace) -> bool:
@@ -100,14 +95,12 @@ async def _consumer_gone_or_idle(redis: Redis, keyspace: Keyspace) -> bool:
 
 
 async def test_poison_task_that_kills_its_worker_is_dead_lettered_after_max_deliveries(
-    redis_url: str,
+    resolver_only: Engine,
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
     worker_processes: Callable[..., WorkerProcess],
 ) -> None:
-    engine = Engine(redis_url, keyspace)
-    engine.start_resolver()
     spec = {
         "tasks": [
             {"id": "boom", "agent": "crash"},
@@ -128,7 +121,6 @@ async def test_poison_task_that_kills_its_worker_is_dead_lettered_after_max_deli
     fields = dead[0][1]
     assert fields[b"wf"] == workflow_id.encode() and fields[b"task"] == b"boom"
     assert fields[b"deliveries"] == b"3" and fields[b"entry"]
-    await engine.stop()
 
 
 async def test_redis_killed_and_restarted_with_appendonly_loses_nothing(keyspace: Keyspace) -> None:

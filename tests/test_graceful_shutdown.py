@@ -22,14 +22,13 @@ def sleepers(n: int, seconds: float) -> dict[str, object]:
 
 
 async def test_sigterm_lets_running_tasks_finish_and_leaves_nothing_pending(
-    redis_url: str,
+    resolver_only: Engine,
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
     worker_processes: Callable[..., WorkerProcess],
 ) -> None:
-    engine = Engine(redis_url, keyspace)
-    engine.start_resolver()
+    engine = resolver_only
     worker = worker_processes("sleep", "--concurrency", "4")
     workflow_id = await client.submit(sleepers(12, 0.5))
     stream = keyspace.tasks(0, "sleep")
@@ -43,14 +42,12 @@ async def test_sigterm_lets_running_tasks_finish_and_leaves_nothing_pending(
     assert all(t.attempt == 1 for t in state.tasks)  # finished, not handed back
     engine.start_worker(("sleep",))
     assert (await client.wait(workflow_id, timeout=30)).status == "completed"
-    await engine.stop()
 
 
 async def test_tasks_outliving_the_grace_period_are_handed_back_at_once(
-    redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
+    resolver_only: Engine, keyspace: Keyspace, client: Client, redis: Redis
 ) -> None:
-    engine = Engine(redis_url, keyspace)
-    engine.start_resolver()
+    engine = resolver_only
     engine.start_worker(("sleep",), shutdown_grace=0.2, concurrency=2)
     workflow_id = await client.submit(sleepers(2, 5.0))
     stream = keyspace.tasks(0, "sleep")
