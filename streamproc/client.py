@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -20,6 +21,7 @@ from streamproc.keys import check_id
 from streamproc.spec import WorkflowSpec
 from streamproc.state import WorkflowState, parse_state
 
+TEMPLATE_CACHE = 64
 TERMINAL = frozenset({"completed", "failed"})
 T = TypeVar("T")
 
@@ -42,6 +44,7 @@ class Client:
         self.keyspace = self.settings.keyspace
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
+        self._templates: dict[int, _Template] = {}
 
     async def __aenter__(self) -> Client:
         await functions.load(self.redis)
@@ -101,18 +104,30 @@ class Client:
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
     ) -> tuple[str, list[functions.Arg]]:
-        if not isinstance(spec, WorkflowSpec):
-            spec = WorkflowSpec.from_dict(spec)
-        spec.validate(self.agents, self.settings.limits)
+        template = self._template(spec)
         workflow_id = check_id("workflow id", workflow_id) if workflow_id else uuid.uuid4().hex
-        fields = state_fields(spec, int(self.settings.workflow_ttl * 1000))
-        roots = " ".join(t.id for t in spec.tasks if not t.needs)
-        agents = sorted({t.agent for t in spec.tasks})
         shard = self.keyspace.shard_of(workflow_id)
-        args: list[functions.Arg] = [workflow_id, spec.digest(), roots, *fields]
         return workflow_id, functions.arguments(
-            self.keyspace, shard, agents, [self.keyspace.workflow(workflow_id)], args
+            self.keyspace,
+            shard,
+            template.agents,
+            [self.keyspace.workflow(workflow_id)],
+            [workflow_id, *template.args],
         )
+
+    def _template(self, spec: WorkflowSpec | Mapping[str, Any]) -> _Template:
+        """Validate and encode a spec once: a program submitting one spec object many times
+        pays for it once, as long as the tasks' inputs still encode to the same bytes."""
+        if not isinstance(spec, WorkflowSpec):
+            return _Template.build(WorkflowSpec.from_dict(spec), self.settings, self.agents)
+        cached = self._templates.get(id(spec))
+        if cached is not None and cached.spec is spec and cached.inputs == _inputs(spec):
+            return cached
+        template = _Template.build(spec, self.settings, self.agents)
+        if len(self._templates) >= TEMPLATE_CACHE:
+            self._templates.pop(next(iter(self._templates)))
+        self._templates[id(spec)] = template
+        return template
 
     @staticmethod
     def _check_outcome(workflow_id: str, outcome: int) -> str:
@@ -170,6 +185,34 @@ class Client:
             async for _ in self.follow(workflow_id):
                 pass
         return await self.get(workflow_id)
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What every workflow of one spec shares: its agents and the sp_submit arguments after
+    the workflow id (digest, root tasks, initial hash fields)."""
+
+    spec: WorkflowSpec
+    inputs: bytes | None
+    agents: list[str]
+    args: list[functions.Arg]
+
+    @classmethod
+    def build(
+        cls, spec: WorkflowSpec, settings: ClientSettings, known: Collection[str] | None
+    ) -> _Template:
+        spec.validate(known, settings.limits)
+        roots = " ".join(t.id for t in spec.tasks if not t.needs)
+        fields = state_fields(spec, int(settings.workflow_ttl * 1000))
+        agents = sorted({t.agent for t in spec.tasks})
+        return cls(spec, _inputs(spec), agents, [spec.digest(), roots, *fields])
+
+
+def _inputs(spec: WorkflowSpec) -> bytes | None:
+    try:
+        return orjson.dumps([t.input for t in spec.tasks])
+    except TypeError:
+        return None  # validate() names the task
 
 
 def state_fields(spec: WorkflowSpec, ttl_ms: int) -> list[functions.Arg]:

@@ -10,6 +10,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
+from streamproc.connection import use_lean_connections
 from streamproc.errors import ConfigError
 from streamproc.keys import Keyspace
 from streamproc.spec import Limits
@@ -35,7 +36,7 @@ class RedisSettings:
         return cls(url=url)
 
     def connect(self) -> Redis:
-        return Redis.from_url(
+        redis = Redis.from_url(
             self.url,
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.socket_timeout,
@@ -44,6 +45,7 @@ class RedisSettings:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries),
             retry_on_error=[ConnectionError, TimeoutError],
         )
+        return use_lean_connections(redis)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ class WorkerSettings:
     max_lost_deliveries: int = 3
     shutdown_grace: float = 10.0
     max_result_bytes: int = 1 << 20
+    # Longest wait after a short read while tasks arrive fast (streamproc/linger.py); 0: never.
+    read_linger: float = 0.001
 
     def __post_init__(self) -> None:
         if not self.agents:
@@ -97,3 +101,5 @@ class ResolverSettings:
     release_interval: float = 0.1
     trim_interval: float = 10.0
     events_maxlen: int = 1_000_000
+    # Longest wait after a short read while completions arrive fast (streamproc/linger.py).
+    read_linger: float = 0.002

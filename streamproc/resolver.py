@@ -24,12 +24,15 @@ from streamproc.daemon import pause
 from streamproc.errors import CodecError
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
+from streamproc.linger import Linger
 from streamproc.retrying import until_redis_answers as until_ready
 from streamproc.status import shard_agents
 from streamproc.worker import consumer_name
 
 log = logging.getLogger(__name__)
 RELEASE_BATCH = 100
+LINGER_TARGET = 64  # completions per batch worth waiting for under load (see linger.py)
+LINGER_BUSY_RATE = 2000.0
 
 
 class Resolver:
@@ -71,10 +74,14 @@ class Resolver:
     # -- completions -------------------------------------------------------------------------
 
     async def _read_loop(self, shard: int, stop: asyncio.Event) -> None:
+        linger = Linger(LINGER_TARGET, self.settings.read_linger, LINGER_BUSY_RATE)
         while not stop.is_set():
-            await until_ready(self._read_once, shard)
+            got = await until_ready(self._read_once, shard)
+            wait = linger.after_read(got, self.settings.batch)
+            if wait:
+                await asyncio.sleep(wait)
 
-    async def _read_once(self, shard: int) -> None:
+    async def _read_once(self, shard: int) -> int:
         done = self.keyspace.done(shard)
         reply = await self.redis.xreadgroup(
             RESOLVER_GROUP,
@@ -83,8 +90,11 @@ class Resolver:
             count=self.settings.batch,
             block=self.settings.block_ms,
         )
+        got = 0
         for _, entries in cast(StreamReply, reply) or ():
+            got += len(entries)
             await self.apply(shard, entries)
+        return got
 
     async def apply(self, shard: int, entries: list[Entry]) -> None:
         """Apply one batch of ``done`` entries; malformed ones go to dead-done with the reason."""

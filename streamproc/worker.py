@@ -28,12 +28,15 @@ from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
 from streamproc.errors import CodecError, ConfigError, PermanentError
 from streamproc.groups import ensure_group, leave_group
+from streamproc.linger import Linger
 from streamproc.registry import AgentFn, Task, call_agent
 from streamproc.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
 SWEEP_COUNT = 100
+LINGER_TARGET = 16  # entries per read worth waiting for under load (see linger.py)
+LINGER_BUSY_RATE = 2000.0
 
 
 def consumer_name() -> str:
@@ -144,23 +147,31 @@ class Worker:
 
     async def _read_loop(self, agent: str, shard: int, stop: asyncio.Event) -> None:
         stream = self.settings.keyspace.tasks(shard, agent)
+        linger = Linger(LINGER_TARGET, self.settings.read_linger, LINGER_BUSY_RATE)
         while not stop.is_set():
             if self._free == 0:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            await until_redis_answers(self._read_once, agent, shard, stream)
+            asked = self._free
+            got = await until_redis_answers(self._read_once, agent, shard, stream, asked)
+            wait = linger.after_read(got, asked)
+            if wait:
+                await asyncio.sleep(wait)
 
-    async def _read_once(self, agent: str, shard: int, stream: str) -> None:
+    async def _read_once(self, agent: str, shard: int, stream: str, count: int) -> int:
         reply = cast(
             StreamReply,
             await self.redis.xreadgroup(
-                agent, self.consumer, {stream: ">"}, count=self._free, block=self.settings.block_ms
+                agent, self.consumer, {stream: ">"}, count=count, block=self.settings.block_ms
             ),
         )
+        got = 0
         for _, entries in reply or ():
+            got += len(entries)
             for entry_id, fields in entries:
                 self._start(agent, shard, stream, entry_id, fields)
+        return got
 
     def _start(self, agent: str, shard: int, stream: str, entry_id: bytes, fields: Fields) -> None:
         try:

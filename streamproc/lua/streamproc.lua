@@ -129,13 +129,13 @@ local function dead_letter(ctx, key, wf, t, agent, att, reason)
   fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
 end
 
-local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents)
+local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status)
   redis.call('HSET', key, 's:' .. t, 'done', 'r:' .. t, out, 'b:' .. t, began, 'z:' .. t, ended,
              'w:' .. t, by)
   emit(ctx, wf, 'task_started', t, att, began, 'by', by)
   emit(ctx, wf, 'task_done', t, att, ended)
   local left = redis.call('HINCRBY', key, 'left', -1)
-  if redis.call('HGET', key, 'status') ~= 'running' then return end
+  if status ~= 'running' then return end
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, 'c:' .. child, -1) == 0 then publish(ctx, key, wf, child) end
   end
@@ -187,7 +187,7 @@ local function submit(keys, args)
     redis.call('HSET', key, unpack(args, first, math.min(first + 999, #args)))
   end
   redis.call('HSET', key, 'digest', digest, 'status', 'running', 'created', ctx.now)
-  for i = 1, tonumber(args[1]) do redis.call('SADD', ctx.agents, args[1 + i]) end
+  redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
   emit(ctx, wf, 'submitted', nil, nil, ctx.now)
   for _, t in ipairs(roots) do publish(ctx, key, wf, t) end
   return 1
@@ -226,7 +226,7 @@ local function resolve(keys, args)
       end
       if kind == 'ok' then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
-                   dependents)
+                   dependents, f[1])
       else
         apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
                     args[a + 7], retry)

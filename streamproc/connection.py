@@ -1,0 +1,94 @@
+"""redis-py asyncio connections that spend less CPU per command.
+
+redis-py 8 packs commands in Python and wraps every socket write in ``asyncio.wait_for``, which
+creates a task per command; with no-op agents those two take a fifth of a daemon's CPU (see
+``scripts/bench --profile``).  Here hiredis packs the command (redis-py's own sync client does
+the same), and a write waits only when the socket's buffer is over its high-water mark, which
+is the only time a write can block; that wait keeps the socket timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+import hiredis
+from redis import exceptions
+from redis.asyncio import Redis
+from redis.asyncio.connection import (
+    AbstractConnection,
+    Connection,
+    SSLConnection,
+    UnixDomainSocketConnection,
+)
+
+WRITE_BUFFER_LIMIT = 1 << 20
+
+
+class LeanWrites(AbstractConnection):
+    """Mixed in before a redis-py connection class; changes only packing and writing."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        name = args[0]
+        if isinstance(name, str) and " " in name:  # "XINFO GROUPS" goes as two words
+            args = (*name.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError as exc:
+            raise exceptions.DataError(str(exc)) from None
+
+    async def send_packed_command(
+        self, command: bytes | str | Iterable[bytes], check_health: bool = True
+    ) -> None:
+        if not self.is_connected:
+            await self.connect_check_health(check_health=False)
+        if check_health:
+            await self.check_health()  # type: ignore[no-untyped-call]
+        if isinstance(command, str):
+            command = command.encode()
+        writer = self._writer
+        assert writer is not None  # connected above
+        try:
+            if isinstance(command, bytes):
+                writer.write(command)
+            else:
+                writer.writelines(command)
+            if writer.transport.get_write_buffer_size() > WRITE_BUFFER_LIMIT:
+                async with asyncio.timeout(self.socket_timeout):
+                    await writer.drain()
+        except TimeoutError:
+            await self.disconnect(nowait=True)
+            raise exceptions.TimeoutError("Timeout writing to socket") from None
+        except OSError as exc:
+            await self.disconnect(nowait=True)
+            raise exceptions.ConnectionError(f"Error while writing to socket: {exc}") from exc
+        except BaseException:
+            await self.disconnect(nowait=True)
+            raise
+
+
+class LeanConnection(LeanWrites, Connection):
+    pass
+
+
+class LeanSSLConnection(LeanWrites, SSLConnection):
+    pass
+
+
+class LeanUnixConnection(LeanWrites, UnixDomainSocketConnection):
+    pass
+
+
+LEAN = {
+    Connection: LeanConnection,
+    SSLConnection: LeanSSLConnection,
+    UnixDomainSocketConnection: LeanUnixConnection,
+}
+
+
+def use_lean_connections(redis: Redis) -> Redis:
+    """Swap the pool's connection class for its lean twin (before any connection exists)."""
+    pool = redis.connection_pool
+    pool.connection_class = LEAN.get(pool.connection_class, pool.connection_class)
+    return redis
