@@ -163,6 +163,15 @@ def worker_options(fn: F) -> F:
     )(fn)
 
 
+shutdown_option = click.option(
+    "--shutdown-timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds after SIGTERM before unfinished work is left pending for reclaim.",
+)
+
+
 def worker_settings(
     ctx: Context, agents: tuple[str, ...], concurrency: int, visibility: float
 ) -> WorkerSettings:
@@ -182,40 +191,53 @@ def worker_settings(
     "--agent", "agent_names", required=True, help="Agent names to serve, comma separated."
 )
 @worker_options
+@shutdown_option
 @verb
 async def worker(
-    ctx: Context, agent_names: str, concurrency: int, visibility_timeout: float
-) -> None:
+    ctx: Context,
+    agent_names: str,
+    concurrency: int,
+    visibility_timeout: float,
+    shutdown_timeout: float,
+) -> int:
     """Serve tasks of the given agents."""
     names = tuple(name.strip() for name in agent_names.split(",") if name.strip())
     settings = worker_settings(ctx, names, concurrency, visibility_timeout)
-    await run_until_signalled([Worker(ctx.redis, settings, registered()).run])
+    return await run_until_signalled(
+        [Worker(ctx.redis, settings, registered()).run], shutdown_timeout
+    )
 
 
 @main.command()
 @common_options
+@shutdown_option
 @verb
-async def resolver(ctx: Context) -> None:
+async def resolver(ctx: Context, shutdown_timeout: float) -> int:
     """Apply completions, resolve dependencies and publish ready tasks."""
-    await run_until_signalled([Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run])
+    resolver = Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace))
+    return await run_until_signalled([resolver.run], shutdown_timeout)
 
 
 @main.command()
 @common_options
 @worker_options
+@shutdown_option
 @verb
-async def up(ctx: Context, concurrency: int, visibility_timeout: float) -> None:
+async def up(
+    ctx: Context, concurrency: int, visibility_timeout: float, shutdown_timeout: float
+) -> int:
     """Run the resolver and every registered agent in one process (a private redis-server is
     started when none answers at the URL)."""
     async with embedded_default(ctx):
         agents = registered()
         settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
         click.echo(f"serving {', '.join(settings.agents)} on {ctx.redis.url}", err=True)
-        await run_until_signalled(
+        return await run_until_signalled(
             [
                 Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
                 Worker(ctx.redis, settings, agents).run,
-            ]
+            ],
+            shutdown_timeout,
         )
 
 
@@ -324,13 +346,11 @@ def render_state(state: WorkflowState) -> str:
     ]
     for t in state.tasks:
         ran = f"{t.ended_ms - t.began_ms}" if t.began_ms and t.ended_ms else "-"
-        summary = (
-            t.error
-            if t.state == "failed"
-            else orjson.dumps(t.result).decode()
-            if t.state == "done"
-            else ""
-        )
+        summary = {
+            "failed": t.error,
+            "done": orjson.dumps(t.result).decode() if t.state == "done" else "",
+            "running": f"on {t.consumer}",
+        }.get(t.state, "")
         summary = summary if len(summary) <= 60 else summary[:57] + "..."
         lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
     return "\n".join(lines)

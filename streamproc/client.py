@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, TypeVar, cast
 
@@ -144,7 +144,31 @@ class Client:
         )
         if not fields:
             raise WorkflowNotFound(workflow_id)
-        return parse_state(workflow_id, cast(dict[bytes, bytes], fields))
+        return await self._mark_running(parse_state(workflow_id, cast(dict[bytes, bytes], fields)))
+
+    async def _mark_running(self, state: WorkflowState) -> WorkflowState:
+        """A queued task whose entry a worker holds is running: the hash learns of it only
+        when the attempt ends, the agent's pending list as soon as it is delivered."""
+        queued = [t for t in state.tasks if t.state == "queued" and t.entry]
+        if not queued:
+            return state
+        shard = self.keyspace.shard_of(state.id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for t in queued:
+                pipe.xpending_range(
+                    self.keyspace.tasks(shard, t.agent), t.agent, t.entry, t.entry, 1
+                )
+            holders = await pipe.execute(raise_on_error=False)
+        running = {
+            t.id: pending[0]["consumer"].decode()
+            for t, pending in zip(queued, holders, strict=True)
+            if isinstance(pending, list) and pending
+        }
+        tasks = [
+            replace(t, state="running", consumer=running[t.id]) if t.id in running else t
+            for t in state.tasks
+        ]
+        return replace(state, tasks=tasks)
 
     async def follow(self, workflow_id: str) -> AsyncIterator[dict[str, str]]:
         """Yield the workflow's lifecycle events from now on, ending with ``completed`` or

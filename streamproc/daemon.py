@@ -18,21 +18,35 @@ log = logging.getLogger(__name__)
 Component = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 
 
-async def run_until_signalled(components: Sequence[Component]) -> None:
-    """Run ``component(stop)`` for each; the first SIGTERM/SIGINT sets ``stop`` for a graceful
-    shutdown, a second one cancels everything."""
+async def run_until_signalled(components: Sequence[Component], deadline: float = 30.0) -> int:
+    """Run ``component(stop)`` for each until they return; the exit code.
+
+    The first SIGTERM/SIGINT sets ``stop`` for a graceful shutdown.  A second one, or
+    ``deadline`` seconds without the components finishing (Redis is down, say, so nothing can
+    be handed back), cancels them: their unacknowledged entries stay pending in Redis and are
+    reclaimed after the visibility timeout, and the exit code is 1.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     current = asyncio.current_task()
+    assert current is not None
+    forced: list[str] = []
+
+    def force(why: str) -> None:
+        if current.done():
+            return
+        log.warning("%s: stopping now; unfinished work stays pending for reclaim", why)
+        forced.append(why)
+        current.cancel()
 
     def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
         if stop.is_set():
-            log.warning("second %s: stopping now", signal.Signals(signum).name)
-            if current:
-                current.cancel()
+            force(f"second {name}")
             return
-        log.warning("%s: shutting down gracefully", signal.Signals(signum).name)
+        log.warning("%s: shutting down gracefully (at most %ss)", name, deadline)
         stop.set()
+        loop.call_later(deadline, force, f"still running {deadline}s after {name}")
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
@@ -40,9 +54,15 @@ async def run_until_signalled(components: Sequence[Component]) -> None:
         async with asyncio.TaskGroup() as group:
             for component in components:
                 group.create_task(component(stop))
+    except asyncio.CancelledError:
+        if not forced:
+            raise
+        current.uncancel()
+        return 1
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
+    return 0
 
 
 async def pause(stop: asyncio.Event, seconds: float) -> bool:

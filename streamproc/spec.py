@@ -18,6 +18,7 @@ from streamproc.keys import check_id
 MAX_SPEC_BYTES = 1 << 20
 MAX_TIMEOUT = 7 * 24 * 3600
 TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout"})
+WORKFLOW_KEYS = frozenset({"name", "tasks"})
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class WorkflowSpec:
     def from_dict(cls, data: Any) -> WorkflowSpec:
         if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), Sequence):
             raise SpecError("a workflow is a mapping with a 'tasks' list")
+        unknown = set(data) - WORKFLOW_KEYS
+        if unknown:
+            raise SpecError(f"unknown workflow keys {sorted(map(str, unknown))} (name, tasks)")
         name = data.get("name", "")
         if not isinstance(name, str):
             raise SpecError("workflow 'name' must be a string")
@@ -113,12 +117,22 @@ class WorkflowSpec:
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    """Safe loading without aliases, which let a tiny file expand exponentially."""
+    """Safe loading without aliases, which let a tiny file expand exponentially, and without
+    duplicate keys, which PyYAML would silently resolve to the last one."""
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.events.AliasEvent):
             raise SpecError("YAML aliases are not allowed in workflow specs")
         return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, str) and key in seen:
+                raise SpecError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _check_size(text: str | bytes) -> None:

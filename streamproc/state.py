@@ -14,7 +14,7 @@ class TaskState:
 
     id: str
     agent: str
-    state: str  # waiting, queued, delayed, done, failed or skipped
+    state: str  # waiting, queued, running, delayed, done, failed or skipped
     attempt: int
     failures: int
     lost: int
@@ -26,6 +26,7 @@ class TaskState:
     ended_ms: int | None = None
     consumer: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
+    entry: str = ""  # the task's current entry in its agent's stream
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ def parse_state(workflow_id: str, raw: dict[bytes, bytes]) -> WorkflowState:
                 ended_ms=number(f"z:{task_id}"),
                 consumer=text(f"w:{task_id}"),
                 history=orjson.loads(fields.get(f"h:{task_id}", b"[]")),
+                entry=text(f"m:{task_id}"),
             )
         )
     return WorkflowState(

@@ -199,22 +199,20 @@ class Worker:
     async def _execute(self, event: TaskEvent) -> tuple[bytes, bytes]:
         """Run the agent; return the completion kind and its output (result or error text)."""
         task = Task(event.workflow, event.task, event.attempt, event.input, event.deps)
-        ids = {
-            "wf": event.workflow,
-            "task": event.task,
-            "attempt": event.attempt,
-            "agent": event.agent,
-        }
+        agent = self.agents[event.agent]
         try:
-            async with asyncio.timeout(event.timeout):
-                result = await call_agent(self.agents[event.agent], task)
+            if event.timeout is None:
+                result = await call_agent(agent, task)
+            else:
+                async with asyncio.timeout(event.timeout):
+                    result = await call_agent(agent, task)
         except PermanentError as exc:
             return b"fatal", _error_text(exc)
         except TimeoutError:
-            log.warning("task timed out after %ss", event.timeout, extra=ids)
+            log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
             return b"error", f"timed out after {event.timeout}s".encode()
         except Exception as exc:
-            log.warning("task failed: %r", exc, extra=ids)
+            log.warning("task failed: %r", exc, extra=_ids(event))
             return b"error", _error_text(exc)
         try:
             output = orjson.dumps(result)
@@ -359,6 +357,15 @@ class Worker:
             }
             pipe.xadd(self.settings.keyspace.dead(shard, agent), fields)  # type: ignore[arg-type]
         await pipe.execute()
+
+
+def _ids(event: TaskEvent) -> dict[str, str | int]:
+    return {
+        "wf": event.workflow,
+        "task": event.task,
+        "attempt": event.attempt,
+        "agent": event.agent,
+    }
 
 
 def _error_text(exc: BaseException) -> bytes:

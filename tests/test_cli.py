@@ -14,7 +14,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from conftest import Engine
+from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.keys import ID_PATTERN
 
@@ -281,6 +281,35 @@ async def test_status_of_an_empty_namespace_lists_registered_agents_with_zeroes(
         "consumers",
         "dead",
     ]
+
+
+async def test_show_reports_a_task_held_by_a_worker_as_running(
+    resolver_only: Engine, redis_url: str, keyspace: Keyspace, client: Client
+) -> None:
+    worker = resolver_only.start_worker(("sleep",))
+    workflow_id = await client.submit(
+        {
+            "tasks": [
+                {"id": "nap", "agent": "sleep", "input": {"seconds": 30}},
+                {"id": "after", "agent": "echo", "needs": ["nap"]},
+            ]
+        }
+    )
+
+    async def running() -> bool:
+        state = await client.get(workflow_id)
+        return state.tasks[0].state == "running"
+
+    await eventually(running)
+    state = await client.get(workflow_id)
+    assert [(t.state, t.consumer) for t in state.tasks] == [
+        ("running", worker.consumer),
+        ("waiting", ""),
+    ]
+    shown = await run("show", workflow_id, *at(redis_url, keyspace))
+    assert shown.code == 0, shown
+    nap = next(line for line in shown.out.splitlines() if line.split()[0] == "nap")
+    assert nap.split()[2] == "running" and worker.consumer in nap
 
 
 async def test_show_json_gives_each_task_state(

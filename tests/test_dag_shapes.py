@@ -5,7 +5,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from conftest import Engine
-from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
+from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec
 
 
 def chain(n: int) -> WorkflowSpec:
@@ -88,3 +88,29 @@ async def test_each_task_completes_exactly_once(
     assert sorted(done) == [b"t0", b"t1", b"t2", b"t3", b"t4"]
     kinds = [f[b"kind"] for _, f in events if f[b"wf"] == workflow_id.encode()]
     assert kinds[0] == b"submitted" and kinds[-1] == b"completed"
+
+
+async def test_workflows_spread_over_shards_complete_and_keep_their_keys_in_their_shard(
+    redis_url: str, keyspace: Keyspace, redis: Redis
+) -> None:
+    sharded = Keyspace(namespace=keyspace.namespace, shards=4)
+    engine = Engine(redis_url, sharded)
+    engine.start_resolver()
+    engine.start_worker(("echo",))
+    try:
+        async with Client(redis_url, ClientSettings(keyspace=sharded)) as client:
+            ids = [await client.submit(chain(3)) for _ in range(24)]
+            states = [await client.wait(wf, timeout=20) for wf in ids]
+    finally:
+        await engine.stop()
+    assert all(s.status == "completed" for s in states)
+    assert {s.results["t2"]["deps"]["t1"]["input"] for s in states} == {1}
+    used = {sharded.shard_of(wf) for wf in ids}
+    assert len(used) >= 2, used  # 24 random ids land on more than one of 4 shards
+    for shard in sharded.all_shards():
+        ours = [wf for wf in ids if sharded.shard_of(wf) == shard]
+        events = await redis.xrange(sharded.events(shard))
+        finished = {f[b"wf"].decode() for _, f in events if f[b"kind"] == b"completed"}
+        assert finished == set(ours)
+        tag = "{" + f"{sharded.namespace}:{shard}" + "}"
+        assert all(sharded.workflow(wf).startswith(tag) for wf in ours)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
+from pathlib import Path
 
 from redis.asyncio import Redis
 
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
+from streamproc.embedded import EmbeddedRedis
 
 
 def sleepers(n: int, seconds: float) -> dict[str, object]:
@@ -66,4 +68,30 @@ async def _pending(redis: Redis, stream: str, at_least: int) -> bool:
         return (await redis.xpending(stream, "sleep"))["pending"] >= at_least
     except Exception:  # the group does not exist until the worker starts
         await asyncio.sleep(0)
+        return False
+
+
+async def test_sigterm_while_redis_is_down_exits_within_the_shutdown_timeout(
+    keyspace: Keyspace,
+) -> None:
+    with EmbeddedRedis() as server:
+        worker = WorkerProcess(server.url, keyspace, "sleep", "--shutdown-timeout", "2").start()
+        try:
+            probe = Redis.from_url(server.url)
+            stream = keyspace.tasks(0, "sleep")
+            await eventually(lambda: _has_consumer(probe, stream))
+            await probe.aclose()
+            server.kill()
+            worker.signal(signal.SIGTERM)
+            assert await worker.wait(20) == 1
+            log = await asyncio.to_thread(Path(worker.log.name).read_text)
+            assert "stopping now; unfinished work stays pending for reclaim" in log
+        finally:
+            worker.kill()
+
+
+async def _has_consumer(redis: Redis, stream: str) -> bool:
+    try:
+        return bool(await redis.xinfo_groups(stream))
+    except Exception:  # no stream yet
         return False

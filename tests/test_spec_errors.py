@@ -334,6 +334,17 @@ def test_unknown_task_keys_are_named() -> None:
     assert "unknown keys ['nedds', 'retry']" in str(caught.value)
 
 
+def test_unknown_workflow_keys_are_named() -> None:
+    with pytest.raises(SpecError, match=r"unknown workflow keys \['taks'\] \(name, tasks\)"):
+        WorkflowSpec.from_dict({"tasks": [{"id": "a", "agent": "echo"}], "taks": []})
+
+
+def test_duplicate_yaml_keys_are_refused_with_their_line() -> None:
+    text = "tasks:\n  - id: a\n    agent: echo\n    agent: sleep\n"
+    with pytest.raises(SpecError, match="duplicate key 'agent' at line 4"):
+        WorkflowSpec.from_yaml(text)
+
+
 def test_non_string_workflow_name_is_refused() -> None:
     with pytest.raises(SpecError, match="'name' must be a string"):
         WorkflowSpec.from_yaml("name: 5\n" + OK_YAML)
