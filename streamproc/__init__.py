@@ -12,11 +12,12 @@ from streamproc.errors import (
     WorkflowNotFound,
 )
 from streamproc.keys import Keyspace
-from streamproc.registry import Task, agent
+from streamproc.registry import Adjust, Task, agent
 from streamproc.spec import Limits, TaskSpec, WorkflowSpec
 from streamproc.state import TaskState, WorkflowState
 
 __all__ = [
+    "Adjust",
     "Client",
     "ClientSettings",
     "CodecError",

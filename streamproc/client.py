@@ -254,6 +254,8 @@ def state_fields(spec: WorkflowSpec, ttl_ms: int) -> list[functions.Arg]:
         ttl_ms,
         "name",
         spec.name,
+        "rounds",
+        spec.adjust_rounds,
     ]
     for t in spec.tasks:
         needs = list(dict.fromkeys(t.needs))

@@ -36,11 +36,20 @@ class TaskEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class AdjustRequest:
+    """An agent's request to re-run ``task`` with ``input`` (JSON) because of ``reason``."""
+
+    task: str
+    reason: str
+    input: bytes
+
+
+@dataclass(frozen=True, slots=True)
 class Completion:
     """A ``done`` entry: the outcome of one attempt, as the worker reported it."""
 
     entry_id: bytes
-    kind: bytes  # b"ok", b"error" (retryable) or b"fatal"
+    kind: bytes  # b"ok", b"adjust" (ok, plus a request), b"error" (retryable) or b"fatal"
     workflow: bytes
     task: bytes
     attempt: bytes
@@ -48,6 +57,7 @@ class Completion:
     began: bytes
     ended: bytes
     consumer: bytes
+    adjust: tuple[bytes, bytes, bytes] | None = None  # target task, reason, new input
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -86,9 +96,15 @@ def decode_task(entry_id: bytes, fields: Fields, agent: str) -> TaskEvent:
 
 
 def encode_completion(
-    event: TaskEvent, kind: bytes, output: bytes, began: int, ended: int, consumer: str
+    event: TaskEvent,
+    kind: bytes,
+    output: bytes,
+    began: int,
+    ended: int,
+    consumer: str,
+    adjust: AdjustRequest | None,
 ) -> dict[bytes, bytes | str | int]:
-    return {
+    fields: dict[bytes, bytes | str | int] = {
         b"v": VERSION,
         b"kind": kind,
         b"wf": event.workflow,
@@ -100,6 +116,9 @@ def encode_completion(
         b"t1": ended,
         b"by": consumer,
     }
+    if adjust is not None:
+        fields.update({b"adj": adjust.task, b"why": adjust.reason, b"adjin": adjust.input})
+    return fields
 
 
 def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
@@ -116,15 +135,17 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             fields[b"t0"],
             fields[b"t1"],
             fields[b"by"],
+            (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == b"adjust" else None,
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
-    if kind not in (b"ok", b"error", b"fatal"):
+    if kind not in (b"ok", b"adjust", b"error", b"fatal"):
         raise CodecError(f"unknown completion kind {kind!r}", fields)
     try:
         if not (
             ID_PATTERN.fullmatch(completion.workflow.decode())
             and ID_PATTERN.fullmatch(completion.task.decode())
+            and (completion.adjust is None or ID_PATTERN.fullmatch(completion.adjust[0].decode()))
         ):
             raise CodecError("invalid workflow or task id", fields)
         int(completion.attempt), int(completion.began), int(completion.ended)

@@ -21,7 +21,9 @@ Per-task fields of the workflow hash are ``<letter>:<task id>``: ``g`` agent, ``
 ``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
 ``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
 ``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
-``h`` history of failed or lost attempts (JSON).
+``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used.
+Workflow fields: ``order``, ``left`` (tasks not done), ``status``, ``reason``, ``created``,
+``ended``, ``ttl``, ``name``, ``rounds`` (adjust rounds allowed per task), ``digest``.
 """
 
 from __future__ import annotations

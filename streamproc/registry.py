@@ -27,6 +27,20 @@ class Task:
     deps: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Adjust:
+    """Returned by an agent that judged an upstream result weak ("evaluate and adjust"): its own
+    ``result`` stands, and task ``task`` (this one or any it depends on, directly or not) runs
+    again with ``input``, followed by every task downstream of it, this one included.  Past the
+    workflow's ``adjust_rounds`` for that task the request is refused and recorded, and
+    ``result`` is kept as if no adjustment had been asked for."""
+
+    task: str
+    input: Any
+    reason: str
+    result: Any = None
+
+
 AgentFn = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
 _agents: dict[str, AgentFn] = {}
 _entry_points_loaded = False

@@ -142,6 +142,8 @@ class Resolver:
                 c.consumer,
                 c.entry_id,
             )
+            if c.adjust is not None:
+                args += c.adjust
         call = functions.arguments(self.keyspace, shard, self._agents[shard], workflow_keys, args)
         consumed, stale, missing = await functions.call(self.redis, "sp_resolve", call)
         if stale:

@@ -18,7 +18,8 @@ from streamproc.keys import check_id
 MAX_SPEC_BYTES = 1 << 20
 MAX_TIMEOUT = 7 * 24 * 3600
 TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout"})
-WORKFLOW_KEYS = frozenset({"name", "tasks"})
+WORKFLOW_KEYS = frozenset({"name", "tasks", "adjust_rounds"})
+MAX_ADJUST_ROUNDS = 100
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,8 @@ class WorkflowSpec:
 
     tasks: tuple[TaskSpec, ...]
     name: str = ""
+    # How many times one task may be re-run at an agent's request (registry.Adjust).
+    adjust_rounds: int = 1
 
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowSpec:
@@ -55,12 +58,16 @@ class WorkflowSpec:
             raise SpecError("a workflow is a mapping with a 'tasks' list")
         unknown = set(data) - WORKFLOW_KEYS
         if unknown:
-            raise SpecError(f"unknown workflow keys {sorted(map(str, unknown))} (name, tasks)")
+            raise SpecError(
+                f"unknown workflow keys {sorted(map(str, unknown))} (name, tasks, adjust_rounds)"
+            )
         name = data.get("name", "")
         if not isinstance(name, str):
             raise SpecError("workflow 'name' must be a string")
         return cls(
-            tasks=tuple(_task_from_dict(i, t) for i, t in enumerate(data["tasks"])), name=name
+            tasks=tuple(_task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
+            name=name,
+            adjust_rounds=data.get("adjust_rounds", 1),
         )
 
     @classmethod
@@ -97,6 +104,11 @@ class WorkflowSpec:
         at fault.  ``agents`` is the known registry, when there is one."""
         if not self.tasks:
             raise SpecError("a workflow needs at least one task")
+        rounds = self.adjust_rounds
+        if isinstance(rounds, bool) or not isinstance(rounds, int):
+            raise SpecError("'adjust_rounds' must be a whole number")
+        if not 0 <= rounds <= MAX_ADJUST_ROUNDS:
+            raise SpecError(f"'adjust_rounds' must be from 0 to {MAX_ADJUST_ROUNDS}")
         if len(self.tasks) > limits.max_tasks:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
         if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
@@ -112,7 +124,7 @@ class WorkflowSpec:
             [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout] for t in self.tasks
         ]
         return hashlib.sha256(
-            orjson.dumps([self.name, canonical], option=orjson.OPT_SORT_KEYS)
+            orjson.dumps([self.name, self.adjust_rounds, canonical], option=orjson.OPT_SORT_KEYS)
         ).hexdigest()[:32]
 
 

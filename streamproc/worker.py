@@ -28,8 +28,9 @@ from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
 from streamproc.errors import CodecError, ConfigError, PermanentError
 from streamproc.groups import ensure_group, leave_group
+from streamproc.keys import ID_PATTERN
 from streamproc.linger import Linger
-from streamproc.registry import AgentFn, Task, call_agent
+from streamproc.registry import Adjust, AgentFn, Task, call_agent
 from streamproc.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
@@ -191,13 +192,16 @@ class Worker:
 
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
         began = now_ms()
-        kind, output = await self._execute(event)
-        fields = codec.encode_completion(event, kind, output, began, now_ms(), self.consumer)
+        kind, output, adjust = await self._execute(event)
+        fields = codec.encode_completion(
+            event, kind, output, began, now_ms(), self.consumer, adjust
+        )
         done = self.settings.keyspace.done(shard)
         self._post(Report(stream, event.agent, event.entry_id, done, fields))
 
-    async def _execute(self, event: TaskEvent) -> tuple[bytes, bytes]:
-        """Run the agent; return the completion kind and its output (result or error text)."""
+    async def _execute(self, event: TaskEvent) -> tuple[bytes, bytes, codec.AdjustRequest | None]:
+        """Run the agent; return the completion kind, its output (result or error text) and
+        the adjustment it asks for, if any."""
         task = Task(event.workflow, event.task, event.attempt, event.input, event.deps)
         agent = self.agents[event.agent]
         try:
@@ -207,24 +211,37 @@ class Worker:
                 async with asyncio.timeout(event.timeout):
                     result = await call_agent(agent, task)
         except PermanentError as exc:
-            return b"fatal", _error_text(exc)
+            return b"fatal", _error_text(exc), None
         except TimeoutError:
             log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
-            return b"error", f"timed out after {event.timeout}s".encode()
+            return b"error", f"timed out after {event.timeout}s".encode(), None
         except Exception as exc:
             log.warning("task failed: %r", exc, extra=_ids(event))
-            return b"error", _error_text(exc)
+            return b"error", _error_text(exc), None
+        try:
+            if isinstance(result, Adjust):
+                adjust = self._adjust_request(result)
+                return b"adjust", self._encode_result(result.result), adjust
+            return b"ok", self._encode_result(result), None
+        except ValueError as exc:
+            return b"fatal", str(exc).encode(), None
+
+    def _encode_result(self, result: Any) -> bytes:
+        """The result as JSON, or ValueError saying why it cannot be stored."""
         try:
             output = orjson.dumps(result)
         except orjson.JSONEncodeError as exc:
-            return b"fatal", f"result is not JSON-serialisable: {exc}".encode()
-        if len(output) > self.settings.max_result_bytes:
-            cap = self.settings.max_result_bytes
-            return (
-                b"fatal",
-                f"result too large: {len(output)} bytes, over the {cap}-byte cap".encode(),
-            )
-        return b"ok", output
+            raise ValueError(f"result is not JSON-serialisable: {exc}") from None
+        cap = self.settings.max_result_bytes
+        if len(output) > cap:
+            raise ValueError(f"result too large: {len(output)} bytes, over the {cap}-byte cap")
+        return output
+
+    def _adjust_request(self, adjust: Adjust) -> codec.AdjustRequest:
+        if not isinstance(adjust.task, str) or not ID_PATTERN.fullmatch(adjust.task):
+            raise ValueError(f"Adjust names an invalid task id {adjust.task!r}")
+        reason = str(adjust.reason)[:MAX_ERROR_CHARS]
+        return codec.AdjustRequest(adjust.task, reason, self._encode_result(adjust.input))
 
     def _reject(
         self, agent: str, shard: int, stream: str, entry_id: bytes, exc: CodecError
@@ -244,7 +261,9 @@ class Worker:
             return
         event = TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], None, {}, None)
         reason = f"malformed task entry: {exc.reason}".encode()
-        fields = codec.encode_completion(event, b"fatal", reason, now_ms(), now_ms(), self.consumer)
+        fields = codec.encode_completion(
+            event, b"fatal", reason, now_ms(), now_ms(), self.consumer, None
+        )
         self._post(Report(stream, agent, entry_id, keyspace.done(shard), fields))
 
     # -- reporting ---------------------------------------------------------------------------

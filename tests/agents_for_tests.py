@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from streamproc import PermanentError, Task, agent
+from streamproc import Adjust, PermanentError, Task, agent
 
 _ledger: redis.Redis | None = None
 
@@ -60,3 +60,23 @@ async def crash(task: Task) -> Any:
     """Kill the whole worker process, as a segfault would."""
     ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
     os._exit(137)
+
+
+@agent("writer")
+async def writer(task: Task) -> Any:
+    """Write input['text'] (the seed's execution step, reduced to its output length)."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    return task.input["text"]
+
+
+@agent("judge")
+async def judge(task: Task) -> Any:
+    """The seed's evaluate-and-adjust rule: a dependency's result that is missing or under 50
+    characters is weak; ask for the task named in input['adjust'] to run again with the input
+    given there."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    weak = [dep for dep, result in sorted(task.deps.items()) if len(str(result or "")) < 50]
+    for target, new_input in task.input.get("adjust", {}).items():
+        if weak:
+            return Adjust(target, new_input, f"result of {weak[0]} under 50 characters", "weak")
+    return "satisfied" if not weak else "weak"

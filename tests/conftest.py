@@ -117,7 +117,7 @@ class Engine:
             task.result()
 
 
-ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal")
+ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal", "writer", "judge")
 
 
 @pytest.fixture

@@ -335,7 +335,8 @@ def test_unknown_task_keys_are_named() -> None:
 
 
 def test_unknown_workflow_keys_are_named() -> None:
-    with pytest.raises(SpecError, match=r"unknown workflow keys \['taks'\] \(name, tasks\)"):
+    expected = r"unknown workflow keys \['taks'\] \(name, tasks, adjust_rounds\)"
+    with pytest.raises(SpecError, match=expected):
         WorkflowSpec.from_dict({"tasks": [{"id": "a", "agent": "echo"}], "taks": []})
 
 

@@ -165,6 +165,79 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
   end
 end
 
+-- The task and every task downstream of it, each once, the task first.
+local function downstream(key, root)
+  local order, seen = {root}, {[root] = true}
+  local i = 1
+  while i <= #order do
+    for _, child in ipairs(split(redis.call('HGET', key, 'd:' .. order[i]))) do
+      if not seen[child] then
+        seen[child] = true
+        order[#order + 1] = child
+      end
+    end
+    i = i + 1
+  end
+  return order, seen
+end
+
+-- Put a task back to waiting as a new attempt: a completion of the attempt in flight, if any,
+-- is then refused as superseded.
+local function reset(ctx, key, wf, d, cause, round)
+  local f = redis.call('HMGET', key, 's:' .. d, 'a:' .. d)
+  if f[1] == 'done' then redis.call('HINCRBY', key, 'left', 1) end
+  if f[1] == 'delayed' then redis.call('ZREM', ctx.delayed, wf .. ' ' .. d) end
+  if f[1] ~= 'waiting' then
+    if d ~= cause then
+      append_history(key, d, {attempt = tonumber(f[2]), outcome = 'reset', cause = cause,
+                              round = round, at = ctx.now})
+    end
+    redis.call('HINCRBY', key, 'a:' .. d, 1)
+  end
+  redis.call('HSET', key, 's:' .. d, 'waiting')
+  redis.call('HDEL', key, 'r:' .. d, 'b:' .. d, 'z:' .. d, 'w:' .. d)
+end
+
+-- Re-run `target` with a new input, and everything downstream of it (the requesting task `t`
+-- among them), unless the round limit is reached or `target` is not upstream of `t`.
+-- Returns false when refused, after recording why.
+local function adjust(ctx, key, wf, t, att, status, target, why, input)
+  local order, seen = downstream(key, target)
+  local f = redis.call('HMGET', key, 'j:' .. target, 'rounds')
+  local round, limit = tonumber(f[1] or '0') + 1, tonumber(f[2] or '0')
+  local refusal
+  if status ~= 'running' then refusal = 'workflow is ' .. status
+  elseif not seen[t] then refusal = 'task ' .. target .. ' is not upstream of ' .. t
+  elseif round > limit then refusal = 'round limit ' .. limit .. ' reached for ' .. target end
+  if refusal then
+    append_history(key, t, {attempt = tonumber(att), outcome = 'adjust refused',
+                            target = target, reason = why, refusal = refusal, at = ctx.now})
+    emit(ctx, wf, 'adjust_refused', t, att, ctx.now, 'target', target, 'reason', refusal)
+    return false
+  end
+  redis.call('HSET', key, 'j:' .. target, round)
+  local previous = redis.call('HGET', key, 'r:' .. target) or ''
+  append_history(key, target, {attempt = tonumber(redis.call('HGET', key, 'a:' .. target)),
+                               outcome = 'adjusted', reason = why, by = t, round = round,
+                               previous = string.sub(previous, 1, 500), at = ctx.now})
+  for _, d in ipairs(order) do reset(ctx, key, wf, d, target, round) end
+  for i = 2, #order do
+    local d = order[i]
+    local needs = split(redis.call('HGET', key, 'n:' .. d))
+    local unmet = 0
+    for _, need in ipairs(needs) do
+      if seen[need] or redis.call('HGET', key, 's:' .. need) ~= 'done' then unmet = unmet + 1 end
+    end
+    redis.call('HSET', key, 'c:' .. d, unmet)
+  end
+  redis.call('HSET', key, 'i:' .. target, input, 'c:' .. target, 0)
+  local next_att = redis.call('HGET', key, 'a:' .. target)
+  emit(ctx, wf, 'task_adjusted', target, next_att, ctx.now, 'by', t, 'reason', why,
+       'round', round)
+  publish(ctx, key, wf, target)
+  return true
+end
+
 local function reject_completion(ctx, wf, t, att, entry, reason, out)
   redis.call('XADD', ctx.dead_done, '*', 'v', '1', 'wf', wf, 'task', t, 'att', att,
              'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
@@ -195,8 +268,9 @@ end
 
 --[[ sp_resolve: apply a batch of completions from the done stream, then XACK them.
   ARGV: retry base ms, retry cap ms, jitter factor, then 9 per completion: kind ('ok' |
-        'error' | 'fatal'), workflow, task, attempt, output or error text, began ms, ended ms,
-        consumer, done-stream entry id.  KEYS: the workflow hash of each completion.
+        'adjust' | 'error' | 'fatal'), workflow, task, attempt, output or error text, began
+        ms, ended ms, consumer, done-stream entry id; 'adjust' adds 3: target task, reason,
+        new input.  KEYS: the workflow hash of each completion.
   Returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
   dependents use an agent it has no keys for, leaving that one and the rest unacknowledged. ]]
 local function resolve(keys, args)
@@ -205,10 +279,12 @@ local function resolve(keys, args)
   local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
                  jitter = tonumber(args[b + 3])}
   local stale, acked = 0, {}
-  local item = 0
-  for a = b + 4, #args, 9 do
+  local item, a = 0, b + 4
+  while a <= #args do
     item = item + 1
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
+    local stride = 9
+    if kind == 'adjust' then stride = 12 end
     local key = keys[ctx.wf_base + item]
     local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t)
     if not f[1] then
@@ -220,11 +296,16 @@ local function resolve(keys, args)
     else
       local dependents = split(f[5])
       local missing = missing_agent(ctx, key, dependents)
+      if kind == 'adjust' then missing = missing or missing_agent(ctx, key, {args[a + 9]}) end
       if missing or not ctx.dead[f[4]] then
         if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
         return {#acked, stale, missing or f[4]}
       end
-      if kind == 'ok' then
+      if kind == 'adjust' and adjust(ctx, key, wf, t, att, f[1], args[a + 9], args[a + 10],
+                                     args[a + 11]) then
+        emit(ctx, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
+        emit(ctx, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 9])
+      elseif kind == 'ok' or kind == 'adjust' then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    dependents, f[1])
       else
@@ -233,6 +314,7 @@ local function resolve(keys, args)
       end
     end
     acked[#acked + 1] = args[a + 8]
+    a = a + stride
   end
   if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
   return {#acked, stale, ''}
