@@ -10,7 +10,6 @@ import contextlib
 import functools
 import importlib
 import sys
-import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,21 +20,22 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
 
 from streamproc import logs
+from streamproc.cache import cache_stats
 from streamproc.client import Client
 from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
 from streamproc.daemon import run_until_signalled
 from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import StreamprocError
 from streamproc.keys import Keyspace
+from streamproc.progress import follow_progress, render_state
 from streamproc.registry import registered
 from streamproc.resolver import Resolver
 from streamproc.spec import WorkflowSpec
-from streamproc.state import WorkflowState
 from streamproc.status import agent_stats, known_agents
 from streamproc.worker import Worker
 
 F = TypeVar("F", bound=Callable[..., Any])
-DEMO_SPEC = Path(__file__).parent / "examples" / "demo.yaml"
+DEMO_SPEC = Path(__file__).parent / "examples" / "agentic.yaml"
 
 
 def common_options(fn: F) -> F:
@@ -288,39 +288,39 @@ async def submit(ctx: Context, file: Path, workflow_id: str | None, wait: bool) 
     return 0 if state.status == "completed" else 1
 
 
-async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
-    started = time.monotonic()
-    async for event in client.follow(workflow_id):
-        elapsed = time.monotonic() - started
-        detail = event.get("error") or event.get("reason") or ""
-        task = event.get("task", "")
-        click.echo(f"{elapsed:7.2f}s  {event['kind']:<14} {task:<12} {detail}".rstrip(), err=True)
-    state = await client.get(workflow_id)
-    click.echo(f"workflow {workflow_id}: {state.status} {state.reason}".rstrip(), err=True)
-    return state
-
-
 @main.command()
 @common_options
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per agent.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="One JSON object per agent, then per search provider."
+)
 @verb
 async def status(ctx: Context, as_json: bool) -> None:
-    """Per agent: stream length, group lag, pending, consumers, dead letters."""
+    """Per agent: stream length, group lag, pending, consumers, dead letters; per search
+    provider: cache hits, misses and upstream calls."""
     redis = ctx.redis.connect()
     try:
         names = sorted(set(await known_agents(redis, ctx.keyspace)) | set(registered()))
         stats = await agent_stats(redis, ctx.keyspace, names)
+        cache = await cache_stats(redis, ctx.keyspace)
     finally:
         await redis.aclose()
     if as_json:
         for row in stats:
             click.echo(orjson.dumps(row.to_dict()))
+        for provider, counters in sorted(cache.items()):
+            click.echo(orjson.dumps({"provider": provider, **counters}))
         return
     click.echo(f"{'agent':<16}{'length':>8}{'lag':>8}{'pending':>9}{'consumers':>11}{'dead':>7}")
     for row in stats:
         click.echo(
             f"{row.agent:<16}{row.length:>8}{row.lag:>8}{row.pending:>9}{row.consumers:>11}{row.dead_letters:>7}"
         )
+    if cache:
+        click.echo(f"\n{'search cache':<16}{'hit':>8}{'miss':>8}{'upstream':>9}")
+        for provider, c in sorted(cache.items()):
+            click.echo(
+                f"{provider:<16}{c.get('hit', 0):>8}{c.get('miss', 0):>8}{c.get('upstream', 0):>9}"
+            )
 
 
 @main.command()
@@ -338,24 +338,6 @@ async def show(ctx: Context, workflow_id: str, as_json: bool) -> None:
     click.echo(render_state(state))
 
 
-def render_state(state: WorkflowState) -> str:
-    took = f" in {(state.ended_ms - state.created_ms) / 1000:.2f}s" if state.ended_ms else ""
-    lines = [
-        f"workflow {state.id} {state.name}: {state.status}{took} {state.reason}".rstrip(),
-        f"  {'task':<12}{'agent':<12}{'state':<9}{'att':>4}{'ran ms':>8}  result",
-    ]
-    for t in state.tasks:
-        ran = f"{t.ended_ms - t.began_ms}" if t.began_ms and t.ended_ms else "-"
-        summary = {
-            "failed": t.error,
-            "done": orjson.dumps(t.result).decode() if t.state == "done" else "",
-            "running": f"on {t.consumer}",
-        }.get(t.state, "")
-        summary = summary if len(summary) <= 60 else summary[:57] + "..."
-        lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
-    return "\n".join(lines)
-
-
 @main.command()
 @common_options
 @click.option(
@@ -368,24 +350,9 @@ def render_state(state: WorkflowState) -> str:
 )
 @verb
 async def demo(ctx: Context, file: Path) -> int:
-    """Run the demo workflow end to end: resolver and workers in this process."""
+    """Run the prototype's workflow end to end, twice (the second run shows the search cache):
+    resolver and workers in this process, local search stand-ins when no API key is set."""
+    from agents.demo import run_demo  # the project's agents, not the engine's
+
     async with embedded_default(ctx):
-        agents = registered()
-        stop = asyncio.Event()
-        settings = worker_settings(ctx, tuple(sorted(agents)), 32, 30.0)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(
-                Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run(stop)
-            )
-            group.create_task(Worker(ctx.redis, settings, agents).run(stop))
-            try:
-                async with Client(
-                    ctx.redis, ClientSettings(keyspace=ctx.keyspace), agents
-                ) as client:
-                    workflow_id = await client.submit(WorkflowSpec.load(file))
-                    click.echo(f"submitted {file.name} as workflow {workflow_id}", err=True)
-                    state = await follow_progress(client, workflow_id)
-                    click.echo(render_state(state))
-            finally:
-                stop.set()
-    return 0 if state.status == "completed" else 1
+        return await run_demo(ctx.redis, ctx.keyspace, file)

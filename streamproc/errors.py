@@ -46,3 +46,57 @@ class ConfigError(StreamprocError, ValueError):
 
 class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
+
+
+class ProviderError(StreamprocError):
+    """An external API (search or LLM) failed; ``reason`` says how and never holds a key."""
+
+    kind = "failed"
+
+    def __init__(self, provider: str, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(f"{provider}: {reason}")
+        self.provider = provider
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class RateLimited(ProviderError):
+    """The provider asked us to slow down; ``retry_after`` is its wait in seconds, if it said."""
+
+    kind = "rate limited"
+
+
+class QuotaSpent(ProviderError):
+    """The plan's allowance is used up: use another provider until it renews."""
+
+    kind = "quota spent"
+
+
+class KeyRejected(ProviderError):
+    """The API key was refused (401/403): the provider is disabled for this process."""
+
+    kind = "key rejected"
+
+
+class Unavailable(ProviderError):
+    """A 5xx, a timeout or a connection failure: worth retrying with backoff."""
+
+    kind = "unavailable"
+
+
+class MalformedReply(ProviderError):
+    """The reply was not JSON, or not in the shape the provider documents."""
+
+    kind = "malformed reply"
+
+
+class AllProvidersFailed(ProviderError):
+    """Every configured search provider failed; ``failures`` maps each name to its error.
+    ``retry_after`` is the soonest stated wait, set only when every provider stated one."""
+
+    def __init__(self, failures: dict[str, ProviderError]) -> None:
+        waits = [e.retry_after for e in failures.values() if e.retry_after is not None]
+        soonest = min(waits) if waits and len(waits) == len(failures) else None
+        listed = "; ".join(f"{name}: {e.kind}, {e.reason}" for name, e in failures.items())
+        super().__init__("search", f"every provider failed ({listed})", soonest)
+        self.failures = failures

@@ -15,7 +15,12 @@ key                            type    holds
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
+``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
+``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
+``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
 =============================  ======  ====================================================
+
+Cache keys carry no shard tag: each is read and written on its own, never with another key.
 
 Per-task fields of the workflow hash are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
 ``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
@@ -103,3 +108,19 @@ class Keyspace:
             self.agents(shard),
             self.dead_done(shard),
         ]
+
+    def cache(self, provider: str, digest: str) -> str:
+        """A cached search reply (hash), by provider and sha256 of the normalised query.
+
+        Cache keys carry no shard hash tag: each is read and written alone, never together
+        with workflow keys in one script or transaction, so any Cluster slot will do.
+        """
+        return f"{self.namespace}:cache:{provider}:{digest}"
+
+    def cache_lock(self, digest: str) -> str:
+        """The single-flight lock of one query: held by the process calling upstream for it."""
+        return f"{self.namespace}:cache-lock:{digest}"
+
+    def cache_stats(self) -> str:
+        """The search cache's counters (hash of ``<provider>:hit|miss|upstream``)."""
+        return f"{self.namespace}:cache:stats"

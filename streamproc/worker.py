@@ -22,7 +22,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from streamproc import codec, functions
+from streamproc import codec, functions, runtime
 from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
@@ -32,6 +32,7 @@ from streamproc.keys import ID_PATTERN
 from streamproc.linger import Linger
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
 from streamproc.retrying import until_redis_answers
+from streamproc.runtime import Runtime
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
@@ -72,6 +73,7 @@ class Worker:
         self.agents = {name: agents[name] for name in settings.agents}
         self.redis: Redis = redis.connect()
         self.consumer = consumer_name()
+        self.runtime = Runtime(redis, settings.keyspace)
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
         self._outbox: list[Report] = []
@@ -86,6 +88,7 @@ class Worker:
         tasks finish within the grace period, hand the rest back, leave no pending entry."""
         await until_redis_answers(self._prepare)
         log.info("worker %s serving %s", self.consumer, ",".join(self.agents))
+        runtime.bind(self.runtime)
         try:
             async with asyncio.TaskGroup() as background:
                 background.create_task(self._heartbeat_loop())
@@ -102,6 +105,7 @@ class Worker:
                 self._outbox_ready.set()
             await until_redis_answers(self._hand_back)
         finally:
+            await self.runtime.close()
             await self.redis.aclose()
         log.info("worker %s stopped", self.consumer)
 

@@ -160,8 +160,19 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
 class WorkerProcess:
     """``streamproc worker`` in a subprocess, to be killed, stopped or terminated by a test."""
 
-    def __init__(self, redis_url: str, keyspace: Keyspace, agents: str, *extra: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(TESTS), "STREAMPROC_TEST_LEDGER_URL": redis_url}
+    def __init__(
+        self,
+        redis_url: str,
+        keyspace: Keyspace,
+        agents: str,
+        *extra: str,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        env = {
+            **(os.environ if env is None else env),
+            "PYTHONPATH": str(TESTS),
+            "STREAMPROC_TEST_LEDGER_URL": redis_url,
+        }
         self.args = [
             str(Path(sys.executable).parent / "streamproc"),
             "worker",
@@ -210,8 +221,8 @@ class WorkerProcess:
 def worker_processes(redis_url: str, keyspace: Keyspace) -> Iterator[Callable[..., WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def start(agents: str, *extra: str) -> WorkerProcess:
-        process = WorkerProcess(redis_url, keyspace, agents, *extra).start()
+    def start(agents: str, *extra: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        process = WorkerProcess(redis_url, keyspace, agents, *extra, env=env).start()
         started.append(process)
         return process
 

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.keys import ID_PATTERN
+from streamproc.providers.settings import KEY_VARIABLES
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 VERBS = ["up", "worker", "resolver", "submit", "status", "show", "demo"]
@@ -47,7 +48,11 @@ class Run:
 
 def cli_env() -> dict[str, str]:
     """The test's environment without any STREAMPROC_* settings but the ledger's."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMPROC_")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("STREAMPROC_") and k not in KEY_VARIABLES.values()
+    }
     if "STREAMPROC_TEST_LEDGER_URL" in os.environ:
         env["STREAMPROC_TEST_LEDGER_URL"] = os.environ["STREAMPROC_TEST_LEDGER_URL"]
     return env
@@ -377,18 +382,27 @@ def test_a_url_that_is_not_redis_is_a_one_line_error() -> None:
 # -- demo ----------------------------------------------------------------------------------------
 
 
-async def test_demo_runs_end_to_end(redis_url: str) -> None:
+async def test_demo_runs_the_seed_workflow_twice_the_second_from_the_cache(
+    redis_url: str,
+) -> None:
     namespace = f"demo{uuid.uuid4().hex[:8]}"
     result = await run("demo", "--redis-url", redis_url, "--namespace", namespace)
     assert result.code == 0, result
-    assert "completed" in result.out
-    header, _, *rows = result.out.splitlines()
-    assert header.startswith("workflow ") and " demo: completed" in header
-    assert [row.split()[:3] for row in rows] == [
-        [f"t{i}", agent, "done"]
-        for i, agent in enumerate(["echo", "echo", "sleep", "echo", "echo"], 1)
-    ]
-    workflow_id = header.split()[1]
-    async with Client(redis_url, ClientSettings(keyspace=Keyspace(namespace))) as other:
-        assert (await other.get(workflow_id)).status == "completed"
+    assert "no search API key set: local stand-ins for serpapi, brave, tavily, bing" in result.err
+    lines = result.out.splitlines()
+    headers = [i for i, line in enumerate(lines) if line.startswith("workflow ")]
+    assert len(headers) == 2
+    agents = ["description", "planning", "execution", "evaluation", "validation"]
+    for i in headers:
+        assert " agentic: completed" in lines[i]
+        rows = lines[i + 2 : i + 7]
+        assert [row.split()[:3] for row in rows] == [
+            [f"t{n}", agent, "done"] for n, agent in enumerate(agents, 1)
+        ]
+        workflow_id = lines[i].split()[1]
+        async with Client(redis_url, ClientSettings(keyspace=Keyspace(namespace))) as other:
+            assert (await other.get(workflow_id)).status == "completed"
+    summary = lines[-1]
+    assert "with 2 upstream searches; second run" in summary
+    assert "with 2 cache hits and 0 upstream searches" in summary and summary.endswith("saved")
     assert "private redis-server" not in result.err  # it used the Redis it was given

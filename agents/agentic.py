@@ -1,0 +1,131 @@
+"""The prototype's five agents: describe -> plan -> execute (web search) -> evaluate, validate.
+
+Without a language model, description, planning and evaluation give the prototype's fixed text;
+with one configured (``STREAMPROC_LLM_URL``, ``STREAMPROC_LLM_MODEL``) they ask it.  Execution
+searches over the provider chain through the Redis cache and returns structured results;
+:func:`render` turns them into text only where text is needed (scoring, display).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.toolkit import toolkit
+from streamproc import Adjust, Task, agent
+from streamproc.providers import SearchReply
+
+WEAK_CHARS = 50  # the prototype's rule: a result missing or shorter than this is weak
+COMPONENTS = "Agent, Task Manager, Workflow Engine, Context Store, Evaluator, Toolset, Logger"
+FLOW = (
+    "Task 1 (describe the components) -> Task 2 (plan the flow) -> "
+    "Task 3 (execute and evaluate) -> Task 5 (validate completeness)"
+)
+
+
+def description_of(task: Task) -> str:
+    data = task.input if isinstance(task.input, dict) else {}
+    return str(data.get("description", task.id))
+
+
+async def ask_or(default: str, prompt: str) -> str:
+    llm = toolkit().llm
+    if llm is None:
+        return default
+    return await llm.ask(prompt, system="You are one step of an agentic workflow. Be concise.")
+
+
+@agent("description")
+async def describe(task: Task) -> str:
+    default = f"Components: {COMPONENTS}"
+    return await ask_or(default, f"{description_of(task)}: name the components of such a system.")
+
+
+@agent("planning")
+async def plan(task: Task) -> str:
+    context = "\n".join(str(result) for result in task.deps.values())
+    prompt = f"{description_of(task)}. Given:\n{context}\nWrite the flow as numbered steps."
+    return await ask_or(f"Flow: {FLOW}", prompt)
+
+
+@agent("execution")
+async def execute(task: Task) -> dict[str, Any]:
+    """Search for the task's description, within the topic, and return what was found."""
+    data = task.input if isinstance(task.input, dict) else {}
+    topic = str(data.get("topic", "Agentic system"))
+    query = f"{topic} {description_of(task)}"
+    if data.get("enhanced"):
+        query += " architecture examples"
+    reply = await toolkit().search(query)
+    return {"description": description_of(task), **reply_dict(reply)}
+
+
+@agent("evaluation")
+async def evaluate(task: Task) -> Any:
+    """The prototype's evaluate-and-adjust: a weak dependency result has the task named in
+    ``input.adjust`` run again with the input given there."""
+    adjust = task.input.get("adjust", {}) if isinstance(task.input, dict) else {}
+    for dep, result in sorted(task.deps.items()):
+        text = render(result)
+        if len(text) < WEAK_CHARS and dep in adjust:
+            reason = f"result of {dep} is {'missing' if not text else 'under 50 characters'}"
+            return Adjust(dep, adjust[dep], reason, result=f"Evaluated {dep}: weak ({reason})")
+    verdicts = [f"Evaluated {dep}: {summary(render(r))}" for dep, r in sorted(task.deps.items())]
+    default = " ".join(verdicts) + " Does it meet the need? Yes, on length."
+    prompt = "Does this result meet the need? Answer in two sentences.\n" + "\n".join(verdicts)
+    return await ask_or(default, prompt)
+
+
+@agent("validation")
+async def validate(task: Task) -> dict[str, Any]:
+    """The prototype's completeness score of the checked result, plus supplementary info."""
+    data = task.input if isinstance(task.input, dict) else {}
+    checked = str(data.get("check", next(iter(sorted(task.deps)), "")))
+    topic = str(data.get("topic", "Agentic"))
+    text = render(task.deps.get(checked))
+    score = completeness(text, topic)
+    reply = await toolkit().search(str(data.get("query", "workflow completeness validation")))
+    supplement = reply.results[0].snippet if reply.results else "no validation info"
+    return {
+        "checked": checked,
+        "score": score,
+        "complete": score >= 80,
+        "supplement": supplement,
+        "provider": reply.provider,
+    }
+
+
+def completeness(text: str, topic: str) -> int:
+    """Over 50 characters +40, mentions the topic +30, unique-word ratio over 0.7 +30."""
+    words = text.split()
+    score = 40 if len(text) > WEAK_CHARS else 0
+    score += 30 if topic.casefold() in text.casefold() else 0
+    score += 30 if words and len(set(words)) / len(words) > 0.7 else 0
+    return score
+
+
+def reply_dict(reply: SearchReply) -> dict[str, Any]:
+    return {
+        "query": reply.query,
+        "provider": reply.provider,
+        "cached": reply.cached,
+        "results": [{"title": r.title, "url": r.url, "snippet": r.snippet} for r in reply.results],
+    }
+
+
+def render(result: Any) -> str:
+    """A result as text: search results as numbered lines, anything else as it is."""
+    if result is None:
+        return ""
+    if isinstance(result, dict) and "results" in result:
+        lines = [f"{result.get('description', '')} ({result.get('provider')}):"]
+        for i, hit in enumerate(result["results"], 1):
+            lines.append(f"{i}. {hit.get('title') or 'untitled'}: {hit.get('snippet') or ''}")
+        return "\n".join(lines) if result["results"] else ""
+    if isinstance(result, dict):
+        return " ".join(f"{k}: {v}" for k, v in result.items())
+    return str(result)
+
+
+def summary(text: str, limit: int = 80) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

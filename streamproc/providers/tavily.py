@@ -1,0 +1,62 @@
+"""Tavily search: ``POST {base}/search`` with JSON ``{query, max_results}`` and
+``Authorization: Bearer <key>``.
+
+Results are ``results[]`` with ``title``, ``url`` and ``content``.  Errors carry their text at
+``detail.error``.  429 asks us to slow down; 432 (plan limit) and 433 (pay-as-you-go limit)
+mean the allowance is spent until the plan renews or the limit is raised.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
+from streamproc.providers.base import (
+    SearchReply,
+    classify,
+    describe,
+    error_text,
+    json_object,
+    reply,
+    results_from,
+)
+from streamproc.providers.http import Answer, request
+from streamproc.providers.secret import Secret
+
+PLAN_LIMIT = 432
+PAY_AS_YOU_GO_LIMIT = 433
+
+
+@dataclass(frozen=True)
+class Tavily:
+    name: ClassVar[str] = "tavily"
+    key: Secret
+    base_url: str
+    timeout: float = 10.0
+
+    async def search(self, query: str, count: int) -> SearchReply:
+        started = time.monotonic()
+        answer = await request(
+            self.name,
+            "POST",
+            f"{self.base_url}/search",
+            timeout=self.timeout,
+            headers={"Authorization": f"Bearer {self.key.reveal()}"},
+            payload={"query": query, "max_results": count},
+        )
+        if answer.status != 200:
+            raise error_for(answer, self.key)
+        data = json_object(self.name, answer)
+        if "results" not in data:
+            raise MalformedReply(self.name, "reply has no results list")
+        found = results_from(self.name, data["results"], "title", "url", "content")
+        return reply(self.name, query, found, started)
+
+
+def error_for(answer: Answer, key: Secret) -> ProviderError:
+    detail = key.scrub(error_text(answer, "detail", "error"))
+    if answer.status in (PLAN_LIMIT, PAY_AS_YOU_GO_LIMIT):
+        return QuotaSpent(Tavily.name, describe(answer, detail))
+    return classify(Tavily.name, answer, detail)

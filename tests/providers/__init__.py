@@ -1,0 +1,1 @@
+"""Tests of the external-API layer: search providers, LLM client, search cache."""

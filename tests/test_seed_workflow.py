@@ -1,0 +1,111 @@
+"""The prototype's workflow (describe -> plan -> execute -> evaluate, validate) through real
+worker processes, against local stand-ins of the search APIs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import orjson
+import pytest
+
+from agents.agentic import completeness, render
+from conftest import Engine, WorkerProcess
+from streamproc import Client, Keyspace, WorkflowSpec
+from streamproc.cache import cache_stats
+from streamproc.fakes import Behaviour, Fakes
+from streamproc.progress import render_state
+from streamproc.providers.settings import KEY_VARIABLES
+
+SEED = Path(__file__).parents[1] / "streamproc" / "examples" / "agentic.yaml"
+AGENTS = "description,planning,execution,evaluation,validation"
+
+
+@pytest.fixture
+async def stand_ins() -> AsyncIterator[Fakes]:
+    async with Fakes(retry_after=0, stall=10.0) as fakes:
+        yield fakes
+
+
+@pytest.fixture
+def seed_workers(
+    stand_ins: Fakes, worker_processes: Callable[..., WorkerProcess]
+) -> Callable[[], WorkerProcess]:
+    """Worker processes serving the five agents, with only the stand-ins' search keys set."""
+
+    def start() -> WorkerProcess:
+        env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+        return worker_processes(AGENTS, env={**env, **stand_ins.search_env()})
+
+    return start
+
+
+async def test_the_seed_workflow_completes_through_worker_processes_then_hits_the_cache(
+    resolver_only: Engine,
+    client: Client,
+    keyspace: Keyspace,
+    redis_url: str,
+    stand_ins: Fakes,
+    seed_workers: Callable[[], WorkerProcess],
+) -> None:
+    seed_workers()
+    seed_workers()
+    spec = WorkflowSpec.load(SEED)
+    first = await client.wait(await client.submit(spec), timeout=60)
+    assert first.status == "completed", render_state(first)
+    results = first.results
+    assert results["t1"].startswith("Components: Agent, Task Manager")
+    assert results["t2"].startswith("Flow: Task 1")
+    assert results["t3"]["provider"] == "serpapi" and len(results["t3"]["results"]) >= 3
+    assert all(set(hit) == {"title", "url", "snippet"} for hit in results["t3"]["results"])
+    assert results["t4"].startswith("Evaluated t3: ")
+    validation = results["t5"]
+    assert validation["score"] == completeness(render(results["t3"]), "Agentic")
+    assert validation["complete"] == (validation["score"] >= 80)
+    assert validation["supplement"]
+    assert all(t.attempt == 1 for t in first.tasks)
+    assert stand_ins.serpapi.requests == 2  # t3's search and t5's
+    assert {f.requests for name, f in stand_ins.search.items() if name != "serpapi"} == {0}
+
+    second = await client.wait(await client.submit(spec), timeout=60)
+    assert second.status == "completed"
+    assert second.results["t3"]["results"] == results["t3"]["results"]
+    assert second.results["t3"]["cached"] is True
+    assert stand_ins.serpapi.requests == 2  # nothing new upstream
+    stats = await cache_stats(client.redis, keyspace)
+    assert stats["serpapi"]["hit"] == 2 and stats["serpapi"]["upstream"] == 2
+    status = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "streamproc"),
+        "status",
+        "--json",
+        "--redis-url",
+        redis_url,
+        "--namespace",
+        keyspace.namespace,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await status.communicate()
+    rows = [orjson.loads(line) for line in out.splitlines()]
+    assert {"provider": "serpapi", "hit": 2, "miss": 2, "upstream": 2} in rows
+
+
+async def test_an_empty_search_has_t3_rerun_enhanced_and_only_t4_t5_after_it(
+    resolver_only: Engine,
+    client: Client,
+    stand_ins: Fakes,
+    seed_workers: Callable[[], WorkerProcess],
+) -> None:
+    stand_ins.serpapi.script(Behaviour.EMPTY)  # the first search finds nothing
+    seed_workers()
+    state = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)
+    assert state.status == "completed", render_state(state)
+    tasks = {t.id: t for t in state.tasks}
+    assert [tasks[t].attempt for t in ("t1", "t2", "t3", "t4", "t5")] == [1, 1, 2, 2, 2]
+    (adjusted,) = [h for h in tasks["t3"].history if h["outcome"] == "adjusted"]
+    assert adjusted["by"] == "t4" and adjusted["reason"] == "result of t3 is missing"
+    assert state.results["t3"]["query"].endswith("architecture examples")
+    assert state.results["t3"]["results"]
+    assert state.results["t4"].startswith("Evaluated t3: ")
