@@ -6,11 +6,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import orjson
 import pytest
+from redis.asyncio import Redis
 
 from agents.agentic import completeness, render
 from conftest import Engine, WorkerProcess
@@ -109,3 +111,51 @@ async def test_an_empty_search_has_t3_rerun_enhanced_and_only_t4_t5_after_it(
     assert state.results["t3"]["query"].endswith("architecture examples")
     assert state.results["t3"]["results"]
     assert state.results["t4"].startswith("Evaluated t3: ")
+
+
+async def test_with_a_language_model_configured_three_agents_ask_it(
+    resolver_only: Engine,
+    client: Client,
+    stand_ins: Fakes,
+    worker_processes: Callable[..., WorkerProcess],
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+    worker_processes(AGENTS, env={**env, **stand_ins.env()})  # search and chat stand-ins
+    state = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)
+    assert state.status == "completed", render_state(state)
+    assert stand_ins.llm.requests == 3  # description, planning, evaluation
+    for task in ("t1", "t2", "t4"):
+        assert not state.results[task].startswith(("Components:", "Flow:", "Evaluated"))
+        assert state.results[task].strip()  # the stand-in's answer, not the fixed text
+
+
+async def test_api_keys_appear_nowhere_in_redis_or_logs(
+    resolver_only: Engine,
+    client: Client,
+    redis: Redis,
+    keyspace: Keyspace,
+    worker_processes: Callable[..., WorkerProcess],
+) -> None:
+    canaries = {name: f"canary-{name}-{uuid.uuid4().hex}" for name in (*KEY_VARIABLES, "llm")}
+    async with Fakes(keys=canaries, retry_after=0, stall=10.0) as fakes:
+        fakes.serpapi.script(Behaviour.UNAUTHORIZED)  # its key is refused: it must not leak
+        fakes.brave.script(Behaviour.QUOTA_SPENT)
+        env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+        worker = worker_processes(AGENTS, "-v", env={**env, **fakes.env()})
+        state = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)
+        assert state.status == "completed", render_state(state)
+        assert state.results["t3"]["provider"] == "tavily"
+    dump = []
+    async for key in redis.scan_iter(match=f"*{keyspace.namespace}*"):
+        dump.append(repr(await redis.dump(key)))
+        kind = (await redis.type(key)).decode()
+        if kind == "stream":
+            dump.append(repr(await redis.xrange(key)))
+        elif kind == "hash":
+            dump.append(repr(await redis.hgetall(key)))
+    worker.kill()
+    log = await asyncio.to_thread(Path(worker.log.name).read_text)
+    assert "key rejected" in log  # serpapi was refused, and said so
+    for canary in canaries.values():
+        assert canary not in log
+        assert all(canary not in text for text in dump)
