@@ -49,7 +49,7 @@ class Completion:
     """A ``done`` entry: the outcome of one attempt, as the worker reported it."""
 
     entry_id: bytes
-    kind: bytes  # b"ok", b"adjust" (ok, plus a request), b"error" (retryable) or b"fatal"
+    kind: bytes  # b"ok", b"adjust" (ok, plus a request), b"wait", b"error" (retryable), b"fatal"
     workflow: bytes
     task: bytes
     attempt: bytes
@@ -58,6 +58,7 @@ class Completion:
     ended: bytes
     consumer: bytes
     adjust: tuple[bytes, bytes, bytes] | None = None  # target task, reason, new input
+    wait: tuple[bytes, bytes] | None = None  # retry in ms, give up after ms (kind b"wait")
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -103,6 +104,7 @@ def encode_completion(
     ended: int,
     consumer: str,
     adjust: AdjustRequest | None,
+    wait: tuple[int, int] | None = None,
 ) -> dict[bytes, bytes | str | int]:
     fields: dict[bytes, bytes | str | int] = {
         b"v": VERSION,
@@ -118,6 +120,8 @@ def encode_completion(
     }
     if adjust is not None:
         fields.update({b"adj": adjust.task, b"why": adjust.reason, b"adjin": adjust.input})
+    if wait is not None:
+        fields.update({b"retry_ms": wait[0], b"give_up_ms": wait[1]})
     return fields
 
 
@@ -136,10 +140,11 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             fields[b"t1"],
             fields[b"by"],
             (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == b"adjust" else None,
+            (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == b"wait" else None,
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
-    if kind not in (b"ok", b"adjust", b"error", b"fatal"):
+    if kind not in (b"ok", b"adjust", b"wait", b"error", b"fatal"):
         raise CodecError(f"unknown completion kind {kind!r}", fields)
     try:
         if not (
@@ -149,6 +154,8 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
         ):
             raise CodecError("invalid workflow or task id", fields)
         int(completion.attempt), int(completion.began), int(completion.ended)
+        if completion.wait is not None:
+            int(completion.wait[0]), int(completion.wait[1])
     except (UnicodeDecodeError, ValueError):
         raise CodecError("invalid id, attempt or timestamp", fields) from None
     return completion

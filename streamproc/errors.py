@@ -48,6 +48,18 @@ class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
 
 
+class RetryLater(StreamprocError):
+    """Raised by an agent that cannot make progress yet (every search provider spent, say): the
+    task waits ``delay`` seconds as a delayed retry that uses up none of its retries, and is
+    dead-lettered once it has been waiting ``give_up_after`` seconds since its first wait."""
+
+    def __init__(self, delay: float, reason: str, give_up_after: float = 3600.0) -> None:
+        super().__init__(f"retry in {delay:g}s: {reason}")
+        self.delay = delay
+        self.reason = reason
+        self.give_up_after = give_up_after
+
+
 class ProviderError(StreamprocError):
     """An external API (search or LLM) failed; ``reason`` says how and never holds a key."""
 

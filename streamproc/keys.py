@@ -26,7 +26,8 @@ Per-task fields of the workflow hash are ``<letter>:<task id>``: ``g`` agent, ``
 ``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
 ``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
 ``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
-``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used.
+``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used,
+``W`` when the task first waited (``RetryLater``, ms).
 Workflow fields: ``order``, ``left`` (tasks not done), ``status``, ``reason``, ``created``,
 ``ended``, ``ttl``, ``name``, ``rounds`` (adjust rounds allowed per task), ``digest``.
 """

@@ -144,6 +144,8 @@ class Resolver:
             )
             if c.adjust is not None:
                 args += c.adjust
+            if c.wait is not None:
+                args += c.wait
         call = functions.arguments(self.keyspace, shard, self._agents[shard], workflow_keys, args)
         consumed, stale, missing = await functions.call(self.redis, "sp_resolve", call)
         if stale:

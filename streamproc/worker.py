@@ -26,7 +26,7 @@ from streamproc import codec, functions, runtime
 from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
-from streamproc.errors import CodecError, ConfigError, PermanentError
+from streamproc.errors import CodecError, ConfigError, PermanentError, RetryLater
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN
 from streamproc.linger import Linger
@@ -196,9 +196,15 @@ class Worker:
 
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
         began = now_ms()
-        kind, output, adjust = await self._execute(event)
+        try:
+            kind, output, adjust = await self._execute(event)
+            wait = None
+        except RetryLater as exc:
+            log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
+            kind, output, adjust = b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), None
+            wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
         fields = codec.encode_completion(
-            event, kind, output, began, now_ms(), self.consumer, adjust
+            event, kind, output, began, now_ms(), self.consumer, adjust, wait
         )
         done = self.settings.keyspace.done(shard)
         self._post(Report(stream, event.agent, event.entry_id, done, fields))
@@ -214,6 +220,8 @@ class Worker:
             else:
                 async with asyncio.timeout(event.timeout):
                     result = await call_agent(agent, task)
+        except RetryLater:
+            raise
         except PermanentError as exc:
             return b"fatal", _error_text(exc), None
         except TimeoutError:

@@ -9,7 +9,7 @@ from typing import Any
 
 import redis
 
-from streamproc import Adjust, PermanentError, Task, agent
+from streamproc import Adjust, PermanentError, RetryLater, Task, agent
 
 _ledger: redis.Redis | None = None
 
@@ -80,3 +80,11 @@ async def judge(task: Task) -> Any:
         if weak:
             return Adjust(target, new_input, f"result of {weak[0]} under 50 characters", "weak")
     return "satisfied" if not weak else "weak"
+
+
+@agent("patient")
+async def patient(task: Task) -> Any:
+    """Wait (RetryLater) until attempt input['ok_at'], giving up after input['give_up'] s."""
+    if task.attempt < task.input["ok_at"]:
+        raise RetryLater(0.05, "every provider is out", give_up_after=task.input["give_up"])
+    return {"attempt": task.attempt}

@@ -117,7 +117,7 @@ class Engine:
             task.result()
 
 
-ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal", "writer", "judge")
+ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal", "writer", "judge", "patient")
 
 
 @pytest.fixture

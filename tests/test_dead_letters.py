@@ -135,3 +135,36 @@ async def test_malformed_completion_goes_to_dead_done_and_the_resolver_keeps_goi
 async def _dead_reasons(redis: Redis, stream: str, count: int) -> list[bytes] | None:
     entries = await redis.xrange(stream)
     return [fields[b"reason"] for _, fields in entries] if len(entries) >= count else None
+
+
+async def test_a_task_told_to_retry_later_waits_without_using_up_its_retries(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {
+        "tasks": [
+            {"id": "w", "agent": "patient", "input": {"ok_at": 4, "give_up": 30}, "retries": 0}
+        ]
+    }
+    workflow_id = await client.submit(spec)
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "completed"
+    (task,) = state.tasks
+    assert (task.attempt, task.failures) == (4, 0)
+    assert state.results["w"] == {"attempt": 4}
+    events = await redis.xrange(keyspace.events(0))
+    waits = [f for _, f in events if f[b"kind"] == b"task_waiting"]
+    assert [f[b"reason"] for f in waits] == [b"every provider is out"] * 3
+    assert {f[b"retry_ms"] for f in waits} == {b"50"}
+
+
+async def test_a_task_that_waits_past_its_deadline_is_dead_lettered_with_the_reason(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "w", "agent": "patient", "input": {"ok_at": 10**6, "give_up": 0.3}}]}
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "failed"
+    assert state.reason.startswith("task w dead-lettered: gave up after waiting 0s")
+    assert state.reason.endswith(": every provider is out")
+    (dead,) = await redis.xrange(keyspace.dead(0, "patient"))
+    assert dead[1][b"reason"].startswith(b"gave up after waiting")
+    assert state.tasks[0].failures == 0 and state.tasks[0].attempt > 2

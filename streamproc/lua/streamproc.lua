@@ -238,6 +238,32 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   return true
 end
 
+-- The agent cannot make progress yet: wait as a delayed retry that uses up no retry, until
+-- the task has waited give_up_ms since its first wait.
+local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_ms, give_up_ms,
+                          status, agent)
+  redis.call('HSET', key, 'e:' .. t, reason, 'b:' .. t, began, 'z:' .. t, ended, 'w:' .. t, by)
+  if status ~= 'running' then
+    redis.call('HSET', key, 's:' .. t, 'failed')
+    emit(ctx, wf, 'task_failed', t, att, ended, 'error', reason, 'final', '1')
+    return
+  end
+  local first = tonumber(redis.call('HGET', key, 'W:' .. t) or '0')
+  if first == 0 then
+    first = ctx.now
+    redis.call('HSET', key, 'W:' .. t, first)
+  end
+  local waited = ctx.now - first
+  if waited + tonumber(retry_ms) > tonumber(give_up_ms) then
+    dead_letter(ctx, key, wf, t, agent, att,
+                'gave up after waiting ' .. math.floor(waited / 1000) .. 's: ' .. reason)
+    return
+  end
+  redis.call('HSET', key, 's:' .. t, 'delayed')
+  redis.call('ZADD', ctx.delayed, ctx.now + tonumber(retry_ms), wf .. ' ' .. t)
+  emit(ctx, wf, 'task_waiting', t, att, ended, 'reason', reason, 'retry_ms', retry_ms)
+end
+
 local function reject_completion(ctx, wf, t, att, entry, reason, out)
   redis.call('XADD', ctx.dead_done, '*', 'v', '1', 'wf', wf, 'task', t, 'att', att,
              'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
@@ -270,7 +296,8 @@ end
   ARGV: retry base ms, retry cap ms, jitter factor, then 9 per completion: kind ('ok' |
         'adjust' | 'error' | 'fatal'), workflow, task, attempt, output or error text, began
         ms, ended ms, consumer, done-stream entry id; 'adjust' adds 3: target task, reason,
-        new input.  KEYS: the workflow hash of each completion.
+        new input; 'wait' adds 2: retry in ms, give up after ms.  KEYS: the workflow hash of
+        each completion.
   Returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
   dependents use an agent it has no keys for, leaving that one and the rest unacknowledged. ]]
 local function resolve(keys, args)
@@ -284,7 +311,7 @@ local function resolve(keys, args)
     item = item + 1
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
     local stride = 9
-    if kind == 'adjust' then stride = 12 end
+    if kind == 'adjust' then stride = 12 elseif kind == 'wait' then stride = 11 end
     local key = keys[ctx.wf_base + item]
     local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t)
     if not f[1] then
@@ -305,6 +332,9 @@ local function resolve(keys, args)
                                      args[a + 11]) then
         emit(ctx, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
         emit(ctx, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 9])
+      elseif kind == 'wait' then
+        apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
+                   args[a + 9], args[a + 10], f[1], f[4])
       elseif kind == 'ok' or kind == 'adjust' then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    dependents, f[1])
