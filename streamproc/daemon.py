@@ -59,6 +59,10 @@ async def run_until_signalled(components: Sequence[Component], deadline: float =
             raise
         current.uncancel()
         return 1
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) == 1:  # one component failed: its error is the daemon's
+            raise group.exceptions[0] from None
+        raise
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)

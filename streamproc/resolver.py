@@ -25,6 +25,7 @@ from streamproc.errors import CodecError
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
 from streamproc.linger import Linger
+from streamproc.preflight import check_server
 from streamproc.retrying import until_redis_answers as until_ready
 from streamproc.status import shard_agents
 from streamproc.worker import consumer_name
@@ -66,6 +67,7 @@ class Resolver:
         log.info("resolver %s stopped", self.consumer)
 
     async def _prepare(self) -> None:
+        await check_server(self.redis)
         await functions.load(self.redis)
         for shard in self.keyspace.all_shards():
             await ensure_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP)

@@ -30,6 +30,7 @@ from streamproc.errors import CodecError, ConfigError, PermanentError, RetryLate
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN
 from streamproc.linger import Linger
+from streamproc.preflight import check_server
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
 from streamproc.retrying import until_redis_answers
 from streamproc.runtime import Runtime
@@ -110,6 +111,7 @@ class Worker:
         log.info("worker %s stopped", self.consumer)
 
     async def _prepare(self) -> None:
+        await check_server(self.redis)
         await functions.load(self.redis)
         for agent in self.agents:
             for shard in self.settings.keyspace.all_shards():

@@ -1,0 +1,53 @@
+"""Daemons check their Redis before reading: an evicting policy is refused, no persistence
+is warned about."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from streamproc.embedded import EmbeddedRedis
+from streamproc.errors import ConfigError
+from streamproc.preflight import check_server
+
+STREAMPROC = Path(sys.executable).parent / "streamproc"
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl"])
+def test_a_worker_refuses_a_redis_that_evicts_keys(policy: str) -> None:
+    with EmbeddedRedis(None, None, "--maxmemory-policy", policy) as server:
+        done = subprocess.run(
+            [str(STREAMPROC), "worker", "--agent", "echo", "--redis-url", server.url],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"Redis evicts keys (maxmemory-policy {policy})" in done.stderr
+    assert "set maxmemory-policy noeviction" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+async def test_a_redis_without_persistence_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with EmbeddedRedis(None, None, "--appendonly", "no") as server:
+        redis = Redis.from_url(server.url)
+        try:
+            with caplog.at_level(logging.WARNING, logger="streamproc.preflight"):
+                await check_server(redis)
+            assert "Redis persists nothing" in caplog.text
+            caplog.clear()
+            await redis.config_set("appendonly", "yes")
+            await check_server(redis)
+            assert caplog.text == ""
+            await redis.config_set("maxmemory-policy", "allkeys-random")
+            with pytest.raises(ConfigError, match="allkeys-random"):
+                await check_server(redis)
+        finally:
+            await redis.aclose()
