@@ -1,6 +1,11 @@
 """The external services the prototype's agents share in one worker process: the cached search
 chain and, when configured, a language model.  Built on first use from the worker's runtime
-(Redis, keyspace) and the environment (API keys, URLs), closed when the worker stops."""
+(Redis, keyspace) and the environment (API keys, URLs), closed when the worker stops.
+
+When every search provider is out (quota spent, circuit open, rate-limited) and each has
+said when it comes back, a search raises :class:`RetryLater` for the soonest return: the task
+waits without using up its retries, and is dead-lettered after ``give_up_after`` seconds
+(``STREAMPROC_SEARCH_GIVE_UP``)."""
 
 from __future__ import annotations
 
@@ -9,15 +14,18 @@ from dataclasses import dataclass
 
 from streamproc import runtime
 from streamproc.cache import SearchCache
-from streamproc.errors import PermanentError
+from streamproc.errors import AllProvidersFailed, PermanentError, RetryLater
 from streamproc.llm import LLMClient, LLMSettings
 from streamproc.providers import SearchReply, SearchSettings, close_session
+
+MIN_DELAY = 0.05  # a provider back "now" is asked again after the engine's shortest wait
 
 
 @dataclass
 class Toolkit:
     search_cache: SearchCache | None
     llm: LLMClient | None
+    give_up_after: float = 3600.0
 
     async def search(self, query: str) -> SearchReply:
         if self.search_cache is None:
@@ -25,7 +33,14 @@ class Toolkit:
                 "no search provider configured: set SERPAPI_KEY, BRAVE_API_KEY, TAVILY_API_KEY"
                 " or BING_API_KEY (streamproc demo starts local stand-ins when none is set)"
             )
-        return await self.search_cache.search(query)
+        try:
+            return await self.search_cache.search(query)
+        except AllProvidersFailed as exc:
+            if exc.retry_after is None:  # some provider failed outright: an ordinary retry
+                raise
+            delay = max(MIN_DELAY, exc.retry_after)
+            reason = f"every search provider is out ({exc.reason})"
+            raise RetryLater(delay, reason, self.give_up_after) from exc
 
 
 _toolkit: Toolkit | None = None
@@ -49,7 +64,8 @@ def _build() -> Toolkit:
     llm_settings = LLMSettings.from_env(os.environ)
     worker.on_close(_forget)
     worker.on_close(close_session)
-    return Toolkit(cache, LLMClient(llm_settings) if llm_settings else None)
+    llm = LLMClient(llm_settings) if llm_settings else None
+    return Toolkit(cache, llm, settings.give_up_after)
 
 
 async def _forget() -> None:

@@ -41,6 +41,7 @@ from streamproc.errors import AllProvidersFailed
 from streamproc.flight import SingleFlight
 from streamproc.functions import is_missing_library
 from streamproc.keys import Keyspace
+from streamproc.limiter import SharedLimiter
 from streamproc.providers.base import SearchReply, SearchResult
 from streamproc.providers.chain import SearchChain
 from streamproc.providers.settings import CacheSettings, SearchSettings
@@ -82,7 +83,8 @@ class SearchCache:
     def from_settings(
         cls, redis: Redis, keyspace: Keyspace, settings: SearchSettings
     ) -> SearchCache:
-        chain = SearchChain.from_settings(settings)
+        limiter = SharedLimiter(redis, keyspace, settings.limits)
+        chain = SearchChain.from_settings(settings, limiter)
         return cls(redis, keyspace, chain, settings.cache, settings.count)
 
     async def search(self, query: str) -> SearchReply:

@@ -112,3 +112,15 @@ class AllProvidersFailed(ProviderError):
         listed = "; ".join(f"{name}: {e.kind}, {e.reason}" for name, e in failures.items())
         super().__init__("search", f"every provider failed ({listed})", soonest)
         self.failures = failures
+
+
+class TimedOut(Unavailable):
+    """The provider did not answer within the timeout: a sign of overload as much as of failure."""
+
+    kind = "timed out"
+
+
+class CircuitOpen(ProviderError):
+    """The provider's shared circuit breaker is open: not asked until ``retry_after`` passes."""
+
+    kind = "circuit open"

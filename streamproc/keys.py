@@ -125,3 +125,16 @@ class Keyspace:
     def cache_stats(self) -> str:
         """The search cache's counters (hash of ``<provider>:hit|miss|upstream``)."""
         return f"{self.namespace}:cache:stats"
+
+    def api_limits(self, provider: str, period: str) -> list[str]:
+        """The shared limits of one external API, in the KEYS order of ``sp_limits_admit``
+        (``lua/limits.lua``), all under the hash tag ``{<ns>:api:<provider>}``:
+
+        ``rate`` (string: GCRA theoretical arrival time, us), ``quota:<period>`` (string:
+        calls this day or month, expiring at its end), ``spent`` (string: why the allowance is
+        spent, expiring when it renews), ``breaker`` (hash: ``open_until``, ``streak``,
+        ``calls``, ``errors``, ``since``) and ``probe`` (string: the half-open probe's token).
+        """
+        tag = f"{{{self.namespace}:api:{provider}}}"
+        parts = ("rate", f"quota:{period}", "spent", "breaker", "probe")
+        return [f"{tag}:{part}" for part in parts]

@@ -4,11 +4,14 @@ Each provider gets the retry policy (backoff on :class:`Unavailable`, one short 
 :class:`RateLimited`).  A failure moves on to the next provider and may bench this one:
 
 * :class:`KeyRejected` benches it for the life of the process (one error line says so);
-* :class:`QuotaSpent` benches it until its allowance renews (``retry_after``, else
-  ``quota_rest``);
+* :class:`QuotaSpent` benches it until its allowance renews (``retry_after``, else the end
+  of its configured quota period, else ``quota_rest``), here and, through Redis, everywhere;
 * :class:`RateLimited` with a wait benches it for that wait.
 
-An empty result list is an answer, not a failure.
+Each visit passes the chain's :class:`Guard` (shared rate, quota and breaker with Redis, and
+an adaptive concurrency limit); a provider that is out is skipped with the time it is back,
+so when all are out :class:`AllProvidersFailed` has the soonest in ``retry_after``.  An empty
+result list is an answer, not a failure.
 """
 
 from __future__ import annotations
@@ -26,9 +29,11 @@ from streamproc.errors import (
     QuotaSpent,
     RateLimited,
 )
+from streamproc.limiter import SharedLimiter
 from streamproc.providers.base import SearchProvider, SearchReply
 from streamproc.providers.bing import Bing
 from streamproc.providers.brave import Brave
+from streamproc.providers.guard import Guard
 from streamproc.providers.http import RetryPolicy, with_retries
 from streamproc.providers.secret import Secret
 from streamproc.providers.serpapi import SerpApi
@@ -53,6 +58,7 @@ class SearchChain:
         providers: Sequence[SearchProvider],
         retry: RetryPolicy | None = None,
         quota_rest: float = 3600.0,
+        guard: Guard | None = None,
     ) -> None:
         if not providers:
             variables = ", ".join(KEY_VARIABLES.values())
@@ -60,15 +66,20 @@ class SearchChain:
         self.providers = tuple(providers)
         self.retry = retry or RetryPolicy()
         self.quota_rest = quota_rest
+        self.guard = guard or Guard(quota_rest=quota_rest)
         self._benched: dict[str, tuple[float, ProviderError]] = {}
 
     @classmethod
-    def from_settings(cls, settings: SearchSettings) -> SearchChain:
+    def from_settings(
+        cls, settings: SearchSettings, limiter: SharedLimiter | None = None
+    ) -> SearchChain:
+        """The configured providers; shared limits only with a ``limiter`` (Redis)."""
         providers = [
             FACTORIES[name](settings.keys[name], settings.url(name), settings.timeout)
             for name in settings.configured()
         ]
-        return cls(providers, settings.retry, settings.quota_rest)
+        guard = Guard(limiter, settings.concurrency, settings.quota_rest)
+        return cls(providers, settings.retry, settings.quota_rest, guard)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -88,14 +99,33 @@ class SearchChain:
             if benched is not None:
                 failures[provider.name] = benched
                 continue
-            if on_call is not None:
-                on_call(provider.name)
             try:
-                return await with_retries(self.retry, provider.search, query, count)
+                return await self._visit(provider, query, count, on_call)
             except ProviderError as exc:
                 failures[provider.name] = exc
-                self._bench(exc)
         raise AllProvidersFailed(failures)
+
+    async def _visit(
+        self,
+        provider: SearchProvider,
+        query: str,
+        count: int,
+        on_call: Callable[[str], object] | None,
+    ) -> SearchReply:
+        """One provider's reply, or the error that moves on to the next (a skip included)."""
+        admission = await self.guard.admit(provider.name)
+        if on_call is not None:
+            on_call(provider.name)
+        try:
+            reply = await with_retries(self.retry, self.guard.call, provider, query, count)
+        except ProviderError as exc:
+            if isinstance(exc, QuotaSpent) and exc.retry_after is None:
+                exc.retry_after = self.guard.spent_for(exc.provider)
+            self._bench(exc)
+            await self.guard.settle(admission, exc)
+            raise
+        await self.guard.settle(admission, None)
+        return reply
 
     def _bench_reason(self, name: str) -> ProviderError | None:
         """The error that benched ``name``, restated as a skip, while it is still benched."""
@@ -115,9 +145,6 @@ class SearchChain:
             )
             self._benched[exc.provider] = (math.inf, exc)
             return
-        rest = exc.retry_after
-        if isinstance(exc, QuotaSpent):
-            rest = self.quota_rest if rest is None else rest
         log.warning("search provider %s failed (%s)", exc.provider, exc.reason)
-        if rest and isinstance(exc, QuotaSpent | RateLimited):
-            self._benched[exc.provider] = (time.monotonic() + rest, exc)
+        if exc.retry_after and isinstance(exc, QuotaSpent | RateLimited):
+            self._benched[exc.provider] = (time.monotonic() + exc.retry_after, exc)

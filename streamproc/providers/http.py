@@ -23,7 +23,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from streamproc.errors import RateLimited, Unavailable
+from streamproc.errors import RateLimited, TimedOut, Unavailable
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -86,7 +86,7 @@ async def request(
             body = await reply.read()
             return Answer(reply.status, {k.lower(): v for k, v in reply.headers.items()}, body)
     except TimeoutError:
-        raise Unavailable(provider, f"no reply within {timeout:g}s") from None
+        raise TimedOut(provider, f"no reply within {timeout:g}s") from None
     except aiohttp.ClientError as exc:
         raise Unavailable(provider, f"connection failed ({type(exc).__name__})") from None
 

@@ -10,6 +10,13 @@ variable                       meaning
 ``BING_API_KEY``               Bing v7 key (retired API; for compatible endpoints)
 ``STREAMPROC_SEARCH_ORDER``    comma-separated provider names, first tried first
 ``STREAMPROC_<NAME>_URL``      base URL override, e.g. ``STREAMPROC_BRAVE_URL``
+``STREAMPROC_<NAME>_RATE``     calls/s (or ``N/min``, ``N/h``) for all workers together;
+                               none by default
+``STREAMPROC_<NAME>_BURST``    calls allowed at once above the rate (default 1)
+``STREAMPROC_<NAME>_QUOTA``    ``N/day`` or ``N/month`` (UTC); none by default
+``STREAMPROC_<NAME>_BREAKER``  ``on`` (default) or ``off``: the shared circuit breaker
+``STREAMPROC_SEARCH_GIVE_UP``  seconds a task waits for a provider to come back before it is
+                               dead-lettered (default 3600)
 =============================  ==============================================================
 """
 
@@ -18,7 +25,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from streamproc.concurrency import ConcurrencySettings
 from streamproc.errors import ConfigError
+from streamproc.limit_settings import LimitSettings, limits_from_env
 from streamproc.providers.http import RetryPolicy
 from streamproc.providers.secret import Secret
 
@@ -71,9 +80,14 @@ class SearchSettings:
     # How long a provider whose allowance is spent is skipped when it does not say.
     quota_rest: float = 3600.0
     cache: CacheSettings = field(default_factory=CacheSettings)
+    # Shared rate, quota and breaker per provider (no entry: defaults, breaker only).
+    limits: Mapping[str, LimitSettings] = field(default_factory=dict)
+    concurrency: ConcurrencySettings = field(default_factory=ConcurrencySettings)
+    # How long a task waits for an out provider (every one spent or open) before giving up.
+    give_up_after: float = 3600.0
 
     def __post_init__(self) -> None:
-        unknown = sorted({*self.order, *self.keys, *self.urls} - DEFAULT_URLS.keys())
+        unknown = sorted({*self.order, *self.keys, *self.urls, *self.limits} - DEFAULT_URLS.keys())
         if unknown:
             known = ", ".join(DEFAULT_URLS)
             raise ConfigError(f"unknown search provider {unknown[0]!r} (known: {known})")
@@ -90,7 +104,8 @@ class SearchSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SearchSettings:
-        """Keys, order and URL overrides from ``environ``; the rest keeps its defaults
+        """Keys, order, URL overrides, limits and the give-up time from ``environ`` (see the
+        module table); the rest keeps its defaults
         (change them with :func:`dataclasses.replace`)."""
         keys = {
             name: Secret(environ[var].strip())
@@ -104,4 +119,16 @@ class SearchSettings:
         }
         listed = environ.get("STREAMPROC_SEARCH_ORDER", "")
         order = tuple(n.strip().lower() for n in listed.split(",") if n.strip())
-        return cls(keys=keys, urls=urls, order=order or cls.order)
+        limits = limits_from_env(environ, DEFAULT_URLS)
+        give_up = environ.get("STREAMPROC_SEARCH_GIVE_UP", "").strip()
+        try:
+            give_up_after = float(give_up) if give_up else cls.give_up_after
+        except ValueError:
+            raise ConfigError("STREAMPROC_SEARCH_GIVE_UP must be a number of seconds") from None
+        return cls(
+            keys=keys,
+            urls=urls,
+            order=order or cls.order,
+            limits=limits,
+            give_up_after=give_up_after,
+        )

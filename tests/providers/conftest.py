@@ -7,15 +7,20 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import pytest
+from redis.asyncio import Redis
 
 from streamproc.fakes import Fakes
-from streamproc.providers import RetryPolicy, SearchSettings, close_session
+from streamproc.keys import Keyspace
+from streamproc.limit_settings import LimitSettings
+from streamproc.limiter import SharedLimiter
+from streamproc.providers import RetryPolicy, SearchChain, SearchSettings, close_session
 from streamproc.providers.settings import KEY_VARIABLES
 
 FAST = RetryPolicy(
     attempts=3, backoff_initial=0.001, backoff_max=0.005, jitter=0.001, rate_limit_wait=0.5
 )
 SettingsFor = Callable[..., SearchSettings]
+LimitedChain = Callable[..., SearchChain]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -47,5 +52,38 @@ def settings_for(fakes: Fakes) -> SettingsFor:
                 del env[variable]
         env["STREAMPROC_SEARCH_ORDER"] = ",".join(names)
         return replace(SearchSettings.from_env(env), timeout=timeout, retry=FAST)
+
+    return build
+
+
+class Clock:
+    """A clock tests move by hand: epoch seconds, starting at a fixed UTC time."""
+
+    def __init__(self, now: float = 1_795_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def limited_chain(
+    redis: Redis, keyspace: Keyspace, settings_for: SettingsFor, clock: Clock
+) -> LimitedChain:
+    """``limited_chain("serpapi", "brave", limits={"serpapi": LimitSettings(...)})``: a chain
+    with shared limits in the test's Redis namespace, on the test's clock.  Each call stands
+    for another process: it shares only what Redis holds."""
+
+    def build(*names: str, limits: dict[str, LimitSettings] | None = None) -> SearchChain:
+        limiter = SharedLimiter(redis, keyspace, limits, clock)
+        return SearchChain.from_settings(settings_for(*names), limiter)
 
     return build
