@@ -1,4 +1,5 @@
-"""``streamproc VERB``: daemons (up, worker, resolver) and actions (submit, status, show, demo).
+"""``streamproc VERB``: daemons (up, worker, resolver) and actions (submit, status, show,
+events, cancel, dead, demo).
 
 Verb bodies stay thin: parse, build settings, call the library, exit non-zero on failure.
 """
@@ -7,26 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import importlib
-import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+import signal
+from collections.abc import AsyncIterator, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import ConnectionError, TimeoutError
 
-from streamproc import logs
+from streamproc import events as lifecycle
 from streamproc.cache import cache_stats
+from streamproc.cli_dead import dead
+from streamproc.cli_options import Context, F, common_options, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
 from streamproc.daemon import run_until_signalled
 from streamproc.embedded import EmbeddedRedis
-from streamproc.errors import StreamprocError
-from streamproc.keys import Keyspace
 from streamproc.progress import follow_progress, render_state
 from streamproc.registry import registered
 from streamproc.resolver import Resolver
@@ -34,113 +33,15 @@ from streamproc.spec import WorkflowSpec
 from streamproc.status import agent_stats, known_agents
 from streamproc.worker import Worker
 
-F = TypeVar("F", bound=Callable[..., Any])
 DEMO_SPEC = Path(__file__).parent / "examples" / "agentic.yaml"
-
-
-def common_options(fn: F) -> F:
-    """The options every verb takes, each backed by an environment variable."""
-    options = [
-        click.option(
-            "--redis-url",
-            envvar="STREAMPROC_REDIS_URL",
-            default="redis://127.0.0.1:6379/0",
-            show_default=True,
-            help="Redis URL (redis://, rediss:// or unix://).  [env: STREAMPROC_REDIS_URL]",
-        ),
-        click.option(
-            "--namespace",
-            envvar="STREAMPROC_NAMESPACE",
-            default="sp",
-            show_default=True,
-            help="Key namespace.  [env: STREAMPROC_NAMESPACE]",
-        ),
-        click.option(
-            "--shards",
-            envvar="STREAMPROC_SHARDS",
-            type=click.IntRange(1),
-            default=1,
-            show_default=True,
-            help="Stream shards.  [env: STREAMPROC_SHARDS]",
-        ),
-        click.option(
-            "--import",
-            "imports",
-            multiple=True,
-            metavar="MODULE",
-            help="Import MODULE first (it registers agents with @agent).",
-        ),
-        click.option("-v", "--verbose", count=True, help="-v info, -vv debug."),
-        click.option(
-            "--log-format",
-            type=click.Choice(["json", "text"]),
-            envvar="STREAMPROC_LOG_FORMAT",
-            default="json",
-            show_default=True,
-            help="[env: STREAMPROC_LOG_FORMAT]",
-        ),
-    ]
-    for option in reversed(options):
-        fn = option(fn)
-    return fn
-
-
-class Context:
-    """What the common options resolve to."""
-
-    def __init__(
-        self,
-        redis_url: str,
-        namespace: str,
-        shards: int,
-        imports: tuple[str, ...],
-        verbose: int,
-        log_format: str,
-    ) -> None:
-        logs.configure(verbose, log_format == "json")
-        for module in imports:
-            importlib.import_module(module)
-        self.redis = RedisSettings.from_url(redis_url)
-        self.keyspace = Keyspace(namespace, shards)
-
-
-def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., None]:
-    """Run an async verb body; turn expected failures into a one-line error and exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(
-        redis_url: str,
-        namespace: str,
-        shards: int,
-        imports: tuple[str, ...],
-        verbose: int,
-        log_format: str,
-        **kwargs: Any,
-    ) -> None:
-        try:
-            ctx = Context(redis_url, namespace, shards, imports, verbose, log_format)
-            code = asyncio.run(fn(ctx, **kwargs))
-        except (ConnectionError, TimeoutError, OSError) as exc:
-            fail(f"cannot reach Redis at {redis_url}: {exc}")
-        except AuthenticationError as exc:
-            fail(f"Redis refused the credentials: {exc}")
-        except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
-            fail(str(exc))
-        except KeyboardInterrupt:
-            code = 130
-        sys.exit(code or 0)
-
-    return wrapper
-
-
-def fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2 if "Redis" in message else 1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """Run agentic workflows (DAGs of agent tasks) on Redis Streams."""
+
+
+main.add_command(dead)
 
 
 # -- daemons ---------------------------------------------------------------------------------
@@ -274,7 +175,9 @@ async def embedded_default(ctx: Context) -> AsyncIterator[None]:
 @click.option(
     "--id", "workflow_id", help="Workflow id (submitting one id twice creates one workflow)."
 )
-@click.option("--wait", is_flag=True, help="Show progress until it ends; exit 1 if it fails.")
+@click.option(
+    "--wait", is_flag=True, help="Show progress until it ends; exit 1 unless it completes."
+)
 @verb
 async def submit(ctx: Context, file: Path, workflow_id: str | None, wait: bool) -> int:
     """Submit the workflow in FILE (YAML or JSON) and print its id."""
@@ -336,6 +239,67 @@ async def show(ctx: Context, workflow_id: str, as_json: bool) -> None:
         click.echo(orjson.dumps(state.to_dict(), option=orjson.OPT_INDENT_2))
         return
     click.echo(render_state(state))
+
+
+@main.command()
+@common_options
+@click.option("--workflow", "workflow_id", help="Only this workflow's; exit after its end.")
+@click.option(
+    "--from",
+    "start",
+    metavar="ID|$",
+    help="Start after this entry id: 0 for all kept, $ for new ones only "
+    "(default: $, or 0 with --workflow).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per event.")
+@verb
+async def events(ctx: Context, workflow_id: str | None, start: str | None, as_json: bool) -> None:
+    """Follow lifecycle events of every shard, one line each: time, kind, workflow, task,
+    attempt, details.  Ctrl-C ends it."""
+    async with connected(ctx) as redis:
+        if workflow_id is None:
+            stream = lifecycle.tail(redis, ctx.keyspace, start or "$")
+        else:
+            stream = lifecycle.follow_workflow(redis, ctx.keyspace, workflow_id, start or "0")
+        await until_interrupted(print_events(stream, as_json))
+
+
+async def print_events(stream: AsyncIterator[lifecycle.Event], as_json: bool) -> None:
+    async for event in stream:
+        click.echo(orjson.dumps(event.to_dict()) if as_json else event.line())
+
+
+async def until_interrupted(body: Coroutine[Any, Any, None]) -> None:
+    """Run ``body`` until it returns or SIGINT/SIGTERM arrives: stopping a follower is how it
+    is meant to end, not a failure, so the verb then exits 0."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(body)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        await asyncio.wait([task])
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+    if not task.cancelled():
+        task.result()
+
+
+@main.command()
+@common_options
+@click.argument("workflow_id")
+@click.option("--reason", default="cancelled", show_default=True, help="Recorded as its reason.")
+@verb
+async def cancel(ctx: Context, workflow_id: str, reason: str) -> int:
+    """Stop a running workflow: tasks not yet started are skipped; running ones finish, but
+    nothing after them runs.  Exit 1 if it had already ended."""
+    async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
+        if await client.cancel(workflow_id, reason):
+            click.echo(f"workflow {workflow_id}: cancelled")
+            return 0
+        state = await client.get(workflow_id)
+    fail(f"workflow {workflow_id!r} already {state.status}; nothing to cancel")
+    return 1
 
 
 @main.command()

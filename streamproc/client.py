@@ -22,7 +22,7 @@ from streamproc.spec import WorkflowSpec
 from streamproc.state import WorkflowState, parse_state
 
 TEMPLATE_CACHE = 64
-TERMINAL = frozenset({"completed", "failed"})
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
 T = TypeVar("T")
 
 
@@ -135,6 +135,22 @@ class Client:
             raise WorkflowConflict(workflow_id)
         return workflow_id
 
+    # -- control -----------------------------------------------------------------------------
+
+    async def cancel(self, workflow_id: str, reason: str = "cancelled") -> bool:
+        """Stop a running workflow; False when it had already ended.
+
+        Tasks not yet published are skipped.  Queued and running ones are not interrupted:
+        they may finish and their results are recorded, but nothing downstream of them runs.
+        """
+        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
+        shard = self.keyspace.shard_of(workflow_id)
+        call = functions.arguments(self.keyspace, shard, [], [key], [workflow_id, reason])
+        outcome = await functions.call(self.redis, "sp_cancel", call)
+        if outcome == -1:
+            raise WorkflowNotFound(workflow_id)
+        return bool(outcome == 1)
+
     # -- observe -----------------------------------------------------------------------------
 
     async def get(self, workflow_id: str) -> WorkflowState:
@@ -171,8 +187,8 @@ class Client:
         return replace(state, tasks=tasks)
 
     async def follow(self, workflow_id: str) -> AsyncIterator[dict[str, str]]:
-        """Yield the workflow's lifecycle events from now on, ending with ``completed`` or
-        ``failed`` (at once if it already ended)."""
+        """Yield the workflow's lifecycle events from now on, ending with ``completed``,
+        ``failed`` or ``cancelled`` (at once if it already ended)."""
         key = self.keyspace.workflow(check_id("workflow id", workflow_id))
         events = self.keyspace.events(self.keyspace.shard_of(workflow_id))
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -204,7 +220,7 @@ class Client:
                             return
 
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
-        """Wait until the workflow completes or fails and return its final state."""
+        """Wait until the workflow completes, fails or is cancelled; return its final state."""
         async with asyncio.timeout(timeout):
             async for _ in self.follow(workflow_id):
                 pass
@@ -321,3 +337,6 @@ class SyncClient:
 
     def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
         return self._run(self._client.wait(workflow_id, timeout))
+
+    def cancel(self, workflow_id: str, reason: str = "cancelled") -> bool:
+        return self._run(self._client.cancel(workflow_id, reason))

@@ -124,3 +124,21 @@ class CircuitOpen(ProviderError):
     """The provider's shared circuit breaker is open: not asked until ``retry_after`` passes."""
 
     kind = "circuit open"
+
+
+class DeadLetterNotFound(StreamprocError, LookupError):
+    """No entry with that id in the agent's dead letters (already requeued or purged?)."""
+
+    def __init__(self, agent: str, entry_id: str) -> None:
+        super().__init__(f"no dead letter {entry_id} for agent {agent!r}")
+        self.agent = agent
+        self.entry_id = entry_id
+
+
+class DeadLetterRefused(StreamprocError):
+    """A dead entry that cannot be requeued (not found, malformed, or its workflow moved on)."""
+
+    def __init__(self, entry_id: str, reason: str) -> None:
+        super().__init__(f"cannot requeue dead letter {entry_id}: {reason}")
+        self.entry_id = entry_id
+        self.reason = reason

@@ -31,7 +31,7 @@ class TaskState:
 
 @dataclass(frozen=True)
 class WorkflowState:
-    """A workflow: running, completed or failed (``reason`` says why), and its tasks."""
+    """A workflow: running, completed, failed or cancelled (``reason`` says why), and its tasks."""
 
     id: str
     name: str

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import redis
+import redis.asyncio
 
 from streamproc import Adjust, PermanentError, RetryLater, Task, agent
 
@@ -88,3 +89,20 @@ async def patient(task: Task) -> Any:
     if task.attempt < task.input["ok_at"]:
         raise RetryLater(0.05, "every provider is out", give_up_after=task.input["give_up"])
     return {"attempt": task.attempt}
+
+
+@agent("fixable")
+async def fixable(task: Task) -> Any:
+    """Fail for good until an operator's fix, the ledger key ``fixed:<workflow>``, is set."""
+    if not ledger().exists(f"fixed:{task.workflow}"):
+        raise PermanentError("not fixed yet")
+    return {"fixed": task.id, "attempt": task.attempt}
+
+
+@agent("gate")
+async def gate(task: Task) -> Any:
+    """Run until the test opens the gate: it pushes to the ledger list ``open:<wf>:<task>``."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    async with redis.asyncio.Redis.from_url(os.environ["STREAMPROC_TEST_LEDGER_URL"]) as r:
+        await r.blpop([f"open:{task.workflow}:{task.id}"], timeout=0)
+    return {"gate": task.id, "deps": sorted(task.deps)}

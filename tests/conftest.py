@@ -117,7 +117,19 @@ class Engine:
             task.result()
 
 
-ALL_AGENTS = ("echo", "sleep", "flaky", "poison", "ledger", "fatal", "writer", "judge", "patient")
+ALL_AGENTS = (
+    "echo",
+    "sleep",
+    "flaky",
+    "poison",
+    "ledger",
+    "fatal",
+    "writer",
+    "judge",
+    "patient",
+    "fixable",
+    "gate",
+)
 
 
 @pytest.fixture

@@ -1,0 +1,133 @@
+"""What every ``streamproc`` verb shares: the common options, what they resolve to, and the
+wrapper that runs an async verb body and turns expected failures into a one-line error."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import click
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
+
+from streamproc import logs
+from streamproc.config import RedisSettings
+from streamproc.errors import StreamprocError
+from streamproc.keys import Keyspace
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def common_options(fn: F) -> F:
+    """The options every verb takes, each backed by an environment variable."""
+    options = [
+        click.option(
+            "--redis-url",
+            envvar="STREAMPROC_REDIS_URL",
+            default="redis://127.0.0.1:6379/0",
+            show_default=True,
+            help="Redis URL (redis://, rediss:// or unix://).  [env: STREAMPROC_REDIS_URL]",
+        ),
+        click.option(
+            "--namespace",
+            envvar="STREAMPROC_NAMESPACE",
+            default="sp",
+            show_default=True,
+            help="Key namespace.  [env: STREAMPROC_NAMESPACE]",
+        ),
+        click.option(
+            "--shards",
+            envvar="STREAMPROC_SHARDS",
+            type=click.IntRange(1),
+            default=1,
+            show_default=True,
+            help="Stream shards.  [env: STREAMPROC_SHARDS]",
+        ),
+        click.option(
+            "--import",
+            "imports",
+            multiple=True,
+            metavar="MODULE",
+            help="Import MODULE first (it registers agents with @agent).",
+        ),
+        click.option("-v", "--verbose", count=True, help="-v info, -vv debug."),
+        click.option(
+            "--log-format",
+            type=click.Choice(["json", "text"]),
+            envvar="STREAMPROC_LOG_FORMAT",
+            default="json",
+            show_default=True,
+            help="[env: STREAMPROC_LOG_FORMAT]",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+class Context:
+    """What the common options resolve to."""
+
+    def __init__(
+        self,
+        redis_url: str,
+        namespace: str,
+        shards: int,
+        imports: tuple[str, ...],
+        verbose: int,
+        log_format: str,
+    ) -> None:
+        logs.configure(verbose, log_format == "json")
+        for module in imports:
+            importlib.import_module(module)
+        self.redis = RedisSettings.from_url(redis_url)
+        self.keyspace = Keyspace(namespace, shards)
+
+
+@asynccontextmanager
+async def connected(ctx: Context) -> AsyncIterator[Redis]:
+    """A Redis connection for one verb body, closed after it."""
+    redis = ctx.redis.connect()
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., None]:
+    """Run an async verb body; turn expected failures into a one-line error and exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(
+        redis_url: str,
+        namespace: str,
+        shards: int,
+        imports: tuple[str, ...],
+        verbose: int,
+        log_format: str,
+        **kwargs: Any,
+    ) -> None:
+        try:
+            ctx = Context(redis_url, namespace, shards, imports, verbose, log_format)
+            code = asyncio.run(fn(ctx, **kwargs))
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            fail(f"cannot reach Redis at {redis_url}: {exc}")
+        except AuthenticationError as exc:
+            fail(f"Redis refused the credentials: {exc}")
+        except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
+            fail(str(exc))
+        except KeyboardInterrupt:
+            code = 130
+        sys.exit(code or 0)
+
+    return wrapper
+
+
+def fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2 if "Redis" in message else 1)
