@@ -4,7 +4,6 @@ local stand-ins that speak each provider's wire format answer the searches."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -17,13 +16,11 @@ from redis.asyncio import Redis
 from agents.agentic import render
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, WorkflowSpec
 from streamproc.cache import cache_stats
-from streamproc.config import ResolverSettings, WorkerSettings
 from streamproc.fakes import Fakes
+from streamproc.inprocess import running_engine
 from streamproc.progress import follow_progress, render_state
 from streamproc.providers import SearchSettings
 from streamproc.registry import registered
-from streamproc.resolver import Resolver
-from streamproc.worker import Worker
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
 
@@ -41,17 +38,12 @@ async def run_demo(redis: RedisSettings, keyspace: Keyspace, spec_path: Path) ->
                 f"{', '.join(fakes.search)} answer instead ({STAND_IN_LATENCY}s per search)",
                 err=True,
             )
-        stop = asyncio.Event()
-        worker = WorkerSettings(agents=tuple(sorted(agents)), keyspace=keyspace)
-        async with asyncio.TaskGroup() as engine:
-            engine.create_task(Resolver(redis, ResolverSettings(keyspace=keyspace)).run(stop))
-            engine.create_task(Worker(redis, worker, agents).run(stop))
-            try:
-                async with Client(redis, ClientSettings(keyspace=keyspace), agents) as client:
-                    first = await run_once(client, spec, "first run")
-                    second = await run_once(client, spec, "second run (search cache warm)")
-            finally:
-                stop.set()
+        async with (
+            running_engine(redis, keyspace, agents),
+            Client(redis, ClientSettings(keyspace=keyspace), agents) as client,
+        ):
+            first = await run_once(client, spec, "first run")
+            second = await run_once(client, spec, "second run (search cache warm)")
     click.echo(
         f"\nfirst run {first.seconds:.2f}s with {first.upstream} upstream searches; second "
         f"run {second.seconds:.2f}s with {second.hits} cache hits and {second.upstream} "

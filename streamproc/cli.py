@@ -22,6 +22,7 @@ from streamproc import events as lifecycle
 from streamproc.cache import cache_stats
 from streamproc.cli_dead import dead
 from streamproc.cli_options import Context, F, common_options, connected, fail, verb
+from streamproc.cli_replay import replay
 from streamproc.client import Client
 from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
 from streamproc.daemon import run_until_signalled
@@ -42,6 +43,7 @@ def main() -> None:
 
 
 main.add_command(dead)
+main.add_command(replay)
 
 
 # -- daemons ---------------------------------------------------------------------------------

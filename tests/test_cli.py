@@ -47,12 +47,14 @@ class Run:
 
 
 def cli_env() -> dict[str, str]:
-    """The test's environment without any STREAMPROC_* settings but the ledger's."""
+    """The test's environment without any STREAMPROC_* settings but the ledger's, and with
+    the test agents importable (``--import agents_for_tests``)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("STREAMPROC_") and k not in KEY_VARIABLES.values()
     }
+    env["PYTHONPATH"] = str(Path(__file__).parent)
     if "STREAMPROC_TEST_LEDGER_URL" in os.environ:
         env["STREAMPROC_TEST_LEDGER_URL"] = os.environ["STREAMPROC_TEST_LEDGER_URL"]
     return env

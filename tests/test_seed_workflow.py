@@ -13,6 +13,7 @@ from pathlib import Path
 import orjson
 import pytest
 from redis.asyncio import Redis
+from test_cli import at, run
 
 from agents.agentic import completeness, render
 from conftest import Engine, WorkerProcess
@@ -159,3 +160,21 @@ async def test_api_keys_appear_nowhere_in_redis_or_logs(
     for canary in canaries.values():
         assert canary not in log
         assert all(canary not in text for text in dump)
+
+
+async def test_the_seed_workflow_replays_from_its_record_without_any_search(
+    resolver_only: Engine,
+    client: Client,
+    keyspace: Keyspace,
+    redis_url: str,
+    stand_ins: Fakes,
+    seed_workers: Callable[[], WorkerProcess],
+) -> None:
+    seed_workers()
+    original = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)
+    assert original.status == "completed"
+    searches = stand_ins.serpapi.requests
+    result = await run("replay", "run", original.id, *at(redis_url, keyspace))
+    assert result.code == 0, result
+    assert f"no difference between {original.id} and " in result.out
+    assert stand_ins.serpapi.requests == searches
