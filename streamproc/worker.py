@@ -156,7 +156,7 @@ class Worker:
         stream = self.settings.keyspace.tasks(shard, agent)
         linger = Linger(LINGER_TARGET, self.settings.read_linger, LINGER_BUSY_RATE)
         while not stop.is_set():
-            if self._free == 0:
+            if self._free <= 0:  # readers of other streams may have overshot the pool
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
