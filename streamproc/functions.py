@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
+from streamproc.errors import ConfigError
 from streamproc.keys import Keyspace
+
+log = logging.getLogger(__name__)
 
 LIBRARY = resources.files("streamproc").joinpath("lua/streamproc.lua").read_text()
 Arg = str | bytes | int | float
 
 
 async def load(redis: Redis) -> None:
-    """Install (or upgrade) the library; idempotent, run by every daemon and client at start."""
-    await redis.function_load(LIBRARY, replace=True)
+    """Install (or upgrade) the library; idempotent, run by every daemon and client at start.
+    A least-privilege user may not load functions: then an admin must have loaded them
+    (deploy/acl.conf), and a call that finds them missing says so."""
+    try:
+        await redis.function_load(LIBRARY, replace=True)
+    except NoPermissionError:
+        log.debug("not allowed to load the engine's functions; using those loaded")
 
 
 def is_missing_library(exc: ResponseError) -> bool:
@@ -52,5 +61,11 @@ async def call(redis: Redis, name: str, arguments: list[Arg]) -> Any:
     except ResponseError as exc:
         if not is_missing_library(exc):
             raise
-    await load(redis)
+    try:
+        await redis.function_load(LIBRARY, replace=True)
+    except NoPermissionError:
+        raise ConfigError(
+            "the engine's Redis Functions are not loaded and this user may not load them: "
+            "run any streamproc command once as an admin user"
+        ) from None
     return await redis.fcall(name, *arguments)  # type: ignore[arg-type]

@@ -1,0 +1,124 @@
+"""Least-privilege ACL users (deploy/acl.conf): producer, worker and resolver run a workflow
+with only their rules, and each is refused what it does not need."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
+
+from conftest import Engine
+from streamproc import Client, ClientSettings, Keyspace, functions
+from streamproc.embedded import EmbeddedRedis
+
+ACL_FILE = Path(__file__).parents[1] / "deploy" / "acl.conf"
+SPEC = {
+    "tasks": [
+        {"id": "a", "agent": "echo", "input": 1},
+        {"id": "b", "agent": "echo", "needs": ["a"]},
+    ]
+}
+
+
+def acl_users() -> list[list[str]]:
+    """Each ``user`` line of the shipped file as ACL SETUSER arguments, password set to the
+    user's own name."""
+    users = []
+    for line in ACL_FILE.read_text().splitlines():
+        if line.startswith("user "):
+            words = shlex.split(line)[1:]
+            users.append([f">{words[0]}" if w.startswith(">") else w for w in words])
+    return users
+
+
+@pytest.fixture(scope="module")
+def acl_server() -> Iterator[EmbeddedRedis]:
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture
+async def locked_down(acl_server: EmbeddedRedis) -> AsyncIterator[str]:
+    """The ACL file applied; yields the server's host:port.  The admin loads the functions."""
+    admin = Redis.from_url(acl_server.url)
+    await functions.load(admin)
+    users = acl_users()
+    for words in users[:-1]:  # everyone but "default off"
+        await admin.acl_setuser(words[0], reset=True)
+        await admin.execute_command("ACL", "SETUSER", *words)
+    await admin.execute_command("ACL", "SETUSER", *users[-1])
+    yield f"127.0.0.1:{acl_server.port}"
+    restore = Redis.from_url(f"redis://sp-admin:sp-admin@127.0.0.1:{acl_server.port}/0")
+    await restore.execute_command("ACL", "SETUSER", "default", "on", "nopass", "~*", "&*", "+@all")
+    await restore.aclose()
+    await admin.aclose()
+
+
+def url(user: str, where: str) -> str:
+    return f"redis://{user}:{user}@{where}/0"
+
+
+async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
+    keyspace = Keyspace("sp")
+    engine = Engine(url("sp-resolver", locked_down), keyspace)
+    engine.start_resolver()
+    engine.redis = engine.redis.from_url(url("sp-worker-echo", locked_down))
+    engine.start_worker(("echo",))
+    try:
+        async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
+            state = await c.wait(await c.submit(SPEC), timeout=20)
+    finally:
+        await engine.stop()
+    assert state.status == "completed"
+    assert state.results["b"] == {"input": None, "deps": {"a": 1}}
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("FLUSHALL",),
+        ("CONFIG", "SET", "maxmemory", "1"),
+        ("KEYS", "*"),
+        ("XTRIM", "{sp:0}:events", "MAXLEN", "0"),
+        ("XGROUP", "DESTROY", "{sp:0}:tasks:echo", "echo"),
+        ("EVAL", "return 1", "0"),
+        (
+            "FUNCTION",
+            "LOAD",
+            "REPLACE",
+            "#!lua name=x\nredis.register_function('x', function() end)",
+        ),
+    ],
+)
+async def test_the_producer_is_refused_everything_else(
+    locked_down: str, command: tuple[str, ...]
+) -> None:
+    producer = Redis.from_url(url("sp-producer", locked_down))
+    try:
+        with pytest.raises(NoPermissionError):
+            await producer.execute_command(*command)
+    finally:
+        await producer.aclose()
+
+
+async def test_a_worker_cannot_read_another_agents_stream_and_anonymous_users_are_refused(
+    locked_down: str,
+) -> None:
+    worker = Redis.from_url(url("sp-worker-echo", locked_down))
+    try:
+        with pytest.raises(NoPermissionError):
+            await worker.xreadgroup("sleep", "me", {"{sp:0}:tasks:sleep": ">"}, count=1)
+        with pytest.raises(NoPermissionError):
+            await worker.hset("{sp:0}:secret", "k", "v")
+    finally:
+        await worker.aclose()
+    anonymous = Redis.from_url(f"redis://{locked_down}/0")
+    try:
+        with pytest.raises((AuthenticationError, ResponseError), match=r"NOAUTH|authenticated"):
+            await anonymous.ping()
+    finally:
+        await anonymous.aclose()
