@@ -21,7 +21,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 from streamproc import events as lifecycle
 from streamproc.cache import cache_stats
 from streamproc.cli_dead import dead
-from streamproc.cli_options import Context, F, common_options, connected, fail, verb
+from streamproc.cli_options import Context, F, common_options, connected, fail, redacted, verb
 from streamproc.cli_replay import replay
 from streamproc.client import Client
 from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
@@ -134,7 +134,7 @@ async def up(
     async with embedded_default(ctx):
         agents = registered()
         settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
-        click.echo(f"serving {', '.join(settings.agents)} on {ctx.redis.url}", err=True)
+        click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)
         return await run_until_signalled(
             [
                 Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
@@ -160,8 +160,8 @@ async def embedded_default(ctx: Context) -> AsyncIterator[None]:
         return
     with EmbeddedRedis() as server:
         click.echo(
-            f"no Redis at {ctx.redis.url}: started a private redis-server at {server.url} "
-            f"(data in {server.data_dir}, stopped on exit)",
+            f"no Redis at {redacted(ctx.redis.url)}: started a private redis-server at "
+            f"{server.url} (data in {server.data_dir}, stopped on exit)",
             err=True,
         )
         ctx.redis = RedisSettings.from_url(server.url)

@@ -10,6 +10,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from redis.asyncio import Redis
@@ -64,6 +65,12 @@ def common_options(fn: F) -> F:
             show_default=True,
             help="[env: STREAMPROC_LOG_FORMAT]",
         ),
+        click.option(
+            "--insecure-dev",
+            is_flag=True,
+            envvar="STREAMPROC_INSECURE_DEV",
+            help="Allow a rediss:// URL that turns certificate checks off (development only).",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -81,11 +88,12 @@ class Context:
         imports: tuple[str, ...],
         verbose: int,
         log_format: str,
+        insecure_dev: bool = False,
     ) -> None:
         logs.configure(verbose, log_format == "json")
         for module in imports:
             importlib.import_module(module)
-        self.redis = RedisSettings.from_url(redis_url)
+        self.redis = RedisSettings.from_url(redis_url, insecure=insecure_dev)
         self.keyspace = Keyspace(namespace, shards)
 
 
@@ -99,6 +107,15 @@ async def connected(ctx: Context) -> AsyncIterator[Redis]:
         await redis.aclose()
 
 
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, replaced: URLs end up in messages and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    return parts._replace(netloc=user + parts.netloc.rsplit("@", 1)[1]).geturl()
+
+
 def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., None]:
     """Run an async verb body; turn expected failures into a one-line error and exit code."""
 
@@ -110,13 +127,14 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         imports: tuple[str, ...],
         verbose: int,
         log_format: str,
+        insecure_dev: bool,
         **kwargs: Any,
     ) -> None:
         try:
-            ctx = Context(redis_url, namespace, shards, imports, verbose, log_format)
+            ctx = Context(redis_url, namespace, shards, imports, verbose, log_format, insecure_dev)
             code = asyncio.run(fn(ctx, **kwargs))
         except (ConnectionError, TimeoutError, OSError) as exc:
-            fail(f"cannot reach Redis at {redis_url}: {exc}")
+            fail(f"cannot reach Redis at {redacted(redis_url)}: {exc}")
         except AuthenticationError as exc:
             fail(f"Redis refused the credentials: {exc}")
         except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:

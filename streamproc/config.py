@@ -4,6 +4,7 @@ the only place that reads the environment."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -30,9 +31,21 @@ class RedisSettings:
     command_retries: int = 5
 
     @classmethod
-    def from_url(cls, url: str) -> RedisSettings:
+    def from_url(cls, url: str, insecure: bool = False) -> RedisSettings:
+        """Settings for ``url``.  A ``rediss://`` URL that turns certificate or hostname
+        checks off (``ssl_cert_reqs=none|optional``, ``ssl_check_hostname=false``) is refused
+        unless ``insecure`` says it is meant (a development setup)."""
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"not a Redis URL: {url!r} (redis://, rediss:// or unix://)")
+        query = {k.lower(): v.lower() for k, v in parse_qsl(urlsplit(url).query)}
+        unchecked = query.get("ssl_cert_reqs") in ("none", "optional") or query.get(
+            "ssl_check_hostname"
+        ) in ("false", "no", "0")
+        if unchecked and not insecure:
+            raise ConfigError(
+                "the Redis URL turns TLS certificate checks off: refused (use --insecure-dev "
+                "for a development setup)"
+            )
         return cls(url=url)
 
     def connect(self) -> Redis:
