@@ -27,7 +27,7 @@ from streamproc.client import Client
 from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
 from streamproc.daemon import run_until_signalled
 from streamproc.embedded import EmbeddedRedis
-from streamproc.progress import follow_progress, render_state
+from streamproc.progress import follow_progress, render_history, render_state
 from streamproc.registry import registered
 from streamproc.resolver import Resolver
 from streamproc.spec import WorkflowSpec
@@ -114,11 +114,27 @@ async def worker(
 @main.command()
 @common_options
 @shutdown_option
+@click.option(
+    "--events-maxlen",
+    type=click.IntRange(0),
+    default=1_000_000,
+    show_default=True,
+    help="Keep about this many entries of each shard's events stream (MAXLEN ~).",
+)
+@click.option(
+    "--events-max-age",
+    type=click.FloatRange(min=0),
+    help="Also drop events older than this many seconds (MINID).  Histories are not affected.",
+)
 @verb
-async def resolver(ctx: Context, shutdown_timeout: float) -> int:
+async def resolver(
+    ctx: Context, shutdown_timeout: float, events_maxlen: int, events_max_age: float | None
+) -> int:
     """Apply completions, resolve dependencies and publish ready tasks."""
-    resolver = Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace))
-    return await run_until_signalled([resolver.run], shutdown_timeout)
+    settings = ResolverSettings(
+        keyspace=ctx.keyspace, events_maxlen=events_maxlen, events_max_age=events_max_age
+    )
+    return await run_until_signalled([Resolver(ctx.redis, settings).run], shutdown_timeout)
 
 
 @main.command()
@@ -232,15 +248,21 @@ async def status(ctx: Context, as_json: bool) -> None:
 @common_options
 @click.argument("workflow_id")
 @click.option("--json", "as_json", is_flag=True, help="The whole state as JSON.")
+@click.option("--history", is_flag=True, help="Also every event of the run, in order.")
 @verb
-async def show(ctx: Context, workflow_id: str, as_json: bool) -> None:
-    """Each task's state, attempts, timings and a summary of its result."""
+async def show(ctx: Context, workflow_id: str, as_json: bool, history: bool) -> None:
+    """Each task's state, attempts, timings and a summary of its result; with --history,
+    every event of the run in order, timed from its submission."""
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         state = await client.get(workflow_id)
+        events = await client.history(workflow_id) if history else []
     if as_json:
-        click.echo(orjson.dumps(state.to_dict(), option=orjson.OPT_INDENT_2))
+        whole = {**state.to_dict(), **({"history": events} if history else {})}
+        click.echo(orjson.dumps(whole, option=orjson.OPT_INDENT_2))
         return
     click.echo(render_state(state))
+    if history:
+        click.echo(render_history(events, state.created_ms))
 
 
 @main.command()

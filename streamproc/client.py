@@ -188,11 +188,12 @@ class Client:
 
     async def follow(self, workflow_id: str) -> AsyncIterator[dict[str, str]]:
         """Yield the workflow's lifecycle events from now on, ending with ``completed``,
-        ``failed`` or ``cancelled`` (at once if it already ended)."""
+        ``failed`` or ``cancelled`` (at once if it already ended).  Reads the workflow's own
+        history stream, so following one workflow never reads the others' events."""
         key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        events = self.keyspace.events(self.keyspace.shard_of(workflow_id))
+        history = self.keyspace.history(workflow_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xrevrange(events, count=1)
+            pipe.xrevrange(history, count=1)
             pipe.hget(key, "status")
             last, status = await pipe.execute()
         if status is None:
@@ -200,24 +201,30 @@ class Client:
         if status.decode() in TERMINAL:
             return
         cursor = last[0][0] if last else b"0-0"
-        target = workflow_id.encode()
         while True:
             reply = cast(
-                StreamReply, await self.redis.xread({events: cursor}, count=1000, block=1000)
+                StreamReply, await self.redis.xread({history: cursor}, count=1000, block=1000)
             )
-            if (
-                not reply
-                and cast(bytes, await self.redis.hget(key, "status") or b"").decode() in TERMINAL
-            ):
-                return  # its terminal event was trimmed away before we read it
+            if not reply and not await self.redis.exists(key):
+                raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
             for _, entries in reply or ():
                 for entry_id, fields in entries:
                     cursor = entry_id
-                    if fields.get(b"wf") == target:
-                        event = decode_fields(fields)
-                        yield event
-                        if event.get("kind") in TERMINAL:
-                            return
+                    event = decode_fields(fields)
+                    yield event
+                    if event.get("kind") in TERMINAL:
+                        return
+
+    async def history(self, workflow_id: str) -> list[dict[str, str]]:
+        """Every event of the workflow so far, in order (kept as long as the workflow)."""
+        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.exists(key)
+            pipe.xrange(self.keyspace.history(workflow_id))
+            exists, entries = await pipe.execute()
+        if not exists:
+            raise WorkflowNotFound(workflow_id)
+        return [{"id": i.decode(), **decode_fields(f)} for i, f in entries]
 
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
         """Wait until the workflow completes, fails or is cancelled; return its final state."""

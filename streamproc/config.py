@@ -113,6 +113,10 @@ class ResolverSettings:
     retry_cap: float = 60.0
     release_interval: float = 0.1
     trim_interval: float = 10.0
+    # Retention of the shared events stream: at most this many entries (MAXLEN ~), and, when
+    # set, none older than this many seconds (MINID).  Each workflow's own history stream is
+    # kept as long as the workflow instead (ClientSettings.workflow_ttl).
     events_maxlen: int = 1_000_000
+    events_max_age: float | None = None
     # Longest wait after a short read while completions arrive fast (streamproc/linger.py).
     read_linger: float = 0.002

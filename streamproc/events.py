@@ -94,12 +94,13 @@ async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncItera
 async def follow_workflow(
     redis: Redis, keyspace: Keyspace, workflow_id: str, start: str = "0"
 ) -> AsyncIterator[Event]:
-    """The workflow's events after ``start``, ending once the stream is read up to a final
-    event of it (completed, failed or cancelled) with nothing after it."""
+    """The workflow's events after ``start`` (from its own history stream, so nothing of
+    other workflows is read), ending once it is read up to a final event (completed, failed
+    or cancelled) with nothing after it."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
     if not await redis.exists(key):
         raise WorkflowNotFound(workflow_id)
-    cursors = await _cursors(redis, [keyspace.events(keyspace.shard_of(workflow_id))], start)
+    cursors = await _cursors(redis, [keyspace.history(workflow_id)], start)
     ended = False
     while True:
         events = await _read(redis, cursors, BLOCK_MS)

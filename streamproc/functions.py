@@ -46,7 +46,8 @@ def arguments(
     keys: list[Arg] = list(keyspace.head(shard))
     for agent in agents:
         keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
-    keys += workflow_keys
+    for key in workflow_keys:
+        keys += (key, keyspace.history_of(key))
     return [len(keys), *keys, len(agents), *agents, *args]
 
 

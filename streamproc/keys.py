@@ -15,6 +15,7 @@ key                            type    holds
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
+``{ns:s}:hist:<workflow>``     stream  the workflow's every event, expiring with its hash
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
 ``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
 ``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
@@ -99,6 +100,14 @@ class Keyspace:
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self._tag(self.shard_of(workflow_id))}:wf:{workflow_id}"
+
+    def history(self, workflow_id: str) -> str:
+        return f"{self._tag(self.shard_of(workflow_id))}:hist:{workflow_id}"
+
+    def history_of(self, workflow_key: str) -> str:
+        """The history stream that belongs with a workflow hash key."""
+        tag, _, workflow_id = workflow_key.partition(":wf:")
+        return f"{tag}:hist:{workflow_id}"
 
     def head(self, shard: int) -> list[str]:
         """The fixed leading KEYS of every engine function (see ``lua/streamproc.lua``)."""

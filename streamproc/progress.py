@@ -52,3 +52,21 @@ def render_state(
         summary = summary if len(summary) <= width else summary[: width - 3] + "..."
         lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
     return "\n".join(lines)
+
+
+ENVELOPE = frozenset({"id", "v", "kind", "wf", "task", "att", "at"})
+
+
+def render_history(events: list[dict[str, str]], created_ms: int) -> str:
+    """One line per event: seconds since submission, kind, task, attempt, detail."""
+    lines = ["  history:"]
+    for e in events:
+        at = (float(e.get("at") or created_ms) - created_ms) / 1000
+        detail = " ".join(
+            f"{k}={v}"
+            for k, v in e.items()
+            if k not in {"id", "v", "kind", "wf", "task", "att", "at"}
+        )
+        task = f"{e.get('task', '')}#{e['att']}" if e.get("task") else ""
+        lines.append(f"  {at:8.3f}s  {e['kind']:<14} {task:<14} {detail}".rstrip())
+    return "\n".join(lines)

@@ -222,9 +222,12 @@ class Resolver:
             floor = await acknowledged_floor(self.redis, stream)
             if floor:
                 await self.redis.xtrim(stream, minid=floor, approximate=False)
-        await self.redis.xtrim(
-            self.keyspace.events(shard), maxlen=self.settings.events_maxlen, approximate=True
-        )
+        events = self.keyspace.events(shard)
+        await self.redis.xtrim(events, maxlen=self.settings.events_maxlen, approximate=True)
+        if self.settings.events_max_age is not None:
+            seconds, _ = await self.redis.time()
+            oldest_ms = int((seconds - self.settings.events_max_age) * 1000)
+            await self.redis.xtrim(events, minid=max(oldest_ms, 0), approximate=False)
 
 
 async def acknowledged_floor(redis: Redis, stream: str) -> bytes | None:

@@ -3,10 +3,14 @@ someone else becomes a dead letter with that reason, never a crash."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
+
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
-from streamproc import Client, ClientSettings, Keyspace
+from conftest import Engine, eventually, fast_resolver
+from streamproc import Client, ClientSettings, Keyspace, RedisSettings
+from streamproc.resolver import Resolver
 
 
 async def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(
@@ -50,3 +54,22 @@ async def _unserved(redis_url: str, keyspace: Keyspace, agent: str = "manual") -
 
 async def _shorter_than(redis: Redis, stream: str, length: int) -> bool:
     return await redis.xlen(stream) < length
+
+
+async def test_events_older_than_the_max_age_are_dropped_and_histories_stay(
+    redis_url: str, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    engine = Engine(redis_url, keyspace)
+    engine.start_worker(("echo",))
+    resolver = Resolver(
+        RedisSettings.from_url(redis_url), replace(fast_resolver(keyspace), events_max_age=0.0)
+    )
+    engine.tasks.append(asyncio.create_task(resolver.run(engine.stop_event)))
+    try:
+        workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+        await client.wait(workflow_id, timeout=20)
+        await eventually(lambda: _shorter_than(redis, keyspace.events(0), 1))
+    finally:
+        await engine.stop()
+    kinds = [e["kind"] for e in await client.history(workflow_id)]
+    assert kinds == ["submitted", "task_started", "task_done", "completed"]

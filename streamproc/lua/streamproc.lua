@@ -8,7 +8,8 @@ Calling convention shared by every function:
   KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
   KEYS[4] agents set      KEYS[5] dead-done stream
   KEYS[4+2i], KEYS[5+2i]  tasks stream and dead stream of agent i (i = 1..n)
-  KEYS[6+2n ..]           workflow hashes, one per item, in item order
+  KEYS[6+2n ..]           per item, in item order: its workflow hash, then that workflow's
+                          history stream (every event of the workflow, kept as long as it)
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each header)
 
 Idempotency: a task's completion or requeue applies only while the task is 'queued' with the
@@ -38,6 +39,8 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[4 + 2 * i]
     ctx.dead[args[1 + i]] = keys[5 + 2 * i]
   end
+  ctx.history = {}
+  for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end
   return ctx
 end
 
@@ -51,13 +54,16 @@ local function hmget(key, fields)
   return out
 end
 
-local function emit(ctx, wf, kind, task, att, at, ...)
+-- A lifecycle event, on the shard's events stream and on the workflow's own history.
+local function emit(ctx, key, wf, kind, task, att, at, ...)
+  local fields
   if task then
-    redis.call('XADD', ctx.events, '*', 'v', '1', 'kind', kind, 'wf', wf, 'task', task,
-               'att', att, 'at', at, ...)
+    fields = {'v', '1', 'kind', kind, 'wf', wf, 'task', task, 'att', att, 'at', at, ...}
   else
-    redis.call('XADD', ctx.events, '*', 'v', '1', 'kind', kind, 'wf', wf, 'at', at, ...)
+    fields = {'v', '1', 'kind', kind, 'wf', wf, 'at', at, ...}
   end
+  redis.call('XADD', ctx.events, '*', unpack(fields))
+  redis.call('XADD', ctx.history[key], '*', unpack(fields))
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
@@ -99,7 +105,10 @@ end
 local function finish(key, status, ctx, reason)
   redis.call('HSET', key, 'status', status, 'ended', ctx.now, 'reason', reason or '')
   local ttl = tonumber(redis.call('HGET', key, 'ttl') or '0')
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', ctx.history[key], ttl)
+  end
 end
 
 -- The workflow fails: tasks not yet published are skipped; queued ones may still finish, but
@@ -123,7 +132,7 @@ local function fail_workflow(ctx, key, wf, reason)
   local order = split(redis.call('HGET', key, 'order'))
   skip_unpublished(ctx, key, wf, order, task_states(key, order))
   finish(key, 'failed', ctx, reason)
-  emit(ctx, wf, 'failed', nil, nil, ctx.now, 'reason', reason)
+  emit(ctx, key, wf, 'failed', nil, nil, ctx.now, 'reason', reason)
 end
 
 local function dead_letter(ctx, key, wf, t, agent, att, reason)
@@ -132,15 +141,15 @@ local function dead_letter(ctx, key, wf, t, agent, att, reason)
              'att', att, 'deliveries', att, 'lost', f[4] or '0', 'reason', reason,
              'error', f[1] or '', 'history', f[2] or '[]', 'entry', f[3] or '', 'at', ctx.now)
   redis.call('HSET', key, 's:' .. t, 'failed')
-  emit(ctx, wf, 'task_failed', t, att, ctx.now, 'error', reason, 'final', '1')
+  emit(ctx, key, wf, 'task_failed', t, att, ctx.now, 'error', reason, 'final', '1')
   fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
 end
 
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status)
   redis.call('HSET', key, 's:' .. t, 'done', 'r:' .. t, out, 'b:' .. t, began, 'z:' .. t, ended,
              'w:' .. t, by)
-  emit(ctx, wf, 'task_started', t, att, began, 'by', by)
-  emit(ctx, wf, 'task_done', t, att, ended)
+  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
+  emit(ctx, key, wf, 'task_done', t, att, ended)
   local left = redis.call('HINCRBY', key, 'left', -1)
   if status ~= 'running' then return end
   for _, child in ipairs(dependents) do
@@ -148,7 +157,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   end
   if left == 0 then
     finish(key, 'completed', ctx)
-    emit(ctx, wf, 'completed', nil, nil, ctx.now)
+    emit(ctx, key, wf, 'completed', nil, nil, ctx.now)
   end
 end
 
@@ -157,14 +166,15 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
   local failures = redis.call('HINCRBY', key, 'f:' .. t, 1)
   redis.call('HSET', key, 'e:' .. t, err, 'b:' .. t, began, 'z:' .. t, ended, 'w:' .. t, by)
   append_history(key, t, {attempt = tonumber(att), outcome = kind, error = err, at = ended, by = by})
+  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   if f[1] ~= 'running' then
     redis.call('HSET', key, 's:' .. t, 'failed')
-    emit(ctx, wf, 'task_failed', t, att, ended, 'error', err, 'final', '1')
+    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'final', '1')
   elseif kind == 'error' and failures <= tonumber(f[2]) then
     local delay = math.floor(math.min(retry.cap, retry.base * 2 ^ (failures - 1)) * retry.jitter)
     redis.call('HSET', key, 's:' .. t, 'delayed')
     redis.call('ZADD', ctx.delayed, ctx.now + delay, wf .. ' ' .. t)
-    emit(ctx, wf, 'task_failed', t, att, ended, 'error', err, 'retry_ms', delay)
+    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'retry_ms', delay)
   else
     local why = err
     if kind == 'error' then why = 'failed ' .. failures .. ' times, last: ' .. err end
@@ -219,7 +229,7 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   if refusal then
     append_history(key, t, {attempt = tonumber(att), outcome = 'adjust refused',
                             target = target, reason = why, refusal = refusal, at = ctx.now})
-    emit(ctx, wf, 'adjust_refused', t, att, ctx.now, 'target', target, 'reason', refusal)
+    emit(ctx, key, wf, 'adjust_refused', t, att, ctx.now, 'target', target, 'reason', refusal)
     return false
   end
   redis.call('HSET', key, 'j:' .. target, round)
@@ -239,7 +249,7 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   end
   redis.call('HSET', key, 'i:' .. target, input, 'c:' .. target, 0)
   local next_att = redis.call('HGET', key, 'a:' .. target)
-  emit(ctx, wf, 'task_adjusted', target, next_att, ctx.now, 'by', t, 'reason', why,
+  emit(ctx, key, wf, 'task_adjusted', target, next_att, ctx.now, 'by', t, 'reason', why,
        'round', round)
   publish(ctx, key, wf, target)
   return true
@@ -250,9 +260,10 @@ end
 local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_ms, give_up_ms,
                           status, agent)
   redis.call('HSET', key, 'e:' .. t, reason, 'b:' .. t, began, 'z:' .. t, ended, 'w:' .. t, by)
+  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   if status ~= 'running' then
     redis.call('HSET', key, 's:' .. t, 'failed')
-    emit(ctx, wf, 'task_failed', t, att, ended, 'error', reason, 'final', '1')
+    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', reason, 'final', '1')
     return
   end
   local first = tonumber(redis.call('HGET', key, 'W:' .. t) or '0')
@@ -268,7 +279,7 @@ local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_
   end
   redis.call('HSET', key, 's:' .. t, 'delayed')
   redis.call('ZADD', ctx.delayed, ctx.now + tonumber(retry_ms), wf .. ' ' .. t)
-  emit(ctx, wf, 'task_waiting', t, att, ended, 'reason', reason, 'retry_ms', retry_ms)
+  emit(ctx, key, wf, 'task_waiting', t, att, ended, 'reason', reason, 'retry_ms', retry_ms)
 end
 
 local function reject_completion(ctx, wf, t, att, entry, reason, out)
@@ -294,7 +305,7 @@ local function submit(keys, args)
   end
   redis.call('HSET', key, 'digest', digest, 'status', 'running', 'created', ctx.now)
   redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
-  emit(ctx, wf, 'submitted', nil, nil, ctx.now)
+  emit(ctx, key, wf, 'submitted', nil, nil, ctx.now)
   for _, t in ipairs(roots) do publish(ctx, key, wf, t) end
   return 1
 end
@@ -319,7 +330,7 @@ local function resolve(keys, args)
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
     local stride = 9
     if kind == 'adjust' then stride = 12 elseif kind == 'wait' then stride = 11 end
-    local key = keys[ctx.wf_base + item]
+    local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t)
     if not f[1] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
@@ -337,8 +348,8 @@ local function resolve(keys, args)
       end
       if kind == 'adjust' and adjust(ctx, key, wf, t, att, f[1], args[a + 9], args[a + 10],
                                      args[a + 11]) then
-        emit(ctx, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
-        emit(ctx, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 9])
+        emit(ctx, key, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
+        emit(ctx, key, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 9])
       elseif kind == 'wait' then
         apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    args[a + 9], args[a + 10], f[1], f[4])
@@ -371,7 +382,7 @@ local function requeue(keys, args)
   for a = b + 3, #args, 5 do
     item = item + 1
     local id, wf, t, att, agent = args[a], args[a + 1], args[a + 2], args[a + 3], args[a + 4]
-    local key = keys[ctx.wf_base + item]
+    local key = keys[ctx.wf_base + 2 * item - 1]
     redis.call('XACK', ctx.streams[agent], agent, id)
     local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t)
     if f[1] == 'running' and f[2] == 'queued' and f[3] == att then
@@ -387,7 +398,7 @@ local function requeue(keys, args)
       else
         local next_att = redis.call('HINCRBY', key, 'a:' .. t, 1)
         publish(ctx, key, wf, t)
-        emit(ctx, wf, 'task_requeued', t, next_att, ctx.now, 'reason', reason)
+        emit(ctx, key, wf, 'task_requeued', t, next_att, ctx.now, 'reason', reason)
       end
     end
   end
@@ -403,7 +414,7 @@ local function release(keys, args)
   for a = ctx.arg_base + 1, #args, 2 do
     item = item + 1
     local wf, t = args[a], args[a + 1]
-    local key = keys[ctx.wf_base + item]
+    local key = keys[ctx.wf_base + 2 * item - 1]
     local member = wf .. ' ' .. t
     local score = redis.call('ZSCORE', ctx.delayed, member)
     if score and tonumber(score) <= ctx.now then
@@ -413,7 +424,7 @@ local function release(keys, args)
       if f[1] == 'running' and f[2] == 'delayed' then
         local att = redis.call('HINCRBY', key, 'a:' .. t, 1)
         publish(ctx, key, wf, t)
-        emit(ctx, wf, 'task_retried', t, att, ctx.now)
+        emit(ctx, key, wf, 'task_retried', t, att, ctx.now)
         released = released + 1
       end
     end
@@ -444,7 +455,7 @@ local function cancel(keys, args)
   local order = split(redis.call('HGET', key, 'order'))
   skip_unpublished(ctx, key, wf, order, task_states(key, order))
   finish(key, 'cancelled', ctx, reason)
-  emit(ctx, wf, 'cancelled', nil, nil, ctx.now, 'reason', reason)
+  emit(ctx, key, wf, 'cancelled', nil, nil, ctx.now, 'reason', reason)
   return 1
 end
 
@@ -495,7 +506,7 @@ local function revive_task(ctx, key, wf, t, state)
   publish(ctx, key, wf, t)
   local why = 'workflow resumed'
   if state == 'failed' then why = 'from dead letters' end
-  emit(ctx, wf, 'task_requeued', t, att, ctx.now, 'reason', why)
+  emit(ctx, key, wf, 'task_requeued', t, att, ctx.now, 'reason', why)
 end
 
 --[[ sp_revive: resume a workflow that failed when a task was dead-lettered, once the cause is
@@ -521,7 +532,8 @@ local function revive(keys, args)
   redis.call('HSET', key, 'status', 'running')
   redis.call('HDEL', key, 'reason', 'ended')
   redis.call('PERSIST', key)
-  emit(ctx, wf, 'resumed', nil, nil, ctx.now, 'reason',
+  redis.call('PERSIST', ctx.history[key])
+  emit(ctx, key, wf, 'resumed', nil, nil, ctx.now, 'reason',
        'task ' .. t .. ' requeued from dead letters')
   for i, d in ipairs(order) do
     if states[i] == 'failed' or states[i] == 'skipped' then
