@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from streamproc import events as lifecycle
 from streamproc.cache import cache_stats
+from streamproc.cli_api import api
 from streamproc.cli_dead import dead
 from streamproc.cli_options import Context, F, common_options, connected, fail, redacted, verb
 from streamproc.cli_replay import replay
@@ -42,6 +43,7 @@ def main() -> None:
     """Run agentic workflows (DAGs of agent tasks) on Redis Streams."""
 
 
+main.add_command(api)
 main.add_command(dead)
 main.add_command(replay)
 

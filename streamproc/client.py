@@ -69,9 +69,17 @@ class Client:
         """Validate and submit one workflow; return its id.  Submitting an id again with the
         same spec returns it without creating anything; with another spec raises
         :class:`WorkflowConflict`."""
+        workflow_id, _ = await self.create(spec, workflow_id)
+        return workflow_id
+
+    async def create(
+        self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
+    ) -> tuple[str, bool]:
+        """:meth:`submit`, also telling whether this call created the workflow (False: it
+        already existed with this spec), decided atomically by Redis."""
         name, call = self._prepare(spec, workflow_id)
         outcome = await functions.call(self.redis, "sp_submit", call)
-        return self._check_outcome(name, outcome)
+        return self._check_outcome(name, outcome), outcome == 1
 
     async def submit_many(
         self,

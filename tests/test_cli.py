@@ -20,7 +20,7 @@ from streamproc.keys import ID_PATTERN
 from streamproc.providers.settings import KEY_VARIABLES
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
-VERBS = ["up", "worker", "resolver", "submit", "status", "show", "events", "cancel", "demo"]
+VERBS = ["up", "worker", "resolver", "submit", "status", "show", "events", "cancel", "api", "demo"]
 UNREACHABLE = "redis://127.0.0.1:1/0"
 STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters"}
 TIMEOUT = 60.0

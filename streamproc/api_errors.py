@@ -1,0 +1,59 @@
+"""How the HTTP API answers a refusal: ``{"error": message}`` as JSON, with the status a
+caller can act on (plus ``task`` for a spec error, ``reason`` for a refused requeue).
+
+Bad input is always a 4xx, never a 500; an unreachable Redis is a 503, since the request may
+well succeed once it is back.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streamproc.errors import (
+    DeadLetterNotFound,
+    DeadLetterRefused,
+    SpecError,
+    WorkflowConflict,
+    WorkflowNotFound,
+)
+
+log = logging.getLogger(__name__)
+KEPT_HEADERS = ("Allow", "WWW-Authenticate")
+
+
+def reply(data: Any, status: int = 200) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json")
+
+
+@web.middleware
+async def json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every refusal as ``{"error": message}`` (plus ``task`` or ``reason`` when known)."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        default = f"{exc.status}: {exc.reason}"
+        message = exc.reason if exc.text in (None, default) else exc.text
+        error = reply({"error": message}, exc.status)
+        error.headers.update({k: v for k, v in exc.headers.items() if k in KEPT_HEADERS})
+        return error
+    except SpecError as exc:
+        extra = {"task": exc.task} if exc.task is not None else {}
+        return reply({"error": str(exc), **extra}, 400)
+    except (WorkflowNotFound, DeadLetterNotFound) as exc:
+        return reply({"error": str(exc)}, 404)
+    except WorkflowConflict as exc:
+        return reply({"error": str(exc)}, 409)
+    except DeadLetterRefused as exc:
+        return reply({"error": str(exc), "reason": exc.reason}, 409)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        log.warning("%s %s: redis unavailable: %s", request.method, request.path, exc)
+        return reply({"error": f"redis unavailable: {exc}"}, 503)
