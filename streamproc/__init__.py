@@ -1,7 +1,13 @@
 """streamproc: agentic AI workflows (DAGs of agent tasks) on Redis Streams."""
 
 from streamproc.client import Client, SyncClient
-from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
+from streamproc.config import (
+    AutoscaleSettings,
+    ClientSettings,
+    RedisSettings,
+    ResolverSettings,
+    WorkerSettings,
+)
 from streamproc.errors import (
     CodecError,
     ConfigError,
@@ -19,6 +25,7 @@ from streamproc.state import TaskState, WorkflowState
 
 __all__ = [
     "Adjust",
+    "AutoscaleSettings",
     "Client",
     "ClientSettings",
     "CodecError",

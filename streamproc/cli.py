@@ -25,7 +25,13 @@ from streamproc.cli_dead import dead
 from streamproc.cli_options import Context, F, common_options, connected, fail, redacted, verb
 from streamproc.cli_replay import replay
 from streamproc.client import Client
-from streamproc.config import ClientSettings, RedisSettings, ResolverSettings, WorkerSettings
+from streamproc.config import (
+    AutoscaleSettings,
+    ClientSettings,
+    RedisSettings,
+    ResolverSettings,
+    WorkerSettings,
+)
 from streamproc.daemon import run_until_signalled
 from streamproc.embedded import EmbeddedRedis
 from streamproc.progress import follow_progress, render_history, render_state
@@ -78,7 +84,11 @@ shutdown_option = click.option(
 
 
 def worker_settings(
-    ctx: Context, agents: tuple[str, ...], concurrency: int, visibility: float
+    ctx: Context,
+    agents: tuple[str, ...],
+    concurrency: int,
+    visibility: float,
+    autoscale: AutoscaleSettings | None = None,
 ) -> WorkerSettings:
     return WorkerSettings(
         agents=agents,
@@ -87,7 +97,40 @@ def worker_settings(
         visibility_timeout=visibility,
         heartbeat_interval=visibility / 6,
         claim_interval=min(5.0, visibility / 3),
+        autoscale=autoscale,
     )
+
+
+def autoscale_options(fn: F) -> F:
+    options = [
+        click.option(
+            "--autoscale/--no-autoscale",
+            envvar="STREAMPROC_AUTOSCALE",
+            default=False,
+            help="Size each agent's slots to its load, following one count shared in Redis.",
+        ),
+        click.option("--min-consumers", type=click.IntRange(0), default=1, show_default=True),
+        click.option(
+            "--max-consumers", type=click.IntRange(1), help="Fleet-wide cap (default: concurrency)."
+        ),
+        click.option(
+            "--drain-target",
+            type=click.FloatRange(min=0.1),
+            default=30.0,
+            show_default=True,
+            help="Seconds in which the backlog should be cleared.",
+        ),
+        click.option(
+            "--scale-cooldown",
+            type=click.FloatRange(min=0),
+            default=60.0,
+            show_default=True,
+            help="How long the need must stay low before scaling down.",
+        ),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
 
 
 @main.command()
@@ -96,6 +139,7 @@ def worker_settings(
     "--agent", "agent_names", required=True, help="Agent names to serve, comma separated."
 )
 @worker_options
+@autoscale_options
 @shutdown_option
 @verb
 async def worker(
@@ -103,11 +147,21 @@ async def worker(
     agent_names: str,
     concurrency: int,
     visibility_timeout: float,
+    autoscale: bool,
+    min_consumers: int,
+    max_consumers: int | None,
+    drain_target: float,
+    scale_cooldown: float,
     shutdown_timeout: float,
 ) -> int:
     """Serve tasks of the given agents."""
     names = tuple(name.strip() for name in agent_names.split(",") if name.strip())
-    settings = worker_settings(ctx, names, concurrency, visibility_timeout)
+    scaling = (
+        AutoscaleSettings(min_consumers, max_consumers, drain_target, scale_cooldown)
+        if autoscale
+        else None
+    )
+    settings = worker_settings(ctx, names, concurrency, visibility_timeout, scaling)
     return await run_until_signalled(
         [Worker(ctx.redis, settings, registered()).run], shutdown_timeout
     )
@@ -233,10 +287,13 @@ async def status(ctx: Context, as_json: bool) -> None:
         for provider, counters in sorted(cache.items()):
             click.echo(orjson.dumps({"provider": provider, **counters}))
         return
-    click.echo(f"{'agent':<16}{'length':>8}{'lag':>8}{'pending':>9}{'consumers':>11}{'dead':>7}")
+    header = f"{'agent':<16}{'length':>8}{'lag':>8}{'pending':>9}{'consumers':>11}{'dead':>7}"
+    click.echo(header + f"{'desired':>9}")
     for row in stats:
+        desired = "-" if row.desired is None else str(row.desired)
         click.echo(
-            f"{row.agent:<16}{row.length:>8}{row.lag:>8}{row.pending:>9}{row.consumers:>11}{row.dead_letters:>7}"
+            f"{row.agent:<16}{row.length:>8}{row.lag:>8}{row.pending:>9}{row.consumers:>11}"
+            f"{row.dead_letters:>7}{desired:>9}"
         )
     if cache:
         click.echo(f"\n{'search cache':<16}{'hit':>8}{'miss':>8}{'upstream':>9}")

@@ -71,6 +71,43 @@ class ClientSettings:
 
 
 @dataclass(frozen=True)
+class AutoscaleSettings:
+    """How many of a worker's slots each agent may use, sized to its load across the fleet.
+
+    ``min_consumers`` and ``max_consumers`` bound the fleet-wide desired count of one agent
+    (``max_consumers`` None: the worker's ``concurrency``); ``streamproc/autoscale.py``
+    explains the formula (``drain_target``) and the hysteresis (``margin``, ``cooldown``,
+    ``step_down``).  The lease holder's settings decide; every process follows its count.
+    """
+
+    min_consumers: int = 1
+    max_consumers: int | None = None
+    # Seconds in which the consumers should clear the backlog on top of keeping up.
+    drain_target: float = 30.0
+    # A scale-down waits until the need has stayed low this long.
+    cooldown: float = 60.0
+    interval: float = 5.0
+    margin: float = 0.2
+    # At most this fraction of the current count is retired in one step.
+    step_down: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.min_consumers < 0:
+            raise ConfigError("min_consumers must be at least 0")
+        if self.max_consumers is not None and self.max_consumers < max(1, self.min_consumers):
+            raise ConfigError("max_consumers must be at least 1 and at least min_consumers")
+        if self.drain_target <= 0 or self.interval <= 0 or self.cooldown < 0:
+            raise ConfigError("autoscale needs drain_target > 0, interval > 0, cooldown >= 0")
+        if not 0 <= self.margin < 1 or not 0 < self.step_down <= 1:
+            raise ConfigError("autoscale needs 0 <= margin < 1 and 0 < step_down <= 1")
+
+    def bounds(self, concurrency: int) -> tuple[int, int]:
+        """The desired count's range for a worker of ``concurrency`` slots."""
+        high = concurrency if self.max_consumers is None else self.max_consumers
+        return min(self.min_consumers, high), high
+
+
+@dataclass(frozen=True)
 class WorkerSettings:
     """One worker process: which agents it serves and how it reads, runs and recovers tasks."""
 
@@ -88,6 +125,8 @@ class WorkerSettings:
     max_result_bytes: int = 1 << 20
     # Longest wait after a short read while tasks arrive fast (streamproc/linger.py); 0: never.
     read_linger: float = 0.001
+    # None: every agent may use all ``concurrency`` slots (streamproc/scaling.py when set).
+    autoscale: AutoscaleSettings | None = None
 
     def __post_init__(self) -> None:
         if not self.agents:

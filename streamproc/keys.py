@@ -19,6 +19,11 @@ key                            type    holds
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
 ``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
 ``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
+``ns:scale:<agent>:desired``   string  the autoscaler's fleet-wide consumer count (stable)
+``ns:scale:<agent>:members``   zset    worker processes by last heartbeat (ms)
+``ns:scale:<agent>:latency``   hash    each process's average task duration (s)
+``ns:scale:<agent>:lease``     string  the process that computes the count
+``{ns:api:<provider>}:*``      mixed   shared rate, quota, spent mark, breaker (limiter.py)
 =============================  ======  ====================================================
 
 Cache keys carry no shard tag: each is read and written on its own, never with another key.
@@ -147,3 +152,24 @@ class Keyspace:
         tag = f"{{{self.namespace}:api:{provider}}}"
         parts = ("rate", f"quota:{period}", "spent", "breaker", "probe")
         return [f"{tag}:{part}" for part in parts]
+
+    def scale_desired(self, agent: str) -> str:
+        """The desired number of consumers (slots) of ``agent`` across all worker processes,
+        an integer written by the autoscaler's lease holder (``streamproc/scaling.py``).
+
+        A stable name for outside scalers to read: ``<ns>:scale:<agent>:desired``, with no
+        shard hash tag (agents span shards; the key is read and written on its own).
+        """
+        return f"{self.namespace}:scale:{agent}:desired"
+
+    def scale_members(self, agent: str) -> str:
+        """Worker processes serving ``agent``, scored by their last heartbeat (Redis ms)."""
+        return f"{self.namespace}:scale:{agent}:members"
+
+    def scale_latency(self, agent: str) -> str:
+        """Each process's moving average of ``agent``'s task duration, in seconds."""
+        return f"{self.namespace}:scale:{agent}:latency"
+
+    def scale_lease(self, agent: str) -> str:
+        """The process that computes ``agent``'s desired count, expiring unless renewed."""
+        return f"{self.namespace}:scale:{agent}:lease"

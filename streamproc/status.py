@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streamproc.keys import Keyspace
+from streamproc.scaling import desired_counts
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,7 @@ class AgentStats:
     pending: int
     consumers: int
     dead_letters: int
+    desired: int | None = None  # the autoscaler's fleet-wide count; None when it is off
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -41,6 +43,7 @@ async def known_agents(redis: Redis, keyspace: Keyspace) -> list[str]:
 
 async def agent_stats(redis: Redis, keyspace: Keyspace, agents: list[str]) -> list[AgentStats]:
     out = []
+    desired = await desired_counts(redis, keyspace, agents)
     for agent in agents:
         totals = dict(length=0, lag=0, pending=0, consumers=0, dead_letters=0)
         for shard in keyspace.all_shards():
@@ -60,5 +63,5 @@ async def agent_stats(redis: Redis, keyspace: Keyspace, agents: list[str]) -> li
                     totals["lag"] += group.get("lag") or 0
                     totals["pending"] += group["pending"]
                     totals["consumers"] += group["consumers"]
-        out.append(AgentStats(agent, **totals))
+        out.append(AgentStats(agent, **totals, desired=desired.get(agent)))
     return out

@@ -34,6 +34,7 @@ from streamproc.preflight import check_server
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
 from streamproc.retrying import until_redis_answers
 from streamproc.runtime import Runtime
+from streamproc.scaling import Autoscaler
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
@@ -81,6 +82,10 @@ class Worker:
         self._outbox_ready = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._closing = asyncio.Event()
+        scale = settings.autoscale
+        self.autoscaler = (
+            None if scale is None else Autoscaler(self.redis, settings, scale, self.consumer)
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -95,6 +100,8 @@ class Worker:
                 background.create_task(self._heartbeat_loop())
                 background.create_task(self._sweep_loop())
                 background.create_task(self._flush_loop())
+                if self.autoscaler is not None:
+                    background.create_task(self._autoscale_loop(self.autoscaler))
                 async with asyncio.TaskGroup() as readers:
                     for agent in self.agents:
                         for shard in self.settings.keyspace.all_shards():
@@ -116,6 +123,8 @@ class Worker:
         for agent in self.agents:
             for shard in self.settings.keyspace.all_shards():
                 await ensure_group(self.redis, self.settings.keyspace.tasks(shard, agent), agent)
+        if self.autoscaler is not None:
+            await self.autoscaler.tick()  # the first budgets, before any read
 
     async def _finish_running(self) -> None:
         if self._running:
@@ -156,11 +165,12 @@ class Worker:
         stream = self.settings.keyspace.tasks(shard, agent)
         linger = Linger(LINGER_TARGET, self.settings.read_linger, LINGER_BUSY_RATE)
         while not stop.is_set():
-            if self._free <= 0:  # readers of other streams may have overshot the pool
+            scaler = self.autoscaler
+            asked = self._free if scaler is None else scaler.room(agent, self._free)
+            if asked <= 0:  # readers of other streams may have overshot the pool
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            asked = self._free
             got = await until_redis_answers(self._read_once, agent, shard, stream, asked)
             wait = linger.after_read(got, asked)
             if wait:
@@ -187,13 +197,17 @@ class Worker:
             self._reject(agent, shard, stream, entry_id, exc)
             return
         self._free -= 1
+        if self.autoscaler is not None:
+            self.autoscaler.started(agent)
         task = asyncio.create_task(self._run_task(shard, stream, event))
         self._running[(stream, entry_id)] = task
-        task.add_done_callback(lambda _: self._release(stream, entry_id))
+        task.add_done_callback(lambda _: self._release(agent, stream, entry_id))
 
-    def _release(self, stream: str, entry_id: bytes) -> None:
+    def _release(self, agent: str, stream: str, entry_id: bytes) -> None:
         self._running.pop((stream, entry_id), None)
         self._free += 1
+        if self.autoscaler is not None:
+            self.autoscaler.finished(agent)
         self._slot_freed.set()
 
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
@@ -208,6 +222,8 @@ class Worker:
         fields = codec.encode_completion(
             event, kind, output, began, now_ms(), self.consumer, adjust, wait
         )
+        if self.autoscaler is not None:
+            self.autoscaler.observe(event.agent, (now_ms() - began) / 1000)
         done = self.settings.keyspace.done(shard)
         self._post(Report(stream, event.agent, event.entry_id, done, fields))
 
@@ -312,6 +328,16 @@ class Worker:
         except BaseException:
             self._outbox[:0] = batch
             raise
+
+    # -- autoscaling ---------------------------------------------------------------------------
+
+    async def _autoscale_loop(self, scaler: Autoscaler) -> None:
+        """Follow the desired counts (streamproc/scaling.py); a cut budget retires slots as
+        their tasks finish, and a raised one wakes the readers waiting for a slot."""
+        while not await pause(self._closing, scaler.settings.interval):
+            await until_redis_answers(scaler.tick)
+            self._slot_freed.set()
+        await until_redis_answers(scaler.leave)
 
     # -- keeping and taking over claims ------------------------------------------------------
 

@@ -22,7 +22,7 @@ from streamproc.providers.settings import KEY_VARIABLES
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 VERBS = ["up", "worker", "resolver", "submit", "status", "show", "events", "cancel", "api", "demo"]
 UNREACHABLE = "redis://127.0.0.1:1/0"
-STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters"}
+STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}
 TIMEOUT = 60.0
 
 ECHO_SPEC = """\
@@ -267,7 +267,9 @@ async def test_status_json_prints_one_object_per_agent(
         row = by_agent[name]
         assert row["length"] >= 1 and row["lag"] == 0 and row["dead_letters"] == 0, row
         assert row["consumers"] >= 1, row  # the in-process worker's consumer
-    assert all(isinstance(v, int) for row in rows for k, v in row.items() if k != "agent")
+    assert all(
+        isinstance(v, int) for row in rows for k, v in row.items() if k not in ("agent", "desired")
+    )
 
 
 async def test_status_of_an_empty_namespace_lists_registered_agents_with_zeroes(
@@ -278,7 +280,7 @@ async def test_status_of_an_empty_namespace_lists_registered_agents_with_zeroes(
     rows = [orjson.loads(line) for line in result.out.splitlines()]
     assert {"echo", "sleep"} <= {row["agent"] for row in rows}
     for row in rows:
-        assert row == {**dict.fromkeys(STATUS_KEYS, 0), "agent": row["agent"]}
+        assert row == {**dict.fromkeys(STATUS_KEYS, 0), "agent": row["agent"], "desired": None}
     table = await run("status", *at(redis_url, keyspace))
     assert table.code == 0 and table.out.split()[:6] == [
         "agent",
