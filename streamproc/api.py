@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamproc import deadletters
 from streamproc.api_auth import ApiSettings, bearer_auth
@@ -44,6 +45,7 @@ def make_app(client: Client, settings: ApiSettings) -> web.Application:
     app.on_shutdown.append(close_streams)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/workflows", submit)
     app.router.add_get("/workflows/{id}", show)
     app.router.add_get("/workflows/{id}/events", events, allow_head=False)
@@ -77,6 +79,11 @@ async def healthz(_: web.Request) -> web.Response:
 
 async def openapi(_: web.Request) -> web.Response:
     return reply(DOCUMENT)
+
+
+async def metrics_page(_: web.Request) -> web.Response:
+    """This process's Prometheus metrics (stream figures come from a poller; see metrics.py)."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 async def submit(request: web.Request) -> web.Response:

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 import orjson
+from prometheus_client import start_http_server
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, TimeoutError
 
@@ -32,8 +33,9 @@ from streamproc.config import (
     ResolverSettings,
     WorkerSettings,
 )
-from streamproc.daemon import run_until_signalled
+from streamproc.daemon import Component, run_until_signalled
 from streamproc.embedded import EmbeddedRedis
+from streamproc.metrics import StreamPoller
 from streamproc.progress import follow_progress, render_history, render_state
 from streamproc.registry import registered
 from streamproc.resolver import Resolver
@@ -81,6 +83,28 @@ shutdown_option = click.option(
     show_default=True,
     help="Seconds after SIGTERM before unfinished work is left pending for reclaim.",
 )
+
+
+metrics_option = click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    envvar="STREAMPROC_METRICS_PORT",
+    help="Serve Prometheus metrics at http://127.0.0.1:PORT/metrics (--metrics-addr to widen).",
+)
+metrics_addr_option = click.option(
+    "--metrics-addr", default="127.0.0.1", show_default=True, help="Address for --metrics-port."
+)
+
+
+def with_metrics(
+    ctx: Context, components: list[Component], port: int | None, addr: str
+) -> list[Component]:
+    """The components, plus a poller of stream figures, with /metrics served, when asked."""
+    if port is None:
+        return components
+    start_http_server(port, addr)
+    click.echo(f"metrics on http://{addr}:{port}/metrics", err=True)
+    return [*components, StreamPoller(ctx.redis, ctx.keyspace).run]
 
 
 def worker_settings(
@@ -141,6 +165,8 @@ def autoscale_options(fn: F) -> F:
 @worker_options
 @autoscale_options
 @shutdown_option
+@metrics_option
+@metrics_addr_option
 @verb
 async def worker(
     ctx: Context,
@@ -153,6 +179,8 @@ async def worker(
     drain_target: float,
     scale_cooldown: float,
     shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_addr: str,
 ) -> int:
     """Serve tasks of the given agents."""
     names = tuple(name.strip() for name in agent_names.split(",") if name.strip())
@@ -162,9 +190,10 @@ async def worker(
         else None
     )
     settings = worker_settings(ctx, names, concurrency, visibility_timeout, scaling)
-    return await run_until_signalled(
-        [Worker(ctx.redis, settings, registered()).run], shutdown_timeout
+    components = with_metrics(
+        ctx, [Worker(ctx.redis, settings, registered()).run], metrics_port, metrics_addr
     )
+    return await run_until_signalled(components, shutdown_timeout)
 
 
 @main.command()
@@ -182,24 +211,39 @@ async def worker(
     type=click.FloatRange(min=0),
     help="Also drop events older than this many seconds (MINID).  Histories are not affected.",
 )
+@metrics_option
+@metrics_addr_option
 @verb
 async def resolver(
-    ctx: Context, shutdown_timeout: float, events_maxlen: int, events_max_age: float | None
+    ctx: Context,
+    shutdown_timeout: float,
+    events_maxlen: int,
+    events_max_age: float | None,
+    metrics_port: int | None,
+    metrics_addr: str,
 ) -> int:
     """Apply completions, resolve dependencies and publish ready tasks."""
     settings = ResolverSettings(
         keyspace=ctx.keyspace, events_maxlen=events_maxlen, events_max_age=events_max_age
     )
-    return await run_until_signalled([Resolver(ctx.redis, settings).run], shutdown_timeout)
+    components = with_metrics(ctx, [Resolver(ctx.redis, settings).run], metrics_port, metrics_addr)
+    return await run_until_signalled(components, shutdown_timeout)
 
 
 @main.command()
 @common_options
 @worker_options
 @shutdown_option
+@metrics_option
+@metrics_addr_option
 @verb
 async def up(
-    ctx: Context, concurrency: int, visibility_timeout: float, shutdown_timeout: float
+    ctx: Context,
+    concurrency: int,
+    visibility_timeout: float,
+    shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_addr: str,
 ) -> int:
     """Run the resolver and every registered agent in one process (a private redis-server is
     started when none answers at the URL)."""
@@ -207,12 +251,12 @@ async def up(
         agents = registered()
         settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
         click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)
+        components: list[Component] = [
+            Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
+            Worker(ctx.redis, settings, agents).run,
+        ]
         return await run_until_signalled(
-            [
-                Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
-                Worker(ctx.redis, settings, agents).run,
-            ],
-            shutdown_timeout,
+            with_metrics(ctx, components, metrics_port, metrics_addr), shutdown_timeout
         )
 
 

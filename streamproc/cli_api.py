@@ -15,6 +15,7 @@ from streamproc.cli_options import Context, common_options, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.daemon import run_until_signalled
+from streamproc.metrics import StreamPoller
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 
@@ -47,4 +48,5 @@ async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> i
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"serving the HTTP API on http://{shown}:{port} ({access})", err=True)
-        return await run_until_signalled([functools.partial(serve, client, settings)])
+        poller = StreamPoller(ctx.redis, ctx.keyspace)
+        return await run_until_signalled([functools.partial(serve, client, settings), poller.run])

@@ -58,6 +58,17 @@ PATHS: dict[str, Any] = {
     "/openapi.json": {
         "get": {"summary": "This document", "responses": {"200": _reply("OpenAPI 3.1", OBJECT)}}
     },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text exposition format)",
+            "responses": {
+                "200": {
+                    "description": "Metrics",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    },
     "/workflows": {
         "post": {
             "summary": "Submit a workflow spec; idempotent on its id",

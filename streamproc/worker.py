@@ -22,7 +22,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from streamproc import codec, functions, runtime
+from streamproc import codec, functions, metrics, runtime
 from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
@@ -219,11 +219,13 @@ class Worker:
             log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
             kind, output, adjust = b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), None
             wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
+        ended = now_ms()
         fields = codec.encode_completion(
-            event, kind, output, began, now_ms(), self.consumer, adjust, wait
+            event, kind, output, began, ended, self.consumer, adjust, wait
         )
+        metrics.task_finished(event.agent, kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:
-            self.autoscaler.observe(event.agent, (now_ms() - began) / 1000)
+            self.autoscaler.observe(event.agent, (ended - began) / 1000)
         done = self.settings.keyspace.done(shard)
         self._post(Report(stream, event.agent, event.entry_id, done, fields))
 

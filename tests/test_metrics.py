@@ -1,0 +1,85 @@
+"""Prometheus metrics: task counts and durations where tasks run, stream figures polled from
+Redis, served by daemons (--metrics-port) and by the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Callable
+
+from aiohttp.test_utils import TestClient, TestServer
+from prometheus_client import REGISTRY
+
+from conftest import Engine, WorkerProcess, eventually
+from streamproc import Client, Keyspace, RedisSettings
+from streamproc.api import make_app
+from streamproc.api_auth import ApiSettings
+from streamproc.embedded import free_port
+from streamproc.metrics import StreamPoller
+
+TWO = {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "poison", "retries": 0}]}
+
+
+def sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_finished_tasks_are_counted_by_outcome_and_timed(
+    engine: Engine, client: Client
+) -> None:
+    ok_before = sample("streamproc_tasks_total", agent="echo", outcome="ok")
+    failed_before = sample("streamproc_tasks_total", agent="poison", outcome="error")
+    timed_before = sample("streamproc_task_duration_seconds_count", agent="echo")
+    await client.wait(await client.submit(TWO), timeout=20)
+    assert sample("streamproc_tasks_total", agent="echo", outcome="ok") == ok_before + 1
+    assert sample("streamproc_tasks_total", agent="poison", outcome="error") == failed_before + 1
+    assert sample("streamproc_task_duration_seconds_count", agent="echo") == timed_before + 1
+
+
+async def test_the_poller_copies_stream_figures_into_gauges(
+    redis_url: str, keyspace: Keyspace, client: Client
+) -> None:
+    await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})  # no worker: it waits
+    poller = StreamPoller(RedisSettings.from_url(redis_url), keyspace)
+    try:
+        await poller.poll_once()
+    finally:
+        await poller.redis.aclose()
+    assert sample("streamproc_agent_stream", agent="echo", figure="length") >= 1
+    for figure in ("lag", "pending", "consumers", "dead_letters"):  # no group yet: all zero
+        assert (
+            REGISTRY.get_sample_value(
+                "streamproc_agent_stream", {"agent": "echo", "figure": figure}
+            )
+            == 0
+        )
+
+
+async def test_the_api_serves_metrics(client: Client) -> None:
+    app = make_app(client, ApiSettings())
+    async with TestClient(TestServer(app)) as http:
+        reply = await http.get("/metrics")
+        assert reply.status == 200
+        assert "streamproc_tasks_total" in await reply.text()
+
+
+async def test_a_worker_process_serves_metrics_on_its_port(
+    resolver_only: Engine, client: Client, worker_processes: Callable[..., WorkerProcess]
+) -> None:
+    port = free_port()
+    worker_processes("echo", "--metrics-port", str(port))
+    await client.wait(await client.submit({"tasks": [{"id": "a", "agent": "echo"}]}), 20)
+
+    async def page() -> str:
+        """The metrics page once the poller has filled the stream gauges too."""
+        try:
+            url = f"http://127.0.0.1:{port}/metrics"
+            with await asyncio.to_thread(urllib.request.urlopen, url, timeout=2) as r:
+                text = str(r.read().decode())
+        except OSError:
+            return ""
+        return text if "streamproc_agent_stream" in text else ""
+
+    text = await eventually(page)
+    assert 'streamproc_tasks_total{agent="echo",outcome="ok"} 1.0' in text
+    assert 'streamproc_agent_stream{agent="echo",figure="pending"}' in text
