@@ -35,7 +35,7 @@ from streamproc.config import (
 )
 from streamproc.daemon import Component, run_until_signalled
 from streamproc.embedded import EmbeddedRedis
-from streamproc.metrics import StreamPoller
+from streamproc.poller import StreamPoller
 from streamproc.progress import follow_progress, render_history, render_state
 from streamproc.registry import registered
 from streamproc.resolver import Resolver

@@ -15,7 +15,7 @@ from streamproc.cli_options import Context, common_options, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.daemon import run_until_signalled
-from streamproc.metrics import StreamPoller
+from streamproc.poller import StreamPoller
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 

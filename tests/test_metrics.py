@@ -14,8 +14,11 @@ from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace, RedisSettings
 from streamproc.api import make_app
 from streamproc.api_auth import ApiSettings
+from streamproc.cache import SearchCache
 from streamproc.embedded import free_port
-from streamproc.metrics import StreamPoller
+from streamproc.fakes import Fakes
+from streamproc.poller import StreamPoller
+from streamproc.providers import SearchSettings, close_session
 
 TWO = {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "poison", "retries": 0}]}
 
@@ -78,8 +81,30 @@ async def test_a_worker_process_serves_metrics_on_its_port(
                 text = str(r.read().decode())
         except OSError:
             return ""
-        return text if "streamproc_agent_stream" in text else ""
+        return text if 'streamproc_agent_stream{agent="echo"' in text else ""
 
     text = await eventually(page)
     assert 'streamproc_tasks_total{agent="echo",outcome="ok"} 1.0' in text
     assert 'streamproc_agent_stream{agent="echo",figure="pending"}' in text
+
+
+async def test_provider_calls_and_limiter_decisions_are_counted(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    async with Fakes(retry_after=0, stall=5.0) as fakes:
+        env = {k: v for k, v in fakes.search_env().items() if "SERPAPI" in k}
+        settings = SearchSettings.from_env(env)
+        redis = RedisSettings.from_url(redis_url).connect()
+        try:
+            cache = SearchCache.from_settings(redis, keyspace, settings)
+            before = sample("streamproc_limiter_decisions_total", provider="serpapi", verdict="go")
+            calls = sample("streamproc_provider_calls_total", provider="serpapi", outcome="ok")
+            await cache.search(f"metrics {keyspace.namespace}")
+        finally:
+            await redis.aclose()
+    assert (
+        sample("streamproc_limiter_decisions_total", provider="serpapi", verdict="go") == before + 1
+    )
+    assert sample("streamproc_provider_calls_total", provider="serpapi", outcome="ok") == calls + 1
+    assert sample("streamproc_provider_concurrency_limit", provider="serpapi") >= 1
+    await close_session()

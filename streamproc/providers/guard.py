@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from streamproc import metrics
 from streamproc.concurrency import AdaptiveLimit, ConcurrencySettings
 from streamproc.errors import (
     CircuitOpen,
@@ -53,6 +54,7 @@ class Guard:
         if self.limiter is None:
             return Admission(name, "go")
         admission = await self.limiter.admit(name)
+        metrics.limiter_decision(name, admission.verdict)
         if not admission.admitted:
             raise skip_error(admission)
         if admission.wait > 0:
@@ -65,6 +67,7 @@ class Guard:
         if limit is None:
             limit = self.limits[provider.name] = AdaptiveLimit(self.concurrency)
         async with limit.slot() as slot:
+            metrics.CONCURRENCY.labels(provider.name).set(limit.capacity)
             try:
                 return await provider.search(query, count)
             except (RateLimited, TimedOut):
@@ -79,6 +82,7 @@ class Guard:
 
     async def settle(self, admission: Admission, error: ProviderError | None) -> None:
         """Report the visit's outcome to the breaker; share a spent allowance."""
+        metrics.provider_call(admission.provider, outcome_of(error))
         if self.limiter is None:
             return
         if isinstance(error, QuotaSpent):
