@@ -168,3 +168,28 @@ async def test_a_task_that_waits_past_its_deadline_is_dead_lettered_with_the_rea
     (dead,) = await redis.xrange(keyspace.dead(0, "patient"))
     assert dead[1][b"reason"].startswith(b"gave up after waiting")
     assert state.tasks[0].failures == 0 and state.tasks[0].attempt > 2
+
+
+async def test_a_task_past_its_timeout_fails_and_is_retried_per_its_policy(
+    engine: Engine, client: Client
+) -> None:
+    spec = {
+        "tasks": [
+            {"id": "slow", "agent": "sleep", "input": {"seconds": 30}, "timeout": 0.2, "retries": 1}
+        ]
+    }
+    workflow_id = await client.submit(spec)
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "failed"
+    assert state.reason == "task slow dead-lettered: failed 2 times, last: timed out after 0.2s"
+    (task,) = state.tasks
+    assert (task.attempt, task.failures) == (2, 2)
+    kinds = [e["kind"] for e in await client.history(workflow_id)]
+    assert kinds[1:] == [
+        "task_started",
+        "task_failed",
+        "task_retried",
+        "task_started",
+        "task_failed",
+        "failed",
+    ]
