@@ -2,6 +2,7 @@
 offline demo."""
 
 from streamproc.fakes.fleet import Fakes
+from streamproc.fakes.limited import LimitedSerpApi
 from streamproc.fakes.llm import FakeLLM
 from streamproc.fakes.search import FakeBing, FakeBrave, FakeSerpApi, FakeTavily
 from streamproc.fakes.server import Behaviour, FakeServer
@@ -15,4 +16,5 @@ __all__ = [
     "FakeServer",
     "FakeTavily",
     "Fakes",
+    "LimitedSerpApi",
 ]
