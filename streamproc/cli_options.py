@@ -35,6 +35,12 @@ def common_options(fn: F) -> F:
             help="Redis URL (redis://, rediss:// or unix://).  [env: STREAMPROC_REDIS_URL]",
         ),
         click.option(
+            "--cluster",
+            is_flag=True,
+            envvar="STREAMPROC_REDIS_CLUSTER",
+            help="The Redis URL names a node of a Redis Cluster.  [env: STREAMPROC_REDIS_CLUSTER]",
+        ),
+        click.option(
             "--namespace",
             envvar="STREAMPROC_NAMESPACE",
             default="sp",
@@ -89,11 +95,12 @@ class Context:
         verbose: int,
         log_format: str,
         insecure_dev: bool = False,
+        cluster: bool = False,
     ) -> None:
         logs.configure(verbose, log_format == "json")
         for module in imports:
             importlib.import_module(module)
-        self.redis = RedisSettings.from_url(redis_url, insecure=insecure_dev)
+        self.redis = RedisSettings.from_url(redis_url, insecure=insecure_dev, cluster=cluster)
         self.keyspace = Keyspace(namespace, shards)
 
 
@@ -128,10 +135,13 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         verbose: int,
         log_format: str,
         insecure_dev: bool,
+        cluster: bool,
         **kwargs: Any,
     ) -> None:
         try:
-            ctx = Context(redis_url, namespace, shards, imports, verbose, log_format, insecure_dev)
+            ctx = Context(
+                redis_url, namespace, shards, imports, verbose, log_format, insecure_dev, cluster
+            )
             code = asyncio.run(fn(ctx, **kwargs))
         except (ConnectionError, TimeoutError, OSError) as exc:
             fail(f"cannot reach Redis at {redacted(redis_url)}: {exc}")

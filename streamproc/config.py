@@ -4,6 +4,7 @@ the only place that reads the environment."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
 
 from redis.asyncio import Redis
@@ -11,7 +12,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from streamproc.connection import use_lean_connections
+from streamproc.cluster import EngineCluster
+from streamproc.connection import use_lean_cluster_connections, use_lean_connections
 from streamproc.errors import ConfigError
 from streamproc.keys import Keyspace
 from streamproc.spec import Limits
@@ -19,9 +21,15 @@ from streamproc.spec import Limits
 
 @dataclass(frozen=True)
 class RedisSettings:
-    """Where Redis is, and the timeouts that notice a dead or blackholed connection."""
+    """Where Redis is, and the timeouts that notice a dead or blackholed connection.
+
+    ``cluster``: ``url`` names one node of a Redis Cluster; the client finds the others and
+    routes each command by its keys' slot.  Every engine call touches the keys of one shard,
+    which share a hash tag (see ``keys.py``), so the engine needs nothing else from Cluster.
+    """
 
     url: str = "redis://127.0.0.1:6379/0"
+    cluster: bool = False
     connect_timeout: float = 5.0
     # Every blocking read uses a BLOCK well under this, so a hung socket is always noticed.
     socket_timeout: float = 15.0
@@ -29,14 +37,22 @@ class RedisSettings:
     # A dropped connection is retried a few times (every engine write is idempotent); longer
     # outages surface to the daemons' loops, which back off until Redis answers.
     command_retries: int = 5
+    # Connections per Cluster node.  A standalone pool has no cap; a Cluster node's pool
+    # raises at its cap instead of waiting, and a worker holds one blocked XREADGROUP per
+    # (agent, shard), so the cap sits far above what a process opens.
+    cluster_node_connections: int = 10_000
 
     @classmethod
-    def from_url(cls, url: str, insecure: bool = False) -> RedisSettings:
+    def from_url(cls, url: str, insecure: bool = False, cluster: bool = False) -> RedisSettings:
         """Settings for ``url``.  A ``rediss://`` URL that turns certificate or hostname
         checks off (``ssl_cert_reqs=none|optional``, ``ssl_check_hostname=false``) is refused
-        unless ``insecure`` says it is meant (a development setup)."""
+        unless ``insecure`` says it is meant (a development setup).  A Cluster is reached over
+        TCP and has only database 0."""
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(f"not a Redis URL: {url!r} (redis://, rediss:// or unix://)")
+        database = urlsplit(url).path.strip("/")
+        if cluster and (url.startswith("unix://") or database not in ("", "0")):
+            raise ConfigError("a Redis Cluster URL is redis:// or rediss:// with database 0")
         query = {k.lower(): v.lower() for k, v in parse_qsl(urlsplit(url).query)}
         unchecked = query.get("ssl_cert_reqs") in ("none", "optional") or query.get(
             "ssl_check_hostname"
@@ -46,11 +62,13 @@ class RedisSettings:
                 "the Redis URL turns TLS certificate checks off: refused (use --insecure-dev "
                 "for a development setup)"
             )
-        return cls(url=url)
+        return cls(url=url, cluster=cluster)
 
     def connect(self) -> Redis:
-        redis = Redis.from_url(
-            self.url,
+        """A client for ``url``.  For a Cluster, a ``RedisCluster`` typed as ``Redis``: it
+        offers the same command methods (routing each by its keys' slot), and the engine uses
+        nothing else, so callers stay one type (see ``cluster`` above)."""
+        options: dict[str, Any] = dict(
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.socket_timeout,
             socket_keepalive=True,
@@ -58,7 +76,12 @@ class RedisSettings:
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries),
             retry_on_error=[ConnectionError, TimeoutError],
         )
-        return use_lean_connections(redis)
+        if self.cluster:
+            cluster = EngineCluster.from_url(
+                self.url, max_connections=self.cluster_node_connections, **options
+            )
+            return cast(Redis, use_lean_cluster_connections(cluster))
+        return use_lean_connections(Redis.from_url(self.url, **options))
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 from redis import exceptions
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import (
     AbstractConnection,
     Connection,
@@ -92,3 +93,15 @@ def use_lean_connections(redis: Redis) -> Redis:
     pool = redis.connection_pool
     pool.connection_class = LEAN.get(pool.connection_class, pool.connection_class)
     return redis
+
+
+def use_lean_cluster_connections(cluster: RedisCluster) -> RedisCluster:
+    """The same swap for every node of a Cluster client, before it connects.  Nodes found
+    later are built from the client's connection kwargs; the startup nodes were built already
+    (redis-py's own maintenance-notification setup patches them the same way)."""
+    kwargs = cluster.get_connection_kwargs()
+    plain = cast(type[AbstractConnection], kwargs["connection_class"])
+    kwargs["connection_class"] = LEAN.get(plain, plain)
+    for node in cluster.startup_nodes:
+        node.connection_class = LEAN.get(node.connection_class, node.connection_class)
+    return cluster

@@ -109,3 +109,89 @@ class EmbeddedRedis:
         tb: TracebackType | None,
     ) -> None:
         self.cleanup()
+
+
+class EmbeddedCluster:
+    """``with EmbeddedCluster(masters=3) as cluster: cluster.url``: a local Redis Cluster of
+    ``masters`` primaries and no replicas, each an :class:`EmbeddedRedis` with its own port and
+    data dir (appendonly), joined with ``redis-cli --cluster create``.
+
+    ``url`` names one node; a cluster client discovers the others and the slot map from it.
+    """
+
+    def __init__(self, masters: int = 3) -> None:
+        if shutil.which("redis-cli") is None:
+            raise ConfigError("redis-cli is not on PATH: it is needed to create a cluster")
+        self.data_dir = Path(tempfile.mkdtemp(prefix="streamproc-cluster-"))
+        self.nodes: list[EmbeddedRedis] = []
+        for _ in range(masters):
+            port = free_port()
+            node_dir = self.data_dir / str(port)
+            node_dir.mkdir()
+            # The bus port is given, not left at port + 10000, which may be taken or too high.
+            extra = ["--cluster-enabled", "yes", "--cluster-port", str(free_port())]
+            extra += ["--cluster-config-file", f"nodes-{port}.conf"]
+            self.nodes.append(EmbeddedRedis(port, node_dir, *extra))
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        create = ["redis-cli", "--cluster", "create", *addresses]
+        done = subprocess.run(  # noqa: S603
+            [*create, "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+        )
+        if done.returncode != 0:
+            self.cleanup()
+            raise ConfigError(f"redis-cli --cluster create failed: {done.stdout[-500:]!r}")
+        self._wait_until_ok(timeout)
+
+    def _wait_until_ok(self, timeout: float) -> None:
+        """Every node must say ``cluster_state:ok``: slots are agreed on by gossip, so a node
+        may still answer CLUSTERDOWN for a moment after ``--cluster create`` returns."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(self._state(node) == "ok" for node in self.nodes):
+                return
+            time.sleep(0.05)
+        self.cleanup()
+        raise ConfigError(f"the cluster did not reach cluster_state:ok within {timeout}s")
+
+    @staticmethod
+    def _state(node: EmbeddedRedis) -> str:
+        args = ["redis-cli", "-p", str(node.port), "cluster", "info"]
+        info = subprocess.run(  # noqa: S603
+            args,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        ).stdout
+        for line in info.splitlines():
+            if line.startswith("cluster_state:"):
+                return line.partition(":")[2].strip()
+        return ""
+
+    def cleanup(self) -> None:
+        for node in self.nodes:
+            node.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> EmbeddedCluster:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()

@@ -3,24 +3,33 @@
 Each shard has its own events stream, so one ``XREAD BLOCK`` reads them all and the entries of
 each reply are put in id (time) order.  Following one workflow reads only its shard and ends
 after its final event, unless the workflow was resumed after it.
+
+A Redis Cluster refuses one XREAD over keys of several slots (each shard is its own slot), so
+there the streams are read slot by slot, concurrently, and merged.  Those reads block only
+``CLUSTER_BLOCK_MS``: the merge waits for the slowest one, and a busy shard's events should
+not wait a whole ``BLOCK_MS`` for an idle one.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from streamproc.client import TERMINAL
+from streamproc.cluster import is_cluster
 from streamproc.codec import StreamReply, decode_fields
 from streamproc.errors import WorkflowNotFound
 from streamproc.keys import Keyspace, check_id
 
 BATCH = 1000
 BLOCK_MS = 1000
+CLUSTER_BLOCK_MS = 100
 HEAD = ("v", "kind", "wf", "task", "att", "at")
 
 
@@ -72,14 +81,31 @@ async def _cursors(redis: Redis, streams: list[str], start: str) -> dict[str, by
 
 async def _read(redis: Redis, cursors: dict[str, bytes], block: int | None) -> list[Event]:
     """The next entries of every stream, in id order; the cursors move past them."""
-    reply = cast(StreamReply, await redis.xread(cursors, count=BATCH, block=block))  # type: ignore[arg-type]
+    groups = _by_slot(cursors) if is_cluster(redis) else [cursors]
+    if len(groups) == 1:
+        replies = [await _xread(redis, groups[0], block)]
+    else:
+        short = None if block is None else min(block, CLUSTER_BLOCK_MS)
+        replies = await asyncio.gather(*(_xread(redis, group, short) for group in groups))
     entries = []
-    for stream, batch in reply or ():
+    for stream, batch in (item for reply in replies for item in reply or ()):
         if batch:
             cursors[stream.decode()] = batch[-1][0]
         entries += batch
     entries.sort(key=lambda entry: _order(entry[0]))
     return [Event(entry_id.decode(), decode_fields(fields)) for entry_id, fields in entries]
+
+
+async def _xread(redis: Redis, cursors: dict[str, bytes], block: int | None) -> StreamReply:
+    return cast(StreamReply, await redis.xread(cursors, count=BATCH, block=block))  # type: ignore[arg-type]
+
+
+def _by_slot(cursors: dict[str, bytes]) -> list[dict[str, bytes]]:
+    """The cursors split into groups one Cluster XREAD may read (keys of one slot each)."""
+    groups: dict[int, dict[str, bytes]] = {}
+    for stream, cursor in cursors.items():
+        groups.setdefault(key_slot(stream.encode()), {})[stream] = cursor
+    return list(groups.values())
 
 
 async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncIterator[Event]:

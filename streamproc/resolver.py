@@ -166,11 +166,14 @@ class Resolver:
             await until_ready(self._release_once, shard)
 
     async def _release_once(self, shard: int) -> None:
-        """Publish due retries.  Due-ness is judged by the Redis clock, never the local one."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.time()
-        pipe.zrange(self.keyspace.delayed(shard), 0, RELEASE_BATCH - 1, withscores=True)
-        (seconds, micros), members = await pipe.execute()
+        """Publish due retries.  Due-ness is judged by the Redis clock, never the local one.
+        TIME goes on its own: a Cluster pipeline refuses it (it has no key to route by)."""
+        seconds, micros = await self.redis.time()
+        delayed = self.keyspace.delayed(shard)
+        members = cast(
+            list[tuple[bytes, float]],
+            await self.redis.zrange(delayed, 0, RELEASE_BATCH - 1, withscores=True),
+        )
         now = seconds * 1000 + micros // 1000
         due = [m.decode().split(" ") for m, score in members if score <= now]
         while due:

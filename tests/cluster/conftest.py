@@ -1,0 +1,85 @@
+"""Fixtures for running the engine on a local Redis Cluster: three primaries, no replicas,
+started once per session; each test gets a fresh namespace of six shards."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from conftest import Engine
+from streamproc import Client, ClientSettings, Keyspace, RedisSettings
+from streamproc.embedded import EmbeddedCluster
+from streamproc.registry import registered
+
+SHARDS = 6
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    if shutil.which("redis-cli") is None:
+        pytest.skip("redis-cli is not on PATH: it is needed to create a Redis Cluster")
+    with EmbeddedCluster(masters=3) as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster_settings(redis_cluster: EmbeddedCluster) -> RedisSettings:
+    return RedisSettings.from_url(redis_cluster.url, cluster=True)
+
+
+@pytest.fixture
+def cluster_keyspace() -> Keyspace:
+    return Keyspace(namespace=f"c{uuid.uuid4().hex[:10]}", shards=SHARDS)
+
+
+@pytest.fixture
+async def cluster_redis(redis_cluster: EmbeddedCluster) -> AsyncIterator[RedisCluster]:
+    """A plain cluster client for the tests' own reads."""
+    client = RedisCluster.from_url(redis_cluster.url)
+    await client.initialize()  # the slot map, for get_node_from_key
+    yield client
+    await client.aclose()
+
+
+class ClusterEngine(Engine):
+    """:class:`Engine` whose resolver and workers connect to the cluster."""
+
+    def __init__(self, settings: RedisSettings, keyspace: Keyspace) -> None:
+        super().__init__(settings.url, keyspace)
+        self.redis = settings
+
+
+@pytest.fixture
+async def cluster_engine(
+    cluster_settings: RedisSettings, cluster_keyspace: Keyspace
+) -> AsyncIterator[ClusterEngine]:
+    """A resolver and one worker serving the agents the cluster tests use."""
+    running = ClusterEngine(cluster_settings, cluster_keyspace)
+    running.start_resolver()
+    running.start_worker(("echo",))
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def cluster_resolver(
+    cluster_settings: RedisSettings, cluster_keyspace: Keyspace
+) -> AsyncIterator[ClusterEngine]:
+    """A resolver alone: the test brings its own workers (processes to kill)."""
+    running = ClusterEngine(cluster_settings, cluster_keyspace)
+    running.start_resolver()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def cluster_client(
+    cluster_settings: RedisSettings, cluster_keyspace: Keyspace
+) -> AsyncIterator[Client]:
+    settings = ClientSettings(keyspace=cluster_keyspace)
+    async with Client(cluster_settings, settings, agents=registered()) as client:
+        yield client

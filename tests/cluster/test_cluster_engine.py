@@ -1,0 +1,214 @@
+"""The engine runs unchanged on a Redis Cluster: workflows of every shape complete, a killed
+worker loses nothing, and the CLI reads the whole cluster."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+from typing import cast
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from cluster.conftest import SHARDS, ClusterEngine
+from conftest import WorkerProcess, eventually
+from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
+from streamproc import events as lifecycle
+from streamproc.codec import Entry
+from streamproc.embedded import EmbeddedCluster, EmbeddedRedis
+
+STREAMPROC = Path(sys.executable).parent / "streamproc"
+
+
+def chain(n: int, agent: str = "echo", seconds: float = 0.0) -> WorkflowSpec:
+    return WorkflowSpec(
+        tasks=tuple(
+            TaskSpec(
+                id=f"t{i}",
+                agent=agent,
+                input={"seconds": seconds} if agent == "ledger" else i,
+                needs=(f"t{i - 1}",) if i else (),
+            )
+            for i in range(n)
+        )
+    )
+
+
+def primaries_of(redis: RedisCluster, keyspace: Keyspace, shards: Iterable[int]) -> set[str]:
+    """The primaries holding the given shards' keys."""
+    nodes = [redis.get_node_from_key(keyspace.events(shard)) for shard in shards]
+    return {node.name for node in nodes if node is not None}
+
+
+async def all_events(redis: RedisCluster, keyspace: Keyspace) -> list[dict[bytes, bytes]]:
+    """Every shard's lifecycle events (each shard's stream lives on its own slot)."""
+    events: list[dict[bytes, bytes]] = []
+    for shard in keyspace.all_shards():
+        entries = cast(list[Entry], await redis.xrange(keyspace.events(shard)))
+        events += (fields for _, fields in entries)
+    return events
+
+
+async def test_six_shards_spread_over_more_than_one_primary(
+    cluster_redis: RedisCluster, cluster_keyspace: Keyspace
+) -> None:
+    assert cluster_keyspace.shards == SHARDS
+    used = primaries_of(cluster_redis, cluster_keyspace, cluster_keyspace.all_shards())
+    assert len(used) >= 2, used
+
+
+async def test_chain_passes_each_result_to_the_next_on_the_cluster(
+    cluster_engine: ClusterEngine, cluster_client: Client
+) -> None:
+    workflow_id = await cluster_client.submit(chain(4))
+    state = await cluster_client.wait(workflow_id, timeout=20)
+    assert state.status == "completed"
+    assert state.results["t3"]["deps"]["t2"]["deps"]["t1"] == {"input": 1, "deps": {"t0": 0}}
+    kinds = [event["kind"] for event in await cluster_client.history(workflow_id)]
+    assert kinds[0] == "submitted" and kinds[-1] == "completed"
+    assert kinds.count("task_done") == 4
+
+
+async def test_fan_out_of_two_hundred_then_fan_in_on_the_cluster(
+    cluster_engine: ClusterEngine, cluster_client: Client
+) -> None:
+    leaves = [
+        {"id": f"leaf{i}", "agent": "echo", "input": i, "needs": ["root"]} for i in range(200)
+    ]
+    join = {"id": "join", "agent": "echo", "input": "sum", "needs": [x["id"] for x in leaves]}
+    spec = {"tasks": [{"id": "root", "agent": "echo", "input": "go"}, *leaves, join]}
+    state = await cluster_client.wait(await cluster_client.submit(spec), timeout=30)
+    assert state.status == "completed"
+    joined = state.results["join"]["deps"]
+    assert len(joined) == 200
+    assert joined["leaf199"] == {"input": 199, "deps": {"root": "go"}}
+
+
+async def test_submit_many_across_shards_on_several_primaries_all_complete(
+    cluster_engine: ClusterEngine,
+    cluster_client: Client,
+    cluster_redis: RedisCluster,
+    cluster_keyspace: Keyspace,
+) -> None:
+    ids = await cluster_client.submit_many([chain(3) for _ in range(60)])
+    assert len(set(ids)) == 60
+    shards = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
+    assert len(primaries_of(cluster_redis, cluster_keyspace, shards)) >= 2, shards
+    states = await asyncio.gather(*(cluster_client.wait(wf, timeout=30) for wf in ids))
+    assert {state.status for state in states} == {"completed"}
+    completed = Counter(
+        f[b"wf"].decode()
+        for f in await all_events(cluster_redis, cluster_keyspace)
+        if f[b"kind"] == b"completed"
+    )
+    assert completed == Counter(ids)
+
+
+async def test_events_tail_reads_every_shard_of_the_cluster(
+    cluster_engine: ClusterEngine, cluster_client: Client, cluster_keyspace: Keyspace
+) -> None:
+    ids = await cluster_client.submit_many([chain(2) for _ in range(12)])
+    for workflow_id in ids:
+        await cluster_client.wait(workflow_id, timeout=20)
+    seen: set[str] = set()
+    tail = lifecycle.tail(cluster_client.redis, cluster_keyspace, "0")
+    async with asyncio.timeout(10):
+        async for event in tail:
+            if event.kind == "completed":
+                seen.add(event.workflow)
+            if seen == set(ids):
+                break
+    assert len({cluster_keyspace.shard_of(wf) for wf in ids}) >= 2
+
+
+@pytest.fixture
+def ledger_url(redis_server: EmbeddedRedis) -> str:
+    """The test agents' ledger stays on the standalone server, outside the engine's keys."""
+    return redis_server.url
+
+
+async def test_worker_killed_mid_task_on_the_cluster_loses_nothing_and_applies_each_task_once(
+    cluster_resolver: ClusterEngine,
+    cluster_client: Client,
+    cluster_redis: RedisCluster,
+    cluster_keyspace: Keyspace,
+    redis_cluster: EmbeddedCluster,
+    ledger_url: str,
+) -> None:
+    def worker() -> WorkerProcess:
+        process = WorkerProcess(
+            redis_cluster.url,
+            cluster_keyspace,
+            "ledger",
+            "--cluster",
+            "--shards",
+            str(SHARDS),
+            "--concurrency",
+            "8",
+        )
+        process.env["STREAMPROC_TEST_LEDGER_URL"] = ledger_url
+        return process.start()
+
+    first = worker()
+    try:
+        ids = await cluster_client.submit_many([chain(3, "ledger", 0.3) for _ in range(20)])
+        async with Redis.from_url(ledger_url) as record:
+            await eventually(lambda: record.exists(*(f"ledger:{wf}" for wf in ids)))
+        first.signal(signal.SIGKILL)
+        await first.wait()
+        second = worker()
+        try:
+            states = await asyncio.gather(*(cluster_client.wait(wf, timeout=60) for wf in ids))
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+    assert {state.status for state in states} == {"completed"}
+    done = Counter(
+        (f[b"wf"], f[b"task"])
+        for f in await all_events(cluster_redis, cluster_keyspace)
+        if f[b"kind"] == b"task_done"
+    )
+    assert len(done) == 60 and set(done.values()) == {1}
+    requeued = [t for state in states for t in state.tasks if t.lost]
+    assert requeued, "the killed worker held tasks that had to be reclaimed"
+    assert all(t.attempt == t.lost + 1 for t in requeued)
+
+
+async def test_status_with_cluster_option_sums_every_shard(
+    cluster_engine: ClusterEngine,
+    cluster_client: Client,
+    cluster_keyspace: Keyspace,
+    redis_cluster: EmbeddedCluster,
+) -> None:
+    ids = await cluster_client.submit_many([chain(2) for _ in range(12)])
+    for workflow_id in ids:
+        await cluster_client.wait(workflow_id, timeout=20)
+    proc = await asyncio.create_subprocess_exec(
+        str(STREAMPROC),
+        "status",
+        "--json",
+        "--cluster",
+        "--redis-url",
+        redis_cluster.url,
+        "--namespace",
+        cluster_keyspace.namespace,
+        "--shards",
+        str(SHARDS),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 0, err.decode()
+    rows = {row["agent"]: row for row in map(orjson.loads, out.decode().splitlines())}
+    echo = rows["echo"]
+    assert echo["lag"] == 0 and echo["pending"] == 0 and echo["dead_letters"] == 0, echo
+    # Redis creates a group's consumer at its first delivery: one per shard that had work.
+    used = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
+    assert echo["consumers"] == len(used) >= 2, echo
