@@ -30,6 +30,14 @@ DIAMOND = {
 }
 
 
+async def kept_from_retention(redis: Redis, keyspace: Keyspace) -> str:
+    """The echo task stream, with a group that never reads, so the engine's retention (which
+    trims only what every group acknowledged) leaves it whole while the test looks at it."""
+    stream = keyspace.tasks(0, "echo")
+    await redis.xgroup_create(stream, "keeper", id="0", mkstream=True)
+    return stream
+
+
 async def replayed_id(err: str) -> str:
     line = next(line for line in err.splitlines() if line.startswith("replaying "))
     return line.split()[-1]
@@ -87,9 +95,9 @@ async def test_diff_names_each_task_whose_result_differs(
 async def test_a_stream_range_prints_and_a_debug_group_leaves_the_live_groups_untouched(
     engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
 ) -> None:
+    stream = await kept_from_retention(redis, keyspace)
     first = await client.wait(await client.submit(DIAMOND), timeout=20)
     await client.wait(await client.submit(DIAMOND), timeout=20)
-    stream = keyspace.tasks(0, "echo")
     live_before = await redis.xinfo_groups(stream)
     result = await run(
         "replay", "stream", "--agent", "echo", "--workflow", first.id, "--group", "debug1",
@@ -108,8 +116,8 @@ async def test_a_stream_range_prints_and_a_debug_group_leaves_the_live_groups_un
 async def test_a_range_that_retention_trimmed_is_reported(
     engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
 ) -> None:
+    stream = await kept_from_retention(redis, keyspace)
     await client.wait(await client.submit(DIAMOND), timeout=20)
-    stream = keyspace.tasks(0, "echo")
     entries = await redis.xrange(stream)
     await redis.xtrim(stream, minid=entries[2][0], approximate=False)
     result = await run(
