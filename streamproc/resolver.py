@@ -22,6 +22,7 @@ from streamproc.codec import Completion, Entry, StreamReply
 from streamproc.config import RedisSettings, ResolverSettings
 from streamproc.daemon import pause
 from streamproc.errors import CodecError
+from streamproc.failpoints import failpoint
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
 from streamproc.linger import Linger
@@ -95,6 +96,7 @@ class Resolver:
         got = 0
         for _, entries in cast(StreamReply, reply) or ():
             got += len(entries)
+            failpoint("resolver.mid_batch")
             await self.apply(shard, entries)
         return got
 

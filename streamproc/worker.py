@@ -22,7 +22,7 @@ from typing import Any, cast
 import orjson
 from redis.asyncio import Redis
 
-from streamproc import codec, functions, metrics, runtime
+from streamproc import codec, failpoints, functions, metrics, runtime
 from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
@@ -326,7 +326,7 @@ class Worker:
         for (stream, group), ids in acks.items():
             pipe.xack(stream, group, *ids)
         try:
-            await pipe.execute()
+            await failpoints.execute(pipe, "worker.after_xadd_before_xack", len(batch))
         except BaseException:
             self._outbox[:0] = batch
             raise

@@ -1,0 +1,46 @@
+"""Test-only failpoints: die at a named point of a crash window, as SIGKILL would.
+
+``STREAMPROC_FAILPOINT`` holds comma-separated names, read once at import.  ``failpoint(name)``
+then SIGKILLs the current process when ``name`` is armed, and costs one set lookup otherwise.
+The fault tests (tests/faults/) and ``scripts/chaos`` arm them in worker and resolver
+subprocesses to hit a window exactly, instead of hoping a random kill lands in it:
+
+==================================  ==========================================================
+``worker.after_xadd_before_xack``   a worker's flush sent its completions but not their XACKs
+``resolver.mid_batch``              the resolver read a batch of completions, applied none
+==================================  ==========================================================
+
+There is no ``resolver.after_lua_before_xack``: the resolver's XACK runs inside the
+``sp_resolve`` function, so no process can die between the two.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+ARMED = frozenset(
+    name.strip() for name in os.environ.get("STREAMPROC_FAILPOINT", "").split(",") if name.strip()
+)
+
+
+def failpoint(name: str) -> None:
+    """SIGKILL this process if ``name`` is armed."""
+    if name in ARMED:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+async def execute(pipe: Pipeline, name: str, split: int) -> list[Any]:
+    """``pipe.execute()``; when ``name`` is armed, as two round trips with the failpoint
+    between the first ``split`` commands and the rest (one pipeline otherwise)."""
+    if name not in ARMED:
+        return await pipe.execute()
+    rest = pipe.command_stack[split:]
+    del pipe.command_stack[split:]
+    replies = await pipe.execute()
+    failpoint(name)
+    pipe.command_stack.extend(rest)
+    return replies + await pipe.execute()

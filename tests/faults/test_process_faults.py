@@ -1,0 +1,114 @@
+"""Rows A2, A3, A8: processes die inside a crash window, or a whole agent pool goes away.
+
+A1 (worker SIGKILL mid-task), A5 (zombie via SIGSTOP), A6 (poison) and A7 (SIGTERM) are in
+tests/test_crash_recovery.py, tests/test_dead_letters.py and tests/test_graceful_shutdown.py.
+
+A3 names two failpoints.  ``resolver.after_lua_before_xack`` cannot exist: the resolver's XACK
+of a batch runs inside the ``sp_resolve`` Redis Function, atomically with the state changes and
+the ready-task XADDs, so no process can die between them and that half of the row holds by
+construction.  ``resolver.mid_batch`` (batch read, nothing applied) is tested here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+from redis.asyncio import Redis
+
+from conftest import Engine, eventually
+from faults import oracle
+from faults.workload import Daemon, ledger_chain, resolver, worker
+from streamproc import Client, Keyspace
+
+
+async def _pending(redis: Redis, stream: str, group: str) -> int:
+    return int((await redis.xpending(stream, group))["pending"])
+
+
+async def _exited(daemon: Daemon) -> int:
+    return await asyncio.to_thread(daemon.process.wait, 30)
+
+
+async def test_a2_worker_killed_between_completion_and_ack_applies_once(
+    resolver_only: Engine, redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
+) -> None:
+    ids = await client.submit_many([ledger_chain(2, 0.05) for _ in range(10)])
+    doomed = worker(
+        redis_url, keyspace.namespace, "ledger", failpoint="worker.after_xadd_before_xack"
+    )
+    try:
+        assert await _exited(doomed) == -signal.SIGKILL, doomed.log_text()
+        stream = keyspace.tasks(0, "ledger")
+        assert await _pending(redis, stream, "ledger") > 0, "completions sent, XACKs not"
+        resolver_only.start_worker(("ledger",))
+        verdict = await oracle.check(client, redis, ids)
+        verdict.assert_invariants()
+        assert verdict.statuses == {"completed": 10}
+        # Roots whose completion crossed the window kept attempt 1, run by the dead worker:
+        # their reclaimed entries were only acknowledged.  Roots it ran without reporting
+        # (or never began) were re-run: duplicate executions (allowed), each applied once.
+        crossed = [
+            s for s in verdict.states.values() if s.tasks[0].attempt == 1 and s.tasks[0].lost == 0
+        ]
+        assert crossed and all(f"-{doomed.process.pid}-" in s.tasks[0].consumer for s in crossed)
+        await eventually(lambda: _pending_is(redis, stream, "ledger", 0), timeout=15)
+    finally:
+        doomed.kill()
+
+
+async def _pending_is(redis: Redis, stream: str, group: str, count: int) -> bool:
+    return await _pending(redis, stream, group) == count
+
+
+async def _ready(daemons: list[Daemon]) -> bool:
+    return all(d.ready for d in daemons)
+
+
+async def test_a3_resolver_killed_mid_batch_applies_each_completion_once(
+    redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
+) -> None:
+    engine = Engine(redis_url, keyspace)
+    engine.start_worker(("ledger",))
+    doomed = resolver(redis_url, keyspace.namespace, failpoint="resolver.mid_batch")
+    try:
+        ids = await client.submit_many([ledger_chain(3, 0.02) for _ in range(10)])
+        assert await _exited(doomed) == -signal.SIGKILL, doomed.log_text()
+        assert await _pending(redis, keyspace.done(0), "resolver") > 0, "a batch read, unapplied"
+        engine.start_resolver()  # its sweep takes the dead resolver's batch over after 3 s
+        verdict = await oracle.check(client, redis, ids)
+        verdict.assert_invariants()
+        assert verdict.statuses == {"completed": 10}
+        # No ready task was published twice: every task ran exactly once.
+        assert verdict.dup_exec == 0
+    finally:
+        doomed.kill()
+        await engine.stop()
+
+
+async def test_a8_agent_pool_down_while_submitting_drains_and_other_agents_are_unaffected(
+    resolver_only: Engine, redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
+) -> None:
+    resolver_only.start_worker(("echo",))
+    pool = [worker(redis_url, keyspace.namespace, "ledger") for _ in range(2)]
+    first = await client.submit_many([ledger_chain(2, 0.01) for _ in range(5)])
+    await oracle.wait_ended(client, first, timeout=20)
+    await eventually(lambda: _ready(pool))
+    for process in pool:
+        process.signal(signal.SIGTERM)
+    assert [await _exited(p) for p in pool] == [0, 0]
+    backlog = await client.submit_many([ledger_chain(2, 0.01) for _ in range(20)])
+    others = await client.submit_many([{"tasks": [{"id": "e", "agent": "echo"}]}] * 10)
+    other_status = await oracle.wait_ended(client, others, timeout=20)
+    assert set(other_status.values()) == {"completed"}, "echo must not wait for ledger"
+    assert {(await client.get(w)).status for w in backlog} == {"running"}
+    assert await redis.xlen(keyspace.tasks(0, "ledger")) >= 20
+    pool = [worker(redis_url, keyspace.namespace, "ledger") for _ in range(2)]
+    try:
+        verdict = await oracle.check(client, redis, first + backlog)
+        verdict.assert_invariants()
+        assert verdict.statuses == {"completed": 25} and verdict.dup_exec == 0
+        assert await _pending(redis, keyspace.tasks(0, "ledger"), "ledger") == 0
+    finally:
+        for process in pool:
+            process.kill()
