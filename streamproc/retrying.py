@@ -6,16 +6,20 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from redis.exceptions import BusyLoadingError
+from redis.exceptions import BusyLoadingError, OutOfMemoryError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 log = logging.getLogger(__name__)
+# Redis cannot serve a loop step now, and the step is safe to repeat: unreachable, still
+# loading, or over maxmemory (noeviction refuses writes; they pass again once memory is
+# freed or the limit raised, and every engine write is idempotent or atomic).
 REDIS_DOWN = (
     RedisConnectionError,
     RedisTimeoutError,
     BusyLoadingError,
+    OutOfMemoryError,
     ConnectionError,
     TimeoutError,
 )
@@ -28,7 +32,7 @@ def _log_outage(state: RetryCallState) -> None:
     level = logging.WARNING if state.attempt_number == 1 else logging.DEBUG
     log.log(
         level,
-        "redis unreachable (%s); retrying with backoff",
+        "redis unavailable (%s); retrying with backoff",
         exc,
         extra={"attempt": state.attempt_number},
     )
@@ -41,7 +45,7 @@ async def until_redis_answers(
     try:
         return await fn(*args, **kwargs)  # the common case pays for no retry machinery
     except REDIS_DOWN as exc:
-        log.warning("redis unreachable (%s); retrying with backoff", exc)
+        log.warning("redis unavailable (%s); retrying with backoff", exc)
     retrying = AsyncRetrying(
         retry=retry_if_exception_type(REDIS_DOWN),
         wait=wait_exponential_jitter(multiplier=0.05, max=5.0, jitter=0.05),

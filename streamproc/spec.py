@@ -148,9 +148,14 @@ class _NoAliasLoader(yaml.SafeLoader):
 
 
 def _check_size(text: str | bytes) -> None:
-    if len(text) > MAX_SPEC_BYTES or (
-        isinstance(text, str) and len(text.encode()) > MAX_SPEC_BYTES
-    ):
+    if len(text) > MAX_SPEC_BYTES:  # a character is at least a byte: refuse before encoding
+        raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
+    if isinstance(text, str):
+        try:
+            text = text.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate: not text any file could hold
+            raise SpecError(f"spec is not valid Unicode text: {exc.reason}") from None
+    if len(text) > MAX_SPEC_BYTES:
         raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
 
 

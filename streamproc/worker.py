@@ -53,8 +53,10 @@ def now_ms() -> int:
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """One pipelined write: XADD ``fields`` to ``target`` and XACK ``entry_id`` from ``stream``."""
+    """One write: XADD ``fields`` to ``target`` and XACK ``entry_id`` from ``stream`` (both
+    keys of ``shard``)."""
 
+    shard: int
     stream: str
     group: str
     entry_id: bytes
@@ -227,7 +229,7 @@ class Worker:
         if self.autoscaler is not None:
             self.autoscaler.observe(event.agent, (ended - began) / 1000)
         done = self.settings.keyspace.done(shard)
-        self._post(Report(stream, event.agent, event.entry_id, done, fields))
+        self._post(Report(shard, stream, event.agent, event.entry_id, done, fields))
 
     async def _execute(self, event: TaskEvent) -> tuple[bytes, bytes, codec.AdjustRequest | None]:
         """Run the agent; return the completion kind, its output (result or error text) and
@@ -289,14 +291,14 @@ class Worker:
                 b"reason": f"malformed entry: {exc.reason}",
             }
             dead[b"entry"] = entry_id
-            self._post(Report(stream, agent, entry_id, keyspace.dead(shard, agent), dead))
+            self._post(Report(shard, stream, agent, entry_id, keyspace.dead(shard, agent), dead))
             return
         event = TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], None, {}, None)
         reason = f"malformed task entry: {exc.reason}".encode()
         fields = codec.encode_completion(
             event, b"fatal", reason, now_ms(), now_ms(), self.consumer, None
         )
-        self._post(Report(stream, agent, entry_id, keyspace.done(shard), fields))
+        self._post(Report(shard, stream, agent, entry_id, keyspace.done(shard), fields))
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -313,23 +315,35 @@ class Worker:
                 return
 
     async def _flush_once(self) -> None:
-        """Write every queued report in one pipeline.  A crash between a report's XADD and its
-        XACK re-runs the task later; the resolver ignores the second completion (same attempt)."""
+        """Write every queued report: per shard, one MULTI/EXEC of the XADDs and their XACKs,
+        so an entry is acknowledged only if its report was written (Redis refuses an XADD
+        over maxmemory but not an XACK).  A crash after EXEC re-runs nothing; a crash before
+        it leaves the entries pending for reclaim, and a duplicate completion of the same
+        attempt is ignored by the resolver."""
         if not self._outbox:
             return
         batch, self._outbox = self._outbox, []
-        acks: dict[tuple[str, str], list[bytes]] = {}
-        pipe = self.redis.pipeline(transaction=False)
+        by_shard: dict[int, list[Report]] = {}
         for report in batch:
+            by_shard.setdefault(report.shard, []).append(report)
+        written: list[Report] = []
+        try:
+            for reports in by_shard.values():
+                await self._write_reports(reports)
+                written += reports
+        except BaseException:
+            self._outbox[:0] = [r for r in batch if r not in written]
+            raise
+
+    async def _write_reports(self, reports: list[Report]) -> None:
+        acks: dict[tuple[str, str], list[bytes]] = {}
+        pipe = self.redis.pipeline(transaction=True)
+        for report in reports:
             pipe.xadd(report.target, report.fields)  # type: ignore[arg-type]
             acks.setdefault((report.stream, report.group), []).append(report.entry_id)
         for (stream, group), ids in acks.items():
             pipe.xack(stream, group, *ids)
-        try:
-            await failpoints.execute(pipe, "worker.after_xadd_before_xack", len(batch))
-        except BaseException:
-            self._outbox[:0] = batch
-            raise
+        await failpoints.execute(pipe, "worker.after_xadd_before_xack", len(reports))
 
     # -- autoscaling ---------------------------------------------------------------------------
 

@@ -86,12 +86,6 @@ async def test_d1_submit_over_maxmemory_is_refused_clearly_and_resumes_when_rais
         await engine.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="worker.py: an OOM reply to a flush's XADD is not a Redis-down error, so the "
-    "worker's TaskGroup dies; the XACK of the same non-transactional pipeline went through, "
-    "so that task is lost (stays queued, nothing pending to reclaim)",
-)
 async def test_d1_workers_under_maxmemory_keep_running_and_lose_nothing(
     private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis
 ) -> None:
