@@ -1,6 +1,7 @@
 """Checks a daemon runs against its Redis before it reads anything.
 
-An evicting ``maxmemory-policy`` drops workflow state and stream entries silently under
+A Redis on another host reached without a password is warned about.  An evicting
+``maxmemory-policy`` drops workflow state and stream entries silently under
 memory pressure, so a daemon refuses to start on one.  A Redis that persists nothing loses
 every workflow on restart; that is allowed (tests, demos) but said loudly.  A role that may
 not run CONFIG GET (least-privilege ACLs) skips the checks with a warning: the admin role
@@ -10,6 +11,8 @@ that set Redis up is expected to have checked.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
@@ -19,7 +22,24 @@ from streamproc.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+LOOPBACK = ("127.", "::1", "localhost")
+
+
+def unauthenticated_remote(connection: Mapping[str, Any]) -> bool:
+    """Connected to a host other than this one with no password: anyone on the network who
+    can reach that Redis can read and rewrite every workflow."""
+    host = str(connection.get("host") or "localhost")
+    return not connection.get("password") and not host.startswith(LOOPBACK)
+
+
 async def check_server(redis: Redis) -> None:
+    pool = getattr(redis, "connection_pool", None)  # a Cluster client has one per node
+    connection = getattr(pool, "connection_kwargs", {})
+    if unauthenticated_remote(connection):
+        log.warning(
+            "connected to Redis on %s without a password: use an ACL user (deploy/acl.conf)",
+            connection.get("host"),
+        )
     try:
         config = await redis.config_get("maxmemory-policy")
         config |= await redis.config_get("appendonly")

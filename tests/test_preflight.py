@@ -13,7 +13,7 @@ from redis.asyncio import Redis
 
 from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import ConfigError
-from streamproc.preflight import check_server
+from streamproc.preflight import check_server, unauthenticated_remote
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 
@@ -51,3 +51,11 @@ async def test_a_redis_without_persistence_is_warned_about(
                 await check_server(redis)
         finally:
             await redis.aclose()
+
+
+def test_an_unauthenticated_remote_redis_is_flagged() -> None:
+    assert unauthenticated_remote({"host": "10.0.0.5"})
+    assert not unauthenticated_remote({"host": "10.0.0.5", "password": "pw"})
+    assert not unauthenticated_remote({"host": "127.0.0.1"})
+    assert not unauthenticated_remote({"host": "::1"})
+    assert not unauthenticated_remote({"path": "/tmp/redis.sock"})  # a unix socket is local
