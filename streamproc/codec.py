@@ -161,6 +161,20 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
     return completion
 
 
+PARKED_VALUE_BYTES = 64 * 1024
+
+
+def parked(fields: Fields) -> dict[bytes, bytes]:
+    """A malformed entry's fields as kept in a dead-letter stream: values over 64 KiB are cut
+    (with their full size noted), so a hostile 20 MB entry is not copied whole."""
+    kept = {}
+    for name, value in fields.items():
+        if len(value) > PARKED_VALUE_BYTES:
+            value = value[:PARKED_VALUE_BYTES] + f"... ({len(value)} bytes in all)".encode()
+        kept[name] = value
+    return kept
+
+
 def decode_fields(fields: Fields) -> dict[str, str]:
     """A lifecycle or dead-letter entry as text, for display."""
     return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}

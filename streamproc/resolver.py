@@ -110,7 +110,7 @@ class Resolver:
             except CodecError as exc:
                 log.error("malformed completion %s: %s", entry_id.decode(), exc.reason)
                 dead = {
-                    **exc.fields,
+                    **codec.parked(exc.fields),
                     b"reason": f"malformed completion: {exc.reason}",
                     b"entry": entry_id,
                 }

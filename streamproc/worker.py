@@ -287,7 +287,7 @@ class Worker:
         log.error("malformed task entry %s in %s: %s", entry_id.decode(), stream, exc.reason)
         if ref is None:
             dead: dict[bytes, bytes | str | int] = {
-                **exc.fields,
+                **codec.parked(exc.fields),
                 b"reason": f"malformed entry: {exc.reason}",
             }
             dead[b"entry"] = entry_id

@@ -193,3 +193,14 @@ async def test_a_task_past_its_timeout_fails_and_is_retried_per_its_policy(
         "task_failed",
         "failed",
     ]
+
+
+async def test_a_huge_malformed_entry_is_parked_cut_to_64_kib_per_field(
+    engine: Engine, redis: Redis, keyspace: Keyspace
+) -> None:
+    stream = keyspace.tasks(0, "echo")
+    await redis.xadd(stream, {"junk": b"x" * (1 << 20), "small": b"kept"})
+    await eventually(lambda: _dead_reasons(redis, keyspace.dead(0, "echo"), 1))
+    [(_, dead)] = await redis.xrange(keyspace.dead(0, "echo"))
+    assert dead[b"small"] == b"kept"
+    assert dead[b"junk"] == b"x" * 65536 + b"... (1048576 bytes in all)"
