@@ -99,9 +99,10 @@ async def test_d1_workers_under_maxmemory_keep_running_and_lose_nothing(
             used = (await client.redis.info("memory"))["used_memory"]
             await client.redis.config_set("maxmemory", used + 64 * 1024)
             runs = await redis.llen(f"ledger:{accepted[0]}")
-            # Hold the limit until a task finished under it (its report met the limit).
+            refused = await _oom_refusals(client.redis)
+            # Hold the limit until a task finished under it and Redis refused its report.
             await eventually(lambda: _ran_more(redis, accepted[0], runs), timeout=10)
-            await asyncio.sleep(0.5)
+            await eventually(lambda: _refused_since(client.redis, refused), timeout=10)
             await client.redis.config_set("maxmemory", 0)
             assert not any(task.done() for task in engine.tasks), "a daemon died"
             verdict = await oracle.check(client, redis, accepted, timeout=20)
@@ -133,3 +134,13 @@ async def test_d4_task_longer_than_the_visibility_timeout_is_not_reclaimed_while
         assert all(t.ended_ms - t.began_ms >= 4500 for t in tasks)  # type: ignore[operator]
     finally:
         slow.kill()
+
+
+async def _oom_refusals(redis: Redis) -> int:
+    """How many commands Redis has refused for lack of memory (INFO errorstats)."""
+    stats = await redis.info("errorstats")
+    return int(stats.get("errorstat_OOM", {}).get("count", 0))
+
+
+async def _refused_since(redis: Redis, before: int) -> bool:
+    return await _oom_refusals(redis) > before
