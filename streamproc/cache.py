@@ -35,11 +35,10 @@ from typing import cast
 
 import orjson
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
+from streamproc import functions
 from streamproc.errors import AllProvidersFailed
 from streamproc.flight import SingleFlight
-from streamproc.functions import is_missing_library
 from streamproc.keys import Keyspace
 from streamproc.limiter import SharedLimiter
 from streamproc.providers.base import SearchReply, SearchResult
@@ -124,13 +123,9 @@ class SearchCache:
     async def _touch(self, key: str) -> bytes | None:
         s = self.settings
         args = (1, key, int(s.base_ttl * 1000), int(s.min_ttl * 1000), int(s.max_ttl * 1000))
-        try:
-            return cast(bytes | None, await self.redis.fcall("sp_cache_touch", *args))
-        except ResponseError as exc:
-            if not is_missing_library(exc):
-                raise
-        await self.redis.function_load(LIBRARY, replace=True)
-        return cast(bytes | None, await self.redis.fcall("sp_cache_touch", *args))
+        return cast(
+            bytes | None, await functions.call(self.redis, "sp_cache_touch", list(args), LIBRARY)
+        )
 
     async def _fetch(self, text: str, key_digest: str) -> SearchReply:
         asked: list[str] = []

@@ -66,9 +66,6 @@ class Slot:
     def dropped(self) -> None:
         self.outcome = Outcome.DROPPED
 
-    def ignored(self) -> None:
-        self.outcome = Outcome.IGNORED
-
 
 class AdaptiveLimit:
     """``async with limit.slot() as slot: ...``: waits (first come, first served) while the

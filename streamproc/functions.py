@@ -20,14 +20,16 @@ LIBRARY = resources.files("streamproc").joinpath("lua/streamproc.lua").read_text
 Arg = str | bytes | int | float
 
 
-async def load(redis: Redis) -> None:
-    """Install (or upgrade) the library; idempotent, run by every daemon and client at start.
-    A least-privilege user may not load functions: then an admin must have loaded them
-    (deploy/acl.conf), and a call that finds them missing says so."""
+async def load(redis: Redis, library: str = LIBRARY) -> bool:
+    """Install (or upgrade) ``library``; idempotent, run by every daemon and client at start.
+    False when this user may not load functions (least privilege): an admin must have loaded
+    them (deploy/acl.conf)."""
     try:
-        await redis.function_load(LIBRARY, replace=True)
+        await redis.function_load(library, replace=True)
     except NoPermissionError:
-        log.debug("not allowed to load the engine's functions; using those loaded")
+        log.debug("not allowed to load Redis functions; using those loaded")
+        return False
+    return True
 
 
 def is_missing_library(exc: ResponseError) -> bool:
@@ -55,18 +57,17 @@ def queue(pipe: Pipeline, name: str, arguments: list[Arg]) -> None:
     pipe.fcall(name, *arguments)  # type: ignore[arg-type]  # numkeys leads the list
 
 
-async def call(redis: Redis, name: str, arguments: list[Arg]) -> Any:
-    """FCALL, reloading the library once if Redis lost it."""
+async def call(redis: Redis, name: str, arguments: list[Arg], library: str = LIBRARY) -> Any:
+    """FCALL ``name`` of ``library``, loading the library once if Redis lost it (restarted
+    without persistence, flushed) or never had it."""
     try:
         return await redis.fcall(name, *arguments)  # type: ignore[arg-type]
     except ResponseError as exc:
         if not is_missing_library(exc):
             raise
-    try:
-        await redis.function_load(LIBRARY, replace=True)
-    except NoPermissionError:
+    if not await load(redis, library):
         raise ConfigError(
-            "the engine's Redis Functions are not loaded and this user may not load them: "
+            f"Redis function {name} is not loaded and this user may not load it: "
             "run any streamproc command once as an admin user"
-        ) from None
+        )
     return await redis.fcall(name, *arguments)  # type: ignore[arg-type]

@@ -31,9 +31,8 @@ from importlib import resources
 from typing import Any, Literal
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
-from streamproc.functions import is_missing_library
+from streamproc import functions
 from streamproc.keys import Keyspace
 from streamproc.limit_settings import LimitSettings
 
@@ -41,7 +40,6 @@ LIBRARY = resources.files("streamproc").joinpath("lua/limits.lua").read_text()
 US = 1_000_000
 Verdict = Literal["go", "probe", "open", "spent", "rate"]
 Health = Literal["ok", "fail", "neutral"]  # what a finished call says about the API
-Arg = str | int | float
 
 
 @dataclass(frozen=True)
@@ -85,7 +83,7 @@ class SharedLimiter:
         token = secrets.token_hex(8)
         rate = [round(interval), round((s.burst - 1) * interval), round(s.max_wait * US)]
         quota = [s.quota.calls if s.quota else 0, round(left * US)]
-        probe: list[Arg] = [round(s.breaker.probe_timeout * US), token]
+        probe: list[functions.Arg] = [round(s.breaker.probe_timeout * US), token]
         keys = self.keyspace.api_limits(provider, period)
         verdict, wait = await self._call(
             "sp_limits_admit", keys, [self._now(), *rate, *quota, *probe]
@@ -99,7 +97,7 @@ class SharedLimiter:
             return "closed"
         keys = self.keyspace.api_limits(admission.provider, "none")
         token = admission.token if admission.verdict == "probe" else ""
-        args: list[Arg] = [self._now(), outcome, token, b.failures, b.ratio, b.min_calls]
+        args: list[functions.Arg] = [self._now(), outcome, token, b.failures, b.ratio, b.min_calls]
         args += [round(b.window * US), round(b.cooldown * US)]
         return text(await self._call("sp_limits_record", [keys[3], keys[4]], args))
 
@@ -116,15 +114,9 @@ class SharedLimiter:
     def _now(self) -> str:
         return "" if self.clock is None else str(round(self.clock() * US))
 
-    async def _call(self, name: str, keys: list[str], args: list[Arg]) -> Any:
+    async def _call(self, name: str, keys: list[str], args: list[functions.Arg]) -> Any:
         """FCALL, loading the library first if Redis does not have it (yet, or any more)."""
-        try:
-            return await self.redis.fcall(name, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not is_missing_library(exc):
-                raise
-        await self.redis.function_load(LIBRARY, replace=True)
-        return await self.redis.fcall(name, len(keys), *keys, *args)
+        return await functions.call(self.redis, name, [len(keys), *keys, *args], LIBRARY)
 
 
 def text(value: bytes | str) -> str:
