@@ -10,8 +10,9 @@ other failure -> :class:`ProviderError`.  Provider modules check their own speci
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import orjson
 
@@ -22,8 +23,9 @@ from streamproc.errors import (
     RateLimited,
     Unavailable,
 )
-from streamproc.providers.http import Answer
+from streamproc.providers.http import Answer, request
 from streamproc.providers.limits import retry_after
+from streamproc.providers.secret import Secret
 
 DETAIL_CHARS = 200
 
@@ -54,6 +56,40 @@ class SearchProvider(Protocol):
     def name(self) -> str: ...
 
     async def search(self, query: str, count: int) -> SearchReply: ...
+
+
+@dataclass(frozen=True)
+class JsonSearchApi:
+    """What the provider modules share: a key, where the API is, how long a reply may take,
+    and one JSON exchange.  Each module names itself, calls :meth:`exchange` with its own
+    path and parameters, reads its own result fields, and classifies its own failed replies
+    in :meth:`error_for` (falling back to :func:`classify`)."""
+
+    name: ClassVar[str]
+    key: Secret
+    base_url: str
+    timeout: float = 10.0
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        params: Mapping[str, str | int] | None = None,
+        headers: Mapping[str, str] | None = None,
+        payload: object = None,
+    ) -> dict[str, Any]:
+        """The JSON object of a 200 reply; any other reply raises :meth:`error_for`'s error."""
+        url = f"{self.base_url}{path}"
+        answer = await request(
+            self.name, method, url, timeout=self.timeout, params=params, headers=headers,
+            payload=payload,
+        )  # fmt: skip
+        if answer.status != 200:
+            raise self.error_for(answer)
+        return json_object(self.name, answer)
+
+    def error_for(self, answer: Answer) -> ProviderError:
+        return classify(self.name, answer, "")
 
 
 def reply(

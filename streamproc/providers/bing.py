@@ -16,40 +16,31 @@ from typing import ClassVar
 
 from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
 from streamproc.providers.base import (
+    JsonSearchApi,
     SearchReply,
     classify,
     describe,
     error_text,
-    json_object,
     reply,
     results_from,
 )
-from streamproc.providers.http import Answer, request
-from streamproc.providers.secret import Secret
+from streamproc.providers.http import Answer
 
 SPENT = re.compile(r"quota", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class Bing:
+class Bing(JsonSearchApi):
     name: ClassVar[str] = "bing"
-    key: Secret
-    base_url: str
-    timeout: float = 10.0
 
     async def search(self, query: str, count: int) -> SearchReply:
         started = time.monotonic()
-        answer = await request(
-            self.name,
+        data = await self.exchange(
             "GET",
-            f"{self.base_url}/v7.0/search",
-            timeout=self.timeout,
+            "/v7.0/search",
             params={"q": query, "count": count},
             headers={"Ocp-Apim-Subscription-Key": self.key.reveal()},
         )
-        if answer.status != 200:
-            raise error_for(answer, self.key)
-        data = json_object(self.name, answer)
         if data.get("_type") != "SearchResponse":
             raise MalformedReply(self.name, "reply is not a SearchResponse")
         pages = data.get("webPages")
@@ -57,11 +48,10 @@ class Bing:
         found = results_from(self.name, items, "name", "url", "snippet")
         return reply(self.name, query, found, started)
 
-
-def error_for(answer: Answer, key: Secret) -> ProviderError:
-    # v7 errors are {"errors": [{"code", "message"}]}; the Azure gateway's {"error": {...}}.
-    text = error_text(answer, "errors", 0, "message") or error_text(answer, "error", "message")
-    detail = key.scrub(text)
-    if answer.status == 403 and SPENT.search(detail):
-        return QuotaSpent(Bing.name, describe(answer, detail))
-    return classify(Bing.name, answer, detail)
+    def error_for(self, answer: Answer) -> ProviderError:
+        # v7 errors are {"errors": [{"code", "message"}]}; the Azure gateway's {"error": {...}}.
+        text = error_text(answer, "errors", 0, "message") or error_text(answer, "error", "message")
+        detail = self.key.scrub(text)
+        if answer.status == 403 and SPENT.search(detail):
+            return QuotaSpent(self.name, describe(answer, detail))
+        return classify(self.name, answer, detail)

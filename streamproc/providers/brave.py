@@ -16,41 +16,32 @@ from typing import ClassVar
 
 from streamproc.errors import KeyRejected, MalformedReply, ProviderError, QuotaSpent
 from streamproc.providers.base import (
+    JsonSearchApi,
     SearchReply,
     classify,
     describe,
     error_text,
-    json_object,
     reply,
     results_from,
 )
-from streamproc.providers.http import Answer, request
+from streamproc.providers.http import Answer
 from streamproc.providers.limits import numbers
-from streamproc.providers.secret import Secret
 
 TOKEN_CODES = ("SUBSCRIPTION_TOKEN_INVALID", "SUBSCRIPTION_TOKEN_MISSING")
 
 
 @dataclass(frozen=True)
-class Brave:
+class Brave(JsonSearchApi):
     name: ClassVar[str] = "brave"
-    key: Secret
-    base_url: str
-    timeout: float = 10.0
 
     async def search(self, query: str, count: int) -> SearchReply:
         started = time.monotonic()
-        answer = await request(
-            self.name,
+        data = await self.exchange(
             "GET",
-            f"{self.base_url}/res/v1/web/search",
-            timeout=self.timeout,
+            "/res/v1/web/search",
             params={"q": query, "count": count},
             headers={"X-Subscription-Token": self.key.reveal(), "Accept": "application/json"},
         )
-        if answer.status != 200:
-            raise error_for(answer, self.key)
-        data = json_object(self.name, answer)
         if data.get("type") != "search":
             raise MalformedReply(self.name, "reply is not a search response")
         web = data.get("web")
@@ -58,14 +49,13 @@ class Brave:
         found = results_from(self.name, items, "title", "url", "description")
         return reply(self.name, query, found, started)
 
-
-def error_for(answer: Answer, key: Secret) -> ProviderError:
-    detail = key.scrub(error_text(answer, "error", "detail"))
-    if error_text(answer, "error", "code") in TOKEN_CODES:
-        return KeyRejected(Brave.name, describe(answer, detail))
-    remaining = numbers(answer.headers.get("x-ratelimit-remaining"))
-    if answer.status == 429 and len(remaining) > 1 and remaining[-1] <= 0:
-        resets = numbers(answer.headers.get("x-ratelimit-reset"))
-        spent_for = resets[-1] if len(resets) == len(remaining) else None
-        return QuotaSpent(Brave.name, describe(answer, detail), spent_for)
-    return classify(Brave.name, answer, detail)
+    def error_for(self, answer: Answer) -> ProviderError:
+        detail = self.key.scrub(error_text(answer, "error", "detail"))
+        if error_text(answer, "error", "code") in TOKEN_CODES:
+            return KeyRejected(self.name, describe(answer, detail))
+        remaining = numbers(answer.headers.get("x-ratelimit-remaining"))
+        if answer.status == 429 and len(remaining) > 1 and remaining[-1] <= 0:
+            resets = numbers(answer.headers.get("x-ratelimit-reset"))
+            spent_for = resets[-1] if len(resets) == len(remaining) else None
+            return QuotaSpent(self.name, describe(answer, detail), spent_for)
+        return classify(self.name, answer, detail)

@@ -16,40 +16,31 @@ from typing import ClassVar
 
 from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
 from streamproc.providers.base import (
+    JsonSearchApi,
     SearchReply,
     classify,
     describe,
     error_text,
-    json_object,
     reply,
     results_from,
 )
-from streamproc.providers.http import Answer, request
-from streamproc.providers.secret import Secret
+from streamproc.providers.http import Answer
 
 SPENT = re.compile(r"run out of searches|searches for the month are exhausted", re.IGNORECASE)
 NO_RESULTS = re.compile(r"hasn't returned any results", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
-class SerpApi:
+class SerpApi(JsonSearchApi):
     name: ClassVar[str] = "serpapi"
-    key: Secret
-    base_url: str
-    timeout: float = 10.0
 
     async def search(self, query: str, count: int) -> SearchReply:
         started = time.monotonic()
-        answer = await request(
-            self.name,
+        data = await self.exchange(
             "GET",
-            f"{self.base_url}/search.json",
-            timeout=self.timeout,
+            "/search.json",
             params={"engine": "google", "q": query, "num": count, "api_key": self.key.reveal()},
         )
-        if answer.status != 200:
-            raise error_for(answer, self.key)
-        data = json_object(self.name, answer)
         if not isinstance(data.get("search_metadata"), dict):
             raise MalformedReply(self.name, "reply has no search_metadata object")
         error = data.get("error")
@@ -58,9 +49,8 @@ class SerpApi:
         found = results_from(self.name, data.get("organic_results"), "title", "link", "snippet")
         return reply(self.name, query, found, started)
 
-
-def error_for(answer: Answer, key: Secret) -> ProviderError:
-    detail = key.scrub(error_text(answer, "error"))
-    if answer.status == 429 and SPENT.search(detail):
-        return QuotaSpent(SerpApi.name, describe(answer, detail))
-    return classify(SerpApi.name, answer, detail)
+    def error_for(self, answer: Answer) -> ProviderError:
+        detail = self.key.scrub(error_text(answer, "error"))
+        if answer.status == 429 and SPENT.search(detail):
+            return QuotaSpent(self.name, describe(answer, detail))
+        return classify(self.name, answer, detail)

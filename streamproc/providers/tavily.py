@@ -14,49 +14,39 @@ from typing import ClassVar
 
 from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
 from streamproc.providers.base import (
+    JsonSearchApi,
     SearchReply,
     classify,
     describe,
     error_text,
-    json_object,
     reply,
     results_from,
 )
-from streamproc.providers.http import Answer, request
-from streamproc.providers.secret import Secret
+from streamproc.providers.http import Answer
 
 PLAN_LIMIT = 432
 PAY_AS_YOU_GO_LIMIT = 433
 
 
 @dataclass(frozen=True)
-class Tavily:
+class Tavily(JsonSearchApi):
     name: ClassVar[str] = "tavily"
-    key: Secret
-    base_url: str
-    timeout: float = 10.0
 
     async def search(self, query: str, count: int) -> SearchReply:
         started = time.monotonic()
-        answer = await request(
-            self.name,
+        data = await self.exchange(
             "POST",
-            f"{self.base_url}/search",
-            timeout=self.timeout,
+            "/search",
             headers={"Authorization": f"Bearer {self.key.reveal()}"},
             payload={"query": query, "max_results": count},
         )
-        if answer.status != 200:
-            raise error_for(answer, self.key)
-        data = json_object(self.name, answer)
         if "results" not in data:
             raise MalformedReply(self.name, "reply has no results list")
         found = results_from(self.name, data["results"], "title", "url", "content")
         return reply(self.name, query, found, started)
 
-
-def error_for(answer: Answer, key: Secret) -> ProviderError:
-    detail = key.scrub(error_text(answer, "detail", "error"))
-    if answer.status in (PLAN_LIMIT, PAY_AS_YOU_GO_LIMIT):
-        return QuotaSpent(Tavily.name, describe(answer, detail))
-    return classify(Tavily.name, answer, detail)
+    def error_for(self, answer: Answer) -> ProviderError:
+        detail = self.key.scrub(error_text(answer, "detail", "error"))
+        if answer.status in (PLAN_LIMIT, PAY_AS_YOU_GO_LIMIT):
+            return QuotaSpent(self.name, describe(answer, detail))
+        return classify(self.name, answer, detail)

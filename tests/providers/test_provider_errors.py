@@ -25,7 +25,6 @@ from streamproc.providers.http import Answer
 from streamproc.providers.limits import retry_after
 from streamproc.providers.secret import Secret
 from streamproc.providers.tavily import Tavily
-from streamproc.providers.tavily import error_for as tavily_error
 
 PROVIDERS = FACTORIES
 FAILURES = [
@@ -114,7 +113,7 @@ async def test_brave_refuses_an_unknown_token_with_422(fakes: Fakes) -> None:
 @pytest.mark.parametrize("status", [432, 433])
 def test_tavily_plan_and_pay_as_you_go_limits_are_spent_quota(status: int) -> None:
     body = orjson.dumps({"detail": {"error": "This request exceeds the pay-as-you-go limit."}})
-    error = tavily_error(Answer(status, {}, body), Secret("k"))
+    error = Tavily(Secret("k"), "http://127.0.0.1:1").error_for(Answer(status, {}, body))
     assert isinstance(error, QuotaSpent)
     assert error.reason == f"HTTP {status}: This request exceeds the pay-as-you-go limit."
 
