@@ -3,16 +3,15 @@ desired count through Redis, and slots retired by a scale-down without cancellin
 
 from __future__ import annotations
 
-import asyncio
 import random
-import sys
 from collections.abc import Callable
 from itertools import pairwise
-from pathlib import Path
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
+from test_cli import at
+from test_cli import run as run_cli
 
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
@@ -189,13 +188,8 @@ async def test_a_worker_started_with_autoscale_publishes_a_desired_count_status_
     worker_processes("echo", "--autoscale", "--min-consumers", "2")
 
     async def desired() -> int | None:
-        status = await asyncio.create_subprocess_exec(
-            str(Path(sys.executable).parent / "streamproc"), "status", "--json",
-            "--redis-url", redis_url, "--namespace", keyspace.namespace,
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await status.communicate()
-        rows = {r.get("agent"): r for r in map(orjson.loads, out.splitlines())}
+        status = await run_cli("status", "--json", *at(redis_url, keyspace))
+        rows = {r.get("agent"): r for r in map(orjson.loads, status.out.splitlines())}
         return rows["echo"]["desired"]
 
     assert await eventually(desired) == 2

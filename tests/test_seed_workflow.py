@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -27,6 +26,11 @@ SEED = Path(__file__).parents[1] / "streamproc" / "examples" / "agentic.yaml"
 AGENTS = "description,planning,execution,evaluation,validation"
 
 
+def without_api_keys() -> dict[str, str]:
+    """This process's environment minus any real search API key."""
+    return {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+
+
 @pytest.fixture
 async def stand_ins() -> AsyncIterator[Fakes]:
     async with Fakes(retry_after=0, stall=10.0) as fakes:
@@ -40,7 +44,7 @@ def seed_workers(
     """Worker processes serving the five agents, with only the stand-ins' search keys set."""
 
     def start() -> WorkerProcess:
-        env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+        env = without_api_keys()
         return worker_processes(AGENTS, env={**env, **stand_ins.search_env()})
 
     return start
@@ -80,18 +84,8 @@ async def test_the_seed_workflow_completes_through_worker_processes_then_hits_th
     assert stand_ins.serpapi.requests == 2  # nothing new upstream
     stats = await cache_stats(client.redis, keyspace)
     assert stats["serpapi"]["hit"] == 2 and stats["serpapi"]["upstream"] == 2
-    status = await asyncio.create_subprocess_exec(
-        str(Path(sys.executable).parent / "streamproc"),
-        "status",
-        "--json",
-        "--redis-url",
-        redis_url,
-        "--namespace",
-        keyspace.namespace,
-        stdout=asyncio.subprocess.PIPE,
-    )
-    out, _ = await status.communicate()
-    rows = [orjson.loads(line) for line in out.splitlines()]
+    status = await run("status", "--json", *at(redis_url, keyspace))
+    rows = [orjson.loads(line) for line in status.out.splitlines()]
     assert {"provider": "serpapi", "hit": 2, "miss": 2, "upstream": 2} in rows
 
 
@@ -120,7 +114,7 @@ async def test_with_a_language_model_configured_three_agents_ask_it(
     stand_ins: Fakes,
     worker_processes: Callable[..., WorkerProcess],
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+    env = without_api_keys()
     worker_processes(AGENTS, env={**env, **stand_ins.env()})  # search and chat stand-ins
     state = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)
     assert state.status == "completed", render_state(state)
@@ -141,7 +135,7 @@ async def test_api_keys_appear_nowhere_in_redis_or_logs(
     async with Fakes(keys=canaries, retry_after=0, stall=10.0) as fakes:
         fakes.serpapi.script(Behaviour.UNAUTHORIZED)  # its key is refused: it must not leak
         fakes.brave.script(Behaviour.QUOTA_SPENT)
-        env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES.values()}
+        env = without_api_keys()
         worker = worker_processes(AGENTS, "-v", env={**env, **fakes.env()})
         state = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)
         assert state.status == "completed", render_state(state)
