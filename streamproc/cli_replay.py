@@ -10,7 +10,7 @@ import orjson
 from streamproc import replay as rp
 from streamproc.cli_options import Context, common_options, connected, fail, verb
 from streamproc.client import Client
-from streamproc.codec import Entry, decode_fields
+from streamproc.codec import Entry, decode_fields, entry_order
 from streamproc.config import ClientSettings
 from streamproc.inprocess import running_engine
 from streamproc.keys import check_id
@@ -118,7 +118,7 @@ async def stream(
         if group:
             await redis.xgroup_create(key, check_id("group", group), _just_before(start))
             click.echo(f"debug group {group} on {key} re-delivers from {start}", err=True)
-    if first and start != "-" and _before(start, first[0][0].decode()):
+    if first and start != "-" and entry_order(start) < entry_order(first[0][0]):
         click.echo(f"trimmed: entries before {first[0][0].decode()} are gone", err=True)
     wanted = workflow.encode() if workflow else None
     for entry_id, fields in entries:
@@ -131,18 +131,10 @@ def _just_before(start: str) -> str:
     """The group position that makes ``start`` the next entry delivered."""
     if start == "-":
         return "0-0"
-    ms, _, seq = start.partition("-")
-    if seq and int(seq) > 0:
-        return f"{ms}-{int(seq) - 1}"
-    return f"{int(ms) - 1}-18446744073709551615" if int(ms) > 0 else "0-0"
-
-
-def _before(start: str, first: str) -> bool:
-    def parts(entry_id: str) -> tuple[int, int]:
-        ms, _, seq = entry_id.partition("-")
-        return int(ms), int(seq or 0)
-
-    return parts(start) < parts(first)
+    ms, seq = entry_order(start)
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-18446744073709551615" if ms > 0 else "0-0"
 
 
 def print_diff(differences: list[rp.TaskDiff], before: str, after: str) -> None:

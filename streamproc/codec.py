@@ -161,6 +161,13 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
     return completion
 
 
+def entry_order(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``, or ``<ms>`` alone) as a sortable pair."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 PARKED_VALUE_BYTES = 64 * 1024
 
 

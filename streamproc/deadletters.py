@@ -16,7 +16,7 @@ import orjson
 from redis.asyncio import Redis
 
 from streamproc import functions
-from streamproc.codec import Fields, decode_fields
+from streamproc.codec import Fields, decode_fields, entry_order
 from streamproc.errors import DeadLetterNotFound, DeadLetterRefused, StreamprocError
 from streamproc.keys import ID_PATTERN, Keyspace
 from streamproc.status import shard_agents
@@ -55,7 +55,7 @@ class DeadLetter:
             "attempt": _number(self.fields.get("att")),
             "deliveries": _number(self.fields.get("deliveries")),
             "reason": self.fields.get("reason", ""),
-            "at": _number(at) if at else _id_ms(self.entry_id),
+            "at": _number(at) if at else entry_order(self.entry_id)[0],
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,15 +71,6 @@ class DeadLetter:
 
 def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
-
-
-def _id_ms(entry_id: str) -> int:
-    return int(entry_id.split("-")[0])
-
-
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _json_or_text(value: str) -> Any:
@@ -106,7 +97,7 @@ async def list_dead(redis: Redis, keyspace: Keyspace, agent: str) -> list[DeadLe
     for shard in keyspace.all_shards():
         entries = cast(list[tuple[bytes, Fields]], await redis.xrange(keyspace.dead(shard, agent)))
         out += [DeadLetter(agent, shard, i.decode(), decode_fields(f)) for i, f in entries]
-    return sorted(out, key=lambda d: _id_key(d.entry_id))
+    return sorted(out, key=lambda d: entry_order(d.entry_id))
 
 
 async def find_dead(redis: Redis, keyspace: Keyspace, agent: str, entry_id: str) -> DeadLetter:

@@ -23,7 +23,7 @@ from redis.crc import key_slot
 
 from streamproc.client import TERMINAL
 from streamproc.cluster import is_cluster
-from streamproc.codec import StreamReply, decode_fields
+from streamproc.codec import StreamReply, decode_fields, entry_order
 from streamproc.errors import WorkflowNotFound
 from streamproc.keys import Keyspace, check_id
 
@@ -62,11 +62,6 @@ class Event:
         return f"{when}  {self.kind:<15} {self.workflow}  {task}  {attempt}  {detail}".rstrip()
 
 
-def _order(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
-
-
 async def _cursors(redis: Redis, streams: list[str], start: str) -> dict[str, bytes]:
     """Where each stream is read from: ``$`` is fixed to each stream's last id now, so events
     added between two reads are not skipped."""
@@ -92,7 +87,7 @@ async def _read(redis: Redis, cursors: dict[str, bytes], block: int | None) -> l
         if batch:
             cursors[stream.decode()] = batch[-1][0]
         entries += batch
-    entries.sort(key=lambda entry: _order(entry[0]))
+    entries.sort(key=lambda entry: entry_order(entry[0]))
     return [Event(entry_id.decode(), decode_fields(fields)) for entry_id, fields in entries]
 
 
