@@ -326,14 +326,13 @@ class Worker:
         by_shard: dict[int, list[Report]] = {}
         for report in batch:
             by_shard.setdefault(report.shard, []).append(report)
-        written: list[Report] = []
-        try:
-            for reports in by_shard.values():
+        shards = list(by_shard.values())
+        for done, reports in enumerate(shards):
+            try:
                 await self._write_reports(reports)
-                written += reports
-        except BaseException:
-            self._outbox[:0] = [r for r in batch if r not in written]
-            raise
+            except BaseException:
+                self._outbox[:0] = [r for unwritten in shards[done:] for r in unwritten]
+                raise
 
     async def _write_reports(self, reports: list[Report]) -> None:
         acks: dict[tuple[str, str], list[bytes]] = {}
