@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 class Linger:
     target: int
     max_wait: float
-    busy_rate: float
+    busy_rate: float = 2000.0
     smoothing: float = 0.2
     clock: Callable[[], float] = time.monotonic
     rate: float = 0.0

@@ -34,7 +34,6 @@ from streamproc.worker import consumer_name
 log = logging.getLogger(__name__)
 RELEASE_BATCH = 100
 LINGER_TARGET = 64  # completions per batch worth waiting for under load (see linger.py)
-LINGER_BUSY_RATE = 2000.0
 
 
 class Resolver:
@@ -77,7 +76,7 @@ class Resolver:
     # -- completions -------------------------------------------------------------------------
 
     async def _read_loop(self, shard: int, stop: asyncio.Event) -> None:
-        linger = Linger(LINGER_TARGET, self.settings.read_linger, LINGER_BUSY_RATE)
+        linger = Linger(LINGER_TARGET, self.settings.read_linger)
         while not stop.is_set():
             got = await until_ready(self._read_once, shard)
             wait = linger.after_read(got, self.settings.batch)

@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
 SWEEP_COUNT = 100
 LINGER_TARGET = 16  # entries per read worth waiting for under load (see linger.py)
-LINGER_BUSY_RATE = 2000.0
 
 
 def consumer_name() -> str:
@@ -165,7 +164,7 @@ class Worker:
 
     async def _read_loop(self, agent: str, shard: int, stop: asyncio.Event) -> None:
         stream = self.settings.keyspace.tasks(shard, agent)
-        linger = Linger(LINGER_TARGET, self.settings.read_linger, LINGER_BUSY_RATE)
+        linger = Linger(LINGER_TARGET, self.settings.read_linger)
         while not stop.is_set():
             scaler = self.autoscaler
             asked = self._free if scaler is None else scaler.room(agent, self._free)
