@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamproc import deadletters
@@ -21,10 +22,12 @@ from streamproc.api_auth import ApiSettings, bearer_auth
 from streamproc.api_errors import json_errors, reply
 from streamproc.api_events import STREAM_ID, stream_events
 from streamproc.client import Client
-from streamproc.errors import SpecError
+from streamproc.epoch import Epoch
+from streamproc.errors import RedisReset, SpecError
 from streamproc.keys import check_id
 from streamproc.openapi import DOCUMENT
 from streamproc.registry import registered
+from streamproc.retrying import until_redis_answers
 from streamproc.status import agent_stats, known_agents
 
 log = logging.getLogger(__name__)
@@ -35,11 +38,13 @@ MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
 
 
-def make_app(client: Client, settings: ApiSettings) -> web.Application:
-    """The application; ``client`` stays the caller's to close."""
+def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) -> web.Application:
+    """The application; ``client`` stays the caller's to close.  With ``epoch``, every route
+    but ``/healthz`` answers 503 once Redis is found to have lost its data."""
+    guards = [] if epoch is None else [refuse_after_reset(epoch)]
     app = web.Application(
         client_max_size=settings.client_max_size,
-        middlewares=[json_errors, bearer_auth(settings.token_digests)],
+        middlewares=[json_errors, *guards, bearer_auth(settings.token_digests)],
     )
     app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
     app.on_shutdown.append(close_streams)
@@ -61,15 +66,31 @@ async def serve(client: Client, settings: ApiSettings, stop: asyncio.Event) -> N
     """Serve until ``stop`` is set; open event streams then end (their clients reconnect
     with ``Last-Event-ID``), other requests get a short grace."""
     settings.check_bind()
-    app = make_app(client, settings)
+    epoch = Epoch(client.redis, client.keyspace)
+    await until_redis_answers(epoch.establish)
+    app = make_app(client, settings, epoch)
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     try:
         await web.TCPSite(runner, settings.host, settings.port).start()
         log.info("serving the HTTP API on %s port %s", settings.host, settings.port)
-        await stop.wait()
+        try:
+            await epoch.watch(stop)
+        except RedisReset as exc:
+            log.error("%s", exc)  # every route now answers 503 with it
+            await stop.wait()
     finally:
         await runner.cleanup()
+
+
+def refuse_after_reset(epoch: Epoch) -> Middleware:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if epoch.broken is not None and request.path != "/healthz":
+            raise epoch.broken
+        return await handler(request)
+
+    return guard
 
 
 async def healthz(_: web.Request) -> web.Response:

@@ -2,7 +2,7 @@
 caller can act on (plus ``task`` for a spec error, ``reason`` for a refused requeue).
 
 Bad input is always a 4xx, never a 500; an unreachable Redis is a 503, since the request may
-well succeed once it is back.
+well succeed once it is back, and so is a Redis that lost its data (``epoch.py``).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streamproc.errors import (
     DeadLetterNotFound,
     DeadLetterRefused,
+    RedisReset,
     SpecError,
     WorkflowConflict,
     WorkflowNotFound,
@@ -54,6 +55,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return reply({"error": str(exc)}, 409)
     except DeadLetterRefused as exc:
         return reply({"error": str(exc), "reason": exc.reason}, 409)
+    except RedisReset as exc:
+        return reply({"error": str(exc)}, 503)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("%s %s: redis unavailable: %s", request.method, request.path, exc)
         return reply({"error": f"redis unavailable: {exc}"}, 503)

@@ -44,6 +44,11 @@ class ConfigError(StreamprocError, ValueError):
     """A setting, an agent registration or the Redis server itself is unusable."""
 
 
+class RedisReset(StreamprocError):
+    """Redis lost the data this process was working on (restarted without persistence,
+    flushed, or failed over to an empty replica): carrying on would start afresh in silence."""
+
+
 class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
 

@@ -14,6 +14,7 @@ key                            type    holds
 ``{ns:s}:dead-done``           stream  completions that could not be applied, with reason
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
+``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
 ``{ns:s}:hist:<workflow>``     stream  the workflow's every event, expiring with its hash
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
@@ -102,6 +103,9 @@ class Keyspace:
 
     def agents(self, shard: int) -> str:
         return f"{self._tag(shard)}:agents"
+
+    def epoch(self, shard: int) -> str:
+        return f"{self._tag(shard)}:epoch"
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self._tag(self.shard_of(workflow_id))}:wf:{workflow_id}"

@@ -21,6 +21,7 @@ from streamproc import codec, functions
 from streamproc.codec import Completion, Entry, StreamReply
 from streamproc.config import RedisSettings, ResolverSettings
 from streamproc.daemon import pause
+from streamproc.epoch import Epoch
 from streamproc.errors import CodecError
 from streamproc.failpoints import failpoint
 from streamproc.groups import ensure_group, leave_group
@@ -44,6 +45,7 @@ class Resolver:
         self.keyspace = settings.keyspace
         self.redis: Redis = redis.connect()
         self.consumer = consumer_name()
+        self.epoch = Epoch(self.redis, self.keyspace)
         self._agents: dict[int, list[str]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -53,6 +55,7 @@ class Resolver:
         shards = self.keyspace.all_shards()
         try:
             async with asyncio.TaskGroup() as group:
+                group.create_task(self.epoch.watch(stop))
                 for shard in shards:
                     group.create_task(self._read_loop(shard, stop))
                     group.create_task(self._release_loop(shard, stop))
@@ -62,12 +65,18 @@ class Resolver:
                 await leave_group(
                     self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer
                 )
+        except BaseExceptionGroup as errors:
+            reset = await self.epoch.reset_behind(errors)
+            if reset is None:
+                raise
+            raise reset from None
         finally:
             await self.redis.aclose()
         log.info("resolver %s stopped", self.consumer)
 
     async def _prepare(self) -> None:
         await check_server(self.redis)
+        await self.epoch.establish()
         await functions.load(self.redis)
         for shard in self.keyspace.all_shards():
             await ensure_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP)

@@ -26,6 +26,7 @@ from streamproc import codec, failpoints, functions, metrics, runtime
 from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
+from streamproc.epoch import Epoch
 from streamproc.errors import CodecError, ConfigError, PermanentError, RetryLater
 from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN
@@ -77,6 +78,7 @@ class Worker:
         self.redis: Redis = redis.connect()
         self.consumer = consumer_name()
         self.runtime = Runtime(redis, settings.keyspace)
+        self.epoch = Epoch(self.redis, settings.keyspace)
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
         self._outbox: list[Report] = []
@@ -98,6 +100,7 @@ class Worker:
         runtime.bind(self.runtime)
         try:
             async with asyncio.TaskGroup() as background:
+                background.create_task(self.epoch.watch(self._closing))
                 background.create_task(self._heartbeat_loop())
                 background.create_task(self._sweep_loop())
                 background.create_task(self._flush_loop())
@@ -113,6 +116,11 @@ class Worker:
                 self._closing.set()  # upkeep loops end; the flusher writes what is left first
                 self._outbox_ready.set()
             await until_redis_answers(self._hand_back)
+        except BaseExceptionGroup as errors:
+            reset = await self.epoch.reset_behind(errors)
+            if reset is None:
+                raise
+            raise reset from None
         finally:
             await self.runtime.close()
             await self.redis.aclose()
@@ -120,6 +128,7 @@ class Worker:
 
     async def _prepare(self) -> None:
         await check_server(self.redis)
+        await self.epoch.establish()
         await functions.load(self.redis)
         for agent in self.agents:
             for shard in self.settings.keyspace.all_shards():
