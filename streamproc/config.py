@@ -182,3 +182,6 @@ class ResolverSettings:
     events_max_age: float | None = None
     # Longest wait after a short read while completions arrive fast (streamproc/linger.py).
     read_linger: float = 0.002
+    # How often to look for queued tasks no stream holds (streamproc/reconcile.py); also at
+    # start and after Redis restarts.
+    reconcile_interval: float = 600.0

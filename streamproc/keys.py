@@ -107,6 +107,10 @@ class Keyspace:
     def epoch(self, shard: int) -> str:
         return f"{self._tag(shard)}:epoch"
 
+    def workflows(self, shard: int) -> str:
+        """SCAN pattern of the shard's workflow hashes (ids never hold a glob character)."""
+        return f"{self._tag(shard)}:wf:*"
+
     def workflow(self, workflow_id: str) -> str:
         return f"{self._tag(self.shard_of(workflow_id))}:wf:{workflow_id}"
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -28,6 +29,7 @@ from streamproc.groups import ensure_group, leave_group
 from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
 from streamproc.linger import Linger
 from streamproc.preflight import check_server
+from streamproc.reconcile import Reconciler
 from streamproc.retrying import until_redis_answers as until_ready
 from streamproc.status import shard_agents
 from streamproc.worker import consumer_name
@@ -46,6 +48,8 @@ class Resolver:
         self.redis: Redis = redis.connect()
         self.consumer = consumer_name()
         self.epoch = Epoch(self.redis, self.keyspace)
+        self.reconciler = Reconciler(self.redis, self.keyspace, settings.visibility_timeout)
+        self._restarted = False
         self._agents: dict[int, list[str]] = {}
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -55,7 +59,8 @@ class Resolver:
         shards = self.keyspace.all_shards()
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(self.epoch.watch(stop))
+                group.create_task(self.epoch.watch(stop, self._on_restart))
+                group.create_task(self._reconcile_loop(stop))
                 for shard in shards:
                     group.create_task(self._read_loop(shard, stop))
                     group.create_task(self._release_loop(shard, stop))
@@ -222,6 +227,23 @@ class Resolver:
                 await self.apply(shard, entries)
             if start in (b"0-0", "0-0"):
                 return
+
+    async def _on_restart(self) -> None:
+        log.info("Redis restarted: looking for tasks it may have stranded")
+        self._restarted = True
+
+    async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        """Sweep for stranded tasks (reconcile.py) at start, after a restart, every
+        ``reconcile_interval``, and a visibility timeout after finding any (to confirm)."""
+        tick = min(self.settings.visibility_timeout, self.settings.reconcile_interval)
+        await until_ready(self.reconciler.sweep)
+        last = time.monotonic()
+        while not await pause(stop, tick):
+            now = time.monotonic()
+            due = now - last >= self.settings.reconcile_interval
+            if self._restarted or self.reconciler.suspects or due:
+                self._restarted, last = False, now
+                await until_ready(self.reconciler.sweep)
 
     async def _trim_loop(self, stop: asyncio.Event) -> None:
         while not await pause(stop, self.settings.trim_interval):
