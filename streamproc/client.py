@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -13,14 +14,16 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from streamproc import functions
+from streamproc import durability, functions
 from streamproc.codec import StreamReply, decode_fields
 from streamproc.config import ClientSettings, RedisSettings
-from streamproc.errors import WorkflowConflict, WorkflowNotFound
+from streamproc.durability import Fsync
+from streamproc.errors import NotDurable, WorkflowConflict, WorkflowNotFound
 from streamproc.keys import check_id
 from streamproc.spec import WorkflowSpec
 from streamproc.state import WorkflowState, parse_state
 
+log = logging.getLogger(__name__)
 TEMPLATE_CACHE = 64
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 T = TypeVar("T")
@@ -45,6 +48,7 @@ class Client:
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
         self._templates: dict[int, _Template] = {}
+        self._fsync: Fsync | None = None
 
     async def __aenter__(self) -> Client:
         await functions.load(self.redis)
@@ -78,7 +82,10 @@ class Client:
         """:meth:`submit`, also telling whether this call created the workflow (False: it
         already existed with this spec), decided atomically by Redis."""
         name, call = self._prepare(spec, workflow_id)
-        outcome = await functions.call(self.redis, "sp_submit", call)
+        if self.settings.durable:
+            [outcome] = await self._submit_calls([call])
+        else:
+            outcome = await functions.call(self.redis, "sp_submit", call)
         return self._check_outcome(name, outcome), outcome == 1
 
     async def submit_many(
@@ -94,20 +101,46 @@ class Client:
         ]
         if not prepared:
             return []
-        pipe = self.redis.pipeline(transaction=False)
-        for _, call in prepared:
-            functions.queue(pipe, "sp_submit", call)
-        try:
-            outcomes = await pipe.execute()
-        except ResponseError as exc:
-            if not functions.is_missing_library(exc):
-                raise
-            await functions.load(self.redis)
-            outcomes = await pipe.execute()  # submit is idempotent, so a rerun is safe
+        outcomes = await self._submit_calls([call for _, call in prepared])
         return [
             self._check_outcome(name, outcome)
             for (name, _), outcome in zip(prepared, outcomes, strict=True)
         ]
+
+    async def _submit_calls(self, calls: list[list[functions.Arg]]) -> list[Any]:
+        """``sp_submit`` each call in one round trip; when durable, followed on the same
+        connection by WAITAOF, which waits for their fsync (Redis 7.2+)."""
+        if self.settings.durable and self._fsync is None:
+            self._fsync = await durability.detect(self.redis)
+        waitaof = self._fsync is Fsync.WAITAOF
+        replies = await self._pipeline(calls, waitaof)
+        if any(isinstance(r, ResponseError) and functions.is_missing_library(r) for r in replies):
+            await functions.load(self.redis)
+            replies = await self._pipeline(calls, waitaof)  # submit is idempotent
+        if waitaof:
+            self._check_fsync(replies.pop())
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies
+
+    async def _pipeline(self, calls: list[list[functions.Arg]], waitaof: bool) -> list[Any]:
+        pipe = self.redis.pipeline(transaction=False)
+        for call in calls:
+            functions.queue(pipe, "sp_submit", call)
+        if waitaof:
+            pipe.execute_command("WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000))
+        return await pipe.execute(raise_on_error=False)
+
+    def _check_fsync(self, reply: Any) -> None:
+        if isinstance(reply, ResponseError):  # a server that says 7.2 but lacks WAITAOF
+            log.warning("WAITAOF refused (%s): durable submits now rely on appendfsync", reply)
+            self._fsync = Fsync.NONE
+        elif int(reply[0]) < 1:
+            raise NotDurable(
+                f"the submission was not fsynced within {self.settings.durable_timeout}s; "
+                "it is in Redis and may be lost on power loss: submit again (same id) to check"
+            )
 
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None

@@ -91,6 +91,10 @@ class ClientSettings:
     keyspace: Keyspace = field(default_factory=Keyspace)
     limits: Limits = field(default_factory=Limits)
     workflow_ttl: float = 7 * 24 * 3600.0
+    # Return from submit only once the submission is on disk (WAITAOF on Redis 7.2+; see
+    # streamproc/durability.py), waiting at most durable_timeout for the fsync.
+    durable: bool = False
+    durable_timeout: float = 1.0
 
 
 @dataclass(frozen=True)

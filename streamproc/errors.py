@@ -49,6 +49,10 @@ class RedisReset(StreamprocError):
     flushed, or failed over to an empty replica): carrying on would start afresh in silence."""
 
 
+class NotDurable(StreamprocError):
+    """A durable submit was written but Redis did not confirm its fsync in time."""
+
+
 class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
 
