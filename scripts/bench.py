@@ -888,7 +888,7 @@ def _short(frame: str) -> str:
     if not match:
         return frame
     file = match["file"]
-    for marker in ("site-packages/", "lib/python3.11/", "/work/main/"):
+    for marker in ("site-packages/", "lib/python3.11/", f"{SCRIPTS.parent}/"):
         if marker in file:
             file = file.split(marker, 1)[1]
     return f"{match['fn']} ({file})"
