@@ -8,16 +8,17 @@ queued task whose current entry is neither pending in its group nor still ahead 
 group's read position would wait forever.
 
 The resolver sweeps each shard at start, after Redis restarts (``epoch.py``) and every
-``reconcile_interval``.  A task still stranded a visibility timeout after it was first seen
-(its completion may be on its way: a worker acknowledges the entry before the resolver
-applies the completion) is published again as a new attempt by ``sp_requeue`` with reason
-``reconciled``; a late completion of the old attempt is then refused as superseded.
+``reconcile_interval``.  A task found stranded may only have its completion on its way (a
+worker acknowledges the entry as it writes the completion, which the resolver applies
+later), so it is published again, as a new attempt by ``sp_requeue`` with reason
+``reconciled``, only on a later sweep that finds it still stranded after the resolver has
+applied every completion written before it was first seen.  A late completion of the old
+attempt is then refused as superseded.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
 from typing import NamedTuple, cast
 
@@ -26,7 +27,7 @@ from redis.exceptions import ResponseError
 
 from streamproc import functions
 from streamproc.codec import entry_order
-from streamproc.keys import Keyspace
+from streamproc.keys import RESOLVER_GROUP, Keyspace
 
 log = logging.getLogger(__name__)
 SCAN_COUNT = 500
@@ -116,28 +117,58 @@ async def redrive(redis: Redis, keyspace: Keyspace, shard: int, tasks: Iterable[
 
 
 class Reconciler:
-    """Remembers when each stranded task was first seen; re-drives those still stranded a
-    grace period later."""
+    """Remembers, for each stranded task, the completion stream's newest entry when the task
+    was first seen stranded; re-drives it once the resolver has applied every completion up
+    to that entry and the task is still stranded (a completion of it would have been among
+    them: a worker writes the completion and acknowledges the task entry in one MULTI)."""
 
-    def __init__(self, redis: Redis, keyspace: Keyspace, grace: float) -> None:
-        self.redis, self.keyspace, self.grace = redis, keyspace, grace
-        self.first_seen: dict[Queued, float] = {}
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis, self.keyspace = redis, keyspace
+        self.first_seen: dict[Queued, tuple[int, int]] = {}
 
     async def sweep(self) -> int:
         """One pass over every shard; the number of tasks published again."""
-        moved, now, seen = 0, time.monotonic(), {}
+        moved, seen = 0, dict[Queued, tuple[int, int]]()
         for shard in self.keyspace.all_shards():
             found = await stranded(self.redis, self.keyspace, shard)
-            for t in found:
-                seen[t] = self.first_seen.get(t, now)
-            due = [t for t in found if now - seen[t] >= self.grace]
+            if not found:
+                continue
+            applied = await applied_through(self.redis, self.keyspace.done(shard))
+            due = [t for t in found if t in self.first_seen and self.first_seen[t] <= applied]
             if due:
                 moved += await redrive(self.redis, self.keyspace, shard, due)
-                for t in due:
-                    del seen[t]
+            newest = await newest_entry(self.redis, self.keyspace.done(shard))
+            seen |= {t: self.first_seen.get(t, newest) for t in found if t not in due}
         self.first_seen = seen
         return moved
 
     @property
     def suspects(self) -> int:
         return len(self.first_seen)
+
+
+async def newest_entry(redis: Redis, stream: str) -> tuple[int, int]:
+    """The id of the newest entry ever added to ``stream`` (0-0 if none)."""
+    try:
+        info = await redis.xinfo_stream(stream)
+    except ResponseError:  # no such stream
+        return (0, 0)
+    return entry_order(info["last-generated-id"])
+
+
+async def applied_through(redis: Redis, done: str) -> tuple[int, int]:
+    """The newest completion id up to which the resolver has read and acknowledged all."""
+    try:
+        groups = await redis.xinfo_groups(done)
+    except ResponseError:
+        return (0, 0)
+    group = next((g for g in groups if g["name"] == RESOLVER_GROUP.encode()), None)
+    if group is None:
+        return (0, 0)
+    through = entry_order(group["last-delivered-id"])
+    if group["pending"]:
+        oldest = (await redis.xpending(done, RESOLVER_GROUP))["min"]
+        if oldest is not None:  # None: acknowledged meanwhile
+            ms, seq = entry_order(oldest)
+            through = min(through, (ms, seq - 1) if seq else (ms - 1, 2**64 - 1))
+    return through

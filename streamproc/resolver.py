@@ -48,7 +48,7 @@ class Resolver:
         self.redis: Redis = redis.connect()
         self.consumer = consumer_name()
         self.epoch = Epoch(self.redis, self.keyspace)
-        self.reconciler = Reconciler(self.redis, self.keyspace, settings.visibility_timeout)
+        self.reconciler = Reconciler(self.redis, self.keyspace)
         self._restarted = False
         self._agents: dict[int, list[str]] = {}
 
@@ -234,7 +234,7 @@ class Resolver:
 
     async def _reconcile_loop(self, stop: asyncio.Event) -> None:
         """Sweep for stranded tasks (reconcile.py) at start, after a restart, every
-        ``reconcile_interval``, and a visibility timeout after finding any (to confirm)."""
+        ``reconcile_interval``, and a visibility timeout after finding any (to confirm them)."""
         tick = min(self.settings.visibility_timeout, self.settings.reconcile_interval)
         await until_ready(self.reconciler.sweep)
         last = time.monotonic()

@@ -112,17 +112,23 @@ async def test_reconciler_republishes_a_queued_task_whose_entry_no_stream_holds(
     undelivered = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
     delivered = await client.submit({"tasks": [{"id": "b", "agent": "echo"}]})
     stream = keyspace.tasks(keyspace.shard_of(undelivered), "echo")
-    reconciler = Reconciler(client.redis, keyspace, grace=0.2)
+    reconciler = Reconciler(client.redis, keyspace)
     assert await reconciler.sweep() == 0 and reconciler.suspects == 0  # no group: all ahead
 
     await client.redis.xdel(stream, await _entry_of(client, undelivered, "a"))
-    await ensure_group(client.redis, stream, "echo")  # a consumer read b, acked it, then died
+    await ensure_group(client.redis, stream, "echo")  # a consumer read b and acked it
     await client.redis.xreadgroup("echo", "gone", {stream: ">"})
     await client.redis.xack(stream, "echo", await _entry_of(client, delivered, "b"))
-    assert await reconciler.sweep() == 0, "first seen: its completion may be on its way"
-    assert reconciler.suspects == 2  # a: deleted; b: acknowledged, never completed
-
-    await eventually(reconciler.sweep)  # once the grace period has passed
+    done = keyspace.done(keyspace.shard_of(delivered))
+    await ensure_group(client.redis, done, "resolver")
+    await client.redis.xadd(done, {"in": "flight"})  # as if b's completion, not yet applied
+    assert await reconciler.sweep() == 0, "first seen: a completion may be on its way"
+    assert reconciler.suspects == 2  # a: deleted; b: acknowledged, not completed
+    assert await reconciler.sweep() == 0, "that completion is unread: still wait"
+    await client.redis.xreadgroup("resolver", "r", {done: ">"})
+    assert await reconciler.sweep() == 0, "read, not yet applied: still wait"
+    await client.redis.xack(done, "resolver", *[i for i, _ in await client.redis.xrange(done)])
+    assert await reconciler.sweep() == 2  # all applied and still queued: truly stranded
     for workflow_id in (undelivered, delivered):
         state = await client.get(workflow_id)
         assert state.tasks[0].attempt == 2 and state.tasks[0].state == "queued"
