@@ -2,7 +2,8 @@
 
 Without a language model, description, planning and evaluation give the prototype's fixed text;
 with one configured (``STREAMPROC_LLM_URL``, ``STREAMPROC_LLM_MODEL``) they ask it.  Execution
-searches over the provider chain through the Redis cache and returns structured results;
+searches over the provider chain through the Redis cache and returns structured results (with
+``read: true`` in its input, plus an excerpt of the top result's page; see agents/pages.py);
 :func:`render` turns them into text only where text is needed (scoring, display).
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agents.pages import excerpt_of
 from agents.toolkit import toolkit
 from streamproc import Adjust, Task, agent
 from streamproc.providers import SearchReply
@@ -56,7 +58,10 @@ async def execute(task: Task) -> dict[str, Any]:
     if data.get("enhanced"):
         query += " architecture examples"
     reply = await toolkit().search(query)
-    return {"description": description_of(task), **reply_dict(reply)}
+    found = {"description": description_of(task), **reply_dict(reply)}
+    if data.get("read") and reply.results:
+        found["page"] = await excerpt_of(reply.results[0].url)
+    return found
 
 
 @agent("evaluation")

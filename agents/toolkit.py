@@ -5,17 +5,22 @@ chain and, when configured, a language model.  Built on first use from the worke
 When every search provider is out (quota spent, circuit open, rate-limited) and each has
 said when it comes back, a search raises :class:`RetryLater` for the soonest return: the task
 waits without using up its retries, and is dead-lettered after ``give_up_after`` seconds
-(``STREAMPROC_SEARCH_GIVE_UP``)."""
+(``STREAMPROC_SEARCH_GIVE_UP``).
+
+Pages at URLs from outside (search results) are read only through :meth:`Toolkit.fetch`, which
+keeps to the outbound rules (streamproc/outbound.py): no private, local or metadata addresses,
+every redirect checked, the body and the time bounded."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from streamproc import runtime
 from streamproc.cache import SearchCache
 from streamproc.errors import AllProvidersFailed, PermanentError, RetryLater
 from streamproc.llm import LLMClient, LLMSettings
+from streamproc.outbound import OutboundSettings, Page, read_page
 from streamproc.providers import SearchReply, SearchSettings, close_session
 
 MIN_DELAY = 0.05  # a provider back "now" is asked again after the engine's shortest wait
@@ -26,6 +31,12 @@ class Toolkit:
     search_cache: SearchCache | None
     llm: LLMClient | None
     give_up_after: float = 3600.0
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
+
+    async def fetch(self, url: str) -> Page:
+        """The page at ``url``; :class:`~streamproc.errors.FetchRefused` for an address agents
+        may not reach, :class:`~streamproc.errors.FetchError` for one that does not answer."""
+        return await read_page(url, self.outbound)
 
     async def search(self, query: str) -> SearchReply:
         if self.search_cache is None:
@@ -65,7 +76,7 @@ def _build() -> Toolkit:
     worker.on_close(_forget)
     worker.on_close(close_session)
     llm = LLMClient(llm_settings) if llm_settings else None
-    return Toolkit(cache, llm, settings.give_up_after)
+    return Toolkit(cache, llm, settings.give_up_after, OutboundSettings.from_env(os.environ))
 
 
 async def _forget() -> None:

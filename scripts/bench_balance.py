@@ -141,6 +141,7 @@ class Run:
             "PYTHONPATH": path,
             "SERPAPI_KEY": self.fake.key,
             "STREAMPROC_SERPAPI_URL": self.fake.base_url,
+            "STREAMPROC_SERPAPI_PLAIN_HTTP": self.fake.address,
             "STREAMPROC_SEARCH_ORDER": "serpapi",
             "BENCH_BALANCE_MODE": self.config.mode,
             **dict(self.config.env),

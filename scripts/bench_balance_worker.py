@@ -95,7 +95,7 @@ def _build_baseline() -> Toolkit:
     if kit.search_cache is not None:
         kit.search_cache.chain.guard.concurrency = FIXED
     if MODE == "prototype":
-        return PrototypeToolkit(kit.search_cache, kit.llm, kit.give_up_after)
+        return PrototypeToolkit(kit.search_cache, kit.llm, kit.give_up_after, kit.outbound)
     return kit
 
 

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streamproc import deadletters
+from streamproc import deadletters, failpoints
 from streamproc.api_auth import ApiSettings, bearer_auth
 from streamproc.api_errors import json_errors, reply
 from streamproc.api_events import STREAM_ID, stream_events
@@ -113,6 +113,7 @@ async def submit(request: web.Request) -> web.Response:
     body = await json_object(request)
     workflow_id = body.pop("id") if "id" in body else request.headers.get("Idempotency-Key")
     workflow_id, created = await request.app[CLIENT].create(body, workflow_id)
+    failpoints.failpoint("api.after_submit_before_response")
     return reply({"id": workflow_id}, 201 if created else 200)
 
 

@@ -143,10 +143,10 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
                 redis_url, namespace, shards, imports, verbose, log_format, insecure_dev, cluster
             )
             code = asyncio.run(fn(ctx, **kwargs))
+        except AuthenticationError as exc:  # a ConnectionError too, so caught first
+            fail(f"Redis refused the credentials: {exc}")
         except (ConnectionError, TimeoutError, OSError) as exc:
             fail(f"cannot reach Redis at {redacted(redis_url)}: {exc}")
-        except AuthenticationError as exc:
-            fail(f"Redis refused the credentials: {exc}")
         except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
             fail(str(exc))
         except KeyboardInterrupt:

@@ -151,3 +151,17 @@ class DeadLetterRefused(StreamprocError):
         super().__init__(f"cannot requeue dead letter {entry_id}: {reason}")
         self.entry_id = entry_id
         self.reason = reason
+
+
+class FetchError(StreamprocError):
+    """A page could not be read (no answer, HTTP error, DNS failure); ``reason`` says why."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__(f"{url[:200]}: {reason}")
+        self.url = url
+        self.reason = reason
+
+
+class FetchRefused(FetchError):
+    """The URL leads somewhere agents may not go (another scheme, a private, local or metadata
+    address, too many redirects): refused before connecting, so no retry can help."""

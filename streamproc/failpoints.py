@@ -2,13 +2,15 @@
 
 ``STREAMPROC_FAILPOINT`` holds comma-separated names, read once at import.  ``failpoint(name)``
 then SIGKILLs the current process when ``name`` is armed, and costs one set lookup otherwise.
-The fault tests (tests/faults/) and ``scripts/chaos`` arm them in worker and resolver
-subprocesses to hit a window exactly, instead of hoping a random kill lands in it:
+The fault tests (tests/faults/) and ``scripts/chaos`` arm them in worker, resolver and
+API subprocesses to hit a window exactly, instead of hoping a random kill lands in it:
 
-==================================  ==========================================================
-``worker.after_xadd_before_xack``   a worker's flush sent its completions but not their XACKs
-``resolver.mid_batch``              the resolver read a batch of completions, applied none
-==================================  ==========================================================
+====================================  ============================================================
+``worker.after_xadd_before_xack``     a worker's flush sent its completions but not their XACKs
+``worker.before_exec``                a worker's flush sent MULTI and its queued commands, no EXEC
+``resolver.mid_batch``                the resolver read a batch of completions, applied none
+``api.after_submit_before_response``  the API created a workflow but has not replied yet
+====================================  ============================================================
 
 There is no ``resolver.after_lua_before_xack``: the resolver's XACK runs inside the
 ``sp_resolve`` function, so no process can die between the two.
@@ -44,3 +46,17 @@ async def execute(pipe: Pipeline, name: str, split: int) -> list[Any]:
     failpoint(name)
     pipe.command_stack.extend(rest)
     return replies + await pipe.execute()
+
+
+async def queue_then_die(pipe: Pipeline, name: str) -> None:
+    """When ``name`` is armed: send MULTI and ``pipe``'s commands, without EXEC, on a connection
+    of their own, wait until Redis has queued each one, then SIGKILL.  Redis discards a
+    transaction whose connection closes before EXEC, so none of it may show."""
+    if name not in ARMED:
+        return
+    connection = await pipe.connection_pool.get_connection()  # type: ignore[no-untyped-call]
+    commands = [("MULTI",), *(args for args, _ in pipe.command_stack)]
+    await connection.send_packed_command(connection.pack_commands(commands))
+    for _ in commands:
+        await connection.read_response()
+    failpoint(name)

@@ -17,8 +17,11 @@ Before calling a provider a process asks :meth:`SharedLimiter.admit`, one Redis 
    no timers, and the slot is booked in the same call, so a short wait is simply slept.
 
 Failures that count against the breaker are 5xx, timeouts and malformed replies; they are
-reported with :meth:`record`.  A caller with no clock of its own uses the Redis server's
-(TIME), which all hosts share.
+reported with :meth:`record`.  A 429 is no failure, but when it names its wait (Retry-After)
+:meth:`record` opens the breaker for exactly that wait: the API asked *us*, every process,
+to stop, so no process calls it again before then, and one probe goes first afterwards (a
+restarted worker, knowing nothing, still finds the breaker open).  A caller with no clock of
+its own uses the Redis server's (TIME), which all hosts share.
 """
 
 from __future__ import annotations
@@ -90,15 +93,17 @@ class SharedLimiter:
         )
         return Admission(provider, text(verdict), int(wait) / US, token)  # type: ignore[arg-type]
 
-    async def record(self, admission: Admission, outcome: Health) -> str:
-        """Tell the breaker how a call went; returns its state after (closed/open/half-open)."""
+    async def record(self, admission: Admission, outcome: Health, hold: float = 0.0) -> str:
+        """Tell the breaker how a call went; returns its state after (closed/open/half-open).
+        ``hold``: seconds the API said to wait (a 429's Retry-After), which opens the breaker
+        until then.  With the breaker off, nothing is shared, a hold included."""
         b = self.settings(admission.provider).breaker
         if not b.enabled:
             return "closed"
         keys = self.keyspace.api_limits(admission.provider, "none")
         token = admission.token if admission.verdict == "probe" else ""
         args: list[functions.Arg] = [self._now(), outcome, token, b.failures, b.ratio, b.min_calls]
-        args += [round(b.window * US), round(b.cooldown * US)]
+        args += [round(b.window * US), round(b.cooldown * US), round(hold * US)]
         return text(await self._call("sp_limits_record", [keys[3], keys[4]], args))
 
     async def mark_spent(self, provider: str, seconds: float, reason: str) -> None:

@@ -2,10 +2,12 @@
 
 ``POST {STREAMPROC_LLM_URL}/chat/completions`` with ``model`` (``STREAMPROC_LLM_MODEL``) and
 ``messages``, key ``STREAMPROC_LLM_API_KEY`` as a Bearer token (optional: local servers often
-need none); the answer is ``choices[0].message.content``.  Errors and retries are those of the
-search providers; an exhausted OpenAI account answers 429 with code ``insufficient_quota``,
-which is :class:`QuotaSpent`, not a rate limit.  A rejected key disables the client for the
-process, so a misconfigured deployment fails fast instead of hammering the API.
+need none); the answer is ``choices[0].message.content``.  The URL must be https, unless
+``STREAMPROC_LLM_PLAIN_HTTP`` names its ``host:port`` (a local model server over http).
+Errors and retries are those of the search providers; an exhausted OpenAI account answers 429
+with code ``insufficient_quota``, which is :class:`QuotaSpent`, not a rate limit.  A rejected
+key disables the client for the process, so a misconfigured deployment fails fast instead of
+hammering the API.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Literal, TypedDict
 
 from streamproc.errors import ConfigError, KeyRejected, MalformedReply, ProviderError, QuotaSpent
+from streamproc.outbound import check_base_url, pairs
 from streamproc.providers.base import classify, describe, dig, error_text, json_object
 from streamproc.providers.http import Answer, RetryPolicy, request, with_retries
 from streamproc.providers.secret import Secret
@@ -46,8 +49,7 @@ class LLMSettings:
             return None
         if not url or not model:
             raise ConfigError("set both STREAMPROC_LLM_URL and STREAMPROC_LLM_MODEL, or neither")
-        if not url.startswith(("http://", "https://")):
-            raise ConfigError("STREAMPROC_LLM_URL must start with http:// or https://")
+        check_base_url("STREAMPROC_LLM_URL", url, pairs(environ, "STREAMPROC_LLM_PLAIN_HTTP"))
         key = environ.get("STREAMPROC_LLM_API_KEY", "").strip()
         return cls(url=url, model=model, key=Secret(key) if key else None)
 

@@ -1,14 +1,31 @@
-"""Structured logs: one JSON object per line, carrying workflow, task and attempt ids."""
+"""Structured logs: one JSON object per line, carrying workflow, task and attempt ids.
+
+Messages carry text from outside (agents' errors, providers' replies), so every record stays
+one line whatever it holds: control characters (C0, DEL, C1 such as the 8-bit CSI ``\\x9b``),
+Unicode line and paragraph separators and bidirectional overrides come out escaped, so a
+message can neither forge a record nor colour or reorder a terminal.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 
 import orjson
 
 CONTEXT_FIELDS = ("wf", "task", "attempt", "agent", "consumer", "shard")
+# Escaped in every record.  orjson escapes U+0000-U+001F itself and leaves the rest raw.
+UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def _json_escape(match: re.Match[str]) -> str:
+    return f"\\u{ord(match.group()):04x}"
+
+
+def _text_escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode()
 
 
 class JsonFormatter(logging.Formatter):
@@ -28,7 +45,15 @@ class JsonFormatter(logging.Formatter):
                 line[name] = value
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return orjson.dumps(line, default=str).decode()
+        return UNSAFE.sub(_json_escape, orjson.dumps(line, default=str).decode())
+
+
+class TextFormatter(logging.Formatter):
+    """Plain lines for people; the message part is escaped as in JSON lines (a traceback, when
+    one is logged, keeps its own lines below)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return UNSAFE.sub(_text_escape, super().formatMessage(record))
 
 
 def configure(verbosity: int, json_lines: bool) -> None:
@@ -37,6 +62,6 @@ def configure(verbosity: int, json_lines: bool) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, handlers=[handler], force=True)

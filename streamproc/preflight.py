@@ -6,6 +6,10 @@ memory pressure, so a daemon refuses to start on one.  A Redis that persists not
 every workflow on restart; that is allowed (tests, demos) but said loudly.  A role that may
 not run CONFIG GET (least-privilege ACLs) skips the checks with a warning: the admin role
 that set Redis up is expected to have checked.
+
+Credentials Redis refuses at start are a configuration error: the start ends with one line.
+Later in a run (a password rotated under a running daemon) a refusal is ridden out like an
+outage, with backoff, until the credentials work again (``retrying``).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
 
@@ -44,6 +48,8 @@ async def check_server(redis: Redis) -> None:
         config = await redis.config_get("maxmemory-policy")
         config |= await redis.config_get("appendonly")
         config |= await redis.config_get("save")
+    except AuthenticationError as exc:  # retried as an outage otherwise, forever
+        raise ConfigError(f"Redis refused the credentials: {exc}") from None
     except (NoPermissionError, ResponseError) as exc:
         log.warning(
             "cannot read the Redis configuration (%s): eviction and persistence unchecked", exc

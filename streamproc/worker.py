@@ -350,6 +350,7 @@ class Worker:
             acks.setdefault((report.stream, report.group), []).append(report.entry_id)
         for (stream, group), ids in acks.items():
             pipe.xack(stream, group, *ids)
+        await failpoints.queue_then_die(pipe, "worker.before_exec")
         await failpoints.execute(pipe, "worker.after_xadd_before_xack", len(reports))
 
     # -- autoscaling ---------------------------------------------------------------------------

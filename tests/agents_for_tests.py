@@ -13,6 +13,8 @@ import redis.asyncio
 from streamproc import Adjust, PermanentError, RetryLater, Task, agent
 
 _ledger: redis.Redis | None = None
+# A would-be second log record, colour and a screen clear (7- and 8-bit CSI), a line separator.
+FORGED = 'done\n{"level": "error", "msg": "forged"}\x1b[31mred\x1b[0m\u2028\x9b2J'
 
 
 def ledger() -> redis.Redis:
@@ -106,3 +108,21 @@ async def gate(task: Task) -> Any:
     async with redis.asyncio.Redis.from_url(os.environ["STREAMPROC_TEST_LEDGER_URL"]) as r:
         await r.blpop([f"open:{task.workflow}:{task.id}"], timeout=0)
     return {"gate": task.id, "deps": sorted(task.deps)}
+
+
+@agent("big")
+async def big(task: Task) -> Any:
+    """Return a string of input['mb'] MiB: a result over the worker's inline cap."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    return "x" * int(task.input["mb"] * (1 << 20))
+
+
+@agent("forger")
+async def forger(task: Task) -> Any:
+    """Put FORGED where it reaches the worker's log: a RetryLater reason on attempt 1, an
+    error on attempt 2; succeed on attempt 3."""
+    if task.attempt == 1:
+        raise RetryLater(0.01, FORGED)
+    if task.attempt == 2:
+        raise RuntimeError(FORGED)
+    return "ok"

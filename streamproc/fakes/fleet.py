@@ -25,15 +25,17 @@ class Fakes:
         retry_after: float = 1.0,
         stall: float = 30.0,
         latency: float = 0.0,
+        links: str = "https://example.org",
     ) -> None:
-        """``keys`` by fake name (``serpapi``, ..., ``llm``); the others get a made-up key."""
+        """``keys`` by fake name (``serpapi``, ..., ``llm``); the others get a made-up key.
+        ``links``: where search results point."""
         keys = keys or {}
         timing = {"retry_after": retry_after, "stall": stall, "latency": latency}
-        self.serpapi = FakeSerpApi(keys.get("serpapi"), **timing)
-        self.brave = FakeBrave(keys.get("brave"), **timing)
-        self.tavily = FakeTavily(keys.get("tavily"), **timing)
-        self.bing = FakeBing(keys.get("bing"), **timing)
-        self.llm = FakeLLM(keys.get("llm"), **timing)
+        self.serpapi = FakeSerpApi(keys.get("serpapi"), links=links, **timing)
+        self.brave = FakeBrave(keys.get("brave"), links=links, **timing)
+        self.tavily = FakeTavily(keys.get("tavily"), links=links, **timing)
+        self.bing = FakeBing(keys.get("bing"), links=links, **timing)
+        self.llm = FakeLLM(keys.get("llm"), links=links, **timing)
 
     @property
     def search(self) -> dict[str, FakeServer]:
@@ -61,9 +63,11 @@ class Fakes:
         await self.close()
 
     def env(self) -> dict[str, str]:
-        """Environment variables that point search and LLM settings at the fakes."""
+        """Environment variables that point search and LLM settings at the fakes (allowing
+        each one's plain http)."""
         return {
             "STREAMPROC_LLM_URL": self.llm.base_url,
+            "STREAMPROC_LLM_PLAIN_HTTP": self.llm.address,
             "STREAMPROC_LLM_MODEL": MODEL,
             "STREAMPROC_LLM_API_KEY": self.llm.key,
             **self.search_env(),
@@ -75,4 +79,5 @@ class Fakes:
         for name, fake in self.search.items():
             env[KEY_VARIABLES[name]] = fake.key
             env[f"STREAMPROC_{name.upper()}_URL"] = fake.base_url
+            env[f"STREAMPROC_{name.upper()}_PLAIN_HTTP"] = fake.address
         return env

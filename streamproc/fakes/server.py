@@ -41,15 +41,18 @@ def json_reply(
     )
 
 
-def results_for(query: str, count: int) -> list[tuple[str, str, str]]:
-    """Up to three deterministic (title, url, snippet) results that mention the query."""
+def results_for(
+    query: str, count: int, links: str = "https://example.org"
+) -> list[tuple[str, str, str]]:
+    """Up to three deterministic (title, url, snippet) results that mention the query, their
+    URLs under ``links``."""
     words = query.split() or ["nothing"]
     slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")[:60] or "nothing"
     angles = ("an overview", "a practical guide", "common questions")
     return [
         (
             f"{query[:1].upper()}{query[1:]}: {angle}",
-            f"https://example.org/{slug}/{n}",
+            f"{links}/{slug}/{n}",
             f"{angle.capitalize()} of {query}, covering {' and '.join(words[:3])} with examples.",
         )
         for n, angle in enumerate(angles[: max(0, count)], start=1)
@@ -70,9 +73,12 @@ class FakeServer(ABC):
         retry_after: float = 1.0,
         stall: float = 30.0,
         latency: float = 0.0,
+        links: str = "https://example.org",
     ) -> None:
-        """``latency``: seconds every answer takes, as a real API's would (the demo's)."""
+        """``latency``: seconds every answer takes, as a real API's would (the demo's);
+        ``links``: where the results' URLs point (a local page server, for page reads)."""
         self.key = key or f"fake-{self.name}-key"
+        self.links = links
         self.retry_after = retry_after
         self.stall = stall
         self.latency = latency
@@ -87,6 +93,11 @@ class FakeServer(ABC):
     def base_url(self) -> str:
         """What a client is configured with (``STREAMPROC_<NAME>_URL``)."""
         return self.url
+
+    @property
+    def address(self) -> str:
+        """``host:port``, as ``STREAMPROC_<NAME>_PLAIN_HTTP`` allows a plain-http stand-in."""
+        return self.url.removeprefix("http://")
 
     def script(self, *behaviours: Behaviour) -> None:
         self._script.extend(behaviours)
@@ -132,7 +143,7 @@ class FakeServer(ABC):
         if behaviour is Behaviour.WRONG_SHAPE:
             return json_reply({"message": "hello", "items": "not what you expected"})
         query, count = await self.read_query(request)
-        found = results_for(query, 0 if behaviour is Behaviour.EMPTY else count)
+        found = results_for(query, 0 if behaviour is Behaviour.EMPTY else count, self.links)
         return json_reply(self.answer(query, found))
 
     @property

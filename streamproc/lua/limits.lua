@@ -25,7 +25,12 @@ sp_limits_record
   ARGV[1] now   ARGV[2] 'ok' | 'fail' | 'neutral'   ARGV[3] probe token ('' = not a probe)
   ARGV[4] consecutive failures that open   ARGV[5] failure ratio that opens
   ARGV[6] calls needed before the ratio counts   ARGV[7] ratio window   ARGV[8] cool-down
+  ARGV[9] hold: the wait the API itself named (429 + Retry-After), 0 = none
   returns the breaker state after the call: 'closed', 'open' or 'half-open'
+
+  A hold opens the breaker until the named wait has passed (a later, longer one extends it,
+  a shorter one never shortens it), whatever the outcome: every process then honours the
+  API's Retry-After, and after it one probe goes first, as after any opening.
 ]]
 
 local function clock(now)
@@ -94,10 +99,24 @@ local function open(key, now, cooldown)
   return 'open'
 end
 
+local function hold(keys, token, now, wait)
+  if token ~= '' and redis.call('GET', keys[2]) == token then
+    redis.call('DEL', keys[2])
+  end
+  local open_until = tonumber(redis.call('HGET', keys[1], 'open_until')) or 0
+  if now + wait > open_until then
+    open(keys[1], now, wait)
+  end
+  return 'open'
+end
+
 local function settle(keys, args, now)
   local outcome, token = args[2], args[3]
   local streak_limit, ratio, min_calls = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
   local window, cooldown = tonumber(args[7]), tonumber(args[8])
+  if tonumber(args[9]) > 0 then
+    return hold(keys, token, now, tonumber(args[9]))
+  end
   if token ~= '' and redis.call('GET', keys[2]) == token then
     redis.call('DEL', keys[2])
     if outcome == 'ok' then
@@ -131,12 +150,15 @@ local function settle(keys, args, now)
   return 'closed'
 end
 
--- The breaker hash outlives a quiet spell by one window past its cool-down, then a breaker
--- nobody has asked about starts again closed.
+-- The breaker hash outlives a quiet spell by one window past its cool-down (or a longer hold,
+-- which a later call never cuts short), then a breaker nobody has asked about starts closed.
 local function record(keys, args)
   local now = clock(args[1])
   local state = settle(keys, args, now)
-  redis.call('PEXPIRE', keys[1], ms(tonumber(args[7]) + tonumber(args[8])))
+  local ttl = ms(tonumber(args[7]) + math.max(tonumber(args[8]), tonumber(args[9])))
+  if redis.call('PTTL', keys[1]) < ttl then
+    redis.call('PEXPIRE', keys[1], ttl)
+  end
   return state
 end
 

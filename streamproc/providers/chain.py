@@ -6,7 +6,8 @@ Each provider gets the retry policy (backoff on :class:`Unavailable`, one short 
 * :class:`KeyRejected` benches it for the life of the process (one error line says so);
 * :class:`QuotaSpent` benches it until its allowance renews (``retry_after``, else the end
   of its configured quota period, else ``quota_rest``), here and, through Redis, everywhere;
-* :class:`RateLimited` with a wait benches it for that wait.
+* :class:`RateLimited` with a wait benches it for that wait, here and, through the shared
+  circuit breaker (``limiter``), everywhere.
 
 Each visit passes the chain's :class:`Guard` (shared rate, quota and breaker with Redis, and
 an adaptive concurrency limit); a provider that is out is skipped with the time it is back,

@@ -4,7 +4,8 @@ Once per visit to a provider, the shared limits (``streamproc.limiter``): the ci
 the spent mark, the quota and the rate, one Redis call.  A provider that is out is skipped
 with an error saying when it comes back (:class:`CircuitOpen`, :class:`QuotaSpent`,
 :class:`RateLimited`); a short rate wait is slept.  Afterwards the visit's outcome goes to the
-breaker, and a quota error marks the provider spent for every process.
+breaker, a 429 that names its wait holds the provider (breaker open) for that wait, and a
+quota error marks the provider spent, each for every process.
 
 Around each HTTP attempt (retries included), the provider's adaptive concurrency limit
 (``streamproc.concurrency``): 429s and timeouts shrink it, successes grow it.
@@ -89,8 +90,16 @@ class Guard:
             rest = error.retry_after or self.spent_for(error.provider)
             await self.limiter.mark_spent(error.provider, rest, error.reason)
         outcome = outcome_of(error)
-        state = await self.limiter.record(admission, outcome)
-        if outcome == "fail" and state == "open":
+        hold = held_for(error)
+        state = await self.limiter.record(admission, outcome, hold)
+        if hold:
+            log.warning(
+                "search provider %s: circuit open for the %.1fs it asked (%s)",
+                admission.provider,
+                hold,
+                error,
+            )
+        elif outcome == "fail" and state == "open":
             log.warning("search provider %s: circuit open (%s)", admission.provider, error)
 
 
@@ -101,6 +110,13 @@ def outcome_of(error: ProviderError | None) -> Health:
     if isinstance(error, Unavailable | MalformedReply):
         return "fail"
     return "neutral"
+
+
+def held_for(error: ProviderError | None) -> float:
+    """The wait a provider's own 429 named (Retry-After), 0 for anything else."""
+    if isinstance(error, RateLimited) and error.retry_after:
+        return error.retry_after
+    return 0.0
 
 
 def skip_error(admission: Admission) -> ProviderError:

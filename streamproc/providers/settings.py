@@ -9,7 +9,9 @@ variable                       meaning
 ``TAVILY_API_KEY``             Tavily key
 ``BING_API_KEY``               Bing v7 key (retired API; for compatible endpoints)
 ``STREAMPROC_SEARCH_ORDER``    comma-separated provider names, first tried first
-``STREAMPROC_<NAME>_URL``      base URL override, e.g. ``STREAMPROC_BRAVE_URL``
+``STREAMPROC_<NAME>_URL``      base URL override, e.g. ``STREAMPROC_BRAVE_URL``: https only,
+                               unless ``STREAMPROC_<NAME>_PLAIN_HTTP`` names its
+                               ``host:port`` (a local stand-in over http; see outbound.py)
 ``STREAMPROC_<NAME>_RATE``     calls/s (or ``N/min``, ``N/h``) for all workers together;
                                none by default
 ``STREAMPROC_<NAME>_BURST``    calls allowed at once above the rate (default 1)
@@ -17,6 +19,9 @@ variable                       meaning
 ``STREAMPROC_<NAME>_BREAKER``  ``on`` (default) or ``off``: the shared circuit breaker
 ``STREAMPROC_SEARCH_GIVE_UP``  seconds a task waits for a provider to come back before it is
                                dead-lettered (default 3600)
+``STREAMPROC_SEARCH_TIMEOUT``  seconds one HTTP request may take, connecting and reading
+                               included (default 10); a visit makes up to three (retries),
+                               so keep three of them under the tasks' own timeout
 =============================  ==============================================================
 """
 
@@ -28,6 +33,7 @@ from dataclasses import dataclass, field
 from streamproc.concurrency import ConcurrencySettings
 from streamproc.errors import ConfigError
 from streamproc.limit_settings import LimitSettings, limits_from_env
+from streamproc.outbound import Address, check_base_url, pairs
 from streamproc.providers.http import RetryPolicy
 from streamproc.providers.secret import Secret
 
@@ -85,15 +91,18 @@ class SearchSettings:
     concurrency: ConcurrencySettings = field(default_factory=ConcurrencySettings)
     # How long a task waits for an out provider (every one spent or open) before giving up.
     give_up_after: float = 3600.0
+    # Per provider, the host:port pairs its URL may name over plain http (local stand-ins).
+    plain_http: Mapping[str, frozenset[Address]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        unknown = sorted({*self.order, *self.keys, *self.urls, *self.limits} - DEFAULT_URLS.keys())
+        named = {*self.order, *self.keys, *self.urls, *self.limits, *self.plain_http}
+        unknown = sorted(named - DEFAULT_URLS.keys())
         if unknown:
             known = ", ".join(DEFAULT_URLS)
             raise ConfigError(f"unknown search provider {unknown[0]!r} (known: {known})")
         for name, url in self.urls.items():
-            if not url.startswith(("http://", "https://")):
-                raise ConfigError(f"{name} URL must start with http:// or https://")
+            allowed = self.plain_http.get(name, frozenset())
+            check_base_url(f"STREAMPROC_{name.upper()}_URL", url, allowed)
 
     def configured(self) -> tuple[str, ...]:
         """The providers that take part, in order."""
@@ -104,8 +113,8 @@ class SearchSettings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> SearchSettings:
-        """Keys, order, URL overrides, limits and the give-up time from ``environ`` (see the
-        module table); the rest keeps its defaults
+        """Keys, order, URL overrides, limits, the give-up time and the request timeout from
+        ``environ`` (see the module table); the rest keeps its defaults
         (change them with :func:`dataclasses.replace`)."""
         keys = {
             name: Secret(environ[var].strip())
@@ -120,15 +129,26 @@ class SearchSettings:
         listed = environ.get("STREAMPROC_SEARCH_ORDER", "")
         order = tuple(n.strip().lower() for n in listed.split(",") if n.strip())
         limits = limits_from_env(environ, DEFAULT_URLS)
-        give_up = environ.get("STREAMPROC_SEARCH_GIVE_UP", "").strip()
-        try:
-            give_up_after = float(give_up) if give_up else cls.give_up_after
-        except ValueError:
-            raise ConfigError("STREAMPROC_SEARCH_GIVE_UP must be a number of seconds") from None
+        timeout = _seconds(environ, "STREAMPROC_SEARCH_TIMEOUT", cls.timeout)
+        if not timeout > 0:  # also refuses NaN
+            raise ConfigError("STREAMPROC_SEARCH_TIMEOUT must be a positive number of seconds")
         return cls(
             keys=keys,
             urls=urls,
             order=order or cls.order,
             limits=limits,
-            give_up_after=give_up_after,
+            give_up_after=_seconds(environ, "STREAMPROC_SEARCH_GIVE_UP", cls.give_up_after),
+            timeout=timeout,
+            plain_http={
+                name: pairs(environ, f"STREAMPROC_{name.upper()}_PLAIN_HTTP")
+                for name in DEFAULT_URLS
+            },
         )
+
+
+def _seconds(environ: Mapping[str, str], variable: str, default: float) -> float:
+    text = environ.get(variable, "").strip()
+    try:
+        return float(text) if text else default
+    except ValueError:
+        raise ConfigError(f"{variable} must be a number of seconds") from None

@@ -3,6 +3,10 @@
 A1 (worker SIGKILL mid-task), A5 (zombie via SIGSTOP), A6 (poison) and A7 (SIGTERM) are in
 tests/test_crash_recovery.py, tests/test_dead_letters.py and tests/test_graceful_shutdown.py.
 
+A2 runs twice, as the row asks: ``worker.after_xadd_before_xack`` splits the flush into two
+round trips (the window a non-transactional pipeline has), ``worker.before_exec`` dies inside
+the flush's MULTI, its commands queued but no EXEC sent.
+
 A3 names two failpoints.  ``resolver.after_lua_before_xack`` cannot exist: the resolver's XACK
 of a batch runs inside the ``sp_resolve`` Redis Function, atomically with the state changes and
 the ready-task XADDs, so no process can die between them and that half of the row holds by
@@ -59,6 +63,48 @@ async def test_a2_worker_killed_between_completion_and_ack_applies_once(
 
 async def _pending_is(redis: Redis, stream: str, group: str, count: int) -> bool:
     return await _pending(redis, stream, group) == count
+
+
+async def test_a2_worker_killed_inside_its_multi_before_exec_applies_nothing_then_once(
+    resolver_only: Engine, redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
+) -> None:
+    """The transactional half of A2: the flush's MULTI and its queued XADDs and XACKs reached
+    Redis, EXEC did not.  Redis drops the transaction with the connection, so the tasks whose
+    reports it held are still pending and unreported, and each is re-run and applied once."""
+    ids = await client.submit_many([ledger_chain(2, 0.05) for _ in range(10)])
+    doomed = worker(redis_url, keyspace.namespace, "ledger", failpoint="worker.before_exec")
+    try:
+        assert await _exited(doomed) == -signal.SIGKILL, doomed.log_text()
+        ran = await _run_by(redis, ids, doomed.process.pid)
+        assert ran, "the doomed worker ran tasks before its first flush"
+        assert await redis.xlen(keyspace.done(0)) == 0, "no XADD of the flush was applied"
+        stream = keyspace.tasks(0, "ledger")
+        for workflow_id, task in ran:  # nor any XACK: each entry still pending, still its
+            entry = next(t.entry for t in (await client.get(workflow_id)).tasks if t.id == task)
+            [held] = await redis.xpending_range(stream, "ledger", entry, entry, 1)
+            assert f"-{doomed.process.pid}-" in held["consumer"].decode()
+        resolver_only.start_worker(("ledger",))
+        verdict = await oracle.check(client, redis, ids)
+        verdict.assert_invariants()
+        assert verdict.statuses == {"completed": 10}
+        for workflow_id, task in ran:
+            [state] = [t for t in verdict.states[workflow_id].tasks if t.id == task]
+            assert state.attempt == 2 and f"-{doomed.process.pid}-" not in state.consumer
+        assert verdict.dup_exec == len(ran), "re-run once each (duplicate execution, one effect)"
+        await eventually(lambda: _pending_is(redis, stream, "ledger", 0), timeout=15)
+    finally:
+        doomed.kill()
+
+
+async def _run_by(redis: Redis, ids: list[str], pid: int) -> list[tuple[str, str]]:
+    """The (workflow, task) pairs the process ``pid`` began, from the effect ledger."""
+    ran = []
+    for workflow_id in ids:
+        for entry in await redis.lrange(f"ledger:{workflow_id}", 0, -1):
+            task, _, by = entry.decode().split()
+            if by == str(pid):
+                ran.append((workflow_id, task))
+    return ran
 
 
 async def _ready(daemons: list[Daemon]) -> bool:

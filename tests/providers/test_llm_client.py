@@ -37,8 +37,20 @@ def test_half_a_configuration_is_refused() -> None:
 
 
 def test_a_local_model_needs_no_key() -> None:
-    env = {"STREAMPROC_LLM_URL": "http://127.0.0.1:9/v1/", "STREAMPROC_LLM_MODEL": "llama"}
+    env = {
+        "STREAMPROC_LLM_URL": "http://127.0.0.1:9/v1/",
+        "STREAMPROC_LLM_MODEL": "llama",
+        "STREAMPROC_LLM_PLAIN_HTTP": "127.0.0.1:9",
+    }
     assert LLMSettings.from_env(env) == LLMSettings(url="http://127.0.0.1:9/v1", model="llama")
+
+
+def test_a_model_over_plain_http_must_be_allowed_by_host_and_port() -> None:
+    env = {"STREAMPROC_LLM_URL": "http://127.0.0.1:9/v1", "STREAMPROC_LLM_MODEL": "llama"}
+    with pytest.raises(ConfigError, match=r"set STREAMPROC_LLM_PLAIN_HTTP=127\.0\.0\.1:9$"):
+        LLMSettings.from_env(env)
+    with pytest.raises(ConfigError, match="STREAMPROC_LLM_URL must be an https:// URL"):
+        LLMSettings.from_env({**env, "STREAMPROC_LLM_PLAIN_HTTP": "127.0.0.1:10"})
 
 
 async def test_the_answer_is_the_first_choices_text(llm: LLMClient, fakes: Fakes) -> None:
