@@ -1,4 +1,4 @@
-"""The fault matrix (/work/shared/FAULTS.md) at size: run it as ``scripts/chaos``; not a test.
+"""The fault matrix (README, Reliability) at size: run it as ``scripts/chaos``; not a test.
 
 Each row gets a private redis-server for the engine (``EmbeddedRedis``, appendonly; B1 with
 ``appendfsync always``) and another for the effect ledger, a ``streamproc resolver`` and three
@@ -16,25 +16,51 @@ A5  a worker SIGSTOPped for 2 x VT, then SIGCONT: stop -> its pending entries ta
 A6  one workflow in ten has a poison task: submit -> its dead letter (time to DLQ)
 A7  a worker with a full batch SIGTERMed, then restarted: SIGTERM -> exit (shutdown s)
 B1  redis-server SIGKILLed under load, restarted on its dir: restart -> first completion
+C1  a fourth worker, in a network namespace, is cut off (its veth link down) for 2 x VT while
+    holding tasks: heal -> its first write (reconnect s); figures: its late (superseded)
+    completions, all refused (zombie accepted 0)
+C2  a fourth worker, through the fault proxy with a 4 s socket timeout, is blackholed (no
+    RST) for 6 s while holding tasks: heal -> its first write (resume s); figures: the
+    longest any call waited for a reply (max blocked s), calls given up by the timeout
+C3  daemons moved behind the fault proxy, then N more workflows while it resets every
+    connection, or cuts each after 100-4000 bytes, every half second; figures: connections
+    reset, tasks taken over as lost deliveries (0: a reset reply is read again at once)
+C4  after the first batch, N more direct, then N more behind the fault proxy (20 +- 10 ms
+    each way per chunk, 256 KiB/s); figures: throughput ratio (slowed / direct), false
+    reclaims (tasks taken over as lost with no process dead)
 C5  redis-server SHUTDOWN, down 5 s, restarted: restart -> first completion
 D3  pending entries XDELed from under their worker: XDEL -> none of them pending (finished
     by their worker, or dead-lettered "payload trimmed before ack" by a sweep)
 E1  completions re-XADDed 2-5 times, plus one for an unknown workflow: none (0)
+G1  beside the ledger load, two ``execution`` workers search at 10/s for 30 s while the fake
+    provider A answers 429 + Retry-After 5 s (fallback B answers): first 429 -> A's shared
+    breaker open; figures: calls to A after it opened (and how many Retry-Afters that was),
+    searches answered by each provider, failed, task retries spent
+G4  four ``execution`` workers get searches at twice A's shared rate (20/s) for 40 s; the
+    fake counts arrivals: its busiest second against the limit, and its own 429s
+G5  G1's storm with a shared rate of 5/s on A; the execution workers are SIGKILLed and
+    restarted, then redis-server SHUTDOWN and restarted: A's busiest second after each
+    restart against rate + burst, and its calls after them (one probe per Retry-After)
+
+Figures of a row's own (the C and G rows') fill the last column, ``figures``.
 
 ``--rows A1,A5`` picks rows, ``--n`` sets N (default 200), ``--json`` prints one object per
-row.  A row gets at most a minute to end every workflow; what is still running then is lost.
+row; each row's object is also written to ``results/<row>.json``.  A row gets at most a
+minute to end every workflow; what is still running then is lost.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import signal
 import statistics
 import sys
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,15 +75,31 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
 from faults import oracle  # noqa: E402
+from faults.netns import NetNamespace  # noqa: E402
+from faults.netns import unavailable as netns_unavailable  # noqa: E402
+from faults.tcpproxy import FaultProxy  # noqa: E402
+from faults.test_search_faults import (  # noqa: E402
+    TimedLimitedSerpApi,
+    TimedSerpApi,
+    busiest_second,
+    fakes_with,
+    provider_env,
+    searches,
+)
 from faults.workload import Daemon, ledger_dag, resolver, worker  # noqa: E402
 
 from streamproc import Client, ClientSettings, Keyspace  # noqa: E402
 from streamproc.codec import Entry  # noqa: E402
 from streamproc.embedded import EmbeddedRedis  # noqa: E402
+from streamproc.fakes import Behaviour  # noqa: E402
 
+RESULTS = ROOT / "results"
 ROW_SECONDS = 60.0
 VT = 3.0
 AGENTS = "ledger,poison"
+G_RETRY_AFTER = 5.0  # what the G rows' provider A asks in its 429s
+G4_RATE = 20  # A's shared rate in G4 (calls/s), and the fake's own
+G5_RATE = 5
 
 
 @dataclass
@@ -74,6 +116,7 @@ class Run:
     retired: list[Daemon] = field(default_factory=list)
     recovery: list[float] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)  # a row's own, by name
 
     def start_worker(self, failpoint: str = "") -> Daemon:
         daemon = worker(
@@ -270,6 +313,295 @@ async def row_e1(run: Run, end: asyncio.Event) -> None:
         await asyncio.sleep(0.2)
 
 
+# -- search rows: provider fakes in this process, execution workers beside the ledger ones --
+
+
+def search_worker(run: Run, env: dict[str, str]) -> Daemon:
+    """A worker of the execution agent whose search chain is the fakes ``env`` names."""
+    setting = tuple(f"{name}={value}" for name, value in env.items())
+    daemon = worker(
+        run.engine.url,
+        run.keyspace.namespace,
+        "execution",
+        "--concurrency",
+        "32",
+        prefix=("env", *setting),
+        ledger_url=run.ledger_url,
+    )
+    run.workers.append(daemon)
+    return daemon
+
+
+async def search_pool(run: Run, env: dict[str, str], size: int) -> list[Daemon]:
+    pool = [search_worker(run, env) for _ in range(size)]
+
+    async def ready() -> bool:
+        return all(daemon.ready for daemon in pool)
+
+    await until(ready)
+    return pool
+
+
+async def submit_searches(run: Run, per_second: int, seconds: float, label: str) -> list[str]:
+    """One-task search workflows at ``per_second`` for ``seconds``, each its own query; a
+    batch Redis refuses (restarting, in G5) is dropped, as a client would see an error."""
+    ids: list[str] = []
+    began = time.monotonic()
+    while time.monotonic() - began < seconds:
+        batch = searches(max(1, per_second // 10), f"{label} {len(ids)}")
+        with contextlib.suppress(RedisConnectionError):
+            ids += await run.client.submit_many(batch)
+        await asyncio.sleep(0.1)
+    run.ids += ids
+    return ids
+
+
+async def search_outcomes(run: Run, ids: list[str]) -> dict[str, Any]:
+    """Figures every search row reports: how its workflows ended and who answered."""
+    await oracle.wait_ended(run.client, ids, ROW_SECONDS / 3)
+    states = [await run.client.get(workflow_id) for workflow_id in ids]
+    answered = Counter(s.results["search"]["provider"] for s in states if s.status == "completed")
+    return {
+        "searches": len(ids),
+        "failed": sum(s.status != "completed" for s in states),
+        "retries_spent": sum(t.attempt - 1 for s in states for t in s.tasks),
+        **{f"by_{name}": count for name, count in sorted(answered.items())},
+    }
+
+
+async def breaker_opened(run: Run) -> bool:
+    breaker = run.keyspace.api_limits("serpapi", "none")[3]
+    return bool(await run.client.redis.hexists(breaker, "open_until"))
+
+
+async def row_g1(run: Run, end: asyncio.Event) -> None:
+    storm = TimedSerpApi(retry_after=G_RETRY_AFTER)
+    storm.behaviour = Behaviour.RATE_LIMITED
+    async with fakes_with(storm) as fakes:
+        await search_pool(run, provider_env(fakes, "serpapi", "brave"), 2)
+        submitting = asyncio.create_task(submit_searches(run, 10, 30, "g1"))
+        await until(lambda: breaker_opened(run))
+        opened = time.monotonic()
+        ids = await submitting
+        run.figures.update(await search_outcomes(run, ids))
+    run.figures["a_calls"] = len(storm.arrivals)
+    run.figures["a_calls_after_open"] = len(storm.since(opened))
+    run.figures["retry_afters_after_open"] = round((time.monotonic() - opened) / G_RETRY_AFTER, 1)
+    run.recovery.append(opened - storm.arrivals[0])  # first 429 -> breaker open
+
+
+async def row_g4(run: Run, end: asyncio.Event) -> None:
+    limited = TimedLimitedSerpApi(rate=G4_RATE, base_latency=0.02, per_in_flight=0.0)
+    async with fakes_with(limited) as fakes:
+        env = provider_env(fakes, "serpapi", "brave", STREAMPROC_SERPAPI_RATE=str(G4_RATE))
+        await search_pool(run, env, 4)
+        ids = await submit_searches(run, 2 * G4_RATE, 40, "g4")
+        run.figures.update(await search_outcomes(run, ids))
+    busiest = busiest_second(limited.arrivals)
+    run.figures |= {"limit_per_s": G4_RATE, "max_per_s": busiest, "a_429s": limited.rejected}
+    run.figures["max_over_limit"] = round(busiest / G4_RATE, 2)
+
+
+async def row_g5(run: Run, end: asyncio.Event) -> None:
+    storm = TimedSerpApi(retry_after=G_RETRY_AFTER)
+    storm.behaviour = Behaviour.RATE_LIMITED
+    async with fakes_with(storm) as fakes:
+        env = provider_env(fakes, "serpapi", "brave", STREAMPROC_SERPAPI_RATE=str(G5_RATE))
+        pool = await search_pool(run, env, 2)
+        submitting = asyncio.create_task(submit_searches(run, 10, 30, "g5"))
+        await until(lambda: breaker_opened(run))
+        for daemon in pool:
+            daemon.signal(signal.SIGKILL)
+            run.retire(daemon)
+        workers_restarted = time.monotonic()
+        await search_pool(run, env, 2)
+        await asyncio.sleep(5)  # the storm goes on with the new workers
+        await run.client.redis.shutdown()
+        await asyncio.to_thread(run.engine.process.wait, 10)  # type: ignore[union-attr]
+        run.engine.start()
+        redis_restarted = time.monotonic()
+        ids = await submitting
+        run.figures.update(await search_outcomes(run, ids))
+    run.figures["limit_per_s"] = G5_RATE + 1  # rate plus the one-call burst
+    for name, back in (("workers", workers_restarted), ("redis", redis_restarted)):
+        run.figures[f"busiest_s_after_{name}"] = busiest_second(storm.since(back))
+    run.figures["a_calls_after_restarts"] = len(storm.since(workers_restarted))
+
+
+# -- network rows: the faulted daemons reach Redis over a namespace's veth pair or through
+# the fault proxy; the client and the oracle talk to Redis directly ---------------------------
+
+C2_SOCKET_TIMEOUT = 4.0  # the blackholed worker's, so that the blackhole outlasts it
+OBSERVER = "chaos-observer"
+
+
+def start_worker_at(run: Run, url: str, *extra: str, **kw: Any) -> Daemon:
+    """A worker like ``Run.start_worker``'s that reaches Redis at ``url``."""
+    kw.setdefault("ledger_url", run.ledger_url)
+    daemon = worker(url, run.keyspace.namespace, AGENTS, "--concurrency", "32", *extra, **kw)
+    run.workers.append(daemon)
+    return daemon
+
+
+async def move_behind(run: Run, url: str) -> None:
+    """Replace the resolver and the workers with ones reaching Redis at ``url``; the old ones
+    stop gracefully (handing back what they hold) once the new ones serve."""
+    old = [*run.workers, *([run.resolver] if run.resolver else [])]
+    run.resolver = resolver(url, run.keyspace.namespace, ledger_url=run.ledger_url)
+    new = [run.resolver, *(start_worker_at(run, url) for _ in range(3))]
+
+    async def serving() -> bool:
+        return all(d.ready for d in new)
+
+    await until(serving)
+    for daemon in old:
+        daemon.signal(signal.SIGTERM)
+    for daemon in old:
+        await asyncio.to_thread(daemon.process.wait, 30)
+        if daemon in run.workers:
+            run.retire(daemon)
+        else:
+            run.retired.append(daemon)
+
+
+async def holding(run: Run, daemon: Daemon) -> None:
+    async def holds() -> bool:
+        return await pending_of(run, daemon) > 0
+
+    await until(holds, 20)
+
+
+async def observe_done(run: Run) -> None:
+    """A consumer group that never reads: the resolver trims only what every group has read,
+    so the done stream keeps each completion written from now on (late ones included)."""
+    await run.client.redis.xgroup_create(run.keyspace.done(0), OBSERVER, id="$", mkstream=True)
+
+
+async def writes_by(run: Run, daemon: Daemon, since_ms: int = 0) -> list[dict[bytes, bytes]]:
+    """Completions ``daemon`` wrote to the done stream from ``since_ms`` (Redis time) on."""
+    tag = f"-{daemon.process.pid}-".encode()
+    entries = cast(list[Entry], await run.client.redis.xrange(run.keyspace.done(0), since_ms))
+    return [fields for _, fields in entries if tag in fields.get(b"by", b"")]
+
+
+async def first_write_after(run: Run, daemon: Daemon) -> None:
+    """Record the seconds from now until ``daemon`` writes a completion (reconnected)."""
+    seconds, micros = await run.client.redis.time()
+    now_ms = seconds * 1000 + micros // 1000
+
+    async def wrote() -> bool:
+        return bool(await writes_by(run, daemon, now_ms))
+
+    run.recovery.append(await until(wrote))
+
+
+async def stale_writes(run: Run, daemon: Daemon) -> int:
+    """How many of ``daemon``'s completions were for an attempt already superseded."""
+    stale = 0
+    for fields in await writes_by(run, daemon):
+        state = await run.client.get(fields[b"wf"].decode())
+        attempts = {t.id: t.attempt for t in state.tasks}
+        stale += attempts[fields[b"task"].decode()] != int(fields[b"att"])
+    return stale
+
+
+async def lost_deliveries(run: Run, ids: list[str]) -> int:
+    """Tasks of ``ids`` taken over at least once as lost (no process died in C3 and C4)."""
+    states = [await run.client.get(workflow_id) for workflow_id in ids]
+    return sum(t.lost > 0 for s in states for t in s.tasks)
+
+
+async def batch_seconds(run: Run, n: int) -> tuple[float, list[str]]:
+    """Submit ``n`` more workflows; the seconds until they all ended, and their ids."""
+    began = time.monotonic()
+    ids = await run.client.submit_many(workload(n))
+    run.ids += ids
+    await oracle.wait_ended(run.client, ids, ROW_SECONDS)
+    return time.monotonic() - began, ids
+
+
+async def row_c1(run: Run, end: asyncio.Event) -> None:
+    reason = netns_unavailable()
+    if reason is not None:
+        run.figures["skipped"] = reason.replace(" ", "_")
+        return
+    with NetNamespace() as ns:
+        for server in (run.client.redis, run.ledger):
+            await server.config_set("bind", f"127.0.0.1 {ns.host_ip}")
+            await server.config_set("protected-mode", "no")  # that address is the pair's only
+        await observe_done(run)
+        ledger_port = int(run.ledger.connection_pool.connection_kwargs["port"])
+        cut = start_worker_at(
+            run, ns.url(run.engine.port), ledger_url=ns.url(ledger_port), prefix=ns.prefix
+        )
+        try:
+            await holding(run, cut)
+            ns.link(up=False)
+            await asyncio.sleep(2 * VT)
+
+            async def taken_over() -> bool:
+                return await pending_of(run, cut) == 0
+
+            await until(taken_over, 20)
+            ns.link(up=True)
+            await first_write_after(run, cut)
+            await end.wait()
+            run.figures["zombie_writes"] = await stale_writes(run, cut)
+        finally:
+            cut.kill()
+
+
+async def row_c2(run: Run, end: asyncio.Event) -> None:
+    async with FaultProxy(run.engine.port) as proxy:
+        await observe_done(run)
+        held = start_worker_at(run, proxy.url, "--socket-timeout", str(C2_SOCKET_TIMEOUT))
+        try:
+            await holding(run, held)
+            proxy.blackhole()
+            await asyncio.sleep(C2_SOCKET_TIMEOUT + 2)
+            run.figures["socket_timeout_s"] = C2_SOCKET_TIMEOUT
+            run.figures["max_blocked_s"] = round(proxy.longest_wait(), 2)
+            run.figures["calls_given_up"] = proxy.gave_up
+            proxy.heal()
+            await first_write_after(run, held)
+            await end.wait()
+        finally:
+            held.kill()
+
+
+async def row_c3(run: Run, end: asyncio.Event) -> None:
+    rng = random.Random(3)
+    async with FaultProxy(run.engine.port) as proxy:
+        await move_behind(run, proxy.url)
+        more = asyncio.create_task(batch_seconds(run, len(run.ids)))
+        bursts = 0
+        while not more.done():  # a burst every half second: reset all, or cut mid-stream
+            if bursts % 2:
+                proxy.reset()
+            else:
+                proxy.reset_after_bytes = rng.randint(100, 4000)
+            bursts += 1
+            await asyncio.sleep(0.25)
+            proxy.reset_after_bytes = None
+            await asyncio.sleep(0.25)
+        _, ids = await more
+        await end.wait()
+        run.figures["connections_reset"] = proxy.resets
+        run.figures["lost_deliveries"] = await lost_deliveries(run, ids)
+
+
+async def row_c4(run: Run, end: asyncio.Event) -> None:
+    await end.wait()  # the first batch warmed the direct daemons up
+    n = len(run.ids)
+    direct_s, _ = await batch_seconds(run, n)
+    async with FaultProxy(run.engine.port) as proxy:
+        proxy.delay, proxy.jitter, proxy.bandwidth = 0.02, 0.01, 256 * 1024
+        await move_behind(run, proxy.url)
+        slowed_s, ids = await batch_seconds(run, n)
+        run.figures["throughput_ratio"] = round(direct_s / slowed_s, 2)
+        run.figures["false_reclaims"] = await lost_deliveries(run, ids)
+
+
 ROWS: dict[str, Callable[[Run, asyncio.Event], Coroutine[Any, Any, None]]] = {
     "A1": row_a1,
     "A2": row_a2,
@@ -277,9 +609,16 @@ ROWS: dict[str, Callable[[Run, asyncio.Event], Coroutine[Any, Any, None]]] = {
     "A6": row_a6,
     "A7": row_a7,
     "B1": row_b1,
+    "C1": row_c1,
+    "C2": row_c2,
+    "C3": row_c3,
+    "C4": row_c4,
     "C5": row_c5,
     "D3": row_d3,
     "E1": row_e1,
+    "G1": row_g1,
+    "G4": row_g4,
+    "G5": row_g5,
 }
 
 
@@ -322,6 +661,7 @@ async def run_row(name: str, n: int) -> dict[str, Any]:
         "recovery_p99_s": round(times[min(len(times) - 1, int(len(times) * 0.99))], 2)
         if times
         else None,
+        "figures": " ".join(f"{k}={v}" for k, v in run.figures.items()) or None,
     }
 
 
@@ -335,6 +675,7 @@ COLUMNS = [
     ("DLQ complete", "dlq_complete"),
     ("recovery p50 s", "recovery_p50_s"),
     ("recovery p99 s", "recovery_p99_s"),
+    ("figures", "figures"),
 ]
 
 
@@ -362,6 +703,8 @@ def main() -> int:
     for name in rows:
         result = asyncio.run(run_row(name, args.n))
         results.append(result)
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"{name}.json").write_bytes(orjson.dumps(result))
         if args.json:
             print(orjson.dumps(result).decode(), flush=True)
         else:

@@ -9,6 +9,7 @@ import importlib
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -77,6 +78,16 @@ def common_options(fn: F) -> F:
             envvar="STREAMPROC_INSECURE_DEV",
             help="Allow a rediss:// URL that turns certificate checks off (development only).",
         ),
+        click.option(
+            "--socket-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            envvar="STREAMPROC_SOCKET_TIMEOUT",
+            default=RedisSettings.socket_timeout,
+            show_default=True,
+            help="Seconds a Redis call may wait for a reply before its connection is dropped "
+            "as hung (a blackholed network); above the daemons' 2 s blocking reads.  "
+            "[env: STREAMPROC_SOCKET_TIMEOUT]",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -96,11 +107,13 @@ class Context:
         log_format: str,
         insecure_dev: bool = False,
         cluster: bool = False,
+        socket_timeout: float = RedisSettings.socket_timeout,
     ) -> None:
         logs.configure(verbose, log_format == "json")
         for module in imports:
             importlib.import_module(module)
-        self.redis = RedisSettings.from_url(redis_url, insecure=insecure_dev, cluster=cluster)
+        settings = RedisSettings.from_url(redis_url, insecure=insecure_dev, cluster=cluster)
+        self.redis = replace(settings, socket_timeout=socket_timeout)
         self.keyspace = Keyspace(namespace, shards)
 
 
@@ -136,11 +149,20 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         log_format: str,
         insecure_dev: bool,
         cluster: bool,
+        socket_timeout: float,
         **kwargs: Any,
     ) -> None:
         try:
             ctx = Context(
-                redis_url, namespace, shards, imports, verbose, log_format, insecure_dev, cluster
+                redis_url,
+                namespace,
+                shards,
+                imports,
+                verbose,
+                log_format,
+                insecure_dev,
+                cluster,
+                socket_timeout,
             )
             code = asyncio.run(fn(ctx, **kwargs))
         except AuthenticationError as exc:  # a ConnectionError too, so caught first

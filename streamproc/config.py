@@ -64,6 +64,14 @@ class RedisSettings:
             )
         return cls(url=url, cluster=cluster)
 
+    def check_block(self, block_ms: int) -> None:
+        """Refuse a blocking read (XREADGROUP BLOCK) as long as the socket timeout: every
+        idle read would be cut and its connection dropped as hung."""
+        if block_ms / 1000 >= self.socket_timeout:
+            raise ConfigError(
+                f"block_ms {block_ms} must stay under the socket timeout ({self.socket_timeout}s)"
+            )
+
     def connect(self) -> Redis:
         """A client for ``url``.  For a Cluster, a ``RedisCluster`` typed as ``Redis``: it
         offers the same command methods (routing each by its keys' slot), and the engine uses
@@ -162,8 +170,6 @@ class WorkerSettings:
             raise ConfigError("concurrency must be at least 1")
         if self.heartbeat_interval * 2 > self.visibility_timeout:
             raise ConfigError("heartbeat_interval must be under half the visibility_timeout")
-        if self.block_ms / 1000 >= RedisSettings.socket_timeout:
-            raise ConfigError("block_ms must stay under the socket timeout")
 
 
 @dataclass(frozen=True)

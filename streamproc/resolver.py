@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from dataclasses import replace
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -43,14 +44,19 @@ class Resolver:
     """Runs until :meth:`run`'s stop event is set; any number may run side by side."""
 
     def __init__(self, redis: RedisSettings, settings: ResolverSettings) -> None:
+        redis.check_block(settings.block_ms)
         self.settings = settings
         self.keyspace = settings.keyspace
         self.redis: Redis = redis.connect()
+        # Reads are never retried by the client: a retried XREADGROUP > would skip the batch
+        # whose reply was lost (see _read_once).
+        self.reader: Redis = replace(redis, command_retries=0).connect()
         self.consumer = consumer_name()
         self.epoch = Epoch(self.redis, self.keyspace)
         self.reconciler = Reconciler(self.redis, self.keyspace)
         self._restarted = False
         self._agents: dict[int, list[str]] = {}
+        self._unsettled: set[int] = set()  # shards whose last batch may be read, not applied
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; a batch being applied is finished, not cut short."""
@@ -77,6 +83,7 @@ class Resolver:
             raise reset from None
         finally:
             await self.redis.aclose()
+            await self.reader.aclose()
         log.info("resolver %s stopped", self.consumer)
 
     async def _prepare(self) -> None:
@@ -98,11 +105,18 @@ class Resolver:
                 await asyncio.sleep(wait)
 
     async def _read_once(self, shard: int) -> int:
+        """Read a batch and apply it.  A batch can be delivered yet not applied: its reply lost
+        with a dropped connection (Redis delivered it all the same), or its apply failed.  It
+        stays pending with this consumer, so after a failure the next reads take this
+        consumer's own pending entries (id 0) until none is left, rather than leaving them to
+        the sweep a visibility timeout later."""
         done = self.keyspace.done(shard)
-        reply = await self.redis.xreadgroup(
+        since = "0" if shard in self._unsettled else ">"
+        self._unsettled.add(shard)
+        reply = await self.reader.xreadgroup(
             RESOLVER_GROUP,
             self.consumer,
-            {done: ">"},
+            {done: since},
             count=self.settings.batch,
             block=self.settings.block_ms,
         )
@@ -111,6 +125,8 @@ class Resolver:
             got += len(entries)
             failpoint("resolver.mid_batch")
             await self.apply(shard, entries)
+        if since == ">" or not got:
+            self._unsettled.discard(shard)
         return got
 
     async def apply(self, shard: int, entries: list[Entry]) -> None:

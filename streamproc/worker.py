@@ -16,7 +16,7 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import orjson
@@ -73,9 +73,13 @@ class Worker:
         missing = [name for name in settings.agents if name not in agents]
         if missing:
             raise ConfigError(f"no agent registered as {', '.join(missing)}")
+        redis.check_block(settings.block_ms)
         self.settings = settings
         self.agents = {name: agents[name] for name in settings.agents}
         self.redis: Redis = redis.connect()
+        # Reads are never retried by the client: a retried XREADGROUP > would skip the entries
+        # whose reply was lost (see _read_once).
+        self.reader: Redis = replace(redis, command_retries=0).connect()
         self.consumer = consumer_name()
         self.runtime = Runtime(redis, settings.keyspace)
         self.epoch = Epoch(self.redis, settings.keyspace)
@@ -83,6 +87,8 @@ class Worker:
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
         self._outbox: list[Report] = []
         self._outbox_ready = asyncio.Event()
+        self._writing: list[Report] = []  # the reports being written now
+        self._rereading: dict[str, bytes | str] = {}  # stream -> own pending read after this id
         self._slot_freed = asyncio.Event()
         self._closing = asyncio.Event()
         scale = settings.autoscale
@@ -124,6 +130,7 @@ class Worker:
         finally:
             await self.runtime.close()
             await self.redis.aclose()
+            await self.reader.aclose()
         log.info("worker %s stopped", self.consumer)
 
     async def _prepare(self) -> None:
@@ -187,16 +194,34 @@ class Worker:
                 await asyncio.sleep(wait)
 
     async def _read_once(self, agent: str, shard: int, stream: str, count: int) -> int:
+        """Start up to ``count`` entries.  A read whose reply was lost with its connection
+        delivered its entries all the same: pending with this consumer, they would wait for a
+        sweep to count them lost.  So after a failed read, the next reads page through this
+        consumer's own pending entries (from id 0) and start those not yet held here, then
+        go back to new entries (``>``).  Trimmed ones (no fields) are left to the sweep."""
+        after = self._rereading.get(stream, ">")
+        if after == ">":
+            self._rereading[stream] = "0"  # until this read's reply is in
         reply = cast(
             StreamReply,
-            await self.redis.xreadgroup(
-                agent, self.consumer, {stream: ">"}, count=count, block=self.settings.block_ms
+            await self.reader.xreadgroup(
+                agent, self.consumer, {stream: after}, count=count, block=self.settings.block_ms
             ),
         )
+        entries = [entry for _, batch in reply or () for entry in batch]
+        if after == ">" or not entries:
+            del self._rereading[stream]
+        else:
+            self._rereading[stream] = entries[-1][0]
+        held: set[tuple[str, bytes]] = set()
+        if after != ">":  # re-reading: skip what runs here or waits to be reported
+            held = set(self._running) | {
+                (r.stream, r.entry_id) for r in self._outbox + self._writing
+            }
         got = 0
-        for _, entries in reply or ():
-            got += len(entries)
-            for entry_id, fields in entries:
+        for entry_id, fields in entries:
+            if (stream, entry_id) not in held and fields is not None:
+                got += 1
                 self._start(agent, shard, stream, entry_id, fields)
         return got
 
@@ -336,11 +361,14 @@ class Worker:
             by_shard.setdefault(report.shard, []).append(report)
         shards = list(by_shard.values())
         for done, reports in enumerate(shards):
+            self._writing = reports
             try:
                 await self._write_reports(reports)
             except BaseException:
                 self._outbox[:0] = [r for unwritten in shards[done:] for r in unwritten]
                 raise
+            finally:
+                self._writing = []
 
     async def _write_reports(self, reports: list[Report]) -> None:
         acks: dict[tuple[str, str], list[bytes]] = {}
