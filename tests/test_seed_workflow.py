@@ -18,6 +18,7 @@ from agents.agentic import completeness, render
 from conftest import Engine, WorkerProcess
 from streamproc import Client, Keyspace, WorkflowSpec
 from streamproc.cache import cache_stats
+from streamproc.embedded import EmbeddedRedis
 from streamproc.fakes import Behaviour, Fakes
 from streamproc.progress import render_state
 from streamproc.providers.settings import KEY_VARIABLES
@@ -125,6 +126,7 @@ async def test_with_a_language_model_configured_three_agents_ask_it(
 
 
 async def test_api_keys_appear_nowhere_in_redis_or_logs(
+    redis_server: EmbeddedRedis,
     resolver_only: Engine,
     client: Client,
     redis: Redis,
@@ -151,9 +153,13 @@ async def test_api_keys_appear_nowhere_in_redis_or_logs(
     worker.kill()
     log = await asyncio.to_thread(Path(worker.log.name).read_text)
     assert "key rejected" in log  # serpapi was refused, and said so
+    # The append-only log as Redis wrote it (commands in RESP; the base file may compress).
+    aof = b"".join(p.read_bytes() for p in (redis_server.data_dir / "appendonlydir").iterdir())
+    assert keyspace.namespace.encode() in aof  # this run's writes are there to search
     for canary in canaries.values():
         assert canary not in log
         assert all(canary not in text for text in dump)
+        assert canary.encode() not in aof
 
 
 async def test_the_seed_workflow_replays_from_its_record_without_any_search(
