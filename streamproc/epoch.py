@@ -99,18 +99,17 @@ class Epoch:
             if await until_redis_answers(self.verify) and on_restart is not None:
                 await on_restart()
 
-    async def reset_behind(self, errors: BaseExceptionGroup[BaseException]) -> RedisReset | None:
-        """The reset that explains a failed task group: raised by :meth:`watch`, or behind a
-        NOGROUP (a consumer group gone because Redis came back empty)."""
-        found = errors.subgroup(lambda e: isinstance(e, RedisReset))
-        if found is not None:
-            return self.broken
+    async def raise_reset_behind(self, errors: BaseExceptionGroup[BaseException]) -> None:
+        """Raise the :class:`RedisReset` that explains a failed task group, if one does:
+        raised by :meth:`watch`, or behind a NOGROUP (a consumer group gone because Redis
+        came back empty).  Returns otherwise, for the caller to re-raise ``errors``."""
+        if errors.subgroup(lambda e: isinstance(e, RedisReset)) and self.broken is not None:
+            raise self.broken from None
         if errors.subgroup(lambda e: isinstance(e, ResponseError) and "NOGROUP" in str(e)):
             try:
                 await self.verify()
             except RedisReset as exc:
-                return exc
-        return None
+                raise exc from None
 
     async def _run_id(self) -> str:
         try:

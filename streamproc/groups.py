@@ -15,6 +15,22 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
             raise
 
 
+async def group_positions(redis: Redis, stream: str) -> dict[bytes, tuple[bytes, bytes | None]]:
+    """Each consumer group of ``stream`` by name: the last entry it read, and its oldest
+    pending entry (None when nothing is pending).  Empty when there is no stream."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return {}
+    positions: dict[bytes, tuple[bytes, bytes | None]] = {}
+    for group in groups:
+        oldest = None
+        if group["pending"]:  # may be None by now: its last pending entry was acked meanwhile
+            oldest = (await redis.xpending(stream, group["name"]))["min"]
+        positions[group["name"]] = (group["last-delivered-id"], oldest)
+    return positions
+
+
 async def leave_group(redis: Redis, stream: str, group: str, consumer: str) -> bool:
     """Delete ``consumer`` only if it holds no pending entry: XGROUP DELCONSUMER would drop
     them from the group's pending list, and nobody could reclaim them."""

@@ -27,6 +27,7 @@ from redis.exceptions import ResponseError
 
 from streamproc import functions
 from streamproc.codec import entry_order
+from streamproc.groups import group_positions
 from streamproc.keys import RESOLVER_GROUP, Keyspace
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,8 @@ async def stranded(redis: Redis, keyspace: Keyspace, shard: int) -> set[Queued]:
     tasks = await queued_tasks(redis, keyspace, shard)
     for agent in {t.agent for t in tasks}:
         stream = keyspace.tasks(shard, agent)
-        try:
-            groups = {g["name"]: g for g in await redis.xinfo_groups(stream)}
-        except ResponseError:  # no stream: nothing of it can be delivered
-            groups = {}
-        group = groups.get(agent.encode())
-        read_up_to = entry_order(group["last-delivered-id"]) if group else (0, 0)
+        group = (await group_positions(redis, stream)).get(agent.encode())
+        read_up_to = entry_order(group[0]) if group else (0, 0)
         mine = [t for t in tasks if t.agent == agent]
         pipe = redis.pipeline(transaction=False)
         for t in mine:
@@ -133,8 +130,8 @@ class Reconciler:
             found = await stranded(self.redis, self.keyspace, shard)
             if not found:
                 continue
-            applied = await applied_through(self.redis, self.keyspace.done(shard))
-            due = [t for t in found if t in self.first_seen and self.first_seen[t] <= applied]
+            unapplied = await first_unapplied(self.redis, self.keyspace.done(shard))
+            due = [t for t in found if t in self.first_seen and self.first_seen[t] < unapplied]
             if due:
                 moved += await redrive(self.redis, self.keyspace, shard, due)
             newest = await newest_entry(self.redis, self.keyspace.done(shard))
@@ -156,19 +153,11 @@ async def newest_entry(redis: Redis, stream: str) -> tuple[int, int]:
     return entry_order(info["last-generated-id"])
 
 
-async def applied_through(redis: Redis, done: str) -> tuple[int, int]:
-    """The newest completion id up to which the resolver has read and acknowledged all."""
-    try:
-        groups = await redis.xinfo_groups(done)
-    except ResponseError:
-        return (0, 0)
-    group = next((g for g in groups if g["name"] == RESOLVER_GROUP.encode()), None)
-    if group is None:
-        return (0, 0)
-    through = entry_order(group["last-delivered-id"])
-    if group["pending"]:
-        oldest = (await redis.xpending(done, RESOLVER_GROUP))["min"]
-        if oldest is not None:  # None: acknowledged meanwhile
-            ms, seq = entry_order(oldest)
-            through = min(through, (ms, seq - 1) if seq else (ms - 1, 2**64 - 1))
-    return through
+async def first_unapplied(redis: Redis, done: str) -> tuple[int, int]:
+    """The lowest completion id the resolver has not applied yet: its oldest pending one, or
+    the one after the last it read (0-1 before it has read any)."""
+    last, oldest = (await group_positions(redis, done)).get(RESOLVER_GROUP.encode(), (b"0-0", None))
+    if oldest is not None:
+        return entry_order(oldest)
+    ms, seq = entry_order(last)
+    return ms, seq + 1

@@ -17,7 +17,6 @@ from dataclasses import replace
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from streamproc import codec, functions
 from streamproc.codec import Completion, Entry, StreamReply
@@ -26,7 +25,7 @@ from streamproc.daemon import pause
 from streamproc.epoch import Epoch
 from streamproc.errors import CodecError
 from streamproc.failpoints import failpoint
-from streamproc.groups import ensure_group, leave_group
+from streamproc.groups import ensure_group, group_positions, leave_group
 from streamproc.keys import ID_PATTERN, RESOLVER_GROUP
 from streamproc.linger import Linger
 from streamproc.preflight import check_server
@@ -77,10 +76,8 @@ class Resolver:
                     self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer
                 )
         except BaseExceptionGroup as errors:
-            reset = await self.epoch.reset_behind(errors)
-            if reset is None:
-                raise
-            raise reset from None
+            await self.epoch.raise_reset_behind(errors)
+            raise
         finally:
             await self.redis.aclose()
             await self.reader.aclose()
@@ -284,21 +281,8 @@ class Resolver:
 async def acknowledged_floor(redis: Redis, stream: str) -> bytes | None:
     """The lowest id any group may still need (its oldest pending entry, or the last one it
     read): everything below it is acknowledged by every group and safe to trim."""
-    try:
-        groups = await redis.xinfo_groups(stream)
-    except ResponseError:
-        return None
-    floors = []
-    for group in groups:
-        floor = group["last-delivered-id"]
-        if group["pending"]:
-            oldest = (await redis.xpending(stream, group["name"]))["min"]
-            if oldest is not None:  # None: its last pending entry was acked meanwhile
-                floor = min(floor, oldest, key=_id_order)
-        floors.append(floor)
-    return min(floors, key=_id_order) if floors else None
-
-
-def _id_order(entry_id: bytes) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition(b"-")
-    return int(ms), int(seq or 0)
+    floors = [
+        last if oldest is None else min(last, oldest, key=codec.entry_order)
+        for last, oldest in (await group_positions(redis, stream)).values()
+    ]
+    return min(floors, key=codec.entry_order) if floors else None

@@ -123,10 +123,8 @@ class Worker:
                 self._outbox_ready.set()
             await until_redis_answers(self._hand_back)
         except BaseExceptionGroup as errors:
-            reset = await self.epoch.reset_behind(errors)
-            if reset is None:
-                raise
-            raise reset from None
+            await self.epoch.raise_reset_behind(errors)
+            raise
         finally:
             await self.runtime.close()
             await self.redis.aclose()

@@ -169,6 +169,12 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
         await asyncio.sleep(interval)
 
 
+async def some_task(client: Client, ids: list[str], state: str = "done") -> bool:
+    """For ``eventually``: a task of one of these workflows is in ``state``."""
+    states = [await client.get(workflow_id) for workflow_id in ids]
+    return any(t.state == state for s in states for t in s.tasks)
+
+
 class WorkerProcess:
     """``streamproc worker`` in a subprocess, to be killed, stopped or terminated by a test."""
 

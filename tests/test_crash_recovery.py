@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from conftest import Engine, WorkerProcess, eventually
+from conftest import Engine, WorkerProcess, eventually, some_task
 from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
 from streamproc.embedded import EmbeddedRedis
 
@@ -137,15 +137,10 @@ async def test_redis_killed_and_restarted_with_appendonly_loses_nothing(keyspace
         }
         async with Client(server.url, ClientSettings(keyspace=keyspace)) as client:
             ids = await client.submit_many([spec for _ in range(30)])
-            await eventually(lambda: _some_done(client, ids))
+            await eventually(lambda: some_task(client, ids[:5]))
             server.kill()
             await asyncio.sleep(0.5)  # an outage the daemons must ride out
             server.start()
             states = [await client.wait(workflow_id, timeout=60) for workflow_id in ids]
         assert [s.status for s in states] == ["completed"] * 30
         await engine.stop()
-
-
-async def _some_done(client: Client, ids: list[str]) -> bool:
-    states = [await client.get(workflow_id) for workflow_id in ids[:5]]
-    return any(t.state == "done" for s in states for t in s.tasks)

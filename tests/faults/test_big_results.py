@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from conftest import Engine, eventually
 from faults import oracle
-from faults.workload import Daemon, worker
+from faults.workload import all_ready, worker
 from streamproc import Client, Keyspace
 
 CAP = 1 << 20
@@ -40,17 +40,13 @@ async def _latencies_until(client: Client, done: asyncio.Future[object]) -> list
     return latencies
 
 
-async def _ready(daemon: Daemon) -> bool:
-    return daemon.ready
-
-
 async def test_d5_results_of_10_and_100_mb_fail_once_with_the_reason_and_never_reach_redis(
     resolver_only: Engine, redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
 ) -> None:
     resolver_only.start_worker(("echo",))
     hoarder = worker(redis_url, keyspace.namespace, "big")
     try:
-        await eventually(lambda: _ready(hoarder))
+        await eventually(lambda: all_ready([hoarder]))
         without = sorted([await _latency(client) for _ in range(10)])
         before = await _used_memory(redis)
         sizes = {10: "", 100: ""}

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from conftest import Engine, eventually
 from faults import oracle
-from faults.workload import Daemon, ledger_chain, worker
+from faults.workload import all_ready, ledger_chain, worker
 from streamproc import Client, Keyspace
 
 FAKETIME = shutil.which("faketime")
@@ -26,7 +26,7 @@ async def test_f1_workers_with_skewed_clocks_make_no_false_reclaims(
         for offset in ("+30s", "-30s")
     ]
     try:
-        await eventually(lambda: _ready(skewed))
+        await eventually(lambda: all_ready(skewed))
         ids = await client.submit_many([ledger_chain(2, 1.0) for _ in range(8)])
         verdict = await oracle.check(client, redis, ids, same_clock=False)
         verdict.assert_invariants()
@@ -39,7 +39,3 @@ async def test_f1_workers_with_skewed_clocks_make_no_false_reclaims(
     finally:
         for daemon in skewed:
             daemon.kill()
-
-
-async def _ready(daemons: list[Daemon]) -> bool:
-    return all(d.ready for d in daemons)

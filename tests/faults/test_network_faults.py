@@ -22,7 +22,7 @@ from conftest import eventually
 from faults import oracle
 from faults.netns import NetNamespace, unavailable
 from faults.tcpproxy import FaultProxy
-from faults.workload import Daemon, ledger_chain, ledger_dag, resolver, worker
+from faults.workload import Daemon, all_ready, ledger_chain, ledger_dag, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.embedded import EmbeddedRedis
 
@@ -72,7 +72,7 @@ async def test_c1_partitioned_worker_is_taken_over_fenced_and_reconnects_without
     ]
     cut = daemons[1]
     try:
-        await eventually(lambda: _ready(daemons))
+        await eventually(lambda: all_ready(daemons))
         await _observe_done(redis, keyspace)
         async with Client(url, ClientSettings(keyspace=keyspace)) as client:
             ids = await client.submit_many([_slow_then_quick(2.0) for _ in range(6)])
@@ -136,7 +136,7 @@ async def test_c2_blackholed_worker_gives_up_each_call_within_the_socket_timeout
     ]
     held = daemons[1]
     try:
-        await eventually(lambda: _ready(daemons))
+        await eventually(lambda: all_ready(daemons))
         ids = await client.submit_many([ledger_chain(3, 0.3) for _ in range(8)])
         await eventually(lambda: _holds_some(redis, keyspace, held))
         proxy.blackhole()
@@ -180,7 +180,7 @@ async def test_c2_worker_behind_an_iptables_drop_gives_up_each_call_within_the_s
         held = daemons[1]
         rule = ("OUTPUT", "-p", "tcp", "--dport", str(exposed_redis.port), "-j", "DROP")
         try:
-            await eventually(lambda: _ready(daemons))
+            await eventually(lambda: all_ready(daemons))
             async with Client(url, ClientSettings(keyspace=keyspace)) as client:
                 ids = await client.submit_many([ledger_chain(3, 0.3) for _ in range(8)])
                 await eventually(lambda: _holds_some(redis, keyspace, held))
@@ -242,7 +242,7 @@ async def test_c3_connection_resets_mid_pipeline_are_retried_without_duplicate_e
     ]
     rng = random.Random(3)
     try:
-        await eventually(lambda: _ready(daemons))
+        await eventually(lambda: all_ready(daemons))
         ids = await client.submit_many([ledger_dag(rng, 8, 0.01, 0.1) for _ in range(20)])
         for burst in range(16):  # the resets are the subject
             if burst % 2:
@@ -279,7 +279,7 @@ async def test_c4_latency_jitter_and_a_bandwidth_cap_lose_nothing_and_reclaim_no
     ]
     rng = random.Random(4)
     try:
-        await eventually(lambda: _ready(daemons))
+        await eventually(lambda: all_ready(daemons))
         # Tasks longer than the visibility timeout live on heartbeats sent through the delay.
         specs = [ledger_chain(1, VT + 1) for _ in range(3)]
         specs += [ledger_dag(rng, 6, 0.01, 0.1) for _ in range(20)]
@@ -296,10 +296,6 @@ async def test_c4_latency_jitter_and_a_bandwidth_cap_lose_nothing_and_reclaim_no
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-async def _ready(daemons: list[Daemon]) -> bool:
-    return all(d.ready for d in daemons)
 
 
 def _tag(daemon: Daemon) -> bytes:

@@ -15,8 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import eventually
-from faults.workload import Daemon, ledger_chain, resolver, worker
+from conftest import eventually, some_task
+from faults.workload import all_ready, exited, ledger_chain, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.api import serve
 from streamproc.api_auth import ApiSettings
@@ -33,14 +33,6 @@ def volatile_redis() -> Iterator[EmbeddedRedis]:
         yield server
 
 
-async def _exited(daemon: Daemon) -> int:
-    return await asyncio.to_thread(daemon.process.wait, 30)
-
-
-async def _ready(daemons: list[Daemon]) -> bool:
-    return all(d.ready for d in daemons)
-
-
 async def test_b4_redis_back_empty_stops_the_daemons_and_the_api_answers_503(
     volatile_redis: EmbeddedRedis, keyspace: Keyspace
 ) -> None:
@@ -51,15 +43,15 @@ async def test_b4_redis_back_empty_stops_the_daemons_and_the_api_answers_503(
         async with Client(url, ClientSettings(keyspace=keyspace)) as client:
             api = asyncio.create_task(serve(client, ApiSettings(port=port), stop))
             ids = await client.submit_many([ledger_chain(3, 0.5) for _ in range(5)])
-            await eventually(lambda: _ready(daemons))  # both found the first epoch
-            await eventually(lambda: _running(client, ids))
+            await eventually(lambda: all_ready(daemons))  # both found the first epoch
+            await eventually(lambda: some_task(client, ids, "running"))
 
             volatile_redis.kill()
             empty = EmbeddedRedis(volatile_redis.port, None, *NO_PERSISTENCE)
             empty.start()
             restarted = time.monotonic()
             try:
-                codes = await asyncio.gather(*(_exited(d) for d in daemons))
+                codes = await asyncio.gather(*(exited(d) for d in daemons))
                 detection = time.monotonic() - restarted
                 assert codes == [2, 2], [d.log_text()[-2000:] for d in daemons]
                 for daemon in daemons:
@@ -98,8 +90,3 @@ async def _status(
     """The status and body of a request, once it is a 503 (None before)."""
     async with http.request(method, url, json={"tasks": []}) as reply:
         return (reply.status, await reply.json()) if reply.status == 503 else None
-
-
-async def _running(client: Client, ids: list[str]) -> bool:
-    states = [await client.get(workflow_id) for workflow_id in ids]
-    return any(t.state == "running" for s in states for t in s.tasks)

@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
-from conftest import Engine, eventually
+from conftest import Engine, eventually, some_task
 from faults import oracle
 from faults.workload import ledger_chain, worker
 from streamproc import Client, ClientSettings, Keyspace
@@ -26,11 +26,6 @@ async def private_redis() -> AsyncIterator[EmbeddedRedis]:
         yield server
 
 
-async def _some_done(client: Client, ids: list[str]) -> bool:
-    states = [await client.get(workflow_id) for workflow_id in ids]
-    return any(t.state == "done" for s in states for t in s.tasks)
-
-
 async def test_c5_redis_down_for_five_seconds_every_component_reconnects_and_nothing_is_lost(
     private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis
 ) -> None:
@@ -42,7 +37,7 @@ async def test_c5_redis_down_for_five_seconds_every_component_reconnects_and_not
         async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
             ids = await client.submit_many([ledger_chain(4, 0.05) for _ in range(20)])
             echo = [await client.submit({"tasks": [{"id": "e", "agent": "echo"}]})]
-            await eventually(lambda: _some_done(client, ids))
+            await eventually(lambda: some_task(client, ids))
             await client.redis.shutdown()  # SHUTDOWN: the AOF is flushed, clients refused
             await asyncio.to_thread(private_redis.process.wait, 10)  # type: ignore[union-attr]
             await asyncio.sleep(5)  # the outage is the subject
@@ -95,7 +90,7 @@ async def test_d1_workers_under_maxmemory_keep_running_and_lose_nothing(
     try:
         async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
             accepted = await client.submit_many([ledger_chain(4, 0.2) for _ in range(20)])
-            await eventually(lambda: _some_done(client, accepted))
+            await eventually(lambda: some_task(client, accepted))
             used = (await client.redis.info("memory"))["used_memory"]
             await client.redis.config_set("maxmemory", used + 64 * 1024)
             runs = await redis.llen(f"ledger:{accepted[0]}")

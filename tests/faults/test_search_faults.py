@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from conftest import Engine, eventually
 from faults import oracle
-from faults.workload import Daemon, worker
+from faults.workload import Daemon, all_ready, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.embedded import EmbeddedRedis
 from streamproc.fakes import Behaviour, Fakes, FakeSerpApi, FakeServer, LimitedSerpApi
@@ -132,10 +132,6 @@ def workers(redis_url: str, keyspace: Keyspace, count: int) -> list[Daemon]:
         worker(redis_url, keyspace.namespace, "execution", "--concurrency", "16")
         for _ in range(count)
     ]
-
-
-async def all_ready(daemons: list[Daemon]) -> bool:
-    return all(d.ready for d in daemons)
 
 
 async def completed_by(

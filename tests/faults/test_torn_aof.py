@@ -21,7 +21,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually, fast_resolver
+from conftest import Engine, eventually, fast_resolver, some_task
 from faults import oracle
 from faults.workload import ledger_chain
 from streamproc import Client, ClientSettings, Keyspace
@@ -41,11 +41,6 @@ def _tail(server: EmbeddedRedis) -> Path:
     )
 
 
-async def _some_done(client: Client, ids: list[str]) -> bool:
-    states = [await client.get(workflow_id) for workflow_id in ids[:5]]
-    return any(t.state == "done" for s in states for t in s.tasks)
-
-
 async def _run_through_a_crash(
     keyspace: Keyspace, redis: Redis, *, cut_last_second: bool
 ) -> tuple[int, oracle.Verdict, int]:
@@ -57,7 +52,7 @@ async def _run_through_a_crash(
         try:
             async with Client(server.url, ClientSettings(keyspace=keyspace)) as client:
                 ids = await client.submit_many([ledger_chain(4, 0.05) for _ in range(20)])
-                await eventually(lambda: _some_done(client, ids))
+                await eventually(lambda: some_task(client, ids[:5]))
                 tail = _tail(server)
                 size_a_second_ago = tail.stat().st_size
                 deadline = time.monotonic() + 1.0

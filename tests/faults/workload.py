@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +108,13 @@ def worker(redis_url: str, namespace: str, agents: str, *extra: str, **kw: Any) 
 
 def resolver(redis_url: str, namespace: str, **kw: Any) -> Daemon:
     return Daemon(redis_url, namespace, "resolver", **kw)
+
+
+async def all_ready(daemons: Iterable[Daemon]) -> bool:
+    """For ``eventually``: every daemon past its start-up checks."""
+    return all(d.ready for d in daemons)
+
+
+async def exited(daemon: Daemon) -> int:
+    """The daemon's exit code, once it exits (at most 30 s)."""
+    return await asyncio.to_thread(daemon.process.wait, 30)
