@@ -209,6 +209,8 @@ async def test_status_with_cluster_option_sums_every_shard(
     rows = {row["agent"]: row for row in map(orjson.loads, out.decode().splitlines())}
     echo = rows["echo"]
     assert echo["lag"] == 0 and echo["pending"] == 0 and echo["dead_letters"] == 0, echo
-    # Redis creates a group's consumer at its first delivery: one per shard that had work.
+    # Redis creates a group's consumer at its first delivery: one on each shard that had work,
+    # and on others only if a read failed there (the re-read of its own pending entries,
+    # from id 0, also creates it).
     used = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
-    assert echo["consumers"] == len(used) >= 2, echo
+    assert 2 <= len(used) <= echo["consumers"] <= SHARDS, echo
