@@ -119,7 +119,7 @@ class AllProvidersFailed(ProviderError):
         waits = [e.retry_after for e in failures.values() if e.retry_after is not None]
         soonest = min(waits) if waits and len(waits) == len(failures) else None
         listed = "; ".join(f"{name}: {e.kind}, {e.reason}" for name, e in failures.items())
-        super().__init__("search", f"every provider failed ({listed})", soonest)
+        super().__init__("search", f"all search providers unavailable ({listed})", soonest)
         self.failures = failures
 
 
