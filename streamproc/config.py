@@ -3,6 +3,7 @@ the only place that reads the environment."""
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, urlsplit
@@ -72,6 +73,14 @@ class RedisSettings:
                 f"block_ms {block_ms} must stay under the socket timeout ({self.socket_timeout}s)"
             )
 
+    def keepalive_options(self) -> dict[int, int]:
+        """Probe an idle connection after a socket timeout's worth of silence and give up
+        after three unanswered probes, instead of the kernel's two hours: a pooled
+        connection to a host that vanished is then dropped before a command is sent on it."""
+        idle = max(1, int(self.socket_timeout))
+        wanted = {"TCP_KEEPIDLE": idle, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+        return {getattr(socket, k): v for k, v in wanted.items() if hasattr(socket, k)}
+
     def connect(self) -> Redis:
         """A client for ``url``.  For a Cluster, a ``RedisCluster`` typed as ``Redis``: it
         offers the same command methods (routing each by its keys' slot), and the engine uses
@@ -80,6 +89,7 @@ class RedisSettings:
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.socket_timeout,
             socket_keepalive=True,
+            socket_keepalive_options=self.keepalive_options(),
             health_check_interval=self.health_check_interval,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries),
             retry_on_error=[ConnectionError, TimeoutError],

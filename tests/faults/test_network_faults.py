@@ -10,6 +10,7 @@ import asyncio
 import random
 import shutil
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from faults.netns import NetNamespace, unavailable
 from faults.tcpproxy import FaultProxy
 from faults.workload import Daemon, all_ready, ledger_chain, ledger_dag, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
+from streamproc.config import RedisSettings
 from streamproc.embedded import EmbeddedRedis
 
 VT = 3.0  # the workers' visibility timeout (workload.worker)
@@ -342,3 +344,24 @@ async def _late_writes(client: Client, daemon: Daemon, count: int) -> list[dict[
             if attempts[fields[b"task"]] != fields[b"att"]:
                 late.append(fields)
     return late if len(late) >= count else []
+
+
+async def test_c2_idle_connections_are_probed_after_a_socket_timeout_not_two_hours(
+    redis_url: str,
+) -> None:
+    """Keep-alive settings reach the socket: an idle pooled connection to a vanished host is
+    dropped by the kernel after idle + 3 probes, long before the default two hours."""
+    redis = RedisSettings(redis_url, socket_timeout=SOCKET_TIMEOUT).connect()
+    try:
+        await redis.ping()
+        connection = await redis.connection_pool.get_connection()
+        sock = connection._writer.transport.get_extra_info("socket")  # type: ignore[union-attr]
+        probe = {
+            option: sock.getsockopt(socket.IPPROTO_TCP, getattr(socket, option))
+            for option in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT")
+        }
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        assert probe == {"TCP_KEEPIDLE": int(SOCKET_TIMEOUT), "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+        await redis.connection_pool.release(connection)
+    finally:
+        await redis.aclose()
