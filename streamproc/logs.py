@@ -49,10 +49,14 @@ class JsonFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """Plain lines for people; the message part is escaped as in JSON lines (a traceback, when
-    one is logged, keeps its own lines below)."""
+    """Plain lines for people, with the record's ids (``%(context)s``: `` [wf=... task=...]``
+    or nothing) ahead of the message, where text from outside cannot forge them; the line is
+    escaped as in JSON lines (a traceback, when one is logged, keeps its own lines below)."""
 
     def formatMessage(self, record: logging.LogRecord) -> str:
+        ids = [(name, record.__dict__.get(name)) for name in CONTEXT_FIELDS]
+        shown = " ".join(f"{name}={value}" for name, value in ids if value is not None)
+        record.context = f" [{shown}]" if shown else ""
         return UNSAFE.sub(_text_escape, super().formatMessage(record))
 
 
@@ -62,6 +66,7 @@ def configure(verbosity: int, json_lines: bool) -> None:
     if json_lines:
         handler.setFormatter(JsonFormatter())
     else:
-        handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        line = "%(asctime)s %(levelname)s %(name)s%(context)s: %(message)s"
+        handler.setFormatter(TextFormatter(line))
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, handlers=[handler], force=True)

@@ -17,7 +17,9 @@ from conftest import Engine, WorkerProcess
 from streamproc import Client
 
 RAW_CONTROLS = ("\x1b", "\x9b", "\u2028", "\r")
-TEXT_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) \S+: ")
+TEXT_RECORD = re.compile(
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG|INFO|WARNING|ERROR) \S+( \[[^]]*\])?: "
+)
 
 
 async def _log_of_forged_run(
@@ -53,7 +55,8 @@ async def test_hostile_agent_text_stays_inside_one_escaped_json_record(
 async def test_hostile_agent_text_stays_inside_one_escaped_text_line(
     resolver_only: Engine, client: Client, worker_processes: Callable[..., WorkerProcess]
 ) -> None:
-    _, lines = await _log_of_forged_run(client, worker_processes, "text")
+    workflow_id, lines = await _log_of_forged_run(client, worker_processes, "text")
     assert all(TEXT_RECORD.match(line) for line in lines), lines
     escaped = FORGED.encode("unicode_escape").decode()
-    assert any(line.endswith(f"task waits 0.01s: {escaped}") for line in lines), lines
+    ids = f"[wf={workflow_id} task=forge attempt=1 agent=forger"
+    assert any(ids in line and line.endswith(f"]: task waits 0.01s: {escaped}") for line in lines)
