@@ -35,6 +35,7 @@ from streamproc.config import (
 )
 from streamproc.daemon import Component, run_until_signalled
 from streamproc.embedded import EmbeddedRedis
+from streamproc.errors import ConfigError
 from streamproc.poller import StreamPoller
 from streamproc.progress import follow_progress, render_history, render_state
 from streamproc.registry import registered
@@ -274,6 +275,12 @@ async def embedded_default(ctx: Context) -> AsyncIterator[None]:
     if reachable:
         yield
         return
+    if ctx.redis.cluster:
+        raise ConfigError(
+            f"no Redis Cluster answers at {redacted(ctx.redis.url)}, and the private "
+            "redis-server started in its place would be a single node: start the cluster, "
+            "or drop --cluster"
+        )
     with EmbeddedRedis() as server:
         click.echo(
             f"no Redis at {redacted(ctx.redis.url)}: started a private redis-server at "

@@ -373,6 +373,13 @@ def test_an_unreachable_redis_is_a_one_line_error(verb: str, echo_file: Path) ->
     assert result.out == ""
 
 
+@pytest.mark.parametrize("verb", ["up", "demo"])
+def test_an_unreachable_cluster_is_an_error_not_a_private_single_node(verb: str) -> None:
+    result = run_sync(verb, "--cluster", "--redis-url", UNREACHABLE, "--namespace", "unreached")
+    assert_one_line_error(result, f"error: no Redis Cluster answers at {UNREACHABLE}")
+    assert "private redis-server at" not in result.err
+
+
 def test_an_invalid_namespace_is_a_one_line_error() -> None:
     result = run_sync("status", "--redis-url", UNREACHABLE, "--namespace", "a:b")
     assert_one_line_error(result, "error: invalid namespace 'a:b'")
