@@ -278,7 +278,9 @@ async def test_g3_all_providers_down_fails_the_workflow_with_the_reason_in_bound
     state = verdict.states[workflow_id]
     assert state.status == "failed", state
     assert state.reason.startswith("task search dead-lettered"), state.reason
-    assert "all search providers unavailable (serpapi: unavailable, HTTP 503" in state.reason, state.reason
+    assert "all search providers unavailable (serpapi: unavailable, HTTP 503" in state.reason, (
+        state.reason
+    )
     assert "; brave: unavailable, HTTP 503" in state.reason, state.reason
     assert state.tasks[0].attempt == 2, "retries=1: two attempts, no more"
     assert (fakes.serpapi.requests, fakes.brave.requests) == (2 * 3, 2 * 3)

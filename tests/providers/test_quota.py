@@ -88,7 +88,9 @@ async def test_every_provider_out_makes_the_search_wait_for_the_first_one_back(
     waiting = caught.value
     assert waiting.delay == 3600  # serpapi's day ends before brave's month
     assert waiting.give_up_after == 120
-    assert waiting.reason.startswith("every search provider is out (all search providers unavailable (")
+    assert waiting.reason.startswith(
+        "every search provider is out (all search providers unavailable ("
+    )
     assert "serpapi: quota spent, not asked (allowance spent, renews in 3600s)" in waiting.reason
     assert isinstance(caught.value.__cause__, AllProvidersFailed)
     assert isinstance(caught.value.__cause__.failures["brave"], QuotaSpent)
