@@ -2,7 +2,8 @@
 
 A request either returns an :class:`Answer` (any status: the provider module decides what it
 means) or raises :class:`Unavailable` for a timeout or a connection failure.  Messages name
-the exception type only, never the URL, because some providers take the key in the query.
+the exception type only, never the URL, because some providers take the key in the query, and
+the error keeps no link to aiohttp's, whose request info holds the URL and the headers.
 """
 
 from __future__ import annotations
@@ -86,9 +87,12 @@ async def request(
             body = await reply.read()
             return Answer(reply.status, {k.lower(): v for k, v in reply.headers.items()}, body)
     except TimeoutError:
-        raise TimedOut(provider, f"no reply within {timeout:g}s") from None
+        failure: Unavailable = TimedOut(provider, f"no reply within {timeout:g}s")
     except aiohttp.ClientError as exc:
-        raise Unavailable(provider, f"connection failed ({type(exc).__name__})") from None
+        failure = Unavailable(provider, f"connection failed ({type(exc).__name__})")
+    # Raised out here: raised in the handler, it would keep aiohttp's exception (and so the
+    # request's URL and headers) as its context, which ``from None`` only hides.
+    raise failure
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 TESTS = Path(__file__).parent.parent
+STARTED: list[Daemon] = []  # every daemon this process started, oldest first
 
 
 def ledger_chain(n: int, seconds: float) -> dict[str, Any]:
@@ -42,7 +43,8 @@ def ledger_dag(rng: random.Random, size: int, low: float, high: float) -> dict[s
 
 class Daemon:
     """``streamproc VERB`` in a subprocess (with the test agents importable), to be killed,
-    stopped, continued or terminated; its log goes to a temp file kept for diagnosis.
+    stopped, continued or terminated; its log goes to a temp file kept for diagnosis (and
+    searched for the canary key by the fault suite: see ``STARTED``).
     ``prefix`` runs it under another program (``faketime -f +30s``)."""
 
     def __init__(
@@ -76,6 +78,7 @@ class Daemon:
         ]
         self.log = tempfile.NamedTemporaryFile(prefix="daemon-", suffix=".log", delete=False)  # noqa: SIM115
         self.process = subprocess.Popen(self.args, env=self.env, stderr=self.log)
+        STARTED.append(self)
 
     @property
     def alive(self) -> bool:
