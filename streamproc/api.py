@@ -3,13 +3,19 @@ stats and dead letters, requeue them.
 
 Handlers stay thin: each validates its input and calls the library, and lets the library's
 errors through to ``api_errors``, which answers them as JSON with the status a caller can act
-on.  Routes are described in ``openapi.py``; who may call them is ``api_auth``'s concern.
+on.  Routes are described in ``openapi.py``, with the scope each needs; who may call them is
+``api_auth``'s concern.  A handler meets workflow ids as its caller names them: it turns them
+into stored ones with the caller's :class:`Grant`, and back in what it answers, so a tenant
+never sees its prefix, in a reply, an event or an error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -18,14 +24,14 @@ from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamproc import deadletters, failpoints
-from streamproc.api_auth import ApiSettings, bearer_auth
+from streamproc.api_auth import GRANT, ApiSettings, bearer_auth
 from streamproc.api_errors import json_errors, reply
-from streamproc.api_events import STREAM_ID, stream_events
+from streamproc.api_events import is_stream_id, stream_events
 from streamproc.client import Client
 from streamproc.epoch import Epoch
-from streamproc.errors import RedisReset, SpecError
+from streamproc.errors import RedisReset, SpecError, WorkflowConflict, WorkflowNotFound
 from streamproc.keys import check_id
-from streamproc.openapi import DOCUMENT
+from streamproc.openapi import DOCUMENT, needs
 from streamproc.registry import registered
 from streamproc.retrying import until_redis_answers
 from streamproc.status import agent_stats, known_agents
@@ -40,11 +46,12 @@ SHUTDOWN_GRACE = 5.0
 
 def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) -> web.Application:
     """The application; ``client`` stays the caller's to close.  With ``epoch``, every route
-    but ``/healthz`` answers 503 once Redis is found to have lost its data."""
+    but ``/healthz`` answers 503 once Redis is found to have lost its data (to callers who
+    got past the bearer check: the others learn nothing of it)."""
     guards = [] if epoch is None else [refuse_after_reset(epoch)]
     app = web.Application(
         client_max_size=settings.client_max_size,
-        middlewares=[json_errors, *guards, bearer_auth(settings.token_digests)],
+        middlewares=[json_errors, bearer_auth(settings.credentials, needs()), *guards],
     )
     app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
     app.on_shutdown.append(close_streams)
@@ -110,11 +117,13 @@ async def metrics_page(_: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
-    body = await json_object(request)
-    workflow_id = body.pop("id") if "id" in body else request.headers.get("Idempotency-Key")
-    workflow_id, created = await request.app[CLIENT].create(body, workflow_id)
+    grant, body = request[GRANT], await json_object(request)
+    given = body.pop("id") if "id" in body else request.headers.get("Idempotency-Key")
+    given = given or uuid.uuid4().hex
+    with named_as(given):
+        stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
     failpoints.failpoint("api.after_submit_before_response")
-    return reply({"id": workflow_id}, 201 if created else 200)
+    return reply({"id": grant.shown_id(stored)}, 201 if created else 200)
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
@@ -136,14 +145,30 @@ async def json_object(request: web.Request) -> dict[str, Any]:
     return body
 
 
+@contextmanager
+def named_as(given: str) -> Iterator[None]:
+    """Errors about the workflow name it as the caller did: another tenant's workflow is then
+    as unknown as a workflow nobody submitted, body included."""
+    try:
+        yield
+    except WorkflowNotFound:
+        raise WorkflowNotFound(given) from None
+    except WorkflowConflict:
+        raise WorkflowConflict(given) from None
+
+
 async def show(request: web.Request) -> web.Response:
-    return reply((await request.app[CLIENT].get(request.match_info["id"])).to_dict())
+    given = request.match_info["id"]
+    with named_as(given):
+        state = await request.app[CLIENT].get(request[GRANT].stored_id(given))
+    return reply({**state.to_dict(), "id": given})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    app, workflow_id = request.app, request.match_info["id"]
+    app, given = request.app, request.match_info["id"]
+    stored = request[GRANT].stored_id(given)
     return await stream_events(
-        request, app[CLIENT], workflow_id, app[SETTINGS].heartbeat, app[CLOSING]
+        request, app[CLIENT], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
     )
 
 
@@ -156,7 +181,9 @@ async def cancel(request: web.Request) -> web.Response:
     reason = request.query.get("reason", "cancelled")
     if not reason or len(reason) > MAX_REASON:
         raise web.HTTPBadRequest(text=f"reason must be 1 to {MAX_REASON} characters")
-    cancelled = await request.app[CLIENT].cancel(request.match_info["id"], reason)
+    given = request.match_info["id"]
+    with named_as(given):
+        cancelled = await request.app[CLIENT].cancel(request[GRANT].stored_id(given), reason)
     return reply({"cancelled": cancelled})
 
 
@@ -189,6 +216,6 @@ async def dead_requeue(request: web.Request) -> web.Response:
 
 def dead_address(request: web.Request) -> tuple[str, str]:
     entry_id = request.match_info["entry_id"]
-    if not STREAM_ID.fullmatch(entry_id):
+    if not is_stream_id(entry_id):
         raise web.HTTPBadRequest(text=f"invalid entry id {entry_id!r}: use ms-seq")
     return check_id("agent name", request.match_info["agent"]), entry_id

@@ -3,8 +3,9 @@
 The stream starts from the first kept event of the workflow, so a subscriber that comes late
 still sees its history, and ends after its final event (completed, failed or cancelled).
 Each frame carries the event's stream id, so a client that reconnects with ``Last-Event-ID``
-resumes after the last event it saw.  A keep-alive comment goes out when nothing happened for
-a while: proxies then keep the connection open, and a client that went away is noticed.  When
+resumes after the last event it saw.  Events and errors name the workflow as the caller does
+(a tenant's without its tenant).  A keep-alive comment goes out when nothing happened for a
+while: proxies then keep the connection open, and a client that went away is noticed.  When
 the server stops, open streams end at once rather than holding up the shutdown.
 """
 
@@ -24,12 +25,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc.client import Client
-from streamproc.errors import StreamprocError, WorkflowNotFound
+from streamproc.errors import WorkflowNotFound
 from streamproc.events import Event, follow_workflow
 from streamproc.keys import ID_PATTERN, Keyspace, check_id
 
 log = logging.getLogger(__name__)
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, ms-seq
+MAX_ID_PART = 2**64 - 1
 HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -39,37 +41,52 @@ KEEP_ALIVE = b": keep-alive\n\n"
 
 
 async def stream_events(
-    request: web.Request, client: Client, workflow_id: str, beat: float, closing: asyncio.Event
+    request: web.Request,
+    client: Client,
+    workflow_id: str,
+    shown_id: str,
+    beat: float,
+    closing: asyncio.Event,
 ) -> web.StreamResponse:
-    """Send the workflow's events until it ends or ``closing`` is set (the server stops);
-    400/404 before the stream starts."""
+    """Send the events of the workflow stored as ``workflow_id``, named ``shown_id``, until it
+    ends or ``closing`` is set (the server stops); 400/404 before the stream starts."""
     redis, keyspace = client.redis, client.keyspace
     start = request.headers.get("Last-Event-ID", "0")
-    if start != "0" and not STREAM_ID.fullmatch(start):
+    if start != "0" and not is_stream_id(start):
         raise web.HTTPBadRequest(text="Last-Event-ID must be a stream entry id (ms-seq)")
     if not await redis.exists(keyspace.workflow(check_id("workflow id", workflow_id))):
-        raise WorkflowNotFound(workflow_id)
+        raise WorkflowNotFound(shown_id)
     response = web.StreamResponse(headers=HEADERS)
     await response.prepare(request)
     with contextlib.suppress(ConnectionResetError):  # the client went away
         try:
-            await relay(_follow(redis, keyspace, workflow_id, start), response, beat, closing)
+            events = _follow(redis, keyspace, workflow_id, start)
+            await relay(events, shown_id, response, beat, closing)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("wf=%s event stream: redis unavailable: %s", workflow_id, exc)
             await response.write(frame("error", {"error": f"redis unavailable: {exc}"}))
-        except StreamprocError as exc:  # expired between the check and the first read
-            await response.write(frame("error", {"error": str(exc)}))
+        except WorkflowNotFound:  # expired between the check and the first read
+            await response.write(frame("error", {"error": str(WorkflowNotFound(shown_id))}))
     return response
+
+
+def is_stream_id(text: str) -> bool:
+    """An entry id Redis takes: ms-seq, each part a 64-bit unsigned number (Redis refuses a
+    larger one with an error, which must be a 400 here, not a 500)."""
+    return STREAM_ID.fullmatch(text) is not None and all(
+        int(part) <= MAX_ID_PART for part in text.split("-")
+    )
 
 
 async def relay(
     events: AsyncGenerator[Event, None],
+    shown_id: str,
     response: web.StreamResponse,
     beat: float,
     closing: asyncio.Event,
 ) -> None:
-    """Write each event as it comes, and a keep-alive comment after ``beat`` idle seconds;
-    return once the events end or ``closing`` is set.
+    """Write each event as it comes, its workflow named ``shown_id``, and a keep-alive comment
+    after ``beat`` idle seconds; return once the events end or ``closing`` is set.
 
     The pending read is never cancelled for a keep-alive (that would end the generator); it
     is awaited again until it yields.
@@ -89,7 +106,7 @@ async def relay(
             event = pending.result()
             if event is None:
                 return
-            await response.write(frame(event.kind, event.to_dict(), event.id))
+            await response.write(frame(event.kind, {**event.to_dict(), "wf": shown_id}, event.id))
             pending = asyncio.create_task(_next(events))
     finally:
         pending.cancel()

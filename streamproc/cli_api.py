@@ -33,18 +33,20 @@ TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 @click.option(
     "--tokens-file",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help=f"Bearer tokens, one a line (added to those in {TOKENS_VARIABLE}, comma separated). "
-    "Without any, only a loopback host is allowed, and requests need no token.",
+    help="Bearer tokens, one a line as TOKEN [scopes=read+submit+admin] [tenant=NAME] (added "
+    f"to those in {TOKENS_VARIABLE}, comma separated). A bare token has every scope and sees "
+    "every tenant. Without any, only a loopback host is allowed, and requests need no token.",
 )
 @verb
 async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> int:
     """Serve the HTTP API: workflows, their events, agents and dead letters."""
-    tokens = parse_tokens(os.environ.get(TOKENS_VARIABLE, ""), ",")
+    tokens = parse_tokens(os.environ.get(TOKENS_VARIABLE, ""), ",", TOKENS_VARIABLE)
     if tokens_file is not None:
-        tokens += parse_tokens(await asyncio.to_thread(tokens_file.read_text), "\n")
-    settings = ApiSettings.with_tokens(tokens, host=host, port=port)
+        text = await asyncio.to_thread(tokens_file.read_text)
+        tokens += parse_tokens(text, "\n", str(tokens_file))
+    settings = ApiSettings.with_credentials(tokens, host=host, port=port)
     settings.check_bind()
-    access = f"{len(settings.token_digests)} token(s)" if tokens else "no token: loopback only"
+    access = f"{len(settings.credentials)} token(s)" if tokens else "no token: loopback only"
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"serving the HTTP API on http://{shown}:{port} ({access})", err=True)

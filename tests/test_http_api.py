@@ -244,11 +244,12 @@ async def test_a_missing_or_wrong_token_is_401_with_a_bearer_challenge(
 async def test_tokens_from_the_environment_and_a_file_each_open_the_api(
     client: Client, tmp_path: Path
 ) -> None:
-    (tmp_path / "tokens").write_text("# operators\nfile-token-0123456789\n\n")
-    tokens = parse_tokens("env-token-0123456789, other-token-0123456789,", ",")
-    tokens += parse_tokens((tmp_path / "tokens").read_text(), "\n")
-    settings = ApiSettings.with_tokens(tokens)
-    assert len(settings.token_digests) == 3
+    tokens = ["env-token-0123456789", "other-token-0123456789", "file-token-0123456789"]
+    (tmp_path / "tokens").write_text(f"# operators\n{tokens[2]}\n\n")
+    credentials = parse_tokens(f"{tokens[0]}, {tokens[1]},", ",", "env")
+    credentials += parse_tokens((tmp_path / "tokens").read_text(), "\n", "file")
+    settings = ApiSettings.with_credentials(credentials)
+    assert len(settings.credentials) == 3
     assert not any(token in repr(settings) for token in tokens)  # only digests are kept
     async with serving(client, settings) as http:
         for token in tokens:
