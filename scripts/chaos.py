@@ -16,6 +16,11 @@ A5  a worker SIGSTOPped for 2 x VT, then SIGCONT: stop -> its pending entries ta
 A6  one workflow in ten has a poison task: submit -> its dead letter (time to DLQ)
 A7  a worker with a full batch SIGTERMed, then restarted: SIGTERM -> exit (shutdown s)
 B1  redis-server SIGKILLed under load, restarted on its dir: restart -> first completion
+B6  daemons moved behind the fault proxy, a replica attached over a 10 ms link; four producers
+    submit for 3 s, then the primary's host dies (SIGKILL, what the link held dropped), the
+    replica is promoted and the proxy repointed to it; the old primary's server rejoins as its
+    replica and the same is done back, producers now with WAIT 1 100: kill -> the first answer
+    from the new primary; figures: acked and acked-but-lost, without (w0) and with WAIT (w1)
 C1  a fourth worker, in a network namespace, is cut off (its veth link down) for 2 x VT while
     holding tasks: heal -> its first write (reconnect s); figures: its late (superseded)
     completions, all refused (zombie accepted 0)
@@ -42,7 +47,7 @@ G5  G1's storm with a shared rate of 5/s on A; the execution workers are SIGKILL
     restarted, then redis-server SHUTDOWN and restarted: A's busiest second after each
     restart against rate + burst, and its calls after them (one probe per Retry-After)
 
-Figures of a row's own (the C and G rows') fill the last column, ``figures``.
+Figures of a row's own (the B6, C and G rows') fill the last column, ``figures``.
 
 ``--rows A1,A5`` picks rows, ``--n`` sets N (default 200), ``--json`` prints one object per
 row; each row's object is also written to ``results/<row>.json``.  A row gets at most a
@@ -78,6 +83,8 @@ from faults import oracle  # noqa: E402
 from faults.netns import NetNamespace  # noqa: E402
 from faults.netns import unavailable as netns_unavailable  # noqa: E402
 from faults.tcpproxy import FaultProxy  # noqa: E402
+from faults.test_failover import Tally, answered_after_move, present, produce  # noqa: E402
+from faults.test_replica_acks import in_sync, replica_of  # noqa: E402
 from faults.test_search_faults import (  # noqa: E402
     TimedLimitedSerpApi,
     TimedSerpApi,
@@ -602,6 +609,64 @@ async def row_c4(run: Run, end: asyncio.Event) -> None:
         run.figures["false_reclaims"] = await lost_deliveries(run, ids)
 
 
+# -- B6: failover to a replica; the address the daemons and producers know is the fault proxy
+
+B6_LINK_DELAY = 0.01  # the replication link's, one way
+B6_SECONDS = 3.0  # of submissions before each failover
+
+
+async def row_b6(run: Run, end: asyncio.Event) -> None:
+    await run.client.redis.config_set("repl-diskless-sync-delay", 0)
+    async with FaultProxy(run.engine.port) as front, FaultProxy(run.engine.port) as link:
+        await move_behind(run, front.url)
+        link.delay = B6_LINK_DELAY
+        with replica_of(link.port) as replica:
+            await fail_over(run, front, run.engine, replica, link, replicas=0)
+            async with FaultProxy(replica.port) as back:
+                back.delay = B6_LINK_DELAY
+                rejoin = ("--replicaof", "127.0.0.1", str(back.port), "--appendonly", "no")
+                run.engine.extra = rejoin
+                run.engine.start()
+                await fail_over(run, front, replica, run.engine, back, replicas=1)
+                await oracle.wait_ended(run.client, run.ids, ROW_SECONDS)
+                await end.wait()
+
+
+async def fail_over(
+    run: Run,
+    front: FaultProxy,
+    old: EmbeddedRedis,
+    new: EmbeddedRedis,
+    link: FaultProxy,
+    replicas: int,
+) -> None:
+    """Submit through ``front`` (each followed by WAIT for ``replicas``) while ``old``'s host
+    dies: the server SIGKILLed and what its replication ``link`` held dropped; ``new`` is
+    promoted and ``front`` repointed to it.  Its workflows join ``run.ids``."""
+    async with Redis.from_url(old.url) as primary, Redis.from_url(new.url) as promoted:
+        await until(lambda: in_sync(primary))
+        settings = ClientSettings(keyspace=run.keyspace, replicas=replicas)
+        async with Client(front.url, settings) as client:
+            tally, stop = Tally(), asyncio.Event()
+            producers = [asyncio.create_task(produce(client, tally, stop)) for _ in range(4)]
+            await asyncio.sleep(B6_SECONDS)
+            old.kill()
+            link.reset()
+            killed = time.monotonic()
+            await promoted.replicaof("NO", "ONE")
+            await promoted.config_set("repl-diskless-sync-delay", 0)
+            front.repoint(new.port)
+            tally.moved = True
+            await until(lambda: answered_after_move(tally))
+            run.recovery.append(time.monotonic() - killed)
+            stop.set()
+            await asyncio.gather(*producers)
+        kept = await present(promoted, run.keyspace, tally.attempted)
+    run.ids += kept
+    run.figures[f"acked_w{replicas}"] = len(tally.acked)
+    run.figures[f"acked_lost_w{replicas}"] = len(set(tally.acked) - set(kept))
+
+
 ROWS: dict[str, Callable[[Run, asyncio.Event], Coroutine[Any, Any, None]]] = {
     "A1": row_a1,
     "A2": row_a2,
@@ -609,6 +674,7 @@ ROWS: dict[str, Callable[[Run, asyncio.Event], Coroutine[Any, Any, None]]] = {
     "A6": row_a6,
     "A7": row_a7,
     "B1": row_b1,
+    "B6": row_b6,
     "C1": row_c1,
     "C2": row_c2,
     "C3": row_c3,

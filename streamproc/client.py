@@ -18,7 +18,7 @@ from streamproc import durability, functions
 from streamproc.codec import StreamReply, decode_fields
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.durability import Fsync
-from streamproc.errors import NotDurable, WorkflowConflict, WorkflowNotFound
+from streamproc.errors import NotDurable, NotReplicated, WorkflowConflict, WorkflowNotFound
 from streamproc.keys import check_id
 from streamproc.spec import WorkflowSpec
 from streamproc.state import WorkflowState, parse_state
@@ -82,7 +82,7 @@ class Client:
         """:meth:`submit`, also telling whether this call created the workflow (False: it
         already existed with this spec), decided atomically by Redis."""
         name, call = self._prepare(spec, workflow_id)
-        if self.settings.durable:
+        if self.settings.durable or self.settings.replicas:
             [outcome] = await self._submit_calls([call])
         else:
             outcome = await functions.call(self.redis, "sp_submit", call)
@@ -108,8 +108,10 @@ class Client:
         ]
 
     async def _submit_calls(self, calls: list[list[functions.Arg]]) -> list[Any]:
-        """``sp_submit`` each call in one round trip; when durable, followed on the same
-        connection by WAITAOF, which waits for their fsync (Redis 7.2+)."""
+        """``sp_submit`` each call in one round trip, followed on the same connection, when
+        durable, by WAITAOF, which waits for their fsync (Redis 7.2+), and with ``replicas``
+        by WAIT, which waits until that many replicas have them (see durability.py).  A
+        submission Redis refused is raised first: no wait speaks for what was not written."""
         if self.settings.durable and self._fsync is None:
             self._fsync = await durability.detect(self.redis)
         waitaof = self._fsync is Fsync.WAITAOF
@@ -117,11 +119,15 @@ class Client:
         if any(isinstance(r, ResponseError) and functions.is_missing_library(r) for r in replies):
             await functions.load(self.redis)
             replies = await self._pipeline(calls, waitaof)  # submit is idempotent
-        if waitaof:
-            self._check_fsync(replies.pop())
+        acknowledged = replies.pop() if self.settings.replicas else None
+        fsynced = replies.pop() if waitaof else None
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
+        if waitaof:
+            self._check_fsync(fsynced)
+        if self.settings.replicas:
+            self._check_replicas(acknowledged)
         return replies
 
     async def _pipeline(self, calls: list[list[functions.Arg]], waitaof: bool) -> list[Any]:
@@ -130,6 +136,8 @@ class Client:
             functions.queue(pipe, "sp_submit", call)
         if waitaof:
             pipe.execute_command("WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000))
+        if self.settings.replicas:
+            pipe.wait(self.settings.replicas, int(self.settings.replica_timeout * 1000))
         return await pipe.execute(raise_on_error=False)
 
     def _check_fsync(self, reply: Any) -> None:
@@ -141,6 +149,14 @@ class Client:
                 f"the submission was not fsynced within {self.settings.durable_timeout}s; "
                 "it is in Redis and may be lost on power loss: submit again (same id) to check"
             )
+
+    def _check_replicas(self, reply: Any) -> None:
+        """WAIT's reply: how many replicas have everything this connection wrote.  Refused
+        (a user without WAIT, or a replica taken for the primary), it is raised as is."""
+        if isinstance(reply, ResponseError):
+            raise reply
+        if int(reply) < self.settings.replicas:
+            raise NotReplicated(int(reply), self.settings.replicas, self.settings.replica_timeout)
 
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None

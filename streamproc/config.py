@@ -113,6 +113,16 @@ class ClientSettings:
     # streamproc/durability.py), waiting at most durable_timeout for the fsync.
     durable: bool = False
     durable_timeout: float = 1.0
+    # Return from submit only once this many replicas acknowledged the submission (WAIT after
+    # it; see streamproc/durability.py), waiting at most replica_timeout for them.
+    replicas: int = 0
+    replica_timeout: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.replicas < 0:
+            raise ConfigError("replicas must be at least 0")
+        if self.replica_timeout < 0.001:
+            raise ConfigError("replica_timeout must be at least 0.001 s (WAIT 0 waits forever)")
 
 
 @dataclass(frozen=True)

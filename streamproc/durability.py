@@ -6,6 +6,13 @@ local AOF has fsynced that write.  Older Redis (7.0 here) has no such command; t
 is on disk before its reply only with ``appendonly yes`` and ``appendfsync always``, so the
 client checks that once and warns when it does not hold: a power loss can then take the
 last second of acknowledged submissions (row B3 of the fault matrix measures it).
+
+Replica acknowledgement (``ClientSettings.replicas``) follows the same pattern: WAIT, sent on
+the submit's connection right after it, returns how many replicas have processed everything
+that connection wrote, once ``replicas`` have or ``replica_timeout`` passed; fewer raises
+``NotReplicated`` (the submission is on the primary all the same).  That is all WAIT says:
+Redis replication stays asynchronous, the copy is in the replicas' memory, not yet on their
+disk, and a failover that promotes a replica without it still loses it (row B6 measures it).
 """
 
 from __future__ import annotations

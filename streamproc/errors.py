@@ -53,6 +53,19 @@ class NotDurable(StreamprocError):
     """A durable submit was written but Redis did not confirm its fsync in time."""
 
 
+class NotReplicated(NotDurable):
+    """A submit is on the primary, but fewer replicas than asked acknowledged it in time."""
+
+    def __init__(self, acknowledged: int, wanted: int, timeout: float) -> None:
+        super().__init__(
+            f"only {acknowledged} of {wanted} replica(s) acknowledged the submission within "
+            f"{timeout:g}s: it is on the primary but a failover may lose it; submit again "
+            "with the same id to check (that creates it again if it was lost)"
+        )
+        self.acknowledged = acknowledged
+        self.wanted = wanted
+
+
 class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
 

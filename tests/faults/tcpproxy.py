@@ -1,5 +1,6 @@
 """An asyncio TCP fault proxy: the network faults of rows C2-C4 between one engine process and
-Redis, where no kernel tool (``tc netem``) can shape traffic.
+Redis, where no kernel tool (``tc netem``) can shape traffic, and the address that moves to the
+promoted replica in row B6.
 
     async with FaultProxy(redis_port) as proxy:
         worker(proxy.url, ...)
@@ -9,6 +10,7 @@ Redis, where no kernel tool (``tc netem``) can shape traffic.
         proxy.reset_after_bytes = 2_000  # RST each connection once it carried that many
         proxy.blackhole()  # forward nothing, close nothing, send no RST
         proxy.heal()  # a clean pipe again
+        proxy.repoint(replica_port)  # reset every open connection; new ones go there
 
 Every knob applies at once, to open connections and new ones.  A blackhole keeps reading both
 sides and holds what it read, as a dropped path holds a TCP sender's unacknowledged bytes; on
@@ -74,6 +76,13 @@ class FaultProxy:
         """Reset every open connection, both its client and its upstream side."""
         for link in list(self._links):
             link.reset()
+
+    def repoint(self, upstream_port: int, upstream_host: str = "127.0.0.1") -> None:
+        """Forward new connections to another upstream, and reset the open ones so that their
+        clients reconnect there: a failover moving the address clients know to the promoted
+        replica (a virtual IP, or a Sentinel-aware client learning the new primary)."""
+        self.upstream = (upstream_host, upstream_port)
+        self.reset()
 
     def longest_wait(self) -> float:
         """Seconds of the longest wait for a reply, finished or still going."""
