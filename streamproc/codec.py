@@ -59,6 +59,7 @@ class Completion:
     consumer: bytes
     adjust: tuple[bytes, bytes, bytes] | None = None  # target task, reason, new input
     wait: tuple[bytes, bytes] | None = None  # retry in ms, give up after ms (kind b"wait")
+    source: bytes = b""  # the task entry that ran (b"": unknown, from an older worker)
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -117,6 +118,7 @@ def encode_completion(
         b"t0": began,
         b"t1": ended,
         b"by": consumer,
+        b"src": event.entry_id,
     }
     if adjust is not None:
         fields.update({b"adj": adjust.task, b"why": adjust.reason, b"adjin": adjust.input})
@@ -141,6 +143,7 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             fields[b"by"],
             (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == b"adjust" else None,
             (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == b"wait" else None,
+            fields.get(b"src", b""),
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None

@@ -171,6 +171,7 @@ class Resolver:
                 c.ended,
                 c.consumer,
                 c.entry_id,
+                c.source,
             )
             if c.adjust is not None:
                 args += c.adjust

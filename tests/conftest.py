@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -173,6 +174,29 @@ async def some_task(client: Client, ids: list[str], state: str = "done") -> bool
     """For ``eventually``: a task of one of these workflows is in ``state``."""
     states = [await client.get(workflow_id) for workflow_id in ids]
     return any(t.state == state for s in states for t in s.tasks)
+
+
+async def unserved_workflow(client: Client, redis: Redis, agent: str) -> str:
+    """A workflow whose task ``a`` is queued as ``agent``'s attempt 1 but was never published
+    to that agent's stream: a test publishes it by hand (:func:`publish_by_hand`)."""
+    async with Client(client.redis_settings, client.settings) as plain:
+        workflow_id = await plain.submit({"tasks": [{"id": "a", "agent": "nobody"}]})
+    await redis.hset(client.keyspace.workflow(workflow_id), "g:a", agent)
+    return workflow_id
+
+
+async def publish_by_hand(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, fields: dict[str, str | bytes]
+) -> None:
+    """XADD ``fields`` to their agent's stream as task ``a``'s current entry, as the engine
+    publishes one: in one transaction, so no worker reads it before the workflow names it,
+    with an id ahead of the clock (it must be known before the XADD)."""
+    entry_id = f"{time.time_ns() // 1_000_000 + 1000}-0"
+    shard = keyspace.shard_of(workflow_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(keyspace.tasks(shard, str(fields["agent"])), fields, id=entry_id)
+        pipe.hset(keyspace.workflow(workflow_id), "m:a", entry_id)
+        await pipe.execute()
 
 
 class WorkerProcess:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import orjson
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
+from conftest import Engine, eventually, publish_by_hand, unserved_workflow
 from streamproc import Client, Keyspace
 
 
@@ -79,7 +79,7 @@ async def test_malformed_task_entries_are_parked_and_the_worker_keeps_serving(
 async def test_task_entry_with_a_bad_payload_fails_its_workflow_with_the_reason(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
-    workflow_id = await _submit_unserved(client, redis, keyspace)
+    workflow_id = await unserved_workflow(client, redis, "echo")
     entry = {
         "v": "1",
         "wf": workflow_id,
@@ -89,20 +89,10 @@ async def test_task_entry_with_a_bad_payload_fails_its_workflow_with_the_reason(
         "in": "{not json",
         "deps": "{}",
     }
-    await redis.xadd(keyspace.tasks(0, "echo"), entry)
+    await publish_by_hand(redis, keyspace, workflow_id, entry)
     state = await client.wait(workflow_id, timeout=20)
     assert state.status == "failed"
     assert "malformed task entry: undecodable payload" in state.reason
-
-
-async def _submit_unserved(client: Client, redis: Redis, keyspace: Keyspace) -> str:
-    """A workflow whose only task, of agent echo, is published by hand (its real entry is
-    removed from the stream before any worker reads it)."""
-    unserved = Client(client.redis_settings, client.settings)
-    async with unserved:
-        workflow_id = await unserved.submit({"tasks": [{"id": "a", "agent": "nobody"}]})
-    await redis.hset(keyspace.workflow(workflow_id), "g:a", "echo")
-    return workflow_id
 
 
 async def test_malformed_completion_goes_to_dead_done_and_the_resolver_keeps_going(

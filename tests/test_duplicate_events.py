@@ -62,3 +62,25 @@ async def test_duplicate_and_out_of_order_completions_resolve_once(
 async def _tasks_in(redis: Redis, stream: str, count: int) -> list[bytes] | None:
     entries = await redis.xrange(stream)
     return [f[b"task"] for _, f in entries] if len(entries) >= count else None
+
+
+async def test_a_completion_of_an_entry_redis_lost_is_refused_though_its_attempt_matches(
+    engine: Engine, redis_url: str, keyspace: Keyspace, redis: Redis
+) -> None:
+    """After Redis lost recent writes (a failover, a torn AOF tail), a task can be published
+    again with the same attempt number as a new entry; a completion of the entry that was
+    lost, computed from results that no longer exist, must not complete the new one."""
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "manual"}]})
+        stream, key = keyspace.tasks(0, "manual"), keyspace.workflow(workflow_id)
+        [(lost, fields)] = await eventually(lambda: redis.xrange(stream))
+        # What the new primary holds: the same attempt, published as another entry.
+        again = await redis.xadd(stream, fields)
+        await redis.hset(key, "m:a", again)
+        done = keyspace.done(0)
+        await redis.xadd(done, {**completion(workflow_id, "a", 1, b'"lost"'), "src": lost})
+        await redis.xadd(done, {**completion(workflow_id, "a", 1, b'"kept"'), "src": again})
+        final = await client.wait(workflow_id, timeout=20)
+    assert (final.status, final.results) == ("completed", {"a": "kept"})
+    kinds = [f[b"kind"] for _, f in await redis.xrange(keyspace.events(0))]
+    assert kinds.count(b"task_done") == 1

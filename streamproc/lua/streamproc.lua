@@ -311,11 +311,15 @@ local function submit(keys, args)
 end
 
 --[[ sp_resolve: apply a batch of completions from the done stream, then XACK them.
-  ARGV: retry base ms, retry cap ms, jitter factor, then 9 per completion: kind ('ok' |
+  ARGV: retry base ms, retry cap ms, jitter factor, then 10 per completion: kind ('ok' |
         'adjust' | 'error' | 'fatal'), workflow, task, attempt, output or error text, began
-        ms, ended ms, consumer, done-stream entry id; 'adjust' adds 3: target task, reason,
-        new input; 'wait' adds 2: retry in ms, give up after ms.  KEYS: the workflow hash of
-        each completion.
+        ms, ended ms, consumer, done-stream entry id, the task entry it ran ('' when not
+        known); 'adjust' adds 3: target task, reason, new input; 'wait' adds 2: retry in ms,
+        give up after ms.  KEYS: the workflow hash of each completion.
+  A completion applies only to the entry the task was last published as (m:<task>), not
+  just to its attempt number: after Redis lost recent writes (a failover, a torn AOF tail)
+  the same attempt can be published again as a new entry, and a completion of the lost one,
+  computed from results that no longer exist, is then refused as stale.
   Returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
   dependents use an agent it has no keys for, leaving that one and the rest unacknowledged. ]]
 local function resolve(keys, args)
@@ -328,31 +332,33 @@ local function resolve(keys, args)
   while a <= #args do
     item = item + 1
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
-    local stride = 9
-    if kind == 'adjust' then stride = 12 elseif kind == 'wait' then stride = 11 end
+    local source = args[a + 9]
+    local stride = 10
+    if kind == 'adjust' then stride = 13 elseif kind == 'wait' then stride = 12 end
     local key = keys[ctx.wf_base + 2 * item - 1]
-    local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t)
+    local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t,
+                         'm:' .. t)
     if not f[1] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
     elseif not f[4] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task', args[a + 4])
-    elseif f[2] ~= 'queued' or f[3] ~= att then
+    elseif f[2] ~= 'queued' or f[3] ~= att or (source ~= '' and f[6] ~= source) then
       stale = stale + 1
     else
       local dependents = split(f[5])
       local missing = missing_agent(ctx, key, dependents)
-      if kind == 'adjust' then missing = missing or missing_agent(ctx, key, {args[a + 9]}) end
+      if kind == 'adjust' then missing = missing or missing_agent(ctx, key, {args[a + 10]}) end
       if missing or not ctx.dead[f[4]] then
         if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
         return {#acked, stale, missing or f[4]}
       end
-      if kind == 'adjust' and adjust(ctx, key, wf, t, att, f[1], args[a + 9], args[a + 10],
-                                     args[a + 11]) then
+      if kind == 'adjust' and adjust(ctx, key, wf, t, att, f[1], args[a + 10], args[a + 11],
+                                     args[a + 12]) then
         emit(ctx, key, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
-        emit(ctx, key, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 9])
+        emit(ctx, key, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 10])
       elseif kind == 'wait' then
         apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
-                   args[a + 9], args[a + 10], f[1], f[4])
+                   args[a + 10], args[a + 11], f[1], f[4])
       elseif kind == 'ok' or kind == 'adjust' then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    dependents, f[1])

@@ -13,13 +13,10 @@ bounds how many: the test prints acked-but-lost / acked for plain submits and fo
 a submission the replica acknowledged survives its promotion.  And the engine carries on: the
 daemons keep their epoch (its key was replicated) and stay up, the resolver reconciles (the
 new primary's ``run_id`` differs), every workflow the new primary holds completes, no
-completion is accepted twice and none before its needs' (``oracle.py``).
-
-One thing is counted, not asserted, for the engine does not prevent it yet: a completion
-computed before the failover, from a result the failover lost, can still be accepted.  The
-new primary publishes that task again with the attempt number it had, and the worker's write,
-retried across the failover, matches it (``lost_timeline``: runs that began before a need's
-recorded run ended).
+completion is accepted twice and none before its needs' (``oracle.py``).  That includes a
+completion computed before the failover from a result the failover lost: the new primary
+publishes that task again as a new entry, and ``sp_resolve`` accepts only a completion of the
+entry the task was last published as.
 """
 
 from __future__ import annotations
@@ -27,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Iterable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 
@@ -44,7 +40,6 @@ from faults.workload import Daemon, all_ready, ledger_chain, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
 from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import NotReplicated
-from streamproc.state import WorkflowState
 
 LINK_DELAY = 0.01  # one way, seconds
 PRODUCERS = 4
@@ -134,15 +129,14 @@ async def test_b6_failover_keeps_what_a_replica_acknowledged_and_the_engine_carr
         async with Client(replica.url, ClientSettings(keyspace=keyspace)) as direct:
             await oracle.wait_ended(direct, kept, timeout=30)
             recovered = time.monotonic() - failed_over
-            verdict = await oracle.check(direct, redis, kept, timeout=1, same_clock=False)
+            verdict = await oracle.check(direct, redis, kept, timeout=1)
         await eventually(lambda: _logged(daemons[0], RECONCILING))
 
         print(
             f"\nB6 replicas={replicas}: acked {len(tally.acked)}, acked-but-lost {len(lost)}; "
             f"not replicated {tally.not_replicated}, unanswered {tally.unanswered}; "
             f"{len(kept)} on the new primary, all ended {recovered:.1f}s after the failover; "
-            f"duplicate executions {verdict.dup_exec}, "
-            f"lost_timeline {lost_timeline(verdict.states.values())}"
+            f"duplicate executions {verdict.dup_exec}"
         )
         verdict.assert_invariants()
         assert set(verdict.statuses) == {"completed"}
@@ -155,16 +149,6 @@ async def test_b6_failover_keeps_what_a_replica_acknowledged_and_the_engine_carr
             assert tally.acked_after_move == 0 and tally.not_replicated_after_move > 0
         else:
             assert tally.acked_after_move > 0
-
-
-def lost_timeline(states: Iterable[WorkflowState]) -> int:
-    """Accepted runs that began before one of their needs' accepted run ended: computed from
-    a result that is no longer recorded (one host, so one clock)."""
-    count = 0
-    for state in states:
-        ended = {t.id: t.ended_ms or 0 for t in state.tasks}
-        count += sum(any((t.began_ms or 0) < ended[n] for n in t.needs) for t in state.tasks)
-    return count
 
 
 def _kill(daemons: list[Daemon]) -> None:

@@ -20,9 +20,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 from test_cli import at, run
 
-from conftest import Engine, eventually
+from conftest import Engine, eventually, publish_by_hand, unserved_workflow
 from faults import oracle
-from streamproc import Client, ClientSettings, Keyspace
+from streamproc import Client, Keyspace
 from streamproc.api import make_app
 from streamproc.api_auth import ApiSettings
 from streamproc.errors import SpecError
@@ -33,15 +33,13 @@ BOMB = 50_000
 
 
 async def test_e3_direct_xadd_of_a_20mb_field_is_dead_lettered_and_the_worker_lives(
-    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace, redis_url: str
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
     stream = keyspace.tasks(0, "echo")
     await redis.xadd(stream, {"v": "1", "blob": TWENTY_MB})
-    unserved = await _unserved_echo(redis_url, keyspace, redis)
-    await redis.xadd(
-        stream,
-        {"v": "1", "wf": unserved, "task": "a", "agent": "echo", "att": "1", "in": TWENTY_MB},
-    )
+    unserved = await unserved_workflow(client, redis, "echo")
+    entry = {"v": "1", "wf": unserved, "task": "a", "agent": "echo", "att": "1", "in": TWENTY_MB}
+    await publish_by_hand(redis, keyspace, unserved, entry)
     [(_, parked)] = await eventually(lambda: redis.xrange(keyspace.dead(0, "echo"), count=1))
     assert parked[b"reason"] == b"malformed entry: payload too large" and parked[b"entry"]
     failed = await client.wait(unserved, timeout=20)
@@ -52,15 +50,6 @@ async def test_e3_direct_xadd_of_a_20mb_field_is_dead_lettered_and_the_worker_li
     verdict.assert_invariants()
     assert verdict.statuses == {"failed": 1, "completed": 1} and verdict.dlq_total == 2
     assert not any(task.done() for task in engine.tasks), "worker and resolver alive"
-
-
-async def _unserved_echo(redis_url: str, keyspace: Keyspace, redis: Redis) -> str:
-    """A workflow whose task ``a`` is queued as echo's attempt 1, but never published to
-    echo's stream (so only the test's hand-written entry carries it)."""
-    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as plain:
-        workflow_id = await plain.submit({"tasks": [{"id": "a", "agent": "nobody"}]})
-    await redis.hset(keyspace.workflow(workflow_id), "g:a", "echo")
-    return workflow_id
 
 
 def fan_out(tasks: int) -> dict[str, Any]:
