@@ -14,6 +14,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, functions
 from streamproc.embedded import EmbeddedRedis
+from streamproc.errors import NotReplicated
 
 ACL_FILE = Path(__file__).parents[1] / "deploy" / "acl.conf"
 SPEC = {
@@ -75,6 +76,17 @@ async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
         await engine.stop()
     assert state.status == "completed"
     assert state.results["b"] == {"input": None, "deps": {"a": 1}}
+
+
+async def test_the_producer_may_ask_for_replicas_and_fsync(locked_down: str) -> None:
+    """WAIT and INFO are the producer's: with no replica, the answer is NotReplicated, not a
+    permission error (and durable falls back to a warning on Redis without WAITAOF)."""
+    settings = ClientSettings(
+        keyspace=Keyspace("sp"), durable=True, replicas=1, replica_timeout=0.01
+    )
+    async with Client(url("sp-producer", locked_down), settings) as producer:
+        with pytest.raises(NotReplicated):
+            await producer.submit(SPEC)
 
 
 @pytest.mark.parametrize(
