@@ -194,7 +194,7 @@ async def publish_by_hand(
     entry_id = f"{time.time_ns() // 1_000_000 + 1000}-0"
     shard = keyspace.shard_of(workflow_id)
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.xadd(keyspace.tasks(shard, str(fields["agent"])), fields, id=entry_id)
+        pipe.xadd(keyspace.tasks(shard, str(fields["agent"])), fields, id=entry_id)  # type: ignore[arg-type]
         pipe.hset(keyspace.workflow(workflow_id), "m:a", entry_id)
         await pipe.execute()
 

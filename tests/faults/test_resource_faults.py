@@ -26,12 +26,21 @@ async def private_redis() -> AsyncIterator[EmbeddedRedis]:
         yield server
 
 
-async def test_c5_redis_down_for_five_seconds_every_component_reconnects_and_nothing_is_lost(
-    private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis
-) -> None:
+@pytest.fixture
+async def ledger_engine(private_redis: EmbeddedRedis, keyspace: Keyspace) -> AsyncIterator[Engine]:
+    """A resolver and a ``ledger`` worker in this process, on the private server."""
     engine = Engine(private_redis.url, keyspace)
     engine.start_resolver()
     engine.start_worker(("ledger",))
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+async def test_c5_redis_down_for_five_seconds_every_component_reconnects_and_nothing_is_lost(
+    private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis, ledger_engine: Engine
+) -> None:
     other = worker(private_redis.url, keyspace.namespace, "echo")
     try:
         async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
@@ -52,58 +61,45 @@ async def test_c5_redis_down_for_five_seconds_every_component_reconnects_and_not
         assert recovery < 30
     finally:
         other.kill()
-        await engine.stop()
 
 
 async def test_d1_submit_over_maxmemory_is_refused_clearly_and_resumes_when_raised(
-    private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis
+    private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis, ledger_engine: Engine
 ) -> None:
-    engine = Engine(private_redis.url, keyspace)
-    engine.start_resolver()
-    engine.start_worker(("ledger",))
-    try:
-        async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
-            spec = ledger_chain(2, 0.01)
-            accepted = await client.submit_many([spec for _ in range(5)])
-            await oracle.wait_ended(client, accepted, timeout=20)
-            used = (await client.redis.info("memory"))["used_memory"]
-            await client.redis.config_set("maxmemory", used + 256 * 1024)
-            padded = {"tasks": [{"id": "p", "agent": "ledger", "input": "x" * 32 * 1024}]}
-            with pytest.raises(OutOfMemoryError, match="maxmemory"):
-                for _ in range(100):
-                    accepted.append(await client.submit(padded))
-            await client.redis.config_set("maxmemory", 0)
-            accepted.append(await client.submit(spec))
-            verdict = await oracle.check(client, redis, accepted)
-        verdict.assert_invariants()
-        assert verdict.statuses == {"completed": len(accepted)}
-    finally:
-        await engine.stop()
+    async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
+        spec = ledger_chain(2, 0.01)
+        accepted = await client.submit_many([spec for _ in range(5)])
+        await oracle.wait_ended(client, accepted, timeout=20)
+        used = (await client.redis.info("memory"))["used_memory"]
+        await client.redis.config_set("maxmemory", used + 256 * 1024)
+        padded = {"tasks": [{"id": "p", "agent": "ledger", "input": "x" * 32 * 1024}]}
+        with pytest.raises(OutOfMemoryError, match="maxmemory"):
+            for _ in range(100):
+                accepted.append(await client.submit(padded))
+        await client.redis.config_set("maxmemory", 0)
+        accepted.append(await client.submit(spec))
+        verdict = await oracle.check(client, redis, accepted)
+    verdict.assert_invariants()
+    assert verdict.statuses == {"completed": len(accepted)}
 
 
 async def test_d1_workers_under_maxmemory_keep_running_and_lose_nothing(
-    private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis
+    private_redis: EmbeddedRedis, keyspace: Keyspace, redis: Redis, ledger_engine: Engine
 ) -> None:
-    engine = Engine(private_redis.url, keyspace)
-    engine.start_resolver()
-    engine.start_worker(("ledger",))
-    try:
-        async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
-            accepted = await client.submit_many([ledger_chain(4, 0.2) for _ in range(20)])
-            await eventually(lambda: some_task(client, accepted))
-            used = (await client.redis.info("memory"))["used_memory"]
-            await client.redis.config_set("maxmemory", used + 64 * 1024)
-            runs = await redis.llen(f"ledger:{accepted[0]}")
-            refused = await _oom_refusals(client.redis)
-            # Hold the limit until a task finished under it and Redis refused its report.
-            await eventually(lambda: _ran_more(redis, accepted[0], runs), timeout=10)
-            await eventually(lambda: _refused_since(client.redis, refused), timeout=10)
-            await client.redis.config_set("maxmemory", 0)
-            assert not any(task.done() for task in engine.tasks), "a daemon died"
-            verdict = await oracle.check(client, redis, accepted, timeout=20)
-        verdict.assert_invariants()
-    finally:
-        await engine.stop()
+    async with Client(private_redis.url, ClientSettings(keyspace=keyspace)) as client:
+        accepted = await client.submit_many([ledger_chain(4, 0.2) for _ in range(20)])
+        await eventually(lambda: some_task(client, accepted))
+        used = (await client.redis.info("memory"))["used_memory"]
+        await client.redis.config_set("maxmemory", used + 64 * 1024)
+        runs = await redis.llen(f"ledger:{accepted[0]}")
+        refused = await _oom_refusals(client.redis)
+        # Hold the limit until a task finished under it and Redis refused its report.
+        await eventually(lambda: _ran_more(redis, accepted[0], runs), timeout=10)
+        await eventually(lambda: _refused_since(client.redis, refused), timeout=10)
+        await client.redis.config_set("maxmemory", 0)
+        assert not any(task.done() for task in ledger_engine.tasks), "a daemon died"
+        verdict = await oracle.check(client, redis, accepted, timeout=20)
+    verdict.assert_invariants()
 
 
 async def _ran_more(redis: Redis, workflow_id: str, runs: int) -> bool:
