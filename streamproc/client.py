@@ -25,6 +25,7 @@ from streamproc.state import WorkflowState, parse_state
 
 log = logging.getLogger(__name__)
 TEMPLATE_CACHE = 64
+SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 T = TypeVar("T")
 
@@ -81,12 +82,13 @@ class Client:
     ) -> tuple[str, bool]:
         """:meth:`submit`, also telling whether this call created the workflow (False: it
         already existed with this spec), decided atomically by Redis."""
-        name, call = self._prepare(spec, workflow_id)
+        item = self._prepare(spec, workflow_id)
+        [call] = self._calls([item])
         if self.settings.durable or self.settings.replicas:
-            [outcome] = await self._submit_calls([call])
+            [[outcome]] = await self._submit_calls([call])
         else:
-            outcome = await functions.call(self.redis, "sp_submit", call)
-        return self._check_outcome(name, outcome), outcome == 1
+            [outcome] = await functions.call(self.redis, "sp_submit", call)
+        return self._check_outcome(item.workflow_id, outcome), outcome == 1
 
     async def submit_many(
         self,
@@ -101,10 +103,24 @@ class Client:
         ]
         if not prepared:
             return []
-        outcomes = await self._submit_calls([call for _, call in prepared])
+        by_shard: dict[int, list[int]] = {}
+        for position, item in enumerate(prepared):
+            by_shard.setdefault(item.shard, []).append(position)
+        chunks = [
+            positions[i : i + SUBMIT_CHUNK]
+            for positions in by_shard.values()
+            for i in range(0, len(positions), SUBMIT_CHUNK)
+        ]
+        replies = await self._submit_calls(
+            self._calls(*([prepared[p] for p in chunk] for chunk in chunks))
+        )
+        outcomes = [0] * len(prepared)
+        for chunk, reply in zip(chunks, replies, strict=True):
+            for position, outcome in zip(chunk, reply, strict=True):
+                outcomes[position] = outcome
         return [
-            self._check_outcome(name, outcome)
-            for (name, _), outcome in zip(prepared, outcomes, strict=True)
+            self._check_outcome(item.workflow_id, outcome)
+            for item, outcome in zip(prepared, outcomes, strict=True)
         ]
 
     async def _submit_calls(self, calls: list[list[functions.Arg]]) -> list[Any]:
@@ -160,17 +176,22 @@ class Client:
 
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
-    ) -> tuple[str, list[functions.Arg]]:
+    ) -> _Item:
         template = self._template(spec)
         workflow_id = check_id("workflow id", workflow_id) if workflow_id else uuid.uuid4().hex
-        shard = self.keyspace.shard_of(workflow_id)
-        return workflow_id, functions.arguments(
-            self.keyspace,
-            shard,
-            template.agents,
-            [self.keyspace.workflow(workflow_id)],
-            [workflow_id, *template.args],
-        )
+        return _Item(workflow_id, self.keyspace.shard_of(workflow_id), template)
+
+    def _calls(self, *chunks: list[_Item]) -> list[list[functions.Arg]]:
+        """One ``sp_submit`` call per chunk (workflows of one shard)."""
+        calls = []
+        for chunk in chunks:
+            args: list[functions.Arg] = []
+            for item in chunk:
+                args += (item.workflow_id, *item.template.args)
+            agents = sorted({a for item in chunk for a in item.template.agents})
+            keys = [self.keyspace.workflow(item.workflow_id) for item in chunk]
+            calls.append(functions.arguments(self.keyspace, chunk[0].shard, agents, keys, args))
+        return calls
 
     def _template(self, spec: WorkflowSpec | Mapping[str, Any]) -> _Template:
         """Validate and encode a spec once: a program submitting one spec object many times
@@ -292,9 +313,18 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
+class _Item:
+    """One workflow of a submission: its id, its shard and its spec's template."""
+
+    workflow_id: str
+    shard: int
+    template: _Template
+
+
+@dataclass(frozen=True, slots=True)
 class _Template:
     """What every workflow of one spec shares: its agents and the sp_submit arguments after
-    the workflow id (digest, root tasks, initial hash fields)."""
+    the workflow id (digest, root tasks, the count of hash arguments, those arguments)."""
 
     spec: WorkflowSpec
     inputs: bytes | None
@@ -309,7 +339,7 @@ class _Template:
         roots = " ".join(t.id for t in spec.tasks if not t.needs)
         fields = state_fields(spec, int(settings.workflow_ttl * 1000))
         agents = sorted({t.agent for t in spec.tasks})
-        return cls(spec, _inputs(spec), agents, [spec.digest(), roots, *fields])
+        return cls(spec, _inputs(spec), agents, [spec.digest(), roots, len(fields), *fields])
 
 
 def _inputs(spec: WorkflowSpec) -> bytes | None:

@@ -514,6 +514,36 @@ async def test_submit_is_idempotent_on_a_client_given_id(
     assert workflows == [keyspace.workflow("once").encode()]
 
 
+async def test_submit_many_over_shards_and_calls_keeps_order_and_idempotency(
+    redis_url: str, redis: Redis
+) -> None:
+    """A batch is sent as one sp_submit call per shard and per SUBMIT_CHUNK workflows: ids
+    come back in the caller's order, an id repeated in the batch or already there is created
+    once, and each workflow lands on its own shard."""
+    keyspace = Keyspace(namespace="many", shards=3)
+    one, two = spec_of({"id": "a", "agent": "echo"}), spec_of({"id": "b", "agent": "sleep"})
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        await client.submit(one, "there-before")
+        batch: list[Any] = [(one if i % 2 else two, f"w{i}") for i in range(400)]
+        batch[10:10] = [(one, "there-before"), (one, "w3"), (one, "w3")]
+        ids = await client.submit_many(batch)
+        assert ids == [workflow_id for _, workflow_id in batch]
+        for workflow_id in {*ids}:
+            assert (await client.get(workflow_id)).id == workflow_id
+            shard = keyspace.shard_of(workflow_id)
+            kinds = [
+                f[b"kind"]
+                for _, f in await redis.xrange(keyspace.events(shard))
+                if f[b"wf"] == workflow_id.encode()
+            ]
+            assert kinds.count(b"submitted") == 1, workflow_id
+        assert {keyspace.shard_of(i) for i in ids} == {0, 1, 2}
+        with pytest.raises(WorkflowConflict) as caught:
+            await client.submit_many([(two, "w0"), (two, "w999"), (one, "w0")])
+        assert caught.value.workflow_id == "w0"
+        assert [t.agent for t in (await client.get("w0")).tasks] == ["sleep"]
+
+
 async def test_same_id_with_a_different_spec_is_a_conflict(
     client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:

@@ -102,13 +102,18 @@ local function append_history(key, t, record)
   redis.call('HSET', key, 'h:' .. t, cjson.encode(history))
 end
 
-local function finish(key, status, ctx, reason)
-  redis.call('HSET', key, 'status', status, 'ended', ctx.now, 'reason', reason or '')
-  local ttl = tonumber(redis.call('HGET', key, 'ttl') or '0')
+-- A finished workflow's hash and history expire after its ttl (ms, 0: never).
+local function expire(ctx, key, ttl)
+  ttl = tonumber(ttl or '0')
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
     redis.call('PEXPIRE', ctx.history[key], ttl)
   end
+end
+
+local function finish(key, status, ctx, reason)
+  redis.call('HSET', key, 'status', status, 'ended', ctx.now, 'reason', reason or '')
+  expire(ctx, key, redis.call('HGET', key, 'ttl'))
 end
 
 -- The workflow fails: tasks not yet published are skipped; queued ones may still finish, but
@@ -145,18 +150,28 @@ local function dead_letter(ctx, key, wf, t, agent, att, reason)
   fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
 end
 
-local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status)
-  redis.call('HSET', key, 's:' .. t, 'done', 'r:' .. t, out, 'b:' .. t, began, 'z:' .. t, ended,
-             'w:' .. t, by)
+-- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
+-- the count of tasks left and, for the last one, the workflow's end go in one HSET.
+local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
+                          ttl)
+  left = tonumber(left or '0') - 1
+  local completes = left == 0 and status == 'running'
+  local fields = {'s:' .. t, 'done', 'r:' .. t, out, 'b:' .. t, began, 'z:' .. t, ended,
+                  'w:' .. t, by, 'left', left}
+  if completes then
+    for _, v in ipairs({'status', 'completed', 'ended', ctx.now, 'reason', ''}) do
+      fields[#fields + 1] = v
+    end
+  end
+  redis.call('HSET', key, unpack(fields))
   emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   emit(ctx, key, wf, 'task_done', t, att, ended)
-  local left = redis.call('HINCRBY', key, 'left', -1)
   if status ~= 'running' then return end
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, 'c:' .. child, -1) == 0 then publish(ctx, key, wf, child) end
   end
-  if left == 0 then
-    finish(key, 'completed', ctx)
+  if completes then
+    expire(ctx, key, ttl)
     emit(ctx, key, wf, 'completed', nil, nil, ctx.now)
   end
 end
@@ -287,27 +302,35 @@ local function reject_completion(ctx, wf, t, att, entry, reason, out)
              'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
 end
 
---[[ sp_submit: create a workflow and publish its root tasks.
-  ARGV: workflow id, spec digest, root task ids (space separated), then field/value pairs of
-        the workflow hash.  KEYS: one workflow hash.
-  Returns 1 created, 0 already there with this digest, -1 already there with another spec. ]]
+--[[ sp_submit: create workflows and publish their root tasks.
+  ARGV: per workflow: its id, spec digest, root task ids (space separated), the number n of
+        hash arguments, then n field/value arguments of its hash.  KEYS: each workflow's hash.
+  Returns, per workflow: 1 created, 0 already there with this digest, -1 already there with
+  another spec. ]]
 local function submit(keys, args)
   local ctx = context(keys, args)
-  local key, b = keys[ctx.wf_base + 1], ctx.arg_base
-  local wf, digest, roots = args[b + 1], args[b + 2], split(args[b + 3])
-  local existing = redis.call('HGET', key, 'digest')
-  if existing then
-    if existing == digest then return 0 end
-    return -1
-  end
-  for first = b + 4, #args, 1000 do
-    redis.call('HSET', key, unpack(args, first, math.min(first + 999, #args)))
-  end
-  redis.call('HSET', key, 'digest', digest, 'status', 'running', 'created', ctx.now)
   redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
-  emit(ctx, key, wf, 'submitted', nil, nil, ctx.now)
-  for _, t in ipairs(roots) do publish(ctx, key, wf, t) end
-  return 1
+  local outcomes, item, a = {}, 0, ctx.arg_base + 1
+  while a <= #args do
+    item = item + 1
+    local key = keys[ctx.wf_base + 2 * item - 1]
+    local wf, digest, roots, n = args[a], args[a + 1], args[a + 2], tonumber(args[a + 3])
+    local existing = redis.call('HGET', key, 'digest')
+    if existing then
+      outcomes[item] = existing == digest and 0 or -1
+    else
+      local fields = {'digest', digest, 'status', 'running', 'created', ctx.now}
+      for i = a + 4, a + 3 + n do fields[#fields + 1] = args[i] end
+      for first = 1, #fields, 1000 do
+        redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
+      end
+      emit(ctx, key, wf, 'submitted', nil, nil, ctx.now)
+      for _, t in ipairs(split(roots)) do publish(ctx, key, wf, t) end
+      outcomes[item] = 1
+    end
+    a = a + 4 + n
+  end
+  return outcomes
 end
 
 --[[ sp_resolve: apply a batch of completions from the done stream, then XACK them.
@@ -337,7 +360,7 @@ local function resolve(keys, args)
     if kind == 'adjust' then stride = 13 elseif kind == 'wait' then stride = 12 end
     local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, 'status', 's:' .. t, 'a:' .. t, 'g:' .. t, 'd:' .. t,
-                         'm:' .. t)
+                         'm:' .. t, 'left', 'ttl')
     if not f[1] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
     elseif not f[4] then
@@ -361,7 +384,7 @@ local function resolve(keys, args)
                    args[a + 10], args[a + 11], f[1], f[4])
       elseif kind == 'ok' or kind == 'adjust' then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
-                   dependents, f[1])
+                   dependents, f[1], f[7], f[8])
       else
         apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
                     args[a + 7], retry)
