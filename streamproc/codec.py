@@ -193,5 +193,5 @@ def decode_fields(fields: Fields) -> dict[str, str]:
 def _check_envelope(fields: Fields) -> None:
     if fields.get(b"v") != VERSION:
         raise CodecError(f"unsupported format version {fields.get(b'v')!r}", fields)
-    if sum(len(k) + len(v) for k, v in fields.items()) > MAX_ENTRY_BYTES:
+    if sum(map(len, fields)) + sum(map(len, fields.values())) > MAX_ENTRY_BYTES:
         raise CodecError("payload too large", fields)

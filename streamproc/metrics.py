@@ -10,6 +10,8 @@ so any module may record into it.
 
 from __future__ import annotations
 
+import functools
+
 from prometheus_client import Counter, Gauge, Histogram
 
 TASKS = Counter("streamproc_tasks", "Task attempts finished by this process", ["agent", "outcome"])
@@ -43,8 +45,16 @@ CONCURRENCY = Gauge(
 
 
 def task_finished(agent: str, outcome: str, seconds: float) -> None:
-    TASKS.labels(agent, outcome).inc()
-    TASK_SECONDS.labels(agent).observe(seconds)
+    count, duration = _task_series(agent, outcome)
+    count.inc()
+    duration.observe(seconds)
+
+
+@functools.cache
+def _task_series(agent: str, outcome: str) -> tuple[Counter, Histogram]:
+    """The labelled children, looked up once: ``labels()`` costs more than the update, and
+    a worker updates them for every task."""
+    return TASKS.labels(agent, outcome), TASK_SECONDS.labels(agent)
 
 
 def limiter_decision(provider: str, verdict: str) -> None:
