@@ -30,7 +30,6 @@ import hashlib
 import time
 from dataclasses import replace
 from functools import partial
-from importlib import resources
 from typing import cast
 
 import orjson
@@ -45,7 +44,6 @@ from streamproc.providers.base import SearchReply, SearchResult
 from streamproc.providers.chain import SearchChain
 from streamproc.providers.settings import CacheSettings, SearchSettings
 
-LIBRARY = resources.files("streamproc").joinpath("lua/cache.lua").read_text()
 COUNTERS = ("hit", "miss", "upstream")
 
 
@@ -124,7 +122,8 @@ class SearchCache:
         s = self.settings
         args = (1, key, int(s.base_ttl * 1000), int(s.min_ttl * 1000), int(s.max_ttl * 1000))
         return cast(
-            bytes | None, await functions.call(self.redis, "sp_cache_touch", list(args), LIBRARY)
+            bytes | None,
+            await functions.call(self.redis, "sp_cache_touch", list(args), functions.CACHE),
         )
 
     async def _fetch(self, text: str, key_digest: str) -> SearchReply:

@@ -1,9 +1,21 @@
-"""The engine's Redis Functions (``lua/streamproc.lua``) and their calling convention."""
+"""The engine's Redis Functions (``lua/*.lua``), their versions and calling convention.
+
+Redis keeps one function of a name for all clients, and a library loaded with REPLACE takes
+over every name it registers.  So each library is loaded under a name that carries the digest
+of its code, and so is each of its functions (``sp_submit`` runs as ``sp_submit_<digest>``):
+during a rolling upgrade the processes of each release call the code they were written
+against, side by side, and no process replaces another release's functions by starting.  The
+data they share (hashes, stream entries) stays compatible across releases; a library left
+behind by a release no process runs any more can be removed with ``FUNCTION DELETE``.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -16,16 +28,48 @@ from streamproc.keys import Keyspace
 
 log = logging.getLogger(__name__)
 
-LIBRARY = resources.files("streamproc").joinpath("lua/streamproc.lua").read_text()
 Arg = str | bytes | int | float
+_LIBRARY_NAME = re.compile(r"\A#!lua name=(\w+)")
+_REGISTERED = re.compile(r"redis\.register_function\('(\w+)'")
 
 
-async def load(redis: Redis, library: str = LIBRARY) -> bool:
-    """Install (or upgrade) ``library``; idempotent, run by every daemon and client at start.
-    False when this user may not load functions (least privilege): an admin must have loaded
-    them (deploy/acl.conf)."""
+@dataclass(frozen=True)
+class Library:
+    """A Lua library as written (plain names), and as loaded (names suffixed by ``tag``)."""
+
+    source: str
+    tag: str = field(init=False)
+    code: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        tag = hashlib.sha256(self.source.encode()).hexdigest()[:12]
+        code = _LIBRARY_NAME.sub(rf"#!lua name=\1_{tag}", self.source, count=1)
+        code = _REGISTERED.sub(rf"redis.register_function('\1_{tag}'", code)
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "code", code)
+
+    @classmethod
+    def packaged(cls, filename: str) -> Library:
+        return cls(resources.files("streamproc").joinpath("lua", filename).read_text())
+
+    def function(self, name: str) -> str:
+        """The name ``name`` is loaded under."""
+        return f"{name}_{self.tag}"
+
+
+ENGINE = Library.packaged("streamproc.lua")
+LIMITS = Library.packaged("limits.lua")
+CACHE = Library.packaged("cache.lua")
+
+
+async def load(redis: Redis, *libraries: Library) -> bool:
+    """Install ``libraries`` (all of this release's by default; idempotent: the same code
+    under the same name), as every daemon and client does at start.  False when this user may
+    not load functions (least privilege): an admin must have loaded this release's functions
+    (deploy/acl.conf)."""
     try:
-        await redis.function_load(library, replace=True)
+        for library in libraries or (ENGINE, LIMITS, CACHE):
+            await redis.function_load(library.code, replace=True)
     except NoPermissionError:
         log.debug("not allowed to load Redis functions; using those loaded")
         return False
@@ -33,7 +77,8 @@ async def load(redis: Redis, library: str = LIBRARY) -> bool:
 
 
 def is_missing_library(exc: ResponseError) -> bool:
-    """True when Redis lost the library (restarted without persistence, or flushed)."""
+    """True when Redis lacks the library: never loaded in this release, or lost (restarted
+    without persistence, flushed)."""
     return "Function not found" in str(exc)
 
 
@@ -53,21 +98,21 @@ def arguments(
     return [len(keys), *keys, len(agents), *agents, *args]
 
 
-def queue(pipe: Pipeline, name: str, arguments: list[Arg]) -> None:
-    pipe.fcall(name, *arguments)  # type: ignore[arg-type]  # numkeys leads the list
+def queue(pipe: Pipeline, name: str, arguments: list[Arg], library: Library = ENGINE) -> None:
+    pipe.fcall(library.function(name), *arguments)  # type: ignore[arg-type]  # numkeys leads
 
 
-async def call(redis: Redis, name: str, arguments: list[Arg], library: str = LIBRARY) -> Any:
-    """FCALL ``name`` of ``library``, loading the library once if Redis lost it (restarted
-    without persistence, flushed) or never had it."""
+async def call(redis: Redis, name: str, arguments: list[Arg], library: Library = ENGINE) -> Any:
+    """FCALL ``name`` of ``library``, loading the library once if Redis lacks it."""
+    function = library.function(name)
     try:
-        return await redis.fcall(name, *arguments)  # type: ignore[arg-type]
+        return await redis.fcall(function, *arguments)  # type: ignore[arg-type]
     except ResponseError as exc:
         if not is_missing_library(exc):
             raise
     if not await load(redis, library):
         raise ConfigError(
-            f"Redis function {name} is not loaded and this user may not load it: "
-            "run any streamproc command once as an admin user"
+            f"Redis function {function} is not loaded and this user may not load it: "
+            "run any streamproc command of this release once as an admin user"
         )
-    return await redis.fcall(name, *arguments)  # type: ignore[arg-type]
+    return await redis.fcall(function, *arguments)  # type: ignore[arg-type]

@@ -30,7 +30,6 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any, Literal
 
 from redis.asyncio import Redis
@@ -39,7 +38,6 @@ from streamproc import functions
 from streamproc.keys import Keyspace
 from streamproc.limit_settings import LimitSettings
 
-LIBRARY = resources.files("streamproc").joinpath("lua/limits.lua").read_text()
 US = 1_000_000
 Verdict = Literal["go", "probe", "open", "spent", "rate"]
 Health = Literal["ok", "fail", "neutral"]  # what a finished call says about the API
@@ -121,7 +119,7 @@ class SharedLimiter:
 
     async def _call(self, name: str, keys: list[str], args: list[functions.Arg]) -> Any:
         """FCALL, loading the library first if Redis does not have it (yet, or any more)."""
-        return await functions.call(self.redis, name, [len(keys), *keys, *args], LIBRARY)
+        return await functions.call(self.redis, name, [len(keys), *keys, *args], functions.LIMITS)
 
 
 def text(value: bytes | str) -> str:

@@ -1,0 +1,55 @@
+"""Redis Functions are loaded under names that carry their code's digest, so two releases of
+streamproc share one Redis during a rolling upgrade without replacing each other's code."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec, functions
+from streamproc.functions import ENGINE, Library
+
+
+def test_every_name_a_library_registers_carries_its_digest() -> None:
+    library = Library("#!lua name=demo\nredis.register_function('f', g)\n-- f\n")
+    assert library.code == (
+        f"#!lua name=demo_{library.tag}\nredis.register_function('f_{library.tag}', g)\n-- f\n"
+    )
+    assert library.function("f") == f"f_{library.tag}"
+    assert Library(library.source + " ").tag != library.tag
+
+
+def pairs(flat: list[Any]) -> dict[bytes, Any]:
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
+async def libraries(redis: Redis) -> dict[str, list[str]]:
+    """FUNCTION LIST as {library: [function, ...]} (its RESP2 reply is flat pairs)."""
+    listed = [pairs(entry) for entry in cast(list[list[Any]], await redis.function_list())]
+    return {
+        entry[b"library_name"].decode(): [pairs(f)[b"name"].decode() for f in entry[b"functions"]]
+        for entry in listed
+    }
+
+
+async def test_a_newer_release_starting_leaves_the_older_ones_functions_in_place(
+    redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    older = Library(ENGINE.source.replace("create workflows", "create workflows (older)"))
+    assert older.tag != ENGINE.tag
+    await functions.load(redis, older)
+    await functions.load(redis)  # what every process of this release does at start
+    loaded = await libraries(redis)
+    for release in (older, ENGINE):
+        assert release.function("sp_submit") in loaded[f"streamproc_{release.tag}"]
+
+    spec = WorkflowSpec(tasks=[TaskSpec(id="a", agent="echo", input=1)])
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        assert await client.submit(spec, "shared") == "shared"
+        # The older release's submit runs its own code over the same data: the workflow is
+        # there with this spec, so it reports it as such rather than creating it again.
+        item = client._prepare(spec, "shared")
+        [call] = client._calls([item])
+        assert await functions.call(redis, "sp_submit", call, older) == [0]
+    assert f"streamproc_{older.tag}" in await libraries(redis)
