@@ -15,7 +15,8 @@ import hashlib
 import logging
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from typing import Any
 
@@ -38,15 +39,15 @@ class Library:
     """A Lua library as written (plain names), and as loaded (names suffixed by ``tag``)."""
 
     source: str
-    tag: str = field(init=False)
-    code: str = field(init=False)
 
-    def __post_init__(self) -> None:
-        tag = hashlib.sha256(self.source.encode()).hexdigest()[:12]
-        code = _LIBRARY_NAME.sub(rf"#!lua name=\1_{tag}", self.source, count=1)
-        code = _REGISTERED.sub(rf"redis.register_function('\1_{tag}'", code)
-        object.__setattr__(self, "tag", tag)
-        object.__setattr__(self, "code", code)
+    @cached_property
+    def tag(self) -> str:
+        return hashlib.sha256(self.source.encode()).hexdigest()[:12]
+
+    @cached_property
+    def code(self) -> str:
+        code = _LIBRARY_NAME.sub(rf"#!lua name=\1_{self.tag}", self.source, count=1)
+        return _REGISTERED.sub(rf"redis.register_function('\1_{self.tag}'", code)
 
     @classmethod
     def packaged(cls, filename: str) -> Library:
