@@ -30,10 +30,10 @@ host, so the same clock as the bench's).  ``flat``, ``flat-batch`` and ``dag`` l
 workflow's submit call start (for a batch, the start of its ``submit_many`` call) to its
 ``completed`` event's entry id.  ``lat`` latency: the submit call start to the task's start as
 the worker recorded it (the ``task_started`` event's ``at`` field, also the hash's
-``b:<task>``).  Engine timestamps are whole milliseconds (truncated), so latencies under a few
-ms are only good to about 1 ms.  ``cpu_s`` is each process's CPU seconds during the measured
-window (from /proc; ``cpu_sys_s`` the kernel part); ``ratio_to_limit`` is tasks_per_s over
-``limit``'s.
+``b:<task>``).  Engine timestamps are whole milliseconds (truncated), and so are the bench's, so
+a latency is good to about 1 ms either way (never negative).  ``cpu_s`` is each process's CPU
+seconds during the measured window (from /proc; ``cpu_sys_s`` the kernel part);
+``ratio_to_limit`` is tasks_per_s over ``limit``'s.
 
 Diagnostics: a daemon that exits fails the run with its log; a run with no new event for 30 s
 fails with the stuck workflows' state, both groups' figures and both daemons' asyncio task
@@ -141,8 +141,10 @@ class BenchError(Exception):
 # -- small helpers ---------------------------------------------------------------------------
 
 
-def now_ms() -> float:
-    return time.time() * 1000.0
+def now_ms() -> int:
+    """Whole milliseconds, truncated like the engine's timestamps and entry ids: a latency
+    between two truncated times is unbiased and never negative."""
+    return time.time_ns() // 1_000_000
 
 
 def entry_ms(entry_id: bytes) -> int:
