@@ -82,10 +82,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from faults import oracle  # noqa: E402
 from faults.netns import NetNamespace  # noqa: E402
 from faults.netns import unavailable as netns_unavailable  # noqa: E402
-from faults.tcpproxy import FaultProxy  # noqa: E402
-from faults.test_failover import Tally, answered_after_move, present, produce  # noqa: E402
-from faults.test_replica_acks import in_sync, replica_of  # noqa: E402
-from faults.test_search_faults import (  # noqa: E402
+from faults.replication import (  # noqa: E402
+    Tally,
+    answered_after_move,
+    in_sync,
+    present,
+    produce,
+    replica_of,
+)
+from faults.search import (  # noqa: E402
     TimedLimitedSerpApi,
     TimedSerpApi,
     busiest_second,
@@ -93,6 +98,7 @@ from faults.test_search_faults import (  # noqa: E402
     provider_env,
     searches,
 )
+from faults.tcpproxy import FaultProxy  # noqa: E402
 from faults.workload import Daemon, ledger_dag, resolver, worker  # noqa: E402
 
 from streamproc import Client, ClientSettings, Keyspace  # noqa: E402

@@ -23,69 +23,31 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from conftest import eventually, some_task
 from faults import oracle
+from faults.replication import (
+    PRIMARY,
+    Tally,
+    answered_after_move,
+    in_sync,
+    present,
+    produce,
+    replica_of,
+)
 from faults.tcpproxy import FaultProxy
-from faults.test_replica_acks import PRIMARY, in_sync, replica_of
-from faults.workload import Daemon, all_ready, ledger_chain, resolver, worker
-from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
+from faults.workload import Daemon, all_ready, resolver, worker
+from streamproc import Client, ClientSettings, Keyspace
 from streamproc.embedded import EmbeddedRedis
-from streamproc.errors import NotReplicated
 
 LINK_DELAY = 0.01  # one way, seconds
 PRODUCERS = 4
 WARM = 100  # submissions acknowledged before the primary dies
-SPEC = WorkflowSpec.from_dict(ledger_chain(2, 0.01))
 RECONCILING = "Redis restarted: looking for tasks it may have stranded"
-
-
-@dataclass
-class Tally:
-    """What the producers submitted and what they were told; ``moved`` is set once the
-    address points at the promoted replica, and the answers to submits begun after that
-    are counted apart."""
-
-    attempted: list[str] = field(default_factory=list)
-    acked: list[str] = field(default_factory=list)
-    not_replicated: int = 0
-    unanswered: int = 0  # Redis gone, the address not moved yet
-    moved: bool = False
-    acked_after_move: int = 0
-    not_replicated_after_move: int = 0
-
-
-async def produce(client: Client, tally: Tally, stop: asyncio.Event) -> None:
-    """Submit one workflow after another until ``stop``, tallying each answer."""
-    while not stop.is_set():
-        workflow_id, after_move = uuid.uuid4().hex, tally.moved
-        tally.attempted.append(workflow_id)
-        try:
-            await client.submit(SPEC, workflow_id)
-        except NotReplicated:
-            tally.not_replicated += 1
-            tally.not_replicated_after_move += after_move
-        except (RedisConnectionError, RedisTimeoutError):
-            tally.unanswered += 1
-        else:
-            tally.acked.append(workflow_id)
-            tally.acked_after_move += after_move
-
-
-async def present(redis: Redis, keyspace: Keyspace, ids: list[str]) -> list[str]:
-    """Those of ``ids`` whose workflow exists on ``redis``."""
-    pipe = redis.pipeline(transaction=False)
-    for workflow_id in ids:
-        pipe.exists(keyspace.workflow(workflow_id))
-    return [w for w, found in zip(ids, await pipe.execute(), strict=True) if found]
 
 
 @pytest.mark.parametrize("replicas", [0, 1], ids=["no-wait", "wait-1-100"])
@@ -159,11 +121,6 @@ def _kill(daemons: list[Daemon]) -> None:
 async def _warm(client: Client, tally: Tally) -> bool:
     """For ``eventually``: enough acknowledged submissions, and the workers running them."""
     return len(tally.acked) >= WARM and await some_task(client, tally.acked[:10])
-
-
-async def answered_after_move(tally: Tally) -> bool:
-    """For ``eventually``: a submit begun after the move was answered (by the new primary)."""
-    return tally.acked_after_move + tally.not_replicated_after_move > 0
 
 
 async def _logged(daemon: Daemon, line: str) -> bool:

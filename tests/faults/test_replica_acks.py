@@ -12,28 +12,12 @@ from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
 from conftest import eventually
+from faults.replication import PRIMARY, in_sync, replica_of
 from streamproc import Client, ClientSettings, ConfigError, Keyspace
 from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import NotDurable, NotReplicated
 
 SPEC = {"tasks": [{"id": "a", "agent": "echo"}]}
-# A primary starts a replica's full sync at once, not after the default 5 s wait for others.
-PRIMARY = ("--repl-diskless-sync-delay", "0")
-
-
-def replica_of(port: int) -> EmbeddedRedis:
-    """A redis-server (not yet started) replicating the one listening on ``port``.  It keeps
-    no AOF of its own: one is written in full after each sync, and Redis refuses a SIGTERM
-    meanwhile (a quick test's teardown would wait for the kill)."""
-    return EmbeddedRedis(None, None, "--replicaof", "127.0.0.1", str(port), "--appendonly", "no")
-
-
-async def in_sync(primary: Redis) -> bool:
-    """For ``eventually``: a write to ``primary`` now reaches its replica, which acknowledges
-    it within 0.1 s.  A replica listed online is not enough: after a full sync the primary
-    streams to it only once it has acknowledged the sync, which it does once a second."""
-    await primary.incr("replica-probe")
-    return int(await primary.wait(1, 100)) >= 1
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from aiohttp import web
@@ -21,38 +20,22 @@ from redis.asyncio import Redis
 
 from conftest import Engine, eventually
 from faults import oracle
+from faults.search import (
+    TimedLimitedSerpApi,
+    TimedSerpApi,
+    busiest_second,
+    fakes_with,
+    provider_env,
+    searches,
+)
 from faults.workload import Daemon, all_ready, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.embedded import EmbeddedRedis
-from streamproc.fakes import Behaviour, Fakes, FakeSerpApi, FakeServer, LimitedSerpApi
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.fakes import Behaviour, Fakes, FakeSerpApi
 from streamproc.state import WorkflowState
 
 RETRY_AFTER = 3.0  # what A's 429s ask; above the chain's 2 s in-visit wait, so never slept
 Providers = Callable[..., None]
-
-
-class Timed(FakeServer):
-    """Mixed into a fake: the monotonic time each request arrived."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.arrivals: list[float] = []
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        self.arrivals.append(time.monotonic())
-        return await super()._handle(request)
-
-    def since(self, moment: float) -> list[float]:
-        return [t for t in self.arrivals if t >= moment]
-
-
-class TimedSerpApi(Timed, FakeSerpApi):
-    pass
-
-
-class TimedLimitedSerpApi(Timed, LimitedSerpApi):
-    pass
 
 
 class TrickleSerpApi(FakeSerpApi):
@@ -70,27 +53,6 @@ class TrickleSerpApi(FakeSerpApi):
         return response
 
 
-def busiest_second(arrivals: list[float]) -> int:
-    """The most arrivals in any one-second window."""
-    ordered = sorted(arrivals)
-    return max((sum(1 for t in ordered[i:] if t < s + 1) for i, s in enumerate(ordered)), default=0)
-
-
-def provider_env(fakes: Fakes, *names: str, **settings: str) -> dict[str, str]:
-    """The environment of a search chain of only ``names``' fakes, in that order, with
-    ``settings`` (``STREAMPROC_SERPAPI_RATE="5"``).  Every other search variable is empty,
-    which the settings read as unset: a real key or limit of the caller's stays out."""
-    env = {variable: "" for variable in KEY_VARIABLES.values()}
-    for name in KEY_VARIABLES:
-        for suffix in ("URL", "RATE", "BURST", "QUOTA", "BREAKER"):
-            env[f"STREAMPROC_{name.upper()}_{suffix}"] = ""
-    env |= {"STREAMPROC_SEARCH_TIMEOUT": "", "STREAMPROC_SEARCH_GIVE_UP": ""}
-    env |= fakes.search_env()
-    for name in KEY_VARIABLES.keys() - names:  # no key: not in the chain
-        env[KEY_VARIABLES[name]] = ""
-    return env | {"STREAMPROC_SEARCH_ORDER": ",".join(names)} | settings
-
-
 @pytest.fixture
 def use_providers(monkeypatch: pytest.MonkeyPatch) -> Providers:
     """``use_providers(fakes, "serpapi", "brave", ...)``: :func:`provider_env` in this
@@ -102,29 +64,6 @@ def use_providers(monkeypatch: pytest.MonkeyPatch) -> Providers:
             monkeypatch.setenv(variable, value)
 
     return use
-
-
-@contextlib.asynccontextmanager
-async def fakes_with(serpapi: FakeSerpApi) -> AsyncIterator[Fakes]:
-    """Every fake, with ``serpapi`` standing in for SerpAPI (provider A)."""
-    fakes = Fakes(retry_after=0, stall=30.0)
-    fakes.serpapi = serpapi
-    async with fakes:
-        yield fakes
-
-
-def searches(n: int, label: str, **task: Any) -> list[dict[str, Any]]:
-    """``n`` one-task workflows of the execution agent, each with its own query (so the
-    search cache answers none of them)."""
-    return [
-        {
-            "tasks": [
-                {"id": "search", "agent": "execution", "input": {"description": f"{label} {i}"}}
-                | task
-            ]
-        }
-        for i in range(n)
-    ]
 
 
 def workers(redis_url: str, keyspace: Keyspace, count: int) -> list[Daemon]:
