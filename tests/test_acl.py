@@ -3,37 +3,24 @@ with only their rules, and each is refused what it does not need."""
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
+from acl_file import acl_users
 from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, functions
 from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import NotReplicated
 
-ACL_FILE = Path(__file__).parents[1] / "deploy" / "acl.conf"
 SPEC = {
     "tasks": [
         {"id": "a", "agent": "echo", "input": 1},
         {"id": "b", "agent": "echo", "needs": ["a"]},
     ]
 }
-
-
-def acl_users() -> list[list[str]]:
-    """Each ``user`` line of the shipped file as ACL SETUSER arguments, password set to the
-    user's own name."""
-    users = []
-    for line in ACL_FILE.read_text().splitlines():
-        if line.startswith("user "):
-            words = shlex.split(line)[1:]
-            users.append([f">{words[0]}" if w.startswith(">") else w for w in words])
-    return users
 
 
 @pytest.fixture(scope="module")

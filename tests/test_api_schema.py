@@ -26,12 +26,13 @@ import aiohttp
 import orjson
 import pytest
 from redis.asyncio import Redis
-from test_http_api import AUTH, TOKEN, free_port, healthy
 
 from conftest import Engine, eventually
+from http_helpers import AUTH, TOKEN, healthy
 from streamproc import Client, Keyspace
 from streamproc.api import serve
 from streamproc.api_auth import ApiSettings
+from streamproc.embedded import free_port
 
 PROBE = Path(__file__).with_name("schema_probe.py")
 SPEC = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}  # as the probe's

@@ -13,13 +13,14 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from test_cli import STREAMPROC, assert_one_line_error, at, cli_env, run_sync
-from test_http_api import CHAIN, GATED, Http, free_port, healthy, serving, sse_frames
 
+from cli_runner import STREAMPROC, assert_one_line_error, at, cli_env, run_sync
 from conftest import Engine, eventually
+from http_helpers import CHAIN, GATED, Http, healthy, serving, sse_frames
 from streamproc import Client, Keyspace
 from streamproc.api import make_app
 from streamproc.api_auth import OPEN, ApiSettings, Grant, parse_tokens
+from streamproc.embedded import free_port
 from streamproc.errors import ConfigError
 from streamproc.openapi import needs
 

@@ -10,9 +10,9 @@ from itertools import pairwise
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from test_cli import at
-from test_cli import run as run_cli
 
+from cli_runner import at
+from cli_runner import run as run_cli
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
 from streamproc.autoscale import ArrivalRate, Load, Scaler, needed, share

@@ -21,8 +21,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from faults.workload import all_ready, resolver, worker
 from redis.asyncio import Redis
-from test_cli import STREAMPROC, Run, at, cli_env
 
+from cli_runner import STREAMPROC, Run, at, cli_env
 from conftest import eventually
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.api import make_app

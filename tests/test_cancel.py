@@ -7,8 +7,8 @@ import asyncio
 from pathlib import Path
 
 from redis.asyncio import Redis
-from test_cli import assert_one_line_error, at, run
 
+from cli_runner import assert_one_line_error, at, run
 from conftest import Engine, eventually
 from streamproc import Client, Keyspace
 

@@ -2,28 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import subprocess
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
 import pytest
 from redis.asyncio import Redis
 
+from cli_runner import (
+    STATUS_KEYS,
+    assert_one_line_error,
+    at,
+    run,
+    run_sync,
+    submitted_count,
+    workflow_keys,
+)
 from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.keys import ID_PATTERN
-from streamproc.providers.settings import KEY_VARIABLES
 
-STREAMPROC = Path(sys.executable).parent / "streamproc"
 VERBS = ["up", "worker", "resolver", "submit", "status", "show", "events", "cancel", "api", "demo"]
 UNREACHABLE = "redis://127.0.0.1:1/0"
-STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}
-TIMEOUT = 60.0
 
 ECHO_SPEC = """\
 name: cli-echo
@@ -39,86 +39,11 @@ tasks:
 """
 
 
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def cli_env() -> dict[str, str]:
-    """The test's environment without any STREAMPROC_* settings but the ledger's, and with
-    the test agents importable (``--import agents_for_tests``)."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("STREAMPROC_") and k not in KEY_VARIABLES.values()
-    }
-    env["PYTHONPATH"] = str(Path(__file__).parent)
-    if "STREAMPROC_TEST_LEDGER_URL" in os.environ:
-        env["STREAMPROC_TEST_LEDGER_URL"] = os.environ["STREAMPROC_TEST_LEDGER_URL"]
-    return env
-
-
-def run_sync(*args: str) -> Run:
-    done = subprocess.run(
-        [str(STREAMPROC), *args],
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=cli_env(),
-        check=False,
-    )
-    return Run(done.returncode, done.stdout, done.stderr)
-
-
-async def run(*args: str) -> Run:
-    """Run the CLI without blocking the event loop (the in-process engine shares it)."""
-    proc = await asyncio.create_subprocess_exec(
-        str(STREAMPROC),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=cli_env(),
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise
-    assert proc.returncode is not None
-    return Run(proc.returncode, out.decode(), err.decode())
-
-
-def at(redis_url: str, keyspace: Keyspace) -> list[str]:
-    return ["--redis-url", redis_url, "--namespace", keyspace.namespace]
-
-
 @pytest.fixture
 def echo_file(tmp_path: Path) -> Path:
     path = tmp_path / "echo.yaml"
     path.write_text(ECHO_SPEC)
     return path
-
-
-def assert_one_line_error(result: Run, starts: str) -> None:
-    assert result.code != 0, result
-    assert "Traceback" not in result.err, result.err
-    lines = result.err.splitlines()
-    assert len(lines) == 1, result.err
-    assert lines[0].startswith(starts), result.err
-
-
-async def submitted_count(redis: Redis, keyspace: Keyspace, workflow_id: str) -> int:
-    events = await redis.xrange(keyspace.events(keyspace.shard_of(workflow_id)))
-    return sum(
-        1 for _, f in events if f[b"wf"] == workflow_id.encode() and f[b"kind"] == b"submitted"
-    )
-
-
-async def workflow_keys(redis: Redis, keyspace: Keyspace) -> list[bytes]:
-    return [k async for k in redis.scan_iter(match=f"{{{keyspace.namespace}:*:wf:*")]
 
 
 # -- help ----------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 import pytest
 from redis.asyncio import Redis
-from test_cli import assert_one_line_error, at, run, run_sync
 
+from cli_runner import assert_one_line_error, at, run, run_sync
 from conftest import Engine, eventually
 from streamproc import Client, Keyspace, deadletters
 from streamproc.errors import DeadLetterNotFound, DeadLetterRefused

@@ -8,8 +8,8 @@ import signal
 
 import orjson
 from redis.asyncio import Redis
-from test_cli import STREAMPROC, TIMEOUT, at, cli_env, run
 
+from cli_runner import STREAMPROC, TIMEOUT, at, cli_env, run
 from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
 

@@ -4,8 +4,8 @@ lives as long as the workflow, whatever the shared events stream's retention tri
 from __future__ import annotations
 
 from redis.asyncio import Redis
-from test_cli import at, run
 
+from cli_runner import at, run
 from conftest import Engine
 from streamproc import Client, Keyspace
 

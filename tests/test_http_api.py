@@ -6,46 +6,25 @@ from __future__ import annotations
 import asyncio
 import io
 import signal
-import socket
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import orjson
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
-from test_cli import STATUS_KEYS, STREAMPROC, at, cli_env, run_sync
 
+from cli_runner import STATUS_KEYS, STREAMPROC, at, cli_env, run_sync
 from conftest import Engine, eventually
+from http_helpers import AUTH, CHAIN, GATED, TOKEN, Http, healthy, serving, sse_frames
 from streamproc import Client, Keyspace, RedisSettings
 from streamproc.api import make_app, serve
 from streamproc.api_auth import ApiSettings, parse_tokens
+from streamproc.embedded import free_port
 from streamproc.errors import ConfigError
 
-TOKEN = "s3cret-token-for-the-tests"  # noqa: S105 (a test token)
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
-CHAIN = {
-    "name": "chain",
-    "tasks": [
-        {"id": "first", "agent": "echo", "input": 1},
-        {"id": "second", "agent": "echo", "input": 2, "needs": ["first"]},
-    ],
-}
-GATED = {
-    "tasks": [{"id": "slow", "agent": "gate"}, {"id": "next", "agent": "echo", "needs": ["slow"]}]
-}
 FIXABLE = {"tasks": [{"id": "fix", "agent": "fixable", "retries": 0}]}
-Http = TestClient[web.Request, web.Application]
-
-
-@asynccontextmanager
-async def serving(client: Client, settings: ApiSettings) -> AsyncIterator[Http]:
-    async with TestClient(TestServer(make_app(client, settings))) as http:
-        yield http
 
 
 @pytest.fixture
@@ -68,34 +47,10 @@ async def get_json(http: Http, path: str) -> tuple[int, Any]:
     return response.status, await response.json()
 
 
-def sse_frames(text: str) -> list[dict[str, str]]:
-    """Each frame's fields (id, event, data); keep-alive comments are left out."""
-    frames = []
-    for block in text.split("\n\n"):
-        lines = [line for line in block.splitlines() if line and not line.startswith(":")]
-        if lines:
-            frames.append(dict(line.split(": ", 1) for line in lines))
-    return frames
-
-
 async def kept_kinds(redis: Redis, keyspace: Keyspace, workflow_id: str) -> list[str]:
     """The workflow's event kinds in the shard's events stream, in order."""
     entries = await redis.xrange(keyspace.events(keyspace.shard_of(workflow_id)))
     return [f[b"kind"].decode() for _, f in entries if f[b"wf"] == workflow_id.encode()]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def healthy(session: aiohttp.ClientSession, base: str) -> bool:
-    try:
-        async with session.get(f"{base}/healthz") as response:
-            return response.status == 200
-    except aiohttp.ClientConnectionError:
-        return False
 
 
 # -- workflows -------------------------------------------------------------------------------

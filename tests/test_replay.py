@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from redis.asyncio import Redis
-from test_cli import at, run
 
+from cli_runner import at, run
 from conftest import Engine
 from streamproc import Client, Keyspace
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import orjson
 import pytest
 from redis.asyncio import Redis
-from test_cli import at, run
 
 from agents.agentic import completeness, render
+from cli_runner import at, run
 from conftest import Engine, WorkerProcess
 from streamproc import Client, Keyspace, WorkflowSpec
 from streamproc.cache import cache_stats

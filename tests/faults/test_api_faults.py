@@ -12,12 +12,12 @@ import signal
 import aiohttp
 import pytest
 from redis.asyncio import Redis
-from test_cli import submitted_count, workflow_keys
-from test_http_api import healthy
 
+from cli_runner import submitted_count, workflow_keys
 from conftest import Engine, eventually
 from faults import oracle
 from faults.workload import Daemon, ledger_chain
+from http_helpers import healthy
 from streamproc import Client, Keyspace
 from streamproc.embedded import free_port
 

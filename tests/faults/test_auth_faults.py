@@ -26,9 +26,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from redis.asyncio import Redis
-from test_acl import acl_users
-from test_cli import assert_one_line_error, run
 
+from acl_file import acl_users
+from cli_runner import assert_one_line_error, run
 from conftest import Engine, eventually
 from faults.workload import Daemon, worker
 from streamproc import Client, ClientSettings, Keyspace, functions

@@ -18,8 +18,8 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
-from test_cli import at, run
 
+from cli_runner import at, run
 from conftest import Engine, eventually, publish_by_hand, unserved_workflow
 from faults import oracle
 from streamproc import Client, Keyspace
