@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, cast
 
-import orjson
 from redis.asyncio import Redis
 
 from streamproc import codec, failpoints, functions, metrics, runtime
@@ -27,18 +26,17 @@ from streamproc.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.daemon import pause
 from streamproc.epoch import Epoch
-from streamproc.errors import CodecError, ConfigError, PermanentError, RetryLater
+from streamproc.errors import CodecError, ConfigError
 from streamproc.groups import ensure_group, leave_group
-from streamproc.keys import ID_PATTERN
 from streamproc.linger import Linger
+from streamproc.outcome import run_agent
 from streamproc.preflight import check_server
-from streamproc.registry import Adjust, AgentFn, Task, call_agent
+from streamproc.registry import AgentFn
 from streamproc.retrying import until_redis_answers
 from streamproc.runtime import Runtime
 from streamproc.scaling import Autoscaler
 
 log = logging.getLogger(__name__)
-MAX_ERROR_CHARS = 4000
 SWEEP_COUNT = 100
 LINGER_TARGET = 16  # entries per read worth waiting for under load (see linger.py)
 
@@ -245,68 +243,24 @@ class Worker:
 
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
         began = now_ms()
-        try:
-            kind, output, adjust = await self._execute(event)
-            wait = None
-        except RetryLater as exc:
-            log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
-            kind, output, adjust = b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), None
-            wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
+        agent = self.agents[event.agent]
+        outcome = await run_agent(agent, event, self.settings.max_result_bytes)
         ended = now_ms()
         fields = codec.encode_completion(
-            event, kind, output, began, ended, self.consumer, adjust, wait
+            event,
+            outcome.kind,
+            outcome.output,
+            began,
+            ended,
+            self.consumer,
+            outcome.adjust,
+            outcome.wait,
         )
-        metrics.task_finished(event.agent, kind.decode(), (ended - began) / 1000)
+        metrics.task_finished(event.agent, outcome.kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:
             self.autoscaler.observe(event.agent, (ended - began) / 1000)
         done = self.settings.keyspace.done(shard)
         self._post(Report(shard, stream, event.agent, event.entry_id, done, fields))
-
-    async def _execute(self, event: TaskEvent) -> tuple[bytes, bytes, codec.AdjustRequest | None]:
-        """Run the agent; return the completion kind, its output (result or error text) and
-        the adjustment it asks for, if any."""
-        task = Task(event.workflow, event.task, event.attempt, event.input, event.deps)
-        agent = self.agents[event.agent]
-        try:
-            if event.timeout is None:
-                result = await call_agent(agent, task)
-            else:
-                async with asyncio.timeout(event.timeout):
-                    result = await call_agent(agent, task)
-        except RetryLater:
-            raise
-        except PermanentError as exc:
-            return b"fatal", _error_text(exc), None
-        except TimeoutError:
-            log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
-            return b"error", f"timed out after {event.timeout}s".encode(), None
-        except Exception as exc:
-            log.warning("task failed: %r", exc, extra=_ids(event))
-            return b"error", _error_text(exc), None
-        try:
-            if isinstance(result, Adjust):
-                adjust = self._adjust_request(result)
-                return b"adjust", self._encode_result(result.result), adjust
-            return b"ok", self._encode_result(result), None
-        except ValueError as exc:
-            return b"fatal", str(exc).encode(), None
-
-    def _encode_result(self, result: Any) -> bytes:
-        """The result as JSON, or ValueError saying why it cannot be stored."""
-        try:
-            output = orjson.dumps(result)
-        except orjson.JSONEncodeError as exc:
-            raise ValueError(f"result is not JSON-serialisable: {exc}") from None
-        cap = self.settings.max_result_bytes
-        if len(output) > cap:
-            raise ValueError(f"result too large: {len(output)} bytes, over the {cap}-byte cap")
-        return output
-
-    def _adjust_request(self, adjust: Adjust) -> codec.AdjustRequest:
-        if not isinstance(adjust.task, str) or not ID_PATTERN.fullmatch(adjust.task):
-            raise ValueError(f"Adjust names an invalid task id {adjust.task!r}")
-        reason = str(adjust.reason)[:MAX_ERROR_CHARS]
-        return codec.AdjustRequest(adjust.task, reason, self._encode_result(adjust.input))
 
     def _reject(
         self, agent: str, shard: int, stream: str, entry_id: bytes, exc: CodecError
@@ -466,17 +420,3 @@ class Worker:
             }
             pipe.xadd(self.settings.keyspace.dead(shard, agent), fields)  # type: ignore[arg-type]
         await pipe.execute()
-
-
-def _ids(event: TaskEvent) -> dict[str, str | int]:
-    return {
-        "wf": event.workflow,
-        "task": event.task,
-        "attempt": event.attempt,
-        "agent": event.agent,
-    }
-
-
-def _error_text(exc: BaseException) -> bytes:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return text[:MAX_ERROR_CHARS].encode(errors="replace")
