@@ -28,12 +28,12 @@ once caught up (all times come from the entries, so polling changes no figure). 
 runs from the first submit call to the id of the last ``completed`` event (Redis clock; same
 host, so the same clock as the bench's).  ``flat``, ``flat-batch`` and ``dag`` latency: a
 workflow's submit call start (for a batch, the start of its ``submit_many`` call) to its
-``completed`` event's entry id.  ``lat`` latency: the submit call start to the task's start as
-the worker recorded it (the ``task_started`` event's ``at`` field, also the hash's
-``b:<task>``).  Engine timestamps are whole milliseconds (truncated), and so are the bench's, so
-a latency is good to about 1 ms either way (never negative).  ``cpu_s`` is each process's CPU
-seconds during the measured window (from /proc; ``cpu_sys_s`` the kernel part);
-``ratio_to_limit`` is tasks_per_s over ``limit``'s.
+``completed`` event's entry id: whole milliseconds (truncated), and so the bench's own times
+for these, so such a latency is good to about 1 ms either way and never negative.  ``lat``
+latency: the submit call start to the moment the agent started, to the microsecond (its tasks
+ask the no-op agent for its start time as its result; the engine's own ``b:<task>`` is whole
+ms).  ``cpu_s`` is each process's CPU seconds during the measured window (from /proc;
+``cpu_sys_s`` the kernel part); ``ratio_to_limit`` is tasks_per_s over ``limit``'s.
 
 Diagnostics: a daemon that exits fails the run with its log; a run with no new event for 30 s
 fails with the stuck workflows' state, both groups' figures and both daemons' asyncio task
@@ -78,9 +78,10 @@ from streamproc.spec import TaskSpec, WorkflowSpec
 
 
 @agent("noop")
-async def noop(task: Task) -> None:
-    """The benchmarked agent: does nothing."""
-    return None
+async def noop(task: Task) -> int | None:
+    """The benchmarked agent: does nothing, but for ``lat``'s tasks (input ``"stamp"``)
+    returns when it started, in microseconds since the epoch."""
+    return time.time_ns() // 1000 if task.input == "stamp" else None
 
 
 def _dump_tasks(signum: int, frame: object) -> None:
@@ -110,6 +111,7 @@ POLL_SECONDS = 0.02
 LIMIT_RUNS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 FLAT = WorkflowSpec(tasks=(TaskSpec("t1", "noop"),), name="bench-flat")
+STAMPED = WorkflowSpec(tasks=(TaskSpec("t1", "noop", input="stamp"),), name="bench-lat")
 DAG = WorkflowSpec(
     tasks=(
         TaskSpec("t1", "noop"),
@@ -499,7 +501,6 @@ class EventWatcher:
         stream: str,
         cursor: bytes,
         expected: int,
-        track_started: bool,
         check: Callable[[], None] = lambda: None,
         submitted: dict[bytes, float] | None = None,
         keyspace: Keyspace | None = None,
@@ -512,9 +513,7 @@ class EventWatcher:
         self.stream = stream
         self.cursor = cursor
         self.expected = expected
-        self.track_started = track_started
         self.ended: dict[bytes, int] = {}  # workflow -> completed/failed entry ms (Redis clock)
-        self.started: dict[bytes, int] = {}  # workflow -> task_started "at" (worker clock)
         self.failed = 0
 
     async def run(self) -> None:
@@ -545,8 +544,6 @@ class EventWatcher:
                     if kind == b"completed" or kind == b"failed":
                         self.ended[fields[b"wf"]] = entry_ms(entry_id)
                         self.failed += kind == b"failed"
-                    elif self.track_started and kind == b"task_started":
-                        self.started[fields[b"wf"]] = int(fields[b"at"])
 
     async def describe_stuck(self, limit: int = 5) -> str:
         """The state of a few submitted workflows that never ended, for the error."""
@@ -608,9 +605,7 @@ async def submit_scenario(
         ks = eng.keyspace
         watch_redis = Redis.from_url(opts.url)
         async with Client(opts.url, ClientSettings(keyspace=ks)) as client:
-            watcher = EventWatcher(
-                watch_redis, ks.events(0), eng.cursor, workflows, False, eng.check
-            )
+            watcher = EventWatcher(watch_redis, ks.events(0), eng.cursor, workflows, eng.check)
             watcher.keyspace = ks
             watcher.on_stall = eng.dump_tasks
             submitted: dict[bytes, float] = {}
@@ -663,9 +658,7 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
         ks = eng.keyspace
         watch_redis = Redis.from_url(opts.url)
         async with Client(opts.url, ClientSettings(keyspace=ks)) as client:
-            watcher = EventWatcher(
-                watch_redis, ks.events(0), eng.cursor, workflows, True, eng.check
-            )
+            watcher = EventWatcher(watch_redis, ks.events(0), eng.cursor, workflows, eng.check)
             watcher.keyspace = ks
             watcher.on_stall = eng.dump_tasks
             submitted: dict[bytes, float] = {}
@@ -679,8 +672,8 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
 
             async def one(at: float) -> None:
                 async with in_flight:
-                    t = now_ms()
-                    wf = (await client.submit(FLAT)).encode()
+                    t = time.time_ns() / 1e6
+                    wf = (await client.submit(STAMPED)).encode()
                 submitted[wf], scheduled[wf] = t, at
                 returned.append(now_ms())
 
@@ -707,19 +700,20 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
                     job.cancel()
                 await watch_redis.aclose()
             cpu = await eng.end(admin)
+            started = await start_stamps(admin, ks, list(submitted))
     if watcher.failed:
         raise BenchError(f"lat: {watcher.failed} workflows failed")
     last = max(watcher.ended.values())
-    dump(opts, "lat", first, submitted, watcher.ended, watcher.started)
-    done_lat = sorted(watcher.ended[wf] - t for wf, t in submitted.items())
-    sched_lat = sorted(watcher.started[wf] - t for wf, t in scheduled.items())
+    dump(opts, "lat", first, submitted, watcher.ended, started)
+    done_lat = sorted(watcher.ended[wf] - int(t) for wf, t in submitted.items())
+    sched_lat = sorted(started[wf] - t for wf, t in scheduled.items())
     return Result(
         scenario="lat",
         tasks=workflows,
         workflows=workflows,
         seconds=(last - first) / 1000,
-        latencies=[watcher.started[wf] - t for wf, t in submitted.items()],
-        latency="submit call start -> task start ('task_started' at = hash b:t1)",
+        latencies=[started[wf] - t for wf, t in submitted.items()],
+        latency="submit call start -> the agent's start (its own clock, microseconds)",
         cpu=cpu,
         extra={
             "cpu_sys_s": eng.cpu_sys,
@@ -732,21 +726,29 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
     )
 
 
+async def start_stamps(redis: Redis, keyspace: Keyspace, ids: list[bytes]) -> dict[bytes, float]:
+    """Each workflow's task start in ms, as its agent stamped it (its result, in µs)."""
+    pipe = redis.pipeline(transaction=False)
+    for wf in ids:
+        pipe.hget(keyspace.workflow(wf.decode()), "r:t1")
+    return {wf: int(stamp) / 1000 for wf, stamp in zip(ids, await pipe.execute(), strict=True)}
+
+
 def dump(
     opts: Options,
     name: str,
     first: float,
     submitted: dict[bytes, float],
     ended: dict[bytes, int],
-    started: dict[bytes, int] | None = None,
+    started: dict[bytes, float] | None = None,
 ) -> None:
     """With --dump: one CSV line per workflow, times in ms from the first submit."""
     if not opts.dump_dir:
         return
     lines = ["workflow,submit_ms,started_ms,ended_ms"]
     for wf, t in sorted(submitted.items(), key=lambda item: item[1]):
-        start = "" if started is None else f"{started[wf] - first:.1f}"
-        lines.append(f"{wf.decode()},{t - first:.1f},{start},{ended[wf] - first:.1f}")
+        start = "" if started is None else f"{started[wf] - first:.3f}"
+        lines.append(f"{wf.decode()},{t - first:.3f},{start},{ended[wf] - first:.1f}")
     (opts.dump_dir / f"{name}.csv").write_text("\n".join(lines) + "\n")
 
 

@@ -212,7 +212,7 @@ async def measure(run: Run, redis: Redis, args: argparse.Namespace) -> dict[str,
     specs = [unique_spec(seed, n) for n in range(args.workflows)]
     ks = run.keyspace
     # A fresh namespace: its events stream starts with this run.
-    watcher = EventWatcher(redis, ks.events(0), b"0-0", len(specs), False, run.check)
+    watcher = EventWatcher(redis, ks.events(0), b"0-0", len(specs), run.check)
     async with Client(run.url, ClientSettings(keyspace=ks)) as client:
         first = bench.now_ms()
         ids = await client.submit_many(specs)
