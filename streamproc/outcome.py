@@ -41,17 +41,17 @@ async def run_agent(agent: AgentFn, event: TaskEvent, max_result_bytes: int) -> 
             async with deadline:
                 result = await call_agent(agent, task)
     except RetryLater as exc:
-        log.info("task waits %ss: %s", exc.delay, exc.reason, extra=ids(event))
+        log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
         wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
         return Outcome(b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), wait=wait)
     except PermanentError as exc:
-        return Outcome(b"fatal", error_text(exc))
+        return Outcome(b"fatal", _error_text(exc))
     except Exception as exc:
         if isinstance(exc, TimeoutError) and deadline is not None and deadline.expired():
-            log.warning("task timed out after %ss", event.timeout, extra=ids(event))
+            log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
             return Outcome(b"error", f"timed out after {event.timeout}s".encode())
-        log.warning("task failed: %r", exc, extra=ids(event))
-        return Outcome(b"error", error_text(exc))
+        log.warning("task failed: %r", exc, extra=_ids(event))
+        return Outcome(b"error", _error_text(exc))
     try:
         if isinstance(result, Adjust):
             adjust = _adjust_request(result, max_result_bytes)
@@ -79,7 +79,7 @@ def _adjust_request(adjust: Adjust, cap: int) -> AdjustRequest:
     return AdjustRequest(adjust.task, reason, _encode_result(adjust.input, cap))
 
 
-def ids(event: TaskEvent) -> dict[str, str | int]:
+def _ids(event: TaskEvent) -> dict[str, str | int]:
     """The event's ids, as a log record's ``extra``."""
     return {
         "wf": event.workflow,
@@ -89,6 +89,6 @@ def ids(event: TaskEvent) -> dict[str, str | int]:
     }
 
 
-def error_text(exc: BaseException) -> bytes:
+def _error_text(exc: BaseException) -> bytes:
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_CHARS].encode(errors="replace")
