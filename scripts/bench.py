@@ -17,14 +17,20 @@ Scenarios (``--quick`` runs a tenth of each):
                 XACK reply.
 ``limit-1proc`` the same with producer and consumer as two asyncio tasks of the bench process
                 (not run by default; ``--only limit-1proc``).
+``submit-only`` what bounds ``flat`` before any task runs (not run by default): 20,000 one-task
+                workflows, one ``await client.submit()`` at a time with no worker and no
+                resolver, and, as ``ping_per_s``, the same loop of bare PINGs (a round trip
+                with no work in Redis).
 ``flat``        20,000 one-task no-op workflows, one ``await client.submit()`` at a time.
 ``flat-batch``  the same with ``client.submit_many`` in batches of 100.
 ``dag``         2,000 workflows t1 -> t2 -> t3 -> (t4, t5): 10,000 tasks, one submit at a time.
 ``lat``         500 one-task workflows/s offered for 10 s, open loop (each submit is its own
                 asyncio task, launched on schedule; at most 64 in flight).
 
-Timing: the bench process follows the shard's events stream with XREAD COUNT 1000, every 20 ms
-once caught up (all times come from the entries, so polling changes no figure).  ``seconds``
+Timing: once the last submit call returned, the bench process reads the shard's events stream
+from the start of the measured window with XREAD COUNT 1000, then every 20 ms once caught up
+(all times come from the entries, so when they are read changes no figure; reading them while
+submitting took CPU from the submitting loop: see the README).  ``seconds``
 runs from the first submit call to the id of the last ``completed`` event (Redis clock; same
 host, so the same clock as the bench's).  ``flat``, ``flat-batch`` and ``dag`` latency: a
 workflow's submit call start (for a batch, the start of its ``submit_many`` call) to its
@@ -105,7 +111,7 @@ if __name__ == "bench":  # imported by a worker or resolver started by the bench
 SCRIPTS = Path(__file__).resolve().parent
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat")
-EXTRA_SCENARIOS = ("limit-1proc",)
+EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 LIMIT_RUNS = 3
@@ -611,7 +617,6 @@ async def submit_scenario(
             submitted: dict[bytes, float] = {}
             watcher.submitted = submitted
             await eng.begin(admin)
-            watching = asyncio.create_task(watcher.run())
             first = now_ms()
             try:
                 if batch:
@@ -620,18 +625,16 @@ async def submit_scenario(
                         t = now_ms()
                         for wf in await client.submit_many([spec] * count):
                             submitted[wf.encode()] = t
-                        if watching.done():
-                            break
+                        eng.check()
                 else:
                     for i in range(workflows):
                         t = now_ms()
                         submitted[(await client.submit(spec)).encode()] = t
-                        if i % 1000 == 0 and watching.done():
-                            break
+                        if i % 1000 == 0:
+                            eng.check()
                 submit_s = (now_ms() - first) / 1000
-                await watching
+                await watcher.run()
             finally:
-                watching.cancel()
                 await watch_redis.aclose()
             cpu = await eng.end(admin)
     if watcher.failed:
@@ -723,6 +726,34 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
             "completed_p99_ms": percentile(done_lat, 0.99),
             "from_schedule_p99_ms": percentile(sched_lat, 0.99),
         },
+    )
+
+
+async def submit_only_scenario(opts: Options, admin: Redis) -> Result:
+    """Sequential submits and PINGs, nothing else running: the ceiling of ``flat``'s loop."""
+    count = 2_000 if opts.quick else 20_000
+    async with Client(opts.url, ClientSettings(keyspace=Keyspace(f"b{uuid.uuid4().hex[:8]}"))) as c:
+        await c.submit(FLAT)  # warm: functions loaded, template cached, connection open
+        started = time.perf_counter()
+        for _ in range(count):
+            await c.redis.ping()
+        ping_s = time.perf_counter() - started
+        redis0, bench0, first = cpu_seconds(opts.redis_pid), time.process_time(), now_ms()
+        for _ in range(count):
+            await c.submit(FLAT)
+        last, redis1 = now_ms(), cpu_seconds(opts.redis_pid)
+    return Result(
+        scenario="submit-only",
+        tasks=count,
+        workflows=count,
+        seconds=(last - first) / 1000,
+        latencies=[],
+        latency="none (submits only: no task runs)",
+        cpu={
+            "redis": None if redis0 is None or redis1 is None else redis1 - redis0,
+            "bench": time.process_time() - bench0,
+        },
+        extra={"ping_per_s": round(count / ping_s)},
     )
 
 
@@ -984,6 +1015,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         ),
         "dag": lambda: submit_scenario(opts, admin, "dag", DAG, 2_000 // scale, None),
         "lat": lambda: lat_scenario(opts, admin),
+        "submit-only": lambda: submit_only_scenario(opts, admin),
     }
     wanted = args.only or list(ALL_SCENARIOS)
     # The ratio needs the ceiling: measure it first whenever anything else runs.
