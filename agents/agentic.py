@@ -14,7 +14,7 @@ from typing import Any
 from agents.pages import excerpt_of
 from agents.toolkit import toolkit
 from streamproc import Adjust, Task, agent
-from streamproc.providers import SearchReply
+from streamproc.outbound.providers import SearchReply
 
 WEAK_CHARS = 50  # the prototype's rule: a result missing or shorter than this is weak
 COMPONENTS = "Agent, Task Manager, Workflow Engine, Context Store, Evaluator, Toolset, Logger"

@@ -15,12 +15,12 @@ from redis.asyncio import Redis
 
 from agents.agentic import render
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, WorkflowSpec
-from streamproc.cache import cache_stats
-from streamproc.fakes import Fakes
-from streamproc.inprocess import running_engine
-from streamproc.progress import follow_progress, render_state
-from streamproc.providers import SearchSettings
+from streamproc.engine.inprocess import running_engine
+from streamproc.ops.progress import follow_progress, render_state
+from streamproc.outbound.cache import cache_stats
+from streamproc.outbound.providers import SearchSettings
 from streamproc.registry import registered
+from streamproc.testing.fakes import Fakes
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
 

@@ -1,6 +1,6 @@
 """What an agent keeps of a web page: a short excerpt of its visible text.
 
-Pages are read through the toolkit, so the outbound rules hold (streamproc/outbound.py).  A
+Pages are read through the toolkit, so the outbound rules hold (streamproc/outbound/guarded.py).  A
 page that is refused or does not answer is not the task's failure: the excerpt's place says
 why instead, and the agent goes on with its search results.
 """
@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 from agents.toolkit import toolkit
 from streamproc.errors import FetchError
-from streamproc.outbound import Page
+from streamproc.outbound.guarded import Page
 
 EXCERPT_CHARS = 500
 HIDDEN_TAGS = frozenset({"script", "style", "noscript", "template"})

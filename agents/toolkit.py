@@ -8,20 +8,20 @@ waits without using up its retries, and is dead-lettered after ``give_up_after``
 (``STREAMPROC_SEARCH_GIVE_UP``).
 
 Pages at URLs from outside (search results) are read only through :meth:`Toolkit.fetch`, which
-keeps to the outbound rules (streamproc/outbound.py): no private, local or metadata addresses,
-every redirect checked, the body and the time bounded."""
+keeps to the outbound rules (streamproc/outbound/guarded.py): no private, local or metadata
+addresses, every redirect checked, the body and the time bounded."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
 
-from streamproc import runtime
-from streamproc.cache import SearchCache
+from streamproc.engine import runtime
 from streamproc.errors import AllProvidersFailed, PermanentError, RetryLater
-from streamproc.llm import LLMClient, LLMSettings
-from streamproc.outbound import OutboundSettings, Page, read_page
-from streamproc.providers import SearchReply, SearchSettings, close_session
+from streamproc.outbound.cache import SearchCache
+from streamproc.outbound.guarded import OutboundSettings, Page, read_page
+from streamproc.outbound.llm import LLMClient, LLMSettings
+from streamproc.outbound.providers import SearchReply, SearchSettings, close_session
 
 MIN_DELAY = 0.05  # a provider back "now" is asked again after the engine's shortest wait
 

@@ -78,9 +78,9 @@ from redis.exceptions import ResponseError
 from streamproc import Task, agent
 from streamproc.client import Client
 from streamproc.config import ClientSettings
-from streamproc.embedded import EmbeddedRedis, free_port
-from streamproc.keys import Keyspace
 from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.store.keys import Keyspace
+from streamproc.testing.embedded import EmbeddedRedis, free_port
 
 
 @agent("noop")

@@ -1,7 +1,7 @@
 """Load-balancing benchmark: the seed workflow against a rate-limited search API, under three
 ways of sizing the calls (run it as ``scripts/bench_balance``; not a test).
 
-The API is a local :class:`~streamproc.fakes.LimitedSerpApi` in the bench process: at most
+The API is a local :class:`~streamproc.testing.fakes.LimitedSerpApi` in the bench process: at most
 ``--rate`` R answers a second (a token bucket of R tokens; above it a 429 with a whole-second
 Retry-After), each admitted answer taking 50 ms + 20 ms per other request in flight.  Every
 configuration gets a fresh fake, a fresh namespace on one private redis-server (flushed in
@@ -54,13 +54,13 @@ import orjson
 from bench import STREAMPROC, BenchError, EventWatcher, percentile, say
 from redis.asyncio import Redis
 
-from streamproc.cache import cache_stats
 from streamproc.client import Client
 from streamproc.config import ClientSettings
-from streamproc.embedded import EmbeddedRedis, free_port
-from streamproc.fakes import LimitedSerpApi
-from streamproc.keys import Keyspace
+from streamproc.outbound.cache import cache_stats
 from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.store.keys import Keyspace
+from streamproc.testing.embedded import EmbeddedRedis, free_port
+from streamproc.testing.fakes import LimitedSerpApi
 
 SEED = Path(__file__).resolve().parent.parent / "streamproc" / "examples" / "agentic.yaml"
 AGENTS = ("description", "planning", "execution", "evaluation", "validation")

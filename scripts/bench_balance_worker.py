@@ -24,7 +24,7 @@ from statistics import fmean
 
 from agents import toolkit as toolkit_module
 from agents.toolkit import Toolkit
-from streamproc.providers import ConcurrencySettings, SearchReply
+from streamproc.outbound.providers import ConcurrencySettings, SearchReply
 
 FIXED = ConcurrencySettings(initial=32, min_limit=32, max_limit=32)
 MODE = os.environ.get("BENCH_BALANCE_MODE", "")

@@ -102,9 +102,9 @@ from faults.tcpproxy import FaultProxy  # noqa: E402
 from faults.workload import Daemon, ledger_dag, resolver, worker  # noqa: E402
 
 from streamproc import Client, ClientSettings, Keyspace  # noqa: E402
-from streamproc.codec import Entry  # noqa: E402
-from streamproc.embedded import EmbeddedRedis  # noqa: E402
-from streamproc.fakes import Behaviour  # noqa: E402
+from streamproc.store.codec import Entry  # noqa: E402
+from streamproc.testing.embedded import EmbeddedRedis  # noqa: E402
+from streamproc.testing.fakes import Behaviour  # noqa: E402
 
 RESULTS = ROOT / "results"
 ROW_SECONDS = 60.0

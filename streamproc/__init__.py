@@ -18,10 +18,10 @@ from streamproc.errors import (
     WorkflowConflict,
     WorkflowNotFound,
 )
-from streamproc.keys import Keyspace
 from streamproc.registry import Adjust, Task, agent
 from streamproc.spec import Limits, TaskSpec, WorkflowSpec
-from streamproc.state import TaskState, WorkflowState
+from streamproc.store.keys import Keyspace
+from streamproc.store.state import TaskState, WorkflowState
 
 __all__ = [
     "Adjust",

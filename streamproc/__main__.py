@@ -1,5 +1,5 @@
 """``python -m streamproc``: the same CLI as the ``streamproc`` command."""
 
-from streamproc.cli import main
+from streamproc.cli.main import main
 
 main()

@@ -14,14 +14,15 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from streamproc import durability, functions
-from streamproc.codec import StreamReply, decode_fields
 from streamproc.config import ClientSettings, RedisSettings
-from streamproc.durability import Fsync
 from streamproc.errors import NotDurable, NotReplicated, WorkflowConflict, WorkflowNotFound
-from streamproc.keys import check_id
 from streamproc.spec import WorkflowSpec
-from streamproc.state import WorkflowState, parse_state
+from streamproc.store import functions
+from streamproc.store.codec import StreamReply, decode_fields
+from streamproc.store.keys import check_id
+from streamproc.store.state import WorkflowState, parse_state
+from streamproc.transport import durability
+from streamproc.transport.durability import Fsync
 
 log = logging.getLogger(__name__)
 TEMPLATE_CACHE = 64

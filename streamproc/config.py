@@ -13,11 +13,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
-from streamproc.cluster import EngineCluster
-from streamproc.connection import use_lean_cluster_connections, use_lean_connections
 from streamproc.errors import ConfigError
-from streamproc.keys import Keyspace
 from streamproc.spec import Limits
+from streamproc.store.keys import Keyspace
+from streamproc.transport.cluster import EngineCluster
+from streamproc.transport.connection import use_lean_cluster_connections, use_lean_connections
 
 
 @dataclass(frozen=True)
@@ -110,11 +110,11 @@ class ClientSettings:
     limits: Limits = field(default_factory=Limits)
     workflow_ttl: float = 7 * 24 * 3600.0
     # Return from submit only once the submission is on disk (WAITAOF on Redis 7.2+; see
-    # streamproc/durability.py), waiting at most durable_timeout for the fsync.
+    # streamproc/transport/durability.py), waiting at most durable_timeout for the fsync.
     durable: bool = False
     durable_timeout: float = 1.0
     # Return from submit only once this many replicas acknowledged the submission (WAIT after
-    # it; see streamproc/durability.py), waiting at most replica_timeout for them.
+    # it; see streamproc/transport/durability.py), waiting at most replica_timeout for them.
     replicas: int = 0
     replica_timeout: float = 0.1
 
@@ -130,7 +130,7 @@ class AutoscaleSettings:
     """How many of a worker's slots each agent may use, sized to its load across the fleet.
 
     ``min_consumers`` and ``max_consumers`` bound the fleet-wide desired count of one agent
-    (``max_consumers`` None: the worker's ``concurrency``); ``streamproc/autoscale.py``
+    (``max_consumers`` None: the worker's ``concurrency``); ``streamproc/autoscale/policy.py``
     explains the formula (``drain_target``) and the hysteresis (``margin``, ``cooldown``,
     ``step_down``).  The lease holder's settings decide; every process follows its count.
     """
@@ -178,9 +178,9 @@ class WorkerSettings:
     max_lost_deliveries: int = 3
     shutdown_grace: float = 10.0
     max_result_bytes: int = 1 << 20
-    # Longest wait after a short read while tasks arrive fast (streamproc/linger.py); 0: never.
+    # Longest wait after a short read while tasks arrive fast (engine/linger.py); 0: never.
     read_linger: float = 0.001
-    # None: every agent may use all ``concurrency`` slots (streamproc/scaling.py when set).
+    # None: every agent may use all ``concurrency`` slots (streamproc/autoscale/fleet.py when set).
     autoscale: AutoscaleSettings | None = None
 
     def __post_init__(self) -> None:
@@ -210,8 +210,8 @@ class ResolverSettings:
     # kept as long as the workflow instead (ClientSettings.workflow_ttl).
     events_maxlen: int = 1_000_000
     events_max_age: float | None = None
-    # Longest wait after a short read while completions arrive fast (streamproc/linger.py).
+    # Longest wait after a short read while completions arrive fast (streamproc/engine/linger.py).
     read_linger: float = 0.002
-    # How often to look for queued tasks no stream holds (streamproc/reconcile.py); also at
+    # How often to look for queued tasks no stream holds (streamproc/engine/reconcile.py); also at
     # start and after Redis restarts.
     reconcile_interval: float = 600.0

@@ -11,7 +11,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 from streamproc.errors import ConfigError
-from streamproc.keys import ID_PATTERN
+from streamproc.store.keys import ID_PATTERN
 
 ENTRY_POINT_GROUP = "streamproc.agents"
 

@@ -13,7 +13,7 @@ import yaml
 
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
-from streamproc.keys import check_id
+from streamproc.store.keys import check_id
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_TIMEOUT = 7 * 24 * 3600

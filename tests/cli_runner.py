@@ -12,7 +12,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from streamproc import Keyspace
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.outbound.providers.settings import KEY_VARIABLES
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}

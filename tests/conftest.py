@@ -25,10 +25,10 @@ from streamproc import (
     ResolverSettings,
     WorkerSettings,
 )
-from streamproc.embedded import EmbeddedRedis
+from streamproc.engine.resolver import Resolver
+from streamproc.engine.worker import Worker
 from streamproc.registry import registered
-from streamproc.resolver import Resolver
-from streamproc.worker import Worker
+from streamproc.testing.embedded import EmbeddedRedis
 
 sys.path.insert(0, str(Path(__file__).parent))
 import agents_for_tests  # noqa: F401  (registers the test agents)

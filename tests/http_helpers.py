@@ -10,8 +10,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from streamproc import Client
-from streamproc.api import make_app
-from streamproc.api_auth import ApiSettings
+from streamproc.http.app import make_app
+from streamproc.http.auth import ApiSettings
 
 TOKEN = "s3cret-token-for-the-tests"  # noqa: S105 (a test token)
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -11,9 +11,10 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 
 from acl_file import acl_users
 from conftest import Engine
-from streamproc import Client, ClientSettings, Keyspace, functions
-from streamproc.embedded import EmbeddedRedis
+from streamproc import Client, ClientSettings, Keyspace
 from streamproc.errors import NotReplicated
+from streamproc.store import functions
+from streamproc.testing.embedded import EmbeddedRedis
 
 SPEC = {
     "tasks": [

@@ -30,9 +30,9 @@ from redis.asyncio import Redis
 from conftest import Engine, eventually
 from http_helpers import AUTH, TOKEN, healthy
 from streamproc import Client, Keyspace
-from streamproc.api import serve
-from streamproc.api_auth import ApiSettings
-from streamproc.embedded import free_port
+from streamproc.http.app import serve
+from streamproc.http.auth import ApiSettings
+from streamproc.testing.embedded import free_port
 
 PROBE = Path(__file__).with_name("schema_probe.py")
 SPEC = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}  # as the probe's

@@ -15,9 +15,9 @@ from cli_runner import at
 from cli_runner import run as run_cli
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
-from streamproc.autoscale import ArrivalRate, Load, Scaler, needed, share
+from streamproc.autoscale.fleet import desired_counts
+from streamproc.autoscale.policy import ArrivalRate, Load, Scaler, needed, share
 from streamproc.config import AutoscaleSettings
-from streamproc.scaling import desired_counts
 
 SETTINGS = AutoscaleSettings(
     min_consumers=1, max_consumers=20, drain_target=10.0, cooldown=30.0, margin=0.2

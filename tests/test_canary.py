@@ -25,18 +25,18 @@ from redis.asyncio import Redis
 from cli_runner import STREAMPROC, Run, at, cli_env
 from conftest import eventually
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.api import make_app
-from streamproc.api_auth import ApiSettings
-from streamproc.deadletters import DeadLetter, list_dead
-from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import ProviderError
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.llm import LLMClient, LLMSettings
-from streamproc.providers import RetryPolicy, SearchChain
-from streamproc.providers.secret import Secret
-from streamproc.providers.serpapi import SerpApi
-from streamproc.providers.settings import KEY_VARIABLES
-from streamproc.providers.tavily import Tavily
+from streamproc.http.app import make_app
+from streamproc.http.auth import ApiSettings
+from streamproc.ops.deadletters import DeadLetter, list_dead
+from streamproc.outbound.llm import LLMClient, LLMSettings
+from streamproc.outbound.providers import RetryPolicy, SearchChain
+from streamproc.outbound.providers.serpapi import SerpApi
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.outbound.providers.tavily import Tavily
+from streamproc.outbound.secret import Secret
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import Behaviour, Fakes
 
 CANARY = f"SPCANARY-{uuid.uuid4()}"
 TOKEN = "canary-check-api-token"  # noqa: S105 (a test token)

@@ -20,7 +20,7 @@ from cli_runner import (
 )
 from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.keys import ID_PATTERN
+from streamproc.store.keys import ID_PATTERN
 
 VERBS = ["up", "worker", "resolver", "submit", "status", "show", "events", "cancel", "api", "demo"]
 UNREACHABLE = "redis://127.0.0.1:1/0"

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 
 from conftest import Engine, WorkerProcess, eventually, some_task
 from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
-from streamproc.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis
 
 
 def ledger_chain(n: int, seconds: float) -> WorkflowSpec:

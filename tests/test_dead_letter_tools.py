@@ -1,5 +1,5 @@
 """Operators read dead letters, requeue them once the cause is fixed (the workflow resumes
-where it failed) and purge them, through ``streamproc dead`` and ``streamproc.deadletters``."""
+where it failed) and purge them, through ``streamproc dead`` and ``streamproc.ops.deadletters``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 
 from cli_runner import assert_one_line_error, at, run, run_sync
 from conftest import Engine, eventually
-from streamproc import Client, Keyspace, deadletters
+from streamproc import Client, Keyspace
 from streamproc.errors import DeadLetterNotFound, DeadLetterRefused
+from streamproc.ops import deadletters
 
 FIXABLE_SPEC: dict[str, Any] = {
     "tasks": [

@@ -7,8 +7,9 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
-from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec, functions
-from streamproc.functions import ENGINE, Library
+from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec
+from streamproc.store import functions
+from streamproc.store.functions import ENGINE, Library
 
 
 def test_every_name_a_library_registers_carries_its_digest() -> None:

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
-from streamproc.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis
 
 
 def sleepers(n: int, seconds: float) -> dict[str, object]:

@@ -12,13 +12,13 @@ from prometheus_client import REGISTRY
 
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace, RedisSettings
-from streamproc.api import make_app
-from streamproc.api_auth import ApiSettings
-from streamproc.cache import SearchCache
-from streamproc.embedded import free_port
-from streamproc.fakes import Fakes
-from streamproc.poller import StreamPoller
-from streamproc.providers import SearchSettings, close_session
+from streamproc.http.app import make_app
+from streamproc.http.auth import ApiSettings
+from streamproc.ops.poller import StreamPoller
+from streamproc.outbound.cache import SearchCache
+from streamproc.outbound.providers import SearchSettings, close_session
+from streamproc.testing.embedded import free_port
+from streamproc.testing.fakes import Fakes
 
 TWO = {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "poison", "retries": 0}]}
 

@@ -8,10 +8,10 @@ from typing import Any
 import orjson
 import pytest
 
-from streamproc.codec import AdjustRequest, TaskEvent
+from streamproc.engine.outcome import MAX_ERROR_CHARS, Outcome, run_agent
 from streamproc.errors import PermanentError, RetryLater
-from streamproc.outcome import MAX_ERROR_CHARS, Outcome, run_agent
 from streamproc.registry import Adjust, Task
+from streamproc.store.codec import AdjustRequest, TaskEvent
 
 CAP = 1000
 

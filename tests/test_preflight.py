@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import ConfigError
-from streamproc.preflight import check_server, unauthenticated_remote
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.transport.preflight import check_server, unauthenticated_remote
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 
@@ -39,7 +39,7 @@ async def test_a_redis_without_persistence_is_warned_about(
     with EmbeddedRedis(None, None, "--appendonly", "no") as server:
         redis = Redis.from_url(server.url)
         try:
-            with caplog.at_level(logging.WARNING, logger="streamproc.preflight"):
+            with caplog.at_level(logging.WARNING, logger="streamproc.transport.preflight"):
                 await check_server(redis)
             assert "Redis persists nothing" in caplog.text
             caplog.clear()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from streamproc import RedisSettings
-from streamproc.connection import WRITE_BUFFER_LIMIT, LeanConnection
-from streamproc.linger import Linger
+from streamproc.engine.linger import Linger
+from streamproc.transport.connection import WRITE_BUFFER_LIMIT, LeanConnection
 
 
 class FakeClock:

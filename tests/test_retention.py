@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from conftest import Engine, eventually, fast_resolver
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
-from streamproc.resolver import Resolver
+from streamproc.engine.resolver import Resolver
 
 
 async def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(

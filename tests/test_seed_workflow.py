@@ -17,11 +17,11 @@ from agents.agentic import completeness, render
 from cli_runner import at, run
 from conftest import Engine, WorkerProcess
 from streamproc import Client, Keyspace, WorkflowSpec
-from streamproc.cache import cache_stats
-from streamproc.embedded import EmbeddedRedis
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.progress import render_state
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.ops.progress import render_state
+from streamproc.outbound.cache import cache_stats
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import Behaviour, Fakes
 
 SEED = Path(__file__).parents[1] / "streamproc" / "examples" / "agentic.yaml"
 AGENTS = "description,planning,execution,evaluation,validation"

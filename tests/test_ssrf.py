@@ -20,12 +20,12 @@ from redis.asyncio import Redis
 
 from conftest import Engine, WorkerProcess
 from streamproc import Client
-from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import ConfigError, FetchError, FetchRefused
-from streamproc.fakes import Fakes
-from streamproc.outbound import OutboundSettings, PinnedResolver, blocked, read_page
-from streamproc.providers import SearchSettings
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.outbound.guarded import OutboundSettings, PinnedResolver, blocked, read_page
+from streamproc.outbound.providers import SearchSettings
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import Fakes
 
 PAGE = (
     b"<html><head><title>Streams</title><style>p{color:red}</style>"

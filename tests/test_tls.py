@@ -16,9 +16,9 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
-from streamproc.cli_options import redacted
-from streamproc.embedded import free_port
+from streamproc.cli.options import redacted
 from streamproc.errors import ConfigError
+from streamproc.testing.embedded import free_port
 
 
 def make_ca(directory: Path, name: str) -> tuple[Path, Path]:

@@ -12,8 +12,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
-from streamproc.embedded import EmbeddedCluster
 from streamproc.registry import registered
+from streamproc.testing.embedded import EmbeddedCluster
 
 SHARDS = 6
 

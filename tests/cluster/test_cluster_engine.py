@@ -19,9 +19,9 @@ from redis.asyncio.cluster import RedisCluster
 from cluster.conftest import SHARDS, ClusterEngine
 from conftest import WorkerProcess, eventually
 from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
-from streamproc import events as lifecycle
-from streamproc.codec import Entry
-from streamproc.embedded import EmbeddedCluster, EmbeddedRedis
+from streamproc.ops import events as lifecycle
+from streamproc.store.codec import Entry
+from streamproc.testing.embedded import EmbeddedCluster, EmbeddedRedis
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 

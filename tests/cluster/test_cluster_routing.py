@@ -9,9 +9,9 @@ from redis.asyncio import Redis
 
 from cluster.conftest import ClusterEngine
 from streamproc import Client
-from streamproc.cluster import command_keys
-from streamproc.connection import LeanConnection
-from streamproc.embedded import EmbeddedCluster
+from streamproc.testing.embedded import EmbeddedCluster
+from streamproc.transport.cluster import command_keys
+from streamproc.transport.connection import LeanConnection
 
 
 def test_stream_and_function_keys_are_read_off_the_arguments() -> None:

@@ -25,9 +25,9 @@ from aiohttp import web
 from redis import Redis
 
 from faults import workload
-from streamproc.embedded import EmbeddedRedis
-from streamproc.fakes import FakeServer
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import FakeServer
 
 CANARY = f"SPCANARY-{uuid.uuid4()}"
 KEY_ENVIRONMENT = (*KEY_VARIABLES.values(), "STREAMPROC_LLM_API_KEY")

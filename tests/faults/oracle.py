@@ -28,8 +28,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streamproc import Client, Keyspace
 from streamproc.client import TERMINAL
-from streamproc.codec import Entry
-from streamproc.state import WorkflowState
+from streamproc.store.codec import Entry
+from streamproc.store.state import WorkflowState
 
 TASK_DEAD_FIELDS = (b"wf", b"task", b"att", b"deliveries", b"reason")
 

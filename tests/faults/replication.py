@@ -14,8 +14,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from faults.workload import ledger_chain
 from streamproc import Client, Keyspace, WorkflowSpec
-from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import NotReplicated
+from streamproc.testing.embedded import EmbeddedRedis
 
 SPEC = WorkflowSpec.from_dict(ledger_chain(2, 0.01))  # what the producers submit
 # A primary starts a replica's full sync at once, not after the default 5 s wait for others.

@@ -10,8 +10,8 @@ from typing import Any
 
 from aiohttp import web
 
-from streamproc.fakes import Fakes, FakeSerpApi, FakeServer, LimitedSerpApi
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.testing.fakes import Fakes, FakeSerpApi, FakeServer, LimitedSerpApi
 
 
 class Timed(FakeServer):

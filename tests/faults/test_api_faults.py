@@ -19,7 +19,7 @@ from faults import oracle
 from faults.workload import Daemon, ledger_chain
 from http_helpers import healthy
 from streamproc import Client, Keyspace
-from streamproc.embedded import free_port
+from streamproc.testing.embedded import free_port
 
 KEY = "a4-order-1"
 

@@ -31,8 +31,9 @@ from acl_file import acl_users
 from cli_runner import assert_one_line_error, run
 from conftest import Engine, eventually
 from faults.workload import Daemon, worker
-from streamproc import Client, ClientSettings, Keyspace, functions
-from streamproc.embedded import EmbeddedRedis
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.store import functions
+from streamproc.testing.embedded import EmbeddedRedis
 
 USER = "sp-worker-echo"  # deploy/acl.conf's worker role, serving the agent "echo"
 NAMESPACE = "sp"  # the one deploy/acl.conf's key patterns name

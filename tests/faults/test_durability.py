@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 import pytest
 
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.durability import Fsync, version_of
-from streamproc.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.transport.durability import Fsync, version_of
 
 SPEC = {"tasks": [{"id": "a", "agent": "echo"}]}
 

@@ -42,7 +42,7 @@ from faults.replication import (
 from faults.tcpproxy import FaultProxy
 from faults.workload import Daemon, all_ready, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis
 
 LINK_DELAY = 0.01  # one way, seconds
 PRODUCERS = 4

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamproc import codec
 from streamproc.errors import CodecError, SpecError
 from streamproc.spec import WorkflowSpec
+from streamproc.store import codec
 
 TASK_KEYS = [b"v", b"wf", b"task", b"agent", b"att", b"in", b"deps", b"to"]
 DONE_KEYS = [b"v", b"kind", b"wf", b"task", b"att", b"out", b"t0", b"t1", b"by"]

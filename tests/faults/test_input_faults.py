@@ -23,9 +23,9 @@ from cli_runner import at, run
 from conftest import Engine, eventually, publish_by_hand, unserved_workflow
 from faults import oracle
 from streamproc import Client, Keyspace
-from streamproc.api import make_app
-from streamproc.api_auth import ApiSettings
 from streamproc.errors import SpecError
+from streamproc.http.app import make_app
+from streamproc.http.auth import ApiSettings
 
 TWENTY_MB = b"x" * (20 << 20)
 TOKEN = "d6-token-for-the-fault-tests"  # noqa: S105 (a test token)

@@ -26,7 +26,7 @@ from faults.tcpproxy import FaultProxy
 from faults.workload import Daemon, all_ready, ledger_chain, ledger_dag, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.config import RedisSettings
-from streamproc.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis
 
 VT = 3.0  # the workers' visibility timeout (workload.worker)
 # Short, so that a blackhole outlasts it within a test; above the daemons' 2 s blocking reads.

@@ -18,10 +18,10 @@ import pytest
 from conftest import eventually, some_task
 from faults.workload import all_ready, exited, ledger_chain, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.api import serve
-from streamproc.api_auth import ApiSettings
-from streamproc.embedded import EmbeddedRedis, free_port
 from streamproc.errors import WorkflowNotFound
+from streamproc.http.app import serve
+from streamproc.http.auth import ApiSettings
+from streamproc.testing.embedded import EmbeddedRedis, free_port
 
 NO_PERSISTENCE = ("--appendonly", "no", "--save", "")
 

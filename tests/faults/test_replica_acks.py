@@ -14,8 +14,8 @@ from redis.exceptions import NoPermissionError
 from conftest import eventually
 from faults.replication import PRIMARY, in_sync, replica_of
 from streamproc import Client, ClientSettings, ConfigError, Keyspace
-from streamproc.embedded import EmbeddedRedis
 from streamproc.errors import NotDurable, NotReplicated
+from streamproc.testing.embedded import EmbeddedRedis
 
 SPEC = {"tasks": [{"id": "a", "agent": "echo"}]}
 

@@ -16,7 +16,7 @@ from conftest import Engine, eventually, some_task
 from faults import oracle
 from faults.workload import ledger_chain, worker
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis
 
 
 @pytest.fixture

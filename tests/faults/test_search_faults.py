@@ -30,9 +30,9 @@ from faults.search import (
 )
 from faults.workload import Daemon, all_ready, worker
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.embedded import EmbeddedRedis
-from streamproc.fakes import Behaviour, Fakes, FakeSerpApi
-from streamproc.state import WorkflowState
+from streamproc.store.state import WorkflowState
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import Behaviour, Fakes, FakeSerpApi
 
 RETRY_AFTER = 3.0  # what A's 429s ask; above the chain's 2 s in-visit wait, so never slept
 Providers = Callable[..., None]

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from faults import oracle
 from faults.workload import Daemon, ledger_dag, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.codec import Entry
+from streamproc.store.codec import Entry
 
 
 class EngineMachine(RuleBasedStateMachine):

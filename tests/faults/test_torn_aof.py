@@ -25,11 +25,11 @@ from conftest import Engine, eventually, fast_resolver, some_task
 from faults import oracle
 from faults.workload import ledger_chain
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.embedded import EmbeddedRedis
+from streamproc.engine.reconcile import Reconciler
+from streamproc.engine.resolver import Resolver
 from streamproc.errors import WorkflowNotFound
-from streamproc.groups import ensure_group
-from streamproc.reconcile import Reconciler
-from streamproc.resolver import Resolver
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.transport.groups import ensure_group
 
 EVERYSEC = ("--appendfsync", "everysec", "--aof-load-truncated", "yes")
 

@@ -9,12 +9,12 @@ from dataclasses import replace
 import pytest
 from redis.asyncio import Redis
 
-from streamproc.fakes import Fakes
-from streamproc.keys import Keyspace
-from streamproc.limit_settings import LimitSettings
-from streamproc.limiter import SharedLimiter
-from streamproc.providers import RetryPolicy, SearchChain, SearchSettings, close_session
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.outbound.limit_settings import LimitSettings
+from streamproc.outbound.limiter import SharedLimiter
+from streamproc.outbound.providers import RetryPolicy, SearchChain, SearchSettings, close_session
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.store.keys import Keyspace
+from streamproc.testing.fakes import Fakes
 
 FAST = RetryPolicy(
     attempts=3, backoff_initial=0.001, backoff_max=0.005, jitter=0.001, rate_limit_wait=0.5

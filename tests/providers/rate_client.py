@@ -14,9 +14,9 @@ import time
 import orjson
 from redis.asyncio import Redis
 
-from streamproc.keys import Keyspace
-from streamproc.limit_settings import BreakerSettings, LimitSettings
-from streamproc.limiter import SharedLimiter
+from streamproc.outbound.limit_settings import BreakerSettings, LimitSettings
+from streamproc.outbound.limiter import SharedLimiter
+from streamproc.store.keys import Keyspace
 
 
 async def take_slots(url: str, namespace: str, rate: float, seconds: float) -> list[float]:

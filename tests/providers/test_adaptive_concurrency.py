@@ -7,9 +7,9 @@ import asyncio
 from collections.abc import Callable
 
 from providers.conftest import Clock
-from streamproc.concurrency import AdaptiveLimit, ConcurrencySettings, Outcome
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.providers import SearchChain, SearchSettings
+from streamproc.outbound.concurrency import AdaptiveLimit, ConcurrencySettings, Outcome
+from streamproc.outbound.providers import SearchChain, SearchSettings
+from streamproc.testing.fakes import Behaviour, Fakes
 
 SETTINGS = ConcurrencySettings(initial=8, min_limit=2, max_limit=16, backoff=0.5, tolerance=2.0)
 RTT = 0.1

@@ -11,10 +11,10 @@ from redis.asyncio import Redis
 from conftest import eventually
 from providers.conftest import Clock, LimitedChain
 from streamproc.errors import AllProvidersFailed, CircuitOpen
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.keys import Keyspace
-from streamproc.limit_settings import BreakerSettings, LimitSettings
-from streamproc.limiter import Admission, SharedLimiter
+from streamproc.outbound.limit_settings import BreakerSettings, LimitSettings
+from streamproc.outbound.limiter import Admission, SharedLimiter
+from streamproc.store.keys import Keyspace
+from streamproc.testing.fakes import Behaviour, Fakes
 
 BREAKER = BreakerSettings(failures=2, cooldown=30.0, min_calls=100)
 LIMITS = {"serpapi": LimitSettings(breaker=BREAKER)}

@@ -10,10 +10,10 @@ from dataclasses import replace
 import pytest
 
 from streamproc.errors import AllProvidersFailed, ProviderError
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.llm import LLMClient, LLMSettings
-from streamproc.providers import RetryPolicy, SearchChain, SearchSettings
-from streamproc.providers.secret import Secret
+from streamproc.outbound.llm import LLMClient, LLMSettings
+from streamproc.outbound.providers import RetryPolicy, SearchChain, SearchSettings
+from streamproc.outbound.secret import Secret
+from streamproc.testing.fakes import Behaviour, Fakes
 
 CANARY = "canary-7f3c9d2e41b0-do-not-print"
 NAMES = ("serpapi", "brave", "tavily", "bing", "llm")

@@ -15,9 +15,9 @@ from streamproc.errors import (
     RateLimited,
     Unavailable,
 )
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.llm import LLMClient, LLMSettings
-from streamproc.providers import RetryPolicy
+from streamproc.outbound.llm import LLMClient, LLMSettings
+from streamproc.outbound.providers import RetryPolicy
+from streamproc.testing.fakes import Behaviour, Fakes
 
 
 @pytest.fixture

@@ -17,14 +17,14 @@ from streamproc.errors import (
     RateLimited,
     Unavailable,
 )
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.providers.base import SearchProvider
-from streamproc.providers.brave import Brave
-from streamproc.providers.chain import FACTORIES
-from streamproc.providers.http import Answer
-from streamproc.providers.limits import retry_after
-from streamproc.providers.secret import Secret
-from streamproc.providers.tavily import Tavily
+from streamproc.outbound.http import Answer
+from streamproc.outbound.providers.base import SearchProvider
+from streamproc.outbound.providers.brave import Brave
+from streamproc.outbound.providers.chain import FACTORIES
+from streamproc.outbound.providers.limits import retry_after
+from streamproc.outbound.providers.tavily import Tavily
+from streamproc.outbound.secret import Secret
+from streamproc.testing.fakes import Behaviour, Fakes
 
 PROVIDERS = FACTORIES
 FAILURES = [

@@ -13,12 +13,12 @@ from agents.toolkit import Toolkit
 from conftest import Engine
 from providers.conftest import Clock, LimitedChain
 from streamproc import Client, Keyspace, RetryLater, TaskSpec, WorkflowSpec
-from streamproc.cache import SearchCache
 from streamproc.errors import AllProvidersFailed, QuotaSpent
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.limit_settings import LimitSettings, Quota, parse_quota
-from streamproc.providers import SearchSettings
-from streamproc.providers.settings import KEY_VARIABLES
+from streamproc.outbound.cache import SearchCache
+from streamproc.outbound.limit_settings import LimitSettings, Quota, parse_quota
+from streamproc.outbound.providers import SearchSettings
+from streamproc.outbound.providers.settings import KEY_VARIABLES
+from streamproc.testing.fakes import Behaviour, Fakes
 
 LATE_EVENING = datetime(2026, 11, 24, 23, 0, tzinfo=UTC).timestamp()  # one hour to midnight
 TWO_A_DAY = {"serpapi": LimitSettings(quota=Quota(2, "day"))}

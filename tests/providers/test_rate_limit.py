@@ -15,10 +15,10 @@ from redis.asyncio import Redis
 
 from providers.conftest import Clock, LimitedChain
 from streamproc.errors import AllProvidersFailed, ConfigError, RateLimited
-from streamproc.fakes import Fakes
-from streamproc.keys import Keyspace
-from streamproc.limit_settings import LimitSettings, parse_rate
-from streamproc.limiter import SharedLimiter
+from streamproc.outbound.limit_settings import LimitSettings, parse_rate
+from streamproc.outbound.limiter import SharedLimiter
+from streamproc.store.keys import Keyspace
+from streamproc.testing.fakes import Fakes
 
 CLIENT = Path(__file__).with_name("rate_client.py")
 RATE = 200.0  # calls per second, all processes together

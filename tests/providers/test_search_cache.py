@@ -11,11 +11,11 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 
-from streamproc.cache import SearchCache, cache_stats
 from streamproc.errors import AllProvidersFailed
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.keys import Keyspace
-from streamproc.providers import CacheSettings, SearchChain, SearchSettings
+from streamproc.outbound.cache import SearchCache, cache_stats
+from streamproc.outbound.providers import CacheSettings, SearchChain, SearchSettings
+from streamproc.store.keys import Keyspace
+from streamproc.testing.fakes import Behaviour, Fakes
 
 SettingsFor = Callable[..., SearchSettings]
 TTLS = CacheSettings(base_ttl=100, min_ttl=10, max_ttl=1000, empty_ttl=5)

@@ -14,8 +14,8 @@ from streamproc.errors import (
     MalformedReply,
     QuotaSpent,
 )
-from streamproc.fakes import Behaviour, Fakes
-from streamproc.providers import SearchChain, SearchSettings
+from streamproc.outbound.providers import SearchChain, SearchSettings
+from streamproc.testing.fakes import Behaviour, Fakes
 
 THREE = ("serpapi", "brave", "tavily")
 SettingsFor = Callable[..., SearchSettings]

@@ -1,0 +1,54 @@
+"""``streamproc api``: serve the HTTP API until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from pathlib import Path
+
+import click
+
+from streamproc.cli.options import Context, common_options, verb
+from streamproc.client import Client
+from streamproc.config import ClientSettings
+from streamproc.engine.daemon import run_until_signalled
+from streamproc.http.app import serve
+from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.ops.poller import StreamPoller
+
+TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
+
+
+@click.command()
+@common_options
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="Port to listen on.",
+)
+@click.option(
+    "--tokens-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Bearer tokens, one a line as TOKEN [scopes=read+submit+admin] [tenant=NAME] (added "
+    f"to those in {TOKENS_VARIABLE}, comma separated). A bare token has every scope and sees "
+    "every tenant. Without any, only a loopback host is allowed, and requests need no token.",
+)
+@verb
+async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> int:
+    """Serve the HTTP API: workflows, their events, agents and dead letters."""
+    tokens = parse_tokens(os.environ.get(TOKENS_VARIABLE, ""), ",", TOKENS_VARIABLE)
+    if tokens_file is not None:
+        text = await asyncio.to_thread(tokens_file.read_text)
+        tokens += parse_tokens(text, "\n", str(tokens_file))
+    settings = ApiSettings.with_credentials(tokens, host=host, port=port)
+    settings.check_bind()
+    access = f"{len(settings.credentials)} token(s)" if tokens else "no token: loopback only"
+    async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
+        shown = f"[{host}]" if ":" in host else host
+        click.echo(f"serving the HTTP API on http://{shown}:{port} ({access})", err=True)
+        poller = StreamPoller(ctx.redis, ctx.keyspace)
+        return await run_until_signalled([functools.partial(serve, client, settings), poller.run])

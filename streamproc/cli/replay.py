@@ -1,0 +1,152 @@
+"""``streamproc replay VERB``: run a past workflow again, compare runs, print a stream range."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+import click
+import orjson
+
+from streamproc.cli.options import Context, common_options, connected, fail, verb
+from streamproc.client import Client
+from streamproc.config import ClientSettings
+from streamproc.engine.inprocess import running_engine
+from streamproc.ops import replay as rp
+from streamproc.ops.progress import render_state
+from streamproc.registry import registered
+from streamproc.store.codec import Entry, decode_fields, entry_order
+from streamproc.store.keys import check_id
+from streamproc.store.state import WorkflowState
+
+
+@click.group()
+def replay() -> None:
+    """Replay for debugging: re-run a past workflow, diff two runs, print a stream range."""
+
+
+@replay.command("run")
+@common_options
+@click.argument("workflow_id")
+@click.option(
+    "--from-recorded",
+    "mode",
+    flag_value="recorded",
+    default=True,
+    help="Feed recorded results: no agent or API call; the final state must equal the original.",
+)
+@click.option("--live", "mode", flag_value="live", help="Run every agent again.")
+@click.option(
+    "--from-task", help="Reuse recorded results outside TASK's downstream; run TASK on live."
+)
+@verb
+async def run(ctx: Context, workflow_id: str, mode: str, from_task: str | None) -> int:
+    """Re-run WORKFLOW_ID as a new workflow (resolver and workers in this process) and report
+    how its final state differs from the original's; exit 1 on a difference when replaying
+    from recorded results, where none is allowed."""
+    agents = {**registered(), rp.REPLAY_AGENT: rp.replay_recorded}
+    settings = ClientSettings(keyspace=ctx.keyspace)
+    async with (
+        running_engine(ctx.redis, ctx.keyspace, agents),
+        Client(ctx.redis, settings) as client,
+    ):
+        recorded, spec = await rp.load_recorded(client, workflow_id)
+        if mode == "live" and not from_task:
+            plan = spec
+        else:
+            live = rp.downstream(spec, from_task) if from_task else set()
+            plan = rp.replay_spec(recorded, spec, live)
+        new_id = await client.submit(plan)
+        click.echo(f"replaying {workflow_id} as {new_id}", err=True)
+        again = await client.wait(new_id)
+    click.echo(render_state(again))
+    differences = rp.diff(recorded, again)
+    print_diff(differences, workflow_id, new_id)
+    strict = mode == "recorded" and not from_task
+    return 1 if strict and differences else 0
+
+
+@replay.command("diff")
+@common_options
+@click.argument("before")
+@click.argument("after")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per difference.")
+@verb
+async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
+    """Compare two runs task by task (status, state, result, error); exit 1 if they differ."""
+    async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
+        states: list[WorkflowState] = [await client.get(before), await client.get(after)]
+    differences = rp.diff(*states)
+    if as_json:
+        for d in differences:
+            click.echo(orjson.dumps(d.__dict__, default=str))
+    else:
+        print_diff(differences, before, after)
+    return 1 if differences else 0
+
+
+@replay.command("stream")
+@common_options
+@click.option("--agent", help="The agent's task stream (default: the completions stream).")
+@click.option("--shard", type=int, default=0, show_default=True)
+@click.option("--start", default="-", show_default=True, help="First entry id or ms time.")
+@click.option("--end", default="+", show_default=True, help="Last entry id or ms time.")
+@click.option("--workflow", help="Only this workflow's entries.")
+@click.option(
+    "--group",
+    help="Also create this debug consumer group, positioned so it re-delivers from --start.",
+)
+@verb
+async def stream(
+    ctx: Context,
+    agent: str | None,
+    shard: int,
+    start: str,
+    end: str,
+    workflow: str | None,
+    group: str | None,
+) -> int:
+    """Print a range of a stream as JSON lines without touching the live consumer groups;
+    say so when retention already trimmed part of the range.  With --group, a separate debug
+    group re-delivers the stream from --start to whoever reads it (XREADGROUP GROUP NAME)."""
+    keyspace = ctx.keyspace
+    key = keyspace.tasks(shard, agent) if agent else keyspace.done(shard)
+    async with connected(ctx) as redis:
+        if not await redis.exists(key):
+            fail(f"no stream {key}")
+        first = cast(list[Entry], await redis.xrange(key, count=1))
+        entries = cast(list[Entry], await redis.xrange(key, start, end))
+        if group:
+            await redis.xgroup_create(key, check_id("group", group), _just_before(start))
+            click.echo(f"debug group {group} on {key} re-delivers from {start}", err=True)
+    if first and start != "-" and entry_order(start) < entry_order(first[0][0]):
+        click.echo(f"trimmed: entries before {first[0][0].decode()} are gone", err=True)
+    wanted = workflow.encode() if workflow else None
+    for entry_id, fields in entries:
+        if wanted is None or fields.get(b"wf") == wanted:
+            click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
+    return 0
+
+
+def _just_before(start: str) -> str:
+    """The group position that makes ``start`` the next entry delivered."""
+    if start == "-":
+        return "0-0"
+    ms, seq = entry_order(start)
+    if seq > 0:
+        return f"{ms}-{seq - 1}"
+    return f"{ms - 1}-18446744073709551615" if ms > 0 else "0-0"
+
+
+def print_diff(differences: list[rp.TaskDiff], before: str, after: str) -> None:
+    if not differences:
+        click.echo(f"no difference between {before} and {after}")
+        return
+    click.echo(f"{len(differences)} difference(s) between {before} and {after}:")
+    for d in differences:
+        where = f"task {d.task}" if d.task else "workflow"
+        click.echo(f"  {where} {d.field}: {_show(d.before)} -> {_show(d.after)}")
+
+
+def _show(value: Any) -> str:
+    text = orjson.dumps(value, default=str).decode()
+    return text if len(text) <= 80 else text[:77] + "..."

@@ -1,0 +1,1 @@
+"""The daemons: workers that run agents, the resolver that applies completions."""

@@ -1,0 +1,94 @@
+"""Running an agent on one task, and what it came to: the completion kind the resolver
+applies, its output (the result as JSON, or the error text) and, when the agent asked for
+one, an adjustment or a wait.  Whatever the agent raises or returns ends here as an outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streamproc.errors import PermanentError, RetryLater
+from streamproc.registry import Adjust, AgentFn, Task, call_agent
+from streamproc.store.codec import AdjustRequest, TaskEvent
+from streamproc.store.keys import ID_PATTERN
+
+log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    kind: bytes  # ok | adjust | error | fatal | wait
+    output: bytes
+    adjust: AdjustRequest | None = None
+    wait: tuple[int, int] | None = None  # retry in ms, give up after ms
+
+
+async def run_agent(agent: AgentFn, event: TaskEvent, max_result_bytes: int) -> Outcome:
+    """Run ``agent`` on the event's task within the task's timeout.  An exception is an
+    ``error`` outcome (retried), :class:`PermanentError` or a result that cannot be stored is
+    ``fatal``, and :class:`RetryLater` a ``wait``."""
+    task = Task(event.workflow, event.task, event.attempt, event.input, event.deps)
+    deadline = None if event.timeout is None else asyncio.timeout(event.timeout)
+    try:
+        if deadline is None:
+            result = await call_agent(agent, task)
+        else:
+            async with deadline:
+                result = await call_agent(agent, task)
+    except RetryLater as exc:
+        log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
+        wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
+        return Outcome(b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), wait=wait)
+    except PermanentError as exc:
+        return Outcome(b"fatal", _error_text(exc))
+    except Exception as exc:
+        if isinstance(exc, TimeoutError) and deadline is not None and deadline.expired():
+            log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
+            return Outcome(b"error", f"timed out after {event.timeout}s".encode())
+        log.warning("task failed: %r", exc, extra=_ids(event))
+        return Outcome(b"error", _error_text(exc))
+    try:
+        if isinstance(result, Adjust):
+            adjust = _adjust_request(result, max_result_bytes)
+            return Outcome(b"adjust", _encode_result(result.result, max_result_bytes), adjust)
+        return Outcome(b"ok", _encode_result(result, max_result_bytes))
+    except ValueError as exc:
+        return Outcome(b"fatal", str(exc).encode())
+
+
+def _encode_result(result: Any, cap: int) -> bytes:
+    """The result as JSON, or ValueError saying why it cannot be stored."""
+    try:
+        output = orjson.dumps(result)
+    except orjson.JSONEncodeError as exc:
+        raise ValueError(f"result is not JSON-serialisable: {exc}") from None
+    if len(output) > cap:
+        raise ValueError(f"result too large: {len(output)} bytes, over the {cap}-byte cap")
+    return output
+
+
+def _adjust_request(adjust: Adjust, cap: int) -> AdjustRequest:
+    if not isinstance(adjust.task, str) or not ID_PATTERN.fullmatch(adjust.task):
+        raise ValueError(f"Adjust names an invalid task id {adjust.task!r}")
+    reason = str(adjust.reason)[:MAX_ERROR_CHARS]
+    return AdjustRequest(adjust.task, reason, _encode_result(adjust.input, cap))
+
+
+def _ids(event: TaskEvent) -> dict[str, str | int]:
+    """The event's ids, as a log record's ``extra``."""
+    return {
+        "wf": event.workflow,
+        "task": event.task,
+        "attempt": event.attempt,
+        "agent": event.agent,
+    }
+
+
+def _error_text(exc: BaseException) -> bytes:
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return text[:MAX_ERROR_CHARS].encode(errors="replace")

@@ -1,0 +1,163 @@
+"""Reconciliation: find queued tasks that no stream will ever deliver, and publish them again.
+
+Every engine write is one function call or one MULTI/EXEC, and Redis loads a torn AOF up to
+its last whole command (an unfinished MULTI is dropped), so after a crash, even one that lost
+the AOF's last second, workflow state and streams still agree.  What can part them comes from
+outside: an undelivered entry trimmed or deleted by hand, a restore that mixes files.  A
+queued task whose current entry is neither pending in its group nor still ahead of the
+group's read position would wait forever.
+
+The resolver sweeps each shard at start, after Redis restarts (``epoch.py``) and every
+``reconcile_interval``.  A task found stranded may only have its completion on its way (a
+worker acknowledges the entry as it writes the completion, which the resolver applies
+later), so it is published again, as a new attempt by ``sp_requeue`` with reason
+``reconciled``, only on a later sweep that finds it still stranded after the resolver has
+applied every completion written before it was first seen.  A late completion of the old
+attempt is then refused as superseded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import NamedTuple, cast
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from streamproc.store import functions
+from streamproc.store.codec import entry_order
+from streamproc.store.keys import RESOLVER_GROUP, Keyspace
+from streamproc.transport.groups import group_positions
+
+log = logging.getLogger(__name__)
+SCAN_COUNT = 500
+NEVER_DEAD_LETTER = 1 << 30  # sp_requeue's lost-delivery cap: a re-drive is no lost delivery
+
+
+class Queued(NamedTuple):
+    workflow: str
+    task: str
+    attempt: str
+    agent: str
+    entry: bytes
+
+
+async def queued_tasks(redis: Redis, keyspace: Keyspace, shard: int) -> list[Queued]:
+    """Every queued task of the shard's running workflows."""
+    found: list[Queued] = []
+    keys = [key async for key in redis.scan_iter(match=keyspace.workflows(shard), count=SCAN_COUNT)]
+    for start in range(0, len(keys), SCAN_COUNT):
+        batch = keys[start : start + SCAN_COUNT]
+        pipe = redis.pipeline(transaction=False)
+        for key in batch:
+            pipe.hget(key, "status")
+        running = [
+            k for k, status in zip(batch, await pipe.execute(), strict=True) if status == b"running"
+        ]
+        for key in running:
+            fields = cast(dict[bytes, bytes], await redis.hgetall(key))
+            workflow = key.decode().rsplit(":wf:", 1)[1]
+            for name, state in fields.items():
+                if name.startswith(b"s:") and state == b"queued":
+                    task = name[2:]
+                    found.append(
+                        Queued(
+                            workflow,
+                            task.decode(),
+                            fields.get(b"a:" + task, b"").decode(),
+                            fields.get(b"g:" + task, b"").decode(),
+                            fields.get(b"m:" + task, b"0-0"),
+                        )
+                    )
+    return found
+
+
+async def stranded(redis: Redis, keyspace: Keyspace, shard: int) -> set[Queued]:
+    """Queued tasks whose entry is neither pending nor yet to be read by their agent's group."""
+    out: set[Queued] = set()
+    tasks = await queued_tasks(redis, keyspace, shard)
+    for agent in {t.agent for t in tasks}:
+        stream = keyspace.tasks(shard, agent)
+        group = (await group_positions(redis, stream)).get(agent.encode())
+        read_up_to = entry_order(group[0]) if group else (0, 0)
+        mine = [t for t in tasks if t.agent == agent]
+        pipe = redis.pipeline(transaction=False)
+        for t in mine:
+            pipe.xrange(stream, t.entry, t.entry, count=1)
+            if group:
+                pipe.xpending_range(stream, agent, t.entry, t.entry, 1)
+        replies = iter(await pipe.execute())
+        for t in mine:
+            exists = bool(next(replies))
+            pending = bool(next(replies)) if group else False
+            ahead = group is None or entry_order(t.entry) > read_up_to  # no group: read all
+            if not pending and not (exists and ahead):
+                out.add(t)
+    return out
+
+
+async def redrive(redis: Redis, keyspace: Keyspace, shard: int, tasks: Iterable[Queued]) -> int:
+    """Publish each task again as a new attempt (only if it is still that queued attempt)."""
+    tasks = list(tasks)
+    args: list[functions.Arg] = ["reconciled", NEVER_DEAD_LETTER]
+    for t in tasks:
+        args += (t.entry, t.workflow, t.task, t.attempt, t.agent)
+        log.warning(
+            "task was queued but no stream held it: publishing it again",
+            extra={"wf": t.workflow, "task": t.task, "attempt": t.attempt},
+        )
+    agents = sorted({t.agent for t in tasks})
+    workflow_keys = [keyspace.workflow(t.workflow) for t in tasks]
+    call = functions.arguments(keyspace, shard, agents, workflow_keys, args)
+    return int(await functions.call(redis, "sp_requeue", call))
+
+
+class Reconciler:
+    """Remembers, for each stranded task, the completion stream's newest entry when the task
+    was first seen stranded; re-drives it once the resolver has applied every completion up
+    to that entry and the task is still stranded (a completion of it would have been among
+    them: a worker writes the completion and acknowledges the task entry in one MULTI)."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis, self.keyspace = redis, keyspace
+        self.first_seen: dict[Queued, tuple[int, int]] = {}
+
+    async def sweep(self) -> int:
+        """One pass over every shard; the number of tasks published again."""
+        moved, seen = 0, dict[Queued, tuple[int, int]]()
+        for shard in self.keyspace.all_shards():
+            found = await stranded(self.redis, self.keyspace, shard)
+            if not found:
+                continue
+            unapplied = await first_unapplied(self.redis, self.keyspace.done(shard))
+            due = [t for t in found if t in self.first_seen and self.first_seen[t] < unapplied]
+            if due:
+                moved += await redrive(self.redis, self.keyspace, shard, due)
+            newest = await newest_entry(self.redis, self.keyspace.done(shard))
+            seen |= {t: self.first_seen.get(t, newest) for t in found if t not in due}
+        self.first_seen = seen
+        return moved
+
+    @property
+    def suspects(self) -> int:
+        return len(self.first_seen)
+
+
+async def newest_entry(redis: Redis, stream: str) -> tuple[int, int]:
+    """The id of the newest entry ever added to ``stream`` (0-0 if none)."""
+    try:
+        info = await redis.xinfo_stream(stream)
+    except ResponseError:  # no such stream
+        return (0, 0)
+    return entry_order(info["last-generated-id"])
+
+
+async def first_unapplied(redis: Redis, done: str) -> tuple[int, int]:
+    """The lowest completion id the resolver has not applied yet: its oldest pending one, or
+    the one after the last it read (0-1 before it has read any)."""
+    last, oldest = (await group_positions(redis, done)).get(RESOLVER_GROUP.encode(), (b"0-0", None))
+    if oldest is not None:
+        return entry_order(oldest)
+    ms, seq = entry_order(last)
+    return ms, seq + 1

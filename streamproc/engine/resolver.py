@@ -1,0 +1,289 @@
+"""The completion consumer: applies completions, resolves dependencies, publishes ready tasks.
+
+Per shard it reads ``done`` in batches and applies each batch with one ``sp_resolve`` call
+(record results, count down dependents, publish the ready ones, emit lifecycle events, XACK),
+so a crash anywhere leaves either nothing or the whole batch applied.  It also releases due
+retries from the delayed set, takes over completions a dead resolver left pending, and trims
+streams below what every group has acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import replace
+from typing import Any, cast
+
+from redis.asyncio import Redis
+
+from streamproc.config import RedisSettings, ResolverSettings
+from streamproc.engine.daemon import pause
+from streamproc.engine.failpoints import failpoint
+from streamproc.engine.linger import Linger
+from streamproc.engine.reconcile import Reconciler
+from streamproc.engine.worker import consumer_name
+from streamproc.errors import CodecError
+from streamproc.ops.status import shard_agents
+from streamproc.store import codec, functions
+from streamproc.store.codec import Completion, Entry, StreamReply
+from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
+from streamproc.transport.epoch import Epoch
+from streamproc.transport.groups import ensure_group, group_positions, leave_group
+from streamproc.transport.preflight import check_server
+from streamproc.transport.retrying import until_redis_answers as until_ready
+
+log = logging.getLogger(__name__)
+RELEASE_BATCH = 100
+LINGER_TARGET = 64  # completions per batch worth waiting for under load (see linger.py)
+
+
+class Resolver:
+    """Runs until :meth:`run`'s stop event is set; any number may run side by side."""
+
+    def __init__(self, redis: RedisSettings, settings: ResolverSettings) -> None:
+        redis.check_block(settings.block_ms)
+        self.settings = settings
+        self.keyspace = settings.keyspace
+        self.redis: Redis = redis.connect()
+        # Reads are never retried by the client: a retried XREADGROUP > would skip the batch
+        # whose reply was lost (see _read_once).
+        self.reader: Redis = replace(redis, command_retries=0).connect()
+        self.consumer = consumer_name()
+        self.epoch = Epoch(self.redis, self.keyspace)
+        self.reconciler = Reconciler(self.redis, self.keyspace)
+        self._restarted = False
+        self._agents: dict[int, list[str]] = {}
+        self._unsettled: set[int] = set()  # shards whose last batch may be read, not applied
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Serve until ``stop`` is set; a batch being applied is finished, not cut short."""
+        await until_ready(self._prepare)
+        log.info("resolver %s running over %d shard(s)", self.consumer, self.keyspace.shards)
+        shards = self.keyspace.all_shards()
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.epoch.watch(stop, self._on_restart))
+                group.create_task(self._reconcile_loop(stop))
+                for shard in shards:
+                    group.create_task(self._read_loop(shard, stop))
+                    group.create_task(self._release_loop(shard, stop))
+                    group.create_task(self._sweep_loop(shard, stop))
+                group.create_task(self._trim_loop(stop))
+            for shard in shards:
+                await leave_group(
+                    self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer
+                )
+        except BaseExceptionGroup as errors:
+            await self.epoch.raise_reset_behind(errors)
+            raise
+        finally:
+            await self.redis.aclose()
+            await self.reader.aclose()
+        log.info("resolver %s stopped", self.consumer)
+
+    async def _prepare(self) -> None:
+        await check_server(self.redis)
+        await self.epoch.establish()
+        await functions.load(self.redis)
+        for shard in self.keyspace.all_shards():
+            await ensure_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP)
+            self._agents[shard] = await shard_agents(self.redis, self.keyspace, shard)
+
+    # -- completions -------------------------------------------------------------------------
+
+    async def _read_loop(self, shard: int, stop: asyncio.Event) -> None:
+        linger = Linger(LINGER_TARGET, self.settings.read_linger)
+        while not stop.is_set():
+            got = await until_ready(self._read_once, shard)
+            wait = linger.after_read(got, self.settings.batch)
+            if wait:
+                await asyncio.sleep(wait)
+
+    async def _read_once(self, shard: int) -> int:
+        """Read a batch and apply it.  A batch can be delivered yet not applied: its reply lost
+        with a dropped connection (Redis delivered it all the same), or its apply failed.  It
+        stays pending with this consumer, so after a failure the next reads take this
+        consumer's own pending entries (id 0) until none is left, rather than leaving them to
+        the sweep a visibility timeout later."""
+        done = self.keyspace.done(shard)
+        since = "0" if shard in self._unsettled else ">"
+        self._unsettled.add(shard)
+        reply = await self.reader.xreadgroup(
+            RESOLVER_GROUP,
+            self.consumer,
+            {done: since},
+            count=self.settings.batch,
+            block=self.settings.block_ms,
+        )
+        got = 0
+        for _, entries in cast(StreamReply, reply) or ():
+            got += len(entries)
+            failpoint("resolver.mid_batch")
+            await self.apply(shard, entries)
+        if since == ">" or not got:
+            self._unsettled.discard(shard)
+        return got
+
+    async def apply(self, shard: int, entries: list[Entry]) -> None:
+        """Apply one batch of ``done`` entries; malformed ones go to dead-done with the reason."""
+        good: list[Completion] = []
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id, fields in entries:
+            try:
+                good.append(codec.decode_completion(entry_id, fields or {}))
+            except CodecError as exc:
+                log.error("malformed completion %s: %s", entry_id.decode(), exc.reason)
+                dead = {
+                    **codec.parked(exc.fields),
+                    b"reason": f"malformed completion: {exc.reason}",
+                    b"entry": entry_id,
+                }
+                pipe.xadd(self.keyspace.dead_done(shard), dead)  # type: ignore[arg-type]
+                pipe.xack(self.keyspace.done(shard), RESOLVER_GROUP, entry_id)
+        if len(pipe):
+            await pipe.execute()
+        while good:
+            consumed, missing = await self._resolve(shard, good)
+            good = good[consumed:]
+            if missing:
+                self._learn_agent(shard, missing)
+
+    async def _resolve(self, shard: int, batch: list[Completion]) -> tuple[int, str]:
+        settings = self.settings
+        jitter = 0.5 + random.random() / 2
+        args: list[functions.Arg] = [
+            int(settings.retry_base * 1000),
+            int(settings.retry_cap * 1000),
+            jitter,
+        ]
+        workflow_keys = []
+        for c in batch:
+            workflow_keys.append(self.keyspace.workflow(c.workflow.decode()))
+            args += (
+                c.kind,
+                c.workflow,
+                c.task,
+                c.attempt,
+                c.output,
+                c.began,
+                c.ended,
+                c.consumer,
+                c.entry_id,
+                c.source,
+            )
+            if c.adjust is not None:
+                args += c.adjust
+            if c.wait is not None:
+                args += c.wait
+        call = functions.arguments(self.keyspace, shard, self._agents[shard], workflow_keys, args)
+        consumed, stale, missing = await functions.call(self.redis, "sp_resolve", call)
+        if stale:
+            log.info("ignored %d duplicate or superseded completions", stale)
+        return int(consumed), missing.decode()
+
+    def _learn_agent(self, shard: int, agent: str) -> None:
+        if not ID_PATTERN.fullmatch(agent) or agent in self._agents[shard]:
+            raise RuntimeError(f"resolver cannot route tasks of agent {agent!r}")
+        self._agents[shard].append(agent)
+
+    # -- delayed retries ---------------------------------------------------------------------
+
+    async def _release_loop(self, shard: int, stop: asyncio.Event) -> None:
+        while not await pause(stop, self.settings.release_interval):
+            await until_ready(self._release_once, shard)
+
+    async def _release_once(self, shard: int) -> None:
+        """Publish due retries.  Due-ness is judged by the Redis clock, never the local one.
+        TIME goes on its own: a Cluster pipeline refuses it (it has no key to route by)."""
+        seconds, micros = await self.redis.time()
+        delayed = self.keyspace.delayed(shard)
+        members = cast(
+            list[tuple[bytes, float]],
+            await self.redis.zrange(delayed, 0, RELEASE_BATCH - 1, withscores=True),
+        )
+        now = seconds * 1000 + micros // 1000
+        due = [m.decode().split(" ") for m, score in members if score <= now]
+        while due:
+            workflow_keys = [self.keyspace.workflow(wf) for wf, _ in due]
+            args = [part for item in due for part in item]
+            call = functions.arguments(
+                self.keyspace, shard, self._agents[shard], workflow_keys, args
+            )
+            _, missing = await functions.call(self.redis, "sp_release", call)
+            if not missing:
+                return
+            self._learn_agent(shard, missing.decode())
+
+    # -- recovery and retention --------------------------------------------------------------
+
+    async def _sweep_loop(self, shard: int, stop: asyncio.Event) -> None:
+        while not await pause(stop, self.settings.claim_interval):
+            await until_ready(self._sweep_once, shard)
+
+    async def _sweep_once(self, shard: int) -> None:
+        """Re-apply completions another resolver read but never acknowledged (it died)."""
+        done = self.keyspace.done(shard)
+        min_idle = int(self.settings.visibility_timeout * 1000)
+        start: Any = "0-0"
+        for _ in range(100):
+            start, entries, deleted = await self.redis.xautoclaim(
+                done, RESOLVER_GROUP, self.consumer, min_idle, start, count=self.settings.batch
+            )
+            for entry_id in deleted:
+                log.error("completion %s was trimmed before it was applied", entry_id.decode())
+                reason = "completion trimmed before ack"
+                await self.redis.xadd(
+                    self.keyspace.dead_done(shard), {"entry": entry_id, "reason": reason}
+                )
+            if entries:
+                await self.apply(shard, entries)
+            if start in (b"0-0", "0-0"):
+                return
+
+    async def _on_restart(self) -> None:
+        log.info("Redis restarted: looking for tasks it may have stranded")
+        self._restarted = True
+
+    async def _reconcile_loop(self, stop: asyncio.Event) -> None:
+        """Sweep for stranded tasks (reconcile.py) at start, after a restart, every
+        ``reconcile_interval``, and a visibility timeout after finding any (to confirm them)."""
+        tick = min(self.settings.visibility_timeout, self.settings.reconcile_interval)
+        await until_ready(self.reconciler.sweep)
+        last = time.monotonic()
+        while not await pause(stop, tick):
+            now = time.monotonic()
+            due = now - last >= self.settings.reconcile_interval
+            if self._restarted or self.reconciler.suspects or due:
+                self._restarted, last = False, now
+                await until_ready(self.reconciler.sweep)
+
+    async def _trim_loop(self, stop: asyncio.Event) -> None:
+        while not await pause(stop, self.settings.trim_interval):
+            for shard in self.keyspace.all_shards():
+                await until_ready(self._trim_once, shard)
+
+    async def _trim_once(self, shard: int) -> None:
+        streams = [self.keyspace.done(shard)]
+        streams += [self.keyspace.tasks(shard, agent) for agent in self._agents[shard]]
+        for stream in streams:
+            floor = await acknowledged_floor(self.redis, stream)
+            if floor:
+                await self.redis.xtrim(stream, minid=floor, approximate=False)
+        events = self.keyspace.events(shard)
+        await self.redis.xtrim(events, maxlen=self.settings.events_maxlen, approximate=True)
+        if self.settings.events_max_age is not None:
+            seconds, _ = await self.redis.time()
+            oldest_ms = int((seconds - self.settings.events_max_age) * 1000)
+            await self.redis.xtrim(events, minid=max(oldest_ms, 0), approximate=False)
+
+
+async def acknowledged_floor(redis: Redis, stream: str) -> bytes | None:
+    """The lowest id any group may still need (its oldest pending entry, or the last one it
+    read): everything below it is acknowledged by every group and safe to trim."""
+    floors = [
+        last if oldest is None else min(last, oldest, key=codec.entry_order)
+        for last, oldest in (await group_positions(redis, stream)).values()
+    ]
+    return min(floors, key=codec.entry_order) if floors else None

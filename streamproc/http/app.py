@@ -1,0 +1,222 @@
+"""The HTTP API (``streamproc api``): submit, read, follow and cancel workflows, see agent
+stats and dead letters, requeue them.
+
+Handlers stay thin: each validates its input and calls the library, and lets the library's
+errors through to ``api_errors``, which answers them as JSON with the status a caller can act
+on.  Routes are described in ``openapi.py``, with the scope each needs; who may call them is
+``api_auth``'s concern.  A handler meets workflow ids as its caller names them: it turns them
+into stored ones with the caller's :class:`Grant`, and back in what it answers, so a tenant
+never sees its prefix, in a reply, an event or an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streamproc.client import Client
+from streamproc.engine import failpoints
+from streamproc.errors import RedisReset, SpecError, WorkflowConflict, WorkflowNotFound
+from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
+from streamproc.http.errors import json_errors, reply
+from streamproc.http.openapi import DOCUMENT, needs
+from streamproc.http.sse import is_stream_id, stream_events
+from streamproc.ops import deadletters
+from streamproc.ops.status import agent_stats, known_agents
+from streamproc.registry import registered
+from streamproc.store.keys import check_id
+from streamproc.transport.epoch import Epoch
+from streamproc.transport.retrying import until_redis_answers
+
+log = logging.getLogger(__name__)
+CLIENT = web.AppKey("client", Client)
+SETTINGS = web.AppKey("settings", ApiSettings)
+CLOSING = web.AppKey("closing", asyncio.Event)
+MAX_REASON = 1000
+SHUTDOWN_GRACE = 5.0
+
+
+def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) -> web.Application:
+    """The application; ``client`` stays the caller's to close.  With ``epoch``, every route
+    but ``/healthz`` answers 503 once Redis is found to have lost its data (to callers who
+    got past the bearer check: the others learn nothing of it)."""
+    guards = [] if epoch is None else [refuse_after_reset(epoch)]
+    app = web.Application(
+        client_max_size=settings.client_max_size,
+        middlewares=[json_errors, bearer_auth(settings.credentials, needs()), *guards],
+    )
+    app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
+    app.on_shutdown.append(close_streams)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/metrics", metrics_page)
+    app.router.add_post("/workflows", submit)
+    app.router.add_get("/workflows/{id}", show)
+    app.router.add_get("/workflows/{id}/events", events, allow_head=False)
+    app.router.add_post("/workflows/{id}/cancel", cancel)
+    app.router.add_get("/agents", agents)
+    app.router.add_get("/dead/{agent}", dead_list)
+    app.router.add_get("/dead/{agent}/{entry_id}", dead_show)
+    app.router.add_post("/dead/{agent}/{entry_id}/requeue", dead_requeue)
+    return app
+
+
+async def serve(client: Client, settings: ApiSettings, stop: asyncio.Event) -> None:
+    """Serve until ``stop`` is set; open event streams then end (their clients reconnect
+    with ``Last-Event-ID``), other requests get a short grace."""
+    settings.check_bind()
+    epoch = Epoch(client.redis, client.keyspace)
+    await until_redis_answers(epoch.establish)
+    app = make_app(client, settings, epoch)
+    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, settings.host, settings.port).start()
+        log.info("serving the HTTP API on %s port %s", settings.host, settings.port)
+        try:
+            await epoch.watch(stop)
+        except RedisReset as exc:
+            log.error("%s", exc)  # every route now answers 503 with it
+            await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def refuse_after_reset(epoch: Epoch) -> Middleware:
+    @web.middleware
+    async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if epoch.broken is not None and request.path != "/healthz":
+            raise epoch.broken
+        return await handler(request)
+
+    return guard
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Liveness only (no auth, no Redis call): Redis trouble shows as 503 on the other routes."""
+    return reply({"ok": True})
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return reply(DOCUMENT)
+
+
+async def metrics_page(_: web.Request) -> web.Response:
+    """This process's Prometheus metrics (stream figures come from a poller; see metrics.py)."""
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def submit(request: web.Request) -> web.Response:
+    """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
+    of two racing first submits exactly one gets 201)."""
+    grant, body = request[GRANT], await json_object(request)
+    given = body.pop("id") if "id" in body else request.headers.get("Idempotency-Key")
+    given = given or uuid.uuid4().hex
+    with named_as(given):
+        stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
+    failpoints.failpoint("api.after_submit_before_response")
+    return reply({"id": grant.shown_id(stored)}, 201 if created else 200)
+
+
+async def json_object(request: web.Request) -> dict[str, Any]:
+    """The body as a JSON object; a declared size over the limit is refused before reading
+    (aiohttp refuses an undeclared one while reading)."""
+    limit, size = request.app[SETTINGS].client_max_size, request.content_length or 0
+    if size > limit:
+        raise web.HTTPRequestEntityTooLarge(
+            limit, size, text=f"body of {size} bytes is over {limit}"
+        )
+    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
+        raise web.HTTPUnsupportedMediaType(text="send the workflow spec as application/json")
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise SpecError("the body must be a JSON object: a workflow spec")
+    return body
+
+
+@contextmanager
+def named_as(given: str) -> Iterator[None]:
+    """Errors about the workflow name it as the caller did: another tenant's workflow is then
+    as unknown as a workflow nobody submitted, body included."""
+    try:
+        yield
+    except WorkflowNotFound:
+        raise WorkflowNotFound(given) from None
+    except WorkflowConflict:
+        raise WorkflowConflict(given) from None
+
+
+async def show(request: web.Request) -> web.Response:
+    given = request.match_info["id"]
+    with named_as(given):
+        state = await request.app[CLIENT].get(request[GRANT].stored_id(given))
+    return reply({**state.to_dict(), "id": given})
+
+
+async def events(request: web.Request) -> web.StreamResponse:
+    app, given = request.app, request.match_info["id"]
+    stored = request[GRANT].stored_id(given)
+    return await stream_events(
+        request, app[CLIENT], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
+    )
+
+
+async def close_streams(app: web.Application) -> None:
+    """End open event streams first: they would otherwise hold the shutdown until cut."""
+    app[CLOSING].set()
+
+
+async def cancel(request: web.Request) -> web.Response:
+    reason = request.query.get("reason", "cancelled")
+    if not reason or len(reason) > MAX_REASON:
+        raise web.HTTPBadRequest(text=f"reason must be 1 to {MAX_REASON} characters")
+    given = request.match_info["id"]
+    with named_as(given):
+        cancelled = await request.app[CLIENT].cancel(request[GRANT].stored_id(given), reason)
+    return reply({"cancelled": cancelled})
+
+
+async def agents(request: web.Request) -> web.Response:
+    client = request.app[CLIENT]
+    names = sorted(set(await known_agents(client.redis, client.keyspace)) | set(registered()))
+    return reply([row.to_dict() for row in await agent_stats(client.redis, client.keyspace, names)])
+
+
+async def dead_list(request: web.Request) -> web.Response:
+    client = request.app[CLIENT]
+    agent = check_id("agent name", request.match_info["agent"])
+    return reply(
+        [d.summary() for d in await deadletters.list_dead(client.redis, client.keyspace, agent)]
+    )
+
+
+async def dead_show(request: web.Request) -> web.Response:
+    client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
+    return reply(
+        (await deadletters.find_dead(client.redis, client.keyspace, agent, entry_id)).to_dict()
+    )
+
+
+async def dead_requeue(request: web.Request) -> web.Response:
+    client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
+    dead = await deadletters.requeue(client.redis, client.keyspace, agent, entry_id)
+    return reply({"requeued": entry_id, "workflow": dead.workflow, "task": dead.task})
+
+
+def dead_address(request: web.Request) -> tuple[str, str]:
+    entry_id = request.match_info["entry_id"]
+    if not is_stream_id(entry_id):
+        raise web.HTTPBadRequest(text=f"invalid entry id {entry_id!r}: use ms-seq")
+    return check_id("agent name", request.match_info["agent"]), entry_id

@@ -1,0 +1,252 @@
+"""Who may call the HTTP API: its settings, bearer tokens with their scopes and tenant, and the
+loopback-only rule.
+
+Tokens are kept only as sha256 digests, so a heap dump or a stray ``repr`` never shows one,
+and are compared with :func:`hmac.compare_digest` against every stored digest, so the time
+taken says nothing about how much of a guess was right.  Without any token the API would be
+open to whoever can reach it: it then serves loopback clients only.
+
+A token entry is ``TOKEN [scopes=S+S...] [tenant=NAME]``.  Scopes: ``read`` (workflows, their
+events, agents, metrics, the document), ``submit`` (submit and cancel), ``admin`` (dead
+letters).  A bare token is an operator's: every scope, no tenant, every workflow.  A tenant
+token sees its tenant's workflows only: the API stores the workflow it calls ``x`` as
+``<tenant>.x`` and shows it as ``x`` again.  A tenant name has no ``.``, so the first dot of a
+stored id ends its tenant, and no tenant can name an id inside another's.  Dead letters carry
+every tenant's workflows and inputs, so ``admin`` is for operators only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+
+from streamproc.errors import ConfigError, SpecError
+from streamproc.http.errors import reply
+from streamproc.store.keys import check_id
+
+MIN_TOKEN_LENGTH = 16
+MAX_WORKFLOW_ID = 128  # the bound of keys.ID_PATTERN
+CHALLENGE = 'Bearer realm="streamproc"'
+READ, SUBMIT, ADMIN = "read", "submit", "admin"
+SCOPES = (READ, SUBMIT, ADMIN)
+TENANT_SCOPES = frozenset({READ, SUBMIT})
+TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+OPTIONS = ("scopes", "tenant")
+OPEN = ""  # the scope a route open to anyone needs
+Needs = Mapping[tuple[str, str], str]  # (METHOD, path template) -> scope
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a caller may do: its scopes, and the tenant whose workflows alone it sees (None:
+    an operator, who sees every workflow under its stored id)."""
+
+    scopes: frozenset[str] = frozenset(SCOPES)
+    tenant: str | None = None
+
+    def stored_id(self, given: str) -> str:
+        """The id in Redis of the workflow this caller calls ``given``.  A tenant's ``given``
+        is checked here: the stored id would pass with a bad one (``""`` makes ``acme.``),
+        and a refusal must name what the caller gave."""
+        if self.tenant is None:
+            return given
+        check_id("workflow id", given)
+        room = MAX_WORKFLOW_ID - len(self.tenant) - 1
+        if len(given) > room:
+            raise SpecError(
+                f"invalid workflow id {given!r}: at most {room} characters for this tenant"
+            )
+        return f"{self.tenant}.{given}"
+
+    def shown_id(self, stored: str) -> str:
+        return stored if self.tenant is None else stored.removeprefix(f"{self.tenant}.")
+
+
+OPERATOR = Grant()
+GRANT = web.RequestKey("grant", Grant)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One accepted token, as its digest, and what it grants; ``where`` names its entry in
+    errors."""
+
+    digest: bytes
+    grant: Grant = OPERATOR
+    where: str = field(default="a token", compare=False)
+
+    @classmethod
+    def of(cls, token: str, grant: Grant = OPERATOR, where: str = "a token") -> Credential:
+        if len(token) < MIN_TOKEN_LENGTH:
+            raise ConfigError(f"{where}: API tokens must be at least {MIN_TOKEN_LENGTH} characters")
+        return cls(digest(token), grant, where)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Where ``streamproc api`` listens, who may call it and how big a request may be."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    credentials: tuple[Credential, ...] = ()
+    # Bodies past this are refused with 413 before they are read or parsed.
+    client_max_size: int = 1 << 20
+    # Seconds between keep-alive comments on an idle event stream, so proxies keep it open
+    # and a client that went away is noticed.
+    heartbeat: float = 15.0
+
+    @classmethod
+    def with_tokens(cls, tokens: Iterable[str], **fields: object) -> ApiSettings:
+        """Settings accepting ``tokens`` as operators' (stored as digests)."""
+        return cls.with_credentials([Credential.of(token) for token in tokens], **fields)
+
+    @classmethod
+    def with_credentials(cls, credentials: Iterable[Credential], **fields: object) -> ApiSettings:
+        """Settings accepting ``credentials``; a token listed twice must grant the same."""
+        kept: dict[bytes, Credential] = {}
+        for credential in credentials:
+            first = kept.setdefault(credential.digest, credential)
+            if first.grant != credential.grant:
+                raise ConfigError(
+                    f"{first.where} and {credential.where} give one token different grants"
+                )
+        return cls(credentials=tuple(kept.values()), **fields)  # type: ignore[arg-type]
+
+    def check_bind(self) -> None:
+        """Refuse to serve without tokens on anything but a loopback address."""
+        if not self.credentials and not is_loopback(self.host):
+            raise ConfigError(
+                f"refusing to serve the API on {self.host!r} without tokens: set "
+                "STREAMPROC_API_TOKENS or --tokens-file, or bind to 127.0.0.1, ::1 or localhost"
+            )
+
+
+def parse_tokens(text: str, separator: str, source: str) -> list[Credential]:
+    """Token entries from an environment value (comma separated) or a file (one a line; blank
+    lines and ``#`` comments skipped).  ``source`` names the value or file in errors, which
+    never show a token."""
+    unit = "line" if separator == "\n" else "entry"
+    credentials = []
+    for number, part in enumerate(text.split(separator), 1):
+        entry = part.strip()
+        if entry and not entry.startswith("#"):
+            credentials.append(parse_entry(entry, f"{source} {unit} {number}"))
+    return credentials
+
+
+def parse_entry(entry: str, where: str) -> Credential:
+    """``TOKEN [scopes=S+S...] [tenant=NAME]``; ``scopes`` defaults to every scope the token's
+    kind may have (a tenant's: read+submit)."""
+    token, *words = entry.split()
+    options: dict[str, str] = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        if not equals or name not in OPTIONS:  # the word itself may be a token: never shown
+            raise ConfigError(
+                f"{where}: expected TOKEN [scopes=S+S...] [tenant=NAME], one token an entry"
+            )
+        if name in options:
+            raise ConfigError(f"{where}: {name}= given twice")
+        options[name] = value
+    tenant = options.get("tenant")
+    if tenant is not None and not TENANT.fullmatch(tenant):
+        raise ConfigError(
+            f"{where}: invalid tenant {tenant!r}: use 1-64 characters from A-Z a-z 0-9 _ -"
+        )
+    allowed = frozenset(SCOPES) if tenant is None else TENANT_SCOPES
+    scopes = allowed if "scopes" not in options else parse_scopes(options["scopes"], where)
+    if tenant is not None and ADMIN in scopes:
+        raise ConfigError(
+            f"{where}: a tenant token cannot have the admin scope (dead letters are operators')"
+        )
+    return Credential.of(token, Grant(scopes, tenant), where)
+
+
+def parse_scopes(value: str, where: str) -> frozenset[str]:
+    names = value.split("+")
+    for name in names:
+        if name not in SCOPES:
+            raise ConfigError(f"{where}: unknown scope {name!r} (use {', '.join(SCOPES)})")
+    return frozenset(names)
+
+
+def digest(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def bearer_auth(credentials: tuple[Credential, ...], needs: Needs) -> Middleware:
+    """Middleware refusing a request without a known bearer token (401) or whose token lacks
+    the scope its route needs (403), and telling handlers the caller's grant.
+
+    ``needs`` maps ``(METHOD, path template)`` to the scope a route needs, :data:`OPEN` for
+    one open to anyone.  A route it does not list is for ``admin`` (fail closed); a request
+    that matches no route needs a valid token, then gets its 404 or 405.  With no tokens
+    configured every request passes as an operator's (loopback only).
+    """
+
+    @web.middleware
+    async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        scope = needed_scope(request, needs)
+        if not credentials or scope == OPEN:
+            request[GRANT] = OPERATOR
+            return await handler(request)
+        grant = identify(credentials, request.headers.get("Authorization", ""))
+        if scope is not None and scope not in grant.scopes:
+            return insufficient_scope(scope)
+        request[GRANT] = grant
+        return await handler(request)
+
+    return authenticate
+
+
+def needed_scope(request: web.Request, needs: Needs) -> str | None:
+    """The scope the request's route needs, :data:`OPEN` for none at all, None for just a
+    valid token (no route matched)."""
+    route = request.match_info.route
+    if request.match_info.http_exception is not None or route.resource is None:
+        return None
+    method = "GET" if route.method == "HEAD" else route.method
+    return needs.get((method, route.resource.canonical), ADMIN)
+
+
+def identify(credentials: tuple[Credential, ...], authorization: str) -> Grant:
+    """The grant of the presented token, compared against every digest without stopping at a
+    match; 401 with a bearer challenge when it is missing or unknown."""
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise web.HTTPUnauthorized(
+            text="missing bearer token", headers={"WWW-Authenticate": CHALLENGE}
+        )
+    presented = digest(token.strip())
+    grants = [c.grant for c in credentials if hmac.compare_digest(c.digest, presented)]
+    if not grants:
+        raise web.HTTPUnauthorized(
+            text="invalid bearer token",
+            headers={"WWW-Authenticate": CHALLENGE + ', error="invalid_token"'},
+        )
+    return grants[0]
+
+
+def insufficient_scope(scope: str) -> web.Response:
+    """403 naming the scope needed, with RFC 6750's challenge."""
+    response = reply({"error": f"this token lacks the {scope!r} scope", "scope": scope}, 403)
+    response.headers["WWW-Authenticate"] = (
+        f'{CHALLENGE}, error="insufficient_scope", scope="{scope}"'
+    )
+    return response

@@ -1,0 +1,312 @@
+"""The OpenAPI 3.1 description of the HTTP API (``GET /openapi.json``), kept by hand beside
+the routes in ``api.py``; a test checks that every route is listed here.
+
+Each operation's ``security`` names the one scope it needs, and :func:`needs` hands those to
+the bearer middleware, so the document and what is enforced cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamproc.http.auth import ADMIN, OPEN, READ, SUBMIT, Needs
+from streamproc.spec import MAX_ADJUST_ROUNDS, MAX_TIMEOUT
+
+JSON = "application/json"
+ERROR = {"$ref": "#/components/schemas/Error"}
+ID = "^[A-Za-z0-9_.-]{1,128}$"
+# "." and ".." are ids too, but as a path segment they are a URL's dot segments, which clients
+# and servers resolve away: no path can name them.
+SEGMENT = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$"
+ENTRY_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
+CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "Bearer challenge (RFC 6750), with error= and scope= when refused",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^Bearer "},
+    }
+}
+REASONS = {
+    400: "Bad input (invalid id, spec or JSON)",
+    401: "Missing or invalid bearer token",
+    403: "The token lacks the scope this operation needs (named in 'scope')",
+    404: "No such workflow or dead letter (a tenant sees its own workflows only)",
+    409: "Conflict",
+    413: "Body over the size limit",
+    415: "Body is not JSON",
+    503: "Redis unavailable, or it lost its data",
+}
+
+
+def _reply(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    """The refusals an operation may answer: ``codes``, and those of any route behind the
+    bearer check (401, 403, 503)."""
+    replies = {str(code): _reply(REASONS[code], ERROR) for code in (*codes, 401, 403, 503)}
+    for code in ("401", "403"):
+        replies[code]["headers"] = CHALLENGE
+    return replies
+
+
+def _needs(scope: str) -> list[dict[str, list[str]]]:
+    return [{"bearer": [scope]}]
+
+
+def _param(name: str, description: str, pattern: str = SEGMENT) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
+WF = _param("id", "Workflow id (a tenant's own, without its tenant)")
+AGENT = _param("agent", "Agent name")
+ENTRY = _param("entry_id", "Dead-letter stream entry id (ms-seq)", ENTRY_ID)
+OBJECT = {"type": "object"}
+OBJECTS = {"type": "array", "items": OBJECT}
+TEXT = {"type": "string"}
+EVENT = {  # one server-sent event (the schema of an event stream describes each)
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "id": {"type": "string", "pattern": ENTRY_ID, "description": "For Last-Event-ID"},
+        "event": {**TEXT, "description": "The lifecycle kind; error when the stream fails"},
+        "data": {**TEXT, "contentMediaType": JSON, "description": "The entry's fields"},
+    },
+}
+
+PATHS: dict[str, Any] = {
+    "/healthz": {
+        "get": {
+            "summary": "Liveness (no auth)",
+            "security": [],
+            "responses": {"200": _reply("Alive", OBJECT)},
+        }
+    },
+    "/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "security": _needs(READ),
+            "responses": {"200": _reply("OpenAPI 3.1", OBJECT), **_errors()},
+        }
+    },
+    "/metrics": {
+        "get": {
+            "summary": "Prometheus metrics (text exposition format) of this process, all tenants",
+            "security": _needs(READ),
+            "responses": {
+                "200": {"description": "Metrics", "content": {"text/plain": {"schema": TEXT}}},
+                **_errors(),
+            },
+        }
+    },
+    "/workflows": {
+        "post": {
+            "summary": "Submit a workflow spec; idempotent on its id",
+            "description": "Body: a spec {name?, tasks, adjust_rounds?} and an optional id; "
+            "without one, the Idempotency-Key header (or a new id) is used.",
+            "security": _needs(SUBMIT),
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "description": "The workflow id, when the body has none",
+                    "schema": {"type": "string", "pattern": ID},
+                }
+            ],
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"$ref": "#/components/schemas/Spec"}}},
+            },
+            "responses": {
+                "201": _reply("Created", {"$ref": "#/components/schemas/Submitted"}),
+                "200": _reply(
+                    "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
+                ),
+                **_errors(400, 409, 413, 415),
+            },
+        }
+    },
+    "/workflows/{id}": {
+        "get": {
+            "summary": "A workflow's state, task by task",
+            "security": _needs(READ),
+            "parameters": [WF],
+            "responses": {
+                "200": _reply("The state", {"$ref": "#/components/schemas/Workflow"}),
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/workflows/{id}/events": {
+        "get": {
+            "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
+            "security": _needs(READ),
+            "parameters": [
+                WF,
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "schema": {"type": "string", "pattern": "^(0|[0-9]{1,20}-[0-9]{1,20})$"},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "One event a lifecycle entry, its wf as the caller names it",
+                    "content": {"text/event-stream": {"schema": EVENT}},
+                },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/workflows/{id}/cancel": {
+        "post": {
+            "summary": "Stop a running workflow",
+            "security": _needs(SUBMIT),
+            "parameters": [
+                WF,
+                {
+                    "name": "reason",
+                    "in": "query",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 1000},
+                },
+            ],
+            "responses": {
+                "200": _reply("cancelled: false when it had already ended", OBJECT),
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/agents": {
+        "get": {
+            "summary": "Per agent: length, lag, pending, consumers, dead letters (all tenants)",
+            "security": _needs(READ),
+            "responses": {"200": _reply("Stats", OBJECTS), **_errors()},
+        }
+    },
+    "/dead/{agent}": {
+        "get": {
+            "summary": "The agent's dead letters, oldest first (every tenant's)",
+            "security": _needs(ADMIN),
+            "parameters": [AGENT],
+            "responses": {"200": _reply("Summaries", OBJECTS), **_errors(400)},
+        }
+    },
+    "/dead/{agent}/{entry_id}": {
+        "get": {
+            "summary": "One dead letter, every field",
+            "security": _needs(ADMIN),
+            "parameters": [AGENT, ENTRY],
+            "responses": {"200": _reply("The entry", OBJECT), **_errors(400, 404)},
+        }
+    },
+    "/dead/{agent}/{entry_id}/requeue": {
+        "post": {
+            "summary": "Run the task again; its workflow resumes",
+            "security": _needs(ADMIN),
+            "parameters": [AGENT, ENTRY],
+            "responses": {"200": _reply("Requeued", OBJECT), **_errors(400, 404, 409)},
+        }
+    },
+}
+
+SCOPES_TEXT = (
+    "A token's scopes: read (workflows, events, agents, metrics, this document), submit "
+    "(submit, cancel), admin (dead letters; operators only). A tenant token sees only its "
+    "tenant's workflows, by the ids it gave them; another tenant's is 404."
+)
+
+DOCUMENT: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "streamproc", "version": "1"},
+    "security": _needs(ADMIN),
+    "paths": PATHS,
+    "components": {
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": SCOPES_TEXT}
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {
+                    "error": TEXT,
+                    "task": {**TEXT, "description": "The task a spec error names"},
+                    "reason": {**TEXT, "description": "Why a requeue was refused"},
+                    "scope": {"enum": [READ, SUBMIT, ADMIN], "description": "The scope needed"},
+                },
+            },
+            "Submitted": {
+                "type": "object",
+                "required": ["id"],
+                "properties": {"id": {"type": "string", "pattern": ID}},
+            },
+            "Spec": {
+                "type": "object",
+                "required": ["tasks"],
+                "additionalProperties": False,
+                "properties": {
+                    "id": {"type": "string", "pattern": ID},
+                    "name": TEXT,
+                    "adjust_rounds": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "maximum": MAX_ADJUST_ROUNDS,
+                    },
+                    "tasks": {
+                        "type": "array",
+                        "minItems": 1,
+                        "items": {
+                            "type": "object",
+                            "required": ["id", "agent"],
+                            "additionalProperties": False,
+                            "properties": {
+                                "id": {"type": "string", "pattern": ID},
+                                "agent": {"type": "string", "pattern": ID},
+                                "input": {},
+                                "needs": {"type": "array", "items": {"type": "string"}},
+                                "retries": {"type": "integer", "minimum": 0, "maximum": 1000},
+                                "timeout": {
+                                    "type": "number",
+                                    "exclusiveMinimum": 0,
+                                    "maximum": MAX_TIMEOUT,
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+            "Workflow": {
+                "type": "object",
+                "required": ["id", "name", "status", "reason", "created_ms", "ended_ms", "tasks"],
+                "properties": {
+                    "id": {"type": "string", "pattern": ID},
+                    "name": TEXT,
+                    "status": {"enum": ["running", "completed", "failed", "cancelled"]},
+                    "reason": TEXT,
+                    "created_ms": {"type": "integer"},
+                    "ended_ms": {"type": ["integer", "null"]},
+                    "tasks": OBJECTS,
+                },
+            },
+        },
+    },
+}
+
+
+def needs() -> Needs:
+    """Each operation's scope, by ``(METHOD, path)``; :data:`OPEN` for ``security: []``."""
+    scopes = {}
+    for path, item in PATHS.items():
+        for method, operation in item.items():
+            security = operation.get("security", DOCUMENT["security"])
+            scopes[method.upper(), path] = security[0]["bearer"][0] if security else OPEN
+    return scopes

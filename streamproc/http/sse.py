@@ -1,0 +1,133 @@
+"""A workflow's lifecycle events over HTTP, as server-sent events (``text/event-stream``).
+
+The stream starts from the first kept event of the workflow, so a subscriber that comes late
+still sees its history, and ends after its final event (completed, failed or cancelled).
+Each frame carries the event's stream id, so a client that reconnects with ``Last-Event-ID``
+resumes after the last event it saw.  Events and errors name the workflow as the caller does
+(a tenant's without its tenant).  A keep-alive comment goes out when nothing happened for a
+while: proxies then keep the connection open, and a client that went away is noticed.  When
+the server stops, open streams end at once rather than holding up the shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncGenerator
+from typing import cast
+
+import orjson
+from aiohttp import web
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from streamproc.client import Client
+from streamproc.errors import WorkflowNotFound
+from streamproc.ops.events import Event, follow_workflow
+from streamproc.store.keys import ID_PATTERN, Keyspace, check_id
+
+log = logging.getLogger(__name__)
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, ms-seq
+MAX_ID_PART = 2**64 - 1
+HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # nginx: pass each frame on at once
+}
+KEEP_ALIVE = b": keep-alive\n\n"
+
+
+async def stream_events(
+    request: web.Request,
+    client: Client,
+    workflow_id: str,
+    shown_id: str,
+    beat: float,
+    closing: asyncio.Event,
+) -> web.StreamResponse:
+    """Send the events of the workflow stored as ``workflow_id``, named ``shown_id``, until it
+    ends or ``closing`` is set (the server stops); 400/404 before the stream starts."""
+    redis, keyspace = client.redis, client.keyspace
+    start = request.headers.get("Last-Event-ID", "0")
+    if start != "0" and not is_stream_id(start):
+        raise web.HTTPBadRequest(text="Last-Event-ID must be a stream entry id (ms-seq)")
+    if not await redis.exists(keyspace.workflow(check_id("workflow id", workflow_id))):
+        raise WorkflowNotFound(shown_id)
+    response = web.StreamResponse(headers=HEADERS)
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):  # the client went away
+        try:
+            events = _follow(redis, keyspace, workflow_id, start)
+            await relay(events, shown_id, response, beat, closing)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("wf=%s event stream: redis unavailable: %s", workflow_id, exc)
+            await response.write(frame("error", {"error": f"redis unavailable: {exc}"}))
+        except WorkflowNotFound:  # expired between the check and the first read
+            await response.write(frame("error", {"error": str(WorkflowNotFound(shown_id))}))
+    return response
+
+
+def is_stream_id(text: str) -> bool:
+    """An entry id Redis takes: ms-seq, each part a 64-bit unsigned number (Redis refuses a
+    larger one with an error, which must be a 400 here, not a 500)."""
+    return STREAM_ID.fullmatch(text) is not None and all(
+        int(part) <= MAX_ID_PART for part in text.split("-")
+    )
+
+
+async def relay(
+    events: AsyncGenerator[Event, None],
+    shown_id: str,
+    response: web.StreamResponse,
+    beat: float,
+    closing: asyncio.Event,
+) -> None:
+    """Write each event as it comes, its workflow named ``shown_id``, and a keep-alive comment
+    after ``beat`` idle seconds; return once the events end or ``closing`` is set.
+
+    The pending read is never cancelled for a keep-alive (that would end the generator); it
+    is awaited again until it yields.
+    """
+    pending = asyncio.create_task(_next(events))
+    closed = asyncio.create_task(closing.wait())
+    try:
+        while True:
+            done, _ = await asyncio.wait(
+                {pending, closed}, timeout=beat, return_when=asyncio.FIRST_COMPLETED
+            )
+            if closed in done:
+                return
+            if not done:
+                await response.write(KEEP_ALIVE)
+                continue
+            event = pending.result()
+            if event is None:
+                return
+            await response.write(frame(event.kind, {**event.to_dict(), "wf": shown_id}, event.id))
+            pending = asyncio.create_task(_next(events))
+    finally:
+        pending.cancel()
+        closed.cancel()
+        await asyncio.gather(pending, closed, return_exceptions=True)
+        await events.aclose()
+
+
+def _follow(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str
+) -> AsyncGenerator[Event, None]:
+    """``follow_workflow`` is an async generator (typed as an iterator): relay closes it."""
+    return cast(AsyncGenerator[Event, None], follow_workflow(redis, keyspace, workflow_id, start))
+
+
+async def _next(events: AsyncGenerator[Event, None]) -> Event | None:
+    return await anext(events, None)
+
+
+def frame(kind: str, data: object, event_id: str | None = None) -> bytes:
+    """One SSE frame; ``kind`` is a lifecycle name, anything else is sent as ``message``."""
+    head = f"id: {event_id}\n" if event_id else ""
+    name = kind if ID_PATTERN.fullmatch(kind) else "message"
+    return f"{head}event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"

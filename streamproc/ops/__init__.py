@@ -1,0 +1,1 @@
+"""Operator reads and actions: status, events, progress, dead letters, replay, metrics polling."""

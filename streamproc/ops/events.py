@@ -1,0 +1,143 @@
+"""Following lifecycle events over every shard (``streamproc events``).
+
+Each shard has its own events stream, so one ``XREAD BLOCK`` reads them all and the entries of
+each reply are put in id (time) order.  Following one workflow reads only its shard and ends
+after its final event, unless the workflow was resumed after it.
+
+A Redis Cluster refuses one XREAD over keys of several slots (each shard is its own slot), so
+there the streams are read slot by slot, concurrently, and merged.  Those reads block only
+``CLUSTER_BLOCK_MS``: the merge waits for the slowest one, and a busy shard's events should
+not wait a whole ``BLOCK_MS`` for an idle one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.crc import key_slot
+
+from streamproc.client import TERMINAL
+from streamproc.errors import WorkflowNotFound
+from streamproc.store.codec import StreamReply, decode_fields, entry_order
+from streamproc.store.keys import Keyspace, check_id
+from streamproc.transport.cluster import is_cluster
+
+BATCH = 1000
+BLOCK_MS = 1000
+CLUSTER_BLOCK_MS = 100
+HEAD = ("v", "kind", "wf", "task", "att", "at")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One lifecycle entry; ``fields`` as text (see the events row of the key layout)."""
+
+    id: str
+    fields: dict[str, str]
+
+    @property
+    def kind(self) -> str:
+        return self.fields.get("kind", "")
+
+    @property
+    def workflow(self) -> str:
+        return self.fields.get("wf", "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.fields}
+
+    def line(self) -> str:
+        """time, kind, workflow, task, attempt, then the kind's own fields as ``key=value``."""
+        at = self.fields.get("at", "")
+        ms = int(at) if at.isdigit() else int(self.id.split("-")[0])
+        when = datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+        detail = " ".join(f"{k}={v}" for k, v in self.fields.items() if k not in HEAD)
+        task = self.fields.get("task", "-")
+        attempt = self.fields.get("att", "-")
+        return f"{when}  {self.kind:<15} {self.workflow}  {task}  {attempt}  {detail}".rstrip()
+
+
+async def _cursors(redis: Redis, streams: list[str], start: str) -> dict[str, bytes]:
+    """Where each stream is read from: ``$`` is fixed to each stream's last id now, so events
+    added between two reads are not skipped."""
+    if start != "$":
+        return {stream: start.encode() for stream in streams}
+    cursors = {}
+    for stream in streams:
+        last = cast(list[tuple[bytes, Any]], await redis.xrevrange(stream, count=1))
+        cursors[stream] = last[0][0] if last else b"0-0"
+    return cursors
+
+
+async def _read(redis: Redis, cursors: dict[str, bytes], block: int | None) -> list[Event]:
+    """The next entries of every stream, in id order; the cursors move past them."""
+    groups = _by_slot(cursors) if is_cluster(redis) else [cursors]
+    if len(groups) == 1:
+        replies = [await _xread(redis, groups[0], block)]
+    else:
+        short = None if block is None else min(block, CLUSTER_BLOCK_MS)
+        replies = await asyncio.gather(*(_xread(redis, group, short) for group in groups))
+    entries = []
+    for stream, batch in (item for reply in replies for item in reply or ()):
+        if batch:
+            cursors[stream.decode()] = batch[-1][0]
+        entries += batch
+    entries.sort(key=lambda entry: entry_order(entry[0]))
+    return [Event(entry_id.decode(), decode_fields(fields)) for entry_id, fields in entries]
+
+
+async def _xread(redis: Redis, cursors: dict[str, bytes], block: int | None) -> StreamReply:
+    return cast(StreamReply, await redis.xread(cursors, count=BATCH, block=block))  # type: ignore[arg-type]
+
+
+def _by_slot(cursors: dict[str, bytes]) -> list[dict[str, bytes]]:
+    """The cursors split into groups one Cluster XREAD may read (keys of one slot each)."""
+    groups: dict[int, dict[str, bytes]] = {}
+    for stream, cursor in cursors.items():
+        groups.setdefault(key_slot(stream.encode()), {})[stream] = cursor
+    return list(groups.values())
+
+
+async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncIterator[Event]:
+    """Every shard's events after ``start`` (an entry id, ``0`` for all, ``$`` for new ones),
+    forever."""
+    cursors = await _cursors(redis, [keyspace.events(s) for s in keyspace.all_shards()], start)
+    while True:
+        for event in await _read(redis, cursors, BLOCK_MS):
+            yield event
+
+
+async def follow_workflow(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str = "0"
+) -> AsyncIterator[Event]:
+    """The workflow's events after ``start`` (from its own history stream, so nothing of
+    other workflows is read), ending once it is read up to a final event (completed, failed
+    or cancelled) with nothing after it."""
+    key = keyspace.workflow(check_id("workflow id", workflow_id))
+    if not await redis.exists(key):
+        raise WorkflowNotFound(workflow_id)
+    cursors = await _cursors(redis, [keyspace.history(workflow_id)], start)
+    ended = False
+    while True:
+        events = await _read(redis, cursors, BLOCK_MS)
+        for event in events:
+            if event.workflow == workflow_id:
+                ended = event.kind in TERMINAL
+                yield event
+        if ended and len(events) < BATCH:
+            return
+        if not events and await _finished(redis, key):
+            for event in await _read(redis, cursors, None):  # ended during the empty read
+                if event.workflow == workflow_id:
+                    yield event
+            return  # its final event was trimmed away, or came in the read just done
+
+
+async def _finished(redis: Redis, key: str) -> bool:
+    status = cast(bytes | None, await redis.hget(key, "status"))
+    return status is not None and status.decode() in TERMINAL

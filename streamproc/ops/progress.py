@@ -1,0 +1,72 @@
+"""Showing a workflow to a person: its events as they happen, and its tasks as a table."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import orjson
+
+from streamproc.client import Client
+from streamproc.store.state import WorkflowState
+
+
+def as_json(result: Any) -> str:
+    return orjson.dumps(result).decode()
+
+
+async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
+    """Print each event as it arrives, timed from now by the moment it happened (a task's
+    start is reported with its completion, stamped with when it began)."""
+    started_ms = time.time() * 1000
+    async for event in client.follow(workflow_id):
+        at = float(event.get("at") or time.time() * 1000)
+        elapsed = max(0.0, (at - started_ms) / 1000)
+        detail = event.get("error") or event.get("reason") or ""
+        task = event.get("task", "")
+        click.echo(f"{elapsed:7.2f}s  {event['kind']:<14} {task:<12} {detail}".rstrip(), err=True)
+    state = await client.get(workflow_id)
+    click.echo(f"workflow {workflow_id}: {state.status} {state.reason}".rstrip(), err=True)
+    return state
+
+
+def render_state(
+    state: WorkflowState, describe: Callable[[Any], str] = as_json, width: int = 60
+) -> str:
+    """A table of the tasks; ``describe`` turns a task's result into its summary text."""
+    took = f" in {(state.ended_ms - state.created_ms) / 1000:.2f}s" if state.ended_ms else ""
+    lines = [
+        f"workflow {state.id} {state.name}: {state.status}{took} {state.reason}".rstrip(),
+        f"  {'task':<12}{'agent':<12}{'state':<9}{'att':>4}{'ran ms':>8}  result",
+    ]
+    for t in state.tasks:
+        ran = f"{t.ended_ms - t.began_ms}" if t.began_ms and t.ended_ms else "-"
+        summary = {
+            "failed": t.error,
+            "done": describe(t.result) if t.state == "done" else "",
+            "running": f"on {t.consumer}",
+        }.get(t.state, "")
+        summary = " ".join(summary.split())
+        summary = summary if len(summary) <= width else summary[: width - 3] + "..."
+        lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
+    return "\n".join(lines)
+
+
+ENVELOPE = frozenset({"id", "v", "kind", "wf", "task", "att", "at"})
+
+
+def render_history(events: list[dict[str, str]], created_ms: int) -> str:
+    """One line per event: seconds since submission, kind, task, attempt, detail."""
+    lines = ["  history:"]
+    for e in events:
+        at = (float(e.get("at") or created_ms) - created_ms) / 1000
+        detail = " ".join(
+            f"{k}={v}"
+            for k, v in e.items()
+            if k not in {"id", "v", "kind", "wf", "task", "att", "at"}
+        )
+        task = f"{e.get('task', '')}#{e['att']}" if e.get("task") else ""
+        lines.append(f"  {at:8.3f}s  {e['kind']:<14} {task:<14} {detail}".rstrip())
+    return "\n".join(lines)

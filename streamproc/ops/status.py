@@ -1,0 +1,67 @@
+"""Per-agent figures for ``streamproc status``: backlog, pending, consumers, dead letters."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from streamproc.autoscale.fleet import desired_counts
+from streamproc.store.keys import Keyspace
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    """One agent type summed over shards.  ``lag`` is entries not yet read by its group."""
+
+    agent: str
+    length: int
+    lag: int
+    pending: int
+    consumers: int
+    dead_letters: int
+    desired: int | None = None  # the autoscaler's fleet-wide count; None when it is off
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+async def shard_agents(redis: Redis, keyspace: Keyspace, shard: int) -> list[str]:
+    """Agent names any workflow of ``shard`` has used (recorded at submit)."""
+    members: set[bytes] = await redis.smembers(keyspace.agents(shard))  # type: ignore[assignment]
+    return sorted(m.decode() for m in members)
+
+
+async def known_agents(redis: Redis, keyspace: Keyspace) -> list[str]:
+    names: set[str] = set()
+    for shard in keyspace.all_shards():
+        names.update(await shard_agents(redis, keyspace, shard))
+    return sorted(names)
+
+
+async def agent_stats(redis: Redis, keyspace: Keyspace, agents: list[str]) -> list[AgentStats]:
+    out = []
+    desired = await desired_counts(redis, keyspace, agents)
+    for agent in agents:
+        totals = dict(length=0, lag=0, pending=0, consumers=0, dead_letters=0)
+        for shard in keyspace.all_shards():
+            stream = keyspace.tasks(shard, agent)
+            pipe = redis.pipeline(transaction=False)
+            pipe.xlen(stream)
+            pipe.xlen(keyspace.dead(shard, agent))
+            length, dead = await pipe.execute()
+            totals["length"] += length
+            totals["dead_letters"] += dead
+            try:
+                groups = await redis.xinfo_groups(stream)
+            except ResponseError:
+                continue  # no stream yet
+            for group in groups:
+                if group["name"] == agent.encode():
+                    totals["lag"] += group.get("lag") or 0
+                    totals["pending"] += group["pending"]
+                    totals["consumers"] += group["consumers"]
+        out.append(AgentStats(agent, **totals, desired=desired.get(agent)))
+    return out

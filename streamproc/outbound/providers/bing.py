@@ -1,0 +1,57 @@
+"""Bing Web Search v7: ``GET {base}/v7.0/search?q=&count=``, key in
+``Ocp-Apim-Subscription-Key``.
+
+Microsoft retired the Bing Search APIs in August 2025; this stays for endpoints that still
+speak the v7 format, and takes part only when ``BING_API_KEY`` is set.  Results are
+``webPages.value[]`` with ``name``, ``url`` and ``snippet``.  Bing uses 403 both for a key
+without permission and for a spent daily or monthly quota; the error text tells them apart.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
+from streamproc.outbound.http import Answer
+from streamproc.outbound.providers.base import (
+    JsonSearchApi,
+    SearchReply,
+    classify,
+    describe,
+    error_text,
+    reply,
+    results_from,
+)
+
+SPENT = re.compile(r"quota", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Bing(JsonSearchApi):
+    name: ClassVar[str] = "bing"
+
+    async def search(self, query: str, count: int) -> SearchReply:
+        started = time.monotonic()
+        data = await self.exchange(
+            "GET",
+            "/v7.0/search",
+            params={"q": query, "count": count},
+            headers={"Ocp-Apim-Subscription-Key": self.key.reveal()},
+        )
+        if data.get("_type") != "SearchResponse":
+            raise MalformedReply(self.name, "reply is not a SearchResponse")
+        pages = data.get("webPages")
+        items = pages.get("value") if isinstance(pages, dict) else pages
+        found = results_from(self.name, items, "name", "url", "snippet")
+        return reply(self.name, query, found, started)
+
+    def error_for(self, answer: Answer) -> ProviderError:
+        # v7 errors are {"errors": [{"code", "message"}]}; the Azure gateway's {"error": {...}}.
+        text = error_text(answer, "errors", 0, "message") or error_text(answer, "error", "message")
+        detail = self.key.scrub(text)
+        if answer.status == 403 and SPENT.search(detail):
+            return QuotaSpent(self.name, describe(answer, detail))
+        return classify(self.name, answer, detail)

@@ -1,0 +1,197 @@
+"""Flat stream entries and their version: the only place that reads or writes entry fields.
+
+Payloads (inputs, results, dependency results) are orjson; everything else is a plain field,
+so Lua can route an entry without decoding JSON.  Decoders raise only :class:`CodecError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from streamproc.errors import CodecError
+from streamproc.store.keys import ID_PATTERN
+
+VERSION = b"1"
+MAX_ENTRY_BYTES = 8 << 20
+Fields = dict[bytes, bytes]
+Entry = tuple[bytes, Fields]
+StreamReply = list[tuple[bytes, list[Entry]]]  # what XREAD and XREADGROUP answer
+
+
+@dataclass(frozen=True, slots=True)
+class TaskEvent:
+    """A task-ready entry of ``tasks:<agent>``: one attempt of one task."""
+
+    entry_id: bytes
+    workflow: str
+    task: str
+    agent: str
+    attempt: int
+    input: Any
+    deps: dict[str, Any]
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustRequest:
+    """An agent's request to re-run ``task`` with ``input`` (JSON) because of ``reason``."""
+
+    task: str
+    reason: str
+    input: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A ``done`` entry: the outcome of one attempt, as the worker reported it."""
+
+    entry_id: bytes
+    kind: bytes  # b"ok", b"adjust" (ok, plus a request), b"wait", b"error" (retryable), b"fatal"
+    workflow: bytes
+    task: bytes
+    attempt: bytes
+    output: bytes  # the orjson result, or the error text
+    began: bytes
+    ended: bytes
+    consumer: bytes
+    adjust: tuple[bytes, bytes, bytes] | None = None  # target task, reason, new input
+    wait: tuple[bytes, bytes] | None = None  # retry in ms, give up after ms (kind b"wait")
+    source: bytes = b""  # the task entry that ran (b"": unknown, from an older worker)
+
+
+def task_ref(fields: Fields) -> tuple[str, str, int] | None:
+    """(workflow, task, attempt) of a task entry, if those fields are readable at all."""
+    try:
+        workflow, task = fields[b"wf"].decode(), fields[b"task"].decode()
+        attempt = int(fields[b"att"])
+    except (KeyError, ValueError):
+        return None
+    if ID_PATTERN.fullmatch(workflow) and ID_PATTERN.fullmatch(task) and attempt > 0:
+        return workflow, task, attempt
+    return None
+
+
+def decode_task(entry_id: bytes, fields: Fields, agent: str) -> TaskEvent:
+    """Decode an entry read from ``agent``'s stream."""
+    _check_envelope(fields)
+    ref = task_ref(fields)
+    if ref is None:
+        raise CodecError("missing or invalid wf, task or att field", fields)
+    if fields.get(b"agent") != agent.encode():
+        raise CodecError(
+            f"entry for agent {fields.get(b'agent')!r} in the stream of {agent!r}", fields
+        )
+    try:
+        payload = orjson.loads(fields[b"in"])
+        deps = orjson.loads(fields[b"deps"])
+        timeout = float(fields[b"to"]) if fields.get(b"to") else None
+    except KeyError as exc:
+        raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
+    except (orjson.JSONDecodeError, ValueError) as exc:
+        raise CodecError(f"undecodable payload: {exc}", fields) from None
+    if not isinstance(deps, dict):
+        raise CodecError("deps is not a JSON object", fields)
+    return TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], payload, deps, timeout)
+
+
+def encode_completion(
+    event: TaskEvent,
+    kind: bytes,
+    output: bytes,
+    began: int,
+    ended: int,
+    consumer: str,
+    adjust: AdjustRequest | None,
+    wait: tuple[int, int] | None = None,
+) -> dict[bytes, bytes | str | int]:
+    fields: dict[bytes, bytes | str | int] = {
+        b"v": VERSION,
+        b"kind": kind,
+        b"wf": event.workflow,
+        b"task": event.task,
+        b"agent": event.agent,
+        b"att": event.attempt,
+        b"out": output,
+        b"t0": began,
+        b"t1": ended,
+        b"by": consumer,
+        b"src": event.entry_id,
+    }
+    if adjust is not None:
+        fields.update({b"adj": adjust.task, b"why": adjust.reason, b"adjin": adjust.input})
+    if wait is not None:
+        fields.update({b"retry_ms": wait[0], b"give_up_ms": wait[1]})
+    return fields
+
+
+def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
+    _check_envelope(fields)
+    try:
+        kind = fields[b"kind"]
+        completion = Completion(
+            entry_id,
+            kind,
+            fields[b"wf"],
+            fields[b"task"],
+            fields[b"att"],
+            fields[b"out"],
+            fields[b"t0"],
+            fields[b"t1"],
+            fields[b"by"],
+            (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == b"adjust" else None,
+            (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == b"wait" else None,
+            fields.get(b"src", b""),
+        )
+    except KeyError as exc:
+        raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
+    if kind not in (b"ok", b"adjust", b"wait", b"error", b"fatal"):
+        raise CodecError(f"unknown completion kind {kind!r}", fields)
+    try:
+        if not (
+            ID_PATTERN.fullmatch(completion.workflow.decode())
+            and ID_PATTERN.fullmatch(completion.task.decode())
+            and (completion.adjust is None or ID_PATTERN.fullmatch(completion.adjust[0].decode()))
+        ):
+            raise CodecError("invalid workflow or task id", fields)
+        int(completion.attempt), int(completion.began), int(completion.ended)
+        if completion.wait is not None:
+            int(completion.wait[0]), int(completion.wait[1])
+    except (UnicodeDecodeError, ValueError):
+        raise CodecError("invalid id, attempt or timestamp", fields) from None
+    return completion
+
+
+def entry_order(entry_id: bytes | str) -> tuple[int, int]:
+    """A stream entry id (``<ms>-<seq>``, or ``<ms>`` alone) as a sortable pair."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
+PARKED_VALUE_BYTES = 64 * 1024
+
+
+def parked(fields: Fields) -> dict[bytes, bytes]:
+    """A malformed entry's fields as kept in a dead-letter stream: values over 64 KiB are cut
+    (with their full size noted), so a hostile 20 MB entry is not copied whole."""
+    kept = {}
+    for name, value in fields.items():
+        if len(value) > PARKED_VALUE_BYTES:
+            value = value[:PARKED_VALUE_BYTES] + f"... ({len(value)} bytes in all)".encode()
+        kept[name] = value
+    return kept
+
+
+def decode_fields(fields: Fields) -> dict[str, str]:
+    """A lifecycle or dead-letter entry as text, for display."""
+    return {k.decode(errors="replace"): v.decode(errors="replace") for k, v in fields.items()}
+
+
+def _check_envelope(fields: Fields) -> None:
+    if fields.get(b"v") != VERSION:
+        raise CodecError(f"unsupported format version {fields.get(b'v')!r}", fields)
+    if sum(map(len, fields)) + sum(map(len, fields.values())) > MAX_ENTRY_BYTES:
+        raise CodecError("payload too large", fields)

@@ -1,0 +1,183 @@
+"""Every Redis key streamproc uses, and the only place that spells them out.
+
+All keys of one shard share the hash tag ``{<ns>:<shard>}``, so a workflow, the streams that
+serve it and every Lua call on them live in one Redis Cluster slot.  A workflow's shard is
+``crc32(workflow id) mod shards``.
+
+=============================  ======  ====================================================
+key                            type    holds
+=============================  ======  ====================================================
+``{ns:s}:tasks:<agent>``       stream  task-ready events; consumer group ``<agent>``
+``{ns:s}:done``                stream  completions from workers; consumer group ``resolver``
+``{ns:s}:events``              stream  workflow lifecycle events, for producers and UIs
+``{ns:s}:dead:<agent>``        stream  dead-lettered tasks of ``<agent>``, with reason
+``{ns:s}:dead-done``           stream  completions that could not be applied, with reason
+``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
+``{ns:s}:agents``              set     agent names used by any workflow of the shard
+``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
+``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
+``{ns:s}:hist:<workflow>``     stream  the workflow's every event, expiring with its hash
+``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
+``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
+``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
+``ns:scale:<agent>:desired``   string  the autoscaler's fleet-wide consumer count (stable)
+``ns:scale:<agent>:members``   zset    worker processes by last heartbeat (ms)
+``ns:scale:<agent>:latency``   hash    each process's average task duration (s)
+``ns:scale:<agent>:lease``     string  the process that computes the count
+``{ns:api:<provider>}:*``      mixed   shared rate, quota, spent mark, breaker (limiter.py)
+=============================  ======  ====================================================
+
+Cache keys carry no shard tag: each is read and written on its own, never with another key.
+
+Per-task fields of the workflow hash are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
+``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
+``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
+``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
+``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used,
+``W`` when the task first waited (``RetryLater``, ms).
+Workflow fields: ``order``, ``left`` (tasks not done), ``status``, ``reason``, ``created``,
+``ended``, ``ttl``, ``name``, ``rounds`` (adjust rounds allowed per task), ``digest``.
+"""
+
+from __future__ import annotations
+
+import re
+import zlib
+from dataclasses import dataclass
+
+from streamproc.errors import ConfigError, SpecError
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+RESOLVER_GROUP = "resolver"
+
+
+def check_id(kind: str, value: str) -> str:
+    """Refuse ids that could collide, glob or break a key (see the module table)."""
+    if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        raise SpecError(
+            f"invalid {kind} {value!r}: use 1-128 characters from A-Z a-z 0-9 _ . -",
+            task=value if kind == "task id" and isinstance(value, str) else None,
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class Keyspace:
+    """Namespace and shard count: everything needed to name a key."""
+
+    namespace: str = "sp"
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        if not ID_PATTERN.fullmatch(self.namespace):
+            raise ConfigError(f"invalid namespace {self.namespace!r}")
+        if self.shards < 1:
+            raise ConfigError(f"shards must be at least 1, not {self.shards}")
+
+    def shard_of(self, workflow_id: str) -> int:
+        return zlib.crc32(workflow_id.encode()) % self.shards
+
+    def all_shards(self) -> range:
+        return range(self.shards)
+
+    def _tag(self, shard: int) -> str:
+        return f"{{{self.namespace}:{shard}}}"
+
+    def tasks(self, shard: int, agent: str) -> str:
+        return f"{self._tag(shard)}:tasks:{agent}"
+
+    def dead(self, shard: int, agent: str) -> str:
+        return f"{self._tag(shard)}:dead:{agent}"
+
+    def done(self, shard: int) -> str:
+        return f"{self._tag(shard)}:done"
+
+    def dead_done(self, shard: int) -> str:
+        return f"{self._tag(shard)}:dead-done"
+
+    def events(self, shard: int) -> str:
+        return f"{self._tag(shard)}:events"
+
+    def delayed(self, shard: int) -> str:
+        return f"{self._tag(shard)}:delayed"
+
+    def agents(self, shard: int) -> str:
+        return f"{self._tag(shard)}:agents"
+
+    def epoch(self, shard: int) -> str:
+        return f"{self._tag(shard)}:epoch"
+
+    def workflows(self, shard: int) -> str:
+        """SCAN pattern of the shard's workflow hashes (ids never hold a glob character)."""
+        return f"{self._tag(shard)}:wf:*"
+
+    def workflow(self, workflow_id: str) -> str:
+        return f"{self._tag(self.shard_of(workflow_id))}:wf:{workflow_id}"
+
+    def history(self, workflow_id: str) -> str:
+        return f"{self._tag(self.shard_of(workflow_id))}:hist:{workflow_id}"
+
+    def history_of(self, workflow_key: str) -> str:
+        """The history stream that belongs with a workflow hash key."""
+        tag, _, workflow_id = workflow_key.partition(":wf:")
+        return f"{tag}:hist:{workflow_id}"
+
+    def head(self, shard: int) -> list[str]:
+        """The fixed leading KEYS of every engine function (see ``lua/streamproc.lua``)."""
+        return [
+            self.events(shard),
+            self.delayed(shard),
+            self.done(shard),
+            self.agents(shard),
+            self.dead_done(shard),
+        ]
+
+    def cache(self, provider: str, digest: str) -> str:
+        """A cached search reply (hash), by provider and sha256 of the normalised query.
+
+        Cache keys carry no shard hash tag: each is read and written alone, never together
+        with workflow keys in one script or transaction, so any Cluster slot will do.
+        """
+        return f"{self.namespace}:cache:{provider}:{digest}"
+
+    def cache_lock(self, digest: str) -> str:
+        """The single-flight lock of one query: held by the process calling upstream for it."""
+        return f"{self.namespace}:cache-lock:{digest}"
+
+    def cache_stats(self) -> str:
+        """The search cache's counters (hash of ``<provider>:hit|miss|upstream``)."""
+        return f"{self.namespace}:cache:stats"
+
+    def api_limits(self, provider: str, period: str) -> list[str]:
+        """The shared limits of one external API, in the KEYS order of ``sp_limits_admit``
+        (``lua/limits.lua``), all under the hash tag ``{<ns>:api:<provider>}``:
+
+        ``rate`` (string: GCRA theoretical arrival time, us), ``quota:<period>`` (string:
+        calls this day or month, expiring at its end), ``spent`` (string: why the allowance is
+        spent, expiring when it renews), ``breaker`` (hash: ``open_until``, ``streak``,
+        ``calls``, ``errors``, ``since``) and ``probe`` (string: the half-open probe's token).
+        """
+        tag = f"{{{self.namespace}:api:{provider}}}"
+        parts = ("rate", f"quota:{period}", "spent", "breaker", "probe")
+        return [f"{tag}:{part}" for part in parts]
+
+    def scale_desired(self, agent: str) -> str:
+        """The desired number of consumers (slots) of ``agent`` across all worker processes,
+        an integer written by the autoscaler's lease holder (``streamproc/autoscale/fleet.py``).
+
+        A stable name for outside scalers to read: ``<ns>:scale:<agent>:desired``, with no
+        shard hash tag (agents span shards; the key is read and written on its own).
+        """
+        return f"{self.namespace}:scale:{agent}:desired"
+
+    def scale_members(self, agent: str) -> str:
+        """Worker processes serving ``agent``, scored by their last heartbeat (Redis ms)."""
+        return f"{self.namespace}:scale:{agent}:members"
+
+    def scale_latency(self, agent: str) -> str:
+        """Each process's moving average of ``agent``'s task duration, in seconds."""
+        return f"{self.namespace}:scale:{agent}:latency"
+
+    def scale_lease(self, agent: str) -> str:
+        """The process that computes ``agent``'s desired count, expiring unless renewed."""
+        return f"{self.namespace}:scale:{agent}:lease"

@@ -1,0 +1,1 @@
+"""redis-py set-up and the Redis primitives the daemons build on."""
