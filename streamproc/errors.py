@@ -15,7 +15,20 @@ class SpecError(StreamprocError, ValueError):
         self.task = task
 
 
-class WorkflowConflict(StreamprocError):
+class NotFound(StreamprocError, LookupError):
+    """The workflow or entry asked for does not exist (never made, expired, or removed)."""
+
+
+class Conflict(StreamprocError):
+    """The request clashes with what Redis holds, so asking again unchanged will not help;
+    ``reason`` says how when the message alone does not."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class WorkflowConflict(Conflict):
     """A workflow id was submitted again with a different spec."""
 
     def __init__(self, workflow_id: str) -> None:
@@ -23,7 +36,7 @@ class WorkflowConflict(StreamprocError):
         self.workflow_id = workflow_id
 
 
-class WorkflowNotFound(StreamprocError, LookupError):
+class WorkflowNotFound(NotFound):
     """No workflow has this id (never submitted, or expired by retention)."""
 
     def __init__(self, workflow_id: str) -> None:
@@ -148,7 +161,7 @@ class CircuitOpen(ProviderError):
     kind = "circuit open"
 
 
-class DeadLetterNotFound(StreamprocError, LookupError):
+class DeadLetterNotFound(NotFound):
     """No entry with that id in the agent's dead letters (already requeued or purged?)."""
 
     def __init__(self, agent: str, entry_id: str) -> None:
@@ -157,13 +170,12 @@ class DeadLetterNotFound(StreamprocError, LookupError):
         self.entry_id = entry_id
 
 
-class DeadLetterRefused(StreamprocError):
+class DeadLetterRefused(Conflict):
     """A dead entry that cannot be requeued (not found, malformed, or its workflow moved on)."""
 
     def __init__(self, entry_id: str, reason: str) -> None:
-        super().__init__(f"cannot requeue dead letter {entry_id}: {reason}")
+        super().__init__(f"cannot requeue dead letter {entry_id}: {reason}", reason)
         self.entry_id = entry_id
-        self.reason = reason
 
 
 class FetchError(StreamprocError):

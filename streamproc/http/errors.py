@@ -1,5 +1,6 @@
 """How the HTTP API answers a refusal: ``{"error": message}`` as JSON, with the status a
-caller can act on (plus ``task`` for a spec error, ``reason`` for a refused requeue).
+caller can act on (plus ``task`` for a spec error, ``reason`` for a conflict that states one,
+such as a refused requeue).
 
 Bad input is always a 4xx, never a 500; an unreachable Redis is a 503, since the request may
 well succeed once it is back, and so is a Redis that lost its data (``epoch.py``).
@@ -16,14 +17,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streamproc.errors import (
-    DeadLetterNotFound,
-    DeadLetterRefused,
-    RedisReset,
-    SpecError,
-    WorkflowConflict,
-    WorkflowNotFound,
-)
+from streamproc.errors import Conflict, NotFound, RedisReset, SpecError
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Allow", "WWW-Authenticate")
@@ -49,12 +43,11 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except SpecError as exc:
         extra = {"task": exc.task} if exc.task is not None else {}
         return reply({"error": str(exc), **extra}, 400)
-    except (WorkflowNotFound, DeadLetterNotFound) as exc:
+    except NotFound as exc:
         return reply({"error": str(exc)}, 404)
-    except WorkflowConflict as exc:
-        return reply({"error": str(exc)}, 409)
-    except DeadLetterRefused as exc:
-        return reply({"error": str(exc), "reason": exc.reason}, 409)
+    except Conflict as exc:
+        extra = {"reason": exc.reason} if exc.reason is not None else {}
+        return reply({"error": str(exc), **extra}, 409)
     except RedisReset as exc:
         return reply({"error": str(exc)}, 503)
     except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -78,8 +78,7 @@ class SharedLimiter:
 
     async def admit(self, provider: str) -> Admission:
         s = self.settings(provider)
-        now = self.clock() if self.clock else time.time()
-        period, left = s.quota.window(now) if s.quota else ("none", 0.0)
+        period, left = s.quota.window(self._time()) if s.quota else ("none", 0.0)
         interval = US / s.rate if s.rate else 0.0
         token = secrets.token_hex(8)
         rate = [round(interval), round((s.burst - 1) * interval), round(s.max_wait * US)]
@@ -112,7 +111,10 @@ class SharedLimiter:
     def period_left(self, provider: str) -> float | None:
         """Seconds until the provider's configured quota renews, if it has one."""
         quota = self.settings(provider).quota
-        return quota.window(self.clock() if self.clock else time.time())[1] if quota else None
+        return quota.window(self._time())[1] if quota else None
+
+    def _time(self) -> float:
+        return self.clock() if self.clock else time.time()
 
     def _now(self) -> str:
         return "" if self.clock is None else str(round(self.clock() * US))

@@ -4,12 +4,14 @@ error.
 Status codes map to errors by what the caller can do about them: 401/403 ->
 :class:`KeyRejected`, 429 -> :class:`RateLimited`, 408 and 5xx -> :class:`Unavailable`, any
 other failure -> :class:`ProviderError`.  Provider modules check their own special cases first
-(SerpAPI's exhausted-account 429, Tavily's 432, ...) and fall back to :func:`classify`.
+(SerpAPI's exhausted-account 429, Tavily's 432, ...) in :meth:`JsonSearchApi.special_error`
+and fall back to :func:`classify`.
 """
 
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
@@ -59,43 +61,60 @@ class SearchProvider(Protocol):
 
 
 @dataclass(frozen=True)
-class JsonSearchApi:
-    """What the provider modules share: a key, where the API is, how long a reply may take,
-    and one JSON exchange.  Each module names itself, calls :meth:`exchange` with its own
-    path and parameters, reads its own result fields, and classifies its own failed replies
-    in :meth:`error_for` (falling back to :func:`classify`)."""
+class Request:
+    """One search request as a provider's API spells it; the key rides in it (params or
+    headers) because each API takes it somewhere else."""
+
+    method: str
+    path: str
+    params: Mapping[str, str | int] | None = None
+    headers: Mapping[str, str] | None = None
+    payload: object = None
+
+
+@dataclass(frozen=True)
+class JsonSearchApi(ABC):
+    """The search every provider module shares: send the provider's request, read a 200's
+    JSON object as results, turn any other reply into an error.  A provider supplies only what
+    differs: its request (:meth:`request_for`), where its results sit (:meth:`results_in`),
+    where its error bodies keep their text (``error_at``, first found wins) and the failed
+    replies its status alone would misread (:meth:`special_error`)."""
 
     name: ClassVar[str]
+    error_at: ClassVar[tuple[tuple[str | int, ...], ...]]
     key: Secret
     base_url: str
     timeout: float = 10.0
 
-    async def exchange(
-        self,
-        method: str,
-        path: str,
-        params: Mapping[str, str | int] | None = None,
-        headers: Mapping[str, str] | None = None,
-        payload: object = None,
-    ) -> dict[str, Any]:
-        """The JSON object of a 200 reply; any other reply raises :meth:`error_for`'s error."""
-        url = f"{self.base_url}{path}"
+    async def search(self, query: str, count: int) -> SearchReply:
+        started = time.monotonic()
+        sent = self.request_for(query, count)
         answer = await request(
-            self.name, method, url, timeout=self.timeout, params=params, headers=headers,
-            payload=payload,
+            self.name, sent.method, f"{self.base_url}{sent.path}", timeout=self.timeout,
+            params=sent.params, headers=sent.headers, payload=sent.payload,
         )  # fmt: skip
         if answer.status != 200:
             raise self.error_for(answer)
-        return json_object(self.name, answer)
+        found = self.results_in(json_object(self.name, answer))
+        return SearchReply(self.name, query, found, round(time.monotonic() - started, 4))
+
+    @abstractmethod
+    def request_for(self, query: str, count: int) -> Request:
+        """The request asking for ``count`` results for ``query``."""
+
+    @abstractmethod
+    def results_in(self, data: dict[str, Any]) -> tuple[SearchResult, ...]:
+        """The results of a 200 reply; :class:`MalformedReply` if it is not a search reply."""
 
     def error_for(self, answer: Answer) -> ProviderError:
-        return classify(self.name, answer, "")
+        """The error for a failed reply; its detail is scrubbed, as some APIs echo the key."""
+        text = next(filter(None, (error_text(answer, *path) for path in self.error_at)), "")
+        detail = self.key.scrub(text)
+        return self.special_error(answer, detail) or classify(self.name, answer, detail)
 
-
-def reply(
-    provider: str, query: str, results: tuple[SearchResult, ...], started: float
-) -> SearchReply:
-    return SearchReply(provider, query, results, round(time.monotonic() - started, 4))
+    def special_error(self, answer: Answer, detail: str) -> ProviderError | None:
+        """The error for a failed reply that :func:`classify` would misread, else None."""
+        return None
 
 
 def json_object(provider: str, answer: Answer) -> dict[str, Any]:

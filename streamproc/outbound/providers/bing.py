@@ -10,19 +10,16 @@ without permission and for a spent daily or monthly quota; the error text tells 
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
 from streamproc.outbound.http import Answer
 from streamproc.outbound.providers.base import (
     JsonSearchApi,
-    SearchReply,
-    classify,
+    Request,
+    SearchResult,
     describe,
-    error_text,
-    reply,
     results_from,
 )
 
@@ -31,27 +28,22 @@ SPENT = re.compile(r"quota", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class Bing(JsonSearchApi):
-    name: ClassVar[str] = "bing"
+    name = "bing"
+    # v7 errors are {"errors": [{"code", "message"}]}; the Azure gateway's {"error": {...}}.
+    error_at = (("errors", 0, "message"), ("error", "message"))
 
-    async def search(self, query: str, count: int) -> SearchReply:
-        started = time.monotonic()
-        data = await self.exchange(
-            "GET",
-            "/v7.0/search",
-            params={"q": query, "count": count},
-            headers={"Ocp-Apim-Subscription-Key": self.key.reveal()},
-        )
+    def request_for(self, query: str, count: int) -> Request:
+        headers = {"Ocp-Apim-Subscription-Key": self.key.reveal()}
+        return Request("GET", "/v7.0/search", params={"q": query, "count": count}, headers=headers)
+
+    def results_in(self, data: dict[str, Any]) -> tuple[SearchResult, ...]:
         if data.get("_type") != "SearchResponse":
             raise MalformedReply(self.name, "reply is not a SearchResponse")
         pages = data.get("webPages")
         items = pages.get("value") if isinstance(pages, dict) else pages
-        found = results_from(self.name, items, "name", "url", "snippet")
-        return reply(self.name, query, found, started)
+        return results_from(self.name, items, "name", "url", "snippet")
 
-    def error_for(self, answer: Answer) -> ProviderError:
-        # v7 errors are {"errors": [{"code", "message"}]}; the Azure gateway's {"error": {...}}.
-        text = error_text(answer, "errors", 0, "message") or error_text(answer, "error", "message")
-        detail = self.key.scrub(text)
+    def special_error(self, answer: Answer, detail: str) -> ProviderError | None:
         if answer.status == 403 and SPENT.search(detail):
             return QuotaSpent(self.name, describe(answer, detail))
-        return classify(self.name, answer, detail)
+        return None

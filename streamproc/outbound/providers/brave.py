@@ -10,19 +10,17 @@ HTTP 422 and code ``SUBSCRIPTION_TOKEN_INVALID`` rather than 401.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 from streamproc.errors import KeyRejected, MalformedReply, ProviderError, QuotaSpent
 from streamproc.outbound.http import Answer
 from streamproc.outbound.providers.base import (
     JsonSearchApi,
-    SearchReply,
-    classify,
+    Request,
+    SearchResult,
     describe,
     error_text,
-    reply,
     results_from,
 )
 from streamproc.outbound.providers.limits import numbers
@@ -32,25 +30,23 @@ TOKEN_CODES = ("SUBSCRIPTION_TOKEN_INVALID", "SUBSCRIPTION_TOKEN_MISSING")
 
 @dataclass(frozen=True)
 class Brave(JsonSearchApi):
-    name: ClassVar[str] = "brave"
+    name = "brave"
+    error_at = (("error", "detail"),)
 
-    async def search(self, query: str, count: int) -> SearchReply:
-        started = time.monotonic()
-        data = await self.exchange(
-            "GET",
-            "/res/v1/web/search",
-            params={"q": query, "count": count},
-            headers={"X-Subscription-Token": self.key.reveal(), "Accept": "application/json"},
+    def request_for(self, query: str, count: int) -> Request:
+        headers = {"X-Subscription-Token": self.key.reveal(), "Accept": "application/json"}
+        return Request(
+            "GET", "/res/v1/web/search", params={"q": query, "count": count}, headers=headers
         )
+
+    def results_in(self, data: dict[str, Any]) -> tuple[SearchResult, ...]:
         if data.get("type") != "search":
             raise MalformedReply(self.name, "reply is not a search response")
         web = data.get("web")
         items = web.get("results") if isinstance(web, dict) else web
-        found = results_from(self.name, items, "title", "url", "description")
-        return reply(self.name, query, found, started)
+        return results_from(self.name, items, "title", "url", "description")
 
-    def error_for(self, answer: Answer) -> ProviderError:
-        detail = self.key.scrub(error_text(answer, "error", "detail"))
+    def special_error(self, answer: Answer, detail: str) -> ProviderError | None:
         if error_text(answer, "error", "code") in TOKEN_CODES:
             return KeyRejected(self.name, describe(answer, detail))
         remaining = numbers(answer.headers.get("x-ratelimit-remaining"))
@@ -58,4 +54,4 @@ class Brave(JsonSearchApi):
             resets = numbers(answer.headers.get("x-ratelimit-reset"))
             spent_for = resets[-1] if len(resets) == len(remaining) else None
             return QuotaSpent(self.name, describe(answer, detail), spent_for)
-        return classify(self.name, answer, detail)
+        return None

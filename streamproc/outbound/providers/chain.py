@@ -66,7 +66,6 @@ class SearchChain:
             raise ConfigError(f"no search provider configured: set one of {variables}")
         self.providers = tuple(providers)
         self.retry = retry or RetryPolicy()
-        self.quota_rest = quota_rest
         self.guard = guard or Guard(quota_rest=quota_rest)
         self._benched: dict[str, tuple[float, ProviderError]] = {}
 

@@ -83,13 +83,13 @@ class Guard:
 
     async def settle(self, admission: Admission, error: ProviderError | None) -> None:
         """Report the visit's outcome to the breaker; share a spent allowance."""
-        metrics.provider_call(admission.provider, outcome_of(error))
+        outcome = outcome_of(error)
+        metrics.provider_call(admission.provider, outcome)
         if self.limiter is None:
             return
         if isinstance(error, QuotaSpent):
             rest = error.retry_after or self.spent_for(error.provider)
             await self.limiter.mark_spent(error.provider, rest, error.reason)
-        outcome = outcome_of(error)
         hold = held_for(error)
         state = await self.limiter.record(admission, outcome, hold)
         if hold:

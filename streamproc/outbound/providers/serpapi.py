@@ -10,19 +10,17 @@ no results for comes back as HTTP 200 with an ``error`` text, and is an empty re
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
 from streamproc.outbound.http import Answer
 from streamproc.outbound.providers.base import (
+    DETAIL_CHARS,
     JsonSearchApi,
-    SearchReply,
-    classify,
+    Request,
+    SearchResult,
     describe,
-    error_text,
-    reply,
     results_from,
 )
 
@@ -32,25 +30,25 @@ NO_RESULTS = re.compile(r"hasn't returned any results", re.IGNORECASE)
 
 @dataclass(frozen=True)
 class SerpApi(JsonSearchApi):
-    name: ClassVar[str] = "serpapi"
+    name = "serpapi"
+    error_at = (("error",),)
 
-    async def search(self, query: str, count: int) -> SearchReply:
-        started = time.monotonic()
-        data = await self.exchange(
+    def request_for(self, query: str, count: int) -> Request:
+        return Request(
             "GET",
             "/search.json",
             params={"engine": "google", "q": query, "num": count, "api_key": self.key.reveal()},
         )
+
+    def results_in(self, data: dict[str, Any]) -> tuple[SearchResult, ...]:
         if not isinstance(data.get("search_metadata"), dict):
             raise MalformedReply(self.name, "reply has no search_metadata object")
         error = data.get("error")
         if isinstance(error, str) and not NO_RESULTS.search(error):
-            raise ProviderError(self.name, self.key.scrub(error[:200]))
-        found = results_from(self.name, data.get("organic_results"), "title", "link", "snippet")
-        return reply(self.name, query, found, started)
+            raise ProviderError(self.name, self.key.scrub(error[:DETAIL_CHARS]))
+        return results_from(self.name, data.get("organic_results"), "title", "link", "snippet")
 
-    def error_for(self, answer: Answer) -> ProviderError:
-        detail = self.key.scrub(error_text(answer, "error"))
+    def special_error(self, answer: Answer, detail: str) -> ProviderError | None:
         if answer.status == 429 and SPENT.search(detail):
             return QuotaSpent(self.name, describe(answer, detail))
-        return classify(self.name, answer, detail)
+        return None

@@ -8,19 +8,16 @@ mean the allowance is spent until the plan renews or the limit is raised.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any
 
 from streamproc.errors import MalformedReply, ProviderError, QuotaSpent
 from streamproc.outbound.http import Answer
 from streamproc.outbound.providers.base import (
     JsonSearchApi,
-    SearchReply,
-    classify,
+    Request,
+    SearchResult,
     describe,
-    error_text,
-    reply,
     results_from,
 )
 
@@ -30,23 +27,20 @@ PAY_AS_YOU_GO_LIMIT = 433
 
 @dataclass(frozen=True)
 class Tavily(JsonSearchApi):
-    name: ClassVar[str] = "tavily"
+    name = "tavily"
+    error_at = (("detail", "error"),)
 
-    async def search(self, query: str, count: int) -> SearchReply:
-        started = time.monotonic()
-        data = await self.exchange(
-            "POST",
-            "/search",
-            headers={"Authorization": f"Bearer {self.key.reveal()}"},
-            payload={"query": query, "max_results": count},
-        )
+    def request_for(self, query: str, count: int) -> Request:
+        headers = {"Authorization": f"Bearer {self.key.reveal()}"}
+        payload = {"query": query, "max_results": count}
+        return Request("POST", "/search", headers=headers, payload=payload)
+
+    def results_in(self, data: dict[str, Any]) -> tuple[SearchResult, ...]:
         if "results" not in data:
             raise MalformedReply(self.name, "reply has no results list")
-        found = results_from(self.name, data["results"], "title", "url", "content")
-        return reply(self.name, query, found, started)
+        return results_from(self.name, data["results"], "title", "url", "content")
 
-    def error_for(self, answer: Answer) -> ProviderError:
-        detail = self.key.scrub(error_text(answer, "detail", "error"))
+    def special_error(self, answer: Answer, detail: str) -> ProviderError | None:
         if answer.status in (PLAN_LIMIT, PAY_AS_YOU_GO_LIMIT):
             return QuotaSpent(self.name, describe(answer, detail))
-        return classify(self.name, answer, detail)
+        return None
