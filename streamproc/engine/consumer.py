@@ -71,7 +71,8 @@ class Consumer(ABC):
 
     @abstractmethod
     async def _start_loops(self, loops: asyncio.TaskGroup, stop: asyncio.Event) -> None:
-        """Start the daemon's loops in ``loops``; return once ``stop`` needs no more of it."""
+        """Start the daemon's loops in ``loops``.  The group waits for every loop, so each
+        must end once ``stop`` is set; this may itself wait for ``stop``, to wind down in order."""
 
     @abstractmethod
     async def _leave(self) -> None:
