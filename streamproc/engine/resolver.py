@@ -13,25 +13,23 @@ import asyncio
 import logging
 import random
 import time
-from dataclasses import replace
-from typing import Any, cast
+from functools import partial
+from typing import cast
 
 from redis.asyncio import Redis
 
 from streamproc.config import RedisSettings, ResolverSettings
+from streamproc.engine.consumer import Consumer, claim_idle
 from streamproc.engine.daemon import pause
 from streamproc.engine.failpoints import failpoint
 from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
-from streamproc.engine.worker import consumer_name
 from streamproc.errors import CodecError
-from streamproc.ops.status import shard_agents
 from streamproc.store import codec, functions
+from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Completion, Entry, StreamReply
 from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
-from streamproc.transport.epoch import Epoch
 from streamproc.transport.groups import ensure_group, group_positions, leave_group
-from streamproc.transport.preflight import check_server
 from streamproc.transport.retrying import until_redis_answers as until_ready
 
 log = logging.getLogger(__name__)
@@ -39,19 +37,13 @@ RELEASE_BATCH = 100
 LINGER_TARGET = 64  # completions per batch worth waiting for under load (see linger.py)
 
 
-class Resolver:
+class Resolver(Consumer):
     """Runs until :meth:`run`'s stop event is set; any number may run side by side."""
 
     def __init__(self, redis: RedisSettings, settings: ResolverSettings) -> None:
-        redis.check_block(settings.block_ms)
+        super().__init__(redis, settings.keyspace, settings.block_ms)
         self.settings = settings
         self.keyspace = settings.keyspace
-        self.redis: Redis = redis.connect()
-        # Reads are never retried by the client: a retried XREADGROUP > would skip the batch
-        # whose reply was lost (see _read_once).
-        self.reader: Redis = replace(redis, command_retries=0).connect()
-        self.consumer = consumer_name()
-        self.epoch = Epoch(self.redis, self.keyspace)
         self.reconciler = Reconciler(self.redis, self.keyspace)
         self._restarted = False
         self._agents: dict[int, list[str]] = {}
@@ -61,47 +53,35 @@ class Resolver:
         """Serve until ``stop`` is set; a batch being applied is finished, not cut short."""
         await until_ready(self._prepare)
         log.info("resolver %s running over %d shard(s)", self.consumer, self.keyspace.shards)
-        shards = self.keyspace.all_shards()
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self.epoch.watch(stop, self._on_restart))
-                group.create_task(self._reconcile_loop(stop))
-                for shard in shards:
-                    group.create_task(self._read_loop(shard, stop))
-                    group.create_task(self._release_loop(shard, stop))
-                    group.create_task(self._sweep_loop(shard, stop))
-                group.create_task(self._trim_loop(stop))
-            for shard in shards:
-                await leave_group(
-                    self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer
-                )
-        except BaseExceptionGroup as errors:
-            await self.epoch.raise_reset_behind(errors)
-            raise
-        finally:
-            await self.redis.aclose()
-            await self.reader.aclose()
+        await self._serve(stop, on_restart=self._on_restart)
         log.info("resolver %s stopped", self.consumer)
 
-    async def _prepare(self) -> None:
-        await check_server(self.redis)
-        await self.epoch.establish()
-        await functions.load(self.redis)
+    async def _join(self) -> None:
         for shard in self.keyspace.all_shards():
             await ensure_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP)
             self._agents[shard] = await shard_agents(self.redis, self.keyspace, shard)
 
+    async def _start_loops(self, loops: asyncio.TaskGroup, stop: asyncio.Event) -> None:
+        loops.create_task(self._reconcile_loop(stop))
+        for shard in self.keyspace.all_shards():
+            linger = Linger(LINGER_TARGET, self.settings.read_linger)
+            read = partial(self._read_once, shard)
+            loops.create_task(self._read_loop(stop, linger, self._batch_size, read))
+            loops.create_task(self._release_loop(shard, stop))
+            loops.create_task(self._sweep_loop(shard, stop))
+        loops.create_task(self._trim_loop(stop))
+
+    async def _leave(self) -> None:
+        for shard in self.keyspace.all_shards():
+            await leave_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP, self.consumer)
+
     # -- completions -------------------------------------------------------------------------
 
-    async def _read_loop(self, shard: int, stop: asyncio.Event) -> None:
-        linger = Linger(LINGER_TARGET, self.settings.read_linger)
-        while not stop.is_set():
-            got = await until_ready(self._read_once, shard)
-            wait = linger.after_read(got, self.settings.batch)
-            if wait:
-                await asyncio.sleep(wait)
+    async def _batch_size(self) -> int:
+        """Every read asks for a whole batch: one ``sp_resolve`` call applies it."""
+        return self.settings.batch
 
-    async def _read_once(self, shard: int) -> int:
+    async def _read_once(self, shard: int, count: int) -> int:
         """Read a batch and apply it.  A batch can be delivered yet not applied: its reply lost
         with a dropped connection (Redis delivered it all the same), or its apply failed.  It
         stays pending with this consumer, so after a failure the next reads take this
@@ -114,7 +94,7 @@ class Resolver:
             RESOLVER_GROUP,
             self.consumer,
             {done: since},
-            count=self.settings.batch,
+            count=count,
             block=self.settings.block_ms,
         )
         got = 0
@@ -226,11 +206,9 @@ class Resolver:
         """Re-apply completions another resolver read but never acknowledged (it died)."""
         done = self.keyspace.done(shard)
         min_idle = int(self.settings.visibility_timeout * 1000)
-        start: Any = "0-0"
-        for _ in range(100):
-            start, entries, deleted = await self.redis.xautoclaim(
-                done, RESOLVER_GROUP, self.consumer, min_idle, start, count=self.settings.batch
-            )
+        batch = self.settings.batch
+        pages = claim_idle(self.redis, done, RESOLVER_GROUP, self.consumer, min_idle, batch)
+        async for entries, deleted in pages:
             for entry_id in deleted:
                 log.error("completion %s was trimmed before it was applied", entry_id.decode())
                 reason = "completion trimmed before ack"
@@ -239,8 +217,6 @@ class Resolver:
                 )
             if entries:
                 await self.apply(shard, entries)
-            if start in (b"0-0", "0-0"):
-                return
 
     async def _on_restart(self) -> None:
         log.info("Redis restarted: looking for tasks it may have stranded")

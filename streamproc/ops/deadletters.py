@@ -16,8 +16,8 @@ import orjson
 from redis.asyncio import Redis
 
 from streamproc.errors import DeadLetterNotFound, DeadLetterRefused, StreamprocError
-from streamproc.ops.status import shard_agents
 from streamproc.store import functions
+from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Fields, decode_fields, entry_order
 from streamproc.store.keys import ID_PATTERN, Keyspace
 

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streamproc.autoscale.fleet import desired_counts
+from streamproc.store.agents import shard_agents
 from streamproc.store.keys import Keyspace
 
 
@@ -26,12 +27,6 @@ class AgentStats:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-async def shard_agents(redis: Redis, keyspace: Keyspace, shard: int) -> list[str]:
-    """Agent names any workflow of ``shard`` has used (recorded at submit)."""
-    members: set[bytes] = await redis.smembers(keyspace.agents(shard))  # type: ignore[assignment]
-    return sorted(m.decode() for m in members)
 
 
 async def known_agents(redis: Redis, keyspace: Keyspace) -> list[str]:
