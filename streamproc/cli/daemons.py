@@ -17,6 +17,7 @@ from streamproc.registry import registered
 
 
 def autoscale_options(fn: F) -> F:
+    """Whether and how a worker follows the fleet-wide consumer count (``worker`` only)."""
     return attach(
         [
             click.option(

@@ -1,4 +1,4 @@
-"""``streamproc VERB``: the command group, its built-in verbs, and those packages add."""
+"""``streamproc VERB``: the command group, with its built-in verbs and those packages add."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from streamproc.cli.status import status
 from streamproc.cli.workflows import cancel, events, show, submit
 
 
-@click.group(cls=VerbGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=VerbGroup,
+    commands=[up, worker, resolver, submit, status, show, events, cancel, dead, api, replay],
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 def main() -> None:
     """Run agentic workflows (DAGs of agent tasks) on Redis Streams."""
-
-
-for command in (up, worker, resolver, submit, status, show, events, cancel, dead, api, replay):
-    main.add_command(command)
