@@ -1,6 +1,9 @@
 """``streamproc demo``: the prototype's workflow end to end, then once more to show what the
 search cache saves.  Resolver and worker run in this process; with no search API key set,
-local stand-ins that speak each provider's wire format answer the searches."""
+local stand-ins that speak each provider's wire format answer the searches.
+
+The verb reaches the CLI through the entry-point group ``streamproc.commands``: the engine's
+CLI does not import the project's agents."""
 
 from __future__ import annotations
 
@@ -13,8 +16,12 @@ from pathlib import Path
 import click
 from redis.asyncio import Redis
 
+import streamproc
 from agents.agentic import render
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, WorkflowSpec
+from streamproc.cli.options import EXISTING_FILE
+from streamproc.cli.private_redis import embedded_default
+from streamproc.cli.verb import Context, verb
 from streamproc.engine.inprocess import running_engine
 from streamproc.ops.progress import follow_progress, render_state
 from streamproc.outbound.cache import cache_stats
@@ -23,6 +30,24 @@ from streamproc.registry import registered
 from streamproc.testing.fakes import Fakes
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
+DEMO_SPEC = Path(streamproc.__file__).parent / "examples" / "agentic.yaml"
+
+
+@click.command()
+@verb
+@click.option(
+    "--file",
+    "file",
+    type=EXISTING_FILE,
+    default=DEMO_SPEC,
+    show_default=True,
+    help="Workflow to run.",
+)
+async def demo(ctx: Context, file: Path) -> int:
+    """Run the prototype's workflow end to end, twice (the second run shows the search cache):
+    resolver and workers in this process, local search stand-ins when no API key is set."""
+    async with embedded_default(ctx):
+        return await run_demo(ctx.redis, ctx.keyspace, file)
 
 
 async def run_demo(redis: RedisSettings, keyspace: Keyspace, spec_path: Path) -> int:

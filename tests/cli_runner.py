@@ -40,13 +40,13 @@ def cli_env() -> dict[str, str]:
     return env
 
 
-def run_sync(*args: str) -> Run:
+def run_sync(*args: str, env: dict[str, str] | None = None) -> Run:
     done = subprocess.run(
         [str(STREAMPROC), *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
-        env=cli_env(),
+        env=cli_env() if env is None else env,
         check=False,
     )
     return Run(done.returncode, done.stdout, done.stderr)

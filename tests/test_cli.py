@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from cli_runner import (
     STATUS_KEYS,
     assert_one_line_error,
     at,
+    cli_env,
     run,
     run_sync,
     submitted_count,
@@ -63,6 +65,30 @@ def test_help_works_for_every_verb(verb: str) -> None:
     assert result.out.startswith(f"Usage: streamproc {verb} "), result.out
     assert "--redis-url" in result.out and "--namespace" in result.out
     assert result.err == ""
+
+
+def test_a_verb_whose_package_fails_to_import_fails_alone(tmp_path: Path) -> None:
+    """A verb added through the entry-point group ``streamproc.commands`` is loaded only when
+    used: one that cannot be imported gives a one-line error, and every other verb works."""
+    info = tmp_path / "broken_verb-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-verb\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[streamproc.commands]\nbroken = no_such_module:verb\n")
+    env = cli_env()
+    env["PYTHONPATH"] = f"{tmp_path}{os.pathsep}{env['PYTHONPATH']}"
+
+    listed = run_sync("--help", env=env)
+    assert listed.code == 0, listed
+    for verb in [*VERBS, "broken"]:
+        assert f"  {verb} " in listed.out, verb
+    broken = run_sync("broken", "--redis-url", UNREACHABLE, env=env)
+    assert_one_line_error(
+        broken,
+        "error: verb broken is unavailable: ModuleNotFoundError: No module named 'no_such_module'",
+    )
+    assert broken.code == 1, broken
+    for verb in ("status", "demo"):  # a built-in verb, and one another package adds
+        assert run_sync(verb, "--help", env=env).code == 0, verb
 
 
 # -- submit --------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError, TimeoutError
 
 from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
-from streamproc.cli.options import redacted
+from streamproc.cli.verb import redacted
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import free_port
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import click
 
-from streamproc.cli.options import Context, common_options, verb
+from streamproc.cli.options import EXISTING_FILE
+from streamproc.cli.verb import Context, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.engine.daemon import run_until_signalled
@@ -21,7 +22,7 @@ TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 
 
 @click.command()
-@common_options
+@verb
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
     "--port",
@@ -32,12 +33,11 @@ TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 )
 @click.option(
     "--tokens-file",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    type=EXISTING_FILE,
     help="Bearer tokens, one a line as TOKEN [scopes=read+submit+admin] [tenant=NAME] (added "
     f"to those in {TOKENS_VARIABLE}, comma separated). A bare token has every scope and sees "
     "every tenant. Without any, only a loopback host is allowed, and requests need no token.",
 )
-@verb
 async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> int:
     """Serve the HTTP API: workflows, their events, agents and dead letters."""
     tokens = parse_tokens(os.environ.get(TOKENS_VARIABLE, ""), ",", TOKENS_VARIABLE)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 import orjson
 
-from streamproc.cli.options import Context, common_options, connected, fail, verb
+from streamproc.cli.options import json_option
+from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.ops import deadletters
 
 agent_option = click.option("--agent", required=True, help="The agent whose dead letters to use.")
@@ -17,10 +18,9 @@ def dead() -> None:
 
 
 @dead.command("list")
-@common_options
-@click.option("--agent", help="Only this agent's (default: every agent).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per entry.")
 @verb
+@click.option("--agent", help="Only this agent's (default: every agent).")
+@json_option("One JSON object per entry.")
 async def list_(ctx: Context, agent: str | None, as_json: bool) -> None:
     """Per agent, oldest first: entry id, workflow, task, attempt, deliveries, when, reason."""
     async with connected(ctx) as redis:
@@ -43,11 +43,10 @@ async def list_(ctx: Context, agent: str | None, as_json: bool) -> None:
 
 
 @dead.command()
-@common_options
+@verb
 @click.argument("entry_id")
 @agent_option
-@click.option("--json", "as_json", is_flag=True, help="The entry as one JSON object.")
-@verb
+@json_option("The entry as one JSON object.")
 async def show(ctx: Context, entry_id: str, agent: str, as_json: bool) -> None:
     """Every field of one dead letter, its error and attempt history included."""
     async with connected(ctx) as redis:
@@ -64,16 +63,15 @@ async def show(ctx: Context, entry_id: str, agent: str, as_json: bool) -> None:
 
 
 @dead.command()
-@common_options
+@verb
 @click.argument("entry_id", required=False)
 @agent_option
 @click.option("--all", "every", is_flag=True, help="Every dead letter of the agent.")
-@verb
 async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -> int:
     """Run a dead-lettered task again, after fixing its cause: its workflow resumes, skipped
     tasks wait again, and the entry is deleted."""
     if every == (entry_id is not None):
-        fail("give either ENTRY_ID or --all")
+        fail("give either ENTRY_ID or --all", 1)
     async with connected(ctx) as redis:
         if entry_id is not None:
             dead_letter = await deadletters.requeue(redis, ctx.keyspace, agent, entry_id)
@@ -89,15 +87,14 @@ async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -
 
 
 @dead.command()
-@common_options
+@verb
 @agent_option
 @click.option("--before", metavar="ID", help="Only entries with a smaller id (ms or ms-seq).")
 @click.option("--yes", is_flag=True, help="Really delete them: there is no undo.")
-@verb
 async def purge(ctx: Context, agent: str, before: str | None, yes: bool) -> None:
     """Delete dead letters of an agent for good."""
     if not yes:
-        fail("purge deletes dead letters for good; add --yes to do it")
+        fail("purge deletes dead letters for good; add --yes to do it", 1)
     async with connected(ctx) as redis:
         deleted = await deadletters.purge(redis, ctx.keyspace, agent, before)
     click.echo(f"deleted {deleted} dead letter(s) of {agent}")

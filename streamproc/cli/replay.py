@@ -7,7 +7,8 @@ from typing import Any, cast
 import click
 import orjson
 
-from streamproc.cli.options import Context, common_options, connected, fail, verb
+from streamproc.cli.options import json_option
+from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.engine.inprocess import running_engine
@@ -25,7 +26,7 @@ def replay() -> None:
 
 
 @replay.command("run")
-@common_options
+@verb
 @click.argument("workflow_id")
 @click.option(
     "--from-recorded",
@@ -38,7 +39,6 @@ def replay() -> None:
 @click.option(
     "--from-task", help="Reuse recorded results outside TASK's downstream; run TASK on live."
 )
-@verb
 async def run(ctx: Context, workflow_id: str, mode: str, from_task: str | None) -> int:
     """Re-run WORKFLOW_ID as a new workflow (resolver and workers in this process) and report
     how its final state differs from the original's; exit 1 on a difference when replaying
@@ -66,11 +66,10 @@ async def run(ctx: Context, workflow_id: str, mode: str, from_task: str | None) 
 
 
 @replay.command("diff")
-@common_options
+@verb
 @click.argument("before")
 @click.argument("after")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per difference.")
-@verb
+@json_option("One JSON object per difference.")
 async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
     """Compare two runs task by task (status, state, result, error); exit 1 if they differ."""
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
@@ -85,7 +84,7 @@ async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
 
 
 @replay.command("stream")
-@common_options
+@verb
 @click.option("--agent", help="The agent's task stream (default: the completions stream).")
 @click.option("--shard", type=int, default=0, show_default=True)
 @click.option("--start", default="-", show_default=True, help="First entry id or ms time.")
@@ -95,7 +94,6 @@ async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
     "--group",
     help="Also create this debug consumer group, positioned so it re-delivers from --start.",
 )
-@verb
 async def stream(
     ctx: Context,
     agent: str | None,
@@ -112,7 +110,7 @@ async def stream(
     key = keyspace.tasks(shard, agent) if agent else keyspace.done(shard)
     async with connected(ctx) as redis:
         if not await redis.exists(key):
-            fail(f"no stream {key}")
+            fail(f"no stream {key}", 1)
         first = cast(list[Entry], await redis.xrange(key, count=1))
         entries = cast(list[Entry], await redis.xrange(key, start, end))
         if group:

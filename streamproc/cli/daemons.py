@@ -1,0 +1,177 @@
+"""``streamproc up|worker|resolver``: the daemons, each until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import click
+from prometheus_client import start_http_server
+
+from streamproc.cli.options import F, attach, metrics_options, shutdown_option, worker_options
+from streamproc.cli.private_redis import embedded_default
+from streamproc.cli.verb import Context, redacted, verb
+from streamproc.config import AutoscaleSettings, ResolverSettings, WorkerSettings
+from streamproc.engine.daemon import Component, run_until_signalled
+from streamproc.engine.resolver import Resolver
+from streamproc.engine.worker import Worker
+from streamproc.ops.poller import StreamPoller
+from streamproc.registry import registered
+
+
+def autoscale_options(fn: F) -> F:
+    """Whether and how a worker follows the fleet-wide consumer count (``worker`` only)."""
+    return attach(
+        [
+            click.option(
+                "--autoscale/--no-autoscale",
+                envvar="STREAMPROC_AUTOSCALE",
+                default=False,
+                help="Size each agent's slots to its load, following one count shared in Redis.",
+            ),
+            click.option("--min-consumers", type=click.IntRange(0), default=1, show_default=True),
+            click.option(
+                "--max-consumers",
+                type=click.IntRange(1),
+                help="Fleet-wide cap (default: concurrency).",
+            ),
+            click.option(
+                "--drain-target",
+                type=click.FloatRange(min=0.1),
+                default=30.0,
+                show_default=True,
+                help="Seconds in which the backlog should be cleared.",
+            ),
+            click.option(
+                "--scale-cooldown",
+                type=click.FloatRange(min=0),
+                default=60.0,
+                show_default=True,
+                help="How long the need must stay low before scaling down.",
+            ),
+        ],
+        fn,
+    )
+
+
+def with_metrics(
+    ctx: Context, components: list[Component], port: int | None, addr: str
+) -> list[Component]:
+    """The components, plus a poller of stream figures, with /metrics served, when asked."""
+    if port is None:
+        return components
+    start_http_server(port, addr)
+    click.echo(f"metrics on http://{addr}:{port}/metrics", err=True)
+    return [*components, StreamPoller(ctx.redis, ctx.keyspace).run]
+
+
+def worker_settings(
+    ctx: Context,
+    agents: tuple[str, ...],
+    concurrency: int,
+    visibility: float,
+    autoscale: AutoscaleSettings | None = None,
+) -> WorkerSettings:
+    return WorkerSettings(
+        agents=agents,
+        keyspace=ctx.keyspace,
+        concurrency=concurrency,
+        visibility_timeout=visibility,
+        heartbeat_interval=visibility / 6,
+        claim_interval=min(5.0, visibility / 3),
+        autoscale=autoscale,
+    )
+
+
+@click.command()
+@verb
+@click.option(
+    "--agent", "agent_names", required=True, help="Agent names to serve, comma separated."
+)
+@worker_options
+@autoscale_options
+@shutdown_option
+@metrics_options
+async def worker(
+    ctx: Context,
+    agent_names: str,
+    concurrency: int,
+    visibility_timeout: float,
+    autoscale: bool,
+    min_consumers: int,
+    max_consumers: int | None,
+    drain_target: float,
+    scale_cooldown: float,
+    shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_addr: str,
+) -> int:
+    """Serve tasks of the given agents."""
+    names = tuple(name.strip() for name in agent_names.split(",") if name.strip())
+    scaling = (
+        AutoscaleSettings(min_consumers, max_consumers, drain_target, scale_cooldown)
+        if autoscale
+        else None
+    )
+    settings = worker_settings(ctx, names, concurrency, visibility_timeout, scaling)
+    components = with_metrics(
+        ctx, [Worker(ctx.redis, settings, registered()).run], metrics_port, metrics_addr
+    )
+    return await run_until_signalled(components, shutdown_timeout)
+
+
+@click.command()
+@verb
+@shutdown_option
+@click.option(
+    "--events-maxlen",
+    type=click.IntRange(0),
+    default=1_000_000,
+    show_default=True,
+    help="Keep about this many entries of each shard's events stream (MAXLEN ~).",
+)
+@click.option(
+    "--events-max-age",
+    type=click.FloatRange(min=0),
+    help="Also drop events older than this many seconds (MINID).  Histories are not affected.",
+)
+@metrics_options
+async def resolver(
+    ctx: Context,
+    shutdown_timeout: float,
+    events_maxlen: int,
+    events_max_age: float | None,
+    metrics_port: int | None,
+    metrics_addr: str,
+) -> int:
+    """Apply completions, resolve dependencies and publish ready tasks."""
+    settings = ResolverSettings(
+        keyspace=ctx.keyspace, events_maxlen=events_maxlen, events_max_age=events_max_age
+    )
+    components = with_metrics(ctx, [Resolver(ctx.redis, settings).run], metrics_port, metrics_addr)
+    return await run_until_signalled(components, shutdown_timeout)
+
+
+@click.command()
+@verb
+@worker_options
+@shutdown_option
+@metrics_options
+async def up(
+    ctx: Context,
+    concurrency: int,
+    visibility_timeout: float,
+    shutdown_timeout: float,
+    metrics_port: int | None,
+    metrics_addr: str,
+) -> int:
+    """Run the resolver and every registered agent in one process (a private redis-server is
+    started when none answers at the URL)."""
+    async with embedded_default(ctx):
+        agents = registered()
+        settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
+        click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)
+        components: list[Component] = [
+            Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
+            Worker(ctx.redis, settings, agents).run,
+        ]
+        return await run_until_signalled(
+            with_metrics(ctx, components, metrics_port, metrics_addr), shutdown_timeout
+        )

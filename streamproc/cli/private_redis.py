@@ -1,0 +1,46 @@
+"""A private redis-server for the verbs that run a whole engine in one process (``up``,
+``demo``), so they work on a machine with no Redis set up."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import click
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, TimeoutError
+
+from streamproc.cli.verb import Context, redacted
+from streamproc.config import RedisSettings
+from streamproc.errors import ConfigError
+from streamproc.testing.embedded import EmbeddedRedis
+
+
+@contextlib.asynccontextmanager
+async def embedded_default(ctx: Context) -> AsyncIterator[None]:
+    """Start a private redis-server when nothing answers at the configured URL."""
+    probe = Redis.from_url(ctx.redis.url, socket_connect_timeout=1)
+    try:
+        await probe.ping()
+        reachable = True
+    except (ConnectionError, TimeoutError, OSError):
+        reachable = False
+    finally:
+        await probe.aclose()
+    if reachable:
+        yield
+        return
+    if ctx.redis.cluster:
+        raise ConfigError(
+            f"no Redis Cluster answers at {redacted(ctx.redis.url)}, and the private "
+            "redis-server started in its place would be a single node: start the cluster, "
+            "or drop --cluster"
+        )
+    with EmbeddedRedis() as server:
+        click.echo(
+            f"no Redis at {redacted(ctx.redis.url)}: started a private redis-server at "
+            f"{server.url} (data in {server.data_dir}, stopped on exit)",
+            err=True,
+        )
+        ctx.redis = RedisSettings.from_url(server.url)
+        yield

@@ -1,0 +1,93 @@
+"""How a verb runs: the common options resolved to a ``Context``, the async body run, and
+expected failures turned into a one-line error and an exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import importlib
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+from redis.asyncio import Redis
+from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
+
+from streamproc.cli import logs
+from streamproc.cli.options import COMMON, attach
+from streamproc.config import RedisSettings
+from streamproc.errors import StreamprocError
+from streamproc.store.keys import Keyspace
+
+
+class Context:
+    """What the common options resolve to: logging set up, ``--import`` modules imported, the
+    Redis settings and the key space."""
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        """Take the common options out of ``options``, leaving the verb's own."""
+        logs.configure(options.pop("verbose"), options.pop("log_format") == "json")
+        for module in options.pop("imports"):
+            importlib.import_module(module)
+        settings = RedisSettings.from_url(
+            options.pop("redis_url"),
+            insecure=options.pop("insecure_dev"),
+            cluster=options.pop("cluster"),
+        )
+        self.redis = replace(settings, socket_timeout=options.pop("socket_timeout"))
+        self.keyspace = Keyspace(options.pop("namespace"), options.pop("shards"))
+
+
+def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., None]:
+    """Make an async body ``fn(ctx, **own_options)`` a verb: attach the common options, run
+    it, and turn expected failures into a one-line error and exit code.  Placed right under
+    the command decorator, so the common options lead the verb's help."""
+
+    @functools.wraps(fn)
+    def wrapper(**options: Any) -> None:
+        url = options["redis_url"]
+        try:
+            ctx = Context(options)
+            code = asyncio.run(fn(ctx, **options))
+        except AuthenticationError as exc:  # a ConnectionError too, so caught first
+            fail(f"Redis refused the credentials: {exc}", 2)
+        except (ConnectionError, TimeoutError, OSError) as exc:
+            fail(f"cannot reach Redis at {redacted(url)}: {exc}", 2)
+        except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
+            # One about the server itself (it evicts keys, it lost our data) exits as an
+            # unreachable Redis does.
+            fail(str(exc), 2 if "Redis" in str(exc) else 1)
+        except KeyboardInterrupt:
+            code = 130
+        sys.exit(code or 0)
+
+    return attach(COMMON, wrapper)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """End the verb with ``error: message`` on stderr and exit ``code``."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@asynccontextmanager
+async def connected(ctx: Context) -> AsyncIterator[Redis]:
+    """A Redis connection for one verb body, closed after it."""
+    redis = ctx.redis.connect()
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, replaced: URLs end up in messages and logs."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    user = f"{parts.username}:***@" if parts.username else "***@"
+    return parts._replace(netloc=user + parts.netloc.rsplit("@", 1)[1]).geturl()
