@@ -76,13 +76,15 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
-
-from faults import oracle  # noqa: E402
-from faults.netns import NetNamespace  # noqa: E402
-from faults.netns import unavailable as netns_unavailable  # noqa: E402
-from faults.replication import (  # noqa: E402
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.store.codec import Entry
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import Behaviour
+from tests.daemon import Daemon
+from tests.faults import oracle
+from tests.faults.netns import NetNamespace
+from tests.faults.netns import unavailable as netns_unavailable
+from tests.faults.replication import (
     Tally,
     answered_after_move,
     in_sync,
@@ -90,7 +92,7 @@ from faults.replication import (  # noqa: E402
     produce,
     replica_of,
 )
-from faults.search import (  # noqa: E402
+from tests.faults.search import (
     TimedLimitedSerpApi,
     TimedSerpApi,
     busiest_second,
@@ -98,14 +100,10 @@ from faults.search import (  # noqa: E402
     provider_env,
     searches,
 )
-from faults.tcpproxy import FaultProxy  # noqa: E402
-from faults.workload import Daemon, ledger_dag, resolver, worker  # noqa: E402
+from tests.faults.tcpproxy import FaultProxy
+from tests.faults.workload import ledger_dag, resolver, worker
 
-from streamproc import Client, ClientSettings, Keyspace  # noqa: E402
-from streamproc.store.codec import Entry  # noqa: E402
-from streamproc.testing.embedded import EmbeddedRedis  # noqa: E402
-from streamproc.testing.fakes import Behaviour  # noqa: E402
-
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 ROW_SECONDS = 60.0
 VT = 3.0

@@ -1,4 +1,5 @@
-"""Agents the tests use; importable by worker subprocesses with ``--import agents_for_tests``."""
+"""Agents the tests use; importable by worker subprocesses with
+``--import tests.agents_for_tests``."""
 
 from __future__ import annotations
 

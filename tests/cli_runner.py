@@ -14,7 +14,9 @@ from redis.asyncio import Redis
 from streamproc import Keyspace
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 
+ROOT = Path(__file__).resolve().parents[1]  # on a child's PYTHONPATH: ``tests`` importable
 STREAMPROC = Path(sys.executable).parent / "streamproc"
+TEST_AGENTS = "tests.agents_for_tests"  # for ``--import``
 STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}
 TIMEOUT = 60.0
 
@@ -28,13 +30,13 @@ class Run:
 
 def cli_env() -> dict[str, str]:
     """The test's environment without any STREAMPROC_* settings but the ledger's, and with
-    the test agents importable (``--import agents_for_tests``)."""
+    the test agents importable (``--import tests.agents_for_tests``)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith("STREAMPROC_") and k not in KEY_VARIABLES.values()
     }
-    env["PYTHONPATH"] = str(Path(__file__).parent)
+    env["PYTHONPATH"] = str(ROOT)
     if "STREAMPROC_TEST_LEDGER_URL" in os.environ:
         env["STREAMPROC_TEST_LEDGER_URL"] = os.environ["STREAMPROC_TEST_LEDGER_URL"]
     return env

@@ -6,13 +6,9 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -29,11 +25,8 @@ from streamproc.engine.resolver import Resolver
 from streamproc.engine.worker import Worker
 from streamproc.registry import registered
 from streamproc.testing.embedded import EmbeddedRedis
-
-sys.path.insert(0, str(Path(__file__).parent))
-import agents_for_tests  # noqa: F401  (registers the test agents)
-
-TESTS = Path(__file__).parent
+from tests import agents_for_tests  # noqa: F401  (registers the test agents)
+from tests.daemon import Daemon
 
 
 @pytest.fixture(scope="session")
@@ -199,72 +192,36 @@ async def publish_by_hand(
         await pipe.execute()
 
 
-class WorkerProcess:
-    """``streamproc worker`` in a subprocess, to be killed, stopped or terminated by a test."""
-
-    def __init__(
-        self,
-        redis_url: str,
-        keyspace: Keyspace,
-        agents: str,
-        *extra: str,
-        env: dict[str, str] | None = None,
-    ) -> None:
-        env = {
-            **(os.environ if env is None else env),
-            "PYTHONPATH": str(TESTS),
-            "STREAMPROC_TEST_LEDGER_URL": redis_url,
-        }
-        self.args = [
-            str(Path(sys.executable).parent / "streamproc"),
-            "worker",
-            "--agent",
-            agents,
-            "--redis-url",
-            redis_url,
-            "--namespace",
-            keyspace.namespace,
-            "--import",
-            "agents_for_tests",
-            "--visibility-timeout",
-            "3",
-            "--log-format",
-            "text",
-            *extra,
-        ]
-        self.env = env
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> WorkerProcess:
-        self.log = tempfile.NamedTemporaryFile(prefix="worker-", suffix=".log", delete=False)  # noqa: SIM115
-        self.process = subprocess.Popen(self.args, env=self.env, stderr=self.log)
-        return self
-
-    def signal(self, signum: int) -> None:
-        assert self.process is not None
-        self.process.send_signal(signum)
-
-    async def wait(self, timeout: float = 30) -> int:
-        """Wait for the exit without blocking the event loop (in-process daemons keep running)."""
-        assert self.process is not None
-        try:
-            return await asyncio.to_thread(self.process.wait, timeout)
-        except subprocess.TimeoutExpired:
-            log = await asyncio.to_thread(Path(self.log.name).read_text)
-            raise AssertionError(f"worker still running; its log:\n{log}") from None
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+def worker_process(
+    redis_url: str,
+    keyspace: Keyspace,
+    agents: str,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    ledger_url: str | None = None,
+) -> Daemon:
+    """``streamproc worker`` with the tests' visibility timeout (3 s), to be killed, stopped
+    or terminated by a test; ``extra`` options come last, so they win."""
+    return Daemon(
+        redis_url,
+        keyspace.namespace,
+        "worker",
+        "--agent",
+        agents,
+        "--visibility-timeout",
+        "3",
+        *extra,
+        env=env,
+        ledger_url=ledger_url,
+    )
 
 
 @pytest.fixture
-def worker_processes(redis_url: str, keyspace: Keyspace) -> Iterator[Callable[..., WorkerProcess]]:
-    started: list[WorkerProcess] = []
+def worker_processes(redis_url: str, keyspace: Keyspace) -> Iterator[Callable[..., Daemon]]:
+    started: list[Daemon] = []
 
-    def start(agents: str, *extra: str, env: dict[str, str] | None = None) -> WorkerProcess:
-        process = WorkerProcess(redis_url, keyspace, agents, *extra, env=env).start()
+    def start(agents: str, *extra: str, env: dict[str, str] | None = None) -> Daemon:
+        process = worker_process(redis_url, keyspace, agents, *extra, env=env)
         started.append(process)
         return process
 

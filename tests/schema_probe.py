@@ -3,7 +3,7 @@
 blanks the falsifying examples Hypothesis reports, among other things), and the suite's other
 Hypothesis tests must not inherit that.
 
-``python schema_probe.py conform|anonymous`` reads a job as JSON on stdin (``base`` URL,
+``python -m tests.schema_probe conform|anonymous`` reads a job as JSON on stdin (``base`` URL,
 ``token``, the served ``document``, ``known`` path parameters) and prints, as JSON, the
 statuses each operation answered.  A failed check ends it with schemathesis's report.
 

@@ -9,12 +9,12 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
-from acl_file import acl_users
-from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.errors import NotReplicated
 from streamproc.store import functions
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.acl_file import acl_users
+from tests.conftest import Engine
 
 SPEC = {
     "tasks": [

@@ -17,9 +17,9 @@ operation and kind of case: a run is repeatable and takes seconds.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -27,14 +27,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
-from http_helpers import AUTH, TOKEN, healthy
 from streamproc import Client, Keyspace
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings
 from streamproc.testing.embedded import free_port
+from tests.cli_runner import ROOT
+from tests.conftest import Engine, eventually
+from tests.http_helpers import AUTH, TOKEN, healthy
 
-PROBE = Path(__file__).with_name("schema_probe.py")
+PROBE = "tests.schema_probe"
 SPEC = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}  # as the probe's
 OPERATIONS = 11  # in the document, /healthz included
 
@@ -81,11 +82,13 @@ async def probe(mode: str, base: str, known: dict[str, str]) -> dict[str, set[in
     job = {"base": base, "token": TOKEN, "document": await served_document(base), "known": known}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
-        str(PROBE),
+        "-m",
+        PROBE,
         mode,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     try:
         out, err = await asyncio.wait_for(process.communicate(orjson.dumps(job)), 100)

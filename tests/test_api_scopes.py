@@ -14,15 +14,15 @@ import aiohttp
 import orjson
 import pytest
 
-from cli_runner import STREAMPROC, assert_one_line_error, at, cli_env, run_sync
-from conftest import Engine, eventually
-from http_helpers import CHAIN, GATED, Http, healthy, serving, sse_frames
 from streamproc import Client, Keyspace
 from streamproc.errors import ConfigError
 from streamproc.http.app import make_app
 from streamproc.http.auth import OPEN, ApiSettings, Grant, parse_tokens
 from streamproc.http.openapi import needs
 from streamproc.testing.embedded import free_port
+from tests.cli_runner import STREAMPROC, assert_one_line_error, at, cli_env, run_sync
+from tests.conftest import Engine, eventually
+from tests.http_helpers import CHAIN, GATED, Http, healthy, serving, sse_frames
 
 OPERATOR = "operator-token-0123456789"
 READER = "reader-token-0123456789"

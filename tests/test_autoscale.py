@@ -11,13 +11,14 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from cli_runner import at
-from cli_runner import run as run_cli
-from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
 from streamproc.autoscale.fleet import desired_counts
 from streamproc.autoscale.policy import ArrivalRate, Load, Scaler, needed, share
 from streamproc.config import AutoscaleSettings
+from tests.cli_runner import at
+from tests.cli_runner import run as run_cli
+from tests.conftest import Engine, eventually
+from tests.daemon import Daemon
 
 SETTINGS = AutoscaleSettings(
     min_consumers=1, max_consumers=20, drain_target=10.0, cooldown=30.0, margin=0.2
@@ -183,7 +184,7 @@ async def test_scaling_down_retires_slots_as_their_tasks_finish_and_cancels_none
 
 
 async def test_a_worker_started_with_autoscale_publishes_a_desired_count_status_shows(
-    redis_url: str, keyspace: Keyspace, worker_processes: Callable[..., WorkerProcess]
+    redis_url: str, keyspace: Keyspace, worker_processes: Callable[..., Daemon]
 ) -> None:
     worker_processes("echo", "--autoscale", "--min-consumers", "2")
 

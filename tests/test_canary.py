@@ -19,11 +19,8 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from faults.workload import all_ready, resolver, worker
 from redis.asyncio import Redis
 
-from cli_runner import STREAMPROC, Run, at, cli_env
-from conftest import eventually
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.errors import ProviderError
 from streamproc.http.app import make_app
@@ -37,6 +34,9 @@ from streamproc.outbound.providers.tavily import Tavily
 from streamproc.outbound.secret import Secret
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import Behaviour, Fakes
+from tests.cli_runner import STREAMPROC, Run, at, cli_env
+from tests.conftest import eventually
+from tests.faults.workload import all_ready, resolver, worker
 
 CANARY = f"SPCANARY-{uuid.uuid4()}"
 TOKEN = "canary-check-api-token"  # noqa: S105 (a test token)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from cli_runner import assert_one_line_error, at, run
-from conftest import Engine, eventually
 from streamproc import Client, Keyspace
+from tests.cli_runner import assert_one_line_error, at, run
+from tests.conftest import Engine, eventually
 
 GATED_SPEC = {
     "tasks": [

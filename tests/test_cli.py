@@ -10,7 +10,9 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from cli_runner import (
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.store.keys import ID_PATTERN
+from tests.cli_runner import (
     STATUS_KEYS,
     assert_one_line_error,
     at,
@@ -20,9 +22,7 @@ from cli_runner import (
     submitted_count,
     workflow_keys,
 )
-from conftest import Engine, eventually
-from streamproc import Client, ClientSettings, Keyspace
-from streamproc.store.keys import ID_PATTERN
+from tests.conftest import Engine, eventually
 
 VERBS = ["up", "worker", "resolver", "submit", "status", "show", "events", "cancel", "api", "demo"]
 UNREACHABLE = "redis://127.0.0.1:1/0"

@@ -9,9 +9,10 @@ from collections.abc import Callable
 
 from redis.asyncio import Redis
 
-from conftest import Engine, WorkerProcess, eventually, some_task
 from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.conftest import Engine, eventually, some_task
+from tests.daemon import Daemon
 
 
 def ledger_chain(n: int, seconds: float) -> WorkflowSpec:
@@ -36,7 +37,7 @@ async def test_worker_killed_mid_task_loses_nothing_and_applies_each_task_once(
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     first = worker_processes("ledger", "--concurrency", "8")
     ids = await client.submit_many([ledger_chain(3, 0.3) for _ in range(20)])
@@ -69,7 +70,7 @@ async def test_paused_worker_late_completion_is_refused(
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     engine = resolver_only
     zombie = worker_processes("ledger")
@@ -99,7 +100,7 @@ async def test_poison_task_that_kills_its_worker_is_dead_lettered_after_max_deli
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     spec = {
         "tasks": [

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec
+from tests.conftest import Engine
 
 
 def chain(n: int) -> WorkflowSpec:

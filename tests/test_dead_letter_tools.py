@@ -10,11 +10,11 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from cli_runner import assert_one_line_error, at, run, run_sync
-from conftest import Engine, eventually
 from streamproc import Client, Keyspace
 from streamproc.errors import DeadLetterNotFound, DeadLetterRefused
 from streamproc.ops import deadletters
+from tests.cli_runner import assert_one_line_error, at, run, run_sync
+from tests.conftest import Engine, eventually
 
 FIXABLE_SPEC: dict[str, Any] = {
     "tasks": [

@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually, publish_by_hand, unserved_workflow
 from streamproc import Client, Keyspace
+from tests.conftest import Engine, eventually, publish_by_hand, unserved_workflow
 
 
 async def test_flaky_task_succeeds_on_a_later_attempt(engine: Engine, client: Client) -> None:

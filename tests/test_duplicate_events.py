@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
+from tests.conftest import Engine, eventually
 
 
 def completion(

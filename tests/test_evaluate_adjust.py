@@ -8,8 +8,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from conftest import Engine
 from streamproc import Client
+from tests.conftest import Engine
 
 SHORT = "too short"
 LONG = "a result long enough to satisfy the judge, well over fifty characters"

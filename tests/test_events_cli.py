@@ -9,9 +9,9 @@ import signal
 import orjson
 from redis.asyncio import Redis
 
-from cli_runner import STREAMPROC, TIMEOUT, at, cli_env, run
-from conftest import Engine, eventually
 from streamproc import Client, ClientSettings, Keyspace
+from tests.cli_runner import STREAMPROC, TIMEOUT, at, cli_env, run
+from tests.conftest import Engine, eventually
 
 GATED = {
     "tasks": [

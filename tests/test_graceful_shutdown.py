@@ -10,9 +10,10 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.conftest import Engine, eventually, worker_process
+from tests.daemon import Daemon
 
 
 def sleepers(n: int, seconds: float) -> dict[str, object]:
@@ -28,7 +29,7 @@ async def test_sigterm_lets_running_tasks_finish_and_leaves_nothing_pending(
     keyspace: Keyspace,
     client: Client,
     redis: Redis,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     engine = resolver_only
     worker = worker_processes("sleep", "--concurrency", "4")
@@ -75,7 +76,7 @@ async def test_sigterm_while_redis_is_down_exits_within_the_shutdown_timeout(
     keyspace: Keyspace,
 ) -> None:
     with EmbeddedRedis() as server:
-        worker = WorkerProcess(server.url, keyspace, "sleep", "--shutdown-timeout", "2").start()
+        worker = worker_process(server.url, keyspace, "sleep", "--shutdown-timeout", "2")
         try:
             probe = Redis.from_url(server.url)
             stream = keyspace.tasks(0, "sleep")

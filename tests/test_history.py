@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
-from cli_runner import at, run
-from conftest import Engine
 from streamproc import Client, Keyspace
+from tests.cli_runner import at, run
+from tests.conftest import Engine
 
 
 async def test_history_keeps_every_change_in_order_and_expires_with_the_workflow(

@@ -15,14 +15,14 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from cli_runner import STATUS_KEYS, STREAMPROC, at, cli_env, run_sync
-from conftest import Engine, eventually
-from http_helpers import AUTH, CHAIN, GATED, TOKEN, Http, healthy, serving, sse_frames
 from streamproc import Client, Keyspace, RedisSettings
 from streamproc.errors import ConfigError
 from streamproc.http.app import make_app, serve
 from streamproc.http.auth import ApiSettings, parse_tokens
 from streamproc.testing.embedded import free_port
+from tests.cli_runner import STATUS_KEYS, STREAMPROC, at, cli_env, run_sync
+from tests.conftest import Engine, eventually
+from tests.http_helpers import AUTH, CHAIN, GATED, TOKEN, Http, healthy, serving, sse_frames
 
 FIXABLE = {"tasks": [{"id": "fix", "agent": "fixable", "retries": 0}]}
 

@@ -12,9 +12,10 @@ import signal
 from collections.abc import Callable
 from pathlib import Path
 
-from agents_for_tests import FORGED
-from conftest import Engine, WorkerProcess
 from streamproc import Client
+from tests.agents_for_tests import FORGED
+from tests.conftest import Engine
+from tests.daemon import Daemon
 
 RAW_CONTROLS = ("\x1b", "\x9b", "\u2028", "\r")
 TEXT_RECORD = re.compile(
@@ -23,7 +24,7 @@ TEXT_RECORD = re.compile(
 
 
 async def _log_of_forged_run(
-    client: Client, worker_processes: Callable[..., WorkerProcess], log_format: str
+    client: Client, worker_processes: Callable[..., Daemon], log_format: str
 ) -> tuple[str, list[str]]:
     """Run the forger task to completion in a worker logging in ``log_format``; the workflow
     id and the worker's log lines."""
@@ -40,7 +41,7 @@ async def _log_of_forged_run(
 
 
 async def test_hostile_agent_text_stays_inside_one_escaped_json_record(
-    resolver_only: Engine, client: Client, worker_processes: Callable[..., WorkerProcess]
+    resolver_only: Engine, client: Client, worker_processes: Callable[..., Daemon]
 ) -> None:
     workflow_id, lines = await _log_of_forged_run(client, worker_processes, "json")
     records = [json.loads(line) for line in lines]  # every line is one whole record
@@ -53,7 +54,7 @@ async def test_hostile_agent_text_stays_inside_one_escaped_json_record(
 
 
 async def test_hostile_agent_text_stays_inside_one_escaped_text_line(
-    resolver_only: Engine, client: Client, worker_processes: Callable[..., WorkerProcess]
+    resolver_only: Engine, client: Client, worker_processes: Callable[..., Daemon]
 ) -> None:
     workflow_id, lines = await _log_of_forged_run(client, worker_processes, "text")
     assert all(TEXT_RECORD.match(line) for line in lines), lines

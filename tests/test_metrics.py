@@ -10,7 +10,6 @@ from collections.abc import Callable
 from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import REGISTRY
 
-from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace, RedisSettings
 from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings
@@ -19,6 +18,8 @@ from streamproc.outbound.cache import SearchCache
 from streamproc.outbound.providers import SearchSettings, close_session
 from streamproc.testing.embedded import free_port
 from streamproc.testing.fakes import Fakes
+from tests.conftest import Engine, eventually
+from tests.daemon import Daemon
 
 TWO = {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "poison", "retries": 0}]}
 
@@ -67,7 +68,7 @@ async def test_the_api_serves_metrics(client: Client) -> None:
 
 
 async def test_a_worker_process_serves_metrics_on_its_port(
-    resolver_only: Engine, client: Client, worker_processes: Callable[..., WorkerProcess]
+    resolver_only: Engine, client: Client, worker_processes: Callable[..., Daemon]
 ) -> None:
     port = free_port()
     worker_processes("echo", "--metrics-port", str(port))

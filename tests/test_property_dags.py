@@ -12,8 +12,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from conftest import Engine
 from streamproc import Client, SpecError, TaskSpec, WorkflowSpec
+from tests.conftest import Engine
 
 ID_ALPHABET = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-"
 task_ids = st.text(ID_ALPHABET, min_size=1, max_size=6)

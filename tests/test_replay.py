@@ -9,9 +9,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from cli_runner import at, run
-from conftest import Engine
 from streamproc import Client, Keyspace
+from tests.cli_runner import at, run
+from tests.conftest import Engine
 
 CHAIN = {
     "tasks": [
@@ -67,7 +67,7 @@ async def test_replay_from_a_task_runs_it_and_its_dependents_live_and_reuses_the
 ) -> None:
     original = await client.wait(await client.submit(CHAIN), timeout=20)
     result = await run(
-        "replay", "run", original.id, "--from-task", "b", "--import", "agents_for_tests",
+        "replay", "run", original.id, "--from-task", "b", "--import", "tests.agents_for_tests",
         *at(redis_url, keyspace),
     )  # fmt: skip
     assert result.code == 0, result

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually, fast_resolver
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
 from streamproc.engine.resolver import Resolver
+from tests.conftest import Engine, eventually, fast_resolver
 
 
 async def test_acknowledged_entries_are_trimmed_and_pending_ones_kept(

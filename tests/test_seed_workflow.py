@@ -14,14 +14,15 @@ import pytest
 from redis.asyncio import Redis
 
 from agents.agentic import completeness, render
-from cli_runner import at, run
-from conftest import Engine, WorkerProcess
 from streamproc import Client, Keyspace, WorkflowSpec
 from streamproc.ops.progress import render_state
 from streamproc.outbound.cache import cache_stats
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import Behaviour, Fakes
+from tests.cli_runner import at, run
+from tests.conftest import Engine
+from tests.daemon import Daemon
 
 SEED = Path(__file__).parents[1] / "streamproc" / "examples" / "agentic.yaml"
 AGENTS = "description,planning,execution,evaluation,validation"
@@ -39,12 +40,10 @@ async def stand_ins() -> AsyncIterator[Fakes]:
 
 
 @pytest.fixture
-def seed_workers(
-    stand_ins: Fakes, worker_processes: Callable[..., WorkerProcess]
-) -> Callable[[], WorkerProcess]:
+def seed_workers(stand_ins: Fakes, worker_processes: Callable[..., Daemon]) -> Callable[[], Daemon]:
     """Worker processes serving the five agents, with only the stand-ins' search keys set."""
 
-    def start() -> WorkerProcess:
+    def start() -> Daemon:
         env = without_api_keys()
         return worker_processes(AGENTS, env={**env, **stand_ins.search_env()})
 
@@ -57,7 +56,7 @@ async def test_the_seed_workflow_completes_through_worker_processes_then_hits_th
     keyspace: Keyspace,
     redis_url: str,
     stand_ins: Fakes,
-    seed_workers: Callable[[], WorkerProcess],
+    seed_workers: Callable[[], Daemon],
 ) -> None:
     seed_workers()
     seed_workers()
@@ -94,7 +93,7 @@ async def test_an_empty_search_has_t3_rerun_enhanced_and_only_t4_t5_after_it(
     resolver_only: Engine,
     client: Client,
     stand_ins: Fakes,
-    seed_workers: Callable[[], WorkerProcess],
+    seed_workers: Callable[[], Daemon],
 ) -> None:
     stand_ins.serpapi.script(Behaviour.EMPTY)  # the first search finds nothing
     seed_workers()
@@ -113,7 +112,7 @@ async def test_with_a_language_model_configured_three_agents_ask_it(
     resolver_only: Engine,
     client: Client,
     stand_ins: Fakes,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     env = without_api_keys()
     worker_processes(AGENTS, env={**env, **stand_ins.env()})  # search and chat stand-ins
@@ -131,7 +130,7 @@ async def test_api_keys_appear_nowhere_in_redis_or_logs(
     client: Client,
     redis: Redis,
     keyspace: Keyspace,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     canaries = {name: f"canary-{name}-{uuid.uuid4().hex}" for name in (*KEY_VARIABLES, "llm")}
     async with Fakes(keys=canaries, retry_after=0, stall=10.0) as fakes:
@@ -168,7 +167,7 @@ async def test_the_seed_workflow_replays_from_its_record_without_any_search(
     keyspace: Keyspace,
     redis_url: str,
     stand_ins: Fakes,
-    seed_workers: Callable[[], WorkerProcess],
+    seed_workers: Callable[[], Daemon],
 ) -> None:
     seed_workers()
     original = await client.wait(await client.submit(WorkflowSpec.load(SEED)), timeout=60)

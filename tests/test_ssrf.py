@@ -18,7 +18,6 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from conftest import Engine, WorkerProcess
 from streamproc import Client
 from streamproc.errors import ConfigError, FetchError, FetchRefused
 from streamproc.outbound.guarded import OutboundSettings, PinnedResolver, blocked, read_page
@@ -26,6 +25,8 @@ from streamproc.outbound.providers import SearchSettings
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import Fakes
+from tests.conftest import Engine
+from tests.daemon import Daemon
 
 PAGE = (
     b"<html><head><title>Streams</title><style>p{color:red}</style>"
@@ -228,7 +229,7 @@ async def test_the_execution_agent_reads_the_top_result_and_is_refused_a_redirec
     pages: Pages,
     resolver_only: Engine,
     client: Client,
-    worker_processes: Callable[..., WorkerProcess],
+    worker_processes: Callable[..., Daemon],
 ) -> None:
     """Search results point at the page server: a public-looking page gives an excerpt, one
     that redirects to Redis is refused, and the task completes either way."""

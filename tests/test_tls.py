@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError, TimeoutError
 
-from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
 from streamproc.cli.verb import redacted
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import free_port
+from tests.conftest import Engine
 
 
 def make_ca(directory: Path, name: str) -> tuple[Path, Path]:

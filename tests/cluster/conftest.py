@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
-from conftest import Engine
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
 from streamproc.registry import registered
 from streamproc.testing.embedded import EmbeddedCluster
+from tests.conftest import Engine
 
 SHARDS = 6
 

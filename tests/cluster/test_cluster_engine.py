@@ -16,12 +16,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from cluster.conftest import SHARDS, ClusterEngine
-from conftest import WorkerProcess, eventually
 from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
 from streamproc.ops import events as lifecycle
 from streamproc.store.codec import Entry
 from streamproc.testing.embedded import EmbeddedCluster, EmbeddedRedis
+from tests.cluster.conftest import SHARDS, ClusterEngine
+from tests.conftest import eventually, worker_process
+from tests.daemon import Daemon
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 
@@ -141,8 +142,8 @@ async def test_worker_killed_mid_task_on_the_cluster_loses_nothing_and_applies_e
     redis_cluster: EmbeddedCluster,
     ledger_url: str,
 ) -> None:
-    def worker() -> WorkerProcess:
-        process = WorkerProcess(
+    def worker() -> Daemon:
+        return worker_process(
             redis_cluster.url,
             cluster_keyspace,
             "ledger",
@@ -151,9 +152,8 @@ async def test_worker_killed_mid_task_on_the_cluster_loses_nothing_and_applies_e
             str(SHARDS),
             "--concurrency",
             "8",
+            ledger_url=ledger_url,
         )
-        process.env["STREAMPROC_TEST_LEDGER_URL"] = ledger_url
-        return process.start()
 
     first = worker()
     try:

@@ -7,11 +7,11 @@ import asyncio
 
 from redis.asyncio import Redis
 
-from cluster.conftest import ClusterEngine
 from streamproc import Client
 from streamproc.testing.embedded import EmbeddedCluster
 from streamproc.transport.cluster import command_keys
 from streamproc.transport.connection import LeanConnection
+from tests.cluster.conftest import ClusterEngine
 
 
 def test_stream_and_function_keys_are_read_off_the_arguments() -> None:

@@ -24,10 +24,10 @@ import pytest
 from aiohttp import web
 from redis import Redis
 
-from faults import workload
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import FakeServer
+from tests.daemon import STARTED
 
 CANARY = f"SPCANARY-{uuid.uuid4()}"
 KEY_ENVIRONMENT = (*KEY_VARIABLES.values(), "STREAMPROC_LLM_API_KEY")
@@ -119,7 +119,7 @@ def append_only_log(server: EmbeddedRedis) -> bytes:
 @pytest.fixture(scope="package", autouse=True)
 def canary_keys(redis_server: EmbeddedRedis) -> Iterator[None]:
     """The canary as every provider key for the package, then the sweep (see the module)."""
-    sweep, daemons = Sweep(), len(workload.STARTED)
+    sweep, daemons = Sweep(), len(STARTED)
     with Redis.from_url(redis_server.url) as redis:
         redis.config_set("rdbcompression", "no")  # a rewritten log's base stays searchable
     root, level = logging.getLogger(), logging.getLogger().level
@@ -138,7 +138,7 @@ def canary_keys(redis_server: EmbeddedRedis) -> Iterator[None]:
         root.setLevel(level)
     flushed(redis_server)
     sweep.data_dir(redis_server)
-    started = workload.STARTED[daemons:]
+    started = STARTED[daemons:]
     sweep.files(Path(daemon.log.name) for daemon in started)
     found = "; ".join(dict.fromkeys(sweep.found))
     assert not sweep.found, f"the canary {CANARY} was found in: {found}"

@@ -12,10 +12,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from faults.workload import ledger_chain
 from streamproc import Client, Keyspace, WorkflowSpec
 from streamproc.errors import NotReplicated
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.faults.workload import ledger_chain
 
 SPEC = WorkflowSpec.from_dict(ledger_chain(2, 0.01))  # what the producers submit
 # A primary starts a replica's full sync at once, not after the default 5 s wait for others.

@@ -13,20 +13,21 @@ import aiohttp
 import pytest
 from redis.asyncio import Redis
 
-from cli_runner import submitted_count, workflow_keys
-from conftest import Engine, eventually
-from faults import oracle
-from faults.workload import Daemon, ledger_chain
-from http_helpers import healthy
 from streamproc import Client, Keyspace
 from streamproc.testing.embedded import free_port
+from tests.cli_runner import submitted_count, workflow_keys
+from tests.conftest import Engine, eventually
+from tests.daemon import Daemon
+from tests.faults import oracle
+from tests.faults.workload import daemon, ledger_chain
+from tests.http_helpers import healthy
 
 KEY = "a4-order-1"
 
 
 def api(redis_url: str, keyspace: Keyspace, port: int, failpoint: str = "") -> Daemon:
     """``streamproc api`` on ``port``, without tokens (loopback only)."""
-    return Daemon(redis_url, keyspace.namespace, "api", "--port", str(port), failpoint=failpoint)
+    return daemon(redis_url, keyspace.namespace, "api", "--port", str(port), failpoint=failpoint)
 
 
 async def test_a4_api_killed_before_replying_then_a_retry_with_the_same_key_runs_one_workflow(

@@ -27,13 +27,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from acl_file import acl_users
-from cli_runner import assert_one_line_error, run
-from conftest import Engine, eventually
-from faults.workload import Daemon, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.store import functions
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.acl_file import acl_users
+from tests.cli_runner import assert_one_line_error, run
+from tests.conftest import Engine, eventually
+from tests.daemon import Daemon
+from tests.faults.workload import worker
 
 USER = "sp-worker-echo"  # deploy/acl.conf's worker role, serving the agent "echo"
 NAMESPACE = "sp"  # the one deploy/acl.conf's key patterns name

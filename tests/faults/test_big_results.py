@@ -10,10 +10,10 @@ import time
 
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
-from faults import oracle
-from faults.workload import all_ready, worker
 from streamproc import Client, Keyspace
+from tests.conftest import Engine, eventually
+from tests.faults import oracle
+from tests.faults.workload import all_ready, worker
 
 CAP = 1 << 20
 SMALL = {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "echo", "needs": ["a"]}]}

@@ -9,10 +9,10 @@ import shutil
 import pytest
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
-from faults import oracle
-from faults.workload import all_ready, ledger_chain, worker
 from streamproc import Client, Keyspace
+from tests.conftest import Engine, eventually
+from tests.faults import oracle
+from tests.faults.workload import all_ready, ledger_chain, worker
 
 FAKETIME = shutil.which("faketime")
 

@@ -28,9 +28,12 @@ from contextlib import AsyncExitStack
 import pytest
 from redis.asyncio import Redis
 
-from conftest import eventually, some_task
-from faults import oracle
-from faults.replication import (
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.testing.embedded import EmbeddedRedis
+from tests.conftest import eventually, some_task
+from tests.daemon import Daemon
+from tests.faults import oracle
+from tests.faults.replication import (
     PRIMARY,
     Tally,
     answered_after_move,
@@ -39,10 +42,8 @@ from faults.replication import (
     produce,
     replica_of,
 )
-from faults.tcpproxy import FaultProxy
-from faults.workload import Daemon, all_ready, resolver, worker
-from streamproc import Client, ClientSettings, Keyspace
-from streamproc.testing.embedded import EmbeddedRedis
+from tests.faults.tcpproxy import FaultProxy
+from tests.faults.workload import all_ready, resolver, worker
 
 LINK_DELAY = 0.01  # one way, seconds
 PRODUCERS = 4

@@ -19,13 +19,13 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from cli_runner import at, run
-from conftest import Engine, eventually, publish_by_hand, unserved_workflow
-from faults import oracle
 from streamproc import Client, Keyspace
 from streamproc.errors import SpecError
 from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings
+from tests.cli_runner import at, run
+from tests.conftest import Engine, eventually, publish_by_hand, unserved_workflow
+from tests.faults import oracle
 
 TWENTY_MB = b"x" * (20 << 20)
 TOKEN = "d6-token-for-the-fault-tests"  # noqa: S105 (a test token)

@@ -19,14 +19,15 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from conftest import eventually
-from faults import oracle
-from faults.netns import NetNamespace, unavailable
-from faults.tcpproxy import FaultProxy
-from faults.workload import Daemon, all_ready, ledger_chain, ledger_dag, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.config import RedisSettings
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.conftest import eventually
+from tests.daemon import Daemon
+from tests.faults import oracle
+from tests.faults.netns import NetNamespace, unavailable
+from tests.faults.tcpproxy import FaultProxy
+from tests.faults.workload import all_ready, ledger_chain, ledger_dag, resolver, worker
 
 VT = 3.0  # the workers' visibility timeout (workload.worker)
 # Short, so that a blackhole outlasts it within a test; above the daemons' 2 s blocking reads.

@@ -19,10 +19,10 @@ import signal
 
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
-from faults import oracle
-from faults.workload import all_ready, exited, ledger_chain, resolver, worker
 from streamproc import Client, Keyspace
+from tests.conftest import Engine, eventually
+from tests.faults import oracle
+from tests.faults.workload import all_ready, ledger_chain, resolver, worker
 
 
 async def _pending(redis: Redis, stream: str, group: str) -> int:
@@ -37,7 +37,7 @@ async def test_a2_worker_killed_between_completion_and_ack_applies_once(
         redis_url, keyspace.namespace, "ledger", failpoint="worker.after_xadd_before_xack"
     )
     try:
-        assert await exited(doomed) == -signal.SIGKILL, doomed.log_text()
+        assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
         stream = keyspace.tasks(0, "ledger")
         assert await _pending(redis, stream, "ledger") > 0, "completions sent, XACKs not"
         resolver_only.start_worker(("ledger",))
@@ -69,7 +69,7 @@ async def test_a2_worker_killed_inside_its_multi_before_exec_applies_nothing_the
     ids = await client.submit_many([ledger_chain(2, 0.05) for _ in range(10)])
     doomed = worker(redis_url, keyspace.namespace, "ledger", failpoint="worker.before_exec")
     try:
-        assert await exited(doomed) == -signal.SIGKILL, doomed.log_text()
+        assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
         ran = await _run_by(redis, ids, doomed.process.pid)
         assert ran, "the doomed worker ran tasks before its first flush"
         assert await redis.xlen(keyspace.done(0)) == 0, "no XADD of the flush was applied"
@@ -110,7 +110,7 @@ async def test_a3_resolver_killed_mid_batch_applies_each_completion_once(
     doomed = resolver(redis_url, keyspace.namespace, failpoint="resolver.mid_batch")
     try:
         ids = await client.submit_many([ledger_chain(3, 0.02) for _ in range(10)])
-        assert await exited(doomed) == -signal.SIGKILL, doomed.log_text()
+        assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
         assert await _pending(redis, keyspace.done(0), "resolver") > 0, "a batch read, unapplied"
         engine.start_resolver()  # its sweep takes the dead resolver's batch over after 3 s
         verdict = await oracle.check(client, redis, ids)
@@ -133,7 +133,7 @@ async def test_a8_agent_pool_down_while_submitting_drains_and_other_agents_are_u
     await eventually(lambda: all_ready(pool))
     for process in pool:
         process.signal(signal.SIGTERM)
-    assert [await exited(p) for p in pool] == [0, 0]
+    assert [await p.wait() for p in pool] == [0, 0]
     backlog = await client.submit_many([ledger_chain(2, 0.01) for _ in range(20)])
     others = await client.submit_many([{"tasks": [{"id": "e", "agent": "echo"}]}] * 10)
     other_status = await oracle.wait_ended(client, others, timeout=20)

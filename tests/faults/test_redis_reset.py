@@ -15,13 +15,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from conftest import eventually, some_task
-from faults.workload import all_ready, exited, ledger_chain, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.errors import WorkflowNotFound
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings
 from streamproc.testing.embedded import EmbeddedRedis, free_port
+from tests.conftest import eventually, some_task
+from tests.faults.workload import all_ready, ledger_chain, resolver, worker
 
 NO_PERSISTENCE = ("--appendonly", "no", "--save", "")
 
@@ -51,7 +51,7 @@ async def test_b4_redis_back_empty_stops_the_daemons_and_the_api_answers_503(
             empty.start()
             restarted = time.monotonic()
             try:
-                codes = await asyncio.gather(*(exited(d) for d in daemons))
+                codes = await asyncio.gather(*(d.wait() for d in daemons))
                 detection = time.monotonic() - restarted
                 assert codes == [2, 2], [d.log_text()[-2000:] for d in daemons]
                 for daemon in daemons:

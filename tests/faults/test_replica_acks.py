@@ -11,11 +11,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError
 
-from conftest import eventually
-from faults.replication import PRIMARY, in_sync, replica_of
 from streamproc import Client, ClientSettings, ConfigError, Keyspace
 from streamproc.errors import NotDurable, NotReplicated
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.conftest import eventually
+from tests.faults.replication import PRIMARY, in_sync, replica_of
 
 SPEC = {"tasks": [{"id": "a", "agent": "echo"}]}
 

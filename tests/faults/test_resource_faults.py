@@ -12,11 +12,11 @@ import pytest
 from redis.asyncio import Redis
 from redis.exceptions import OutOfMemoryError
 
-from conftest import Engine, eventually, some_task
-from faults import oracle
-from faults.workload import ledger_chain, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.testing.embedded import EmbeddedRedis
+from tests.conftest import Engine, eventually, some_task
+from tests.faults import oracle
+from tests.faults.workload import ledger_chain, worker
 
 
 @pytest.fixture

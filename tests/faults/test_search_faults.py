@@ -18,9 +18,14 @@ import pytest
 from aiohttp import web
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually
-from faults import oracle
-from faults.search import (
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.store.state import WorkflowState
+from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.fakes import Behaviour, Fakes, FakeSerpApi
+from tests.conftest import Engine, eventually
+from tests.daemon import Daemon
+from tests.faults import oracle
+from tests.faults.search import (
     TimedLimitedSerpApi,
     TimedSerpApi,
     busiest_second,
@@ -28,11 +33,7 @@ from faults.search import (
     provider_env,
     searches,
 )
-from faults.workload import Daemon, all_ready, worker
-from streamproc import Client, ClientSettings, Keyspace
-from streamproc.store.state import WorkflowState
-from streamproc.testing.embedded import EmbeddedRedis
-from streamproc.testing.fakes import Behaviour, Fakes, FakeSerpApi
+from tests.faults.workload import all_ready, worker
 
 RETRY_AFTER = 3.0  # what A's 429s ask; above the chain's 2 s in-visit wait, so never slept
 Providers = Callable[..., None]

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
 from redis.asyncio import Redis
 
-from faults import oracle
-from faults.workload import Daemon, ledger_dag, resolver, worker
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.store.codec import Entry
+from tests.daemon import Daemon
+from tests.faults import oracle
+from tests.faults.workload import ledger_dag, resolver, worker
 
 
 class EngineMachine(RuleBasedStateMachine):

@@ -21,15 +21,15 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from conftest import Engine, eventually, fast_resolver, some_task
-from faults import oracle
-from faults.workload import ledger_chain
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.engine.reconcile import Reconciler
 from streamproc.engine.resolver import Resolver
 from streamproc.errors import WorkflowNotFound
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.transport.groups import ensure_group
+from tests.conftest import Engine, eventually, fast_resolver, some_task
+from tests.faults import oracle
+from tests.faults.workload import ledger_chain
 
 EVERYSEC = ("--appendfsync", "everysec", "--aof-load-truncated", "yes")
 

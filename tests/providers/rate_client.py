@@ -1,8 +1,8 @@
 """One process of the shared-rate test: take slots of ``serpapi`` from the limiter in a loop.
 
-``python rate_client.py REDIS_URL NAMESPACE RATE SECONDS``: says ``ready`` once connected,
-reads the start time (epoch seconds) on stdin, then for SECONDS takes slots, sleeping each
-booked wait, and prints the times it was let go as one JSON list.
+``python -m tests.providers.rate_client REDIS_URL NAMESPACE RATE SECONDS``: says ``ready``
+once connected, reads the start time (epoch seconds) on stdin, then for SECONDS takes slots,
+sleeping each booked wait, and prints the times it was let go as one JSON list.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from providers.conftest import Clock
 from streamproc.outbound.concurrency import AdaptiveLimit, ConcurrencySettings, Outcome
 from streamproc.outbound.providers import SearchChain, SearchSettings
 from streamproc.testing.fakes import Behaviour, Fakes
+from tests.providers.conftest import Clock
 
 SETTINGS = ConcurrencySettings(initial=8, min_limit=2, max_limit=16, backoff=0.5, tolerance=2.0)
 RTT = 0.1

@@ -8,13 +8,13 @@ import asyncio
 import pytest
 from redis.asyncio import Redis
 
-from conftest import eventually
-from providers.conftest import Clock, LimitedChain
 from streamproc.errors import AllProvidersFailed, CircuitOpen
 from streamproc.outbound.limit_settings import BreakerSettings, LimitSettings
 from streamproc.outbound.limiter import Admission, SharedLimiter
 from streamproc.store.keys import Keyspace
 from streamproc.testing.fakes import Behaviour, Fakes
+from tests.conftest import eventually
+from tests.providers.conftest import Clock, LimitedChain
 
 BREAKER = BreakerSettings(failures=2, cooldown=30.0, min_calls=100)
 LIMITS = {"serpapi": LimitSettings(breaker=BREAKER)}

@@ -10,8 +10,6 @@ from redis.asyncio import Redis
 
 import agents.agentic  # noqa: F401  (registers the execution agent)
 from agents.toolkit import Toolkit
-from conftest import Engine
-from providers.conftest import Clock, LimitedChain
 from streamproc import Client, Keyspace, RetryLater, TaskSpec, WorkflowSpec
 from streamproc.errors import AllProvidersFailed, QuotaSpent
 from streamproc.outbound.cache import SearchCache
@@ -19,6 +17,8 @@ from streamproc.outbound.limit_settings import LimitSettings, Quota, parse_quota
 from streamproc.outbound.providers import SearchSettings
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.fakes import Behaviour, Fakes
+from tests.conftest import Engine
+from tests.providers.conftest import Clock, LimitedChain
 
 LATE_EVENING = datetime(2026, 11, 24, 23, 0, tzinfo=UTC).timestamp()  # one hour to midnight
 TWO_A_DAY = {"serpapi": LimitSettings(quota=Quota(2, "day"))}

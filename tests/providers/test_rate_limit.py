@@ -7,37 +7,37 @@ import asyncio
 import os
 import sys
 import time
-from pathlib import Path
 
 import orjson
 import pytest
 from redis.asyncio import Redis
 
-from providers.conftest import Clock, LimitedChain
 from streamproc.errors import AllProvidersFailed, ConfigError, RateLimited
 from streamproc.outbound.limit_settings import LimitSettings, parse_rate
 from streamproc.outbound.limiter import SharedLimiter
 from streamproc.store.keys import Keyspace
 from streamproc.testing.fakes import Fakes
+from tests.cli_runner import ROOT
+from tests.providers.conftest import Clock, LimitedChain
 
-CLIENT = Path(__file__).with_name("rate_client.py")
+CLIENT = "tests.providers.rate_client"
 RATE = 200.0  # calls per second, all processes together
 RUN = 2.0  # seconds each process takes slots
 EDGE = 0.25  # seconds left out at each end of the run, while processes start and stop
 
 
 async def start_client(redis_url: str, keyspace: Keyspace) -> asyncio.subprocess.Process:
-    root = str(Path(__file__).parents[2])
     return await asyncio.create_subprocess_exec(
         sys.executable,
-        str(CLIENT),
+        "-m",
+        CLIENT,
         redis_url,
         keyspace.namespace,
         str(RATE),
         str(RUN),
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONPATH": root},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 
