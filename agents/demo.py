@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 from redis.asyncio import Redis
 
-from agents.agentic import render
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, WorkflowSpec
 from streamproc.engine.inprocess import running_engine
 from streamproc.ops.progress import follow_progress, render_state
@@ -21,6 +20,8 @@ from streamproc.outbound.cache import cache_stats
 from streamproc.outbound.providers import SearchSettings
 from streamproc.registry import registered
 from streamproc.testing.fakes import Fakes
+
+from .agentic import render
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
 

@@ -17,6 +17,9 @@ from streamproc.outbound.providers.settings import KEY_VARIABLES
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}
 TIMEOUT = 60.0
+# echo and sleep are not on the production entry points: a CLI process that serves or lists
+# them imports them.
+TEST_AGENTS = ("--import", "streamproc.testing.agents")
 
 
 @dataclass

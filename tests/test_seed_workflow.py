@@ -13,7 +13,6 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from agents.agentic import completeness, render
 from cli_runner import at, run
 from conftest import Engine, WorkerProcess
 from streamproc import Client, Keyspace, WorkflowSpec
@@ -22,6 +21,7 @@ from streamproc.outbound.cache import cache_stats
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import Behaviour, Fakes
+from streamproc_agents.agentic import completeness, render
 
 SEED = Path(__file__).parents[1] / "streamproc" / "examples" / "agentic.yaml"
 AGENTS = "description,planning,execution,evaluation,validation"

@@ -450,7 +450,9 @@ async def cancel(ctx: Context, workflow_id: str, reason: str) -> int:
 async def demo(ctx: Context, file: Path) -> int:
     """Run the prototype's workflow end to end, twice (the second run shows the search cache):
     resolver and workers in this process, local search stand-ins when no API key is set."""
-    from agents.demo import run_demo  # the project's agents, not the engine's
+    # The project's agents, not the engine's.  mypy checks them as agents/, their folder: it
+    # cannot see the name they are installed under through the editable install's import hook.
+    from streamproc_agents.demo import run_demo  # type: ignore[import-not-found]
 
     async with embedded_default(ctx):
-        return await run_demo(ctx.redis, ctx.keyspace, file)
+        return await run_demo(ctx.redis, ctx.keyspace, file)  # type: ignore[no-any-return]

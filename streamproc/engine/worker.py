@@ -24,13 +24,13 @@ from redis.asyncio import Redis
 from streamproc import metrics
 from streamproc.autoscale.fleet import Autoscaler
 from streamproc.config import RedisSettings, WorkerSettings
-from streamproc.engine import failpoints, runtime
+from streamproc.engine import failpoints
 from streamproc.engine.daemon import pause
 from streamproc.engine.linger import Linger
 from streamproc.engine.outcome import run_agent
-from streamproc.engine.runtime import Runtime
 from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
+from streamproc.runtime import Runtime
 from streamproc.store import codec, functions
 from streamproc.store.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.transport.epoch import Epoch
@@ -103,7 +103,6 @@ class Worker:
         tasks finish within the grace period, hand the rest back, leave no pending entry."""
         await until_redis_answers(self._prepare)
         log.info("worker %s serving %s", self.consumer, ",".join(self.agents))
-        runtime.bind(self.runtime)
         try:
             async with asyncio.TaskGroup() as background:
                 background.create_task(self.epoch.watch(self._closing))
@@ -246,7 +245,7 @@ class Worker:
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
         began = now_ms()
         agent = self.agents[event.agent]
-        outcome = await run_agent(agent, event, self.settings.max_result_bytes)
+        outcome = await run_agent(agent, event, self.settings.max_result_bytes, self.runtime)
         ended = now_ms()
         fields = codec.encode_completion(
             event,

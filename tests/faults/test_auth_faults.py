@@ -28,7 +28,7 @@ import pytest
 from redis.asyncio import Redis
 
 from acl_file import acl_users
-from cli_runner import assert_one_line_error, run
+from cli_runner import TEST_AGENTS, assert_one_line_error, run
 from conftest import Engine, eventually
 from faults.workload import Daemon, worker
 from streamproc import Client, ClientSettings, Keyspace
@@ -153,6 +153,8 @@ async def test_h2_a_worker_started_with_a_wrong_password_exits_with_a_one_line_e
 ) -> None:
     await set_passwords(admin, "the-right-one")
     url = as_user(server, "not-the-right-one")
-    result = await run("worker", "--agent", "echo", "--redis-url", url, "--namespace", NAMESPACE)
+    result = await run(
+        "worker", "--agent", "echo", *TEST_AGENTS, "--redis-url", url, "--namespace", NAMESPACE
+    )
     assert_one_line_error(result, "error: Redis refused the credentials: ")
     assert "not-the-right-one" not in result.err

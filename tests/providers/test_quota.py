@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-import agents.agentic  # noqa: F401  (registers the execution agent)
-from agents.toolkit import Toolkit
+import streamproc_agents.agentic  # noqa: F401  (registers the execution agent)
 from conftest import Engine
 from providers.conftest import Clock, LimitedChain
 from streamproc import Client, Keyspace, RetryLater, TaskSpec, WorkflowSpec
@@ -19,6 +18,7 @@ from streamproc.outbound.limit_settings import LimitSettings, Quota, parse_quota
 from streamproc.outbound.providers import SearchSettings
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.fakes import Behaviour, Fakes
+from streamproc_agents.toolkit import Toolkit
 
 LATE_EVENING = datetime(2026, 11, 24, 23, 0, tzinfo=UTC).timestamp()  # one hour to midnight
 TWO_A_DAY = {"serpapi": LimitSettings(quota=Quota(2, "day"))}
