@@ -57,13 +57,15 @@ class Toolkit:
 
 
 def toolkit(task: Task) -> Toolkit:
-    """The toolkit of the worker running ``task``."""
+    """The toolkit of the worker running ``task``, built by the first task that asks."""
     if task.runtime is None:
         raise ConfigError("no worker is running this task: its agent has no toolkit")
     return task.runtime.service(build)
 
 
 def build(runtime: Runtime) -> Toolkit:
+    """A worker's toolkit; what it opens closes with the worker.  Looked up by name on every
+    call, so a benchmark can put its own in place (scripts/bench_balance_worker.py)."""
     settings = SearchSettings.from_env(os.environ)
     cache = None
     if settings.configured():

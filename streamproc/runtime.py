@@ -22,8 +22,10 @@ T = TypeVar("T")
 class Runtime:
     redis: RedisSettings
     keyspace: Keyspace
-    _cleanups: list[Cleanup] = field(default_factory=list, repr=False)
-    _services: dict[Callable[[Runtime], object], object] = field(default_factory=dict, repr=False)
+    _cleanups: list[Cleanup] = field(default_factory=list, init=False, repr=False)
+    _services: dict[Callable[[Runtime], object], object] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def on_close(self, cleanup: Cleanup) -> None:
         """Run ``cleanup`` when the worker stops (last registered, first run)."""

@@ -11,7 +11,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from cli_runner import at
+from cli_runner import TEST_AGENTS, at
 from cli_runner import run as run_cli
 from conftest import Engine, WorkerProcess, eventually
 from streamproc import Client, Keyspace
@@ -188,7 +188,7 @@ async def test_a_worker_started_with_autoscale_publishes_a_desired_count_status_
     worker_processes("echo", "--autoscale", "--min-consumers", "2")
 
     async def desired() -> int | None:
-        status = await run_cli("status", "--json", *at(redis_url, keyspace))
+        status = await run_cli("status", "--json", *TEST_AGENTS, *at(redis_url, keyspace))
         rows = {r.get("agent"): r for r in map(orjson.loads, status.out.splitlines())}
         return rows["echo"]["desired"]
 
