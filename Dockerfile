@@ -1,4 +1,4 @@
-# The streamproc CLI: `docker run IMAGE worker --agent echo` (see docker-compose.yml).
+# The streamproc CLI: `docker run IMAGE worker --agent execution` (see docker-compose.yml).
 # Configure with STREAMPROC_* variables at run time; nothing secret is built in.
 FROM python:3.11-slim
 

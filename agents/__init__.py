@@ -1,1 +1,2 @@
-"""The project's agents, registered by name through the ``streamproc.agents`` entry points."""
+"""The project's agents, installed from agents/ as ``streamproc_agents`` and registered by name
+through the ``streamproc.agents`` entry points."""

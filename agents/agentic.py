@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.pages import excerpt_of
-from agents.toolkit import toolkit
 from streamproc import Adjust, Task, agent
 from streamproc.outbound.providers import SearchReply
+
+from .pages import excerpt_of
+from .toolkit import toolkit
 
 WEAK_CHARS = 50  # the prototype's rule: a result missing or shorter than this is weak
 COMPONENTS = "Agent, Task Manager, Workflow Engine, Context Store, Evaluator, Toolset, Logger"
@@ -29,8 +30,8 @@ def description_of(task: Task) -> str:
     return str(data.get("description", task.id))
 
 
-async def ask_or(default: str, prompt: str) -> str:
-    llm = toolkit().llm
+async def ask_or(task: Task, default: str, prompt: str) -> str:
+    llm = toolkit(task).llm
     if llm is None:
         return default
     return await llm.ask(prompt, system="You are one step of an agentic workflow. Be concise.")
@@ -39,14 +40,16 @@ async def ask_or(default: str, prompt: str) -> str:
 @agent("description")
 async def describe(task: Task) -> str:
     default = f"Components: {COMPONENTS}"
-    return await ask_or(default, f"{description_of(task)}: name the components of such a system.")
+    return await ask_or(
+        task, default, f"{description_of(task)}: name the components of such a system."
+    )
 
 
 @agent("planning")
 async def plan(task: Task) -> str:
     context = "\n".join(str(result) for result in task.deps.values())
     prompt = f"{description_of(task)}. Given:\n{context}\nWrite the flow as numbered steps."
-    return await ask_or(f"Flow: {FLOW}", prompt)
+    return await ask_or(task, f"Flow: {FLOW}", prompt)
 
 
 @agent("execution")
@@ -57,10 +60,11 @@ async def execute(task: Task) -> dict[str, Any]:
     query = f"{topic} {description_of(task)}"
     if data.get("enhanced"):
         query += " architecture examples"
-    reply = await toolkit().search(query)
+    kit = toolkit(task)
+    reply = await kit.search(query)
     found = {"description": description_of(task), **reply_dict(reply)}
     if data.get("read") and reply.results:
-        found["page"] = await excerpt_of(reply.results[0].url)
+        found["page"] = await excerpt_of(kit, reply.results[0].url)
     return found
 
 
@@ -77,7 +81,7 @@ async def evaluate(task: Task) -> Any:
     verdicts = [f"Evaluated {dep}: {summary(render(r))}" for dep, r in sorted(task.deps.items())]
     default = " ".join(verdicts) + " Does it meet the need? Yes, on length."
     prompt = "Does this result meet the need? Answer in two sentences.\n" + "\n".join(verdicts)
-    return await ask_or(default, prompt)
+    return await ask_or(task, default, prompt)
 
 
 @agent("validation")
@@ -88,7 +92,7 @@ async def validate(task: Task) -> dict[str, Any]:
     topic = str(data.get("topic", "Agentic"))
     text = render(task.deps.get(checked))
     score = completeness(text, topic)
-    reply = await toolkit().search(str(data.get("query", "workflow completeness validation")))
+    reply = await toolkit(task).search(str(data.get("query", "workflow completeness validation")))
     supplement = reply.results[0].snippet if reply.results else "no validation info"
     return {
         "checked": checked,

@@ -17,7 +17,6 @@ import click
 from redis.asyncio import Redis
 
 import streamproc
-from agents.agentic import render
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, WorkflowSpec
 from streamproc.cli.options import EXISTING_FILE
 from streamproc.cli.private_redis import embedded_default
@@ -28,6 +27,8 @@ from streamproc.outbound.cache import cache_stats
 from streamproc.outbound.providers import SearchSettings
 from streamproc.registry import registered
 from streamproc.testing.fakes import Fakes
+
+from .agentic import render
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
 DEMO_SPEC = Path(streamproc.__file__).parent / "examples" / "agentic.yaml"

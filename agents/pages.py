@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from html.parser import HTMLParser
 
-from agents.toolkit import toolkit
 from streamproc.errors import FetchError
 from streamproc.outbound.guarded import Page
+
+from .toolkit import Toolkit
 
 EXCERPT_CHARS = 500
 HIDDEN_TAGS = frozenset({"script", "style", "noscript", "template"})
 
 
-async def excerpt_of(url: str) -> dict[str, str]:
+async def excerpt_of(kit: Toolkit, url: str) -> dict[str, str]:
     """``{"url", "excerpt"}`` of the page at ``url``, or ``{"url", "error"}`` saying why not."""
     try:
-        page = await toolkit().fetch(url)
+        page = await kit.fetch(url)
     except FetchError as exc:
         return {"url": url, "error": exc.reason}
     return {"url": page.url, "excerpt": excerpt(page)}

@@ -1,6 +1,7 @@
-"""The external services the prototype's agents share in one worker process: the cached search
-chain and, when configured, a language model.  Built on first use from the worker's runtime
-(Redis, keyspace) and the environment (API keys, URLs), closed when the worker stops.
+"""The external services the prototype's agents share in one worker: the cached search chain
+and, when configured, a language model.  Built on the first task that needs them from the
+runtime the task carries (Redis, keyspace) and the environment (API keys, URLs), closed when
+the worker stops.
 
 When every search provider is out (quota spent, circuit open, rate-limited) and each has
 said when it comes back, a search raises :class:`RetryLater` for the soonest return: the task
@@ -16,12 +17,13 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from streamproc.engine import runtime
+from streamproc import ConfigError, Task
 from streamproc.errors import AllProvidersFailed, PermanentError, RetryLater
 from streamproc.outbound.cache import SearchCache
 from streamproc.outbound.guarded import OutboundSettings, Page, read_page
 from streamproc.outbound.llm import LLMClient, LLMSettings
 from streamproc.outbound.providers import SearchReply, SearchSettings, close_session
+from streamproc.runtime import Runtime
 
 MIN_DELAY = 0.05  # a provider back "now" is asked again after the engine's shortest wait
 
@@ -54,31 +56,23 @@ class Toolkit:
             raise RetryLater(delay, reason, self.give_up_after) from exc
 
 
-_toolkit: Toolkit | None = None
+def toolkit(task: Task) -> Toolkit:
+    """The toolkit of the worker running ``task``, built by the first task that asks."""
+    if task.runtime is None:
+        raise ConfigError("no worker is running this task: its agent has no toolkit")
+    return task.runtime.service(build)
 
 
-def toolkit() -> Toolkit:
-    global _toolkit
-    if _toolkit is None:
-        _toolkit = _build()
-    return _toolkit
-
-
-def _build() -> Toolkit:
-    worker = runtime.current()
+def build(runtime: Runtime) -> Toolkit:
+    """A worker's toolkit; what it opens closes with the worker.  Looked up by name on every
+    call, so a benchmark can put its own in place (scripts/bench_balance_worker.py)."""
     settings = SearchSettings.from_env(os.environ)
     cache = None
     if settings.configured():
-        redis = worker.redis.connect()
-        cache = SearchCache.from_settings(redis, worker.keyspace, settings)
-        worker.on_close(redis.aclose)
+        redis = runtime.redis.connect()
+        cache = SearchCache.from_settings(redis, runtime.keyspace, settings)
+        runtime.on_close(redis.aclose)
     llm_settings = LLMSettings.from_env(os.environ)
-    worker.on_close(_forget)
-    worker.on_close(close_session)
+    runtime.on_close(close_session)
     llm = LLMClient(llm_settings) if llm_settings else None
     return Toolkit(cache, llm, settings.give_up_after, OutboundSettings.from_env(os.environ))
-
-
-async def _forget() -> None:
-    global _toolkit
-    _toolkit = None

@@ -22,9 +22,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from statistics import fmean
 
-from agents import toolkit as toolkit_module
-from agents.toolkit import Toolkit
 from streamproc.outbound.providers import ConcurrencySettings, SearchReply
+from streamproc.runtime import Runtime
+from streamproc_agents import toolkit as toolkit_module
+from streamproc_agents.toolkit import Toolkit
 
 FIXED = ConcurrencySettings(initial=32, min_limit=32, max_limit=32)
 MODE = os.environ.get("BENCH_BALANCE_MODE", "")
@@ -87,11 +88,11 @@ class PrototypeToolkit(Toolkit):
             return await super().search(query)
 
 
-_build = toolkit_module._build
+_build = toolkit_module.build
 
 
-def _build_baseline() -> Toolkit:
-    kit = _build()
+def _build_baseline(runtime: Runtime) -> Toolkit:
+    kit = _build(runtime)
     if kit.search_cache is not None:
         kit.search_cache.chain.guard.concurrency = FIXED
     if MODE == "prototype":
@@ -100,4 +101,4 @@ def _build_baseline() -> Toolkit:
 
 
 if MODE in ("prototype", "fixed"):
-    toolkit_module._build = _build_baseline
+    toolkit_module.build = _build_baseline

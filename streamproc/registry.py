@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
 
 from streamproc.errors import ConfigError
+from streamproc.runtime import Runtime
 from streamproc.store.keys import ID_PATTERN
 
 ENTRY_POINT_GROUP = "streamproc.agents"
@@ -18,13 +19,15 @@ ENTRY_POINT_GROUP = "streamproc.agents"
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """What an agent receives: its input and the results of the tasks it needs."""
+    """What an agent receives: its input, the results of the tasks it needs and the runtime
+    of the worker running it (``None`` when the agent is called outside a worker)."""
 
     workflow: str
     id: str
     attempt: int
     input: Any
     deps: dict[str, Any]
+    runtime: Runtime | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

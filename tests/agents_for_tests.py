@@ -1,5 +1,5 @@
-"""Agents the tests use; importable by worker subprocesses with
-``--import tests.agents_for_tests``."""
+"""Agents the tests use, ``echo`` and ``sleep`` included; importable by worker subprocesses
+with ``--import tests.agents_for_tests``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import redis
 import redis.asyncio
 
+import streamproc.testing.agents  # noqa: F401  (registers echo and sleep)
 from streamproc import Adjust, PermanentError, RetryLater, Task, agent
 
 _ledger: redis.Redis | None = None

@@ -19,6 +19,9 @@ STREAMPROC = Path(sys.executable).parent / "streamproc"
 TEST_AGENTS = "tests.agents_for_tests"  # for ``--import``
 STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}
 TIMEOUT = 60.0
+# echo and sleep are not on the production entry points: a CLI process that serves or lists
+# them imports them.
+ECHO_AGENTS = ("--import", "streamproc.testing.agents")  # echo and sleep
 
 
 @dataclass

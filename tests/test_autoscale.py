@@ -15,7 +15,7 @@ from streamproc import Client, Keyspace
 from streamproc.autoscale.fleet import desired_counts
 from streamproc.autoscale.policy import ArrivalRate, Load, Scaler, needed, share
 from streamproc.config import AutoscaleSettings
-from tests.cli_runner import at
+from tests.cli_runner import ECHO_AGENTS, at
 from tests.cli_runner import run as run_cli
 from tests.conftest import Engine, eventually
 from tests.daemon import Daemon
@@ -189,7 +189,7 @@ async def test_a_worker_started_with_autoscale_publishes_a_desired_count_status_
     worker_processes("echo", "--autoscale", "--min-consumers", "2")
 
     async def desired() -> int | None:
-        status = await run_cli("status", "--json", *at(redis_url, keyspace))
+        status = await run_cli("status", "--json", *ECHO_AGENTS, *at(redis_url, keyspace))
         rows = {r.get("agent"): r for r in map(orjson.loads, status.out.splitlines())}
         return rows["echo"]["desired"]
 

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.store.keys import ID_PATTERN
 from tests.cli_runner import (
+    ECHO_AGENTS,
     STATUS_KEYS,
     assert_one_line_error,
     at,
@@ -205,13 +206,13 @@ async def test_status_json_prints_one_object_per_agent(
         {"tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "ledger", "needs": ["a"]}]}
     )
     assert (await client.wait(workflow_id, timeout=20)).status == "completed"
-    result = await run("status", "--json", *at(redis_url, keyspace))
+    result = await run("status", "--json", *ECHO_AGENTS, *at(redis_url, keyspace))
     assert result.code == 0, result
     rows = [orjson.loads(line) for line in result.out.splitlines()]
     assert all(isinstance(row, dict) and set(row) == STATUS_KEYS for row in rows), rows
     agents = [row["agent"] for row in rows]
     assert len(agents) == len(set(agents))
-    # Agents used in the namespace, and those the CLI process registers (entry points).
+    # Agents used in the namespace, and those the CLI process registers (--import).
     assert {"echo", "ledger", "sleep"} <= set(agents)
     by_agent = {row["agent"]: row for row in rows}
     for name in ("echo", "ledger"):
@@ -226,7 +227,7 @@ async def test_status_json_prints_one_object_per_agent(
 async def test_status_of_an_empty_namespace_lists_registered_agents_with_zeroes(
     redis_url: str, keyspace: Keyspace
 ) -> None:
-    result = await run("status", "--json", *at(redis_url, keyspace))
+    result = await run("status", "--json", *ECHO_AGENTS, *at(redis_url, keyspace))
     assert result.code == 0, result
     rows = [orjson.loads(line) for line in result.out.splitlines()]
     assert {"echo", "sleep"} <= {row["agent"] for row in rows}
@@ -329,6 +330,11 @@ def test_an_unreachable_cluster_is_an_error_not_a_private_single_node(verb: str)
     result = run_sync(verb, "--cluster", "--redis-url", UNREACHABLE, "--namespace", "unreached")
     assert_one_line_error(result, f"error: no Redis Cluster answers at {UNREACHABLE}")
     assert "private redis-server at" not in result.err
+
+
+def test_a_worker_for_an_agent_nobody_registered_is_a_one_line_error() -> None:
+    result = run_sync("worker", "--agent", "echo", "--redis-url", UNREACHABLE)
+    assert_one_line_error(result, "error: no agent registered as echo")
 
 
 def test_an_invalid_namespace_is_a_one_line_error() -> None:

@@ -8,9 +8,11 @@ from typing import Any
 import orjson
 import pytest
 
+from streamproc import Keyspace, RedisSettings
 from streamproc.engine.outcome import MAX_ERROR_CHARS, Outcome, run_agent
 from streamproc.errors import PermanentError, RetryLater
 from streamproc.registry import Adjust, Task
+from streamproc.runtime import Runtime
 from streamproc.store.codec import AdjustRequest, TaskEvent
 
 CAP = 1000
@@ -31,6 +33,18 @@ async def test_a_result_is_ok_with_its_json_and_the_agent_sees_input_and_deps() 
     outcome = await outcome_of(agent)
     assert outcome.kind == b"ok"
     assert orjson.loads(outcome.output) == {"input": {"q": 1}, "deps": {"up": 2}, "attempt": 1}
+
+
+async def test_the_agent_is_handed_the_runtime_of_the_worker_running_it() -> None:
+    runtime = Runtime(RedisSettings(), Keyspace("t"))
+    seen: list[Runtime | None] = []
+    outcome = await run_agent(lambda task: seen.append(task.runtime), event(), CAP, runtime)
+    assert outcome == Outcome(b"ok", b"null")
+    assert seen == [runtime]
+
+
+async def test_an_agent_run_outside_a_worker_has_no_runtime() -> None:
+    assert await outcome_of(lambda task: task.runtime is None) == Outcome(b"ok", b"true")
 
 
 async def test_a_plain_function_runs_too() -> None:

@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.transport.preflight import check_server, unauthenticated_remote
+from tests.cli_runner import ECHO_AGENTS
 
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 
@@ -22,7 +23,7 @@ STREAMPROC = Path(sys.executable).parent / "streamproc"
 def test_a_worker_refuses_a_redis_that_evicts_keys(policy: str) -> None:
     with EmbeddedRedis(None, None, "--maxmemory-policy", policy) as server:
         done = subprocess.run(
-            [str(STREAMPROC), "worker", "--agent", "echo", "--redis-url", server.url],
+            [str(STREAMPROC), "worker", "--agent", "echo", *ECHO_AGENTS, "--redis-url", server.url],
             capture_output=True,
             text=True,
             timeout=60,

@@ -13,13 +13,13 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from agents.agentic import completeness, render
 from streamproc import Client, Keyspace, WorkflowSpec
 from streamproc.ops.progress import render_state
 from streamproc.outbound.cache import cache_stats
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import Behaviour, Fakes
+from streamproc_agents.agentic import completeness, render
 from tests.cli_runner import at, run
 from tests.conftest import Engine
 from tests.daemon import Daemon

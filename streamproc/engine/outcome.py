@@ -13,6 +13,7 @@ import orjson
 
 from streamproc.errors import PermanentError, RetryLater
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
+from streamproc.runtime import Runtime
 from streamproc.store.codec import AdjustRequest, TaskEvent
 from streamproc.store.keys import ID_PATTERN
 
@@ -28,11 +29,13 @@ class Outcome:
     wait: tuple[int, int] | None = None  # retry in ms, give up after ms
 
 
-async def run_agent(agent: AgentFn, event: TaskEvent, max_result_bytes: int) -> Outcome:
-    """Run ``agent`` on the event's task within the task's timeout.  An exception is an
-    ``error`` outcome (retried), :class:`PermanentError` or a result that cannot be stored is
-    ``fatal``, and :class:`RetryLater` a ``wait``."""
-    task = Task(event.workflow, event.task, event.attempt, event.input, event.deps)
+async def run_agent(
+    agent: AgentFn, event: TaskEvent, max_result_bytes: int, runtime: Runtime | None = None
+) -> Outcome:
+    """Run ``agent`` on the event's task, handed ``runtime``, within the task's timeout.  An
+    exception is an ``error`` outcome (retried), :class:`PermanentError` or a result that cannot
+    be stored is ``fatal``, and :class:`RetryLater` a ``wait``."""
+    task = Task(event.workflow, event.task, event.attempt, event.input, event.deps, runtime)
     deadline = None if event.timeout is None else asyncio.timeout(event.timeout)
     try:
         if deadline is None:

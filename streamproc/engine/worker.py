@@ -18,16 +18,15 @@ from typing import cast
 from streamproc import metrics
 from streamproc.autoscale.fleet import Autoscaler
 from streamproc.config import RedisSettings, WorkerSettings
-from streamproc.engine import runtime
 from streamproc.engine.claims import Claims
 from streamproc.engine.consumer import Consumer
 from streamproc.engine.daemon import pause
 from streamproc.engine.linger import Linger
 from streamproc.engine.outbox import Outbox, Report
 from streamproc.engine.outcome import run_agent
-from streamproc.engine.runtime import Runtime
 from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
+from streamproc.runtime import Runtime
 from streamproc.store import codec
 from streamproc.store.codec import Fields, StreamReply, TaskEvent
 from streamproc.transport.groups import ensure_group
@@ -73,7 +72,6 @@ class Worker(Consumer):
         tasks finish within the grace period, hand the rest back, leave no pending entry."""
         await until_redis_answers(self._prepare)
         log.info("worker %s serving %s", self.consumer, ",".join(self.agents))
-        runtime.bind(self.runtime)
         try:
             await self._serve(stop, watch_until=self._closing)
         finally:
@@ -190,7 +188,7 @@ class Worker(Consumer):
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
         began = now_ms()
         agent = self.agents[event.agent]
-        outcome = await run_agent(agent, event, self.settings.max_result_bytes)
+        outcome = await run_agent(agent, event, self.settings.max_result_bytes, self.runtime)
         ended = now_ms()
         fields = codec.encode_completion(
             event,

@@ -1,1 +1,2 @@
-"""A private redis-server and local stand-ins for external APIs, for tests and the demo."""
+"""A private redis-server, local stand-ins for external APIs and two trivial agents (``echo``,
+``sleep``), for tests, trials and the demo."""

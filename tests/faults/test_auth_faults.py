@@ -31,7 +31,7 @@ from streamproc import Client, ClientSettings, Keyspace
 from streamproc.store import functions
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
-from tests.cli_runner import assert_one_line_error, run
+from tests.cli_runner import ECHO_AGENTS, assert_one_line_error, run
 from tests.conftest import Engine, eventually
 from tests.daemon import Daemon
 from tests.faults.workload import worker
@@ -154,6 +154,8 @@ async def test_h2_a_worker_started_with_a_wrong_password_exits_with_a_one_line_e
 ) -> None:
     await set_passwords(admin, "the-right-one")
     url = as_user(server, "not-the-right-one")
-    result = await run("worker", "--agent", "echo", "--redis-url", url, "--namespace", NAMESPACE)
+    result = await run(
+        "worker", "--agent", "echo", *ECHO_AGENTS, "--redis-url", url, "--namespace", NAMESPACE
+    )
     assert_one_line_error(result, "error: Redis refused the credentials: ")
     assert "not-the-right-one" not in result.err

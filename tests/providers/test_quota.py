@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from redis.asyncio import Redis
 
-import agents.agentic  # noqa: F401  (registers the execution agent)
-from agents.toolkit import Toolkit
+import streamproc_agents.agentic  # noqa: F401  (registers the execution agent)
 from streamproc import Client, Keyspace, RetryLater, TaskSpec, WorkflowSpec
 from streamproc.errors import AllProvidersFailed, QuotaSpent
 from streamproc.outbound.cache import SearchCache
@@ -17,6 +16,7 @@ from streamproc.outbound.limit_settings import LimitSettings, Quota, parse_quota
 from streamproc.outbound.providers import SearchSettings
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.fakes import Behaviour, Fakes
+from streamproc_agents.toolkit import Toolkit
 from tests.conftest import Engine
 from tests.providers.conftest import Clock, LimitedChain
 

@@ -1,4 +1,8 @@
-"""Agents for tests, benchmarks and the demo: ``echo`` and ``sleep``."""
+"""Agents for tests and trials: ``echo`` and ``sleep``.
+
+Not on the ``streamproc.agents`` entry points, so a production install does not serve them: a
+process that wants them imports this module (``streamproc worker --import
+streamproc.testing.agents --agent echo``)."""
 
 from __future__ import annotations
 
