@@ -31,7 +31,7 @@ from streamproc.engine.outcome import run_agent
 from streamproc.engine.runtime import Runtime
 from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
-from streamproc.store import codec, functions
+from streamproc.store import calls, codec, functions
 from streamproc.store.codec import Entry, Fields, StreamReply, TaskEvent
 from streamproc.transport.epoch import Epoch
 from streamproc.transport.groups import ensure_group, leave_group
@@ -394,8 +394,7 @@ class Worker:
 
     async def _requeue(self, agent: str, shard: int, entries: list[Entry], reason: str) -> None:
         keyspace = self.settings.keyspace
-        args: list[functions.Arg] = [reason, self.settings.max_lost_deliveries]
-        workflow_keys: list[str] = []
+        items: list[calls.Requeue] = []
         stream = keyspace.tasks(shard, agent)
         for entry_id, fields in entries:
             ref = codec.task_ref(fields or {})
@@ -403,12 +402,11 @@ class Worker:
                 error = CodecError("malformed entry (taken over)", fields or {})
                 self._reject(agent, shard, stream, entry_id, error)
                 continue
-            workflow_keys.append(keyspace.workflow(ref[0]))
-            args += (entry_id, ref[0], ref[1], ref[2], agent)
+            items.append(calls.Requeue(entry_id, ref[0], ref[1], ref[2], agent))
             log.info("%s task", reason, extra={"wf": ref[0], "task": ref[1], "attempt": ref[2]})
-        if workflow_keys:
-            call = functions.arguments(keyspace, shard, [agent], workflow_keys, args)
-            await functions.call(self.redis, "sp_requeue", call)
+        if items:
+            max_lost = self.settings.max_lost_deliveries
+            await calls.requeue(self.redis, keyspace, shard, reason, max_lost, items)
 
     async def _dead_letter_trimmed(self, agent: str, shard: int, deleted: list[bytes]) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -1,8 +1,7 @@
-#!lua name=streamproc_limits
---[[
-Shared limits of one external API (see streamproc/outbound/limiter.py): a GCRA rate limit, a quota per
-period, a "spent" mark and a circuit breaker, checked and taken in one atomic call so that no
-two workers, on any host, can both take the last unit of anything.
+--[[ limits.lua: shared limits of one external API (see streamproc/outbound/limiter.py; the
+calls are laid out by streamproc/store/limits.py): a GCRA rate limit, a quota per period, a
+"spent" mark and a circuit breaker, checked and taken in one atomic call so that no two
+workers, on any host, can both take the last unit of anything.
 
 Times are microseconds.  ARGV "now" is the caller's clock, or "" for the Redis server's clock
 (TIME), which every host shares.  All keys share the provider's hash tag.
