@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import re
 from importlib import resources
+from typing import get_args
 
 import pytest
 
-from streamproc.store.fields import TaskField, WorkflowField
+from streamproc.store.codec import CompletionKind
+from streamproc.store.fields import CacheField, TaskField, WorkflowField
 from streamproc.store.functions import CACHE, ENGINE, LIMITS, Library
 from streamproc.store.keys import RESOLVER_GROUP
-from streamproc.store.state import TaskStatus, WorkflowStatus
+from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
 LUA = resources.files("streamproc.store").joinpath("lua")
 FILES = sorted(
@@ -61,8 +63,9 @@ def test_every_constant_a_library_uses_is_in_its_prelude(name: str) -> None:
 
 @pytest.mark.parametrize("path", FILES)
 def test_no_lua_file_spells_a_constant_python_owns(path: str) -> None:
-    # "reason" also names a field of lifecycle events and dead letters, which Lua writes.
-    words = {*WorkflowField, *TaskStatus, *WorkflowStatus, RESOLVER_GROUP} - {"reason"}
+    words = {*WorkflowField, *TaskStatus, *WorkflowStatus, *CompletionKind, *CacheField}
+    words |= {*get_args(Verdict), *get_args(Health), *get_args(Breaker), RESOLVER_GROUP}
+    words -= {"reason", "error"}  # also fields of the events and dead letters Lua writes
     quoted = set(re.findall(r"'([^']*)'", code_of(path)))
     assert not {f"{field}:" for field in TaskField} & quoted
     assert not words & quoted

@@ -2,10 +2,10 @@
 searched upstream once however many callers ask for it at the same moment.
 
 Each entry is the hash ``<ns>:cache:<provider>:<sha256 hex of the normalised query>`` with
-``result`` (the reply as JSON), ``created`` (ms), ``hits`` and ``empty`` (``store/cache.py``
-writes and touches it).  A query is
-normalised by casefolding it, collapsing runs of whitespace and stripping the ends.  Lookups
-try the chain's providers in order, so the preferred provider's entry wins.
+``result`` (the reply as JSON), ``created`` (ms), ``hits`` and ``empty``, written and touched
+by ``store/cache.py``.  A query is normalised by casefolding it, collapsing runs of whitespace
+and stripping the ends.  Lookups try the chain's providers in order, so the preferred
+provider's entry wins.
 
 Expiry follows frequency.  An entry is written with hits = 0 and, on every hit, gets::
 

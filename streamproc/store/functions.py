@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 from importlib import resources
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, get_args
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -35,7 +35,7 @@ from streamproc.errors import ConfigError
 from streamproc.store.codec import VERSION, CompletionKind
 from streamproc.store.fields import CacheField, TaskField, WorkflowField
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
-from streamproc.store.state import TaskStatus, WorkflowStatus
+from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,11 @@ def by_name(values: type[StrEnum]) -> dict[str, str]:
     return {member.name.lower(): member.value for member in values}
 
 
+def by_value(values: Any) -> dict[str, str]:
+    """A Literal type's values, each named after itself: ``"half-open"`` is ``half_open``."""
+    return {value.replace("-", "_"): value for value in get_args(values)}
+
+
 def _lua_name(name: str) -> str:
     if not _LUA_NAME.fullmatch(name):
         raise ValueError(f"not a Lua name: {name!r}")
@@ -131,7 +136,11 @@ ENGINE = Library.packaged(
         "KIND": by_name(CompletionKind),
     },
 )
-LIMITS = Library.packaged("streamproc_limits", ["limits.lua"], {})
+LIMITS = Library.packaged(
+    "streamproc_limits",
+    ["limits.lua"],
+    {"VERDICT": by_value(Verdict), "HEALTH": by_value(Health), "BREAKER": by_value(Breaker)},
+)
 CACHE = Library.packaged("streamproc_cache", ["cache.lua"], {"CF": by_name(CacheField)})
 
 

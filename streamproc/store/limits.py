@@ -4,16 +4,15 @@ Redis server's."""
 
 from __future__ import annotations
 
-from typing import Any, Literal, NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 from redis.asyncio import Redis
 
 from streamproc.store.functions import LIMITS, Function, text
 from streamproc.store.keys import Keyspace
+from streamproc.store.state import Breaker, Health, Verdict
 
-Verdict = Literal["go", "probe", "open", "spent", "rate"]
-Health = Literal["ok", "fail", "neutral"]  # what a finished call says about the API
-Breaker = Literal["closed", "open", "half-open"]
+__all__ = ["AdmitRequest", "Admitted", "Breaker", "Health", "RecordRequest", "Verdict"]
 
 
 class AdmitRequest(NamedTuple):

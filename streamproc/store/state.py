@@ -1,11 +1,13 @@
-"""A workflow's state as objects, for ``show``, ``wait`` and the API, and the names of its
-states (``store/fields.py`` reads them from the workflow hash)."""
+"""A workflow's state as objects, for ``show``, ``wait`` and the API, and the names of the
+states the Redis contract records: a workflow's status and a task's state (``fields.py``
+reads them from the workflow hash), and those of an external API's shared limits
+(``limits.py``).  The Lua functions get the same names from here (``functions.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 
 class WorkflowStatus(StrEnum):
@@ -32,6 +34,13 @@ class TaskStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+# Shared limits of an external API (lua/limits.lua): an admission's verdict, what a finished
+# call says about the API, and the circuit breaker's state.
+Verdict = Literal["go", "probe", "open", "spent", "rate"]
+Health = Literal["ok", "fail", "neutral"]
+Breaker = Literal["closed", "open", "half-open"]
 
 
 @dataclass(frozen=True)
