@@ -79,6 +79,7 @@ from streamproc import Task, agent
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace
 from streamproc.testing.embedded import EmbeddedRedis, free_port
 
@@ -114,6 +115,11 @@ ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat")
 EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
+BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
+    WorkflowField.STATUS,
+    *(TaskField.STATE, TaskField.ATTEMPT, TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED),
+    *(TaskField.ENTRY, TaskField.CONSUMER, TaskField.ERROR),
+)
 LIMIT_RUNS = 3
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 FLAT = WorkflowSpec(tasks=(TaskSpec("t1", "noop"),), name="bench-flat")
@@ -562,7 +568,7 @@ class EventWatcher:
             brief = {
                 k.decode(): v.decode(errors="replace")[:60]
                 for k, v in state.items()
-                if k.split(b":")[0] in (b"status", b"s", b"a", b"q", b"b", b"z", b"m", b"w", b"e")
+                if k.split(b":")[0].decode() in BRIEF_FIELDS
             }
             lines.append(f"  {wf.decode()}: {brief or 'no workflow hash'}")
         ks = self.keyspace
@@ -761,7 +767,7 @@ async def start_stamps(redis: Redis, keyspace: Keyspace, ids: list[bytes]) -> di
     """Each workflow's task start in ms, as its agent stamped it (its result, in µs)."""
     pipe = redis.pipeline(transaction=False)
     for wf in ids:
-        pipe.hget(keyspace.workflow(wf.decode()), "r:t1")
+        pipe.hget(keyspace.workflow(wf.decode()), TaskField.RESULT.of("t1"))
     return {wf: int(stamp) / 1000 for wf, stamp in zip(ids, await pipe.execute(), strict=True)}
 
 

@@ -1,6 +1,6 @@
 """streamproc: agentic AI workflows (DAGs of agent tasks) on Redis Streams."""
 
-from streamproc.client import Client, SyncClient
+from streamproc.client import Client
 from streamproc.config import (
     AutoscaleSettings,
     ClientSettings,
@@ -24,6 +24,7 @@ from streamproc.registry import Adjust, Task, agent
 from streamproc.spec import Limits, TaskSpec, WorkflowSpec
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TaskState, WorkflowState
+from streamproc.sync_client import SyncClient
 
 __all__ = [
     "Adjust",

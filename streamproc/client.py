@@ -5,30 +5,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Collection, Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from streamproc.config import ClientSettings, RedisSettings
-from streamproc.errors import NotDurable, NotReplicated, WorkflowConflict, WorkflowNotFound
+from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.spec import WorkflowSpec
-from streamproc.store import functions
+from streamproc.store import calls, functions
 from streamproc.store.codec import StreamReply, decode_fields
+from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import check_id
-from streamproc.store.state import WorkflowState, parse_state
+from streamproc.store.state import TERMINAL, TaskStatus, WorkflowState
 from streamproc.transport import durability
-from streamproc.transport.durability import Fsync
+from streamproc.transport.groups import holders
 
 log = logging.getLogger(__name__)
 TEMPLATE_CACHE = 64
 SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
-T = TypeVar("T")
 
 
 class Client:
@@ -50,7 +49,7 @@ class Client:
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
         self._templates: dict[int, _Template] = {}
-        self._fsync: Fsync | None = None
+        self._fsync: durability.Fsync | None = None
 
     async def __aenter__(self) -> Client:
         await functions.load(self.redis)
@@ -88,8 +87,8 @@ class Client:
         if self.settings.durable or self.settings.replicas:
             [[outcome]] = await self._submit_calls([call])
         else:
-            [outcome] = await functions.call(self.redis, "sp_submit", call)
-        return self._check_outcome(item.workflow_id, outcome), outcome == 1
+            [outcome] = await calls.SUBMIT(self.redis, call)
+        return self._check_outcome(item.workflow_id, outcome), outcome is calls.Submitted.CREATED
 
     async def submit_many(
         self,
@@ -106,7 +105,7 @@ class Client:
             return []
         by_shard: dict[int, list[int]] = {}
         for position, item in enumerate(prepared):
-            by_shard.setdefault(item.shard, []).append(position)
+            by_shard.setdefault(self.keyspace.shard_of(item.workflow_id), []).append(position)
         chunks = [
             positions[i : i + SUBMIT_CHUNK]
             for positions in by_shard.values()
@@ -115,7 +114,7 @@ class Client:
         replies = await self._submit_calls(
             self._calls(*([prepared[p] for p in chunk] for chunk in chunks))
         )
-        outcomes = [0] * len(prepared)
+        outcomes = [calls.Submitted.EXISTS] * len(prepared)
         for chunk, reply in zip(chunks, replies, strict=True):
             for position, outcome in zip(chunk, reply, strict=True):
                 outcomes[position] = outcome
@@ -124,75 +123,50 @@ class Client:
             for item, outcome in zip(prepared, outcomes, strict=True)
         ]
 
-    async def _submit_calls(self, calls: list[list[functions.Arg]]) -> list[Any]:
+    async def _submit_calls(self, args: list[list[functions.Arg]]) -> list[list[calls.Submitted]]:
         """``sp_submit`` each call in one round trip, followed on the same connection, when
         durable, by WAITAOF, which waits for their fsync (Redis 7.2+), and with ``replicas``
         by WAIT, which waits until that many replicas have them (see durability.py).  A
         submission Redis refused is raised first: no wait speaks for what was not written."""
         if self.settings.durable and self._fsync is None:
             self._fsync = await durability.detect(self.redis)
-        waitaof = self._fsync is Fsync.WAITAOF
-        replies = await self._pipeline(calls, waitaof)
+        waitaof = self._fsync is durability.Fsync.WAITAOF
+        replies = await self._pipeline(args, waitaof)
         if any(isinstance(r, ResponseError) and functions.is_missing_library(r) for r in replies):
             await functions.load(self.redis)
-            replies = await self._pipeline(calls, waitaof)  # submit is idempotent
+            replies = await self._pipeline(args, waitaof)  # submit is idempotent
         acknowledged = replies.pop() if self.settings.replicas else None
         fsynced = replies.pop() if waitaof else None
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
-        if waitaof:
-            self._check_fsync(fsynced)
-        if self.settings.replicas:
-            self._check_replicas(acknowledged)
-        return replies
+        s = self.settings
+        if waitaof and not durability.fsynced(fsynced, s.durable_timeout):
+            self._fsync = durability.Fsync.NONE
+        if s.replicas:
+            durability.check_replicas(acknowledged, s.replicas, s.replica_timeout)
+        return [calls.SUBMIT.reply(reply) for reply in replies]
 
-    async def _pipeline(self, calls: list[list[functions.Arg]], waitaof: bool) -> list[Any]:
+    async def _pipeline(self, args: list[list[functions.Arg]], waitaof: bool) -> list[Any]:
         pipe = self.redis.pipeline(transaction=False)
-        for call in calls:
-            functions.queue(pipe, "sp_submit", call)
+        for call in args:
+            calls.SUBMIT.queue(pipe, call)
         if waitaof:
             pipe.execute_command("WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000))
         if self.settings.replicas:
             pipe.wait(self.settings.replicas, int(self.settings.replica_timeout * 1000))
         return await pipe.execute(raise_on_error=False)
 
-    def _check_fsync(self, reply: Any) -> None:
-        if isinstance(reply, ResponseError):  # a server that says 7.2 but lacks WAITAOF
-            log.warning("WAITAOF refused (%s): durable submits now rely on appendfsync", reply)
-            self._fsync = Fsync.NONE
-        elif int(reply[0]) < 1:
-            raise NotDurable(
-                f"the submission was not fsynced within {self.settings.durable_timeout}s; "
-                "it is in Redis and may be lost on power loss: submit again (same id) to check"
-            )
-
-    def _check_replicas(self, reply: Any) -> None:
-        """WAIT's reply: how many replicas have everything this connection wrote.  Refused
-        (a user without WAIT, or a replica taken for the primary), it is raised as is."""
-        if isinstance(reply, ResponseError):
-            raise reply
-        if int(reply) < self.settings.replicas:
-            raise NotReplicated(int(reply), self.settings.replicas, self.settings.replica_timeout)
-
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
-    ) -> _Item:
-        template = self._template(spec)
+    ) -> calls.NewWorkflow:
+        blueprint = self._template(spec).blueprint
         workflow_id = check_id("workflow id", workflow_id) if workflow_id else uuid.uuid4().hex
-        return _Item(workflow_id, self.keyspace.shard_of(workflow_id), template)
+        return calls.NewWorkflow(workflow_id, blueprint)
 
-    def _calls(self, *chunks: list[_Item]) -> list[list[functions.Arg]]:
-        """One ``sp_submit`` call per chunk (workflows of one shard)."""
-        calls = []
-        for chunk in chunks:
-            args: list[functions.Arg] = []
-            for item in chunk:
-                args += (item.workflow_id, *item.template.args)
-            agents = sorted({a for item in chunk for a in item.template.agents})
-            keys = [self.keyspace.workflow(item.workflow_id) for item in chunk]
-            calls.append(functions.arguments(self.keyspace, chunk[0].shard, agents, keys, args))
-        return calls
+    def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[functions.Arg]]:
+        """One ``sp_submit`` call's arguments per chunk (workflows of one shard)."""
+        return [calls.submit_arguments(self.keyspace, chunk) for chunk in chunks]
 
     def _template(self, spec: WorkflowSpec | Mapping[str, Any]) -> _Template:
         """Validate and encode a spec once: a program submitting one spec object many times
@@ -209,8 +183,8 @@ class Client:
         return template
 
     @staticmethod
-    def _check_outcome(workflow_id: str, outcome: int) -> str:
-        if outcome == -1:
+    def _check_outcome(workflow_id: str, outcome: calls.Submitted) -> str:
+        if outcome is calls.Submitted.CONFLICT:
             raise WorkflowConflict(workflow_id)
         return workflow_id
 
@@ -222,45 +196,34 @@ class Client:
         Tasks not yet published are skipped.  Queued and running ones are not interrupted:
         they may finish and their results are recorded, but nothing downstream of them runs.
         """
-        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        shard = self.keyspace.shard_of(workflow_id)
-        call = functions.arguments(self.keyspace, shard, [], [key], [workflow_id, reason])
-        outcome = await functions.call(self.redis, "sp_cancel", call)
-        if outcome == -1:
+        workflow_id = check_id("workflow id", workflow_id)
+        outcome = await calls.cancel(self.redis, self.keyspace, workflow_id, reason)
+        if outcome is calls.Cancelled.NOT_FOUND:
             raise WorkflowNotFound(workflow_id)
-        return bool(outcome == 1)
+        return outcome is calls.Cancelled.CANCELLED
 
     # -- observe -----------------------------------------------------------------------------
 
     async def get(self, workflow_id: str) -> WorkflowState:
         """The workflow's current state, task by task."""
-        fields = await self.redis.hgetall(
-            self.keyspace.workflow(check_id("workflow id", workflow_id))
-        )
-        if not fields:
+        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
+        raw = cast(dict[bytes, bytes], await self.redis.hgetall(key))
+        if not raw:
             raise WorkflowNotFound(workflow_id)
-        return await self._mark_running(parse_state(workflow_id, cast(dict[bytes, bytes], fields)))
+        return await self._mark_running(parse_state(workflow_id, raw))
 
     async def _mark_running(self, state: WorkflowState) -> WorkflowState:
         """A queued task whose entry a worker holds is running: the hash learns of it only
         when the attempt ends, the agent's pending list as soon as it is delivered."""
-        queued = [t for t in state.tasks if t.state == "queued" and t.entry]
+        queued = [t for t in state.tasks if t.state == TaskStatus.QUEUED and t.entry]
         if not queued:
             return state
         shard = self.keyspace.shard_of(state.id)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for t in queued:
-                pipe.xpending_range(
-                    self.keyspace.tasks(shard, t.agent), t.agent, t.entry, t.entry, 1
-                )
-            holders = await pipe.execute(raise_on_error=False)
-        running = {
-            t.id: pending[0]["consumer"].decode()
-            for t, pending in zip(queued, holders, strict=True)
-            if isinstance(pending, list) and pending
-        }
+        entries = [(self.keyspace.tasks(shard, t.agent), t.agent, t.entry) for t in queued]
+        consumers = await holders(self.redis, entries)
+        running = {t.id: c for t, c in zip(queued, consumers, strict=True) if c is not None}
         tasks = [
-            replace(t, state="running", consumer=running[t.id]) if t.id in running else t
+            replace(t, state=TaskStatus.RUNNING, consumer=running[t.id]) if t.id in running else t
             for t in state.tasks
         ]
         return replace(state, tasks=tasks)
@@ -273,7 +236,7 @@ class Client:
         history = self.keyspace.history(workflow_id)
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xrevrange(history, count=1)
-            pipe.hget(key, "status")
+            pipe.hget(key, WorkflowField.STATUS)
             last, status = await pipe.execute()
         if status is None:
             raise WorkflowNotFound(workflow_id)
@@ -314,33 +277,19 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
-class _Item:
-    """One workflow of a submission: its id, its shard and its spec's template."""
-
-    workflow_id: str
-    shard: int
-    template: _Template
-
-
-@dataclass(frozen=True, slots=True)
 class _Template:
-    """What every workflow of one spec shares: its agents and the sp_submit arguments after
-    the workflow id (digest, root tasks, the count of hash arguments, those arguments)."""
+    """A validated spec, with what every workflow of it writes (its blueprint)."""
 
     spec: WorkflowSpec
     inputs: bytes | None
-    agents: list[str]
-    args: list[functions.Arg]
+    blueprint: calls.Blueprint
 
     @classmethod
     def build(
         cls, spec: WorkflowSpec, settings: ClientSettings, known: Collection[str] | None
     ) -> _Template:
         spec.validate(known, settings.limits)
-        roots = " ".join(t.id for t in spec.tasks if not t.needs)
-        fields = state_fields(spec, int(settings.workflow_ttl * 1000))
-        agents = sorted({t.agent for t in spec.tasks})
-        return cls(spec, _inputs(spec), agents, [spec.digest(), roots, len(fields), *fields])
+        return cls(spec, _inputs(spec), calls.Blueprint.of(spec, int(settings.workflow_ttl * 1000)))
 
 
 def _inputs(spec: WorkflowSpec) -> bytes | None:
@@ -348,90 +297,3 @@ def _inputs(spec: WorkflowSpec) -> bytes | None:
         return orjson.dumps([t.input for t in spec.tasks])
     except TypeError:
         return None  # validate() names the task
-
-
-def state_fields(spec: WorkflowSpec, ttl_ms: int) -> list[functions.Arg]:
-    """The workflow hash a new workflow starts with (field letters are listed in keys.py)."""
-    dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
-    for task in spec.tasks:
-        for dep in dict.fromkeys(task.needs):
-            dependents[dep].append(task.id)
-    fields: list[functions.Arg] = [
-        "order",
-        " ".join(t.id for t in spec.tasks),
-        "left",
-        len(spec.tasks),
-        "ttl",
-        ttl_ms,
-        "name",
-        spec.name,
-        "rounds",
-        spec.adjust_rounds,
-    ]
-    for t in spec.tasks:
-        needs = list(dict.fromkeys(t.needs))
-        fields += (
-            f"g:{t.id}",
-            t.agent,
-            f"i:{t.id}",
-            orjson.dumps(t.input),
-            f"n:{t.id}",
-            " ".join(needs),
-            f"d:{t.id}",
-            " ".join(dependents[t.id]),
-            f"c:{t.id}",
-            len(needs),
-            f"s:{t.id}",
-            "waiting",
-            f"a:{t.id}",
-            1,
-            f"f:{t.id}",
-            0,
-            f"k:{t.id}",
-            0,
-            f"R:{t.id}",
-            t.retries,
-            f"T:{t.id}",
-            "" if t.timeout is None else repr(float(t.timeout)),
-        )
-    return fields
-
-
-class SyncClient:
-    """The same API for scripts without an event loop: ``with SyncClient(url) as c: ...``."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._runner = asyncio.Runner()
-        self._client = self._run(self._make(*args, **kwargs))
-
-    @staticmethod
-    async def _make(*args: Any, **kwargs: Any) -> Client:
-        return await Client(*args, **kwargs).__aenter__()
-
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return self._runner.run(coro)
-
-    def __enter__(self) -> SyncClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._run(self._client.close())
-        self._runner.close()
-
-    def submit(self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None) -> str:
-        return self._run(self._client.submit(spec, workflow_id))
-
-    def submit_many(self, specs: Iterable[Any]) -> list[str]:
-        return self._run(self._client.submit_many(specs))
-
-    def get(self, workflow_id: str) -> WorkflowState:
-        return self._run(self._client.get(workflow_id))
-
-    def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
-        return self._run(self._client.wait(workflow_id, timeout))
-
-    def cancel(self, workflow_id: str, reason: str = "cancelled") -> bool:
-        return self._run(self._client.cancel(workflow_id, reason))

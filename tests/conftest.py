@@ -24,6 +24,7 @@ from streamproc import (
 from streamproc.engine.resolver import Resolver
 from streamproc.engine.worker import Worker
 from streamproc.registry import registered
+from streamproc.store.fields import TaskField
 from streamproc.testing.embedded import EmbeddedRedis
 from tests import agents_for_tests  # noqa: F401  (registers the test agents)
 from tests.daemon import Daemon
@@ -174,7 +175,7 @@ async def unserved_workflow(client: Client, redis: Redis, agent: str) -> str:
     to that agent's stream: a test publishes it by hand (:func:`publish_by_hand`)."""
     async with Client(client.redis_settings, client.settings) as plain:
         workflow_id = await plain.submit({"tasks": [{"id": "a", "agent": "nobody"}]})
-    await redis.hset(client.keyspace.workflow(workflow_id), "g:a", agent)
+    await redis.hset(client.keyspace.workflow(workflow_id), TaskField.AGENT.of("a"), agent)
     return workflow_id
 
 
@@ -188,7 +189,7 @@ async def publish_by_hand(
     shard = keyspace.shard_of(workflow_id)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.xadd(keyspace.tasks(shard, str(fields["agent"])), fields, id=entry_id)  # type: ignore[arg-type]
-        pipe.hset(keyspace.workflow(workflow_id), "m:a", entry_id)
+        pipe.hset(keyspace.workflow(workflow_id), TaskField.ENTRY.of("a"), entry_id)
         await pipe.execute()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
+from streamproc.store.fields import TaskField
 from tests.conftest import Engine, eventually
 
 
@@ -76,7 +77,7 @@ async def test_a_completion_of_an_entry_redis_lost_is_refused_though_its_attempt
         [(lost, fields)] = await eventually(lambda: redis.xrange(stream))
         # What the new primary holds: the same attempt, published as another entry.
         again = await redis.xadd(stream, fields)
-        await redis.hset(key, "m:a", again)
+        await redis.hset(key, TaskField.ENTRY.of("a"), again)
         done = keyspace.done(0)
         await redis.xadd(done, {**completion(workflow_id, "a", 1, b'"lost"'), "src": lost})
         await redis.xadd(done, {**completion(workflow_id, "a", 1, b'"kept"'), "src": again})

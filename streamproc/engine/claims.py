@@ -21,7 +21,7 @@ from streamproc.config import WorkerSettings
 from streamproc.engine.consumer import claim_idle
 from streamproc.engine.daemon import pause
 from streamproc.errors import CodecError
-from streamproc.store import codec, functions
+from streamproc.store import calls, codec
 from streamproc.store.codec import Entry
 from streamproc.transport.groups import leave_group
 from streamproc.transport.retrying import until_redis_answers
@@ -117,8 +117,7 @@ class Claims:
 
     async def _requeue(self, agent: str, shard: int, entries: list[Entry], reason: str) -> None:
         keyspace = self.settings.keyspace
-        args: list[functions.Arg] = [reason, self.settings.max_lost_deliveries]
-        workflow_keys: list[str] = []
+        items: list[calls.Requeue] = []
         stream = keyspace.tasks(shard, agent)
         for entry_id, fields in entries:
             ref = codec.task_ref(fields or {})
@@ -126,22 +125,16 @@ class Claims:
                 error = CodecError("malformed entry (taken over)", fields or {})
                 self._reject(agent, shard, stream, entry_id, error)
                 continue
-            workflow_keys.append(keyspace.workflow(ref[0]))
-            args += (entry_id, ref[0], ref[1], ref[2], agent)
+            items.append(calls.Requeue(entry_id, ref[0], ref[1], ref[2], agent))
             log.info("%s task", reason, extra={"wf": ref[0], "task": ref[1], "attempt": ref[2]})
-        if workflow_keys:
-            call = functions.arguments(keyspace, shard, [agent], workflow_keys, args)
-            await functions.call(self.redis, "sp_requeue", call)
+        if items:
+            max_lost = self.settings.max_lost_deliveries
+            await calls.requeue(self.redis, keyspace, shard, reason, max_lost, items)
 
     async def _dead_letter_trimmed(self, agent: str, shard: int, deleted: list[bytes]) -> None:
         pipe = self.redis.pipeline(transaction=False)
         for entry_id in deleted:
             log.error("pending entry %s of %s was trimmed before ack", entry_id.decode(), agent)
-            fields = {
-                "v": "1",
-                "agent": agent,
-                "entry": entry_id,
-                "reason": "payload trimmed before ack",
-            }
+            fields = codec.trimmed_dead_letter(agent, entry_id)
             pipe.xadd(self.settings.keyspace.dead(shard, agent), fields)  # type: ignore[arg-type]
         await pipe.execute()

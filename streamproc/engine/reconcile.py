@@ -25,9 +25,11 @@ from typing import NamedTuple, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from streamproc.store import functions
+from streamproc.store import calls, fields
 from streamproc.store.codec import entry_order
+from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import RESOLVER_GROUP, Keyspace
+from streamproc.store.state import WorkflowStatus
 from streamproc.transport.groups import group_positions
 
 log = logging.getLogger(__name__)
@@ -38,7 +40,7 @@ NEVER_DEAD_LETTER = 1 << 30  # sp_requeue's lost-delivery cap: a re-drive is no 
 class Queued(NamedTuple):
     workflow: str
     task: str
-    attempt: str
+    attempt: int
     agent: str
     entry: bytes
 
@@ -47,29 +49,19 @@ async def queued_tasks(redis: Redis, keyspace: Keyspace, shard: int) -> list[Que
     """Every queued task of the shard's running workflows."""
     found: list[Queued] = []
     keys = [key async for key in redis.scan_iter(match=keyspace.workflows(shard), count=SCAN_COUNT)]
+    running = WorkflowStatus.RUNNING.encode()
     for start in range(0, len(keys), SCAN_COUNT):
         batch = keys[start : start + SCAN_COUNT]
         pipe = redis.pipeline(transaction=False)
         for key in batch:
-            pipe.hget(key, "status")
-        running = [
-            k for k, status in zip(batch, await pipe.execute(), strict=True) if status == b"running"
+            pipe.hget(key, WorkflowField.STATUS)
+        live = [
+            k for k, status in zip(batch, await pipe.execute(), strict=True) if status == running
         ]
-        for key in running:
-            fields = cast(dict[bytes, bytes], await redis.hgetall(key))
+        for key in live:
+            raw = cast(dict[bytes, bytes], await redis.hgetall(key))
             workflow = key.decode().rsplit(":wf:", 1)[1]
-            for name, state in fields.items():
-                if name.startswith(b"s:") and state == b"queued":
-                    task = name[2:]
-                    found.append(
-                        Queued(
-                            workflow,
-                            task.decode(),
-                            fields.get(b"a:" + task, b"").decode(),
-                            fields.get(b"g:" + task, b"").decode(),
-                            fields.get(b"m:" + task, b"0-0"),
-                        )
-                    )
+            found += (Queued(workflow, *queued) for queued in fields.queued_tasks(raw))
     return found
 
 
@@ -100,17 +92,14 @@ async def stranded(redis: Redis, keyspace: Keyspace, shard: int) -> set[Queued]:
 async def redrive(redis: Redis, keyspace: Keyspace, shard: int, tasks: Iterable[Queued]) -> int:
     """Publish each task again as a new attempt (only if it is still that queued attempt)."""
     tasks = list(tasks)
-    args: list[functions.Arg] = ["reconciled", NEVER_DEAD_LETTER]
     for t in tasks:
-        args += (t.entry, t.workflow, t.task, t.attempt, t.agent)
         log.warning(
             "task was queued but no stream held it: publishing it again",
             extra={"wf": t.workflow, "task": t.task, "attempt": t.attempt},
         )
-    agents = sorted({t.agent for t in tasks})
-    workflow_keys = [keyspace.workflow(t.workflow) for t in tasks]
-    call = functions.arguments(keyspace, shard, agents, workflow_keys, args)
-    return int(await functions.call(redis, "sp_requeue", call))
+    items = [calls.Requeue(t.entry, t.workflow, t.task, t.attempt, t.agent) for t in tasks]
+    reason = calls.RequeueReason.RECONCILED
+    return await calls.requeue(redis, keyspace, shard, reason, NEVER_DEAD_LETTER, items)
 
 
 class Reconciler:

@@ -25,7 +25,7 @@ from streamproc.engine.failpoints import failpoint
 from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
 from streamproc.errors import CodecError
-from streamproc.store import codec, functions
+from streamproc.store import calls, codec
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Completion, Entry, StreamReply
 from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
@@ -133,35 +133,13 @@ class Resolver(Consumer):
     async def _resolve(self, shard: int, batch: list[Completion]) -> tuple[int, str]:
         settings = self.settings
         jitter = 0.5 + random.random() / 2
-        args: list[functions.Arg] = [
-            int(settings.retry_base * 1000),
-            int(settings.retry_cap * 1000),
-            jitter,
-        ]
-        workflow_keys = []
-        for c in batch:
-            workflow_keys.append(self.keyspace.workflow(c.workflow.decode()))
-            args += (
-                c.kind,
-                c.workflow,
-                c.task,
-                c.attempt,
-                c.output,
-                c.began,
-                c.ended,
-                c.consumer,
-                c.entry_id,
-                c.source,
-            )
-            if c.adjust is not None:
-                args += c.adjust
-            if c.wait is not None:
-                args += c.wait
-        call = functions.arguments(self.keyspace, shard, self._agents[shard], workflow_keys, args)
-        consumed, stale, missing = await functions.call(self.redis, "sp_resolve", call)
+        retry = calls.Retry(int(settings.retry_base * 1000), int(settings.retry_cap * 1000), jitter)
+        consumed, stale, missing = await calls.resolve(
+            self.redis, self.keyspace, shard, self._agents[shard], retry, batch
+        )
         if stale:
             log.info("ignored %d duplicate or superseded completions", stale)
-        return int(consumed), missing.decode()
+        return consumed, missing
 
     def _learn_agent(self, shard: int, agent: str) -> None:
         if not ID_PATTERN.fullmatch(agent) or agent in self._agents[shard]:
@@ -184,17 +162,13 @@ class Resolver(Consumer):
             await self.redis.zrange(delayed, 0, RELEASE_BATCH - 1, withscores=True),
         )
         now = seconds * 1000 + micros // 1000
-        due = [m.decode().split(" ") for m, score in members if score <= now]
+        due = [m for m, score in members if score <= now]
         while due:
-            workflow_keys = [self.keyspace.workflow(wf) for wf, _ in due]
-            args = [part for item in due for part in item]
-            call = functions.arguments(
-                self.keyspace, shard, self._agents[shard], workflow_keys, args
-            )
-            _, missing = await functions.call(self.redis, "sp_release", call)
+            agents = self._agents[shard]
+            _, missing = await calls.release(self.redis, self.keyspace, shard, agents, due)
             if not missing:
                 return
-            self._learn_agent(shard, missing.decode())
+            self._learn_agent(shard, missing)
 
     # -- recovery and retention --------------------------------------------------------------
 

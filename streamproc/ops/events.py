@@ -21,10 +21,11 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from streamproc.client import TERMINAL
 from streamproc.errors import WorkflowNotFound
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
+from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace, check_id
+from streamproc.store.state import TERMINAL
 from streamproc.transport.cluster import is_cluster
 
 BATCH = 1000
@@ -139,5 +140,5 @@ async def follow_workflow(
 
 
 async def _finished(redis: Redis, key: str) -> bool:
-    status = cast(bytes | None, await redis.hget(key, "status"))
+    status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
     return status is not None and status.decode() in TERMINAL

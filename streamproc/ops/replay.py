@@ -19,7 +19,8 @@ from streamproc.client import Client
 from streamproc.errors import SpecError, StreamprocError
 from streamproc.registry import Task
 from streamproc.spec import TaskSpec, WorkflowSpec
-from streamproc.store.state import TaskState, WorkflowState
+from streamproc.store import fields
+from streamproc.store.state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
 REPLAY_AGENT = "replay"
 
@@ -32,28 +33,26 @@ async def replay_recorded(task: Task) -> Any:
 async def load_recorded(client: Client, workflow_id: str) -> tuple[WorkflowState, WorkflowSpec]:
     """A finished run's state and the spec it was submitted with (from its workflow hash)."""
     state = await client.get(workflow_id)
-    if state.status == "running":
+    if state.status == WorkflowStatus.RUNNING:
         raise StreamprocError(f"workflow {workflow_id} is still running")
     raw = cast(
         dict[bytes, bytes], await client.redis.hgetall(client.keyspace.workflow(workflow_id))
     )
-
-    def field(letter: str, task: str) -> bytes:
-        return raw.get(f"{letter}:{task}".encode(), b"")
-
-    tasks = tuple(
-        TaskSpec(
-            id=t.id,
-            agent=t.agent,
-            input=orjson.loads(field("i", t.id) or b"null"),
-            needs=tuple(t.needs),
-            retries=int(field("R", t.id) or 0),
-            timeout=float(field("T", t.id)) if field("T", t.id) else None,
+    tasks = []
+    for t in state.tasks:
+        given = fields.given(raw, t.id)
+        tasks.append(
+            TaskSpec(
+                id=t.id,
+                agent=t.agent,
+                input=orjson.loads(given.input),
+                needs=tuple(t.needs),
+                retries=given.retries,
+                timeout=given.timeout,
+            )
         )
-        for t in state.tasks
-    )
-    rounds = int(raw.get(b"rounds", b"1"))
-    return state, WorkflowSpec(tasks=tasks, name=state.name, adjust_rounds=rounds)
+    rounds = fields.adjust_rounds(raw)
+    return state, WorkflowSpec(tasks=tuple(tasks), name=state.name, adjust_rounds=rounds)
 
 
 def downstream(spec: WorkflowSpec, root: str) -> set[str]:
@@ -85,7 +84,7 @@ def replay_spec(
             tasks.append(t)
             continue
         done = results[t.id]
-        if done.state != "done":
+        if done.state != TaskStatus.DONE:
             raise SpecError(f"task {t.id!r} has no recorded result ({done.state})", task=t.id)
         recorded_input = {"agent": t.agent, "result": done.result}
         tasks.append(TaskSpec(t.id, REPLAY_AGENT, recorded_input, t.needs, 0, None))

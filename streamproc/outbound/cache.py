@@ -2,9 +2,10 @@
 searched upstream once however many callers ask for it at the same moment.
 
 Each entry is the hash ``<ns>:cache:<provider>:<sha256 hex of the normalised query>`` with
-``result`` (the reply as JSON), ``created`` (ms), ``hits`` and ``empty``.  A query is
-normalised by casefolding it, collapsing runs of whitespace and stripping the ends.  Lookups
-try the chain's providers in order, so the preferred provider's entry wins.
+``result`` (the reply as JSON), ``created`` (ms), ``hits`` and ``empty``, written and touched
+by ``store/cache.py``.  A query is normalised by casefolding it, collapsing runs of whitespace
+and stripping the ends.  Lookups try the chain's providers in order, so the preferred
+provider's entry wins.
 
 Expiry follows frequency.  An entry is written with hits = 0 and, on every hit, gets::
 
@@ -41,7 +42,7 @@ from streamproc.outbound.limiter import SharedLimiter
 from streamproc.outbound.providers.base import SearchReply, SearchResult
 from streamproc.outbound.providers.chain import SearchChain
 from streamproc.outbound.providers.settings import CacheSettings, SearchSettings
-from streamproc.store import functions
+from streamproc.store import cache as entries
 from streamproc.store.keys import Keyspace
 
 COUNTERS = ("hit", "miss", "upstream")
@@ -120,11 +121,8 @@ class SearchCache:
 
     async def _touch(self, key: str) -> bytes | None:
         s = self.settings
-        args = (1, key, int(s.base_ttl * 1000), int(s.min_ttl * 1000), int(s.max_ttl * 1000))
-        return cast(
-            bytes | None,
-            await functions.call(self.redis, "sp_cache_touch", list(args), functions.CACHE),
-        )
+        ttl = entries.Ttl(int(s.base_ttl * 1000), int(s.min_ttl * 1000), int(s.max_ttl * 1000))
+        return await entries.touch(self.redis, key, ttl)
 
     async def _fetch(self, text: str, key_digest: str) -> SearchReply:
         asked: list[str] = []
@@ -142,18 +140,8 @@ class SearchCache:
         empty = not reply.results
         ttl = s.empty_ttl if empty else min(max(s.base_ttl, s.min_ttl), s.max_ttl)
         key = self.keyspace.cache(reply.provider, key_digest)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(
-            key,
-            mapping={
-                "result": orjson.dumps(reply),
-                "created": int(time.time() * 1000),
-                "hits": 0,
-                "empty": int(empty),
-            },
-        )
-        pipe.pexpire(key, int(ttl * 1000))
-        await pipe.execute()
+        created = int(time.time() * 1000)
+        await entries.put(self.redis, key, orjson.dumps(reply), created, empty, int(ttl * 1000))
 
     async def _count(self, asked: list[str], answered_by: str) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -30,17 +30,16 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
 
 from redis.asyncio import Redis
 
 from streamproc.outbound.limit_settings import LimitSettings
-from streamproc.store import functions
+from streamproc.store import limits as redis_limits
 from streamproc.store.keys import Keyspace
+from streamproc.store.limits import Health, Verdict
 
+__all__ = ["US", "Admission", "Health", "SharedLimiter", "Verdict"]
 US = 1_000_000
-Verdict = Literal["go", "probe", "open", "spent", "rate"]
-Health = Literal["ok", "fail", "neutral"]  # what a finished call says about the API
 
 
 @dataclass(frozen=True)
@@ -81,14 +80,20 @@ class SharedLimiter:
         period, left = s.quota.window(self._time()) if s.quota else ("none", 0.0)
         interval = US / s.rate if s.rate else 0.0
         token = secrets.token_hex(8)
-        rate = [round(interval), round((s.burst - 1) * interval), round(s.max_wait * US)]
-        quota = [s.quota.calls if s.quota else 0, round(left * US)]
-        probe: list[functions.Arg] = [round(s.breaker.probe_timeout * US), token]
-        keys = self.keyspace.api_limits(provider, period)
-        verdict, wait = await self._call(
-            "sp_limits_admit", keys, [self._now(), *rate, *quota, *probe]
+        request = redis_limits.AdmitRequest(
+            self._now(),
+            round(interval),
+            round((s.burst - 1) * interval),
+            round(s.max_wait * US),
+            s.quota.calls if s.quota else 0,
+            round(left * US),
+            round(s.breaker.probe_timeout * US),
+            token,
         )
-        return Admission(provider, text(verdict), int(wait) / US, token)  # type: ignore[arg-type]
+        verdict, wait = await redis_limits.admit(
+            self.redis, self.keyspace, provider, period, request
+        )
+        return Admission(provider, verdict, wait / US, token)
 
     async def record(self, admission: Admission, outcome: Health, hold: float = 0.0) -> str:
         """Tell the breaker how a call went; returns its state after (closed/open/half-open).
@@ -97,11 +102,18 @@ class SharedLimiter:
         b = self.settings(admission.provider).breaker
         if not b.enabled:
             return "closed"
-        keys = self.keyspace.api_limits(admission.provider, "none")
-        token = admission.token if admission.verdict == "probe" else ""
-        args: list[functions.Arg] = [self._now(), outcome, token, b.failures, b.ratio, b.min_calls]
-        args += [round(b.window * US), round(b.cooldown * US), round(hold * US)]
-        return text(await self._call("sp_limits_record", [keys[3], keys[4]], args))
+        request = redis_limits.RecordRequest(
+            self._now(),
+            outcome,
+            admission.token if admission.verdict == "probe" else "",
+            b.failures,
+            b.ratio,
+            b.min_calls,
+            round(b.window * US),
+            round(b.cooldown * US),
+            round(hold * US),
+        )
+        return await redis_limits.record(self.redis, self.keyspace, admission.provider, request)
 
     async def mark_spent(self, provider: str, seconds: float, reason: str) -> None:
         """Every process skips ``provider`` for ``seconds``: its allowance is used up."""
@@ -118,11 +130,3 @@ class SharedLimiter:
 
     def _now(self) -> str:
         return "" if self.clock is None else str(round(self.clock() * US))
-
-    async def _call(self, name: str, keys: list[str], args: list[functions.Arg]) -> Any:
-        """FCALL, loading the library first if Redis does not have it (yet, or any more)."""
-        return await functions.call(self.redis, name, [len(keys), *keys, *args], functions.LIMITS)
-
-
-def text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -7,6 +7,7 @@ so Lua can route an entry without decoding JSON.  Decoders raise only :class:`Co
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import orjson
@@ -14,11 +15,26 @@ import orjson
 from streamproc.errors import CodecError
 from streamproc.store.keys import ID_PATTERN
 
-VERSION = b"1"
+VERSION = b"1"  # of every entry, written by Python and (given it by functions.py) Lua
 MAX_ENTRY_BYTES = 8 << 20
 Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
 StreamReply = list[tuple[bytes, list[Entry]]]  # what XREAD and XREADGROUP answer
+
+
+class CompletionKind(StrEnum):
+    """A completion's ``kind``: ``ok``, ``adjust`` (ok, plus a request), ``wait``, ``error``
+    (retryable) or ``fatal``."""
+
+    OK = "ok"
+    ADJUST = "adjust"
+    WAIT = "wait"
+    ERROR = "error"
+    FATAL = "fatal"
+
+
+_KINDS = frozenset(kind.encode() for kind in CompletionKind)
+_ADJUST, _WAIT = CompletionKind.ADJUST.encode(), CompletionKind.WAIT.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +65,7 @@ class Completion:
     """A ``done`` entry: the outcome of one attempt, as the worker reported it."""
 
     entry_id: bytes
-    kind: bytes  # b"ok", b"adjust" (ok, plus a request), b"wait", b"error" (retryable), b"fatal"
+    kind: bytes  # a CompletionKind
     workflow: bytes
     task: bytes
     attempt: bytes
@@ -141,13 +157,13 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             fields[b"t0"],
             fields[b"t1"],
             fields[b"by"],
-            (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == b"adjust" else None,
-            (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == b"wait" else None,
+            (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == _ADJUST else None,
+            (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == _WAIT else None,
             fields.get(b"src", b""),
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
-    if kind not in (b"ok", b"adjust", b"wait", b"error", b"fatal"):
+    if kind not in _KINDS:
         raise CodecError(f"unknown completion kind {kind!r}", fields)
     try:
         if not (
@@ -162,6 +178,16 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
     except (UnicodeDecodeError, ValueError):
         raise CodecError("invalid id, attempt or timestamp", fields) from None
     return completion
+
+
+def trimmed_dead_letter(agent: str, entry_id: bytes) -> dict[bytes, bytes | str]:
+    """The dead letter of a pending task entry whose payload was trimmed before its ack."""
+    return {
+        b"v": VERSION,
+        b"agent": agent,
+        b"entry": entry_id,
+        b"reason": "payload trimmed before ack",
+    }
 
 
 def entry_order(entry_id: bytes | str) -> tuple[int, int]:

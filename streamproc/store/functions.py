@@ -1,4 +1,4 @@
-"""The engine's Redis Functions (``lua/*.lua``), their versions and calling convention.
+"""The engine's Redis Functions (``lua/``), their versions, constants and calling.
 
 Redis keeps one function of a name for all clients, and a library loaded with REPLACE takes
 over every name it registers.  So each library is loaded under a name that carries the digest
@@ -7,6 +7,12 @@ during a rolling upgrade the processes of each release call the code they were w
 against, side by side, and no process replaces another release's functions by starting.  The
 data they share (hashes, stream entries) stays compatible across releases; a library left
 behind by a release no process runs any more can be removed with ``FUNCTION DELETE``.
+
+A library's source is its ``#!lua`` line, then a prelude of the constants it shares with
+Python (field names, state names, the resolver's group, the entry format version), rendered
+here from the Python modules that own them, then its Lua files in order.  No Lua file spells
+one of those constants, and the digest covers them.  The typed calls of each library's
+functions are in ``calls.py`` (engine), ``limits.py`` and ``cache.py``.
 """
 
 from __future__ import annotations
@@ -14,24 +20,32 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from functools import cached_property
 from importlib import resources
-from typing import Any
+from typing import Any, Generic, TypeVar, get_args
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
-from streamproc.store.keys import Keyspace
+from streamproc.store.codec import VERSION, CompletionKind
+from streamproc.store.fields import CacheField, TaskField, WorkflowField
+from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
+from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
 log = logging.getLogger(__name__)
 
 Arg = str | bytes | int | float
+R = TypeVar("R")
+Constant = str | Mapping[str, str]
 _LIBRARY_NAME = re.compile(r"\A#!lua name=(\w+)")
 _REGISTERED = re.compile(r"redis\.register_function\('(\w+)'")
+_LUA_NAME = re.compile(r"[A-Za-z_]\w*")
+_LUA_TEXT = re.compile(r"[\w .:-]*")
 
 
 @dataclass(frozen=True)
@@ -50,17 +64,84 @@ class Library:
         return _REGISTERED.sub(rf"redis.register_function('\1_{self.tag}'", code)
 
     @classmethod
-    def packaged(cls, filename: str) -> Library:
-        return cls(resources.files("streamproc.store").joinpath("lua", filename).read_text())
+    def packaged(
+        cls, name: str, files: Sequence[str], constants: Mapping[str, Constant]
+    ) -> Library:
+        """The library ``name``: the prelude of ``constants``, then ``files`` (paths under
+        ``lua/``) joined in order, so each file sees the locals of those before it."""
+        folder = resources.files("streamproc.store").joinpath("lua")
+        parts = [f"#!lua name={name}\n{prelude(constants)}"]
+        parts += [folder.joinpath(*file.split("/")).read_text() for file in files]
+        return cls("\n".join(parts))
 
     def function(self, name: str) -> str:
         """The name ``name`` is loaded under."""
         return f"{name}_{self.tag}"
 
 
-ENGINE = Library.packaged("streamproc.lua")
-LIMITS = Library.packaged("limits.lua")
-CACHE = Library.packaged("cache.lua")
+def prelude(constants: Mapping[str, Constant]) -> str:
+    """``constants`` as Lua locals: a string, or a table of strings."""
+    if not constants:
+        return ""
+    lines = [
+        "-- The constants this library shares with Python, rendered from the Python modules",
+        "-- that own them by streamproc/store/functions.py (edit them there, not here).",
+    ]
+    for name, value in constants.items():
+        if isinstance(value, str):
+            lines.append(f"local {_lua_name(name)} = {_lua_text(value)}")
+        else:
+            lines.append(f"local {_lua_name(name)} = {{")
+            lines += [f"  {_lua_name(k)} = {_lua_text(v)}," for k, v in value.items()]
+            lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def by_name(values: type[StrEnum]) -> dict[str, str]:
+    """An enum's values by member name, lower case: ``TaskStatus.DONE`` is ``TS.done``."""
+    return {member.name.lower(): member.value for member in values}
+
+
+def by_value(values: Any) -> dict[str, str]:
+    """A Literal type's values, each named after itself: ``"half-open"`` is ``half_open``."""
+    return {value.replace("-", "_"): value for value in get_args(values)}
+
+
+def _lua_name(name: str) -> str:
+    if not _LUA_NAME.fullmatch(name):
+        raise ValueError(f"not a Lua name: {name!r}")
+    return name
+
+
+def _lua_text(value: str) -> str:
+    if not _LUA_TEXT.fullmatch(value):
+        raise ValueError(f"not rendered as a Lua string: {value!r}")
+    return f"'{value}'"
+
+
+ENGINE = Library.packaged(
+    "streamproc",
+    [
+        f"engine/{file}.lua"
+        for file in ("common", "submit", "adjust", "resolve", "recovery", "admin")
+    ],
+    {
+        "GROUP": RESOLVER_GROUP,
+        "VERSION": VERSION.decode(),
+        "DELAYED_SEPARATOR": DELAYED_SEPARATOR,
+        "WF": by_name(WorkflowField),
+        "TF": {field.name.lower(): field.prefix for field in TaskField},
+        "TS": by_name(TaskStatus),
+        "WS": by_name(WorkflowStatus),
+        "KIND": by_name(CompletionKind),
+    },
+)
+LIMITS = Library.packaged(
+    "streamproc_limits",
+    ["limits.lua"],
+    {"VERDICT": by_value(Verdict), "HEALTH": by_value(Health), "BREAKER": by_value(Breaker)},
+)
+CACHE = Library.packaged("streamproc_cache", ["cache.lua"], {"CF": by_name(CacheField)})
 
 
 async def load(redis: Redis, *libraries: Library) -> bool:
@@ -83,22 +164,6 @@ def is_missing_library(exc: ResponseError) -> bool:
     return "Function not found" in str(exc)
 
 
-def arguments(
-    keyspace: Keyspace,
-    shard: int,
-    agents: Sequence[str],
-    workflow_keys: Sequence[str],
-    args: Sequence[Arg],
-) -> list[Arg]:
-    """numkeys, KEYS and ARGV in the shared layout described in the library's header."""
-    keys: list[Arg] = list(keyspace.head(shard))
-    for agent in agents:
-        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
-    for key in workflow_keys:
-        keys += (key, keyspace.history_of(key))
-    return [len(keys), *keys, len(agents), *agents, *args]
-
-
 def queue(pipe: Pipeline, name: str, arguments: list[Arg], library: Library = ENGINE) -> None:
     pipe.fcall(library.function(name), *arguments)  # type: ignore[arg-type]  # numkeys leads
 
@@ -117,3 +182,25 @@ async def call(redis: Redis, name: str, arguments: list[Arg], library: Library =
             "run any streamproc command of this release once as an admin user"
         )
     return await redis.fcall(function, *arguments)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Function(Generic[R]):
+    """One function of a library, and how its reply reads: called at once, or queued on a
+    pipeline (its reply then read with ``reply``).  ``arguments`` are numkeys, KEYS, ARGV as
+    its typed call (``calls.py``, ``limits.py``, ``cache.py``) lays them out."""
+
+    name: str
+    library: Library
+    reply: Callable[[Any], R]
+
+    async def __call__(self, redis: Redis, arguments: list[Arg]) -> R:
+        return self.reply(await call(redis, self.name, arguments, self.library))
+
+    def queue(self, pipe: Pipeline, arguments: list[Arg]) -> None:
+        queue(pipe, self.name, arguments, self.library)
+
+
+def text(value: bytes | str) -> str:
+    """A string reply (bytes unless the connection decodes replies)."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -29,14 +29,7 @@ key                            type    holds
 
 Cache keys carry no shard tag: each is read and written on its own, never with another key.
 
-Per-task fields of the workflow hash are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
-``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
-``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
-``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
-``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used,
-``W`` when the task first waited (``RetryLater``, ms).
-Workflow fields: ``order``, ``left`` (tasks not done), ``status``, ``reason``, ``created``,
-``ended``, ``ttl``, ``name``, ``rounds`` (adjust rounds allowed per task), ``digest``.
+The workflow hash's fields are named in ``fields.py``.
 """
 
 from __future__ import annotations
@@ -48,7 +41,8 @@ from dataclasses import dataclass
 from streamproc.errors import ConfigError, SpecError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
-RESOLVER_GROUP = "resolver"
+RESOLVER_GROUP = "resolver"  # the consumer group of every done stream
+DELAYED_SEPARATOR = " "  # a delayed set member is "<workflow> <task>"
 
 
 def check_id(kind: str, value: str) -> str:
@@ -59,6 +53,12 @@ def check_id(kind: str, value: str) -> str:
             task=value if kind == "task id" and isinstance(value, str) else None,
         )
     return value
+
+
+def delayed_task(member: bytes) -> tuple[str, str]:
+    """The (workflow, task) a member of a delayed set names."""
+    workflow, _, task = member.decode().partition(DELAYED_SEPARATOR)
+    return workflow, task
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Keyspace:
         return f"{tag}:hist:{workflow_id}"
 
     def head(self, shard: int) -> list[str]:
-        """The fixed leading KEYS of every engine function (see ``lua/streamproc.lua``)."""
+        """The fixed leading KEYS of every engine function (see ``lua/engine/common.lua``)."""
         return [
             self.events(shard),
             self.delayed(shard),

@@ -1,11 +1,46 @@
-"""Reading a workflow's state hash back into objects, for ``show``, ``wait`` and the API."""
+"""A workflow's state as objects, for ``show``, ``wait`` and the API, and the names of the
+states the Redis contract records: a workflow's status and a task's state (``fields.py``
+reads them from the workflow hash), and those of an external API's shared limits
+(``limits.py``).  The Lua functions get the same names from here (``functions.py``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from enum import StrEnum
+from typing import Any, Literal
 
-import orjson
+
+class WorkflowStatus(StrEnum):
+    """A workflow's ``status``: running until it completes, fails or is cancelled."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+# A workflow's last lifecycle event is named after its final status.
+TERMINAL = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowStatus.CANCELLED})
+
+
+class TaskStatus(StrEnum):
+    """A task's state.  The hash never holds ``running``: a queued task whose entry a worker
+    holds is shown as running (``Client.get``)."""
+
+    WAITING = "waiting"
+    QUEUED = "queued"
+    RUNNING = "running"
+    DELAYED = "delayed"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+# Shared limits of an external API (lua/limits.lua): an admission's verdict, what a finished
+# call says about the API, and the circuit breaker's state.
+Verdict = Literal["go", "probe", "open", "spent", "rate"]
+Health = Literal["ok", "fail", "neutral"]
+Breaker = Literal["closed", "open", "half-open"]
 
 
 @dataclass(frozen=True)
@@ -14,7 +49,7 @@ class TaskState:
 
     id: str
     agent: str
-    state: str  # waiting, queued, running, delayed, done, failed or skipped
+    state: str  # a TaskStatus: waiting, queued, running, delayed, done, failed or skipped
     attempt: int
     failures: int
     lost: int
@@ -43,7 +78,7 @@ class WorkflowState:
 
     @property
     def results(self) -> dict[str, Any]:
-        return {t.id: t.result for t in self.tasks if t.state == "done"}
+        return {t.id: t.result for t in self.tasks if t.state == TaskStatus.DONE}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,46 +90,3 @@ class WorkflowState:
             "ended_ms": self.ended_ms,
             "tasks": [t.__dict__ for t in self.tasks],
         }
-
-
-def parse_state(workflow_id: str, raw: dict[bytes, bytes]) -> WorkflowState:
-    fields = {k.decode(): v for k, v in raw.items()}
-
-    def text(name: str) -> str:
-        return fields.get(name, b"").decode(errors="replace")
-
-    def number(name: str) -> int | None:
-        value = fields.get(name)
-        return int(value) if value else None
-
-    tasks = []
-    for task_id in text("order").split():
-        result = fields.get(f"r:{task_id}")
-        tasks.append(
-            TaskState(
-                id=task_id,
-                agent=text(f"g:{task_id}"),
-                state=text(f"s:{task_id}"),
-                attempt=number(f"a:{task_id}") or 1,
-                failures=number(f"f:{task_id}") or 0,
-                lost=number(f"k:{task_id}") or 0,
-                needs=text(f"n:{task_id}").split(),
-                result=orjson.loads(result) if result is not None else None,
-                error=text(f"e:{task_id}"),
-                queued_ms=number(f"q:{task_id}"),
-                began_ms=number(f"b:{task_id}"),
-                ended_ms=number(f"z:{task_id}"),
-                consumer=text(f"w:{task_id}"),
-                history=orjson.loads(fields.get(f"h:{task_id}", b"[]")),
-                entry=text(f"m:{task_id}"),
-            )
-        )
-    return WorkflowState(
-        id=workflow_id,
-        name=text("name"),
-        status=text("status"),
-        reason=text("reason"),
-        created_ms=number("created") or 0,
-        ended_ms=number("ended"),
-        tasks=tasks,
-    )

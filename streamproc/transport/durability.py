@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import logging
 from enum import Enum
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
+
+from streamproc.errors import NotDurable, NotReplicated
 
 log = logging.getLogger(__name__)
 
@@ -67,3 +70,28 @@ async def without_waitaof(redis: Redis, version: str) -> Fsync:
         config.get("appendfsync"),
     )
     return Fsync.NONE
+
+
+def fsynced(reply: Any, timeout: float) -> bool:
+    """WAITAOF's reply after a submission; raises :class:`NotDurable` when it was not fsynced
+    within ``timeout``.  False when Redis refused WAITAOF (a server that says 7.2 but lacks
+    the command): durable submits then rely on appendfsync."""
+    if isinstance(reply, ResponseError):
+        log.warning("WAITAOF refused (%s): durable submits now rely on appendfsync", reply)
+        return False
+    if int(reply[0]) < 1:
+        raise NotDurable(
+            f"the submission was not fsynced within {timeout}s; "
+            "it is in Redis and may be lost on power loss: submit again (same id) to check"
+        )
+    return True
+
+
+def check_replicas(reply: Any, replicas: int, timeout: float) -> None:
+    """WAIT's reply: how many replicas have everything this connection wrote; fewer than
+    ``replicas`` raises :class:`NotReplicated`.  Refused (a user without WAIT, or a replica
+    taken for the primary), it is raised as is."""
+    if isinstance(reply, ResponseError):
+        raise reply
+    if int(reply) < replicas:
+        raise NotReplicated(int(reply), replicas, timeout)

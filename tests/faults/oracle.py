@@ -27,9 +27,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streamproc import Client, Keyspace
-from streamproc.client import TERMINAL
 from streamproc.store.codec import Entry
-from streamproc.store.state import WorkflowState
+from streamproc.store.fields import WorkflowField
+from streamproc.store.state import TERMINAL, WorkflowState
 
 TASK_DEAD_FIELDS = (b"wf", b"task", b"att", b"deliveries", b"reason")
 
@@ -69,7 +69,7 @@ async def wait_ended(client: Client, ids: Iterable[str], timeout: float) -> dict
     while True:
         pipe = client.redis.pipeline(transaction=False)
         for workflow_id in pending:
-            pipe.hget(client.keyspace.workflow(workflow_id), "status")
+            pipe.hget(client.keyspace.workflow(workflow_id), WorkflowField.STATUS)
         try:
             replies = await pipe.execute() if pending else []
         except RedisConnectionError:  # Redis restarting (B1, C5): ask again

@@ -13,6 +13,8 @@ from redis.exceptions import NoPermissionError
 
 from streamproc import Client, ClientSettings, ConfigError, Keyspace
 from streamproc.errors import NotDurable, NotReplicated
+from streamproc.store.fields import WorkflowField
+from streamproc.store.state import WorkflowStatus
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.conftest import eventually
 from tests.faults.replication import PRIMARY, in_sync, replica_of
@@ -38,7 +40,8 @@ async def test_a_submit_returns_once_the_replica_holds_it(
         ids = [await client.submit(SPEC), *await client.submit_many([SPEC, SPEC])]
         # WAIT counts a replica once it has processed the writes: no waiting to read them.
         for workflow_id in ids:
-            assert await copy.hget(keyspace.workflow(workflow_id), "status") == b"running"
+            status = await copy.hget(keyspace.workflow(workflow_id), WorkflowField.STATUS)
+            assert status == WorkflowStatus.RUNNING.encode()
 
 
 async def test_asking_for_a_replica_that_is_not_there_raises_not_replicated(

@@ -25,6 +25,7 @@ from streamproc import Client, ClientSettings, Keyspace
 from streamproc.engine.reconcile import Reconciler
 from streamproc.engine.resolver import Resolver
 from streamproc.errors import WorkflowNotFound
+from streamproc.store.fields import TaskField
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.transport.groups import ensure_group
 from tests.conftest import Engine, eventually, fast_resolver, some_task
@@ -96,7 +97,9 @@ async def test_b3_torn_aof_tail_loses_only_the_last_second_and_nothing_stays_run
 
 
 async def _entry_of(client: Client, workflow_id: str, task: str) -> bytes:
-    fields = await client.redis.hmget(client.keyspace.workflow(workflow_id), f"m:{task}")
+    fields = await client.redis.hmget(
+        client.keyspace.workflow(workflow_id), TaskField.ENTRY.of(task)
+    )
     return cast(bytes, fields[0])
 
 

@@ -1,10 +1,11 @@
-#!lua name=streamproc_limits
---[[
-Shared limits of one external API (see streamproc/outbound/limiter.py): a GCRA rate limit, a quota per
-period, a "spent" mark and a circuit breaker, checked and taken in one atomic call so that no
-two workers, on any host, can both take the last unit of anything.
+--[[ limits.lua: shared limits of one external API (see streamproc/outbound/limiter.py; the
+calls are laid out by streamproc/store/limits.py): a GCRA rate limit, a quota per period, a
+"spent" mark and a circuit breaker, checked and taken in one atomic call so that no two
+workers, on any host, can both take the last unit of anything.
 
-Times are microseconds.  ARGV "now" is the caller's clock, or "" for the Redis server's clock
+The prelude names the verdicts (VERDICT), the outcomes a caller reports (HEALTH) and the
+breaker's states (BREAKER), as streamproc/store/limits.py defines them.  Times are
+microseconds.  ARGV "now" is the caller's clock, or "" for the Redis server's clock
 (TIME), which every host shares.  All keys share the provider's hash tag.
 
 sp_limits_admit
@@ -66,21 +67,21 @@ local function admit(keys, args)
   local quota, period_left = tonumber(args[5]), tonumber(args[6])
   local open_wait, probing = breaker_wait(keys, now)
   if open_wait then
-    return {'open', open_wait}
+    return {VERDICT.open, open_wait}
   end
   local spent_left = redis.call('PTTL', keys[3])
   if spent_left > 0 then
-    return {'spent', spent_left * 1000}
+    return {VERDICT.spent, spent_left * 1000}
   end
   if quota > 0 and tonumber(redis.call('GET', keys[2]) or '0') >= quota then
-    return {'spent', period_left}
+    return {VERDICT.spent, period_left}
   end
   local wait = 0
   if interval > 0 then
     local tat = math.max(tonumber(redis.call('GET', keys[1]) or '0'), now)
     wait = math.max(0, tat - tau - now)
     if wait > max_wait then
-      return {'rate', wait}
+      return {VERDICT.rate, wait}
     end
     redis.call('SET', keys[1], string.format('%.0f', tat + interval), 'PX', ms(tat + interval - now))
   end
@@ -89,14 +90,14 @@ local function admit(keys, args)
   end
   if probing then
     redis.call('SET', keys[5], args[8], 'PX', ms(tonumber(args[7])))
-    return {'probe', wait}
+    return {VERDICT.probe, wait}
   end
-  return {'go', wait}
+  return {VERDICT.go, wait}
 end
 
 local function open(key, now, cooldown)
   redis.call('HSET', key, 'open_until', string.format('%.0f', now + cooldown), 'streak', 0)
-  return 'open'
+  return BREAKER.open
 end
 
 local function hold(keys, token, now, wait)
@@ -107,7 +108,7 @@ local function hold(keys, token, now, wait)
   if now + wait > open_until then
     open(keys[1], now, wait)
   end
-  return 'open'
+  return BREAKER.open
 end
 
 local function settle(keys, args, now)
@@ -119,35 +120,35 @@ local function settle(keys, args, now)
   end
   if token ~= '' and redis.call('GET', keys[2]) == token then
     redis.call('DEL', keys[2])
-    if outcome == 'ok' then
+    if outcome == HEALTH.ok then
       redis.call('DEL', keys[1])
-      return 'closed'
-    elseif outcome == 'fail' then
+      return BREAKER.closed
+    elseif outcome == HEALTH.fail then
       return open(keys[1], now, cooldown)
     end
-    return 'half-open'
+    return BREAKER.half_open
   end
   local open_until = tonumber(redis.call('HGET', keys[1], 'open_until'))
   if open_until then  -- a late reply from a call sent before it opened: only a probe decides
-    return now < open_until and 'open' or 'half-open'
+    return now < open_until and BREAKER.open or BREAKER.half_open
   end
-  if outcome == 'neutral' then
-    return 'closed'
+  if outcome == HEALTH.neutral then
+    return BREAKER.closed
   end
   if now - tonumber(redis.call('HGET', keys[1], 'since') or '0') > window then
     redis.call('HSET', keys[1], 'since', string.format('%.0f', now), 'calls', 0, 'errors', 0)
   end
   local calls = redis.call('HINCRBY', keys[1], 'calls', 1)
-  if outcome == 'ok' then
+  if outcome == HEALTH.ok then
     redis.call('HSET', keys[1], 'streak', 0)
-    return 'closed'
+    return BREAKER.closed
   end
   local streak = redis.call('HINCRBY', keys[1], 'streak', 1)
   local errors = redis.call('HINCRBY', keys[1], 'errors', 1)
   if streak >= streak_limit or (calls >= min_calls and errors / calls >= ratio) then
     return open(keys[1], now, cooldown)
   end
-  return 'closed'
+  return BREAKER.closed
 end
 
 -- The breaker hash outlives a quiet spell by one window past its cool-down (or a longer hold,

@@ -1,0 +1,263 @@
+"""Typed calls of the engine library's Redis Functions (``lua/engine/*.lua``): the one place
+that lays out their KEYS and ARGV, and reads their replies.
+
+Every engine function takes the same leading KEYS and ARGV (``lua/engine/common.lua``): the
+shard's fixed keys, the tasks and dead-letter streams of each agent named, then the hash and
+history stream of each workflow the call is about; ARGV opens with the agents' count and
+names, and goes on as each function's header says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import IntEnum, StrEnum
+from typing import Any, NamedTuple
+
+from redis.asyncio import Redis
+
+from streamproc.spec import WorkflowSpec
+from streamproc.store.codec import Completion
+from streamproc.store.fields import initial_fields
+from streamproc.store.functions import ENGINE, Arg, Function, text
+from streamproc.store.keys import Keyspace, delayed_task
+
+
+def _layout(
+    keyspace: Keyspace,
+    shard: int,
+    agents: Sequence[str],
+    workflow_ids: Sequence[str],
+    args: Sequence[Arg],
+) -> list[Arg]:
+    """numkeys, KEYS and ARGV in the layout every engine function shares."""
+    keys: list[Arg] = list(keyspace.head(shard))
+    for agent in agents:
+        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
+    for workflow_id in workflow_ids:
+        key = keyspace.workflow(workflow_id)
+        keys += (key, keyspace.history_of(key))
+    return [len(keys), *keys, len(agents), *agents, *args]
+
+
+# -- sp_submit (submit.lua) -----------------------------------------------------------------
+
+
+class Submitted(IntEnum):
+    """What ``sp_submit`` did with one workflow."""
+
+    CREATED = 1
+    EXISTS = 0  # with this spec: nothing changed
+    CONFLICT = -1  # with another spec: nothing changed
+
+
+@dataclass(frozen=True, slots=True)
+class Blueprint:
+    """What ``sp_submit`` writes for every workflow of one spec, encoded once: its agents,
+    and the arguments after the workflow id (digest, root tasks, the count of hash arguments,
+    those arguments)."""
+
+    agents: list[str]
+    args: list[Arg]
+
+    @classmethod
+    def of(cls, spec: WorkflowSpec, ttl_ms: int) -> Blueprint:
+        """``spec``, validated by the caller, for workflows kept ``ttl_ms`` after they end."""
+        roots = " ".join(t.id for t in spec.tasks if not t.needs)
+        hash_args = initial_fields(spec, ttl_ms)
+        agents = sorted({t.agent for t in spec.tasks})
+        return cls(agents, [spec.digest(), roots, len(hash_args), *hash_args])
+
+
+class NewWorkflow(NamedTuple):
+    workflow_id: str
+    blueprint: Blueprint
+
+
+def _submitted(reply: list[Any]) -> list[Submitted]:
+    return [Submitted(int(outcome)) for outcome in reply]
+
+
+SUBMIT = Function("sp_submit", ENGINE, _submitted)
+"""Queue ``submit_arguments`` on a pipeline with ``SUBMIT.queue``, read its reply with
+``SUBMIT.reply``; or call it with ``submit``."""
+
+
+def submit_arguments(keyspace: Keyspace, workflows: Sequence[NewWorkflow]) -> list[Arg]:
+    """One ``sp_submit`` call's arguments: ``workflows``, all of one shard."""
+    args: list[Arg] = []
+    for workflow in workflows:
+        args += (workflow.workflow_id, *workflow.blueprint.args)
+    agents = sorted({a for workflow in workflows for a in workflow.blueprint.agents})
+    shard = keyspace.shard_of(workflows[0].workflow_id)
+    return _layout(keyspace, shard, agents, [w.workflow_id for w in workflows], args)
+
+
+async def submit(
+    redis: Redis, keyspace: Keyspace, workflows: Sequence[NewWorkflow]
+) -> list[Submitted]:
+    """Create ``workflows`` (all of one shard) and publish their root tasks."""
+    return await SUBMIT(redis, submit_arguments(keyspace, workflows))
+
+
+# -- sp_resolve and sp_release (resolve.lua) ------------------------------------------------
+
+
+class Retry(NamedTuple):
+    """A failed task's next attempt waits min(cap, base * 2^(failures - 1)) * jitter."""
+
+    base_ms: int
+    cap_ms: int
+    jitter: float
+
+
+class Resolved(NamedTuple):
+    consumed: int  # completions applied (or refused) and acknowledged, from the first
+    stale: int  # of those, duplicates and superseded attempts, which changed nothing
+    missing: str  # the agent the call lacked keys for, where it stopped ("": none)
+
+
+def _resolved(reply: list[Any]) -> Resolved:
+    consumed, stale, missing = reply
+    return Resolved(int(consumed), int(stale), text(missing))
+
+
+RESOLVE = Function("sp_resolve", ENGINE, _resolved)
+
+
+async def resolve(
+    redis: Redis,
+    keyspace: Keyspace,
+    shard: int,
+    agents: Sequence[str],
+    retry: Retry,
+    completions: Sequence[Completion],
+) -> Resolved:
+    """Apply ``completions`` (of one shard's done stream) and acknowledge them."""
+    args: list[Arg] = [retry.base_ms, retry.cap_ms, retry.jitter]
+    for c in completions:
+        args += (c.kind, c.workflow, c.task, c.attempt, c.output, c.began, c.ended)
+        args += (c.consumer, c.entry_id, c.source)
+        if c.adjust is not None:
+            args += c.adjust
+        if c.wait is not None:
+            args += c.wait
+    workflow_ids = [c.workflow.decode() for c in completions]
+    return await RESOLVE(redis, _layout(keyspace, shard, agents, workflow_ids, args))
+
+
+class Released(NamedTuple):
+    released: int
+    missing: str  # the agent the call lacked keys for, where it stopped ("": none)
+
+
+def _released(reply: list[Any]) -> Released:
+    released, missing = reply
+    return Released(int(released), text(missing))
+
+
+RELEASE = Function("sp_release", ENGINE, _released)
+
+
+async def release(
+    redis: Redis, keyspace: Keyspace, shard: int, agents: Sequence[str], members: Sequence[bytes]
+) -> Released:
+    """Publish the retries of the shard's delayed set ``members`` that are due."""
+    due = [delayed_task(member) for member in members]
+    args = [part for item in due for part in item]
+    return await RELEASE(redis, _layout(keyspace, shard, agents, [wf for wf, _ in due], args))
+
+
+# -- sp_requeue (recovery.lua) --------------------------------------------------------------
+
+
+class RequeueReason(StrEnum):
+    RECLAIMED = "reclaimed"  # its consumer died or stalled: a lost delivery
+    HANDED_BACK = "handed back"  # by a worker shutting down
+    RECONCILED = "reconciled"  # queued, but no stream would ever deliver it (reconcile.py)
+
+
+class Requeue(NamedTuple):
+    """A task entry taken back from its consumer."""
+
+    entry: bytes | str
+    workflow: str
+    task: str
+    attempt: int
+    agent: str
+
+
+REQUEUE = Function("sp_requeue", ENGINE, int)
+
+
+async def requeue(
+    redis: Redis,
+    keyspace: Keyspace,
+    shard: int,
+    reason: str,
+    max_lost: int,
+    items: Sequence[Requeue],
+) -> int:
+    """Publish ``items`` again as new attempts (each only if it is still that queued
+    attempt) and acknowledge their entries; the number requeued or dead-lettered.  Reclaimed
+    entries count as lost deliveries: a task lost ``max_lost`` times is dead-lettered."""
+    lost = int(reason == RequeueReason.RECLAIMED)
+    args: list[Arg] = [reason, lost, max_lost]
+    for item in items:
+        args += item
+    agents = sorted({item.agent for item in items})
+    workflow_ids = [item.workflow for item in items]
+    return await REQUEUE(redis, _layout(keyspace, shard, agents, workflow_ids, args))
+
+
+# -- sp_cancel and sp_revive (admin.lua) ----------------------------------------------------
+
+
+class Cancelled(IntEnum):
+    CANCELLED = 1
+    ENDED = 0  # it had already completed, failed or been cancelled
+    NOT_FOUND = -1
+
+
+CANCEL = Function("sp_cancel", ENGINE, lambda reply: Cancelled(int(reply)))
+
+
+async def cancel(redis: Redis, keyspace: Keyspace, workflow_id: str, reason: str) -> Cancelled:
+    shard = keyspace.shard_of(workflow_id)
+    return await CANCEL(redis, _layout(keyspace, shard, [], [workflow_id], [workflow_id, reason]))
+
+
+class Revived(IntEnum):
+    REVIVED = 1
+    REFUSED = 0
+    MISSING_AGENT = -1  # an agent of the workflow had no keys in the call
+
+
+class Revival(NamedTuple):
+    outcome: Revived
+    detail: str  # why it was refused, or the missing agent
+
+
+def _revival(reply: list[Any]) -> Revival:
+    outcome, detail = reply
+    return Revival(Revived(int(outcome)), text(detail))
+
+
+REVIVE = Function("sp_revive", ENGINE, _revival)
+
+
+class DeadRef(NamedTuple):
+    """A dead letter, and the task it is of."""
+
+    entry_id: str
+    agent: str
+    workflow: str
+    task: str
+
+
+async def revive(
+    redis: Redis, keyspace: Keyspace, shard: int, agents: Sequence[str], dead: DeadRef
+) -> Revival:
+    """Resume the workflow ``dead``'s task failed; ``agents`` must name every agent of it."""
+    args = [dead.entry_id, dead.agent, dead.workflow, dead.task]
+    return await REVIVE(redis, _layout(keyspace, shard, agents, [dead.workflow], args))

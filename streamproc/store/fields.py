@@ -1,0 +1,246 @@
+"""The workflow hash ``{ns:s}:wf:<workflow>``: its field names, the hash a new workflow starts
+with, and reading a hash back.
+
+This module is the only one that names a hash field (of the workflow hash, and of a search
+cache entry): Python code uses its constants and helpers, and the Lua functions get the same
+names from it (``functions.py`` renders them into each library's prelude).
+
+Workflow fields (:class:`WorkflowField`): ``order`` (task ids in spec order), ``left`` (tasks
+not done), ``status``, ``reason``, ``created``, ``ended``, ``ttl``, ``name``, ``rounds`` (adjust
+rounds allowed per task), ``digest`` (of the spec).
+
+Per-task fields (:class:`TaskField`) are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
+``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
+``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
+``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
+``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used,
+``W`` when the task first waited (``RetryLater``, ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import NamedTuple
+
+import orjson
+
+from streamproc.spec import WorkflowSpec
+from streamproc.store.state import TaskState, TaskStatus, WorkflowState
+
+Value = str | bytes | int
+
+
+class WorkflowField(StrEnum):
+    ORDER = "order"
+    LEFT = "left"
+    STATUS = "status"
+    REASON = "reason"
+    CREATED = "created"
+    ENDED = "ended"
+    TTL = "ttl"
+    NAME = "name"
+    ROUNDS = "rounds"
+    DIGEST = "digest"
+
+
+class TaskField(StrEnum):
+    """One task's field is ``<letter>:<task id>``: :meth:`of` names it."""
+
+    AGENT = "g"
+    INPUT = "i"
+    NEEDS = "n"
+    DEPENDENTS = "d"
+    UNMET = "c"
+    STATE = "s"
+    ATTEMPT = "a"
+    FAILURES = "f"
+    LOST = "k"
+    RETRIES = "R"
+    TIMEOUT = "T"
+    RESULT = "r"
+    ERROR = "e"
+    QUEUED = "q"
+    BEGAN = "b"
+    ENDED = "z"
+    ENTRY = "m"
+    CONSUMER = "w"
+    HISTORY = "h"
+    ADJUSTED = "j"
+    WAITING_SINCE = "W"
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.value}:"
+
+    def of(self, task: str) -> str:
+        """The field of ``task``."""
+        return f"{self.value}:{task}"
+
+    def task(self, name: bytes) -> bytes | None:
+        """The task whose field of this kind ``name`` is, or None for any other field."""
+        prefix = self.prefix.encode()
+        return name[len(prefix) :] if name.startswith(prefix) else None
+
+
+def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
+    """The hash a new workflow starts with, as HSET arguments (``sp_submit`` adds its digest,
+    status and creation time)."""
+    dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
+    for task in spec.tasks:
+        for dep in dict.fromkeys(task.needs):
+            dependents[dep].append(task.id)
+    out: list[Value] = [
+        WorkflowField.ORDER,
+        " ".join(t.id for t in spec.tasks),
+        WorkflowField.LEFT,
+        len(spec.tasks),
+        WorkflowField.TTL,
+        ttl_ms,
+        WorkflowField.NAME,
+        spec.name,
+        WorkflowField.ROUNDS,
+        spec.adjust_rounds,
+    ]
+    for t in spec.tasks:
+        needs = list(dict.fromkeys(t.needs))
+        out += (
+            TaskField.AGENT.of(t.id),
+            t.agent,
+            TaskField.INPUT.of(t.id),
+            orjson.dumps(t.input),
+            TaskField.NEEDS.of(t.id),
+            " ".join(needs),
+            TaskField.DEPENDENTS.of(t.id),
+            " ".join(dependents[t.id]),
+            TaskField.UNMET.of(t.id),
+            len(needs),
+            TaskField.STATE.of(t.id),
+            TaskStatus.WAITING,
+            TaskField.ATTEMPT.of(t.id),
+            1,
+            TaskField.FAILURES.of(t.id),
+            0,
+            TaskField.LOST.of(t.id),
+            0,
+            TaskField.RETRIES.of(t.id),
+            t.retries,
+            TaskField.TIMEOUT.of(t.id),
+            "" if t.timeout is None else repr(float(t.timeout)),
+        )
+    return out
+
+
+class _Reader:
+    """Typed access to a hash as HGETALL returns it."""
+
+    def __init__(self, raw: Mapping[bytes, bytes]) -> None:
+        self.raw = raw
+
+    def get(self, name: str) -> bytes | None:
+        return self.raw.get(name.encode())
+
+    def text(self, name: str) -> str:
+        return self.raw.get(name.encode(), b"").decode(errors="replace")
+
+    def number(self, name: str) -> int | None:
+        value = self.raw.get(name.encode())
+        return int(value) if value else None
+
+
+def parse_state(workflow_id: str, raw: Mapping[bytes, bytes]) -> WorkflowState:
+    """A workflow hash (HGETALL) as a :class:`WorkflowState`."""
+    f = _Reader(raw)
+    tasks = []
+    for task_id in f.text(WorkflowField.ORDER).split():
+        result = f.get(TaskField.RESULT.of(task_id))
+        tasks.append(
+            TaskState(
+                id=task_id,
+                agent=f.text(TaskField.AGENT.of(task_id)),
+                state=f.text(TaskField.STATE.of(task_id)),
+                attempt=f.number(TaskField.ATTEMPT.of(task_id)) or 1,
+                failures=f.number(TaskField.FAILURES.of(task_id)) or 0,
+                lost=f.number(TaskField.LOST.of(task_id)) or 0,
+                needs=f.text(TaskField.NEEDS.of(task_id)).split(),
+                result=orjson.loads(result) if result is not None else None,
+                error=f.text(TaskField.ERROR.of(task_id)),
+                queued_ms=f.number(TaskField.QUEUED.of(task_id)),
+                began_ms=f.number(TaskField.BEGAN.of(task_id)),
+                ended_ms=f.number(TaskField.ENDED.of(task_id)),
+                consumer=f.text(TaskField.CONSUMER.of(task_id)),
+                history=orjson.loads(f.get(TaskField.HISTORY.of(task_id)) or b"[]"),
+                entry=f.text(TaskField.ENTRY.of(task_id)),
+            )
+        )
+    return WorkflowState(
+        id=workflow_id,
+        name=f.text(WorkflowField.NAME),
+        status=f.text(WorkflowField.STATUS),
+        reason=f.text(WorkflowField.REASON),
+        created_ms=f.number(WorkflowField.CREATED) or 0,
+        ended_ms=f.number(WorkflowField.ENDED),
+        tasks=tasks,
+    )
+
+
+class QueuedTask(NamedTuple):
+    """A queued task as its workflow hash records it."""
+
+    task: str
+    attempt: int
+    agent: str
+    entry: bytes  # its current entry in the agent's stream (0-0: none recorded)
+
+
+def queued_tasks(raw: Mapping[bytes, bytes]) -> list[QueuedTask]:
+    """The queued tasks of a workflow hash (HGETALL), without decoding anything else."""
+    f = _Reader(raw)
+    found = []
+    queued = TaskStatus.QUEUED.encode()
+    for name, state in raw.items():
+        task = TaskField.STATE.task(name)
+        if task is not None and state == queued:
+            t = task.decode()
+            found.append(
+                QueuedTask(
+                    t,
+                    f.number(TaskField.ATTEMPT.of(t)) or 0,
+                    f.text(TaskField.AGENT.of(t)),
+                    f.get(TaskField.ENTRY.of(t)) or b"0-0",
+                )
+            )
+    return found
+
+
+class Given(NamedTuple):
+    """What a task was given, as its workflow hash records it."""
+
+    input: bytes  # JSON
+    retries: int
+    timeout: float | None
+
+
+def given(raw: Mapping[bytes, bytes], task: str) -> Given:
+    """What ``task`` of a workflow hash (HGETALL) was given, for a replay."""
+    f = _Reader(raw)
+    timeout = f.text(TaskField.TIMEOUT.of(task))
+    return Given(
+        f.get(TaskField.INPUT.of(task)) or b"null",
+        f.number(TaskField.RETRIES.of(task)) or 0,
+        float(timeout) if timeout else None,
+    )
+
+
+def adjust_rounds(raw: Mapping[bytes, bytes]) -> int:
+    """The adjust rounds a workflow hash (HGETALL) allows per task."""
+    return _Reader(raw).number(WorkflowField.ROUNDS) or 1
+
+
+class CacheField(StrEnum):
+    """The fields of a search cache entry ``ns:cache:<provider>:<sha>`` (store/cache.py)."""
+
+    RESULT = "result"  # the reply, as JSON
+    CREATED = "created"  # ms
+    HITS = "hits"
+    EMPTY = "empty"  # 1: a reply with no results, kept only briefly

@@ -1,0 +1,164 @@
+--[[ common.lua: the engine library's calling convention and the helpers its functions share;
+  it registers no function.  The engine library is this file, then submit.lua, adjust.lua,
+  resolve.lua, recovery.lua and admin.lua, joined in that order under the prelude of
+  constants shared with Python (streamproc/store/functions.py): WF workflow fields, TF
+  per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
+  completion kinds, GROUP the resolver's group, VERSION the entry format version,
+  DELAYED_SEPARATOR between workflow and task in a delayed set member.
+
+Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL after), so
+each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
+key is built here.
+
+Calling convention shared by every function (laid out by streamproc/store/calls.py):
+  KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
+  KEYS[4] agents set      KEYS[5] dead-done stream
+  KEYS[4+2i], KEYS[5+2i]  tasks stream and dead stream of agent i (i = 1..n)
+  KEYS[6+2n ..]           per item, in item order: its workflow hash, then that workflow's
+                          history stream (every event of the workflow, kept as long as it)
+  ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
+
+Idempotency: a task's completion or requeue applies only while the task is queued with the
+same attempt number the event carries, so redelivered, duplicated and superseded (zombie)
+events change nothing.
+]]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function split(s)
+  local out = {}
+  if s then
+    for word in string.gmatch(s, '%S+') do out[#out + 1] = word end
+  end
+  return out
+end
+
+local function context(keys, args)
+  local n = tonumber(args[1])
+  local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
+               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(),
+               wf_base = 5 + 2 * n, arg_base = 1 + n}
+  for i = 1, n do
+    ctx.streams[args[1 + i]] = keys[4 + 2 * i]
+    ctx.dead[args[1 + i]] = keys[5 + 2 * i]
+  end
+  ctx.history = {}
+  for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end
+  return ctx
+end
+
+-- The member of the delayed set that stands for a task.
+local function delayed_member(wf, t)
+  return wf .. DELAYED_SEPARATOR .. t
+end
+
+-- HMGET in chunks: Lua's unpack() has a small stack limit.
+local function hmget(key, fields)
+  local out = {}
+  for first = 1, #fields, 1000 do
+    local part = redis.call('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
+    for _, v in ipairs(part) do out[#out + 1] = v end
+  end
+  return out
+end
+
+-- A lifecycle event, on the shard's events stream and on the workflow's own history.
+local function emit(ctx, key, wf, kind, task, att, at, ...)
+  local fields
+  if task then
+    fields = {'v', VERSION, 'kind', kind, 'wf', wf, 'task', task, 'att', att, 'at', at, ...}
+  else
+    fields = {'v', VERSION, 'kind', kind, 'wf', wf, 'at', at, ...}
+  end
+  redis.call('XADD', ctx.events, '*', unpack(fields))
+  redis.call('XADD', ctx.history[key], '*', unpack(fields))
+end
+
+-- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
+-- stale: it reloads the agents set and retries).
+local function missing_agent(ctx, key, tasks)
+  if #tasks == 0 then return nil end
+  local fields = {}
+  for i, t in ipairs(tasks) do fields[i] = TF.agent .. t end
+  for _, agent in ipairs(hmget(key, fields)) do
+    if agent and not ctx.streams[agent] then return agent end
+  end
+  return nil
+end
+
+-- XADD the task's current attempt to its agent's stream, with its input and its needs' results.
+local function publish(ctx, key, wf, t)
+  local f = redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t,
+                       TF.attempt .. t, TF.timeout .. t)
+  local deps = '{}'
+  local needs = split(f[3])
+  if #needs > 0 then
+    local fields = {}
+    for i, dep in ipairs(needs) do fields[i] = TF.result .. dep end
+    local results = hmget(key, fields)
+    local parts = {}
+    for i, dep in ipairs(needs) do parts[i] = '"' .. dep .. '":' .. (results[i] or 'null') end
+    deps = '{' .. table.concat(parts, ',') .. '}'
+  end
+  local id = redis.call('XADD', ctx.streams[f[1]], '*', 'v', VERSION, 'wf', wf, 'task', t,
+                        'agent', f[1], 'att', f[4], 'in', f[2], 'deps', deps, 'to', f[5])
+  redis.call('HSET', key, TF.state .. t, TS.queued, TF.queued .. t, ctx.now, TF.entry .. t, id)
+end
+
+local function append_history(key, t, record)
+  local history = cjson.decode(redis.call('HGET', key, TF.history .. t) or '[]')
+  history[#history + 1] = record
+  redis.call('HSET', key, TF.history .. t, cjson.encode(history))
+end
+
+-- A finished workflow's hash and history expire after its ttl (ms, 0: never).
+local function expire(ctx, key, ttl)
+  ttl = tonumber(ttl or '0')
+  if ttl > 0 then
+    redis.call('PEXPIRE', key, ttl)
+    redis.call('PEXPIRE', ctx.history[key], ttl)
+  end
+end
+
+local function finish(key, status, ctx, reason)
+  redis.call('HSET', key, WF.status, status, WF.ended, ctx.now, WF.reason, reason or '')
+  expire(ctx, key, redis.call('HGET', key, WF.ttl))
+end
+
+-- The workflow fails: tasks not yet published are skipped; queued ones may still finish, but
+-- nothing new is published.
+local function skip_unpublished(ctx, key, wf, order, states)
+  for i, t in ipairs(order) do
+    if states[i] == TS.waiting or states[i] == TS.delayed then
+      redis.call('HSET', key, TF.state .. t, TS.skipped)
+      if states[i] == TS.delayed then redis.call('ZREM', ctx.delayed, delayed_member(wf, t)) end
+    end
+  end
+end
+
+local function task_states(key, order)
+  local fields = {}
+  for i, t in ipairs(order) do fields[i] = TF.state .. t end
+  return hmget(key, fields)
+end
+
+-- A finished workflow's last event is named after its status.
+local function fail_workflow(ctx, key, wf, reason)
+  local order = split(redis.call('HGET', key, WF.order))
+  skip_unpublished(ctx, key, wf, order, task_states(key, order))
+  finish(key, WS.failed, ctx, reason)
+  emit(ctx, key, wf, WS.failed, nil, nil, ctx.now, 'reason', reason)
+end
+
+local function dead_letter(ctx, key, wf, t, agent, att, reason)
+  local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t)
+  redis.call('XADD', ctx.dead[agent], '*', 'v', VERSION, 'wf', wf, 'task', t, 'agent', agent,
+             'att', att, 'deliveries', att, 'lost', f[4] or '0', 'reason', reason,
+             'error', f[1] or '', 'history', f[2] or '[]', 'entry', f[3] or '', 'at', ctx.now)
+  redis.call('HSET', key, TF.state .. t, TS.failed)
+  emit(ctx, key, wf, 'task_failed', t, att, ctx.now, 'error', reason, 'final', '1')
+  fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
+end

@@ -1,0 +1,192 @@
+--[[ resolve.lua: sp_resolve applies completions; sp_release publishes the retries they
+  scheduled once due.
+
+sp_resolve: apply a batch of completions from the done stream, then XACK them.
+  KEYS  the shared head (common.lua), the streams of the shard's agents, then per completion
+        its workflow's hash and history stream
+  ARGV  n, agents, then retry base ms, retry cap ms, jitter factor, then 10 per completion:
+        kind (KIND), workflow, task, attempt, output or error text, began ms, ended ms,
+        consumer, done-stream entry id, the task entry it ran ('' when not known); an
+        adjust adds 3: target task, reason, new input; a wait adds 2: retry in ms, give up
+        after ms
+  returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
+        dependents use an agent it has no keys for, leaving that one and the rest
+        unacknowledged
+  A completion applies only to the entry the task was last published as (its TF.entry
+  field), not just to its attempt number: after Redis lost recent writes (a failover, a torn
+  AOF tail) the same attempt can be published again as a new entry, and a completion of the
+  lost one, computed from results that no longer exist, is then refused as stale.
+
+sp_release: publish delayed retries that are due.
+  KEYS  the shared head, the streams of the shard's agents, then per item its workflow's hash
+        and history stream
+  ARGV  n, agents, then 2 per item: workflow, task
+  returns {released, missing agent or ''}; an item whose agent has no keys stays delayed
+]]
+
+-- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
+-- the count of tasks left and, for the last one, the workflow's end go in one HSET.
+local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
+                          ttl)
+  left = tonumber(left or '0') - 1
+  local completes = left == 0 and status == WS.running
+  local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
+                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, left}
+  if completes then
+    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now, WF.reason, ''}) do
+      fields[#fields + 1] = v
+    end
+  end
+  redis.call('HSET', key, unpack(fields))
+  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
+  emit(ctx, key, wf, 'task_done', t, att, ended)
+  if status ~= WS.running then return end
+  for _, child in ipairs(dependents) do
+    if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
+      publish(ctx, key, wf, child)
+    end
+  end
+  if completes then
+    expire(ctx, key, ttl)
+    emit(ctx, key, wf, WS.completed, nil, nil, ctx.now)
+  end
+end
+
+local function record_attempt(key, t, err, began, ended, by)
+  redis.call('HSET', key, TF.error .. t, err, TF.began .. t, began, TF.ended .. t, ended,
+             TF.consumer .. t, by)
+end
+
+local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, retry)
+  local f = redis.call('HMGET', key, WF.status, TF.retries .. t, TF.agent .. t)
+  local failures = redis.call('HINCRBY', key, TF.failures .. t, 1)
+  record_attempt(key, t, err, began, ended, by)
+  append_history(key, t, {attempt = tonumber(att), outcome = kind, error = err, at = ended, by = by})
+  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
+  if f[1] ~= WS.running then
+    redis.call('HSET', key, TF.state .. t, TS.failed)
+    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'final', '1')
+  elseif kind == KIND.error and failures <= tonumber(f[2]) then
+    local delay = math.floor(math.min(retry.cap, retry.base * 2 ^ (failures - 1)) * retry.jitter)
+    redis.call('HSET', key, TF.state .. t, TS.delayed)
+    redis.call('ZADD', ctx.delayed, ctx.now + delay, delayed_member(wf, t))
+    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'retry_ms', delay)
+  else
+    local why = err
+    if kind == KIND.error then why = 'failed ' .. failures .. ' times, last: ' .. err end
+    dead_letter(ctx, key, wf, t, f[3], att, why)
+  end
+end
+
+-- The agent cannot make progress yet: wait as a delayed retry that uses up no retry, until
+-- the task has waited give_up_ms since its first wait.
+local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_ms, give_up_ms,
+                          status, agent)
+  record_attempt(key, t, reason, began, ended, by)
+  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
+  if status ~= WS.running then
+    redis.call('HSET', key, TF.state .. t, TS.failed)
+    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', reason, 'final', '1')
+    return
+  end
+  local first = tonumber(redis.call('HGET', key, TF.waiting_since .. t) or '0')
+  if first == 0 then
+    first = ctx.now
+    redis.call('HSET', key, TF.waiting_since .. t, first)
+  end
+  local waited = ctx.now - first
+  if waited + tonumber(retry_ms) > tonumber(give_up_ms) then
+    dead_letter(ctx, key, wf, t, agent, att,
+                'gave up after waiting ' .. math.floor(waited / 1000) .. 's: ' .. reason)
+    return
+  end
+  redis.call('HSET', key, TF.state .. t, TS.delayed)
+  redis.call('ZADD', ctx.delayed, ctx.now + tonumber(retry_ms), delayed_member(wf, t))
+  emit(ctx, key, wf, 'task_waiting', t, att, ended, 'reason', reason, 'retry_ms', retry_ms)
+end
+
+local function reject_completion(ctx, wf, t, att, entry, reason, out)
+  redis.call('XADD', ctx.dead_done, '*', 'v', VERSION, 'wf', wf, 'task', t, 'att', att,
+             'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
+end
+
+local function resolve(keys, args)
+  local ctx = context(keys, args)
+  local b = ctx.arg_base
+  local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
+                 jitter = tonumber(args[b + 3])}
+  local stale, acked = 0, {}
+  local item, a = 0, b + 4
+  while a <= #args do
+    item = item + 1
+    local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
+    local source = args[a + 9]
+    local stride = 10
+    if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12 end
+    local key = keys[ctx.wf_base + 2 * item - 1]
+    local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
+                         TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl)
+    if not f[1] then
+      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
+    elseif not f[4] then
+      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task', args[a + 4])
+    elseif f[2] ~= TS.queued or f[3] ~= att or (source ~= '' and f[6] ~= source) then
+      stale = stale + 1
+    else
+      local dependents = split(f[5])
+      local missing = missing_agent(ctx, key, dependents)
+      if kind == KIND.adjust then
+        missing = missing or missing_agent(ctx, key, {args[a + 10]})
+      end
+      if missing or not ctx.dead[f[4]] then
+        if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
+        return {#acked, stale, missing or f[4]}
+      end
+      if kind == KIND.adjust and adjust(ctx, key, wf, t, att, f[1], args[a + 10],
+                                        args[a + 11], args[a + 12]) then
+        emit(ctx, key, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
+        emit(ctx, key, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 10])
+      elseif kind == KIND.wait then
+        apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
+                   args[a + 10], args[a + 11], f[1], f[4])
+      elseif kind == KIND.ok or kind == KIND.adjust then
+        apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
+                   dependents, f[1], f[7], f[8])
+      else
+        apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
+                    args[a + 7], retry)
+      end
+    end
+    acked[#acked + 1] = args[a + 8]
+    a = a + stride
+  end
+  if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
+  return {#acked, stale, ''}
+end
+
+local function release(keys, args)
+  local ctx = context(keys, args)
+  local released, item = 0, 0
+  for a = ctx.arg_base + 1, #args, 2 do
+    item = item + 1
+    local wf, t = args[a], args[a + 1]
+    local key = keys[ctx.wf_base + 2 * item - 1]
+    local member = delayed_member(wf, t)
+    local score = redis.call('ZSCORE', ctx.delayed, member)
+    if score and tonumber(score) <= ctx.now then
+      local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.agent .. t)
+      if f[3] and not ctx.streams[f[3]] then return {released, f[3]} end
+      redis.call('ZREM', ctx.delayed, member)
+      if f[1] == WS.running and f[2] == TS.delayed then
+        local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
+        publish(ctx, key, wf, t)
+        emit(ctx, key, wf, 'task_retried', t, att, ctx.now)
+        released = released + 1
+      end
+    end
+  end
+  return {released, ''}
+end
+
+redis.register_function('sp_resolve', resolve)
+redis.register_function('sp_release', release)
