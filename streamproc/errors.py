@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class StreamprocError(Exception):
     """Root of every error streamproc raises on purpose."""
@@ -55,6 +57,18 @@ class CodecError(StreamprocError, ValueError):
 
 class ConfigError(StreamprocError, ValueError):
     """A setting, an agent registration or the Redis server itself is unusable."""
+
+
+class CannotListen(ConfigError):
+    """A server of ours (HTTP API, metrics) could not bind its address: the port is taken by
+    another program, or not ours to use."""
+
+    def __init__(self, what: str, host: str, port: int, error: OSError) -> None:
+        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        shown = f"[{host}]" if ":" in host else host
+        super().__init__(f"cannot listen on {shown}:{port} for {what}: {reason}")
+        self.host = host
+        self.port = port
 
 
 class RedisReset(StreamprocError):

@@ -3,11 +3,14 @@ desired count through Redis, and slots retired by a scale-down without cancellin
 
 from __future__ import annotations
 
+import logging
 import random
+import re
 from collections.abc import Callable
 from itertools import pairwise
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -138,6 +141,30 @@ async def test_two_workers_follow_one_desired_count_and_their_shares_cover_it(
     await resolver_only.stop()
     assert await redis.zcard(members) == 0  # each left on its way out
     assert await redis.exists(keyspace.scale_lease("sleep")) == 0
+
+
+async def test_a_change_of_the_desired_count_is_logged_with_its_load_rounded_for_people(
+    resolver_only: Engine, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="streamproc.autoscale.fleet")
+    resolver_only.start_worker(("sleep",), **scaled())
+    spec = {
+        "tasks": [{"id": f"s{i}", "agent": "sleep", "input": {"seconds": 0.1}} for i in range(20)]
+    }
+    workflow_id = await client.submit(spec)
+
+    async def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "desired consumers of" in r.message]
+
+    line = (await eventually(logged))[0]
+    load = r"backlog \d+, rate \d+\.\d/s, latency (unknown|\d+(\.\d{1,3})?s)"
+    assert re.fullmatch(rf"desired consumers of sleep: \S+ -> \d+ \({load}\)", line), line
+    assert (await client.wait(workflow_id, timeout=30)).status == "completed"
+
+
+def test_a_load_reads_rounded() -> None:
+    assert str(Load(12, 23.990403390214894, 0.20134)) == ("backlog 12, rate 24.0/s, latency 0.201s")
+    assert str(Load(0, 0.0, None)) == "backlog 0, rate 0.0/s, latency unknown"
 
 
 async def test_scaling_down_retires_slots_as_their_tasks_finish_and_cancels_none(

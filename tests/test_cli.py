@@ -328,7 +328,8 @@ def test_an_unreachable_redis_is_a_one_line_error(verb: str, echo_file: Path) ->
 @pytest.mark.parametrize("verb", ["up", "demo"])
 def test_an_unreachable_cluster_is_an_error_not_a_private_single_node(verb: str) -> None:
     result = run_sync(verb, "--cluster", "--redis-url", UNREACHABLE, "--namespace", "unreached")
-    assert_one_line_error(result, f"error: no Redis Cluster answers at {UNREACHABLE}")
+    assert_one_line_error(result, f"error: cannot reach Redis at {UNREACHABLE}")
+    assert result.code == 2
     assert "private redis-server at" not in result.err
 
 

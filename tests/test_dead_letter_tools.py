@@ -4,6 +4,8 @@ where it failed) and purge them, through ``streamproc dead`` and ``streamproc.op
 from __future__ import annotations
 
 import functools
+import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -208,6 +210,41 @@ async def test_dead_list_and_show_print_each_entry_with_its_error_and_history(
     assert f"workflow:    {workflow_id}" in text.out
     assert "error:       ValueError: poisoned input" in text.out
     assert '"outcome": "error"' in text.out  # the history, indented JSON
+
+
+async def test_dead_letters_read_for_people_dates_plurals_and_long_ids(
+    engine: Engine, client: Client, keyspace: Keyspace, redis_url: str
+) -> None:
+    """``dead show`` dates entries in ISO-8601 UTC (``--json`` keeps milliseconds), a single
+    failure is "1 time", and ``dead list`` columns stay aligned for 32-character ids."""
+    long_id = "w" * 32
+    spec = {"tasks": [{"id": "t" * 32, "agent": "poison", "retries": 0}]}
+    await client.submit(spec, long_id)
+    short_id = await client.submit({"tasks": [{"id": "bad", "agent": "poison", "retries": 0}]})
+    for workflow_id in (long_id, short_id):
+        assert (await client.wait(workflow_id, timeout=20)).status == "failed"
+
+    table = await run("dead", "list", "--agent", "poison", *at(redis_url, keyspace))
+    assert table.code == 0, table
+    header, *rows = table.out.splitlines()
+    starts = [header.index(name) for name in ("agent", "workflow", "task", "reason")]
+    for row in rows:
+        assert [row[i - 1] == " " and row[i] != " " for i in starts] == [True] * 4, table.out
+    assert all(row.endswith("failed 1 time, last: ValueError: poisoned input") for row in rows)
+
+    listed = await run("dead", "list", "--agent", "poison", "--json", *at(redis_url, keyspace))
+    entry_id = orjson.loads(listed.out.splitlines()[0])["id"]
+    raw = await run(
+        "dead", "show", entry_id, "--agent", "poison", "--json", *at(redis_url, keyspace)
+    )
+    at_ms = orjson.loads(raw.out)["at"]
+    assert isinstance(at_ms, int)
+    text = await run("dead", "show", entry_id, "--agent", "poison", *at(redis_url, keyspace))
+    assert text.code == 0, text
+    iso = datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="milliseconds")
+    assert f"at:          {iso.replace('+00:00', 'Z')}" in text.out
+    # No raw milliseconds left, the history's included (entry ids, ms-seq, may stay).
+    assert not re.search(r"\b1\d{12}\b(?!-)", text.out), text.out
 
 
 async def test_dead_show_of_an_unknown_entry_is_a_one_line_error(

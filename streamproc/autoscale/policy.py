@@ -39,6 +39,11 @@ class Load:
     rate: float  # entries added per second
     latency: float | None  # mean task duration in seconds; None until a task has finished
 
+    def __str__(self) -> str:
+        """Rounded for the scaling log line; the repr keeps the exact figures."""
+        latency = "unknown" if self.latency is None else f"{self.latency:.3g}s"
+        return f"backlog {self.backlog}, rate {self.rate:.1f}/s, latency {latency}"
+
 
 def needed(load: Load, low: int, high: int, drain_target: float) -> int:
     """The module docstring's formula, clamped to ``[low, high]``."""

@@ -47,8 +47,11 @@ async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> i
     settings = ApiSettings.with_credentials(tokens, host=host, port=port)
     settings.check_bind()
     access = f"{len(settings.credentials)} token(s)" if tokens else "no token: loopback only"
+    shown = f"[{host}]" if ":" in host else host
+    announce = functools.partial(
+        click.echo, f"serving the HTTP API on http://{shown}:{port} ({access})", err=True
+    )
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
-        shown = f"[{host}]" if ":" in host else host
-        click.echo(f"serving the HTTP API on http://{shown}:{port} ({access})", err=True)
         poller = StreamPoller(ctx.redis, ctx.keyspace)
-        return await run_until_signalled([functools.partial(serve, client, settings), poller.run])
+        server = functools.partial(serve, client, settings, listening=announce)
+        return await run_until_signalled([server, poller.run])

@@ -12,6 +12,7 @@ from streamproc.config import AutoscaleSettings, ResolverSettings, WorkerSetting
 from streamproc.engine.daemon import Component, run_until_signalled
 from streamproc.engine.resolver import Resolver
 from streamproc.engine.worker import Worker
+from streamproc.errors import CannotListen
 from streamproc.ops.poller import StreamPoller
 from streamproc.registry import registered
 
@@ -57,7 +58,10 @@ def with_metrics(
     """The components, plus a poller of stream figures, with /metrics served, when asked."""
     if port is None:
         return components
-    start_http_server(port, addr)
+    try:
+        start_http_server(port, addr)
+    except OSError as exc:
+        raise CannotListen("metrics", addr, port, exc) from None
     click.echo(f"metrics on http://{addr}:{port}/metrics", err=True)
     return [*components, StreamPoller(ctx.redis, ctx.keyspace).run]
 
@@ -167,11 +171,10 @@ async def up(
     async with embedded_default(ctx):
         agents = registered()
         settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
-        click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)
         components: list[Component] = [
             Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
             Worker(ctx.redis, settings, agents).run,
         ]
-        return await run_until_signalled(
-            with_metrics(ctx, components, metrics_port, metrics_addr), shutdown_timeout
-        )
+        components = with_metrics(ctx, components, metrics_port, metrics_addr)
+        click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)
+        return await run_until_signalled(components, shutdown_timeout)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
 import click
 import orjson
 
@@ -32,14 +36,36 @@ async def list_(ctx: Context, agent: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(orjson.dumps(row))
         return
-    click.echo(
-        f"{'id':<17} {'agent':<12} {'workflow':<24} {'task':<12}{'att':>4}{'dlv':>4}  reason"
-    )
-    for r in rows:
-        click.echo(
-            f"{r['id']:<17} {r['agent']:<12} {r['workflow'] or '-':<24} {r['task'] or '-':<12}"
-            f"{r['attempt'] or '-':>4}{r['deliveries'] or '-':>4}  {r['reason']}"
-        )
+    for line in table(rows):
+        click.echo(line)
+
+
+# (header, summary key, alignment) of each ``dead list`` column before the reason.
+COLUMNS = [
+    ("id", "id", "<"),
+    ("agent", "agent", "<"),
+    ("workflow", "workflow", "<"),
+    ("task", "task", "<"),
+    ("att", "attempt", ">"),
+    ("dlv", "deliveries", ">"),
+]
+
+
+def table(rows: list[dict[str, Any]]) -> Iterator[str]:
+    """The header and one line per row, each column as wide as its widest cell (ids run
+    to 32 characters and more), the reason last and whole."""
+    cells = [["-" if r[key] in (None, "") else str(r[key]) for _, key, _ in COLUMNS] for r in rows]
+    widths = [
+        max([len(header)] + [len(c[i]) for c in cells]) for i, (header, _, _) in enumerate(COLUMNS)
+    ]
+
+    def line(values: list[str], reason: str) -> str:
+        shown = (f"{v:{a}{w}}" for v, w, (_, _, a) in zip(values, widths, COLUMNS, strict=True))
+        return "  ".join([*shown, reason])
+
+    yield line([header for header, _, _ in COLUMNS], "reason")
+    for values, row in zip(cells, rows, strict=True):
+        yield line(values, row["reason"])
 
 
 @dead.command()
@@ -55,11 +81,25 @@ async def show(ctx: Context, entry_id: str, agent: str, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2))
         return
-    for name, value in shown.items():
+    for name, value in dated(shown).items():
         if isinstance(value, list | dict):
             value = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
             value = value.replace("\n", "\n" + " " * 13)
         click.echo(f"{name + ':':<12} {value}")
+
+
+def dated(fields: dict[str, Any]) -> dict[str, Any]:
+    """``fields`` with each ``at`` (Unix ms, a number or, in the history Lua wrote, digits),
+    its own and its history's, as ISO-8601 UTC: for people; ``--json`` keeps the raw value."""
+    out = {k: iso_utc(int(v)) if k == "at" and str(v).isdigit() else v for k, v in fields.items()}
+    if isinstance(out.get("history"), list):
+        out["history"] = [dated(h) if isinstance(h, dict) else h for h in out["history"]]
+    return out
+
+
+def iso_utc(ms: int) -> str:
+    when = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return when.replace("+00:00", "Z")
 
 
 @dead.command()

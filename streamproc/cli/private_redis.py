@@ -18,18 +18,15 @@ from streamproc.testing.embedded import EmbeddedRedis
 
 @contextlib.asynccontextmanager
 async def embedded_default(ctx: Context) -> AsyncIterator[None]:
-    """Start a private redis-server when nothing answers at the configured URL."""
-    probe = Redis.from_url(ctx.redis.url, socket_connect_timeout=1)
-    try:
-        await probe.ping()
-        reachable = True
-    except (ConnectionError, TimeoutError, OSError):
-        reachable = False
-    finally:
-        await probe.aclose()
-    if reachable:
+    """Start a private redis-server when no Redis URL was given and nothing answers at the
+    default one.  A URL that was given must answer: a typo must not quietly run the engine
+    on a throwaway Redis nobody else can see."""
+    why = await unreachable(ctx.redis.url)
+    if why is None:
         yield
         return
+    if ctx.url_given:
+        raise why
     if ctx.redis.cluster:
         raise ConfigError(
             f"no Redis Cluster answers at {redacted(ctx.redis.url)}, and the private "
@@ -44,3 +41,15 @@ async def embedded_default(ctx: Context) -> AsyncIterator[None]:
         )
         ctx.redis = RedisSettings.from_url(server.url)
         yield
+
+
+async def unreachable(url: str) -> ConnectionError | None:
+    """Why nothing answers PING at ``url``, or None when something does."""
+    probe = Redis.from_url(url, socket_connect_timeout=1)
+    try:
+        await probe.ping()
+    except (ConnectionError, TimeoutError, OSError) as exc:
+        return exc if isinstance(exc, ConnectionError) else ConnectionError(str(exc))
+    finally:
+        await probe.aclose()
+    return None

@@ -12,6 +12,7 @@ from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.engine.inprocess import running_engine
+from streamproc.errors import StreamprocError
 from streamproc.ops import replay as rp
 from streamproc.ops.progress import render_state
 from streamproc.registry import registered
@@ -71,9 +72,13 @@ async def run(ctx: Context, workflow_id: str, mode: str, from_task: str | None) 
 @click.argument("after")
 @json_option("One JSON object per difference.")
 async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
-    """Compare two runs task by task (status, state, result, error); exit 1 if they differ."""
+    """Compare two runs task by task (status, state, result, error); exit 1 if they differ,
+    2 on an error (an unknown id, say), so a script can tell the two apart."""
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
-        states: list[WorkflowState] = [await client.get(before), await client.get(after)]
+        try:
+            states: list[WorkflowState] = [await client.get(before), await client.get(after)]
+        except StreamprocError as exc:
+            fail(str(exc), 2)
     differences = rp.diff(*states)
     if as_json:
         for d in differences:

@@ -17,7 +17,9 @@ from streamproc.registry import registered
 @json_option("One JSON object per agent, then per search provider.")
 async def status(ctx: Context, as_json: bool) -> None:
     """Per agent: stream length, group lag, pending, consumers, dead letters; per search
-    provider: cache hits, misses and upstream calls."""
+    provider: cache hits, misses and upstream calls.  Consumers are members of the agent's
+    groups, one per worker process and shard however many tasks each runs at once; desired
+    is the autoscaler's fleet-wide count of task slots, so the two differ by design."""
     async with connected(ctx) as redis:
         names = sorted(set(await known_agents(redis, ctx.keyspace)) | set(registered()))
         stats = await agent_stats(redis, ctx.keyspace, names)

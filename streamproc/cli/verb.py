@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -14,6 +15,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
+from click.core import ParameterSource
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
 
@@ -26,13 +28,16 @@ from streamproc.store.keys import Keyspace
 
 class Context:
     """What the common options resolve to: logging set up, ``--import`` modules imported, the
-    Redis settings and the key space."""
+    Redis settings and the key space.  ``url_given`` says whether the Redis URL came from the
+    user (flag or environment) rather than the default: only then is an unreachable one an
+    error instead of a reason to start a private Redis."""
 
     def __init__(self, options: dict[str, Any]) -> None:
         """Take the common options out of ``options``, leaving the verb's own."""
         logs.configure(options.pop("verbose"), options.pop("log_format") == "json")
-        for module in options.pop("imports"):
-            importlib.import_module(module)
+        import_from_cwd(options.pop("imports"))
+        source = click.get_current_context().get_parameter_source("redis_url")
+        self.url_given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
         settings = RedisSettings.from_url(
             options.pop("redis_url"),
             insecure=options.pop("insecure_dev"),
@@ -55,17 +60,46 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
             code = asyncio.run(fn(ctx, **options))
         except AuthenticationError as exc:  # a ConnectionError too, so caught first
             fail(f"Redis refused the credentials: {exc}", 2)
-        except (ConnectionError, TimeoutError, OSError) as exc:
+        except (ConnectionError, TimeoutError) as exc:
             fail(f"cannot reach Redis at {redacted(url)}: {exc}", 2)
+        except BrokenPipeError:
+            reader_gone()
         except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
             # One about the server itself (it evicts keys, it lost our data) exits as an
             # unreachable Redis does.
             fail(str(exc), 2 if "Redis" in str(exc) else 1)
+        except OSError as exc:  # a file or socket of this machine, not Redis (redis-py wraps those)
+            fail(str(exc), 1)
         except KeyboardInterrupt:
             code = 130
         sys.exit(code or 0)
 
     return attach(COMMON, wrapper)
+
+
+def import_from_cwd(modules: tuple[str, ...]) -> None:
+    """Import the ``--import`` modules with the current directory first on the import path,
+    as ``python -m`` has it (a console script has its own directory there instead); only
+    for these imports, so a file in the current directory cannot shadow a module imported
+    later."""
+    if not modules:
+        return
+    here = os.getcwd()
+    sys.path.insert(0, here)
+    try:
+        for module in modules:
+            importlib.import_module(module)
+    finally:
+        sys.path.remove(here)
+
+
+def reader_gone() -> NoReturn:
+    """Exit quietly: whoever read stdout stopped (``| head -1``), which is how a listing or a
+    follower is meant to be cut short.  Stdout goes to devnull first, as Python's docs on
+    SIGPIPE advise, so flushing it at exit does not complain again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 def fail(message: str, code: int) -> NoReturn:

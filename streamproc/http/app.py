@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamproc.client import Client
 from streamproc.engine import failpoints
-from streamproc.errors import RedisReset, SpecError, WorkflowConflict, WorkflowNotFound
+from streamproc.errors import (
+    CannotListen,
+    RedisReset,
+    SpecError,
+    WorkflowConflict,
+    WorkflowNotFound,
+)
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
 from streamproc.http.errors import json_errors, reply
 from streamproc.http.openapi import DOCUMENT, needs
@@ -70,9 +76,15 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
     return app
 
 
-async def serve(client: Client, settings: ApiSettings, stop: asyncio.Event) -> None:
+async def serve(
+    client: Client,
+    settings: ApiSettings,
+    stop: asyncio.Event,
+    listening: Callable[[], None] = lambda: None,
+) -> None:
     """Serve until ``stop`` is set; open event streams then end (their clients reconnect
-    with ``Last-Event-ID``), other requests get a short grace."""
+    with ``Last-Event-ID``), other requests get a short grace.  ``listening`` is called once
+    the port is bound, so nobody announces a server that is not there."""
     settings.check_bind()
     epoch = Epoch(client.redis, client.keyspace)
     await until_redis_answers(epoch.establish)
@@ -80,8 +92,12 @@ async def serve(client: Client, settings: ApiSettings, stop: asyncio.Event) -> N
     runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as exc:
+            raise CannotListen("the HTTP API", settings.host, settings.port, exc) from None
         log.info("serving the HTTP API on %s port %s", settings.host, settings.port)
+        listening()
         try:
             await epoch.watch(stop)
         except RedisReset as exc:

@@ -60,7 +60,11 @@ class EmbeddedRedis:
             "redis.log",
             *self.extra,
         ]
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+        # Its own session: Ctrl-C in a terminal signals the whole foreground process group,
+        # and the server must outlive its owner's graceful shutdown, which stops it last.
+        self.process = subprocess.Popen(  # noqa: S603
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

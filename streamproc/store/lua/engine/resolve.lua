@@ -73,7 +73,9 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
     emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'retry_ms', delay)
   else
     local why = err
-    if kind == KIND.error then why = 'failed ' .. failures .. ' times, last: ' .. err end
+    if kind == KIND.error then
+      why = 'failed ' .. failures .. (failures == 1 and ' time' or ' times') .. ', last: ' .. err
+    end
     dead_letter(ctx, key, wf, t, f[3], att, why)
   end
 end

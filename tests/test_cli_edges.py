@@ -1,0 +1,207 @@
+"""Where the command line meets the machine: a reader that goes away, a port already taken,
+Ctrl-C with a private Redis, a mistyped Redis URL, ``--import`` from the current directory,
+and exit codes that tell an error from an answer."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamproc import Client, Keyspace
+from streamproc.testing.embedded import free_port
+from tests.cli_runner import (
+    STREAMPROC,
+    TEST_AGENTS,
+    TIMEOUT,
+    assert_one_line_error,
+    at,
+    cli_env,
+    run,
+)
+
+UNREACHABLE = "redis://127.0.0.1:1/0"
+PRIVATE = r"started a private redis-server at redis://127\.0\.0\.1:(\d+)/0 \(data in (\S+),"
+
+
+# -- a reader that goes away ---------------------------------------------------------------------
+
+
+def with_closed_stdout(*args: str) -> tuple[int, str]:
+    """Run the CLI writing to a pipe whose reader is already gone (``| head -1`` once head
+    has its line): the exit code and stderr."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run(
+            [str(STREAMPROC), *args],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=cli_env(),
+            timeout=TIMEOUT,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    return done.returncode, done.stderr
+
+
+def test_status_piped_into_a_reader_that_stops_exits_quietly(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    code, err = with_closed_stdout("status", *at(redis_url, keyspace))
+    assert (code, err) == (0, "")
+
+
+async def test_events_piped_into_a_reader_that_stops_exits_quietly(
+    client: Client, redis_url: str, keyspace: Keyspace
+) -> None:
+    await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+    code, err = with_closed_stdout("events", "--from", "0", *at(redis_url, keyspace))
+    assert (code, err) == (0, "")
+
+
+# -- a port already taken ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    """A port some other program listens on."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield taken.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["api", "--port"],
+        ["worker", "--agent", "echo", "--metrics-port"],
+        ["up", "--metrics-port"],
+    ],
+    ids=["api", "worker", "up"],
+)
+async def test_a_busy_port_is_named_in_one_line_and_nothing_claims_to_serve(
+    args: list[str], busy_port: int, redis_url: str, keyspace: Keyspace
+) -> None:
+    result = await run(*args, str(busy_port), *at(redis_url, keyspace))
+    assert_one_line_error(result, f"error: cannot listen on 127.0.0.1:{busy_port}")
+    assert result.code == 1, result
+    assert "serving" not in result.err and "Redis" not in result.err
+
+
+# -- the private Redis ---------------------------------------------------------------------------
+
+
+def start_up(*args: str, default_url: str | None = None) -> tuple[subprocess.Popen[bytes], Path]:
+    """``streamproc up`` leading its own process group, as a terminal's foreground job does;
+    ``default_url`` replaces the default Redis URL the way a click ``default_map`` does, so
+    no URL counts as given and nothing at the usual address is involved.  Its stderr goes
+    to the returned file."""
+    log = Path(tempfile.mkstemp(prefix="up-", suffix=".log")[1])
+    command = [str(STREAMPROC)]
+    if default_url is not None:
+        main = "from streamproc.cli.main import main; main(default_map={'up': {'redis_url': %r}})"
+        command = [sys.executable, "-c", main % default_url]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [*command, "up", "--import", TEST_AGENTS, "--log-format", "text", *args],
+            env=cli_env(),
+            stderr=stderr,
+            start_new_session=True,
+        )
+    return process, log
+
+
+def wait_for(process: subprocess.Popen[bytes], log: Path, pattern: str) -> re.Match[str]:
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if found := re.search(pattern, log.read_text()):
+            return found
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.05)
+    raise AssertionError(f"no {pattern!r} within {TIMEOUT}s:\n{log.read_text()}")
+
+
+def answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def test_ctrl_c_stops_up_and_its_private_redis_promptly_and_cleanly() -> None:
+    process, log = start_up("-v", default_url=f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        private = wait_for(process, log, PRIVATE)
+        wait_for(process, log, r"worker \S+ serving")
+        os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+        assert process.wait(15) == 0, log.read_text()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    assert "retrying" not in log.read_text()
+    assert not answers(int(private.group(1)))
+    assert not Path(private.group(2)).exists()
+
+
+def test_an_unreachable_redis_url_given_to_up_is_an_error_not_a_private_redis() -> None:
+    process, log = start_up("--redis-url", UNREACHABLE)
+    try:
+        code = process.wait(TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    err = log.read_text()
+    assert code == 2, err
+    [line] = err.splitlines()
+    assert line.startswith(f"error: cannot reach Redis at {UNREACHABLE}: "), err
+
+
+# -- --import --------------------------------------------------------------------------------------
+
+
+def test_import_finds_a_module_in_the_current_directory(
+    tmp_path: Path, redis_url: str, keyspace: Keyspace
+) -> None:
+    (tmp_path / "myagents.py").write_text(
+        "from streamproc import agent\n\n\n@agent('from_cwd')\nasync def here(task):\n"
+        "    return 1\n"
+    )
+    done = subprocess.run(
+        [str(STREAMPROC), "status", "--import", "myagents", *at(redis_url, keyspace)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "from_cwd" in [line.split()[0] for line in done.stdout.splitlines()[1:]]
+
+
+# -- exit codes ----------------------------------------------------------------------------------
+
+
+async def test_replay_diff_of_an_unknown_id_exits_2_unlike_runs_that_differ(
+    client: Client, redis_url: str, keyspace: Keyspace
+) -> None:
+    known = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+    result = await run("replay", "diff", known, "no-such-run", *at(redis_url, keyspace))
+    assert_one_line_error(result, "error: workflow 'no-such-run' not found")
+    assert result.code == 2, result
