@@ -10,11 +10,13 @@ import orjson
 from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
-from streamproc.config import ClientSettings
+from streamproc.config import ClientSettings, WorkerSettings
 from streamproc.engine.inprocess import running_engine
+from streamproc.errors import Conflict, NotFound, SpecError
 from streamproc.ops import replay as rp
 from streamproc.ops.progress import render_state
 from streamproc.registry import registered
+from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Entry, decode_fields, entry_order
 from streamproc.store.keys import check_id
 from streamproc.store.state import WorkflowState
@@ -30,39 +32,50 @@ def replay() -> None:
 @click.argument("workflow_id")
 @click.option(
     "--from-recorded",
-    "mode",
-    flag_value="recorded",
-    default=True,
-    help="Feed recorded results: no agent or API call; the final state must equal the original.",
+    is_flag=True,
+    help="Feed recorded outcomes (the default): no agent or API call; the final state, "
+    "failures and cancellation included, must equal the original.",
 )
-@click.option("--live", "mode", flag_value="live", help="Run every agent again.")
+@click.option("--live", is_flag=True, help="Run every agent again.")
 @click.option(
-    "--from-task", help="Reuse recorded results outside TASK's downstream; run TASK on live."
+    "--from-task",
+    help="Reuse recorded results outside TASK's downstream; run TASK, its downstream and "
+    "tasks with no recorded result live.",
 )
-async def run(ctx: Context, workflow_id: str, mode: str, from_task: str | None) -> int:
+async def run(
+    ctx: Context, workflow_id: str, from_recorded: bool, live: bool, from_task: str | None
+) -> int:
     """Re-run WORKFLOW_ID as a new workflow (resolver and workers in this process) and report
     how its final state differs from the original's; exit 1 on a difference when replaying
-    from recorded results, where none is allowed."""
-    agents = {**registered(), rp.REPLAY_AGENT: rp.replay_recorded}
-    settings = ClientSettings(keyspace=ctx.keyspace)
-    async with (
-        running_engine(ctx.redis, ctx.keyspace, agents),
-        Client(ctx.redis, settings) as client,
-    ):
-        recorded, spec = await rp.load_recorded(client, workflow_id)
-        if mode == "live" and not from_task:
-            plan = spec
-        else:
-            live = rp.downstream(spec, from_task) if from_task else set()
-            plan = rp.replay_spec(recorded, spec, live)
-        new_id = await client.submit(plan)
-        click.echo(f"replaying {workflow_id} as {new_id}", err=True)
-        again = await client.wait(new_id)
+    from recorded outcomes, where none is allowed."""
+    if from_recorded + live + (from_task is not None) > 1:
+        fail("give at most one of --from-recorded, --live and --from-task", 2)
+    recorder = rp.RecordedAgent()
+    agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
+    async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
+        try:
+            recorded, spec = await rp.load_recorded(client, workflow_id)
+            plan = (
+                spec if live else rp.replay_spec(recorded, spec, _live(recorded, spec, from_task))
+            )
+        except (NotFound, SpecError, Conflict) as exc:
+            fail(str(exc), 2)
+        strict = not live and from_task is None
+        slots = WorkerSettings.concurrency + rp.held_slots(recorded)
+        async with running_engine(ctx.redis, ctx.keyspace, agents, slots):
+            new_id = await client.submit(plan)
+            click.echo(f"replaying {workflow_id} as {new_id}", err=True)
+            if strict:
+                await rp.end_like(client, new_id, recorded, recorder)
+            again = await client.wait(new_id)
     click.echo(render_state(again))
     differences = rp.diff(recorded, again)
     print_diff(differences, workflow_id, new_id)
-    strict = mode == "recorded" and not from_task
     return 1 if strict and differences else 0
+
+
+def _live(recorded: WorkflowState, spec: WorkflowSpec, from_task: str | None) -> set[str]:
+    return rp.live_tasks(recorded, spec, from_task) if from_task else set()
 
 
 @replay.command("diff")
