@@ -6,13 +6,18 @@ live groups, and a trimmed range is reported."""
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace, WorkflowState
+from streamproc.engine.resolver import Resolver
+from streamproc.store.keys import RESOLVER_GROUP
 from tests.cli_runner import TEST_AGENTS, at, run
-from tests.conftest import Engine, eventually
+from tests.conftest import ALL_AGENTS, Engine, eventually, fast_resolver
 
 CHAIN = {
     "tasks": [
@@ -53,6 +58,19 @@ async def kept_from_retention(redis: Redis, keyspace: Keyspace) -> str:
     stream = keyspace.tasks(0, "echo")
     await redis.xgroup_create(stream, "keeper", id="0", mkstream=True)
     return stream
+
+
+async def trimmed_below(redis: Redis, stream: str, entry: str) -> bool:
+    """For ``eventually``: nothing older than ``entry`` is left ("+": than the newest)."""
+    if entry == "+":
+        newest = await redis.xrevrange(stream, count=1)
+        entry = newest[0][0].decode() if newest else "0-0"
+    return not await redis.xrange(stream, "-", f"({entry}")
+
+
+async def group_names(redis: Redis, stream: str, names: list[str]) -> bool:
+    """For ``eventually``: the stream's groups are exactly ``names``."""
+    return [g["name"].decode() for g in await redis.xinfo_groups(stream)] == names
 
 
 async def replayed_id(err: str) -> str:
@@ -200,16 +218,16 @@ async def test_a_stream_range_prints_and_a_debug_group_leaves_the_live_groups_un
     await client.wait(await client.submit(DIAMOND), timeout=20)
     live_before = await redis.xinfo_groups(stream)
     result = await run(
-        "replay", "stream", "--agent", "echo", "--workflow", first.id, "--group", "debug1",
+        "replay", "stream", "--agent", "echo", "--workflow", first.id, "--group", "debug-1",
         *at(redis_url, keyspace),
     )  # fmt: skip
     assert result.code == 0, result
     printed = result.out.splitlines()
     assert len(printed) == 4 and all(f'"wf":"{first.id}"' in line for line in printed)
     groups = {g["name"].decode(): g for g in await redis.xinfo_groups(stream)}
-    live_after = [g for name, g in groups.items() if name != "debug1"]
+    live_after = [g for name, g in groups.items() if name != "debug-1"]
     assert live_after == live_before
-    redelivered = await redis.xreadgroup("debug1", "me", {stream: ">"}, count=100)
+    redelivered = await redis.xreadgroup("debug-1", "me", {stream: ">"}, count=100)
     assert len(redelivered[0][1]) == 8  # both workflows' tasks, from the start
 
 
@@ -225,5 +243,110 @@ async def test_a_range_that_retention_trimmed_is_reported(
         *at(redis_url, keyspace),
     )  # fmt: skip
     assert result.code == 0, result
-    assert f"trimmed: entries before {entries[2][0].decode()} are gone" in result.err
+    assert f"trimmed: entries before {entries[2][0].decode()} (" in result.err
+    assert "are gone (2 of 4 ever added)" in result.err
     assert len(result.out.splitlines()) == 2
+
+
+async def test_a_past_runs_entries_outlive_trimming_within_the_retention_window(
+    client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    done = keyspace.done(0)
+    await redis.xadd(done, {"v": "1"}, id="1000-0")  # an entry from long ago, out of the window
+    await redis.xgroup_create(done, RESOLVER_GROUP, id="$")
+    running = Engine(redis_url, keyspace)
+    settings = replace(fast_resolver(keyspace), stream_retention=3600.0)
+    running.tasks.append(
+        asyncio.create_task(Resolver(running.redis, settings).run(running.stop_event))
+    )
+    running.start_worker(ALL_AGENTS)
+    try:
+        first = await client.wait(await client.submit(DIAMOND), timeout=20)
+        await eventually(lambda: trimmed_below(redis, done, "1000-0"))  # a trim pass ran
+        result = await run(
+            "replay", "stream", "--agent", "echo", "--workflow", first.id, *at(redis_url, keyspace)
+        )
+        assert result.code == 0, result
+        assert len(result.out.splitlines()) == 4
+        completions = await run(
+            "replay", "stream", "--workflow", first.id, *at(redis_url, keyspace)
+        )
+        assert len(completions.out.splitlines()) == 4
+    finally:
+        await running.stop()
+
+
+async def test_without_retention_the_notice_says_what_was_trimmed_from_a_past_run(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    stream = keyspace.tasks(0, "echo")
+    first = await client.wait(await client.submit(DIAMOND), timeout=20)
+    await client.wait(await client.submit(DIAMOND), timeout=20)
+    await eventually(lambda: trimmed_below(redis, stream, "+"))  # all but the newest entry
+    info = await redis.xinfo_stream(stream)
+    gone = info["entries-added"] - info["length"]
+    result = await run(
+        "replay", "stream", "--agent", "echo", "--workflow", first.id, *at(redis_url, keyspace)
+    )
+    assert result.code == 0, result
+    assert result.out == ""
+    first_left = info["first-entry"][0].decode()
+    assert f"trimmed: entries before {first_left} (" in result.err
+    assert f"are gone ({gone} of 8 ever added)" in result.err
+    assert f"no entry of workflow {first.id} in {stream}" in result.err
+
+
+async def test_debug_groups_are_listed_by_status_dropped_by_name_and_need_the_prefix(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    stream = keyspace.tasks(0, "echo")
+    await client.wait(await client.submit(DIAMOND), timeout=20)
+    made = await run(
+        "replay", "stream", "--agent", "echo", "--group", "debug-me", *at(redis_url, keyspace)
+    )
+    assert made.code == 0, made
+    listed = await run("status", *at(redis_url, keyspace))
+    assert listed.code == 0, listed
+    row = next(line for line in listed.out.splitlines() if "debug-me" in line)
+    assert stream in row and row.split()[-1].endswith("s")  # idle time
+    as_json = await run("status", "--json", *at(redis_url, keyspace))
+    groups = [orjson.loads(line) for line in as_json.out.splitlines() if "debug_group" in line]
+    assert [(g["debug_group"], g["stream"]) for g in groups] == [("debug-me", stream)]
+    dropped = await run(
+        "replay", "stream", "--agent", "echo", "--drop-group", "debug-me", *at(redis_url, keyspace)
+    )
+    assert dropped.code == 0, dropped
+    assert [g["name"] for g in await redis.xinfo_groups(stream)] == [b"echo"]
+    for flag in ("--group", "--drop-group"):
+        refused = await run(
+            "replay", "stream", "--agent", "echo", flag, "echo", *at(redis_url, keyspace)
+        )
+        assert refused.code == 2 and len(refused.err.splitlines()) == 1, refused
+        assert "debug-" in refused.err
+    again = await run(
+        "replay", "stream", "--agent", "echo", "--drop-group", "debug-me", *at(redis_url, keyspace)
+    )
+    assert again.code == 2 and len(again.err.splitlines()) == 1, again
+
+
+async def test_an_idle_debug_group_expires_and_stops_holding_back_trimming(
+    client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    stream = keyspace.tasks(0, "echo")
+    running = Engine(redis_url, keyspace)
+    settings = replace(fast_resolver(keyspace), debug_group_idle=1.0)
+    running.tasks.append(
+        asyncio.create_task(Resolver(running.redis, settings).run(running.stop_event))
+    )
+    running.start_worker(ALL_AGENTS)
+    try:
+        await client.wait(await client.submit(DIAMOND), timeout=20)
+        made = await run(
+            "replay", "stream", "--agent", "echo", "--group", "debug-old", *at(redis_url, keyspace)
+        )
+        assert made.code == 0, made
+        await client.wait(await client.submit(DIAMOND), timeout=20)
+        await eventually(lambda: group_names(redis, stream, ["echo"]))
+        await eventually(lambda: trimmed_below(redis, stream, "+"))
+    finally:
+        await running.stop()

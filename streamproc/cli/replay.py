@@ -6,19 +6,20 @@ from typing import Any, cast
 
 import click
 import orjson
+from redis.asyncio import Redis
 
 from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings, WorkerSettings
 from streamproc.engine.inprocess import running_engine
-from streamproc.errors import Conflict, NotFound, SpecError
+from streamproc.errors import ConfigError, Conflict, NotFound, SpecError
 from streamproc.ops import replay as rp
+from streamproc.ops import retention
 from streamproc.ops.progress import render_state
 from streamproc.registry import registered
 from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Entry, decode_fields, entry_order
-from streamproc.store.keys import check_id
 from streamproc.store.state import WorkflowState
 
 
@@ -105,8 +106,10 @@ async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
 @click.option("--workflow", help="Only this workflow's entries.")
 @click.option(
     "--group",
-    help="Also create this debug consumer group, positioned so it re-delivers from --start.",
+    help="Also create this debug consumer group (named debug-...), positioned so it "
+    "re-delivers from --start; the resolver drops it once idle (--debug-group-idle).",
 )
+@click.option("--drop-group", help="Remove this debug group (debug-...) instead of printing.")
 async def stream(
     ctx: Context,
     agent: str | None,
@@ -115,27 +118,41 @@ async def stream(
     end: str,
     workflow: str | None,
     group: str | None,
+    drop_group: str | None,
 ) -> int:
     """Print a range of a stream as JSON lines without touching the live consumer groups;
-    say so when retention already trimmed part of the range.  With --group, a separate debug
+    say what retention already trimmed of the range.  With --group, a separate debug
     group re-delivers the stream from --start to whoever reads it (XREADGROUP GROUP NAME)."""
-    keyspace = ctx.keyspace
-    key = keyspace.tasks(shard, agent) if agent else keyspace.done(shard)
+    key = ctx.keyspace.tasks(shard, agent) if agent else ctx.keyspace.done(shard)
     async with connected(ctx) as redis:
         if not await redis.exists(key):
-            fail(f"no stream {key}", 1)
-        first = cast(list[Entry], await redis.xrange(key, count=1))
-        entries = cast(list[Entry], await redis.xrange(key, start, end))
-        if group:
-            await redis.xgroup_create(key, check_id("group", group), _just_before(start))
-            click.echo(f"debug group {group} on {key} re-delivers from {start}", err=True)
-    if first and start != "-" and entry_order(start) < entry_order(first[0][0]):
-        click.echo(f"trimmed: entries before {first[0][0].decode()} are gone", err=True)
+            fail(f"no stream {key}", 2)
+        try:
+            if drop_group:
+                await _drop(redis, key, drop_group)
+                return 0
+            gone = await retention.trimmed(redis, key)
+            entries = cast(list[Entry], await redis.xrange(key, start, end))
+            if group:
+                await retention.create_debug_group(redis, key, group, _just_before(start))
+                click.echo(f"debug group {group} on {key} re-delivers from {start}", err=True)
+        except (ConfigError, SpecError) as exc:
+            fail(str(exc), 2)
+    if gone and gone.covers(start):
+        click.echo(gone.notice(), err=True)
     wanted = workflow.encode() if workflow else None
-    for entry_id, fields in entries:
-        if wanted is None or fields.get(b"wf") == wanted:
-            click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
+    shown = [e for e in entries if wanted is None or e[1].get(b"wf") == wanted]
+    for entry_id, fields in shown:
+        click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
+    if workflow and not shown:
+        click.echo(f"no entry of workflow {workflow} in {key} from {start} to {end}", err=True)
     return 0
+
+
+async def _drop(redis: Redis, key: str, name: str) -> None:
+    if not await retention.drop_debug_group(redis, key, name):
+        fail(f"no debug group {name} on {key}", 2)
+    click.echo(f"dropped debug group {name} from {key}", err=True)
 
 
 def _just_before(start: str) -> str:

@@ -49,6 +49,9 @@ from streamproc.errors import ConfigError, SpecError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 RESOLVER_GROUP = "resolver"
+# Consumer groups made for debugging (``replay stream --group``) carry this prefix, so they
+# are never taken for an agent's group or the resolver's, and expire when idle.
+DEBUG_GROUP_PREFIX = "debug-"
 
 
 def check_id(kind: str, value: str) -> str:
