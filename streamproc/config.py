@@ -210,6 +210,12 @@ class ResolverSettings:
     # kept as long as the workflow instead (ClientSettings.workflow_ttl).
     events_maxlen: int = 1_000_000
     events_max_age: float | None = None
+    # Task and completion streams are trimmed below what every group acknowledged, but keep
+    # entries younger than this many seconds (by Redis's clock) for ``replay stream``.
+    stream_retention: float = 0.0
+    # A debug group (``replay stream --group``) idle this many seconds is destroyed, and
+    # holds back no trimming once it is that idle.
+    debug_group_idle: float = 3600.0
     # Longest wait after a short read while completions arrive fast (streamproc/engine/linger.py).
     read_linger: float = 0.002
     # How often to look for queued tasks no stream holds (streamproc/engine/reconcile.py); also at

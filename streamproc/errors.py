@@ -97,6 +97,11 @@ class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
 
 
+class RecordedFailure(PermanentError):
+    """A failure reproduced from a past run's record by ``replay``: the task fails for good
+    with exactly the recorded error text (no exception name is put in front of it)."""
+
+
 class RetryLater(StreamprocError):
     """Raised by an agent that cannot make progress yet (every search provider spent, say): the
     task waits ``delay`` seconds as a delayed retry that uses up none of its retries, and is

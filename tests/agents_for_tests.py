@@ -103,6 +103,14 @@ async def fixable(task: Task) -> Any:
     return {"fixed": task.id, "attempt": task.attempt}
 
 
+@agent("repairable")
+async def repairable(task: Task) -> Any:
+    """Fail for good until the ledger key input['fixed_by'] is set, whatever the workflow."""
+    if not ledger().exists(task.input["fixed_by"]):
+        raise PermanentError("not repaired yet")
+    return {"repaired": task.id}
+
+
 @agent("gate")
 async def gate(task: Task) -> Any:
     """Run until the test opens the gate: it pushes to the ledger list ``open:<wf>:<task>``."""

@@ -121,6 +121,26 @@ async def worker(
     return await run_until_signalled(components, shutdown_timeout)
 
 
+def retention_options(fn: F) -> F:
+    """How long task and completion streams keep acknowledged entries, and debug groups
+    live unused: the resolver's trimming, for ``resolver`` and ``up``."""
+    fn = click.option(
+        "--debug-group-idle",
+        type=click.FloatRange(min=0),
+        default=ResolverSettings.debug_group_idle,
+        show_default=True,
+        help="Drop a debug group (replay stream --group) unused for this many seconds.",
+    )(fn)
+    return click.option(
+        "--stream-retention",
+        type=click.FloatRange(min=0),
+        default=ResolverSettings.stream_retention,
+        show_default=True,
+        help="Keep task and completion entries this many seconds after every group "
+        "acknowledged them, for replay stream (0: trim them at once).",
+    )(fn)
+
+
 @click.command()
 @verb
 @shutdown_option
@@ -136,18 +156,25 @@ async def worker(
     type=click.FloatRange(min=0),
     help="Also drop events older than this many seconds (MINID).  Histories are not affected.",
 )
+@retention_options
 @metrics_options
 async def resolver(
     ctx: Context,
     shutdown_timeout: float,
     events_maxlen: int,
     events_max_age: float | None,
+    stream_retention: float,
+    debug_group_idle: float,
     metrics_port: int | None,
     metrics_addr: str,
 ) -> int:
     """Apply completions, resolve dependencies and publish ready tasks."""
     settings = ResolverSettings(
-        keyspace=ctx.keyspace, events_maxlen=events_maxlen, events_max_age=events_max_age
+        keyspace=ctx.keyspace,
+        events_maxlen=events_maxlen,
+        events_max_age=events_max_age,
+        stream_retention=stream_retention,
+        debug_group_idle=debug_group_idle,
     )
     components = with_metrics(ctx, [Resolver(ctx.redis, settings).run], metrics_port, metrics_addr)
     return await run_until_signalled(components, shutdown_timeout)
@@ -157,12 +184,15 @@ async def resolver(
 @verb
 @worker_options
 @shutdown_option
+@retention_options
 @metrics_options
 async def up(
     ctx: Context,
     concurrency: int,
     visibility_timeout: float,
     shutdown_timeout: float,
+    stream_retention: float,
+    debug_group_idle: float,
     metrics_port: int | None,
     metrics_addr: str,
 ) -> int:
@@ -172,7 +202,14 @@ async def up(
         agents = registered()
         settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
         components: list[Component] = [
-            Resolver(ctx.redis, ResolverSettings(keyspace=ctx.keyspace)).run,
+            Resolver(
+                ctx.redis,
+                ResolverSettings(
+                    keyspace=ctx.keyspace,
+                    stream_retention=stream_retention,
+                    debug_group_idle=debug_group_idle,
+                ),
+            ).run,
             Worker(ctx.redis, settings, agents).run,
         ]
         components = with_metrics(ctx, components, metrics_port, metrics_addr)

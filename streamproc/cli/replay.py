@@ -6,18 +6,20 @@ from typing import Any, cast
 
 import click
 import orjson
+from redis.asyncio import Redis
 
 from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
-from streamproc.config import ClientSettings
+from streamproc.config import ClientSettings, WorkerSettings
 from streamproc.engine.inprocess import running_engine
-from streamproc.errors import StreamprocError
+from streamproc.errors import ConfigError, Conflict, NotFound, SpecError, StreamprocError
 from streamproc.ops import replay as rp
+from streamproc.ops import retention
 from streamproc.ops.progress import render_state
 from streamproc.registry import registered
+from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Entry, decode_fields, entry_order
-from streamproc.store.keys import check_id
 from streamproc.store.state import WorkflowState
 
 
@@ -31,39 +33,50 @@ def replay() -> None:
 @click.argument("workflow_id")
 @click.option(
     "--from-recorded",
-    "mode",
-    flag_value="recorded",
-    default=True,
-    help="Feed recorded results: no agent or API call; the final state must equal the original.",
+    is_flag=True,
+    help="Feed recorded outcomes (the default): no agent or API call; the final state, "
+    "failures and cancellation included, must equal the original.",
 )
-@click.option("--live", "mode", flag_value="live", help="Run every agent again.")
+@click.option("--live", is_flag=True, help="Run every agent again.")
 @click.option(
-    "--from-task", help="Reuse recorded results outside TASK's downstream; run TASK on live."
+    "--from-task",
+    help="Reuse recorded results outside TASK's downstream; run TASK, its downstream and "
+    "tasks with no recorded result live.",
 )
-async def run(ctx: Context, workflow_id: str, mode: str, from_task: str | None) -> int:
+async def run(
+    ctx: Context, workflow_id: str, from_recorded: bool, live: bool, from_task: str | None
+) -> int:
     """Re-run WORKFLOW_ID as a new workflow (resolver and workers in this process) and report
     how its final state differs from the original's; exit 1 on a difference when replaying
-    from recorded results, where none is allowed."""
-    agents = {**registered(), rp.REPLAY_AGENT: rp.replay_recorded}
-    settings = ClientSettings(keyspace=ctx.keyspace)
-    async with (
-        running_engine(ctx.redis, ctx.keyspace, agents),
-        Client(ctx.redis, settings) as client,
-    ):
-        recorded, spec = await rp.load_recorded(client, workflow_id)
-        if mode == "live" and not from_task:
-            plan = spec
-        else:
-            live = rp.downstream(spec, from_task) if from_task else set()
-            plan = rp.replay_spec(recorded, spec, live)
-        new_id = await client.submit(plan)
-        click.echo(f"replaying {workflow_id} as {new_id}", err=True)
-        again = await client.wait(new_id)
+    from recorded outcomes, where none is allowed."""
+    if from_recorded + live + (from_task is not None) > 1:
+        fail("give at most one of --from-recorded, --live and --from-task", 2)
+    recorder = rp.RecordedAgent()
+    agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
+    async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
+        try:
+            recorded, spec = await rp.load_recorded(client, workflow_id)
+            plan = (
+                spec if live else rp.replay_spec(recorded, spec, _live(recorded, spec, from_task))
+            )
+        except (NotFound, SpecError, Conflict) as exc:
+            fail(str(exc), 2)
+        strict = not live and from_task is None
+        slots = WorkerSettings.concurrency + rp.held_slots(recorded)
+        async with running_engine(ctx.redis, ctx.keyspace, agents, slots):
+            new_id = await client.submit(plan)
+            click.echo(f"replaying {workflow_id} as {new_id}", err=True)
+            if strict:
+                await rp.end_like(client, new_id, recorded, recorder)
+            again = await client.wait(new_id)
     click.echo(render_state(again))
     differences = rp.diff(recorded, again)
     print_diff(differences, workflow_id, new_id)
-    strict = mode == "recorded" and not from_task
     return 1 if strict and differences else 0
+
+
+def _live(recorded: WorkflowState, spec: WorkflowSpec, from_task: str | None) -> set[str]:
+    return rp.live_tasks(recorded, spec, from_task) if from_task else set()
 
 
 @replay.command("diff")
@@ -97,8 +110,10 @@ async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
 @click.option("--workflow", help="Only this workflow's entries.")
 @click.option(
     "--group",
-    help="Also create this debug consumer group, positioned so it re-delivers from --start.",
+    help="Also create this debug consumer group (named debug-...), positioned so it "
+    "re-delivers from --start; the resolver drops it once idle (--debug-group-idle).",
 )
+@click.option("--drop-group", help="Remove this debug group (debug-...) instead of printing.")
 async def stream(
     ctx: Context,
     agent: str | None,
@@ -107,27 +122,41 @@ async def stream(
     end: str,
     workflow: str | None,
     group: str | None,
+    drop_group: str | None,
 ) -> int:
     """Print a range of a stream as JSON lines without touching the live consumer groups;
-    say so when retention already trimmed part of the range.  With --group, a separate debug
+    say what retention already trimmed of the range.  With --group, a separate debug
     group re-delivers the stream from --start to whoever reads it (XREADGROUP GROUP NAME)."""
-    keyspace = ctx.keyspace
-    key = keyspace.tasks(shard, agent) if agent else keyspace.done(shard)
+    key = ctx.keyspace.tasks(shard, agent) if agent else ctx.keyspace.done(shard)
     async with connected(ctx) as redis:
         if not await redis.exists(key):
-            fail(f"no stream {key}", 1)
-        first = cast(list[Entry], await redis.xrange(key, count=1))
-        entries = cast(list[Entry], await redis.xrange(key, start, end))
-        if group:
-            await redis.xgroup_create(key, check_id("group", group), _just_before(start))
-            click.echo(f"debug group {group} on {key} re-delivers from {start}", err=True)
-    if first and start != "-" and entry_order(start) < entry_order(first[0][0]):
-        click.echo(f"trimmed: entries before {first[0][0].decode()} are gone", err=True)
+            fail(f"no stream {key}", 2)
+        try:
+            if drop_group:
+                await _drop(redis, key, drop_group)
+                return 0
+            gone = await retention.trimmed(redis, key)
+            entries = cast(list[Entry], await redis.xrange(key, start, end))
+            if group:
+                await retention.create_debug_group(redis, key, group, _just_before(start))
+                click.echo(f"debug group {group} on {key} re-delivers from {start}", err=True)
+        except (ConfigError, SpecError) as exc:
+            fail(str(exc), 2)
+    if gone and gone.covers(start):
+        click.echo(gone.notice(), err=True)
     wanted = workflow.encode() if workflow else None
-    for entry_id, fields in entries:
-        if wanted is None or fields.get(b"wf") == wanted:
-            click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
+    shown = [e for e in entries if wanted is None or e[1].get(b"wf") == wanted]
+    for entry_id, fields in shown:
+        click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
+    if workflow and not shown:
+        click.echo(f"no entry of workflow {workflow} in {key} from {start} to {end}", err=True)
     return 0
+
+
+async def _drop(redis: Redis, key: str, name: str) -> None:
+    if not await retention.drop_debug_group(redis, key, name):
+        fail(f"no debug group {name} on {key}", 2)
+    click.echo(f"dropped debug group {name} from {key}", err=True)
 
 
 def _just_before(start: str) -> str:

@@ -7,9 +7,11 @@ import orjson
 
 from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, connected, verb
+from streamproc.ops.retention import all_debug_groups
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.outbound.cache import cache_stats
 from streamproc.registry import registered
+from streamproc.transport.groups import DebugGroup
 
 
 @click.command()
@@ -17,18 +19,22 @@ from streamproc.registry import registered
 @json_option("One JSON object per agent, then per search provider.")
 async def status(ctx: Context, as_json: bool) -> None:
     """Per agent: stream length, group lag, pending, consumers, dead letters; per search
-    provider: cache hits, misses and upstream calls.  Consumers are members of the agent's
-    groups, one per worker process and shard however many tasks each runs at once; desired
-    is the autoscaler's fleet-wide count of task slots, so the two differ by design."""
+    provider: cache hits, misses and upstream calls; the debug groups of each stream.  Consumers
+    are members of the agent's groups, one per worker process and shard however many tasks each
+    runs at once; desired is the autoscaler's fleet-wide count of task slots, so the two differ
+    by design."""
     async with connected(ctx) as redis:
         names = sorted(set(await known_agents(redis, ctx.keyspace)) | set(registered()))
         stats = await agent_stats(redis, ctx.keyspace, names)
         cache = await cache_stats(redis, ctx.keyspace)
+        debug = await all_debug_groups(redis, ctx.keyspace, names)
     if as_json:
         for row in stats:
             click.echo(orjson.dumps(row.to_dict()))
         for provider, counters in sorted(cache.items()):
             click.echo(orjson.dumps({"provider": provider, **counters}))
+        for group in debug:
+            click.echo(orjson.dumps(_debug_dict(group)))
         return
     header = f"{'agent':<16}{'length':>8}{'lag':>8}{'pending':>9}{'consumers':>11}{'dead':>7}"
     click.echo(header + f"{'desired':>9}")
@@ -44,3 +50,19 @@ async def status(ctx: Context, as_json: bool) -> None:
             click.echo(
                 f"{provider:<16}{c.get('hit', 0):>8}{c.get('miss', 0):>8}{c.get('upstream', 0):>9}"
             )
+    if debug:
+        click.echo(f"\n{'debug group':<24}{'stream':<32}{'pending':>9}{'lag':>8}{'idle':>10}")
+        for g in debug:
+            idle = "-" if g.idle is None else f"{g.idle:.0f}s"
+            lag = "-" if g.lag is None else str(g.lag)
+            click.echo(f"{g.name:<24}{g.stream:<32}{g.pending:>9}{lag:>8}{idle:>10}")
+
+
+def _debug_dict(group: DebugGroup) -> dict[str, object]:
+    return {
+        "debug_group": group.name,
+        "stream": group.stream,
+        "pending": group.pending,
+        "lag": group.lag,
+        "idle_s": group.idle,
+    }

@@ -16,15 +16,27 @@ from streamproc.store.keys import Keyspace
 
 @asynccontextmanager
 async def running_engine(
-    redis: RedisSettings, keyspace: Keyspace, agents: Mapping[str, AgentFn]
+    redis: RedisSettings,
+    keyspace: Keyspace,
+    agents: Mapping[str, AgentFn],
+    concurrency: int = WorkerSettings.concurrency,
 ) -> AsyncIterator[None]:
-    """Serve ``agents`` until the block ends, then stop gracefully."""
+    """Serve ``agents`` until the block ends, then stop gracefully.  An error in the block
+    reaches the caller as itself, not wrapped in the engine's task group, so a verb can
+    report it in one line."""
     stop = asyncio.Event()
-    settings = WorkerSettings(agents=tuple(sorted(agents)), keyspace=keyspace)
+    failure: Exception | None = None
+    settings = WorkerSettings(
+        agents=tuple(sorted(agents)), keyspace=keyspace, concurrency=concurrency
+    )
     async with asyncio.TaskGroup() as engine:
         engine.create_task(Resolver(redis, ResolverSettings(keyspace=keyspace)).run(stop))
         engine.create_task(Worker(redis, settings, agents).run(stop))
         try:
             yield
+        except Exception as exc:
+            failure = exc
         finally:
             stop.set()
+    if failure is not None:
+        raise failure

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from streamproc.errors import PermanentError, RetryLater
+from streamproc.errors import PermanentError, RecordedFailure, RetryLater
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
 from streamproc.runtime import Runtime
 from streamproc.store.codec import AdjustRequest, TaskEvent
@@ -93,5 +93,8 @@ def _ids(event: TaskEvent) -> dict[str, str | int]:
 
 
 def _error_text(exc: BaseException) -> bytes:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, RecordedFailure):
+        text = str(exc)
+    else:
+        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_CHARS].encode(errors="replace")

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Collection
 from functools import partial
 from typing import cast
 
@@ -29,7 +30,12 @@ from streamproc.store import calls, codec
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Completion, Entry, StreamReply
 from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
-from streamproc.transport.groups import ensure_group, group_positions, leave_group
+from streamproc.transport.groups import (
+    drop_idle_debug_groups,
+    ensure_group,
+    group_positions,
+    leave_group,
+)
 from streamproc.transport.retrying import until_redis_answers as until_ready
 
 log = logging.getLogger(__name__)
@@ -215,25 +221,36 @@ class Resolver(Consumer):
                 await until_ready(self._trim_once, shard)
 
     async def _trim_once(self, shard: int) -> None:
-        streams = [self.keyspace.done(shard)]
-        streams += [self.keyspace.tasks(shard, agent) for agent in self._agents[shard]]
-        for stream in streams:
-            floor = await acknowledged_floor(self.redis, stream)
+        """Trim task and completion streams below what every live group acknowledged and
+        below the retention window, dropping expired debug groups first; then the events."""
+        seconds, micros = await self.redis.time()
+        window_ms = int(self.settings.stream_retention * 1000)
+        retained = f"{max(seconds * 1000 + micros // 1000 - window_ms, 0)}-0".encode()
+        streams = [(self.keyspace.done(shard), RESOLVER_GROUP)]
+        streams += [(self.keyspace.tasks(shard, agent), agent) for agent in self._agents[shard]]
+        for stream, owner in streams:
+            idle = self.settings.debug_group_idle
+            expired = await drop_idle_debug_groups(self.redis, stream, owner, idle)
+            floor = await acknowledged_floor(self.redis, stream, ignore=expired)
             if floor:
+                floor = min(floor, retained, key=codec.entry_order) if window_ms else floor
                 await self.redis.xtrim(stream, minid=floor, approximate=False)
         events = self.keyspace.events(shard)
         await self.redis.xtrim(events, maxlen=self.settings.events_maxlen, approximate=True)
         if self.settings.events_max_age is not None:
-            seconds, _ = await self.redis.time()
             oldest_ms = int((seconds - self.settings.events_max_age) * 1000)
             await self.redis.xtrim(events, minid=max(oldest_ms, 0), approximate=False)
 
 
-async def acknowledged_floor(redis: Redis, stream: str) -> bytes | None:
-    """The lowest id any group may still need (its oldest pending entry, or the last one it
-    read): everything below it is acknowledged by every group and safe to trim."""
+async def acknowledged_floor(
+    redis: Redis, stream: str, ignore: Collection[bytes] = ()
+) -> bytes | None:
+    """The lowest id any group but those in ``ignore`` may still need (its oldest pending
+    entry, or the last one it read): everything below it is acknowledged by every group that
+    counts and safe to trim."""
     floors = [
         last if oldest is None else min(last, oldest, key=codec.entry_order)
-        for last, oldest in (await group_positions(redis, stream)).values()
+        for name, (last, oldest) in (await group_positions(redis, stream)).items()
+        if name not in ignore
     ]
     return min(floors, key=codec.entry_order) if floors else None

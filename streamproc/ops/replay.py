@@ -1,40 +1,71 @@
 """Running a past workflow again, for debugging, and comparing two runs task by task.
 
-A recorded run is rebuilt from its workflow hash (spec, inputs, results).  Replaying it
-``from recorded`` routes every task to the ``replay`` agent, which returns the recorded
-result: no agent or API is called, so the final state must equal the original and any
-difference is an engine bug.  ``from_task`` replays the tasks outside that task's downstream
-from the record and runs the task and everything downstream of it live; ``live`` runs every
-task live.  The new workflow is an ordinary one, so ``show`` and ``diff`` work on it.
+A recorded run is rebuilt from its workflow hash (spec, inputs, outcomes).  Replaying it
+``from recorded`` routes every task to the ``replay`` agent, handed what the record holds for
+it: no agent or API is called, so the final state must equal the original and any difference
+is an engine bug.  ``from_task`` replays the recorded results outside that task's downstream
+and runs the task, everything downstream of it and every task the record holds no result for
+live; ``live`` runs every task live.  The new workflow is an ordinary one, so ``show`` and
+``diff`` work on it.
+
+A failed or cancelled run ended at a moment: some tasks were done, a failure or a cancel came,
+tasks not yet published were skipped, and tasks in flight finished after it.  From the record
+the replay is staged to that moment before it ends the same way (:func:`end_like`): a task
+recorded ``done`` returns its result at once; one recorded ``failed`` waits for the end and
+then fails with its recorded error; one recorded otherwise (skipped, or never finished) whose
+needs were all done waits as a delayed retry, which the end turns into ``skipped``; the rest
+are never published, since one of their needs never finishes before the end.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 
 from streamproc.client import Client
-from streamproc.errors import SpecError, StreamprocError
+from streamproc.errors import (
+    Conflict,
+    RecordedFailure,
+    RetryLater,
+    SpecError,
+    StreamprocError,
+)
 from streamproc.registry import Task
 from streamproc.spec import TaskSpec, WorkflowSpec
 from streamproc.store import fields
-from streamproc.store.state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
+from streamproc.store.state import TaskState, WorkflowState, WorkflowStatus
 
 REPLAY_AGENT = "replay"
+HOLD = 30 * 24 * 3600.0  # a held task's wait: far longer than any replay takes to end
+STAGE_TIMEOUT = 300.0
+POLL = 0.05
 
 
-async def replay_recorded(task: Task) -> Any:
-    """The ``replay`` agent: the recorded result, as the original agent returned it."""
-    return task.input["result"]
+class RecordedAgent:
+    """The ``replay`` agent: what the record holds for each task, from its input.  ``ended``
+    is set once the replay has reached the moment the recorded run ended."""
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+
+    async def run(self, task: Task) -> Any:
+        recorded = task.input
+        if recorded["state"] == "done":
+            return recorded["result"]
+        if recorded["state"] == "failed":
+            await self.ended.wait()
+            raise RecordedFailure(recorded["error"])
+        raise RetryLater(HOLD, recorded["error"], give_up_after=2 * HOLD)
 
 
 async def load_recorded(client: Client, workflow_id: str) -> tuple[WorkflowState, WorkflowSpec]:
     """A finished run's state and the spec it was submitted with (from its workflow hash)."""
     state = await client.get(workflow_id)
     if state.status == WorkflowStatus.RUNNING:
-        raise StreamprocError(f"workflow {workflow_id} is still running")
+        raise Conflict(f"workflow {workflow_id} is still running")
     raw = cast(
         dict[bytes, bytes], await client.redis.hgetall(client.keyspace.workflow(workflow_id))
     )
@@ -72,10 +103,18 @@ def downstream(spec: WorkflowSpec, root: str) -> set[str]:
     return seen
 
 
+def live_tasks(recorded: WorkflowState, spec: WorkflowSpec, from_task: str) -> set[str]:
+    """What ``from_task`` runs live: the task, its downstream, and every task without a
+    recorded result (failed, skipped or unfinished), as there is nothing of it to reuse."""
+    unrecorded = {t.id for t in recorded.tasks if t.state != "done"}
+    return downstream(spec, from_task) | unrecorded
+
+
 def replay_spec(
     recorded: WorkflowState, spec: WorkflowSpec, live: set[str] | None = None
 ) -> WorkflowSpec:
-    """``spec`` with every task outside ``live`` served by the ``replay`` agent."""
+    """``spec`` with every task outside ``live`` served by the ``replay`` agent, whose input
+    is the task's recorded outcome; no retries, as the record already holds the last one."""
     live = live or set()
     results = {t.id: t for t in recorded.tasks}
     tasks = []
@@ -84,11 +123,66 @@ def replay_spec(
             tasks.append(t)
             continue
         done = results[t.id]
-        if done.state != TaskStatus.DONE:
-            raise SpecError(f"task {t.id!r} has no recorded result ({done.state})", task=t.id)
-        recorded_input = {"agent": t.agent, "result": done.result}
+        recorded_input = {
+            "agent": t.agent,
+            "state": done.state,
+            "result": done.result,
+            "error": done.error,
+        }
         tasks.append(TaskSpec(t.id, REPLAY_AGENT, recorded_input, t.needs, 0, None))
     return WorkflowSpec(tasks=tuple(tasks), name=f"replay of {recorded.id}")
+
+
+def held_slots(recorded: WorkflowState) -> int:
+    """How many worker slots a replay from the record keeps busy until it ends: its failed
+    tasks wait for the end inside the agent."""
+    return sum(t.state == "failed" for t in recorded.tasks)
+
+
+async def end_like(
+    client: Client, replay_id: str, recorded: WorkflowState, agent: RecordedAgent
+) -> None:
+    """End a replay from the record as the recorded run ended: once every recorded-done task
+    is done and every held one delayed, cancel it with the recorded reason (a cancelled run,
+    or a failed one with no failed task to fail it), and let the failed tasks fail."""
+    if recorded.status != "completed":
+        await _until_staged(client, replay_id, recorded)
+        if recorded.status == "cancelled" or not held_slots(recorded):
+            await client.cancel(replay_id, recorded.reason)
+    agent.ended.set()
+
+
+async def _until_staged(client: Client, replay_id: str, recorded: WorkflowState) -> None:
+    """Poll the replay's state: following its events could start after the last of them,
+    and a staged replay records no more until it is ended."""
+    try:
+        async with asyncio.timeout(STAGE_TIMEOUT):
+            while True:
+                if staged(recorded, await client.get(replay_id)):
+                    return
+                await asyncio.sleep(POLL)
+    except TimeoutError:
+        raise StreamprocError(
+            f"replay {replay_id} did not reach the end of {recorded.id} in {STAGE_TIMEOUT:g}s"
+        ) from None
+
+
+def staged(recorded: WorkflowState, replay: WorkflowState) -> bool:
+    """Whether ``replay`` stands where ``recorded`` stood when it ended (or ended itself)."""
+    if replay.status != "running":
+        return True
+    done = {t.id for t in recorded.tasks if t.state == "done"}
+    now = {t.id: t.state for t in replay.tasks}
+    for t in recorded.tasks:
+        if t.state == "done":
+            wanted = "done"
+        elif t.state != "failed" and done.issuperset(t.needs):
+            wanted = "delayed"
+        else:
+            continue
+        if now[t.id] != wanted:
+            return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,9 @@ from streamproc.errors import ConfigError, SpecError
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
 RESOLVER_GROUP = "resolver"  # the consumer group of every done stream
 DELAYED_SEPARATOR = " "  # a delayed set member is "<workflow> <task>"
+# Consumer groups made for debugging (``replay stream --group``) carry this prefix, so they
+# are never taken for an agent's group or the resolver's, and expire when idle.
+DEBUG_GROUP_PREFIX = "debug-"
 
 
 def check_id(kind: str, value: str) -> str:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
+
+from streamproc.store.keys import DEBUG_GROUP_PREFIX
+
+log = logging.getLogger(__name__)
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -31,6 +37,57 @@ async def group_positions(redis: Redis, stream: str) -> dict[bytes, tuple[bytes,
             oldest = (await redis.xpending(stream, group["name"]))["min"]
         positions[group["name"]] = (group["last-delivered-id"], oldest)
     return positions
+
+
+@dataclass(frozen=True)
+class DebugGroup:
+    """A consumer group made for debugging on ``stream``; ``idle`` is the seconds since any of
+    its consumers last read (None: it has no consumer, so nobody can be using it)."""
+
+    stream: str
+    name: str
+    idle: float | None
+    pending: int
+    lag: int | None
+
+
+async def debug_groups(redis: Redis, stream: str, owner: str) -> list[DebugGroup]:
+    """The debug groups of ``stream``: named with the prefix, and not ``owner``, the group
+    that serves the stream (an agent may itself be named with the prefix)."""
+    try:
+        groups = await redis.xinfo_groups(stream)
+    except ResponseError:
+        return []
+    found = []
+    for group in groups:
+        name = group["name"].decode()
+        if not name.startswith(DEBUG_GROUP_PREFIX) or name == owner:
+            continue
+        consumers = await redis.xinfo_consumers(stream, name)
+        idle_ms = min((c["idle"] for c in consumers), default=None)
+        idle = None if idle_ms is None else idle_ms / 1000
+        found.append(DebugGroup(stream, name, idle, group["pending"], group.get("lag")))
+    return found
+
+
+async def drop_idle_debug_groups(
+    redis: Redis, stream: str, owner: str, max_idle: float
+) -> Collection[bytes]:
+    """Destroy the debug groups of ``stream`` idle longer than ``max_idle`` seconds (or with
+    no consumer) and return their names.  A user the ACL denies XGROUP DESTROY leaves them in
+    place; the caller ignores them all the same, so a forgotten one holds nothing back."""
+    expired = [
+        g.name
+        for g in await debug_groups(redis, stream, owner)
+        if g.idle is None or g.idle > max_idle
+    ]
+    for name in expired:
+        try:
+            await redis.xgroup_destroy(stream, name)
+            log.info("dropped debug group %s of %s, idle too long", name, stream)
+        except NoPermissionError:
+            log.warning("debug group %s of %s expired, but may not be destroyed", name, stream)
+    return {name.encode() for name in expired}
 
 
 async def leave_group(redis: Redis, stream: str, group: str, consumer: str) -> bool:
