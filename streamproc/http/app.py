@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -119,12 +120,28 @@ async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
     grant, body = request[GRANT], await json_object(request)
-    given = body.pop("id") if "id" in body else request.headers.get("Idempotency-Key")
-    given = given or uuid.uuid4().hex
+    given = chosen_id(body.pop("id", None), request.headers.get("Idempotency-Key"))
     with named_as(given):
         stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
     failpoints.failpoint("api.after_submit_before_response")
-    return reply({"id": grant.shown_id(stored)}, 201 if created else 200)
+    shown = grant.shown_id(stored)
+    if not created:
+        return reply({"id": shown})
+    response = reply({"id": shown}, 201)
+    response.headers["Location"] = f"/workflows/{quote(shown, safe='')}"
+    return response
+
+
+def chosen_id(in_body: object, header: str | None) -> Any:
+    """The id the caller gave, in the body or the Idempotency-Key header (a new one when
+    neither): two that differ are refused, since either answer would surprise one of them.
+    A body id that is no string is left to the id check, which names it."""
+    if in_body is not None and header is not None and in_body != header:
+        raise SpecError(
+            f"the Idempotency-Key header {header!r} and the body's id {in_body!r} differ: "
+            "send one"
+        )
+    return in_body if in_body is not None else header or uuid.uuid4().hex
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:

@@ -118,7 +118,8 @@ PATHS: dict[str, Any] = {
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
-                    "description": "The workflow id, when the body has none",
+                    "description": "The workflow id; with an id in the body too, the two "
+                    "must be equal (else 400)",
                     "schema": {"type": "string", "pattern": ID},
                 }
             ],
@@ -127,7 +128,16 @@ PATHS: dict[str, Any] = {
                 "content": {JSON: {"schema": {"$ref": "#/components/schemas/Spec"}}},
             },
             "responses": {
-                "201": _reply("Created", {"$ref": "#/components/schemas/Submitted"}),
+                "201": {
+                    **_reply("Created", {"$ref": "#/components/schemas/Submitted"}),
+                    "headers": {
+                        "Location": {
+                            "description": "/workflows/{id}, the id as the caller names it",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^/workflows/"},
+                        }
+                    },
+                },
                 "200": _reply(
                     "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
                 ),
