@@ -119,6 +119,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/agents"): "read",
         ("GET", "/workflows/{id}"): "read",
         ("GET", "/workflows/{id}/events"): "read",
+        ("POST", "/workflows/{id}/events-token"): "read",
         ("POST", "/workflows"): "submit",
         ("POST", "/workflows/{id}/cancel"): "submit",
         ("GET", "/dead/{agent}"): "admin",

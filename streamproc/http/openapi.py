@@ -160,8 +160,16 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
             "security": _needs(READ),
+            "description": "A browser's EventSource, which cannot send a bearer header, "
+            "passes a token from POST /workflows/{id}/events-token as ?token= instead.",
             "parameters": [
                 WF,
+                {
+                    "name": "token",
+                    "in": "query",
+                    "description": "An event token for this workflow, in place of the bearer",
+                    "schema": TEXT,
+                },
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -173,6 +181,18 @@ PATHS: dict[str, Any] = {
                     "description": "One event a lifecycle entry, its wf as the caller names it",
                     "content": {"text/event-stream": {"schema": EVENT}},
                 },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/workflows/{id}/events-token": {
+        "post": {
+            "summary": "A token opening this workflow's event stream from a URL (?token=)",
+            "description": "Signed, read-only, for this workflow and caller only; never logged.",
+            "security": _needs(READ),
+            "parameters": [WF],
+            "responses": {
+                "200": _reply("The token", {"$ref": "#/components/schemas/EventToken"}),
                 **_errors(400, 404),
             },
         }
@@ -258,6 +278,14 @@ DOCUMENT: dict[str, Any] = {
                 "type": "object",
                 "required": ["id"],
                 "properties": {"id": {"type": "string", "pattern": ID}},
+            },
+            "EventToken": {
+                "type": "object",
+                "required": ["token", "expires_in"],
+                "properties": {
+                    "token": TEXT,
+                    "expires_in": {"type": "integer", "description": "Seconds it stays valid"},
+                },
             },
             "Spec": {
                 "type": "object",
