@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import NotDurable, NotReplicated, WorkflowConflict, WorkflowNotFound
 from streamproc.spec import WorkflowSpec
@@ -228,6 +229,8 @@ class Client:
         outcome = await functions.call(self.redis, "sp_cancel", call)
         if outcome == -1:
             raise WorkflowNotFound(workflow_id)
+        if outcome == 1:
+            metrics.workflows_ended("cancelled")
         return bool(outcome == 1)
 
     # -- observe -----------------------------------------------------------------------------

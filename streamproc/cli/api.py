@@ -17,7 +17,6 @@ from streamproc.engine.daemon import run_until_signalled
 from streamproc.errors import ConfigError
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings, parse_tokens
-from streamproc.ops.poller import StreamPoller
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 SIGNING_KEY_VARIABLE = "STREAMPROC_API_SIGNING_KEY"
@@ -57,5 +56,4 @@ async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> i
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"serving the HTTP API on http://{shown}:{port} ({access})", err=True)
-        poller = StreamPoller(ctx.redis, ctx.keyspace)
-        return await run_until_signalled([functools.partial(serve, client, settings), poller.run])
+        return await run_until_signalled([functools.partial(serve, client, settings)])

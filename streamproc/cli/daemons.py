@@ -52,14 +52,16 @@ def autoscale_options(fn: F) -> F:
 
 
 def with_metrics(
-    ctx: Context, components: list[Component], port: int | None, addr: str
+    ctx: Context, components: list[Component], port: int | None, addr: str, poll: bool = False
 ) -> list[Component]:
-    """The components, plus a poller of stream figures, with /metrics served, when asked."""
+    """The components with /metrics served, when asked; with ``poll``, plus the poller of
+    the fleet's stream and cache figures, which only the resolver (and ``up``) exports, so
+    that summing over processes counts them once."""
     if port is None:
         return components
     start_http_server(port, addr)
     click.echo(f"metrics on http://{addr}:{port}/metrics", err=True)
-    return [*components, StreamPoller(ctx.redis, ctx.keyspace).run]
+    return [*components, StreamPoller(ctx.redis, ctx.keyspace).run] if poll else components
 
 
 def worker_settings(
@@ -145,7 +147,8 @@ async def resolver(
     settings = ResolverSettings(
         keyspace=ctx.keyspace, events_maxlen=events_maxlen, events_max_age=events_max_age
     )
-    components = with_metrics(ctx, [Resolver(ctx.redis, settings).run], metrics_port, metrics_addr)
+    resolving: list[Component] = [Resolver(ctx.redis, settings).run]
+    components = with_metrics(ctx, resolving, metrics_port, metrics_addr, poll=True)
     return await run_until_signalled(components, shutdown_timeout)
 
 
@@ -173,5 +176,5 @@ async def up(
             Worker(ctx.redis, settings, agents).run,
         ]
         return await run_until_signalled(
-            with_metrics(ctx, components, metrics_port, metrics_addr), shutdown_timeout
+            with_metrics(ctx, components, metrics_port, metrics_addr, poll=True), shutdown_timeout
         )

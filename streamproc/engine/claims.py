@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from streamproc import metrics
 from streamproc.config import WorkerSettings
 from streamproc.engine.consumer import claim_idle
 from streamproc.engine.daemon import pause
@@ -131,7 +132,8 @@ class Claims:
             log.info("%s task", reason, extra={"wf": ref[0], "task": ref[1], "attempt": ref[2]})
         if workflow_keys:
             call = functions.arguments(keyspace, shard, [agent], workflow_keys, args)
-            await functions.call(self.redis, "sp_requeue", call)
+            _, failed = await functions.call(self.redis, "sp_requeue", call)
+            metrics.workflows_ended("failed", failed)
 
     async def _dead_letter_trimmed(self, agent: str, shard: int, deleted: list[bytes]) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -110,7 +110,8 @@ async def redrive(redis: Redis, keyspace: Keyspace, shard: int, tasks: Iterable[
     agents = sorted({t.agent for t in tasks})
     workflow_keys = [keyspace.workflow(t.workflow) for t in tasks]
     call = functions.arguments(keyspace, shard, agents, workflow_keys, args)
-    return int(await functions.call(redis, "sp_requeue", call))
+    moved, _ = await functions.call(redis, "sp_requeue", call)  # never dead-letters
+    return int(moved)
 
 
 class Reconciler:

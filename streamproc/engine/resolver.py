@@ -18,6 +18,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from streamproc import metrics
 from streamproc.config import RedisSettings, ResolverSettings
 from streamproc.engine.consumer import Consumer, claim_idle
 from streamproc.engine.daemon import pause
@@ -158,7 +159,11 @@ class Resolver(Consumer):
             if c.wait is not None:
                 args += c.wait
         call = functions.arguments(self.keyspace, shard, self._agents[shard], workflow_keys, args)
-        consumed, stale, missing = await functions.call(self.redis, "sp_resolve", call)
+        began = time.perf_counter()
+        consumed, stale, missing, completed, failed = await functions.call(
+            self.redis, "sp_resolve", call
+        )
+        metrics.batch_applied(time.perf_counter() - began, consumed, stale, completed, failed)
         if stale:
             log.info("ignored %d duplicate or superseded completions", stale)
         return int(consumed), missing.decode()

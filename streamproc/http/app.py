@@ -126,7 +126,8 @@ async def openapi(_: web.Request) -> web.Response:
 
 
 async def metrics_page(_: web.Request) -> web.Response:
-    """This process's Prometheus metrics (stream figures come from a poller; see metrics.py)."""
+    """This process's Prometheus metrics: what it did (cancels, for one); the fleet's stream
+    figures are the resolver's to export (see metrics.py)."""
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

@@ -33,7 +33,7 @@ end
 local function context(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
-               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(),
+               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(), ended = {},
                wf_base = 5 + 2 * n, arg_base = 1 + n}
   for i = 1, n do
     ctx.streams[args[1 + i]] = keys[4 + 2 * i]
@@ -111,7 +111,9 @@ local function expire(ctx, key, ttl)
   end
 end
 
+-- Counts the ending in ctx.ended, which the functions return for the caller's metrics.
 local function finish(key, status, ctx, reason)
+  ctx.ended[status] = (ctx.ended[status] or 0) + 1
   redis.call('HSET', key, 'status', status, 'ended', ctx.now, 'reason', reason or '')
   expire(ctx, key, redis.call('HGET', key, 'ttl'))
 end
@@ -171,6 +173,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
     if redis.call('HINCRBY', key, 'c:' .. child, -1) == 0 then publish(ctx, key, wf, child) end
   end
   if completes then
+    ctx.ended.completed = (ctx.ended.completed or 0) + 1  -- finish()'s count, in the HSET above
     expire(ctx, key, ttl)
     emit(ctx, key, wf, 'completed', nil, nil, ctx.now)
   end
@@ -343,8 +346,9 @@ end
   just to its attempt number: after Redis lost recent writes (a failover, a torn AOF tail)
   the same attempt can be published again as a new entry, and a completion of the lost one,
   computed from results that no longer exist, is then refused as stale.
-  Returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
-  dependents use an agent it has no keys for, leaving that one and the rest unacknowledged. ]]
+  Returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
+  stops before a completion whose task or dependents use an agent it has no keys for, leaving
+  that one and the rest unacknowledged. ]]
 local function resolve(keys, args)
   local ctx = context(keys, args)
   local b = ctx.arg_base
@@ -373,7 +377,7 @@ local function resolve(keys, args)
       if kind == 'adjust' then missing = missing or missing_agent(ctx, key, {args[a + 10]}) end
       if missing or not ctx.dead[f[4]] then
         if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
-        return {#acked, stale, missing or f[4]}
+        return {#acked, stale, missing or f[4], ctx.ended.completed or 0, ctx.ended.failed or 0}
       end
       if kind == 'adjust' and adjust(ctx, key, wf, t, att, f[1], args[a + 10], args[a + 11],
                                      args[a + 12]) then
@@ -394,7 +398,7 @@ local function resolve(keys, args)
     a = a + stride
   end
   if #acked > 0 then redis.call('XACK', ctx.done, 'resolver', unpack(acked)) end
-  return {#acked, stale, ''}
+  return {#acked, stale, '', ctx.ended.completed or 0, ctx.ended.failed or 0}
 end
 
 --[[ sp_requeue: take tasks back from a consumer (reclaimed after its visibility timeout, or
@@ -402,7 +406,7 @@ end
   attempt is refused.  Every entry is XACKed from its agent's group.
   ARGV: reason ('reclaimed' | 'handed back'), max lost deliveries, then 5 per entry: entry id,
         workflow, task, attempt, agent.  KEYS: the workflow hash of each entry.
-  Returns the number of tasks requeued or dead-lettered. ]]
+  Returns {tasks requeued or dead-lettered, workflows failed by a dead letter}. ]]
 local function requeue(keys, args)
   local ctx = context(keys, args)
   local b = ctx.arg_base
@@ -431,7 +435,7 @@ local function requeue(keys, args)
       end
     end
   end
-  return moved
+  return {moved, ctx.ended.failed or 0}
 end
 
 --[[ sp_release: publish delayed retries that are due.
