@@ -123,10 +123,11 @@ def _task_series(agent: str, outcome: str) -> tuple[Counter, Histogram]:
     return TASKS.labels(agent, outcome), TASK_SECONDS.labels(agent)
 
 
-def batch_applied(seconds: float, applied: int, stale: int, completed: int, failed: int) -> None:
-    """One ``sp_resolve`` call's reply: what it applied and ignored, the workflows it ended."""
+def batch_applied(seconds: float, consumed: int, stale: int, completed: int, failed: int) -> None:
+    """One ``sp_resolve`` call's reply: the completions it consumed (of them, ``stale`` were
+    ignored), the workflows it ended."""
     BATCH_SECONDS.observe(seconds)
-    COMPLETIONS.labels("applied").inc(applied - stale)
+    COMPLETIONS.labels("applied").inc(consumed - stale)
     COMPLETIONS.labels("stale").inc(stale)
     workflows_ended("completed", completed)
     workflows_ended("failed", failed)
