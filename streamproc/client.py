@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.spec import WorkflowSpec
@@ -200,6 +201,8 @@ class Client:
         outcome = await calls.cancel(self.redis, self.keyspace, workflow_id, reason)
         if outcome is calls.Cancelled.NOT_FOUND:
             raise WorkflowNotFound(workflow_id)
+        if outcome is calls.Cancelled.CANCELLED:
+            metrics.workflows_ended("cancelled")
         return outcome is calls.Cancelled.CANCELLED
 
     # -- observe -----------------------------------------------------------------------------

@@ -119,6 +119,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/agents"): "read",
         ("GET", "/workflows/{id}"): "read",
         ("GET", "/workflows/{id}/events"): "read",
+        ("POST", "/workflows/{id}/events-token"): "read",
         ("POST", "/workflows"): "submit",
         ("POST", "/workflows/{id}/cancel"): "submit",
         ("GET", "/dead/{agent}"): "admin",
@@ -180,6 +181,8 @@ async def test_two_tenants_submitting_one_id_get_a_workflow_each(
         {"id": "order-1"},
     )
     assert await call(http, "POST", "/workflows", ACME, named) == (200, {"id": "order-1"})
+    created = await http.post("/workflows", json={**CHAIN, "id": "order-2"}, headers=auth(ACME))
+    assert (created.status, created.headers["Location"]) == (201, "/workflows/order-2")
     status, body = await call(http, "POST", "/workflows", ACME, {**OTHER, "id": "order-1"})
     assert (status, body) == (
         409,

@@ -96,6 +96,31 @@ async def test_the_idempotency_key_header_names_the_workflow_when_the_body_does_
     assert (await get_json(http, "/workflows/order-42"))[0] == 200
 
 
+async def test_an_idempotency_key_that_differs_from_the_body_id_is_a_400(http: Http) -> None:
+    named = {**CHAIN, "id": "k2"}
+    status, body = await post_json(http, "/workflows", named, **{"Idempotency-Key": "k1"})
+    assert (status, body) == (
+        400,
+        {"error": "the Idempotency-Key header 'k1' and the body's id 'k2' differ: send one"},
+    )
+    assert (await get_json(http, "/workflows/k2"))[0] == 404  # nothing was submitted
+    agreed = await post_json(http, "/workflows", named, **{"Idempotency-Key": "k2"})
+    assert agreed == (201, {"id": "k2"})
+
+
+async def test_a_created_workflow_answers_with_its_location_and_a_resubmit_without(
+    http: Http,
+) -> None:
+    for spec, location in [({**CHAIN, "id": "night.1"}, "/workflows/night.1"), (CHAIN, None)]:
+        response = await http.post("/workflows", json=spec, headers=AUTH)
+        assert response.status == 201
+        given = (await response.json())["id"]
+        assert response.headers["Location"] == (location or f"/workflows/{given}")
+        again = await http.post("/workflows", json={**spec, "id": given}, headers=AUTH)
+        assert again.status == 200 and "Location" not in again.headers
+        assert (await http.get(response.headers["Location"], headers=AUTH)).status == 200
+
+
 async def test_a_bad_spec_is_a_400_naming_the_task(http: Http) -> None:
     spec = {
         "tasks": [{"id": "a", "agent": "echo"}, {"id": "b", "agent": "echo", "needs": ["nope"]}]

@@ -14,11 +14,13 @@ from streamproc.cli.verb import Context, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.engine.daemon import run_until_signalled
+from streamproc.errors import ConfigError
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings, parse_tokens
-from streamproc.ops.poller import StreamPoller
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
+SIGNING_KEY_VARIABLE = "STREAMPROC_API_SIGNING_KEY"
+MIN_SIGNING_KEY = 32
 
 
 @click.command()
@@ -44,7 +46,11 @@ async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> i
     if tokens_file is not None:
         text = await asyncio.to_thread(tokens_file.read_text)
         tokens += parse_tokens(text, "\n", str(tokens_file))
-    settings = ApiSettings.with_credentials(tokens, host=host, port=port)
+    key = os.environ.get(SIGNING_KEY_VARIABLE)  # shared by API processes behind one address
+    if key is not None and len(key) < MIN_SIGNING_KEY:
+        raise ConfigError(f"{SIGNING_KEY_VARIABLE} must be at least {MIN_SIGNING_KEY} characters")
+    signing = {} if key is None else {"signing_key": key.encode()}
+    settings = ApiSettings.with_credentials(tokens, host=host, port=port, **signing)
     settings.check_bind()
     access = f"{len(settings.credentials)} token(s)" if tokens else "no token: loopback only"
     shown = f"[{host}]" if ":" in host else host
@@ -52,6 +58,5 @@ async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> i
         click.echo, f"serving the HTTP API on http://{shown}:{port} ({access})", err=True
     )
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
-        poller = StreamPoller(ctx.redis, ctx.keyspace)
         server = functools.partial(serve, client, settings, listening=announce)
-        return await run_until_signalled([server, poller.run])
+        return await run_until_signalled([server])

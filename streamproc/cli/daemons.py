@@ -53,9 +53,11 @@ def autoscale_options(fn: F) -> F:
 
 
 def with_metrics(
-    ctx: Context, components: list[Component], port: int | None, addr: str
+    ctx: Context, components: list[Component], port: int | None, addr: str, poll: bool = False
 ) -> list[Component]:
-    """The components, plus a poller of stream figures, with /metrics served, when asked."""
+    """The components with /metrics served, when asked; with ``poll``, plus the poller of
+    the fleet's stream and cache figures, which only the resolver (and ``up``) exports, so
+    that summing over processes counts them once."""
     if port is None:
         return components
     try:
@@ -63,7 +65,7 @@ def with_metrics(
     except OSError as exc:
         raise CannotListen("metrics", addr, port, exc) from None
     click.echo(f"metrics on http://{addr}:{port}/metrics", err=True)
-    return [*components, StreamPoller(ctx.redis, ctx.keyspace).run]
+    return [*components, StreamPoller(ctx.redis, ctx.keyspace).run] if poll else components
 
 
 def worker_settings(
@@ -176,7 +178,8 @@ async def resolver(
         stream_retention=stream_retention,
         debug_group_idle=debug_group_idle,
     )
-    components = with_metrics(ctx, [Resolver(ctx.redis, settings).run], metrics_port, metrics_addr)
+    resolving: list[Component] = [Resolver(ctx.redis, settings).run]
+    components = with_metrics(ctx, resolving, metrics_port, metrics_addr, poll=True)
     return await run_until_signalled(components, shutdown_timeout)
 
 
@@ -212,6 +215,6 @@ async def up(
             ).run,
             Worker(ctx.redis, settings, agents).run,
         ]
-        components = with_metrics(ctx, components, metrics_port, metrics_addr)
+        components = with_metrics(ctx, components, metrics_port, metrics_addr, poll=True)
         click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)
         return await run_until_signalled(components, shutdown_timeout)

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 
+from streamproc import metrics
 from streamproc.config import WorkerSettings
 from streamproc.engine.consumer import claim_idle
 from streamproc.engine.daemon import pause
@@ -129,7 +130,8 @@ class Claims:
             log.info("%s task", reason, extra={"wf": ref[0], "task": ref[1], "attempt": ref[2]})
         if items:
             max_lost = self.settings.max_lost_deliveries
-            await calls.requeue(self.redis, keyspace, shard, reason, max_lost, items)
+            requeued = await calls.requeue(self.redis, keyspace, shard, reason, max_lost, items)
+            metrics.workflows_ended("failed", requeued.failed)
 
     async def _dead_letter_trimmed(self, agent: str, shard: int, deleted: list[bytes]) -> None:
         pipe = self.redis.pipeline(transaction=False)

@@ -99,7 +99,8 @@ async def redrive(redis: Redis, keyspace: Keyspace, shard: int, tasks: Iterable[
         )
     items = [calls.Requeue(t.entry, t.workflow, t.task, t.attempt, t.agent) for t in tasks]
     reason = calls.RequeueReason.RECONCILED
-    return await calls.requeue(redis, keyspace, shard, reason, NEVER_DEAD_LETTER, items)
+    requeued = await calls.requeue(redis, keyspace, shard, reason, NEVER_DEAD_LETTER, items)
+    return requeued.moved  # never dead-letters, so it never fails a workflow
 
 
 class Reconciler:

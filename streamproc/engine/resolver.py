@@ -19,6 +19,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
+from streamproc import metrics
 from streamproc.config import RedisSettings, ResolverSettings
 from streamproc.engine.consumer import Consumer, claim_idle
 from streamproc.engine.daemon import pause
@@ -140,9 +141,11 @@ class Resolver(Consumer):
         settings = self.settings
         jitter = 0.5 + random.random() / 2
         retry = calls.Retry(int(settings.retry_base * 1000), int(settings.retry_cap * 1000), jitter)
-        consumed, stale, missing = await calls.resolve(
+        began = time.perf_counter()
+        consumed, stale, missing, completed, failed = await calls.resolve(
             self.redis, self.keyspace, shard, self._agents[shard], retry, batch
         )
+        metrics.batch_applied(time.perf_counter() - began, consumed, stale, completed, failed)
         if stale:
             log.info("ignored %d duplicate or superseded completions", stale)
         return consumed, missing

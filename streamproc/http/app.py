@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from aiohttp import web
@@ -34,6 +35,7 @@ from streamproc.errors import (
 )
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
 from streamproc.http.errors import json_errors, reply
+from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 CLIENT = web.AppKey("client", Client)
 SETTINGS = web.AppKey("settings", ApiSettings)
 CLOSING = web.AppKey("closing", asyncio.Event)
+TOKENS = web.AppKey("tokens", EventTokens)
 MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
 
@@ -56,18 +59,25 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
     but ``/healthz`` answers 503 once Redis is found to have lost its data (to callers who
     got past the bearer check: the others learn nothing of it)."""
     guards = [] if epoch is None else [refuse_after_reset(epoch)]
+    tokens = EventTokens(settings.signing_key, settings.event_token_ttl)
     app = web.Application(
         client_max_size=settings.client_max_size,
-        middlewares=[json_errors, bearer_auth(settings.credentials, needs()), *guards],
+        middlewares=[
+            json_errors,
+            bearer_auth(settings.credentials, needs(), tokens.grant),
+            *guards,
+        ],
     )
     app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
+    app[TOKENS] = tokens
     app.on_shutdown.append(close_streams)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/workflows", submit)
     app.router.add_get("/workflows/{id}", show)
-    app.router.add_get("/workflows/{id}/events", events, allow_head=False)
+    app.router.add_get(EVENTS, events, allow_head=False)
+    app.router.add_post("/workflows/{id}/events-token", events_token)
     app.router.add_post("/workflows/{id}/cancel", cancel)
     app.router.add_get("/agents", agents)
     app.router.add_get("/dead/{agent}", dead_list)
@@ -89,7 +99,12 @@ async def serve(
     epoch = Epoch(client.redis, client.keyspace)
     await until_redis_answers(epoch.establish)
     app = make_app(client, settings, epoch)
-    runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=SHUTDOWN_GRACE)
+    runner = web.AppRunner(
+        app,
+        handler_cancellation=True,
+        shutdown_timeout=SHUTDOWN_GRACE,
+        access_log_class=QuietAccessLogger,
+    )
     await runner.setup()
     try:
         try:
@@ -127,7 +142,8 @@ async def openapi(_: web.Request) -> web.Response:
 
 
 async def metrics_page(_: web.Request) -> web.Response:
-    """This process's Prometheus metrics (stream figures come from a poller; see metrics.py)."""
+    """This process's Prometheus metrics: what it did (cancels, for one); the fleet's stream
+    figures are the resolver's to export (see metrics.py)."""
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -135,12 +151,27 @@ async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
     grant, body = request[GRANT], await json_object(request)
-    given = body.pop("id") if "id" in body else request.headers.get("Idempotency-Key")
-    given = given or uuid.uuid4().hex
+    given = chosen_id(body.pop("id", None), request.headers.get("Idempotency-Key"))
     with named_as(given):
         stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
     failpoints.failpoint("api.after_submit_before_response")
-    return reply({"id": grant.shown_id(stored)}, 201 if created else 200)
+    shown = grant.shown_id(stored)
+    if not created:
+        return reply({"id": shown})
+    response = reply({"id": shown}, 201)
+    response.headers["Location"] = f"/workflows/{quote(shown, safe='')}"
+    return response
+
+
+def chosen_id(in_body: object, header: str | None) -> Any:
+    """The id the caller gave, in the body or the Idempotency-Key header (a new one when
+    neither): two that differ are refused, since either answer would surprise one of them.
+    A body id that is no string is left to the id check, which names it."""
+    if in_body is not None and header is not None and in_body != header:
+        raise SpecError(
+            f"the Idempotency-Key header {header!r} and the body's id {in_body!r} differ: send one"
+        )
+    return in_body if in_body is not None else header or uuid.uuid4().hex
 
 
 async def json_object(request: web.Request) -> dict[str, Any]:
@@ -187,6 +218,16 @@ async def events(request: web.Request) -> web.StreamResponse:
     return await stream_events(
         request, app[CLIENT], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
     )
+
+
+async def events_token(request: web.Request) -> web.Response:
+    """A token that opens this workflow's event stream from a URL (``event_tokens.py``)."""
+    client, grant, given = request.app[CLIENT], request[GRANT], request.match_info["id"]
+    stored = grant.stored_id(given)
+    if not await client.redis.exists(client.keyspace.workflow(check_id("workflow id", stored))):
+        raise WorkflowNotFound(given)
+    tokens = request.app[TOKENS]
+    return reply({"token": tokens.issue(stored, grant.tenant), "expires_in": tokens.ttl})
 
 
 async def close_streams(app: web.Application) -> None:

@@ -21,7 +21,8 @@ import hashlib
 import hmac
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -41,6 +42,8 @@ TENANT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 OPTIONS = ("scopes", "tenant")
 OPEN = ""  # the scope a route open to anyone needs
 Needs = Mapping[tuple[str, str], str]  # (METHOD, path template) -> scope
+# Another proof a request may bring instead of a bearer header: its grant, or None for none.
+Signed = Callable[[web.Request], "Grant | None"]
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ class ApiSettings:
     # Seconds between keep-alive comments on an idle event stream, so proxies keep it open
     # and a client that went away is noticed.
     heartbeat: float = 15.0
+    # Signs event tokens (event_tokens.py); API processes behind one address need the same.
+    signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
+    event_token_ttl: int = 60
 
     @classmethod
     def with_tokens(cls, tokens: Iterable[str], **fields: object) -> ApiSettings:
@@ -190,9 +196,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def bearer_auth(credentials: tuple[Credential, ...], needs: Needs) -> Middleware:
+def bearer_auth(
+    credentials: tuple[Credential, ...], needs: Needs, signed: Signed | None = None
+) -> Middleware:
     """Middleware refusing a request without a known bearer token (401) or whose token lacks
-    the scope its route needs (403), and telling handlers the caller's grant.
+    the scope its route needs (403), and telling handlers the caller's grant.  Without an
+    ``Authorization`` header, ``signed`` may find another proof (a signed event token).
 
     ``needs`` maps ``(METHOD, path template)`` to the scope a route needs, :data:`OPEN` for
     one open to anyone.  A route it does not list is for ``admin`` (fail closed); a request
@@ -206,7 +215,9 @@ def bearer_auth(credentials: tuple[Credential, ...], needs: Needs) -> Middleware
         if not credentials or scope == OPEN:
             request[GRANT] = OPERATOR
             return await handler(request)
-        grant = identify(credentials, request.headers.get("Authorization", ""))
+        header = request.headers.get("Authorization")
+        grant = signed(request) if signed is not None and header is None else None
+        grant = grant or identify(credentials, header or "")
         if scope is not None and scope not in grant.scopes:
             return insufficient_scope(scope)
         request[GRANT] = grant

@@ -118,7 +118,8 @@ PATHS: dict[str, Any] = {
                 {
                     "name": "Idempotency-Key",
                     "in": "header",
-                    "description": "The workflow id, when the body has none",
+                    "description": "The workflow id; with an id in the body too, the two "
+                    "must be equal (else 400)",
                     "schema": {"type": "string", "pattern": ID},
                 }
             ],
@@ -127,7 +128,16 @@ PATHS: dict[str, Any] = {
                 "content": {JSON: {"schema": {"$ref": "#/components/schemas/Spec"}}},
             },
             "responses": {
-                "201": _reply("Created", {"$ref": "#/components/schemas/Submitted"}),
+                "201": {
+                    **_reply("Created", {"$ref": "#/components/schemas/Submitted"}),
+                    "headers": {
+                        "Location": {
+                            "description": "/workflows/{id}, the id as the caller names it",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^/workflows/"},
+                        }
+                    },
+                },
                 "200": _reply(
                     "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
                 ),
@@ -150,8 +160,16 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
             "security": _needs(READ),
+            "description": "A browser's EventSource, which cannot send a bearer header, "
+            "passes a token from POST /workflows/{id}/events-token as ?token= instead.",
             "parameters": [
                 WF,
+                {
+                    "name": "token",
+                    "in": "query",
+                    "description": "An event token for this workflow, in place of the bearer",
+                    "schema": TEXT,
+                },
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -163,6 +181,18 @@ PATHS: dict[str, Any] = {
                     "description": "One event a lifecycle entry, its wf as the caller names it",
                     "content": {"text/event-stream": {"schema": EVENT}},
                 },
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/workflows/{id}/events-token": {
+        "post": {
+            "summary": "A token opening this workflow's event stream from a URL (?token=)",
+            "description": "Signed, read-only, for this workflow and caller only; never logged.",
+            "security": _needs(READ),
+            "parameters": [WF],
+            "responses": {
+                "200": _reply("The token", {"$ref": "#/components/schemas/EventToken"}),
                 **_errors(400, 404),
             },
         }
@@ -248,6 +278,14 @@ DOCUMENT: dict[str, Any] = {
                 "type": "object",
                 "required": ["id"],
                 "properties": {"id": {"type": "string", "pattern": ID}},
+            },
+            "EventToken": {
+                "type": "object",
+                "required": ["token", "expires_in"],
+                "properties": {
+                    "token": TEXT,
+                    "expires_in": {"type": "integer", "description": "Seconds it stays valid"},
+                },
             },
             "Spec": {
                 "type": "object",

@@ -115,11 +115,13 @@ class Resolved(NamedTuple):
     consumed: int  # completions applied (or refused) and acknowledged, from the first
     stale: int  # of those, duplicates and superseded attempts, which changed nothing
     missing: str  # the agent the call lacked keys for, where it stopped ("": none)
+    completed: int  # workflows these completions completed
+    failed: int  # workflows they failed
 
 
 def _resolved(reply: list[Any]) -> Resolved:
-    consumed, stale, missing = reply
-    return Resolved(int(consumed), int(stale), text(missing))
+    consumed, stale, missing, completed, failed = reply
+    return Resolved(int(consumed), int(stale), text(missing), int(completed), int(failed))
 
 
 RESOLVE = Function("sp_resolve", ENGINE, _resolved)
@@ -187,7 +189,17 @@ class Requeue(NamedTuple):
     agent: str
 
 
-REQUEUE = Function("sp_requeue", ENGINE, int)
+class Requeued(NamedTuple):
+    moved: int  # tasks published again or dead-lettered
+    failed: int  # workflows a dead letter failed
+
+
+def _requeued(reply: list[Any]) -> Requeued:
+    moved, failed = reply
+    return Requeued(int(moved), int(failed))
+
+
+REQUEUE = Function("sp_requeue", ENGINE, _requeued)
 
 
 async def requeue(
@@ -197,9 +209,9 @@ async def requeue(
     reason: str,
     max_lost: int,
     items: Sequence[Requeue],
-) -> int:
+) -> Requeued:
     """Publish ``items`` again as new attempts (each only if it is still that queued
-    attempt) and acknowledge their entries; the number requeued or dead-lettered.  Reclaimed
+    attempt) and acknowledge their entries.  Reclaimed
     entries count as lost deliveries: a task lost ``max_lost`` times is dead-lettered."""
     lost = int(reason == RequeueReason.RECLAIMED)
     args: list[Arg] = [reason, lost, max_lost]

@@ -39,7 +39,7 @@ end
 local function context(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
-               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(),
+               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(), ended = {},
                wf_base = 5 + 2 * n, arg_base = 1 + n}
   for i = 1, n do
     ctx.streams[args[1 + i]] = keys[4 + 2 * i]
@@ -123,7 +123,9 @@ local function expire(ctx, key, ttl)
   end
 end
 
+-- Counts the ending in ctx.ended, which the functions return for the caller's metrics.
 local function finish(key, status, ctx, reason)
+  ctx.ended[status] = (ctx.ended[status] or 0) + 1
   redis.call('HSET', key, WF.status, status, WF.ended, ctx.now, WF.reason, reason or '')
   expire(ctx, key, redis.call('HGET', key, WF.ttl))
 end

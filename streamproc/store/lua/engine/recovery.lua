@@ -9,7 +9,7 @@ sp_requeue: take tasks back from a consumer (reclaimed after its visibility time
   ARGV  n, agents, then the reason (recorded on the task_requeued event), 1 when each entry
         is a lost delivery (counted; the task is dead-lettered at the max) or 0, the max lost
         deliveries, then 5 per entry: entry id, workflow, task, attempt, agent
-  returns the number of tasks requeued or dead-lettered
+  returns {tasks requeued or dead-lettered, workflows failed by a dead letter}
 ]]
 
 local function requeue(keys, args)
@@ -40,7 +40,7 @@ local function requeue(keys, args)
       end
     end
   end
-  return moved
+  return {moved, ctx.ended[WS.failed] or 0}
 end
 
 redis.register_function('sp_requeue', requeue)

@@ -9,9 +9,9 @@ sp_resolve: apply a batch of completions from the done stream, then XACK them.
         consumer, done-stream entry id, the task entry it ran ('' when not known); an
         adjust adds 3: target task, reason, new input; a wait adds 2: retry in ms, give up
         after ms
-  returns {consumed, stale, missing agent or ''}: it stops before a completion whose task or
-        dependents use an agent it has no keys for, leaving that one and the rest
-        unacknowledged
+  returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
+        stops before a completion whose task or dependents use an agent it has no keys for,
+        leaving that one and the rest unacknowledged
   A completion applies only to the entry the task was last published as (its TF.entry
   field), not just to its attempt number: after Redis lost recent writes (a failover, a torn
   AOF tail) the same attempt can be published again as a new entry, and a completion of the
@@ -47,6 +47,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
     end
   end
   if completes then
+    ctx.ended[WS.completed] = (ctx.ended[WS.completed] or 0) + 1  -- finish()'s count, done above
     expire(ctx, key, ttl)
     emit(ctx, key, wf, WS.completed, nil, nil, ctx.now)
   end
@@ -112,6 +113,11 @@ local function reject_completion(ctx, wf, t, att, entry, reason, out)
              'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
 end
 
+-- The workflows this call completed and failed, for the caller's metrics.
+local function ended_counts(ctx)
+  return ctx.ended[WS.completed] or 0, ctx.ended[WS.failed] or 0
+end
+
 local function resolve(keys, args)
   local ctx = context(keys, args)
   local b = ctx.arg_base
@@ -142,7 +148,7 @@ local function resolve(keys, args)
       end
       if missing or not ctx.dead[f[4]] then
         if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
-        return {#acked, stale, missing or f[4]}
+        return {#acked, stale, missing or f[4], ended_counts(ctx)}
       end
       if kind == KIND.adjust and adjust(ctx, key, wf, t, att, f[1], args[a + 10],
                                         args[a + 11], args[a + 12]) then
@@ -163,7 +169,7 @@ local function resolve(keys, args)
     a = a + stride
   end
   if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
-  return {#acked, stale, ''}
+  return {#acked, stale, '', ended_counts(ctx)}
 end
 
 local function release(keys, args)
