@@ -94,7 +94,7 @@ class Claims:
             if deleted:
                 await self._dead_letter_trimmed(agent, shard, deleted)
             if entries:
-                await self._requeue(agent, shard, entries, "reclaimed")
+                await self._requeue(agent, shard, entries, calls.RequeueReason.RECLAIMED)
 
     async def hand_back(self) -> None:
         """Requeue what this consumer still holds, then leave the groups."""
@@ -109,14 +109,16 @@ class Claims:
                     entries = cast(
                         list[Entry], await self.redis.xclaim(stream, agent, self.consumer, 0, ids)
                     )
-                    await self._requeue(agent, shard, entries, "handed back")
+                    await self._requeue(agent, shard, entries, calls.RequeueReason.HANDED_BACK)
                     log.info("handed back %d tasks of %s", len(ids), agent)
                 if not await leave_group(self.redis, stream, agent, self.consumer):
                     log.warning(
                         "%s still holds entries of %s; left for reclaim", self.consumer, stream
                     )
 
-    async def _requeue(self, agent: str, shard: int, entries: list[Entry], reason: str) -> None:
+    async def _requeue(
+        self, agent: str, shard: int, entries: list[Entry], reason: calls.RequeueReason
+    ) -> None:
         keyspace = self.settings.keyspace
         items: list[calls.Requeue] = []
         stream = keyspace.tasks(shard, agent)
