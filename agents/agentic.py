@@ -18,6 +18,7 @@ from .pages import excerpt_of
 from .toolkit import toolkit
 
 WEAK_CHARS = 50  # the prototype's rule: a result missing or shorter than this is weak
+COMPLETE_AT = 80  # the prototype's completeness score that counts as complete
 COMPONENTS = "Agent, Task Manager, Workflow Engine, Context Store, Evaluator, Toolset, Logger"
 FLOW = (
     "Task 1 (describe the components) -> Task 2 (plan the flow) -> "
@@ -97,7 +98,7 @@ async def validate(task: Task) -> dict[str, Any]:
     return {
         "checked": checked,
         "score": score,
-        "complete": score >= 80,
+        "complete": score >= COMPLETE_AT,
         "supplement": supplement,
         "provider": reply.provider,
     }

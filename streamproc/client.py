@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, cast
 
-import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
@@ -23,6 +22,7 @@ from streamproc.store.codec import StreamReply, decode_fields
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import check_id
 from streamproc.store.state import TERMINAL, TaskStatus, WorkflowState
+from streamproc.store.template import Template, encoded_inputs
 from streamproc.transport import durability
 from streamproc.transport.groups import holders
 
@@ -49,7 +49,7 @@ class Client:
         self.keyspace = self.settings.keyspace
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
-        self._templates: dict[int, _Template] = {}
+        self._templates: dict[int, Template] = {}
         self._fsync: durability.Fsync | None = None
 
     async def __aenter__(self) -> Client:
@@ -169,15 +169,15 @@ class Client:
         """One ``sp_submit`` call's arguments per chunk (workflows of one shard)."""
         return [calls.submit_arguments(self.keyspace, chunk) for chunk in chunks]
 
-    def _template(self, spec: WorkflowSpec | Mapping[str, Any]) -> _Template:
+    def _template(self, spec: WorkflowSpec | Mapping[str, Any]) -> Template:
         """Validate and encode a spec once: a program submitting one spec object many times
         pays for it once, as long as the tasks' inputs still encode to the same bytes."""
         if not isinstance(spec, WorkflowSpec):
-            return _Template.build(WorkflowSpec.from_dict(spec), self.settings, self.agents)
+            return Template.build(WorkflowSpec.from_dict(spec), self.settings, self.agents)
         cached = self._templates.get(id(spec))
-        if cached is not None and cached.spec is spec and cached.inputs == _inputs(spec):
+        if cached is not None and cached.spec is spec and cached.inputs == encoded_inputs(spec):
             return cached
-        template = _Template.build(spec, self.settings, self.agents)
+        template = Template.build(spec, self.settings, self.agents)
         if len(self._templates) >= TEMPLATE_CACHE:
             self._templates.pop(next(iter(self._templates)))
         self._templates[id(spec)] = template
@@ -231,7 +231,7 @@ class Client:
         ]
         return replace(state, tasks=tasks)
 
-    async def follow(self, workflow_id: str) -> AsyncIterator[dict[str, str]]:
+    async def follow(self, workflow_id: str) -> AsyncGenerator[dict[str, str]]:
         """Yield the workflow's lifecycle events from now on, ending with ``completed``,
         ``failed`` or ``cancelled`` (at once if it already ended).  Reads the workflow's own
         history stream, so following one workflow never reads the others' events."""
@@ -272,31 +272,18 @@ class Client:
         return [{"id": i.decode(), **decode_fields(f)} for i, f in entries]
 
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
-        """Wait until the workflow completes, fails or is cancelled; return its final state."""
-        async with asyncio.timeout(timeout):
-            async for _ in self.follow(workflow_id):
-                pass
+        """Wait until the workflow completes, fails or is cancelled; return its final state.
+        Past ``timeout`` seconds, raise :class:`TimeoutError` saying what each task is doing."""
+        try:
+            async with asyncio.timeout(timeout):
+                async for _ in self.follow(workflow_id):
+                    pass
+        except TimeoutError:
+            state = await self.get(workflow_id)
+            if timeout is None or state.status in TERMINAL:
+                raise
+            raise TimeoutError(
+                f"workflow {workflow_id} still {state.status} after {timeout:g}s "
+                f"(tasks: {state.task_states()})"
+            ) from None
         return await self.get(workflow_id)
-
-
-@dataclass(frozen=True, slots=True)
-class _Template:
-    """A validated spec, with what every workflow of it writes (its blueprint)."""
-
-    spec: WorkflowSpec
-    inputs: bytes | None
-    blueprint: calls.Blueprint
-
-    @classmethod
-    def build(
-        cls, spec: WorkflowSpec, settings: ClientSettings, known: Collection[str] | None
-    ) -> _Template:
-        spec.validate(known, settings.limits)
-        return cls(spec, _inputs(spec), calls.Blueprint.of(spec, int(settings.workflow_ttl * 1000)))
-
-
-def _inputs(spec: WorkflowSpec) -> bytes | None:
-    try:
-        return orjson.dumps([t.input for t in spec.tasks])
-    except TypeError:
-        return None  # validate() names the task

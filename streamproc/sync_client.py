@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from streamproc.client import Client
@@ -51,3 +51,25 @@ class SyncClient:
 
     def cancel(self, workflow_id: str, reason: str = "cancelled") -> bool:
         return self._run(self._client.cancel(workflow_id, reason))
+
+    def history(self, workflow_id: str) -> list[dict[str, str]]:
+        return self._run(self._client.history(workflow_id))
+
+    def follow(self, workflow_id: str) -> Iterator[dict[str, str]]:
+        """The workflow's events from now on, each read when the loop asks for it."""
+        events = self._client.follow(workflow_id)
+        try:
+            while (event := self._run(_next(events))) is not None:
+                yield event
+        finally:
+            self._run(events.aclose())
+
+    def create(
+        self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
+    ) -> tuple[str, bool]:
+        return self._run(self._client.create(spec, workflow_id))
+
+
+async def _next(events: AsyncIterator[dict[str, str]]) -> dict[str, str] | None:
+    """The next event, or None at the end: a coroutine for the runner (``anext`` is not one)."""
+    return await anext(events, None)

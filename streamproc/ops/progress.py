@@ -18,8 +18,15 @@ def as_json(result: Any) -> str:
 
 
 async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
-    """Print each event as it arrives, timed from now by the moment it happened (a task's
-    start is reported with its completion, stamped with when it began)."""
+    """Print each event as it arrives, then how the workflow ended, in one line."""
+    state = await print_events(client, workflow_id)
+    click.echo(f"workflow {workflow_id}: {state.status} {state.reason}".rstrip(), err=True)
+    return state
+
+
+async def print_events(client: Client, workflow_id: str) -> WorkflowState:
+    """Print each event as it arrives, timed from now by the moment it happened; return the
+    final state."""
     started_ms = time.time() * 1000
     async for event in client.follow(workflow_id):
         at = float(event.get("at") or time.time() * 1000)
@@ -27,9 +34,7 @@ async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
         detail = event.get("error") or event.get("reason") or ""
         task = event.get("task", "")
         click.echo(f"{elapsed:7.2f}s  {event['kind']:<14} {task:<12} {detail}".rstrip(), err=True)
-    state = await client.get(workflow_id)
-    click.echo(f"workflow {workflow_id}: {state.status} {state.reason}".rstrip(), err=True)
-    return state
+    return await client.get(workflow_id)
 
 
 def render_state(

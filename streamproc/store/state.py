@@ -80,6 +80,10 @@ class WorkflowState:
     def results(self) -> dict[str, Any]:
         return {t.id: t.result for t in self.tasks if t.state == TaskStatus.DONE}
 
+    def task_states(self) -> str:
+        """``a done, b running``: each task's state, for a message."""
+        return ", ".join(f"{t.id} {t.state}" for t in self.tasks)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
