@@ -226,6 +226,7 @@ async def read_everything(
     paths += [f"/workflows/{i}{tail}" for i in ids for tail in ("", "/events")]
     requests = [("GET", path) for path in paths]
     requests += [("POST", f"/workflows/{i}/cancel") for i in ids]  # they ended: no effect
+    requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
     found, unsearched, unasked = ids
     searched, asked = dead["execution"][0].entry_id, dead["description"][0].entry_id
     verbs = [  # each with its exit code
