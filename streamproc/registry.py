@@ -47,6 +47,7 @@ class Adjust:
 AgentFn = Callable[[Task], Awaitable[Any]] | Callable[[Task], Any]
 _agents: dict[str, AgentFn] = {}
 _entry_points_loaded = False
+_bundled: set[str] = set()  # agents that only the entry points brought in
 
 
 def agent(name: str) -> Callable[[AgentFn], AgentFn]:
@@ -67,11 +68,19 @@ def registered() -> dict[str, AgentFn]:
     """Every agent known to this process: decorated ones and the entry-point group's."""
     global _entry_points_loaded
     if not _entry_points_loaded:
+        before = set(_agents)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             fn = ep.load()
             _agents.setdefault(ep.name, fn)
+        _bundled.update(set(_agents) - before)
         _entry_points_loaded = True
     return dict(_agents)
+
+
+def imported() -> dict[str, AgentFn]:
+    """The agents registered by code this process imported itself (``--import``), without
+    those only the entry-point group brought in (installed packages' agents)."""
+    return {name: fn for name, fn in registered().items() if name not in _bundled}
 
 
 async def call_agent(fn: AgentFn, task: Task) -> Any:

@@ -18,7 +18,7 @@ from streamproc.store.keys import check_id
 MAX_SPEC_BYTES = 1 << 20
 MAX_TIMEOUT = 7 * 24 * 3600
 TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout"})
-WORKFLOW_KEYS = frozenset({"name", "tasks", "adjust_rounds"})
+WORKFLOW_KEYS = frozenset({"name", "tasks", "adjust_rounds", "timeout"})
 MAX_ADJUST_ROUNDS = 100
 
 
@@ -51,6 +51,8 @@ class WorkflowSpec:
     name: str = ""
     # How many times one task may be re-run at an agent's request (registry.Adjust).
     adjust_rounds: int = 1
+    # Seconds after submit by which it must have ended; past them, it fails (see sp_expire).
+    timeout: float | None = None
 
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowSpec:
@@ -59,7 +61,8 @@ class WorkflowSpec:
         unknown = set(data) - WORKFLOW_KEYS
         if unknown:
             raise SpecError(
-                f"unknown workflow keys {sorted(map(str, unknown))} (name, tasks, adjust_rounds)"
+                f"unknown workflow keys {sorted(map(str, unknown))} "
+                "(name, tasks, adjust_rounds, timeout)"
             )
         name = data.get("name", "")
         if not isinstance(name, str):
@@ -68,6 +71,7 @@ class WorkflowSpec:
             tasks=tuple(_task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
             name=name,
             adjust_rounds=data.get("adjust_rounds", 1),
+            timeout=data.get("timeout"),
         )
 
     @classmethod
@@ -109,6 +113,8 @@ class WorkflowSpec:
             raise SpecError("'adjust_rounds' must be a whole number")
         if not 0 <= rounds <= MAX_ADJUST_ROUNDS:
             raise SpecError(f"'adjust_rounds' must be from 0 to {MAX_ADJUST_ROUNDS}")
+        if not _is_seconds(self.timeout, allow_none=True):
+            raise SpecError(f"workflow 'timeout' must be seconds in (0, {MAX_TIMEOUT}]")
         if len(self.tasks) > limits.max_tasks:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
         if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
@@ -123,9 +129,10 @@ class WorkflowSpec:
         canonical = [
             [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout] for t in self.tasks
         ]
-        return hashlib.sha256(
-            orjson.dumps([self.name, self.adjust_rounds, canonical], option=orjson.OPT_SORT_KEYS)
-        ).hexdigest()[:32]
+        whole: list[Any] = [self.name, self.adjust_rounds, canonical]
+        if self.timeout is not None:  # absent, the digest stays what it was before timeouts
+            whole.append(self.timeout)
+        return hashlib.sha256(orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -180,6 +187,15 @@ def _task_from_dict(index: int, data: Any) -> TaskSpec:
     )
 
 
+def _is_seconds(value: object, allow_none: bool) -> bool:
+    """A duration in (0, MAX_TIMEOUT] seconds; the comparison also refuses NaN."""
+    if value is None:
+        return allow_none
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 < value <= MAX_TIMEOUT
+
+
 def _validate_task(
     task: TaskSpec, seen: set[str], agents: Collection[str] | None, limits: Limits
 ) -> None:
@@ -206,11 +222,7 @@ def _validate_task(
         raise SpecError(
             f"task {task.id!r}: 'retries' must be a whole number from 0 to 1000", task=task.id
         )
-    if task.timeout is not None and (
-        isinstance(task.timeout, bool)
-        or not isinstance(task.timeout, int | float)
-        or not 0 < task.timeout <= MAX_TIMEOUT  # also refuses NaN
-    ):
+    if not _is_seconds(task.timeout, allow_none=True):
         raise SpecError(
             f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
         )

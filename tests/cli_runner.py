@@ -17,7 +17,16 @@ from streamproc.outbound.providers.settings import KEY_VARIABLES
 ROOT = Path(__file__).resolve().parents[1]  # on a child's PYTHONPATH: ``tests`` importable
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 TEST_AGENTS = "tests.agents_for_tests"  # for ``--import``
-STATUS_KEYS = {"agent", "length", "lag", "pending", "consumers", "dead_letters", "desired"}
+STATUS_KEYS = {
+    "agent",
+    "length",
+    "lag",
+    "pending",
+    "consumers",
+    "dead_letters",
+    "desired",
+    "unserved",
+}
 TIMEOUT = 60.0
 # echo and sleep are not on the production entry points: a CLI process that serves or lists
 # them imports them.

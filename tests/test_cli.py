@@ -98,7 +98,7 @@ def test_a_verb_whose_package_fails_to_import_fails_alone(tmp_path: Path) -> Non
 async def test_submit_prints_the_new_workflow_id(
     redis_url: str, keyspace: Keyspace, client: Client, echo_file: Path
 ) -> None:
-    result = await run("submit", str(echo_file), *at(redis_url, keyspace))
+    result = await run("submit", *ECHO_AGENTS, str(echo_file), *at(redis_url, keyspace))
     assert result.code == 0, result
     workflow_id = result.out.strip()
     assert result.out == workflow_id + "\n"
@@ -112,7 +112,9 @@ async def test_submit_with_an_id_twice_prints_it_twice_and_creates_one_workflow(
     redis_url: str, keyspace: Keyspace, redis: Redis, echo_file: Path
 ) -> None:
     for _ in range(2):
-        result = await run("submit", str(echo_file), "--id", "cli-once", *at(redis_url, keyspace))
+        result = await run(
+            "submit", *ECHO_AGENTS, str(echo_file), "--id", "cli-once", *at(redis_url, keyspace)
+        )
         assert result.code == 0, result
         assert result.out == "cli-once\n"
     assert await workflow_keys(redis, keyspace) == [keyspace.workflow("cli-once").encode()]
@@ -123,11 +125,13 @@ async def test_submit_with_a_taken_id_and_another_spec_fails_with_a_one_line_err
     redis_url: str, keyspace: Keyspace, echo_file: Path, tmp_path: Path, client: Client
 ) -> None:
     assert (
-        await run("submit", str(echo_file), "--id", "taken", *at(redis_url, keyspace))
+        await run("submit", *ECHO_AGENTS, str(echo_file), "--id", "taken", *at(redis_url, keyspace))
     ).code == 0
     other = tmp_path / "other.json"
     other.write_text('{"tasks": [{"id": "solo", "agent": "echo"}]}')
-    result = await run("submit", str(other), "--id", "taken", *at(redis_url, keyspace))
+    result = await run(
+        "submit", *ECHO_AGENTS, str(other), "--id", "taken", *at(redis_url, keyspace)
+    )
     assert_one_line_error(result, "error: workflow 'taken' already exists with a different spec")
     assert result.out == ""
     assert [t.id for t in (await client.get("taken")).tasks] == ["first", "second"]
@@ -140,12 +144,12 @@ async def test_submit_of_an_invalid_spec_names_the_task_and_writes_nothing(
     bad.write_text(
         "tasks:\n  - {id: a, agent: echo, needs: [b]}\n  - {id: b, agent: echo, needs: [a]}\n"
     )
-    result = await run("submit", str(bad), *at(redis_url, keyspace))
+    result = await run("submit", *ECHO_AGENTS, str(bad), *at(redis_url, keyspace))
     assert_one_line_error(result, "error: cycle: ")
     assert result.code == 1
     evil = tmp_path / "evil.yaml"
     evil.write_text(f'tasks: !!python/object/apply:os.system ["touch {tmp_path}/pwned"]\n')
-    result = await run("submit", str(evil), *at(redis_url, keyspace))
+    result = await run("submit", *ECHO_AGENTS, str(evil), *at(redis_url, keyspace))
     assert result.code == 1 and "Traceback" not in result.err, result
     assert result.err.startswith("error: invalid YAML: "), result.err  # then where, in the file
     assert not (tmp_path / "pwned").exists()
@@ -155,14 +159,14 @@ async def test_submit_of_an_invalid_spec_names_the_task_and_writes_nothing(
 def test_submit_of_a_deeply_nested_yaml_prints_a_one_line_error(tmp_path: Path) -> None:
     deep = tmp_path / "deep.yaml"
     deep.write_text("tasks: " + "[" * 600 + "]" * 600 + "\n")
-    result = run_sync("submit", str(deep), "--redis-url", UNREACHABLE)
+    result = run_sync("submit", *ECHO_AGENTS, str(deep), "--redis-url", UNREACHABLE)
     assert_one_line_error(result, "error: ")
 
 
 async def test_submit_wait_exits_zero_when_the_workflow_completes(
     engine: Engine, redis_url: str, keyspace: Keyspace, client: Client, echo_file: Path
 ) -> None:
-    result = await run("submit", str(echo_file), "--wait", *at(redis_url, keyspace))
+    result = await run("submit", *ECHO_AGENTS, str(echo_file), "--wait", *at(redis_url, keyspace))
     assert result.code == 0, result
     workflow_id = result.out.strip()
     assert result.out == workflow_id + "\n"
@@ -177,7 +181,7 @@ async def test_submit_wait_exits_non_zero_when_a_task_is_dead_lettered(
 ) -> None:
     spec = tmp_path / "poison.yaml"
     spec.write_text(POISON_SPEC)
-    result = await run("submit", str(spec), "--wait", *at(redis_url, keyspace))
+    result = await run("submit", *ECHO_AGENTS, str(spec), "--wait", *at(redis_url, keyspace))
     assert result.code != 0, result
     workflow_id = result.out.strip()
     assert "poisoned input" in result.err

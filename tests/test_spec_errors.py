@@ -335,7 +335,7 @@ def test_unknown_task_keys_are_named() -> None:
 
 
 def test_unknown_workflow_keys_are_named() -> None:
-    expected = r"unknown workflow keys \['taks'\] \(name, tasks, adjust_rounds\)"
+    expected = r"unknown workflow keys \['taks'\] \(name, tasks, adjust_rounds, timeout\)"
     with pytest.raises(SpecError, match=expected):
         WorkflowSpec.from_dict({"tasks": [{"id": "a", "agent": "echo"}], "taks": []})
 

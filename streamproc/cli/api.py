@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from streamproc.cli.options import EXISTING_FILE
+from streamproc.cli.options import EXISTING_FILE, allow_agent_option
 from streamproc.cli.verb import Context, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
@@ -17,6 +17,7 @@ from streamproc.engine.daemon import run_until_signalled
 from streamproc.errors import ConfigError
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.registry import registered
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 SIGNING_KEY_VARIABLE = "STREAMPROC_API_SIGNING_KEY"
@@ -40,8 +41,13 @@ MIN_SIGNING_KEY = 32
     f"to those in {TOKENS_VARIABLE}, comma separated). A bare token has every scope and sees "
     "every tenant. Without any, only a loopback host is allowed, and requests need no token.",
 )
-async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> int:
-    """Serve the HTTP API: workflows, their events, agents and dead letters."""
+@allow_agent_option
+async def api(
+    ctx: Context, host: str, port: int, tokens_file: Path | None, allowed_agents: tuple[str, ...]
+) -> int:
+    """Serve the HTTP API: workflows, their events, agents and dead letters.  A submitted
+    spec may name the agents registered here (--import), those a running worker serves, and
+    those given with --allow-agent."""
     tokens = parse_tokens(os.environ.get(TOKENS_VARIABLE, ""), ",", TOKENS_VARIABLE)
     if tokens_file is not None:
         text = await asyncio.to_thread(tokens_file.read_text)
@@ -58,5 +64,6 @@ async def api(ctx: Context, host: str, port: int, tokens_file: Path | None) -> i
         click.echo, f"serving the HTTP API on http://{shown}:{port} ({access})", err=True
     )
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
-        server = functools.partial(serve, client, settings, listening=announce)
+        agents = {*registered(), *allowed_agents}
+        server = functools.partial(serve, client, settings, listening=announce, registry=agents)
         return await run_until_signalled([server])

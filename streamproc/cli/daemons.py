@@ -14,7 +14,7 @@ from streamproc.engine.resolver import Resolver
 from streamproc.engine.worker import Worker
 from streamproc.errors import CannotListen
 from streamproc.ops.poller import StreamPoller
-from streamproc.registry import registered
+from streamproc.registry import imported, registered
 
 
 def autoscale_options(fn: F) -> F:
@@ -68,6 +68,11 @@ def with_metrics(
     return [*components, StreamPoller(ctx.redis, ctx.keyspace).run] if poll else components
 
 
+def split_names(names: str) -> tuple[str, ...]:
+    """``--agent a, b`` as its names."""
+    return tuple(name.strip() for name in names.split(",") if name.strip())
+
+
 def worker_settings(
     ctx: Context,
     agents: tuple[str, ...],
@@ -110,7 +115,7 @@ async def worker(
     metrics_addr: str,
 ) -> int:
     """Serve tasks of the given agents."""
-    names = tuple(name.strip() for name in agent_names.split(",") if name.strip())
+    names = split_names(agent_names)
     scaling = (
         AutoscaleSettings(min_consumers, max_consumers, drain_target, scale_cooldown)
         if autoscale
@@ -185,12 +190,19 @@ async def resolver(
 
 @click.command()
 @verb
+@click.option(
+    "--agent",
+    "agent_names",
+    default="",
+    help="Also serve these agents, comma separated (an installed package's, say).",
+)
 @worker_options
 @shutdown_option
 @retention_options
 @metrics_options
 async def up(
     ctx: Context,
+    agent_names: str,
     concurrency: int,
     visibility_timeout: float,
     shutdown_timeout: float,
@@ -199,11 +211,15 @@ async def up(
     metrics_port: int | None,
     metrics_addr: str,
 ) -> int:
-    """Run the resolver and every registered agent in one process (a private redis-server is
-    started when none answers at the URL)."""
+    """Run the resolver and a worker in one process (a private redis-server is started when
+    none answers at the URL).  The worker serves the agents the --import modules registered
+    and those named with --agent; with neither, every installed agent (entry points)."""
     async with embedded_default(ctx):
-        agents = registered()
-        settings = worker_settings(ctx, tuple(sorted(agents)), concurrency, visibility_timeout)
+        names = {*imported(), *split_names(agent_names)}
+        if not names:
+            names = set(registered())
+            click.echo("no --import or --agent: serving every installed agent", err=True)
+        settings = worker_settings(ctx, tuple(sorted(names)), concurrency, visibility_timeout)
         components: list[Component] = [
             Resolver(
                 ctx.redis,
@@ -213,7 +229,7 @@ async def up(
                     debug_group_idle=debug_group_idle,
                 ),
             ).run,
-            Worker(ctx.redis, settings, agents).run,
+            Worker(ctx.redis, settings, registered()).run,
         ]
         components = with_metrics(ctx, components, metrics_port, metrics_addr, poll=True)
         click.echo(f"serving {', '.join(settings.agents)} on {redacted(ctx.redis.url)}", err=True)

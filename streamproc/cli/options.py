@@ -92,6 +92,18 @@ def json_option(help: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+allow_agent_option = click.option(
+    "--allow-agent",
+    "allowed_agents",
+    multiple=True,
+    metavar="NAME",
+    envvar="STREAMPROC_ALLOW_AGENTS",
+    help="Accept specs naming agent NAME though it is not registered here (--import) and no "
+    "worker serves it yet; repeatable.  [env: STREAMPROC_ALLOW_AGENTS, space separated]",
+)
+"""Submitting verbs refuse agents that would never run; this names those served elsewhere."""
+
+
 def worker_options(fn: F) -> F:
     """How many tasks a worker process runs at once, and when it loses one to another."""
     return attach(

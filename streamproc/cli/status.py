@@ -44,6 +44,9 @@ async def status(ctx: Context, as_json: bool) -> None:
             f"{row.agent:<16}{row.length:>8}{row.lag:>8}{row.pending:>9}{row.consumers:>11}"
             f"{row.dead_letters:>7}{desired:>9}"
         )
+    for row in stats:
+        if row.unserved:
+            click.echo(f"no consumer serves {row.agent}: {row.lag + row.pending} tasks waiting")
     if cache:
         click.echo(f"\n{'search cache':<16}{'hit':>8}{'miss':>8}{'upstream':>9}")
         for provider, c in sorted(cache.items()):

@@ -11,12 +11,14 @@ from typing import Any
 import click
 import orjson
 
-from streamproc.cli.options import EXISTING_FILE, json_option
+from streamproc.cli.options import EXISTING_FILE, allow_agent_option, json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.ops import events as lifecycle
 from streamproc.ops.progress import follow_progress, render_history, render_state
+from streamproc.ops.served import check_agents
+from streamproc.registry import registered
 from streamproc.spec import WorkflowSpec
 
 
@@ -29,10 +31,19 @@ from streamproc.spec import WorkflowSpec
 @click.option(
     "--wait", is_flag=True, help="Show progress until it ends; exit 1 unless it completes."
 )
-async def submit(ctx: Context, file: Path, workflow_id: str | None, wait: bool) -> int:
-    """Submit the workflow in FILE (YAML or JSON) and print its id."""
+@allow_agent_option
+async def submit(
+    ctx: Context,
+    file: Path,
+    workflow_id: str | None,
+    wait: bool,
+    allowed_agents: tuple[str, ...],
+) -> int:
+    """Submit the workflow in FILE (YAML or JSON) and print its id.  Every agent it names
+    must be registered here (--import), served by a running worker, or --allow-agent."""
     spec = WorkflowSpec.load(file)
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
+        await check_agents(client, spec, {*registered(), *allowed_agents})
         workflow_id = await client.submit(spec, workflow_id)
         click.echo(workflow_id)
         if not wait:

@@ -23,6 +23,7 @@ from streamproc import metrics
 from streamproc.config import RedisSettings, ResolverSettings
 from streamproc.engine.consumer import Consumer, claim_idle
 from streamproc.engine.daemon import pause
+from streamproc.engine.deadline import fail_overdue
 from streamproc.engine.failpoints import failpoint
 from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
@@ -158,19 +159,21 @@ class Resolver(Consumer):
     # -- delayed retries ---------------------------------------------------------------------
 
     async def _release_loop(self, shard: int, stop: asyncio.Event) -> None:
+        """Publish due retries and fail workflows past their deadline (deadline.py)."""
         while not await pause(stop, self.settings.release_interval):
             await until_ready(self._release_once, shard)
 
     async def _release_once(self, shard: int) -> None:
-        """Publish due retries.  Due-ness is judged by the Redis clock, never the local one.
-        TIME goes on its own: a Cluster pipeline refuses it (it has no key to route by)."""
+        """Due-ness is judged by the Redis clock, never the local one.  TIME goes on its
+        own: a Cluster pipeline refuses it (it has no key to route by)."""
         seconds, micros = await self.redis.time()
+        now = seconds * 1000 + micros // 1000
+        await fail_overdue(self.redis, self.keyspace, shard, now)
         delayed = self.keyspace.delayed(shard)
         members = cast(
             list[tuple[bytes, float]],
             await self.redis.zrange(delayed, 0, RELEASE_BATCH - 1, withscores=True),
         )
-        now = seconds * 1000 + micros // 1000
         due = [m for m, score in members if score <= now]
         while due:
             agents = self._agents[shard]

@@ -29,7 +29,7 @@ from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
 from streamproc.store import codec
 from streamproc.store.codec import Fields, StreamReply, TaskEvent
-from streamproc.transport.groups import ensure_group
+from streamproc.transport.groups import join_group
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ class Worker(Consumer):
     async def _join(self) -> None:
         for agent in self.agents:
             for shard in self.settings.keyspace.all_shards():
-                await ensure_group(self.redis, self.settings.keyspace.tasks(shard, agent), agent)
+                stream = self.settings.keyspace.tasks(shard, agent)
+                await join_group(self.redis, stream, agent, self.consumer)
         if self.autoscaler is not None:
             await self.autoscaler.tick()  # the first budgets, before any read
 

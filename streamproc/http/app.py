@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote
@@ -39,14 +39,17 @@ from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
+from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
+from streamproc.spec import WorkflowSpec
 from streamproc.store.keys import check_id
 from streamproc.transport.epoch import Epoch
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
 CLIENT = web.AppKey("client", Client)
+AGENTS = web.AppKey("agents", frozenset[str])
 SETTINGS = web.AppKey("settings", ApiSettings)
 CLOSING = web.AppKey("closing", asyncio.Event)
 TOKENS = web.AppKey("tokens", EventTokens)
@@ -54,10 +57,16 @@ MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
 
 
-def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) -> web.Application:
+def make_app(
+    client: Client,
+    settings: ApiSettings,
+    epoch: Epoch | None = None,
+    registry: Collection[str] | None = None,
+) -> web.Application:
     """The application; ``client`` stays the caller's to close.  With ``epoch``, every route
     but ``/healthz`` answers 503 once Redis is found to have lost its data (to callers who
-    got past the bearer check: the others learn nothing of it)."""
+    got past the bearer check: the others learn nothing of it).  ``registry`` holds the agents
+    a spec may name besides the ones a worker serves (default: this process's registry)."""
     guards = [] if epoch is None else [refuse_after_reset(epoch)]
     tokens = EventTokens(settings.signing_key, settings.event_token_ttl)
     app = web.Application(
@@ -69,7 +78,7 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
         ],
     )
     app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
-    app[TOKENS] = tokens
+    app[TOKENS], app[AGENTS] = tokens, frozenset(registered() if registry is None else registry)
     app.on_shutdown.append(close_streams)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
@@ -91,6 +100,7 @@ async def serve(
     settings: ApiSettings,
     stop: asyncio.Event,
     listening: Callable[[], None] = lambda: None,
+    registry: Collection[str] | None = None,
 ) -> None:
     """Serve until ``stop`` is set; open event streams then end (their clients reconnect
     with ``Last-Event-ID``), other requests get a short grace.  ``listening`` is called once
@@ -98,7 +108,7 @@ async def serve(
     settings.check_bind()
     epoch = Epoch(client.redis, client.keyspace)
     await until_redis_answers(epoch.establish)
-    app = make_app(client, settings, epoch)
+    app = make_app(client, settings, epoch, registry)
     runner = web.AppRunner(
         app,
         handler_cancellation=True,
@@ -152,8 +162,11 @@ async def submit(request: web.Request) -> web.Response:
     of two racing first submits exactly one gets 201)."""
     grant, body = request[GRANT], await json_object(request)
     given = chosen_id(body.pop("id", None), request.headers.get("Idempotency-Key"))
+    client, registry = request.app[CLIENT], request.app[AGENTS]
     with named_as(given):
-        stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
+        spec = WorkflowSpec.from_dict(body)
+        await check_agents(client, spec, registry)
+        stored, created = await client.create(spec, grant.stored_id(given))
     failpoints.failpoint("api.after_submit_before_response")
     shown = grant.shown_id(stored)
     if not created:

@@ -15,7 +15,8 @@ from streamproc.store.keys import Keyspace
 
 @dataclass(frozen=True)
 class AgentStats:
-    """One agent type summed over shards.  ``lag`` is entries not yet read by its group."""
+    """One agent type summed over shards.  ``lag`` is entries not yet read by its group (on
+    a shard where it has no group yet, the whole stream: nobody has read any of it)."""
 
     agent: str
     length: int
@@ -25,8 +26,13 @@ class AgentStats:
     dead_letters: int
     desired: int | None = None  # the autoscaler's fleet-wide count; None when it is off
 
+    @property
+    def unserved(self) -> bool:
+        """Tasks wait and no consumer is there to run them: nothing will, until one is."""
+        return self.consumers == 0 and self.lag + self.pending > 0
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "unserved": self.unserved}
 
 
 async def known_agents(redis: Redis, keyspace: Keyspace) -> list[str]:
@@ -53,10 +59,12 @@ async def agent_stats(redis: Redis, keyspace: Keyspace, agents: list[str]) -> li
                 groups = await redis.xinfo_groups(stream)
             except ResponseError:
                 continue  # no stream yet
-            for group in groups:
-                if group["name"] == agent.encode():
-                    totals["lag"] += group.get("lag") or 0
-                    totals["pending"] += group["pending"]
-                    totals["consumers"] += group["consumers"]
+            own = [g for g in groups if g["name"] == agent.encode()]
+            for group in own:
+                totals["lag"] += group.get("lag") or 0
+                totals["pending"] += group["pending"]
+                totals["consumers"] += group["consumers"]
+            if not own:
+                totals["lag"] += length
         out.append(AgentStats(agent, **totals, desired=desired.get(agent)))
     return out

@@ -239,6 +239,20 @@ async def cancel(redis: Redis, keyspace: Keyspace, workflow_id: str, reason: str
     return await CANCEL(redis, _layout(keyspace, shard, [], [workflow_id], [workflow_id, reason]))
 
 
+# -- sp_expire (admin.lua) ------------------------------------------------------------------
+
+EXPIRE = Function("sp_expire", ENGINE, int)
+
+
+async def fail_overdue(
+    redis: Redis, keyspace: Keyspace, shard: int, overdue: Sequence[tuple[str, str]]
+) -> int:
+    """Fail the workflows of ``overdue`` (id, reason), all of ``shard``, that still run past
+    their deadline; return how many it failed."""
+    ids, args = [wf for wf, _ in overdue], [part for pair in overdue for part in pair]
+    return await EXPIRE(redis, _layout(keyspace, shard, [], ids, args))
+
+
 class Revived(IntEnum):
     REVIVED = 1
     REFUSED = 0

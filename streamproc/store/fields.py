@@ -42,6 +42,8 @@ class WorkflowField(StrEnum):
     NAME = "name"
     ROUNDS = "rounds"
     DIGEST = "digest"
+    TIMEOUT = "timeout"  # ms after creation by which it must end; absent: no deadline
+    DEADLINE = "deadline"  # Redis-clock ms when it fails if still running (sp_expire)
 
 
 class TaskField(StrEnum):
@@ -102,6 +104,8 @@ def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
         WorkflowField.ROUNDS,
         spec.adjust_rounds,
     ]
+    if spec.timeout is not None:
+        out += (WorkflowField.TIMEOUT, round(spec.timeout * 1000))
     for t in spec.tasks:
         needs = list(dict.fromkeys(t.needs))
         out += (

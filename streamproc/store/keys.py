@@ -13,6 +13,7 @@ key                            type    holds
 ``{ns:s}:dead:<agent>``        stream  dead-lettered tasks of ``<agent>``, with reason
 ``{ns:s}:dead-done``           stream  completions that could not be applied, with reason
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
+``{ns:s}:deadlines``           zset    running workflows' hash keys scored by deadline (ms)
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
@@ -46,6 +47,12 @@ DELAYED_SEPARATOR = " "  # a delayed set member is "<workflow> <task>"
 # Consumer groups made for debugging (``replay stream --group``) carry this prefix, so they
 # are never taken for an agent's group or the resolver's, and expire when idle.
 DEBUG_GROUP_PREFIX = "debug-"
+
+
+def workflow_of(key: bytes | str) -> str:
+    """The workflow id a workflow hash key names (an id holds no colon)."""
+    text = key.decode() if isinstance(key, bytes) else key
+    return text.rsplit(":", 1)[1]
 
 
 def check_id(kind: str, value: str) -> str:
@@ -104,6 +111,9 @@ class Keyspace:
     def delayed(self, shard: int) -> str:
         return f"{self._tag(shard)}:delayed"
 
+    def deadlines(self, shard: int) -> str:
+        return f"{self._tag(shard)}:deadlines"
+
     def agents(self, shard: int) -> str:
         return f"{self._tag(shard)}:agents"
 
@@ -133,6 +143,7 @@ class Keyspace:
             self.done(shard),
             self.agents(shard),
             self.dead_done(shard),
+            self.deadlines(shard),
         ]
 
     def cache(self, provider: str, digest: str) -> str:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
 
-from streamproc.store.keys import DEBUG_GROUP_PREFIX
+from streamproc.store.keys import DEBUG_GROUP_PREFIX, Keyspace
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +21,31 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
+
+
+async def join_group(redis: Redis, stream: str, group: str, consumer: str) -> None:
+    """Create ``group`` if need be and ``consumer`` in it at once, rather than at its first
+    delivery, so an idle worker already counts as serving the stream (submit and status
+    tell agents nobody serves by their groups' consumers)."""
+    await ensure_group(redis, stream, group)
+    await redis.xgroup_createconsumer(stream, group, consumer)
+
+
+async def served_agents(redis: Redis, keyspace: Keyspace, names: Iterable[str]) -> set[str]:
+    """Those of ``names`` whose consumer group has a consumer on some shard: a worker joins
+    its groups as a consumer when it starts and leaves them when it stops (a worker killed
+    outright stays a consumer until its entries are claimed and it is removed)."""
+    served = set()
+    for name in names:
+        for shard in keyspace.all_shards():
+            try:
+                groups = await redis.xinfo_groups(keyspace.tasks(shard, name))
+            except ResponseError:
+                continue  # no stream: nobody ever served it on this shard
+            if any(g["name"] == name.encode() and g["consumers"] for g in groups):
+                served.add(name)
+                break
+    return served
 
 
 async def group_positions(redis: Redis, stream: str) -> dict[bytes, tuple[bytes, bytes | None]]:

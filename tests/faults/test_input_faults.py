@@ -23,7 +23,7 @@ from streamproc import Client, Keyspace
 from streamproc.errors import SpecError
 from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings
-from tests.cli_runner import at, run
+from tests.cli_runner import ECHO_AGENTS, at, run
 from tests.conftest import Engine, eventually, publish_by_hand, unserved_workflow
 from tests.faults import oracle
 
@@ -111,10 +111,10 @@ async def test_d6_a_fan_out_bomb_is_refused_by_the_cli_with_one_line(
     bomb, over = tmp_path / "bomb.json", tmp_path / "over.json"
     bomb.write_bytes(orjson.dumps(fan_out(BOMB)))
     over.write_bytes(orjson.dumps(fan_out(10_001)))  # under the file size cap: the count
-    refused = await run("submit", str(bomb), *at(redis_url, keyspace))
+    refused = await run("submit", *ECHO_AGENTS, str(bomb), *at(redis_url, keyspace))
     assert refused.code != 0 and refused.out == ""
     assert refused.err.strip() == f"error: {bomb}: larger than 1048576 bytes", refused.err
-    refused = await run("submit", str(over), *at(redis_url, keyspace))
+    refused = await run("submit", *ECHO_AGENTS, str(over), *at(redis_url, keyspace))
     assert refused.code != 0 and refused.out == ""
     assert refused.err.strip() == "error: 10001 tasks: at most 10000 per workflow", refused.err
     assert await _nothing_written(redis, keyspace)

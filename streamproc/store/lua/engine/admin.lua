@@ -1,4 +1,5 @@
---[[ admin.lua: sp_cancel and sp_revive, what an operator asks of a workflow.
+--[[ admin.lua: sp_cancel and sp_revive, what an operator asks of a workflow, and sp_expire,
+  what its deadline does.
 
 sp_cancel: stop a running workflow.  Tasks not yet published are skipped (and leave the
   delayed set); queued and running ones may finish, and their outcomes are recorded, but
@@ -113,3 +114,30 @@ end
 
 redis.register_function('sp_cancel', cancel)
 redis.register_function('sp_revive', revive)
+
+--[[ sp_expire: fail the running workflows whose deadline (workflow-level timeout) passed, as a
+  dead letter would: tasks not yet published are skipped, the failed event carries the reason.
+  Fenced and idempotent: one no longer running, or whose deadline is still ahead by the Redis
+  clock, is left as it is (an ended one also leaves the deadlines set).
+  KEYS  the shared head, then per workflow its hash and history stream
+  ARGV  n = 0 agents, then per workflow its id and the reason
+  returns the number of workflows it failed
+]]
+local function expire_overdue(keys, args)
+  local ctx = context(keys, args)
+  local failed, item = 0, 0
+  for a = ctx.arg_base + 1, #args, 2 do
+    item = item + 1
+    local key = keys[ctx.wf_base + 2 * item - 1]
+    local f = redis.call('HMGET', key, WF.status, WF.deadline)
+    if f[1] ~= WS.running or not f[2] then
+      redis.call('ZREM', ctx.deadlines, key)
+    elseif tonumber(f[2]) <= ctx.now then
+      fail_workflow(ctx, key, args[a], args[a + 1])
+      failed = failed + 1
+    end
+  end
+  return failed
+end
+
+redis.register_function('sp_expire', expire_overdue)

@@ -12,9 +12,9 @@ key is built here.
 
 Calling convention shared by every function (laid out by streamproc/store/calls.py):
   KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
-  KEYS[4] agents set      KEYS[5] dead-done stream
-  KEYS[4+2i], KEYS[5+2i]  tasks stream and dead stream of agent i (i = 1..n)
-  KEYS[6+2n ..]           per item, in item order: its workflow hash, then that workflow's
+  KEYS[4] agents set      KEYS[5] dead-done stream   KEYS[6] deadlines zset
+  KEYS[5+2i], KEYS[6+2i]  tasks stream and dead stream of agent i (i = 1..n)
+  KEYS[7+2n ..]           per item, in item order: its workflow hash, then that workflow's
                           history stream (every event of the workflow, kept as long as it)
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
@@ -39,11 +39,11 @@ end
 local function context(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
-               dead_done = keys[5], streams = {}, dead = {}, now = now_ms(), ended = {},
-               wf_base = 5 + 2 * n, arg_base = 1 + n}
+               dead_done = keys[5], deadlines = keys[6], streams = {}, dead = {},
+               now = now_ms(), ended = {}, wf_base = 6 + 2 * n, arg_base = 1 + n}
   for i = 1, n do
-    ctx.streams[args[1 + i]] = keys[4 + 2 * i]
-    ctx.dead[args[1 + i]] = keys[5 + 2 * i]
+    ctx.streams[args[1 + i]] = keys[5 + 2 * i]
+    ctx.dead[args[1 + i]] = keys[6 + 2 * i]
   end
   ctx.history = {}
   for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end
@@ -115,7 +115,10 @@ local function append_history(key, t, record)
 end
 
 -- A finished workflow's hash and history expire after its ttl (ms, 0: never).
+-- Every ending passes here (finish(), and a completion), so the workflow leaves the
+-- deadlines set here too: its member is its hash key, which every caller has.
 local function expire(ctx, key, ttl)
+  redis.call('ZREM', ctx.deadlines, key)
   ttl = tonumber(ttl or '0')
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)

@@ -26,6 +26,11 @@ local function submit(keys, args)
       for first = 1, #fields, 1000 do
         redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
       end
+      local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
+      if timeout > 0 then
+        redis.call('HSET', key, WF.deadline, ctx.now + timeout)
+        redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
+      end
       emit(ctx, key, wf, 'submitted', nil, nil, ctx.now)
       for _, t in ipairs(split(roots)) do publish(ctx, key, wf, t) end
       outcomes[item] = 1

@@ -1,0 +1,57 @@
+"""Workflow deadlines: a workflow given a ``timeout`` that is still running past it fails,
+with a reason naming what it was waiting for (and whether any worker serves that agent), so
+a workflow nobody serves ends instead of hanging invisibly."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from redis.asyncio import Redis
+
+from streamproc import metrics
+from streamproc.store import calls
+from streamproc.store.fields import WorkflowField, parse_state
+from streamproc.store.keys import Keyspace, workflow_of
+from streamproc.store.state import TaskStatus
+from streamproc.transport.groups import served_agents
+
+DEADLINE_BATCH = 100
+NAMED_TASKS = 3  # tasks a reason names; the rest are counted
+UNFINISHED = (TaskStatus.WAITING, TaskStatus.QUEUED, TaskStatus.DELAYED)
+
+
+async def fail_overdue(redis: Redis, keyspace: Keyspace, shard: int, now_ms: int) -> None:
+    """Fail the shard's workflows whose deadline is at or before ``now_ms`` (Redis clock).
+    The reasons are read first and may be a moment stale; ``sp_expire`` decides atomically
+    whether each workflow still runs past its deadline."""
+    keys = cast(
+        list[bytes],
+        await redis.zrangebyscore(keyspace.deadlines(shard), "-inf", now_ms, 0, DEADLINE_BATCH),
+    )
+    if not keys:
+        return
+    overdue = [(workflow_of(key), await overdue_reason(redis, keyspace, key)) for key in keys]
+    failed = await calls.fail_overdue(redis, keyspace, shard, overdue)
+    metrics.workflows_ended("failed", failed)
+
+
+async def overdue_reason(redis: Redis, keyspace: Keyspace, key: bytes) -> str:
+    """``deadline of 30s passed: task t (agent nope) waiting, no consumer serves it``."""
+    raw = cast(dict[bytes, bytes], await redis.hgetall(key))
+    if not raw:
+        return "deadline passed"
+    state = parse_state(workflow_of(key), raw)
+    timeout_ms = int(raw.get(WorkflowField.TIMEOUT.encode(), b"0"))
+    left = [t for t in state.tasks if t.state in UNFINISHED]
+    queued = {t.agent for t in left if t.state == TaskStatus.QUEUED}
+    served = await served_agents(redis, keyspace, sorted(queued))
+    parts = []
+    for task in left[:NAMED_TASKS]:
+        part = f"task {task.id} (agent {task.agent}) {task.state}"
+        if task.state == TaskStatus.QUEUED:
+            part = part.replace(" queued", " waiting")
+            part += "" if task.agent in served else ", no consumer serves it"
+        parts.append(part)
+    if len(left) > NAMED_TASKS:
+        parts.append(f"{len(left) - NAMED_TASKS} more tasks unfinished")
+    return f"deadline of {timeout_ms / 1000:g}s passed: " + ("; ".join(parts) or "tasks running")
