@@ -20,6 +20,7 @@ import pytest
 from streamproc import Client, Keyspace
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import (
+    ECHO_AGENTS,
     STREAMPROC,
     TEST_AGENTS,
     TIMEOUT,
@@ -87,8 +88,8 @@ def busy_port() -> Iterator[int]:
     "args",
     [
         ["api", "--port"],
-        ["worker", "--agent", "echo", "--metrics-port"],
-        ["up", "--metrics-port"],
+        ["worker", "--agent", "echo", *ECHO_AGENTS, "--metrics-port"],
+        ["up", *ECHO_AGENTS, "--metrics-port"],
     ],
     ids=["api", "worker", "up"],
 )
