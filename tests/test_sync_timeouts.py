@@ -3,10 +3,14 @@ reported timed out only once the thread returned, so its retry never overlaps it
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Callable
+
 from redis.asyncio import Redis
 
-from streamproc import Client
+from streamproc import Client, Keyspace
 from tests.conftest import Engine, eventually
+from tests.daemon import Daemon
 
 
 async def both_attempts_ended(redis: Redis, workflow_id: str) -> list[bytes]:
@@ -28,3 +32,26 @@ async def test_a_timed_out_plain_function_finishes_before_its_retry_starts(
     runs = sorted(tuple(map(float, entry.split())) for entry in entries)
     (_, _, first_ended), (_, second_began, _) = runs
     assert second_began >= first_ended, f"attempts overlapped: {runs}"
+
+
+async def test_a_plain_function_still_running_at_shutdown_does_not_hold_the_worker_up(
+    resolver_only: Engine,
+    client: Client,
+    redis: Redis,
+    keyspace: Keyspace,
+    worker_processes: Callable[..., Daemon],
+) -> None:
+    """Past the grace period (10 s) the worker hands the task back and exits; the thread, still
+    sleeping, ends with the process instead of keeping it alive."""
+    worker = worker_processes("stubborn")
+    task = {"id": "t", "agent": "stubborn", "input": {"seconds": 600}, "timeout": 0.5}
+    workflow_id = await client.submit({"tasks": [task]})
+    await eventually(lambda: running(client, workflow_id))
+    worker.signal(signal.SIGTERM)
+    assert await worker.wait(timeout=25) == 0
+    assert (await redis.xpending(keyspace.tasks(0, "stubborn"), "stubborn"))["pending"] == 0
+    assert (await client.get(workflow_id)).tasks[0].attempt == 2, "handed back as attempt 2"
+
+
+async def running(client: Client, workflow_id: str) -> bool:
+    return (await client.get(workflow_id)).tasks[0].state == "running"
