@@ -4,9 +4,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import inspect
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -84,6 +88,32 @@ def imported() -> dict[str, AgentFn]:
 
 
 async def call_agent(fn: AgentFn, task: Task) -> Any:
+    """Await ``fn(task)``.  A plain function runs in a daemon thread of its own (with the
+    caller's context variables, as ``asyncio.to_thread`` would): nothing can stop a thread,
+    and an exiting process waits for an executor's threads, so one hung agent would hold up
+    a worker's shutdown past its grace period for good; a daemon thread ends with the process."""
     if inspect.iscoroutinefunction(fn):
         return await fn(task)
-    return await asyncio.to_thread(fn, task)
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[Any] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def run() -> None:
+        try:
+            settle = partial(_settle, answer, context.run(fn, task), None)
+        except BaseException as exc:  # handed to the awaiting task as it is
+            settle = partial(_settle, answer, None, exc)
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody awaits the answer
+            loop.call_soon_threadsafe(settle)
+
+    threading.Thread(target=run, name=f"agent {task.workflow}/{task.id}", daemon=True).start()
+    return await answer
+
+
+def _settle(answer: asyncio.Future[Any], result: Any, exc: BaseException | None) -> None:
+    if answer.cancelled():
+        return
+    if exc is None:
+        answer.set_result(result)
+    else:
+        answer.set_exception(exc)

@@ -13,8 +13,11 @@ import redis.asyncio
 
 import streamproc.testing.agents  # noqa: F401  (registers echo and sleep)
 from streamproc import Adjust, PermanentError, RetryLater, Task, agent
+from streamproc.errors import ProviderError
+from streamproc.outbound.secret import Secret
 
 _ledger: redis.Redis | None = None
+SECRET = "SPSECRET-held-in-a-local"  # noqa: S105 (what no traceback may show)
 # A would-be second log record, colour and a screen clear (7- and 8-bit CSI), a line separator.
 FORGED = 'done\n{"level": "error", "msg": "forged"}\x1b[31mred\x1b[0m\u2028\x9b2J'
 
@@ -136,3 +139,34 @@ async def forger(task: Task) -> Any:
     if task.attempt == 2:
         raise RuntimeError(FORGED)
     return "ok"
+
+
+@agent("lookup")
+def look_up_missing_key(task: Task) -> Any:
+    """Sync agent failing the way a slip does: a KeyError, deep in the agent's own code."""
+    settings: dict[str, str] = {}
+    return settings["missing_key"]
+
+
+@agent("setter")
+async def return_a_set(task: Task) -> Any:
+    """Return what JSON cannot hold."""
+    return {1, 2}
+
+
+@agent("keyholder")
+async def refused_with_a_key(task: Task) -> Any:
+    """Hold SECRET in a local, as a provider client does, and fail with a scrubbed message."""
+    key = Secret(SECRET)
+    api_key = key.reveal()
+    raise ProviderError("fake", key.scrub(f"key {api_key} refused"))
+
+
+@agent("stubborn")
+def stubborn(task: Task) -> Any:
+    """Sync agent that outlives its timeout: sleep input['seconds'], then append this
+    attempt's number and when it began and ended (Unix seconds) to the ledger ``runs:<wf>``."""
+    began = time.time()
+    time.sleep(task.input["seconds"])
+    ledger().rpush(f"runs:{task.workflow}", f"{task.attempt} {began} {time.time()}")
+    return "finished"

@@ -1,7 +1,7 @@
 """Log injection: text from agents (a RetryLater reason, an error) reaches the worker's log, yet
 a newline, ANSI escapes or a Unicode line separator in it cannot forge a record or drive the
 terminal.  Each record stays one line, with the control characters escaped, in JSON lines and
-in the text format alike."""
+in the text format alike (a traceback's lines, escaped too, are indented below its record)."""
 
 from __future__ import annotations
 
@@ -57,7 +57,10 @@ async def test_hostile_agent_text_stays_inside_one_escaped_text_line(
     resolver_only: Engine, client: Client, worker_processes: Callable[..., Daemon]
 ) -> None:
     workflow_id, lines = await _log_of_forged_run(client, worker_processes, "text")
-    assert all(TEXT_RECORD.match(line) for line in lines), lines
+    records = [line for line in lines if not line.startswith("    ")]  # not a traceback's
+    assert all(TEXT_RECORD.match(line) for line in records), lines
+    forged = '    {"level": "error", "msg": "forged"}\\x1b[31mred'
+    assert any(line.startswith(forged) for line in lines), "indented and escaped too"
     escaped = FORGED.encode("unicode_escape").decode()
     ids = f"[wf={workflow_id} task=forge attempt=1 agent=forger"
     assert any(ids in line and line.endswith(f"]: task waits 0.01s: {escaped}") for line in lines)

@@ -65,7 +65,9 @@ async def test_a_permanent_error_is_fatal() -> None:
     def agent(task: Task) -> None:
         raise PermanentError("bad input")
 
-    assert await outcome_of(agent) == Outcome(b"fatal", b"PermanentError: bad input")
+    outcome = await outcome_of(agent)
+    assert (outcome.kind, outcome.output) == (b"fatal", b"PermanentError: bad input")
+    assert outcome.traceback.endswith("PermanentError: bad input\n")
 
 
 async def test_the_task_timeout_is_an_error_that_names_it() -> None:
@@ -81,7 +83,7 @@ async def test_an_agents_own_timeout_error_is_reported_as_itself(timeout: float 
         raise TimeoutError("provider read timed out")
 
     outcome = await outcome_of(agent, timeout)
-    assert outcome == Outcome(b"error", b"TimeoutError: provider read timed out")
+    assert (outcome.kind, outcome.output) == (b"error", b"TimeoutError: provider read timed out")
 
 
 async def test_retry_later_is_a_wait_in_milliseconds() -> None:

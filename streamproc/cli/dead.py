@@ -12,6 +12,7 @@ import orjson
 from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.ops import deadletters
+from streamproc.ops.progress import indented
 
 agent_option = click.option("--agent", required=True, help="The agent whose dead letters to use.")
 
@@ -81,11 +82,19 @@ async def show(ctx: Context, entry_id: str, agent: str, as_json: bool) -> None:
     if as_json:
         click.echo(orjson.dumps(shown, option=orjson.OPT_INDENT_2))
         return
+    history = shown.get("history")
+    attempts = [h for h in history if isinstance(h, dict)] if isinstance(history, list) else []
+    if attempts:  # the tracebacks follow, as lines of their own
+        shown["history"] = [{k: v for k, v in h.items() if k != "traceback"} for h in attempts]
     for name, value in dated(shown).items():
         if isinstance(value, list | dict):
             value = orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
             value = value.replace("\n", "\n" + " " * 13)
         click.echo(f"{name + ':':<12} {value}")
+    for attempt in attempts:
+        if attempt.get("traceback"):
+            click.echo(f"traceback of attempt {attempt.get('attempt')}:")
+            click.echo(indented(str(attempt["traceback"]), 2))
 
 
 def dated(fields: dict[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,13 @@ import logging
 import re
 import sys
 import time
+from types import TracebackType
 
 import orjson
 
+from streamproc.engine.tracebacks import format_traceback
+
+ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 CONTEXT_FIELDS = ("wf", "task", "attempt", "agent", "consumer", "shard")
 # Escaped in every record.  orjson escapes U+0000-U+001F itself and leaves the rest raw.
 UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
@@ -43,15 +47,22 @@ class JsonFormatter(logging.Formatter):
             value = record.__dict__.get(name)
             if value is not None:
                 line[name] = value
-        if record.exc_info:
-            line["exc"] = self.formatException(record.exc_info)
+        if record.exc_info and record.exc_info[1] is not None:
+            line["exc"] = format_traceback(record.exc_info[1])
         return UNSAFE.sub(_json_escape, orjson.dumps(line, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):
     """Plain lines for people, with the record's ids (``%(context)s``: `` [wf=... task=...]``
     or nothing) ahead of the message, where text from outside cannot forge them; the line is
-    escaped as in JSON lines (a traceback, when one is logged, keeps its own lines below)."""
+    escaped as in JSON lines.  A traceback, when one is logged, follows on lines of its own,
+    escaped too and indented, so none of them can pass for a record."""
+
+    def formatException(self, ei: ExcInfo) -> str:
+        if ei[1] is None:
+            return super().formatException(ei)
+        lines = format_traceback(ei[1]).rstrip("\n").split("\n")
+        return "\n".join("    " + UNSAFE.sub(_text_escape, line) for line in lines)
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         ids = [(name, record.__dict__.get(name)) for name in CONTEXT_FIELDS]

@@ -16,7 +16,12 @@ from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.ops import events as lifecycle
-from streamproc.ops.progress import follow_progress, render_history, render_state
+from streamproc.ops.progress import (
+    attempt_tracebacks,
+    follow_progress,
+    render_history,
+    render_state,
+)
 from streamproc.ops.served import check_agents
 from streamproc.registry import registered
 from streamproc.spec import WorkflowSpec
@@ -69,7 +74,7 @@ async def show(ctx: Context, workflow_id: str, as_json: bool, history: bool) -> 
         return
     click.echo(render_state(state))
     if history:
-        click.echo(render_history(events, state.created_ms))
+        click.echo(render_history(events, state.created_ms, attempt_tracebacks(state)))
 
 
 @click.command()

@@ -5,12 +5,14 @@ one, an adjustment or a wait.  Whatever the agent raises or returns ends here as
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from streamproc.engine.tracebacks import format_traceback
 from streamproc.errors import PermanentError, RecordedFailure, RetryLater
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
 from streamproc.runtime import Runtime
@@ -27,6 +29,11 @@ class Outcome:
     output: bytes
     adjust: AdjustRequest | None = None
     wait: tuple[int, int] | None = None  # retry in ms, give up after ms
+    traceback: str = ""  # of an error or fatal outcome the agent raised
+
+
+class _TimedOut(Exception):
+    """The task's timeout passed (unlike a TimeoutError the agent raised itself)."""
 
 
 async def run_agent(
@@ -36,32 +43,54 @@ async def run_agent(
     exception is an ``error`` outcome (retried), :class:`PermanentError` or a result that cannot
     be stored is ``fatal``, and :class:`RetryLater` a ``wait``."""
     task = Task(event.workflow, event.task, event.attempt, event.input, event.deps, runtime)
-    deadline = None if event.timeout is None else asyncio.timeout(event.timeout)
     try:
-        if deadline is None:
-            result = await call_agent(agent, task)
-        else:
-            async with deadline:
-                result = await call_agent(agent, task)
+        result = await _call_within(agent, task, event.timeout)
+    except _TimedOut:
+        log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
+        return Outcome(b"error", f"timed out after {event.timeout}s".encode())
     except RetryLater as exc:
         log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
         wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
         return Outcome(b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), wait=wait)
     except PermanentError as exc:
-        return Outcome(b"fatal", _error_text(exc))
+        log.warning("task failed for good: %r", exc, exc_info=exc, extra=_ids(event))
+        return Outcome(b"fatal", _error_text(exc), traceback=format_traceback(exc))
     except Exception as exc:
-        if isinstance(exc, TimeoutError) and deadline is not None and deadline.expired():
-            log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
-            return Outcome(b"error", f"timed out after {event.timeout}s".encode())
-        log.warning("task failed: %r", exc, extra=_ids(event))
-        return Outcome(b"error", _error_text(exc))
+        log.warning("task failed: %r", exc, exc_info=exc, extra=_ids(event))
+        return Outcome(b"error", _error_text(exc), traceback=format_traceback(exc))
     try:
         if isinstance(result, Adjust):
             adjust = _adjust_request(result, max_result_bytes)
             return Outcome(b"adjust", _encode_result(result.result, max_result_bytes), adjust)
         return Outcome(b"ok", _encode_result(result, max_result_bytes))
     except ValueError as exc:
+        log.warning("task result cannot be stored: %s", exc, extra=_ids(event))
         return Outcome(b"fatal", str(exc).encode())
+
+
+async def _call_within(agent: AgentFn, task: Task, timeout: float | None) -> Any:
+    """The agent's result, or :class:`_TimedOut` once ``timeout`` passed.  A coroutine is
+    cancelled then; a plain function's thread cannot be, so the timeout is reported only once
+    the thread returned: until then the worker holds the task's slot and its claim, and the
+    retry, scheduled only by this attempt's completion, cannot overlap it."""
+    if timeout is None:
+        return await call_agent(agent, task)
+    call = asyncio.ensure_future(call_agent(agent, task))
+    deadline = asyncio.timeout(timeout)
+    try:
+        async with deadline:
+            return await asyncio.shield(call)
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        if inspect.iscoroutinefunction(agent):
+            call.cancel()
+        await asyncio.wait([call])
+        if not call.cancelled():
+            call.exception()  # retrieved: the timeout is what the attempt reports
+        raise _TimedOut from None
+    finally:
+        call.cancel()  # when this wait was cancelled (shutdown); a no-op once it is done
 
 
 def _encode_result(result: Any, cap: int) -> bytes:

@@ -200,6 +200,7 @@ class Worker(Consumer):
             self.consumer,
             outcome.adjust,
             outcome.wait,
+            outcome.traceback,
         )
         metrics.task_finished(event.agent, outcome.kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:

@@ -62,16 +62,32 @@ def render_state(
 ENVELOPE = frozenset({"id", "v", "kind", "wf", "task", "att", "at"})
 
 
-def render_history(events: list[dict[str, str]], created_ms: int) -> str:
-    """One line per event: seconds since submission, kind, task, attempt, detail."""
+def render_history(
+    events: list[dict[str, str]], created_ms: int, tracebacks: dict[tuple[str, str], str]
+) -> str:
+    """One line per event: seconds since submission, kind, task, attempt, detail; below a
+    failure, its attempt's traceback (``tracebacks``, by task and attempt) when it has one."""
     lines = ["  history:"]
     for e in events:
         at = (float(e.get("at") or created_ms) - created_ms) / 1000
-        detail = " ".join(
-            f"{k}={v}"
-            for k, v in e.items()
-            if k not in {"id", "v", "kind", "wf", "task", "att", "at"}
-        )
+        detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ENVELOPE)
         task = f"{e.get('task', '')}#{e['att']}" if e.get("task") else ""
         lines.append(f"  {at:8.3f}s  {e['kind']:<14} {task:<14} {detail}".rstrip())
+        traceback = tracebacks.get((e.get("task", ""), e.get("att", "")))
+        if e["kind"] == "task_failed" and traceback:
+            lines.append(indented(traceback, 6))
     return "\n".join(lines)
+
+
+def attempt_tracebacks(state: WorkflowState) -> dict[tuple[str, str], str]:
+    """The traceback of each failed attempt that has one, by task id and attempt number."""
+    return {
+        (t.id, str(h.get("attempt"))): str(h["traceback"])
+        for t in state.tasks
+        for h in t.history
+        if h.get("traceback")
+    }
+
+
+def indented(text: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in text.rstrip("\n").split("\n"))

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from streamproc.spec import WorkflowSpec
-from streamproc.store.codec import Completion
+from streamproc.store.codec import Completion, CompletionKind
 from streamproc.store.fields import initial_fields
 from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.keys import Keyspace, delayed_task
@@ -125,6 +125,7 @@ def _resolved(reply: list[Any]) -> Resolved:
 
 
 RESOLVE = Function("sp_resolve", ENGINE, _resolved)
+FAILED = frozenset({CompletionKind.ERROR.encode(), CompletionKind.FATAL.encode()})
 
 
 async def resolve(
@@ -144,6 +145,8 @@ async def resolve(
             args += c.adjust
         if c.wait is not None:
             args += c.wait
+        if c.kind in FAILED:
+            args.append(c.traceback)
     workflow_ids = [c.workflow.decode() for c in completions]
     return await RESOLVE(redis, _layout(keyspace, shard, agents, workflow_ids, args))
 

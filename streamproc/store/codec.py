@@ -76,6 +76,7 @@ class Completion:
     adjust: tuple[bytes, bytes, bytes] | None = None  # target task, reason, new input
     wait: tuple[bytes, bytes] | None = None  # retry in ms, give up after ms (kind b"wait")
     source: bytes = b""  # the task entry that ran (b"": unknown, from an older worker)
+    traceback: bytes = b""  # of an error or fatal attempt (b"": none)
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -122,6 +123,7 @@ def encode_completion(
     consumer: str,
     adjust: AdjustRequest | None,
     wait: tuple[int, int] | None = None,
+    traceback: str = "",
 ) -> dict[bytes, bytes | str | int]:
     fields: dict[bytes, bytes | str | int] = {
         b"v": VERSION,
@@ -140,6 +142,8 @@ def encode_completion(
         fields.update({b"adj": adjust.task, b"why": adjust.reason, b"adjin": adjust.input})
     if wait is not None:
         fields.update({b"retry_ms": wait[0], b"give_up_ms": wait[1]})
+    if traceback:
+        fields[b"tb"] = traceback
     return fields
 
 
@@ -160,6 +164,7 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == _ADJUST else None,
             (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == _WAIT else None,
             fields.get(b"src", b""),
+            fields.get(b"tb", b""),
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None

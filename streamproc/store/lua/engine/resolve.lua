@@ -8,7 +8,8 @@ sp_resolve: apply a batch of completions from the done stream, then XACK them.
         kind (KIND), workflow, task, attempt, output or error text, began ms, ended ms,
         consumer, done-stream entry id, the task entry it ran ('' when not known); an
         adjust adds 3: target task, reason, new input; a wait adds 2: retry in ms, give up
-        after ms
+        after ms; an error or fatal adds 1: its traceback ('' when none), kept in the
+        attempt's history record
   returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
         stops before a completion whose task or dependents use an agent it has no keys for,
         leaving that one and the rest unacknowledged
@@ -58,11 +59,13 @@ local function record_attempt(key, t, err, began, ended, by)
              TF.consumer .. t, by)
 end
 
-local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, retry)
+local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, retry, tb)
   local f = redis.call('HMGET', key, WF.status, TF.retries .. t, TF.agent .. t)
   local failures = redis.call('HINCRBY', key, TF.failures .. t, 1)
   record_attempt(key, t, err, began, ended, by)
-  append_history(key, t, {attempt = tonumber(att), outcome = kind, error = err, at = ended, by = by})
+  if tb == '' then tb = nil end  -- no traceback: no field
+  append_history(key, t, {attempt = tonumber(att), outcome = kind, error = err, at = ended, by = by,
+                          traceback = tb})
   emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   if f[1] ~= WS.running then
     redis.call('HSET', key, TF.state .. t, TS.failed)
@@ -130,7 +133,8 @@ local function resolve(keys, args)
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
     local source = args[a + 9]
     local stride = 10
-    if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12 end
+    if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12
+    elseif kind == KIND.error or kind == KIND.fatal then stride = 11 end
     local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
                          TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl)
@@ -162,7 +166,7 @@ local function resolve(keys, args)
                    dependents, f[1], f[7], f[8])
       else
         apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
-                    args[a + 7], retry)
+                    args[a + 7], retry, args[a + 10])
       end
     end
     acked[#acked + 1] = args[a + 8]
