@@ -34,8 +34,10 @@ from streamproc.errors import (
     WorkflowNotFound,
 )
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
+from streamproc.http.caps import StreamCaps
 from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
+from streamproc.http.hub import Hub, running
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
@@ -50,6 +52,8 @@ CLIENT = web.AppKey("client", Client)
 SETTINGS = web.AppKey("settings", ApiSettings)
 CLOSING = web.AppKey("closing", asyncio.Event)
 TOKENS = web.AppKey("tokens", EventTokens)
+HUB = web.AppKey("hub", Hub)
+CAPS = web.AppKey("caps", StreamCaps)
 MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
 
@@ -69,7 +73,9 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
         ],
     )
     app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
-    app[TOKENS] = tokens
+    app[TOKENS], app[HUB] = tokens, Hub(client.redis, client.keyspace)
+    app[CAPS] = StreamCaps(settings.max_streams_per_token, settings.max_streams_per_tenant)
+    app.cleanup_ctx.append(lambda app: running(app[HUB]))
     app.on_shutdown.append(close_streams)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
@@ -213,11 +219,12 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    app, given = request.app, request.match_info["id"]
-    stored = request[GRANT].stored_id(given)
-    return await stream_events(
-        request, app[CLIENT], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
-    )
+    app, given, grant = request.app, request.match_info["id"], request[GRANT]
+    stored = grant.stored_id(given)
+    with app[CAPS].held(request, grant.tenant):
+        return await stream_events(
+            request, app[HUB], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
+        )
 
 
 async def events_token(request: web.Request) -> web.Response:
