@@ -39,6 +39,7 @@ from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
 from streamproc.http.openapi import DOCUMENT, needs
+from streamproc.http.server import QuietRunner
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
 from streamproc.ops.status import agent_stats, known_agents
@@ -105,7 +106,7 @@ async def serve(
     epoch = Epoch(client.redis, client.keyspace)
     await until_redis_answers(epoch.establish)
     app = make_app(client, settings, epoch)
-    runner = web.AppRunner(
+    runner = QuietRunner(
         app,
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_GRACE,

@@ -187,7 +187,9 @@ def parse_scopes(value: str, where: str) -> frozenset[str]:
 
 
 def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    """A header's bytes that are no UTF-8 come as surrogates: kept, so such a token is
+    merely unknown (401)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def is_loopback(host: str) -> bool:
