@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import quote
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,17 +26,17 @@ from streamproc.engine import failpoints
 from streamproc.errors import (
     CannotListen,
     RedisReset,
-    SpecError,
     WorkflowConflict,
     WorkflowNotFound,
 )
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
+from streamproc.http.bodies import chosen_id, json_object
 from streamproc.http.caps import StreamCaps
 from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
 from streamproc.http.openapi import DOCUMENT, needs
-from streamproc.http.server import QuietRunner
+from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
 from streamproc.ops.status import agent_stats, known_agents
@@ -78,6 +75,7 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
     app[CAPS] = StreamCaps(settings.max_streams_per_token, settings.max_streams_per_tenant)
     app.cleanup_ctx.append(lambda app: running(app[HUB]))
     app.on_shutdown.append(close_streams)
+    app.on_response_prepare.append(secure_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)
@@ -157,8 +155,9 @@ async def metrics_page(_: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
-    grant, body = request[GRANT], await json_object(request)
-    given = chosen_id(body.pop("id", None), request.headers.get("Idempotency-Key"))
+    grant = request[GRANT]
+    body = await json_object(request, request.app[SETTINGS].client_max_size)
+    given = chosen_id(body, request.headers.get("Idempotency-Key"))
     with named_as(given):
         stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
     failpoints.failpoint("api.after_submit_before_response")
@@ -168,36 +167,6 @@ async def submit(request: web.Request) -> web.Response:
     response = reply({"id": shown}, 201)
     response.headers["Location"] = f"/workflows/{quote(shown, safe='')}"
     return response
-
-
-def chosen_id(in_body: object, header: str | None) -> Any:
-    """The id the caller gave, in the body or the Idempotency-Key header (a new one when
-    neither): two that differ are refused, since either answer would surprise one of them.
-    A body id that is no string is left to the id check, which names it."""
-    if in_body is not None and header is not None and in_body != header:
-        raise SpecError(
-            f"the Idempotency-Key header {header!r} and the body's id {in_body!r} differ: send one"
-        )
-    return in_body if in_body is not None else header or uuid.uuid4().hex
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; a declared size over the limit is refused before reading
-    (aiohttp refuses an undeclared one while reading)."""
-    limit, size = request.app[SETTINGS].client_max_size, request.content_length or 0
-    if size > limit:
-        raise web.HTTPRequestEntityTooLarge(
-            limit, size, text=f"body of {size} bytes is over {limit}"
-        )
-    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
-        raise web.HTTPUnsupportedMediaType(text="send the workflow spec as application/json")
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise SpecError("the body must be a JSON object: a workflow spec")
-    return body
 
 
 @contextmanager

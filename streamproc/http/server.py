@@ -1,4 +1,5 @@
-"""The API's runner: aiohttp's, with refusals of malformed requests that show nothing.
+"""The API's runner and reply headers: aiohttp's runner, with refusals of malformed requests
+that show nothing.
 
 aiohttp's HTTP parser refuses a bad request line or header (a token followed by a stray
 ``\\r`` or NUL, a folded header, a lowercase method) before any middleware runs, and its
@@ -20,6 +21,16 @@ from streamproc.http.errors import reply
 
 log = logging.getLogger(__name__)
 REFUSED = {400: "malformed request", 500: "internal error"}
+# On every reply: no versions for a scanner to match, and no type sniffing by a browser.
+HEADERS = {"Server": "streamproc", "X-Content-Type-Options": "nosniff"}
+
+
+async def secure_headers(_: web.Request, response: web.StreamResponse) -> None:
+    """``HEADERS``, and ``Cache-Control: no-store`` on JSON: what a token reads must not stay
+    in a shared cache, nor in a browser's."""
+    response.headers.update(HEADERS)
+    if response.content_type == "application/json":
+        response.headers["Cache-Control"] = "no-store"
 
 
 class QuietHandler(RequestHandler):
@@ -39,6 +50,7 @@ class QuietHandler(RequestHandler):
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already under way: the connection is closed")
         response = reply({"error": REFUSED.get(status, "request refused")}, status)
+        response.headers.update(HEADERS)
         response.force_close()
         return response
 
