@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
-from typing import Any
 from urllib.parse import quote
 
-import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -29,14 +26,17 @@ from streamproc.engine import failpoints
 from streamproc.errors import (
     CannotListen,
     RedisReset,
-    SpecError,
     WorkflowConflict,
     WorkflowNotFound,
 )
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
+from streamproc.http.bodies import chosen_id, json_object
+from streamproc.http.caps import StreamCaps
 from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
+from streamproc.http.hub import Hub, running
 from streamproc.http.openapi import DOCUMENT, needs
+from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
 from streamproc.ops.served import check_agents
@@ -53,6 +53,8 @@ AGENTS = web.AppKey("agents", frozenset[str])
 SETTINGS = web.AppKey("settings", ApiSettings)
 CLOSING = web.AppKey("closing", asyncio.Event)
 TOKENS = web.AppKey("tokens", EventTokens)
+HUB = web.AppKey("hub", Hub)
+CAPS = web.AppKey("caps", StreamCaps)
 MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
 
@@ -79,7 +81,11 @@ def make_app(
     )
     app[CLIENT], app[SETTINGS], app[CLOSING] = client, settings, asyncio.Event()
     app[TOKENS], app[AGENTS] = tokens, frozenset(registered() if registry is None else registry)
+    app[HUB] = Hub(client.redis, client.keyspace)
+    app[CAPS] = StreamCaps(settings.max_streams_per_token, settings.max_streams_per_tenant)
+    app.cleanup_ctx.append(lambda app: running(app[HUB]))
     app.on_shutdown.append(close_streams)
+    app.on_response_prepare.append(secure_headers)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)
@@ -109,7 +115,7 @@ async def serve(
     epoch = Epoch(client.redis, client.keyspace)
     await until_redis_answers(epoch.establish)
     app = make_app(client, settings, epoch, registry)
-    runner = web.AppRunner(
+    runner = QuietRunner(
         app,
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_GRACE,
@@ -160,8 +166,9 @@ async def metrics_page(_: web.Request) -> web.Response:
 async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
-    grant, body = request[GRANT], await json_object(request)
-    given = chosen_id(body.pop("id", None), request.headers.get("Idempotency-Key"))
+    grant = request[GRANT]
+    body = await json_object(request, request.app[SETTINGS].client_max_size)
+    given = chosen_id(body, request.headers.get("Idempotency-Key"))
     client, registry = request.app[CLIENT], request.app[AGENTS]
     with named_as(given):
         spec = WorkflowSpec.from_dict(body)
@@ -174,36 +181,6 @@ async def submit(request: web.Request) -> web.Response:
     response = reply({"id": shown}, 201)
     response.headers["Location"] = f"/workflows/{quote(shown, safe='')}"
     return response
-
-
-def chosen_id(in_body: object, header: str | None) -> Any:
-    """The id the caller gave, in the body or the Idempotency-Key header (a new one when
-    neither): two that differ are refused, since either answer would surprise one of them.
-    A body id that is no string is left to the id check, which names it."""
-    if in_body is not None and header is not None and in_body != header:
-        raise SpecError(
-            f"the Idempotency-Key header {header!r} and the body's id {in_body!r} differ: send one"
-        )
-    return in_body if in_body is not None else header or uuid.uuid4().hex
-
-
-async def json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object; a declared size over the limit is refused before reading
-    (aiohttp refuses an undeclared one while reading)."""
-    limit, size = request.app[SETTINGS].client_max_size, request.content_length or 0
-    if size > limit:
-        raise web.HTTPRequestEntityTooLarge(
-            limit, size, text=f"body of {size} bytes is over {limit}"
-        )
-    if request.content_type != "application/json" and not request.content_type.endswith("+json"):
-        raise web.HTTPUnsupportedMediaType(text="send the workflow spec as application/json")
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc}") from None
-    if not isinstance(body, dict):
-        raise SpecError("the body must be a JSON object: a workflow spec")
-    return body
 
 
 @contextmanager
@@ -226,11 +203,12 @@ async def show(request: web.Request) -> web.Response:
 
 
 async def events(request: web.Request) -> web.StreamResponse:
-    app, given = request.app, request.match_info["id"]
-    stored = request[GRANT].stored_id(given)
-    return await stream_events(
-        request, app[CLIENT], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
-    )
+    app, given, grant = request.app, request.match_info["id"], request[GRANT]
+    stored = grant.stored_id(given)
+    with app[CAPS].held(request, grant.tenant):
+        return await stream_events(
+            request, app[HUB], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
+        )
 
 
 async def events_token(request: web.Request) -> web.Response:

@@ -107,6 +107,9 @@ class ApiSettings:
     # Signs event tokens (event_tokens.py); API processes behind one address need the same.
     signing_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
     event_token_ttl: int = 60
+    # Event streams one token, and one tenant, may hold open at once (caps.py); past them 429.
+    max_streams_per_token: int = 32
+    max_streams_per_tenant: int = 128
 
     @classmethod
     def with_tokens(cls, tokens: Iterable[str], **fields: object) -> ApiSettings:
@@ -184,7 +187,9 @@ def parse_scopes(value: str, where: str) -> frozenset[str]:
 
 
 def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+    """A header's bytes that are no UTF-8 come as surrogates: kept, so such a token is
+    merely unknown (401)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
 def is_loopback(host: str) -> bool:

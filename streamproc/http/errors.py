@@ -20,7 +20,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streamproc.errors import Conflict, NotFound, RedisReset, SpecError
 
 log = logging.getLogger(__name__)
-KEPT_HEADERS = ("Allow", "WWW-Authenticate")
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def reply(data: Any, status: int = 200) -> web.Response:

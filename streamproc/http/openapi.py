@@ -26,6 +26,13 @@ CHALLENGE = {
         "schema": {"type": "string", "pattern": "^Bearer "},
     }
 }
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before opening another event stream",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
 REASONS = {
     400: "Bad input (invalid id, spec or JSON)",
     401: "Missing or invalid bearer token",
@@ -34,6 +41,7 @@ REASONS = {
     409: "Conflict",
     413: "Body over the size limit",
     415: "Body is not JSON",
+    429: "Too many event streams open for this token or tenant: retry after Retry-After",
     503: "Redis unavailable, or it lost its data",
 }
 
@@ -50,6 +58,8 @@ def _errors(*codes: int) -> dict[str, Any]:
     replies = {str(code): _reply(REASONS[code], ERROR) for code in (*codes, 401, 403, 503)}
     for code in ("401", "403"):
         replies[code]["headers"] = CHALLENGE
+    if "429" in replies:
+        replies["429"]["headers"] = RETRY_AFTER
     return replies
 
 
@@ -181,7 +191,7 @@ PATHS: dict[str, Any] = {
                     "description": "One event a lifecycle entry, its wf as the caller names it",
                     "content": {"text/event-stream": {"schema": EVENT}},
                 },
-                **_errors(400, 404),
+                **_errors(400, 404, 429),
             },
         }
     },

@@ -16,18 +16,16 @@ import contextlib
 import logging
 import re
 from collections.abc import AsyncGenerator
-from typing import cast
 
 import orjson
 from aiohttp import web
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streamproc.client import Client
 from streamproc.errors import WorkflowNotFound
-from streamproc.ops.events import Event, follow_workflow
-from streamproc.store.keys import ID_PATTERN, Keyspace, check_id
+from streamproc.http.hub import Hub
+from streamproc.ops.events import Event
+from streamproc.store.keys import ID_PATTERN, check_id
 
 log = logging.getLogger(__name__)
 STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, ms-seq
@@ -42,7 +40,7 @@ KEEP_ALIVE = b": keep-alive\n\n"
 
 async def stream_events(
     request: web.Request,
-    client: Client,
+    hub: Hub,
     workflow_id: str,
     shown_id: str,
     beat: float,
@@ -50,18 +48,16 @@ async def stream_events(
 ) -> web.StreamResponse:
     """Send the events of the workflow stored as ``workflow_id``, named ``shown_id``, until it
     ends or ``closing`` is set (the server stops); 400/404 before the stream starts."""
-    redis, keyspace = client.redis, client.keyspace
     start = request.headers.get("Last-Event-ID", "0")
     if start != "0" and not is_stream_id(start):
         raise web.HTTPBadRequest(text="Last-Event-ID must be a stream entry id (ms-seq)")
-    if not await redis.exists(keyspace.workflow(check_id("workflow id", workflow_id))):
+    if not await hub.redis.exists(hub.keyspace.workflow(check_id("workflow id", workflow_id))):
         raise WorkflowNotFound(shown_id)
     response = web.StreamResponse(headers=HEADERS)
     await response.prepare(request)
     with contextlib.suppress(ConnectionResetError):  # the client went away
         try:
-            events = _follow(redis, keyspace, workflow_id, start)
-            await relay(events, shown_id, response, beat, closing)
+            await relay(hub.follow(workflow_id, start), shown_id, response, beat, closing)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("wf=%s event stream: redis unavailable: %s", workflow_id, exc)
             await response.write(frame("error", {"error": f"redis unavailable: {exc}"}))
@@ -113,13 +109,6 @@ async def relay(
         closed.cancel()
         await asyncio.gather(pending, closed, return_exceptions=True)
         await events.aclose()
-
-
-def _follow(
-    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str
-) -> AsyncGenerator[Event, None]:
-    """``follow_workflow`` is an async generator (typed as an iterator): relay closes it."""
-    return cast(AsyncGenerator[Event, None], follow_workflow(redis, keyspace, workflow_id, start))
 
 
 async def _next(events: AsyncGenerator[Event, None]) -> Event | None:

@@ -75,8 +75,9 @@ async def _cursors(redis: Redis, streams: list[str], start: str) -> dict[str, by
     return cursors
 
 
-async def _read(redis: Redis, cursors: dict[str, bytes], block: int | None) -> list[Event]:
-    """The next entries of every stream, in id order; the cursors move past them."""
+async def read_streams(redis: Redis, cursors: dict[str, bytes], block: int | None) -> list[Event]:
+    """The next entries (up to ``BATCH`` a stream) of every stream, in id order; the cursors
+    move past them."""
     groups = _by_slot(cursors) if is_cluster(redis) else [cursors]
     if len(groups) == 1:
         replies = [await _xread(redis, groups[0], block)]
@@ -109,7 +110,7 @@ async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncItera
     forever."""
     cursors = await _cursors(redis, [keyspace.events(s) for s in keyspace.all_shards()], start)
     while True:
-        for event in await _read(redis, cursors, BLOCK_MS):
+        for event in await read_streams(redis, cursors, BLOCK_MS):
             yield event
 
 
@@ -125,20 +126,21 @@ async def follow_workflow(
     cursors = await _cursors(redis, [keyspace.history(workflow_id)], start)
     ended = False
     while True:
-        events = await _read(redis, cursors, BLOCK_MS)
+        events = await read_streams(redis, cursors, BLOCK_MS)
         for event in events:
             if event.workflow == workflow_id:
                 ended = event.kind in TERMINAL
                 yield event
         if ended and len(events) < BATCH:
             return
-        if not events and await _finished(redis, key):
-            for event in await _read(redis, cursors, None):  # ended during the empty read
+        if not events and await has_ended(redis, key):
+            for event in await read_streams(redis, cursors, None):  # ended during the empty read
                 if event.workflow == workflow_id:
                     yield event
             return  # its final event was trimmed away, or came in the read just done
 
 
-async def _finished(redis: Redis, key: str) -> bool:
+async def has_ended(redis: Redis, key: str) -> bool:
+    """Whether the workflow hashed at ``key`` is over: finished, or expired and gone."""
     status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
-    return status is not None and status.decode() in TERMINAL
+    return status is None or status.decode() in TERMINAL

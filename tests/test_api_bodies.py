@@ -1,0 +1,91 @@
+"""Minor findings of the API's hardening: hostile JSON bodies (duplicate keys, falsy ids,
+integers past 64 bits) are refused with a 400 naming what is wrong, and replies carry headers
+that keep browsers and caches from misreading them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+
+from streamproc import Client
+from streamproc.http.auth import ApiSettings
+from tests.conftest import Engine
+from tests.http_helpers import AUTH, TOKEN, Http, serving
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+async def http(client: Client) -> AsyncIterator[Http]:
+    async with serving(client, ApiSettings.with_tokens([TOKEN])) as test_client:
+        yield test_client
+
+
+async def post_raw(http: Http, body: bytes, **headers: str) -> tuple[int, Any]:
+    response = await http.post("/workflows", data=body, headers={**AUTH, **JSON, **headers})
+    return response.status, await response.json()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"tasks": [{"id": "a", "agent": "sleep", "agent": "echo"}]}',
+        b'{"tasks": [], "tasks": [{"id": "a", "agent": "echo"}]}',
+    ],
+)
+async def test_a_body_with_a_duplicate_key_is_refused_naming_the_key(
+    http: Http, body: bytes
+) -> None:
+    status, reply = await post_raw(http, body)
+    assert status == 400 and "duplicate key" in reply["error"], reply
+
+
+@pytest.mark.parametrize("given", ["", 0, False, None, 1.5, []])
+async def test_an_empty_or_falsy_id_in_the_body_is_refused_not_replaced(
+    http: Http, given: object
+) -> None:
+    body = {"id": given, "tasks": [{"id": "a", "agent": "echo"}]}
+    status, reply = await post_raw(http, orjson.dumps(body))
+    assert status == 400 and "id" in reply["error"], reply
+
+
+async def test_an_empty_body_id_does_not_override_the_idempotency_key(http: Http) -> None:
+    body = orjson.dumps({"id": "", "tasks": [{"id": "a", "agent": "echo"}]})
+    status, reply = await post_raw(http, body, **{"Idempotency-Key": "from-the-header"})
+    assert status == 400, reply
+    body = orjson.dumps({"tasks": [{"id": "a", "agent": "echo"}]})
+    status, reply = await post_raw(http, body, **{"Idempotency-Key": ""})
+    assert status == 400 and "Idempotency-Key" in reply["error"], reply
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64, -(2**63) - 1, 10**30])
+async def test_an_integer_past_64_bits_is_refused_naming_its_field(http: Http, number: int) -> None:
+    body = f'{{"tasks": [{{"id": "a", "agent": "echo", "input": {{"n": [{number}]}}}}]}}'
+    status, reply = await post_raw(http, body.encode())
+    assert status == 400 and "'n'" in reply["error"] and "64" in reply["error"], reply
+
+
+async def test_the_largest_64_bit_integer_is_kept_exactly(
+    engine: Engine, client: Client, http: Http
+) -> None:
+    body = f'{{"tasks": [{{"id": "a", "agent": "echo", "input": {2**63 - 1}}}]}}'
+    status, reply = await post_raw(http, body.encode())
+    assert status == 201, reply
+    state = await client.wait(reply["id"], timeout=20)
+    assert state.tasks[0].result == 2**63 - 1
+
+
+async def test_replies_name_no_versions_forbid_sniffing_and_authenticated_json_is_not_stored(
+    http: Http,
+) -> None:
+    agents = await http.get("/agents", headers=AUTH)
+    health = await http.get("/healthz")
+    refused = await http.get("/agents")
+    for response in (agents, health, refused):
+        assert response.headers["Server"] == "streamproc"
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert agents.headers["Cache-Control"] == "no-store"
+    assert refused.headers["Cache-Control"] == "no-store"

@@ -1,0 +1,99 @@
+"""Security checks W2 and W3: whatever the HTTP parser or the token check rejects is refused
+with a fixed JSON error, and no log line or response carries the token, over raw sockets
+against the real server (``serve``) and redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+
+import pytest
+
+from streamproc import Client
+from streamproc.http.app import serve
+from streamproc.http.auth import ApiSettings, digest, parse_tokens
+from streamproc.testing.embedded import free_port
+from tests.conftest import eventually
+
+TOKEN = "w2-secret-token-never-logged"  # noqa: S105 (a test token)
+MALFORMED = {
+    "CR CR LF after the token": f"Authorization: Bearer {TOKEN}\r\r\n",
+    "NUL after the token": f"Authorization: Bearer {TOKEN}\x00\r\n",
+    "\\x01 after the token": f"Authorization: Bearer {TOKEN}\x01\r\n",
+    "a folded header": f"X-Folded: a\r\n Authorization: Bearer {TOKEN}\r\n",
+    "a missing colon": f"Authorization Bearer {TOKEN}\r\n",
+}
+
+
+async def exchange(port: int, request: bytes) -> bytes:
+    """Send ``request`` as is and read the answer until the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read(-1)
+    finally:
+        writer.close()
+
+
+def status_and_body(answer: bytes) -> tuple[int, bytes]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.fixture
+async def port(client: Client) -> AsyncIterator[int]:
+    """The real server, with one token, on a free port."""
+    port, stop = free_port(), asyncio.Event()
+    server = asyncio.create_task(serve(client, ApiSettings.with_tokens([TOKEN], port=port), stop))
+
+    async def up() -> bool:
+        try:
+            return (await exchange(port, b"GET /healthz HTTP/1.0\r\n\r\n")).startswith(b"HTTP")
+        except OSError:
+            return False
+
+    await eventually(up)
+    yield port
+    stop.set()
+    await server
+
+
+@pytest.mark.parametrize("line", MALFORMED.values(), ids=MALFORMED.keys())
+async def test_a_header_the_parser_rejects_is_a_json_400_and_its_token_is_nowhere(
+    port: int, line: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    request = f"GET /agents HTTP/1.1\r\nHost: x\r\n{line}Connection: close\r\n\r\n"
+    answer = await exchange(port, request.encode())
+    status, body = status_and_body(answer)
+    assert status == 400 and body == b'{"error":"malformed request"}', answer
+    assert TOKEN.encode() not in answer
+    assert TOKEN not in caplog.text and "Traceback" not in caplog.text, caplog.text
+
+
+async def test_a_lowercase_method_is_a_json_400_that_echoes_nothing(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    request = f"post /workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\r\n"
+    status, body = status_and_body(await exchange(port, request.encode()))
+    assert status == 400 and body == b'{"error":"malformed request"}'
+    assert TOKEN not in caplog.text and "Traceback" not in caplog.text
+
+
+async def test_a_token_with_a_byte_that_is_no_utf8_is_a_401_not_a_500(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    header = b"Authorization: Bearer " + TOKEN.encode() + b"\xe9\r\n"
+    request = b"GET /agents HTTP/1.1\r\nHost: x\r\n" + header + b"Connection: close\r\n\r\n"
+    status, body = status_and_body(await exchange(port, request))
+    assert status == 401 and b"invalid bearer token" in body, (status, body)
+    assert "Traceback" not in caplog.text
+
+
+def test_a_tokens_file_with_windows_line_endings_gives_the_token_without_its_cr() -> None:
+    credentials = parse_tokens(f"# tokens\r\n{TOKEN} tenant=acme\r\n\r\n", "\n", "tokens.txt")
+    assert [c.digest for c in credentials] == [digest(TOKEN)]
