@@ -20,7 +20,14 @@ from streamproc.http.app import make_app
 from streamproc.http.auth import OPEN, ApiSettings, Grant, parse_tokens
 from streamproc.http.openapi import needs
 from streamproc.testing.embedded import free_port
-from tests.cli_runner import STREAMPROC, assert_one_line_error, at, cli_env, run_sync
+from tests.cli_runner import (
+    ECHO_AGENTS,
+    STREAMPROC,
+    assert_one_line_error,
+    at,
+    cli_env,
+    run_sync,
+)
 from tests.conftest import Engine, eventually
 from tests.http_helpers import CHAIN, GATED, Http, healthy, serving, sse_frames
 
@@ -277,6 +284,7 @@ async def test_the_api_verb_serves_scoped_and_tenant_tokens_from_a_file(
         str(port),
         "--tokens-file",
         str(tokens),
+        *ECHO_AGENTS,
         *at(redis_url, keyspace),
         env=cli_env(),
         stderr=asyncio.subprocess.PIPE,
