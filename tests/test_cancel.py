@@ -52,7 +52,9 @@ async def test_cancel_skips_waiting_tasks_and_a_late_completion_publishes_nothin
         for _, f in await redis.xrange(keyspace.events(0))
         if f[b"wf"] == workflow_id.encode()
     ]
-    assert kinds == [b"submitted", b"cancelled", b"task_started", b"task_done"]
+    in_order = ["submitted", "task_started", "cancelled", "task_done"]  # as things happened
+    assert kinds == [kind.encode() for kind in in_order]
+    assert [e["kind"] for e in await client.history(workflow_id)] == in_order
     assert await client.cancel(workflow_id) is False
 
 

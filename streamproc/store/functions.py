@@ -123,7 +123,7 @@ ENGINE = Library.packaged(
     "streamproc",
     [
         f"engine/{file}.lua"
-        for file in ("common", "submit", "adjust", "resolve", "recovery", "admin")
+        for file in ("common", "submit", "adjust", "resolve", "started", "recovery", "admin")
     ],
     {
         "GROUP": RESOLVER_GROUP,

@@ -1,6 +1,6 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
   it registers no function.  The engine library is this file, then submit.lua, adjust.lua,
-  resolve.lua, recovery.lua and admin.lua, joined in that order under the prelude of
+  resolve.lua, started.lua, recovery.lua and admin.lua, joined in that order under the prelude of
   constants shared with Python (streamproc/store/functions.py): WF workflow fields, TF
   per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
   completion kinds, GROUP the resolver's group, VERSION the entry format version,
@@ -18,9 +18,9 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
                           history stream (every event of the workflow, kept as long as it)
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
-Idempotency: a task's completion or requeue applies only while the task is queued with the
-same attempt number the event carries, so redelivered, duplicated and superseded (zombie)
-events change nothing.
+Idempotency: a task's start, completion or requeue applies only while the task is queued
+(or, but for a start, running) with the same attempt number the event carries, so
+redelivered, duplicated and superseded (zombie) events change nothing.
 ]]
 
 local function now_ms()
@@ -106,6 +106,11 @@ local function publish(ctx, key, wf, t)
   local id = redis.call('XADD', ctx.streams[f[1]], '*', 'v', VERSION, 'wf', wf, 'task', t,
                         'agent', f[1], 'att', f[4], 'in', f[2], 'deps', deps, 'to', f[5])
   redis.call('HSET', key, TF.state .. t, TS.queued, TF.queued .. t, ctx.now, TF.entry .. t, id)
+end
+
+-- A task whose current attempt is published: queued, or running once its worker began it.
+local function published(state)
+  return state == TS.queued or state == TS.running
 end
 
 local function append_history(key, t, record)
