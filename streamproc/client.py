@@ -6,7 +6,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
-from dataclasses import replace
 from types import TracebackType
 from typing import Any, cast
 
@@ -21,10 +20,9 @@ from streamproc.store import calls, functions
 from streamproc.store.codec import StreamReply, decode_fields
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import check_id
-from streamproc.store.state import TERMINAL, TaskStatus, WorkflowState
+from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.store.template import Template, encoded_inputs
 from streamproc.transport import durability
-from streamproc.transport.groups import holders
 
 log = logging.getLogger(__name__)
 TEMPLATE_CACHE = 64
@@ -213,23 +211,7 @@ class Client:
         raw = cast(dict[bytes, bytes], await self.redis.hgetall(key))
         if not raw:
             raise WorkflowNotFound(workflow_id)
-        return await self._mark_running(parse_state(workflow_id, raw))
-
-    async def _mark_running(self, state: WorkflowState) -> WorkflowState:
-        """A queued task whose entry a worker holds is running: the hash learns of it only
-        when the attempt ends, the agent's pending list as soon as it is delivered."""
-        queued = [t for t in state.tasks if t.state == TaskStatus.QUEUED and t.entry]
-        if not queued:
-            return state
-        shard = self.keyspace.shard_of(state.id)
-        entries = [(self.keyspace.tasks(shard, t.agent), t.agent, t.entry) for t in queued]
-        consumers = await holders(self.redis, entries)
-        running = {t.id: c for t, c in zip(queued, consumers, strict=True) if c is not None}
-        tasks = [
-            replace(t, state=TaskStatus.RUNNING, consumer=running[t.id]) if t.id in running else t
-            for t in state.tasks
-        ]
-        return replace(state, tasks=tasks)
+        return parse_state(workflow_id, raw)
 
     async def follow(self, workflow_id: str) -> AsyncGenerator[dict[str, str]]:
         """Yield the workflow's lifecycle events from now on, ending with ``completed``,

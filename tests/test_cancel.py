@@ -9,6 +9,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
+from streamproc.store.fields import TaskField
 from tests.cli_runner import assert_one_line_error, at, run
 from tests.conftest import Engine, eventually
 
@@ -21,16 +22,18 @@ GATED_SPEC = {
 }
 
 
-async def started(redis: Redis, workflow_id: str) -> bool:
-    """The gate task has begun (it records itself in the ledger before waiting)."""
-    return bool(await redis.llen(f"ledger:{workflow_id}"))
+async def started(redis: Redis, keyspace: Keyspace, workflow_id: str) -> bool:
+    """The gate task has begun, and its start is recorded (its worker writes it with its next
+    flush, after the agent records itself in the ledger)."""
+    state = await redis.hget(keyspace.workflow(workflow_id), TaskField.STATE.of("slow"))
+    return state == b"running"
 
 
 async def test_cancel_skips_waiting_tasks_and_a_late_completion_publishes_nothing_downstream(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
     workflow_id = await client.submit(GATED_SPEC)
-    await eventually(lambda: started(redis, workflow_id))
+    await eventually(lambda: started(redis, keyspace, workflow_id))
     assert await client.cancel(workflow_id, reason="operator said so") is True
     state = await client.get(workflow_id)
     assert (state.status, state.reason) == ("cancelled", "operator said so")
@@ -52,7 +55,9 @@ async def test_cancel_skips_waiting_tasks_and_a_late_completion_publishes_nothin
         for _, f in await redis.xrange(keyspace.events(0))
         if f[b"wf"] == workflow_id.encode()
     ]
-    assert kinds == [b"submitted", b"cancelled", b"task_started", b"task_done"]
+    in_order = ["submitted", "task_started", "cancelled", "task_done"]  # as things happened
+    assert kinds == [kind.encode() for kind in in_order]
+    assert [e["kind"] for e in await client.history(workflow_id)] == in_order
     assert await client.cancel(workflow_id) is False
 
 
@@ -75,7 +80,7 @@ async def test_submit_wait_exits_non_zero_when_the_workflow_is_cancelled(
     submitting = asyncio.create_task(
         run("submit", str(spec), "--id", "to-cancel", "--wait", *at(redis_url, keyspace))
     )
-    await eventually(lambda: started(redis, "to-cancel"))
+    await eventually(lambda: started(redis, keyspace, "to-cancel"))
     cancelled = await run("cancel", "to-cancel", *at(redis_url, keyspace))
     assert cancelled.code == 0 and cancelled.out == "workflow to-cancel: cancelled\n", cancelled
     submitted = await submitting

@@ -212,6 +212,33 @@ async def test_dead_list_and_show_print_each_entry_with_its_error_and_history(
     assert '"outcome": "error"' in text.out  # the history, indented JSON
 
 
+async def test_a_dead_letter_holds_its_tasks_input_which_dead_show_prints(
+    engine: Engine, client: Client, keyspace: Keyspace, redis_url: str
+) -> None:
+    """The input is kept as given, and cut like any parked value when it is huge."""
+    given = {"query": "why", "n": [1, 2]}
+    small = await client.submit({"tasks": [{"id": "bad", "agent": "poison", "input": given}]})
+    huge = {"tasks": [{"id": "bad", "agent": "poison", "input": "x" * 100_000}]}
+    big = await client.submit(huge)
+    for workflow_id in (small, big):
+        assert (await client.wait(workflow_id, timeout=20)).status == "failed"
+    entries = {d.workflow: d for d in await deadletters.list_dead(client.redis, keyspace, "poison")}
+
+    shown = await run(
+        "dead", "show", entries[small].entry_id, "--agent", "poison", "--json",
+        *at(redis_url, keyspace),
+    )  # fmt: skip
+    assert shown.code == 0, shown
+    assert orjson.loads(shown.out)["input"] == given
+    text = await run(
+        "dead", "show", entries[small].entry_id, "--agent", "poison", *at(redis_url, keyspace)
+    )
+    assert "input:       {\n" in text.out and '"query": "why"' in text.out, text.out
+    cut = entries[big].to_dict()["input"]
+    assert cut.startswith('"xxx') and cut.endswith("... (100002 bytes in all)")
+    assert len(cut) < 70_000
+
+
 async def test_dead_letters_read_for_people_dates_plurals_and_long_ids(
     engine: Engine, client: Client, keyspace: Keyspace, redis_url: str
 ) -> None:

@@ -21,7 +21,7 @@ from streamproc.http.app import make_app, serve
 from streamproc.http.auth import ApiSettings, parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import STATUS_KEYS, STREAMPROC, at, cli_env, run_sync
-from tests.conftest import Engine, eventually
+from tests.conftest import Engine, eventually, some_task
 from tests.http_helpers import AUTH, CHAIN, GATED, TOKEN, Http, healthy, serving, sse_frames
 
 FIXABLE = {"tasks": [{"id": "fix", "agent": "fixable", "retries": 0}]}
@@ -365,7 +365,7 @@ async def test_cancel_stops_a_running_workflow_once(
     engine: Engine, client: Client, http: Http, redis: Redis
 ) -> None:
     workflow_id = await client.submit(GATED)
-    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))
+    await eventually(lambda: some_task(client, [workflow_id], "running"))  # its start recorded
     path = f"/workflows/{workflow_id}/cancel?reason=operator+said+so"
     assert await post_json(http, path, None) == (200, {"cancelled": True})
     assert await post_json(http, path, None) == (200, {"cancelled": False})

@@ -36,16 +36,17 @@ def failpoint(name: str) -> None:
 
 
 async def execute(pipe: Pipeline, name: str, split: int) -> list[Any]:
-    """``pipe.execute()``; when ``name`` is armed, as two round trips with the failpoint
-    between the first ``split`` commands and the rest (one pipeline otherwise)."""
+    """``pipe.execute()``, with the errors of single commands among the replies; when
+    ``name`` is armed, as two round trips with the failpoint between the first ``split``
+    commands and the rest (one pipeline otherwise)."""
     if name not in ARMED:
-        return await pipe.execute()
+        return await pipe.execute(raise_on_error=False)
     rest = pipe.command_stack[split:]
     del pipe.command_stack[split:]
-    replies = await pipe.execute()
+    replies = await pipe.execute(raise_on_error=False)
     failpoint(name)
     pipe.command_stack.extend(rest)
-    return replies + await pipe.execute()
+    return replies + await pipe.execute(raise_on_error=False)
 
 
 async def queue_then_die(pipe: Pipeline, name: str) -> None:

@@ -1,19 +1,25 @@
 """The worker's outbox: the reports it owes Redis, written by one flusher in transactions.
 
 A report is a completion for ``done`` (or a raw entry for the agent's dead letters) together
-with the XACK of the task entry it answers.  Queuing them lets one round trip serve every
-task that finished meanwhile.
+with the XACK of the task entry it answers; a start says a task began (``sp_started``).
+Queuing them lets one round trip serve every task that started or finished meanwhile: the
+starts of one read ride with the reports of tasks that finished, so recording them costs
+Redis a function call per flush, not a round trip per task.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from streamproc.engine import failpoints
+from streamproc.store import calls
+from streamproc.store.functions import is_missing_library
+from streamproc.store.keys import Keyspace
 from streamproc.transport.retrying import until_redis_answers
 
 
@@ -30,18 +36,34 @@ class Report:
     fields: Mapping[bytes, bytes | str | int]
 
 
-class Outbox:
-    """Reports queued by :meth:`post` and written by :meth:`flush_loop`."""
+@dataclass(slots=True)
+class _Batch:
+    """What one shard's transaction writes."""
 
-    def __init__(self, redis: Redis) -> None:
+    reports: list[Report] = field(default_factory=list)
+    starts: list[calls.Start] = field(default_factory=list)
+
+
+class Outbox:
+    """Reports and starts queued by :meth:`post` and :meth:`started`, written by
+    :meth:`flush_loop`."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
         self.redis = redis
+        self.keyspace = keyspace
         self._outbox: list[Report] = []
+        self._starts: list[tuple[int, calls.Start]] = []
         self._outbox_ready = asyncio.Event()
         self._writing: list[Report] = []  # the reports being written now
         self._closing = False
 
     def post(self, report: Report) -> None:
         self._outbox.append(report)
+        self._outbox_ready.set()
+
+    def started(self, shard: int, start: calls.Start) -> None:
+        """Record that a task of ``shard`` began, with the next flush."""
+        self._starts.append((shard, start))
         self._outbox_ready.set()
 
     def held(self) -> set[tuple[str, bytes]]:
@@ -58,39 +80,61 @@ class Outbox:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             await until_redis_answers(self._flush_once)
-            if self._closing and not self._outbox:
+            if self._closing and not (self._outbox or self._starts):
                 return
 
     async def _flush_once(self) -> None:
-        """Write every queued report: per shard, one MULTI/EXEC of the XADDs and their XACKs,
-        so an entry is acknowledged only if its report was written (Redis refuses an XADD
-        over maxmemory but not an XACK).  A crash after EXEC re-runs nothing; a crash before
-        it leaves the entries pending for reclaim, and a duplicate completion of the same
-        attempt is ignored by the resolver."""
-        if not self._outbox:
-            return
-        batch, self._outbox = self._outbox, []
-        by_shard: dict[int, list[Report]] = {}
-        for report in batch:
-            by_shard.setdefault(report.shard, []).append(report)
-        shards = list(by_shard.values())
-        for done, reports in enumerate(shards):
-            self._writing = reports
+        """Write everything queued: per shard, one MULTI/EXEC of the XADDs, their XACKs and
+        the starts, so an entry is acknowledged only if its report was written (Redis refuses
+        an XADD over maxmemory but not an XACK).  A crash after EXEC re-runs nothing; a crash
+        before it leaves the entries pending for reclaim, and a duplicate completion of the
+        same attempt is ignored by the resolver.  A start is posted before its task's report
+        and written in the same or an earlier transaction; a lost one (a crash) leaves the
+        resolver to emit it with the completion, and a repeated one changes nothing."""
+        by_shard: dict[int, _Batch] = {}
+        for report in self._outbox:
+            by_shard.setdefault(report.shard, _Batch()).reports.append(report)
+        for shard, start in self._starts:
+            by_shard.setdefault(shard, _Batch()).starts.append(start)
+        self._outbox, self._starts = [], []
+        shards = list(by_shard.items())
+        for done, (shard, batch) in enumerate(shards):
+            self._writing = batch.reports
             try:
-                await self._write_reports(reports)
+                await self._write(shard, batch)
             except BaseException:
-                self._outbox[:0] = [r for unwritten in shards[done:] for r in unwritten]
+                for unwritten_shard, unwritten in reversed(shards[done:]):
+                    self._outbox[:0] = unwritten.reports
+                    self._starts[:0] = [(unwritten_shard, s) for s in unwritten.starts]
                 raise
             finally:
                 self._writing = []
 
-    async def _write_reports(self, reports: list[Report]) -> None:
+    async def _write(self, shard: int, batch: _Batch) -> None:
         acks: dict[tuple[str, str], list[bytes]] = {}
         pipe = self.redis.pipeline(transaction=True)
-        for report in reports:
+        for report in batch.reports:
             pipe.xadd(report.target, report.fields)  # type: ignore[arg-type]
             acks.setdefault((report.stream, report.group), []).append(report.entry_id)
         for (stream, group), ids in acks.items():
             pipe.xack(stream, group, *ids)
-        await failpoints.queue_then_die(pipe, "worker.before_exec")
-        await failpoints.execute(pipe, "worker.after_xadd_before_xack", len(reports))
+        starts = batch.starts and calls.started_arguments(self.keyspace, shard, batch.starts)
+        if starts:
+            calls.STARTED.queue(pipe, starts)
+        if batch.reports:  # the crash windows are those of a flush that reports outcomes
+            await failpoints.queue_then_die(pipe, "worker.before_exec")
+            split = len(batch.reports)
+            replies = await failpoints.execute(pipe, "worker.after_xadd_before_xack", split)
+        else:
+            replies = await pipe.execute(raise_on_error=False)
+        if starts and _missing_library(replies[-1]):
+            await calls.STARTED(self.redis, starts)  # loads the library first
+            replies.pop()
+        errors = [reply for reply in replies if isinstance(reply, Exception)]
+        if errors:
+            raise errors[0]
+
+
+def _missing_library(reply: object) -> bool:
+    """Redis lost the engine's functions (flushed): the rest of the transaction still ran."""
+    return isinstance(reply, ResponseError) and is_missing_library(reply)

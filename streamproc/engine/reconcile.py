@@ -46,7 +46,7 @@ class Queued(NamedTuple):
 
 
 async def queued_tasks(redis: Redis, keyspace: Keyspace, shard: int) -> list[Queued]:
-    """Every queued task of the shard's running workflows."""
+    """Every queued or running task of the shard's running workflows."""
     found: list[Queued] = []
     keys = [key async for key in redis.scan_iter(match=keyspace.workflows(shard), count=SCAN_COUNT)]
     running = WorkflowStatus.RUNNING.encode()

@@ -1,9 +1,9 @@
 """The agent worker: reads task-ready events in batches, runs agents, reports completions.
 
 Per (agent, shard) one reader does XREADGROUP COUNT/BLOCK into a shared pool of
-``concurrency`` slots.  Finished tasks queue in an outbox that one flusher writes as a single
-pipeline (XADD to ``done`` + XACK; ``outbox.py``).  Keeping the claims on running entries,
-and taking over those of a dead worker, is ``claims.py``'s.
+``concurrency`` slots.  Starts and finished tasks queue in an outbox that one flusher writes
+as a single transaction (``sp_started``, XADD to ``done`` + XACK; ``outbox.py``).  Keeping
+the claims on running entries, and taking over those of a dead worker, is ``claims.py``'s.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from streamproc.engine.outcome import run_agent
 from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
-from streamproc.store import codec
+from streamproc.store import calls, codec
 from streamproc.store.codec import Fields, StreamReply, TaskEvent
 from streamproc.transport.groups import join_group
 from streamproc.transport.retrying import until_redis_answers
@@ -55,7 +55,7 @@ class Worker(Consumer):
         self.runtime = Runtime(redis, settings.keyspace)
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
-        self.outbox = Outbox(self.redis)
+        self.outbox = Outbox(self.redis, settings.keyspace)
         self._rereading: dict[str, bytes | str] = {}  # stream -> own pending read after this id
         self._slot_freed = asyncio.Event()
         self._closing = asyncio.Event()
@@ -187,7 +187,13 @@ class Worker(Consumer):
         self._slot_freed.set()
 
     async def _run_task(self, shard: int, stream: str, event: TaskEvent) -> None:
+        """Run the task and report its outcome.  Its start is reported first, so the workflow
+        shows it running (``sp_started``) with the next flush, not when it ends."""
         began = now_ms()
+        start = calls.Start(
+            event.workflow, event.task, event.attempt, event.entry_id, began, self.consumer
+        )
+        self.outbox.started(shard, start)
         agent = self.agents[event.agent]
         outcome = await run_agent(agent, event, self.settings.max_result_bytes, self.runtime)
         ended = now_ms()

@@ -1,7 +1,7 @@
 """Dead-lettered tasks: list and inspect them, requeue them once fixed, purge them.
 
 A dead entry holds what its task needed to be understood later: workflow, task, attempt,
-deliveries, reason, last error and attempt history.  Requeueing one resumes its workflow
+deliveries, reason, last error, attempt history and input.  Requeueing one resumes its workflow
 (``sp_revive``): the workflow failed because of that task, so running the task alone again
 would finish nothing.  Entries parked raw by a worker (malformed, or trimmed before ack) name
 no workflow and can only be read and purged.
@@ -59,13 +59,14 @@ class DeadLetter:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """Every field, the history decoded when it is JSON; ``entry`` is the task's original
-        stream entry, ``id`` this dead letter's."""
+        """Every field, the history and the task's input decoded when they are JSON (a cut
+        input is text); ``entry`` is the task's original stream entry, ``id`` this dead
+        letter's."""
         out: dict[str, Any] = {**self.summary(), "shard": self.shard}
         for name, value in self.fields.items():
             if name in ("wf", "att", "task", "deliveries", "reason", "at"):
                 continue
-            out[name] = _json_or_text(value) if name == "history" else value
+            out[name] = _json_or_text(value) if name in ("history", "input") else value
         return out
 
 

@@ -173,6 +173,31 @@ async def release(
     return await RELEASE(redis, _layout(keyspace, shard, agents, [wf for wf, _ in due], args))
 
 
+# -- sp_started (started.lua) ----------------------------------------------------------------
+
+
+class Start(NamedTuple):
+    """A worker began running a task entry."""
+
+    workflow: str
+    task: str
+    attempt: int
+    entry: bytes | str  # the task entry it runs
+    began_ms: int
+    consumer: str
+
+
+STARTED = Function("sp_started", ENGINE, int)
+"""Call it (or queue it on a pipeline) with ``started_arguments``; it replies how many starts
+it recorded, each only while its task was queued as that attempt and entry."""
+
+
+def started_arguments(keyspace: Keyspace, shard: int, starts: Sequence[Start]) -> list[Arg]:
+    """One ``sp_started`` call's arguments: ``starts``, all of ``shard``."""
+    args = [part for start in starts for part in start]
+    return _layout(keyspace, shard, [], [start.workflow for start in starts], args)
+
+
 # -- sp_requeue (recovery.lua) --------------------------------------------------------------
 
 

@@ -189,7 +189,8 @@ def parse_state(workflow_id: str, raw: Mapping[bytes, bytes]) -> WorkflowState:
 
 
 class QueuedTask(NamedTuple):
-    """A queued task as its workflow hash records it."""
+    """A queued or running task (its attempt published, not yet completed) as its workflow
+    hash records it."""
 
     task: str
     attempt: int
@@ -198,13 +199,14 @@ class QueuedTask(NamedTuple):
 
 
 def queued_tasks(raw: Mapping[bytes, bytes]) -> list[QueuedTask]:
-    """The queued tasks of a workflow hash (HGETALL), without decoding anything else."""
+    """The queued and running tasks of a workflow hash (HGETALL), without decoding anything
+    else."""
     f = _Reader(raw)
     found = []
-    queued = TaskStatus.QUEUED.encode()
+    published = {TaskStatus.QUEUED.encode(), TaskStatus.RUNNING.encode()}
     for name, state in raw.items():
         task = TaskField.STATE.task(name)
-        if task is not None and state == queued:
+        if task is not None and state in published:
             t = task.decode()
             found.append(
                 QueuedTask(

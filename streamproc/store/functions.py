@@ -32,7 +32,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
-from streamproc.store.codec import VERSION, CompletionKind
+from streamproc.store.codec import PARKED_VALUE_BYTES, VERSION, CompletionKind
 from streamproc.store.fields import CacheField, TaskField, WorkflowField
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
@@ -123,12 +123,13 @@ ENGINE = Library.packaged(
     "streamproc",
     [
         f"engine/{file}.lua"
-        for file in ("common", "submit", "adjust", "resolve", "recovery", "admin")
+        for file in ("common", "submit", "adjust", "resolve", "started", "recovery", "admin")
     ],
     {
         "GROUP": RESOLVER_GROUP,
         "VERSION": VERSION.decode(),
         "DELAYED_SEPARATOR": DELAYED_SEPARATOR,
+        "PARKED_BYTES": str(PARKED_VALUE_BYTES),
         "WF": by_name(WorkflowField),
         "TF": {field.name.lower(): field.prefix for field in TaskField},
         "TS": by_name(TaskStatus),

@@ -24,8 +24,8 @@ TERMINAL = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowS
 
 
 class TaskStatus(StrEnum):
-    """A task's state.  The hash never holds ``running``: a queued task whose entry a worker
-    holds is shown as running (``Client.get``)."""
+    """A task's state.  A published attempt is ``queued`` until its worker records that it
+    began (``sp_started``), then ``running`` until its completion is applied."""
 
     WAITING = "waiting"
     QUEUED = "queued"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -123,16 +123,3 @@ async def leave_group(redis: Redis, stream: str, group: str, consumer: str) -> b
         return False
     await redis.xgroup_delconsumer(stream, group, consumer)
     return True
-
-
-async def holders(redis: Redis, entries: Sequence[tuple[str, str, str]]) -> list[str | None]:
-    """The consumer each (stream, group, entry id) is pending with, or None (not delivered,
-    or acknowledged)."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for stream, group, entry_id in entries:
-            pipe.xpending_range(stream, group, entry_id, entry_id, 1)
-        replies = await pipe.execute(raise_on_error=False)
-    return [
-        pending[0]["consumer"].decode() if isinstance(pending, list) and pending else None
-        for pending in replies
-    ]

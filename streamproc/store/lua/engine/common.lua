@@ -1,10 +1,11 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
   it registers no function.  The engine library is this file, then submit.lua, adjust.lua,
-  resolve.lua, recovery.lua and admin.lua, joined in that order under the prelude of
+  resolve.lua, started.lua, recovery.lua and admin.lua, joined in that order under the prelude of
   constants shared with Python (streamproc/store/functions.py): WF workflow fields, TF
   per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
   completion kinds, GROUP the resolver's group, VERSION the entry format version,
-  DELAYED_SEPARATOR between workflow and task in a delayed set member.
+  DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
+  longest value a dead letter keeps whole.
 
 Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL after), so
 each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
@@ -18,9 +19,9 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
                           history stream (every event of the workflow, kept as long as it)
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
-Idempotency: a task's completion or requeue applies only while the task is queued with the
-same attempt number the event carries, so redelivered, duplicated and superseded (zombie)
-events change nothing.
+Idempotency: a task's start, completion or requeue applies only while the task is queued
+(or, but for a start, running) with the same attempt number the event carries, so
+redelivered, duplicated and superseded (zombie) events change nothing.
 ]]
 
 local function now_ms()
@@ -108,6 +109,11 @@ local function publish(ctx, key, wf, t)
   redis.call('HSET', key, TF.state .. t, TS.queued, TF.queued .. t, ctx.now, TF.entry .. t, id)
 end
 
+-- A task whose current attempt is published: queued, or running once its worker began it.
+local function published(state)
+  return state == TS.queued or state == TS.running
+end
+
 local function append_history(key, t, record)
   local history = cjson.decode(redis.call('HGET', key, TF.history .. t) or '[]')
   history[#history + 1] = record
@@ -158,11 +164,21 @@ local function fail_workflow(ctx, key, wf, reason)
   emit(ctx, key, wf, WS.failed, nil, nil, ctx.now, 'reason', reason)
 end
 
+-- A value kept in a dead letter: cut past PARKED_BYTES, its whole size noted (codec.parked).
+local function parked(value)
+  local cap = tonumber(PARKED_BYTES)
+  if #value <= cap then return value end
+  return string.sub(value, 1, cap) .. '... (' .. #value .. ' bytes in all)'
+end
+
+-- The task's dead letter holds its input, so it can be understood (and tried) later.
 local function dead_letter(ctx, key, wf, t, agent, att, reason)
-  local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t)
+  local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t,
+                       TF.input .. t)
   redis.call('XADD', ctx.dead[agent], '*', 'v', VERSION, 'wf', wf, 'task', t, 'agent', agent,
              'att', att, 'deliveries', att, 'lost', f[4] or '0', 'reason', reason,
-             'error', f[1] or '', 'history', f[2] or '[]', 'entry', f[3] or '', 'at', ctx.now)
+             'error', f[1] or '', 'history', f[2] or '[]', 'entry', f[3] or '',
+             'input', parked(f[5] or 'null'), 'at', ctx.now)
   redis.call('HSET', key, TF.state .. t, TS.failed)
   emit(ctx, key, wf, 'task_failed', t, att, ctx.now, 'error', reason, 'final', '1')
   fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)

@@ -23,7 +23,7 @@ local function requeue(keys, args)
     local key = keys[ctx.wf_base + 2 * item - 1]
     redis.call('XACK', ctx.streams[agent], agent, id)
     local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t)
-    if f[1] == WS.running and f[2] == TS.queued and f[3] == att then
+    if f[1] == WS.running and published(f[2]) and f[3] == att then
       moved = moved + 1
       local lost = 0
       if lost_delivery then

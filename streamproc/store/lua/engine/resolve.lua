@@ -13,10 +13,12 @@ sp_resolve: apply a batch of completions from the done stream, then XACK them.
   returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
         stops before a completion whose task or dependents use an agent it has no keys for,
         leaving that one and the rest unacknowledged
-  A completion applies only to the entry the task was last published as (its TF.entry
-  field), not just to its attempt number: after Redis lost recent writes (a failover, a torn
-  AOF tail) the same attempt can be published again as a new entry, and a completion of the
-  lost one, computed from results that no longer exist, is then refused as stale.
+  A completion applies to a queued or running task (task_started is emitted by sp_started
+  as the worker begins; here only when no start was recorded), and only to the entry the
+  task was last published as (its TF.entry field), not just to its attempt number: after
+  Redis lost recent writes (a failover, a torn AOF tail) the same attempt can be published
+  again as a new entry, and a completion of the lost one, computed from results that no
+  longer exist, is then refused as stale.
 
 sp_release: publish delayed retries that are due.
   KEYS  the shared head, the streams of the shard's agents, then per item its workflow's hash
@@ -39,7 +41,6 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
     end
   end
   redis.call('HSET', key, unpack(fields))
-  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   emit(ctx, key, wf, 'task_done', t, att, ended)
   if status ~= WS.running then return end
   for _, child in ipairs(dependents) do
@@ -66,7 +67,6 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
   if tb == '' then tb = nil end  -- no traceback: no field
   append_history(key, t, {attempt = tonumber(att), outcome = kind, error = err, at = ended, by = by,
                           traceback = tb})
-  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   if f[1] ~= WS.running then
     redis.call('HSET', key, TF.state .. t, TS.failed)
     emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'final', '1')
@@ -89,7 +89,6 @@ end
 local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_ms, give_up_ms,
                           status, agent)
   record_attempt(key, t, reason, began, ended, by)
-  emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
   if status ~= WS.running then
     redis.call('HSET', key, TF.state .. t, TS.failed)
     emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', reason, 'final', '1')
@@ -142,7 +141,7 @@ local function resolve(keys, args)
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
     elseif not f[4] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task', args[a + 4])
-    elseif f[2] ~= TS.queued or f[3] ~= att or (source ~= '' and f[6] ~= source) then
+    elseif not published(f[2]) or f[3] ~= att or (source ~= '' and f[6] ~= source) then
       stale = stale + 1
     else
       local dependents = split(f[5])
@@ -154,9 +153,11 @@ local function resolve(keys, args)
         if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
         return {#acked, stale, missing or f[4], ended_counts(ctx)}
       end
+      if f[2] == TS.queued then  -- no start recorded: an older worker, or a malformed entry
+        emit(ctx, key, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
+      end
       if kind == KIND.adjust and adjust(ctx, key, wf, t, att, f[1], args[a + 10],
                                         args[a + 11], args[a + 12]) then
-        emit(ctx, key, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
         emit(ctx, key, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 10])
       elseif kind == KIND.wait then
         apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],

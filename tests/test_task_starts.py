@@ -1,0 +1,105 @@
+"""A task's start is recorded when it happens: the workflow hash shows it running, with its
+start time and consumer, and ``task_started`` is in the events and the workflow's history
+while the agent still runs, once, in the order things happened."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.store import calls
+from streamproc.store.fields import parse_state
+from streamproc.store.state import TaskState
+from tests.conftest import Engine, eventually
+
+
+async def raw_task(redis: Redis, keyspace: Keyspace, workflow_id: str, task: str) -> TaskState:
+    """The task as the workflow hash holds it (no lookup of pending entries)."""
+    raw = await redis.hgetall(keyspace.workflow(workflow_id))
+    return next(t for t in parse_state(workflow_id, raw).tasks if t.id == task)
+
+
+async def kinds(redis: Redis, stream: str, workflow_id: str) -> list[str]:
+    return [
+        f[b"kind"].decode()
+        for _, f in await redis.xrange(stream)
+        if f[b"wf"] == workflow_id.encode()
+    ]
+
+
+async def record(redis: Redis, keyspace: Keyspace, starts: list[calls.Start]) -> int:
+    """What a worker's flush does with the starts it holds: one ``sp_started`` call."""
+    return int(await calls.STARTED(redis, calls.started_arguments(keyspace, 0, starts)))
+
+
+async def test_a_running_task_is_shown_running_with_its_start_event_while_it_still_runs(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "slow", "agent": "gate"}]})
+
+    async def started() -> TaskState | None:
+        task = await raw_task(redis, keyspace, workflow_id, "slow")
+        return task if task.state == "running" else None
+
+    running = await eventually(started)
+    assert running.began_ms is not None and running.consumer and running.ended_ms is None
+    events = await eventually(lambda: kinds(redis, keyspace.events(0), workflow_id))
+    assert events == ["submitted", "task_started"]
+    history = await client.history(workflow_id)
+    assert [e["kind"] for e in history] == ["submitted", "task_started"]
+    assert history[1]["by"] == running.consumer and history[1]["at"] == str(running.began_ms)
+
+    await redis.rpush(f"open:{workflow_id}:slow", 1)
+    final = await client.wait(workflow_id, timeout=20)
+    assert final.status == "completed"
+    assert (final.tasks[0].began_ms, final.tasks[0].consumer) == (
+        running.began_ms,
+        running.consumer,
+    )
+    assert [e["kind"] for e in await client.history(workflow_id)] == [
+        "submitted",
+        "task_started",
+        "task_done",
+        "completed",
+    ]
+
+
+async def test_a_duplicate_superseded_or_late_start_changes_nothing(
+    resolver_only: Engine, redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    """The test plays the worker of agent ``manual``, which no worker serves."""
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "manual"}]})
+        entry = (await raw_task(redis, keyspace, workflow_id, "a")).entry
+
+        def start(attempt: int, at: int, by: str, source: str = entry) -> calls.Start:
+            return calls.Start(workflow_id, "a", attempt, source, at, by)
+
+        stale = [start(2, 5, "zombie"), start(1, 6, "lost", "1-1")]  # no such attempt, entry
+        assert await record(redis, keyspace, stale) == 0
+        assert (await raw_task(redis, keyspace, workflow_id, "a")).state == "queued"
+        assert await record(redis, keyspace, [start(1, 10, "w1")]) == 1
+        assert await record(redis, keyspace, [start(1, 20, "w2")]) == 0  # duplicate
+        task = await raw_task(redis, keyspace, workflow_id, "a")
+        assert (task.state, task.began_ms, task.consumer) == ("running", 10, "w1")
+
+        await redis.xadd(
+            keyspace.done(0),
+            {"v": "1", "kind": "ok", "wf": workflow_id, "task": "a", "agent": "manual",
+             "att": 1, "out": b'"A"', "t0": 10, "t1": 30, "by": "w1", "src": entry},
+        )  # fmt: skip
+        final = await client.wait(workflow_id, timeout=20)
+        assert await record(redis, keyspace, [start(1, 40, "w1")]) == 0  # late
+        task = await raw_task(redis, keyspace, workflow_id, "a")
+        assert (final.status, task.state, task.began_ms, task.ended_ms) == (
+            "completed",
+            "done",
+            10,
+            30,
+        )
+        assert [e["kind"] for e in await client.history(workflow_id)] == [
+            "submitted",
+            "task_started",
+            "task_done",
+            "completed",
+        ]
