@@ -36,6 +36,7 @@ from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
 from streamproc.http.openapi import DOCUMENT, needs
+from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
@@ -184,8 +185,8 @@ def named_as(given: str) -> Iterator[None]:
 async def show(request: web.Request) -> web.Response:
     given = request.match_info["id"]
     with named_as(given):
-        state = await request.app[CLIENT].get(request[GRANT].stored_id(given))
-    return reply({**state.to_dict(), "id": given})
+        state = (await request.app[CLIENT].get(request[GRANT].stored_id(given))).to_dict()
+    return reply({**(state if request[GRANT].tenant is None else tenant_state(state)), "id": given})
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -193,7 +194,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     stored = grant.stored_id(given)
     with app[CAPS].held(request, grant.tenant):
         return await stream_events(
-            request, app[HUB], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
+            request,
+            app[HUB],
+            stored,
+            given,
+            app[SETTINGS].heartbeat,
+            app[CLOSING],
+            tenant=grant.tenant is not None,
         )
 
 
