@@ -32,6 +32,7 @@ from streamproc.errors import (
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
 from streamproc.http.bodies import chosen_id, json_object
 from streamproc.http.caps import StreamCaps
+from streamproc.http.cors import allow_origin, preflight
 from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
@@ -66,6 +67,7 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
     app = web.Application(
         client_max_size=settings.client_max_size,
         middlewares=[
+            preflight(settings.cors_origins),
             json_errors,
             bearer_auth(settings.credentials, needs(), tokens.grant),
             *guards,
@@ -77,6 +79,7 @@ def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) 
     app.cleanup_ctx.append(lambda app: running(app[HUB]))
     app.on_shutdown.append(close_streams)
     app.on_response_prepare.append(secure_headers)
+    app.on_response_prepare.append(allow_origin(settings.cors_origins))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)

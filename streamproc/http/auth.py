@@ -29,6 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from streamproc.errors import ConfigError, SpecError
+from streamproc.http.cors import check_origins
 from streamproc.http.errors import reply
 from streamproc.store.keys import check_id
 
@@ -110,6 +111,11 @@ class ApiSettings:
     # Event streams one token, and one tenant, may hold open at once (caps.py); past them 429.
     max_streams_per_token: int = 32
     max_streams_per_tenant: int = 128
+    # Browser origins whose pages may call the API (cors.py); none: no CORS header at all.
+    cors_origins: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check_origins(self.cors_origins)
 
     @classmethod
     def with_tokens(cls, tokens: Iterable[str], **fields: object) -> ApiSettings:
