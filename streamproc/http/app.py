@@ -56,6 +56,9 @@ HUB = web.AppKey("hub", Hub)
 CAPS = web.AppKey("caps", StreamCaps)
 MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
+# Seconds a refused request's unread body is still drained (so its client reads the refusal
+# rather than a reset); aiohttp's 10 would let a trickling client outlast the body timeout.
+LINGER = 1.0
 
 
 def make_app(client: Client, settings: ApiSettings, epoch: Epoch | None = None) -> web.Application:
@@ -113,6 +116,8 @@ async def serve(
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_GRACE,
         access_log_class=QuietAccessLogger,
+        keepalive_timeout=settings.header_timeout,
+        lingering_time=LINGER,
     )
     await runner.setup()
     try:
@@ -160,7 +165,8 @@ async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
     grant = request[GRANT]
-    body = await json_object(request, request.app[SETTINGS].client_max_size)
+    settings = request.app[SETTINGS]
+    body = await json_object(request, settings.client_max_size, settings.body_timeout)
     given = chosen_id(body, request.headers.get("Idempotency-Key"))
     with named_as(given):
         stored, created = await request.app[CLIENT].create(body, grant.stored_id(given))
