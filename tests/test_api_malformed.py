@@ -18,13 +18,20 @@ from tests.conftest import eventually
 
 TOKEN = "w2-secret-token-never-logged"  # noqa: S105 (a test token)
 READ_TIMEOUT = 1.0
-MALFORMED = {
-    "CR CR LF after the token": f"Authorization: Bearer {TOKEN}\r\r\n",
-    "NUL after the token": f"Authorization: Bearer {TOKEN}\x00\r\n",
-    "\\x01 after the token": f"Authorization: Bearer {TOKEN}\x01\r\n",
-    "a folded header": f"X-Folded: a\r\n Authorization: Bearer {TOKEN}\r\n",
-    "a missing colon": f"Authorization Bearer {TOKEN}\r\n",
-}
+
+
+def malformed(token: str) -> dict[str, str]:
+    """Header lines the parser rejects, each carrying ``token``, by what is wrong."""
+    return {
+        "CR CR LF after the token": f"Authorization: Bearer {token}\r\r\n",
+        "NUL after the token": f"Authorization: Bearer {token}\x00\r\n",
+        "\\x01 after the token": f"Authorization: Bearer {token}\x01\r\n",
+        "a folded header": f"X-Folded: a\r\n Authorization: Bearer {token}\r\n",
+        "a missing colon": f"Authorization Bearer {token}\r\n",
+    }
+
+
+MALFORMED = malformed(TOKEN)
 
 
 async def exchange(port: int, request: bytes) -> bytes:
