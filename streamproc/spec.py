@@ -24,10 +24,15 @@ MAX_ADJUST_ROUNDS = 100
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds that keep one workflow from hurting the others."""
+    """Bounds that keep one workflow from hurting the others.
 
-    max_tasks: int = 10_000
-    max_edges: int = 100_000
+    Submit writes a whole workflow in one Redis call, and Redis serves nobody else meanwhile:
+    at 10,000 tasks and 100,000 edges that call took 120-190 ms.  At 2,000 and 20,000 it
+    takes about 17 ms (tests/test_submit_cost.py), near the 20 ms a call may block others.
+    """
+
+    max_tasks: int = 2_000
+    max_edges: int = 20_000
     max_input_bytes: int = 256 * 1024
 
 

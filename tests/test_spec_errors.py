@@ -129,6 +129,9 @@ def test_a_two_task_cycle_is_named() -> None:
     assert is_written_as(parse_cycle(str(error)), ["x", "y"])
 
 
+DEEP = Limits(max_tasks=10_000)  # past the default: these check recursion, not limits
+
+
 def test_ten_thousand_deep_chain_validates_without_recursion() -> None:
     ids = [f"t{i}" for i in range(10_000)]
     spec = WorkflowSpec(
@@ -137,13 +140,13 @@ def test_ten_thousand_deep_chain_validates_without_recursion() -> None:
             for i in range(10_000)
         )
     )
-    assert spec.validate() == ids
+    assert spec.validate(limits=DEEP) == ids
 
 
 def test_ten_thousand_deep_chain_loads_from_yaml_and_validates() -> None:
     lines = ["tasks:", "  - {id: t0, agent: echo}"]
     lines += [f"  - {{id: t{i}, agent: echo, needs: [t{i - 1}]}}" for i in range(1, 10_000)]
-    order = WorkflowSpec.from_yaml("\n".join(lines)).validate()
+    order = WorkflowSpec.from_yaml("\n".join(lines)).validate(limits=DEEP)
     assert order[0] == "t0" and order[-1] == "t9999" and len(order) == 10_000
 
 
@@ -154,7 +157,7 @@ def test_ten_thousand_long_cycle_is_named_without_recursion() -> None:
             TaskSpec(id=f"t{i}", agent="echo", needs=(f"t{(i - 1) % n}",)) for i in range(n)
         )
     )
-    path = parse_cycle(str(refusal(spec)))
+    path = parse_cycle(str(refusal(spec, limits=DEEP)))
     assert len(path) == n + 1
     assert is_written_as(path, [f"t{i}" for i in range(n)])
 

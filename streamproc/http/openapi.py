@@ -39,6 +39,7 @@ REASONS = {
     403: "The token lacks the scope this operation needs (named in 'scope')",
     404: "No such workflow or dead letter (a tenant sees its own workflows only)",
     409: "Conflict",
+    408: "Body still arriving after the body timeout",
     413: "Body over the size limit",
     415: "Body is not JSON",
     429: "Too many event streams open for this token or tenant: retry after Retry-After",
@@ -151,7 +152,7 @@ PATHS: dict[str, Any] = {
                 "200": _reply(
                     "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
                 ),
-                **_errors(400, 409, 413, 415),
+                **_errors(400, 408, 409, 413, 415),
             },
         }
     },
