@@ -13,6 +13,7 @@ import yaml
 
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
+from streamproc.store.codec import MAX_ENTRY_BYTES
 from streamproc.store.keys import check_id
 
 MAX_SPEC_BYTES = 1 << 20
@@ -124,10 +125,13 @@ class WorkflowSpec:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
         if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
             raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
-        seen: set[str] = set()
+        sizes: dict[str, int] = {}
         for task in self.tasks:
-            _validate_task(task, seen, agents, limits)
-        return topological_order({t.id: t.needs for t in self.tasks})
+            sizes[task.id] = _validate_task(task, sizes, agents, limits)
+        order = topological_order({t.id: t.needs for t in self.tasks})
+        for task in self.tasks:
+            _check_received(task, sizes)
+        return order
 
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""
@@ -202,12 +206,12 @@ def _is_seconds(value: object, allow_none: bool) -> bool:
 
 
 def _validate_task(
-    task: TaskSpec, seen: set[str], agents: Collection[str] | None, limits: Limits
-) -> None:
+    task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
+) -> int:
+    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON."""
     check_id("task id", task.id)
     if task.id in seen:
         raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
-    seen.add(task.id)
     if not isinstance(task.agent, str):
         raise SpecError(f"task {task.id!r}: 'agent' must be a name", task=task.id)
     check_id("agent name", task.agent)
@@ -240,5 +244,19 @@ def _validate_task(
     if size > limits.max_input_bytes:
         raise SpecError(
             f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
+            task=task.id,
+        )
+    return size
+
+
+def _check_received(task: TaskSpec, sizes: Mapping[str, int]) -> None:
+    """Refuse a task whose entry is sure to pass the bound ``publish`` enforces: its input and
+    its needs' inputs, as if each need passed its input on (as ``echo`` does).  Results are
+    unknown here; ``publish`` measures the real entry, and fails the task past the bound."""
+    size = sizes[task.id] + sum(sizes[need] for need in set(task.needs))
+    if size > MAX_ENTRY_BYTES:
+        raise SpecError(
+            f"task {task.id!r}: its input and its needs' inputs are {size / (1 << 20):.1f} MiB, "
+            f"over the {MAX_ENTRY_BYTES >> 20} MiB bound of what one task receives",
             task=task.id,
         )

@@ -576,3 +576,28 @@ async def test_same_id_with_a_different_spec_is_a_conflict(
 async def test_retries_too_large_to_encode_are_a_spec_error(client: Client) -> None:
     with pytest.raises(SpecError):
         await client.submit(spec_of({"id": "a", "agent": "echo", "retries": 2**64}))
+
+
+# -- what one task receives ----------------------------------------------------------------
+
+BIG_INPUTS = Limits(max_input_bytes=16 << 20)  # past the default: these check the entry bound
+
+
+def test_an_input_alone_over_the_entry_bound_is_refused_naming_the_task() -> None:
+    error = refusal(
+        spec_of({"id": "vast", "agent": "echo", "input": "x" * (9 << 20)}), limits=BIG_INPUTS
+    )
+    assert_names_task(error, "vast")
+    assert "8 MiB bound" in str(error)
+
+
+def test_a_fan_in_whose_inputs_with_its_needs_inputs_pass_the_entry_bound_is_refused() -> None:
+    roots = [{"id": r, "agent": "echo", "input": "x" * (3 << 20)} for r in ("a", "b", "c")]
+    fits = spec_of(*roots[:2], {"id": "sink", "agent": "echo", "needs": ["a", "b"]})
+    assert fits.validate(limits=BIG_INPUTS)[-1] == "sink"
+    error = refusal(
+        spec_of(*roots, {"id": "sink", "agent": "echo", "needs": ["a", "b", "c"]}),
+        limits=BIG_INPUTS,
+    )
+    assert_names_task(error, "sink")
+    assert "9.0 MiB" in str(error) and "8 MiB bound" in str(error), str(error)
