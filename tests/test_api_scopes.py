@@ -125,6 +125,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/metrics"): "read",
         ("GET", "/agents"): "read",
         ("GET", "/workflows/{id}"): "read",
+        ("GET", "/workflows/{id}/tasks/{task}/result"): "read",
         ("GET", "/workflows/{id}/events"): "read",
         ("POST", "/workflows/{id}/events-token"): "read",
         ("POST", "/workflows"): "submit",

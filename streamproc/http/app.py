@@ -41,6 +41,7 @@ from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
+from streamproc.ops.results import elided, task_result
 from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
@@ -98,6 +99,7 @@ def make_app(
     app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/workflows", submit)
     app.router.add_get("/workflows/{id}", show)
+    app.router.add_get("/workflows/{id}/tasks/{task}/result", show_result)
     app.router.add_get(EVENTS, events, allow_head=False)
     app.router.add_post("/workflows/{id}/events-token", events_token)
     app.router.add_post("/workflows/{id}/cancel", cancel)
@@ -209,7 +211,16 @@ async def show(request: web.Request) -> web.Response:
     given = request.match_info["id"]
     with named_as(given):
         state = (await request.app[CLIENT].get(request[GRANT].stored_id(given))).to_dict()
+    state = elided(state, request.app[SETTINGS].max_shown_result_bytes)
     return reply({**(state if request[GRANT].tenant is None else tenant_state(state)), "id": given})
+
+
+async def show_result(request: web.Request) -> web.Response:
+    """One task's result, whole: ``show`` elides large ones."""
+    given = request.match_info["id"]
+    with named_as(given):
+        state = await request.app[CLIENT].get(request[GRANT].stored_id(given))
+    return reply(task_result(state, request.match_info["task"], given))
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -31,6 +31,7 @@ from aiohttp.typedefs import Handler, Middleware
 from streamproc.errors import ConfigError, SpecError
 from streamproc.http.cors import check_origins
 from streamproc.http.errors import reply
+from streamproc.ops.results import SHOWN_RESULT_BYTES
 from streamproc.store.keys import check_id
 
 MIN_TOKEN_LENGTH = 16
@@ -117,6 +118,8 @@ class ApiSettings:
     body_timeout: float = 30.0
     # Browser origins whose pages may call the API (cors.py); none: no CORS header at all.
     cors_origins: tuple[str, ...] = ()
+    # A task result over this many bytes is elided from a workflow's state (ops/results.py).
+    max_shown_result_bytes: int = SHOWN_RESULT_BYTES
 
     def __post_init__(self) -> None:
         check_origins(self.cors_origins)
