@@ -46,6 +46,13 @@ class WorkflowNotFound(NotFound):
         self.workflow_id = workflow_id
 
 
+class TaskNotFound(NotFound):
+    """The workflow has no task of this id."""
+
+    def __init__(self, task: str, workflow_id: str) -> None:
+        super().__init__(f"unknown task {task!r} in workflow {workflow_id!r}")
+
+
 class CodecError(StreamprocError, ValueError):
     """A stream entry could not be decoded; ``fields`` keeps the raw entry for dead letters."""
 

@@ -13,6 +13,7 @@ import yaml
 
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
+from streamproc.store.codec import MAX_ENTRY_BYTES
 from streamproc.store.keys import check_id
 
 MAX_SPEC_BYTES = 1 << 20
@@ -24,10 +25,15 @@ MAX_ADJUST_ROUNDS = 100
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds that keep one workflow from hurting the others."""
+    """Bounds that keep one workflow from hurting the others.
 
-    max_tasks: int = 10_000
-    max_edges: int = 100_000
+    Submit writes a whole workflow in one Redis call, and Redis serves nobody else meanwhile:
+    at 10,000 tasks and 100,000 edges that call took 120-190 ms.  At 2,000 and 20,000 it
+    takes about 17 ms (tests/test_submit_cost.py), near the 20 ms a call may block others.
+    """
+
+    max_tasks: int = 2_000
+    max_edges: int = 20_000
     max_input_bytes: int = 256 * 1024
 
 
@@ -119,10 +125,13 @@ class WorkflowSpec:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
         if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
             raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
-        seen: set[str] = set()
+        sizes: dict[str, int] = {}
         for task in self.tasks:
-            _validate_task(task, seen, agents, limits)
-        return topological_order({t.id: t.needs for t in self.tasks})
+            sizes[task.id] = _validate_task(task, sizes, agents, limits)
+        order = topological_order({t.id: t.needs for t in self.tasks})
+        for task in self.tasks:
+            _check_received(task, sizes)
+        return order
 
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""
@@ -197,12 +206,12 @@ def _is_seconds(value: object, allow_none: bool) -> bool:
 
 
 def _validate_task(
-    task: TaskSpec, seen: set[str], agents: Collection[str] | None, limits: Limits
-) -> None:
+    task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
+) -> int:
+    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON."""
     check_id("task id", task.id)
     if task.id in seen:
         raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
-    seen.add(task.id)
     if not isinstance(task.agent, str):
         raise SpecError(f"task {task.id!r}: 'agent' must be a name", task=task.id)
     check_id("agent name", task.agent)
@@ -235,5 +244,19 @@ def _validate_task(
     if size > limits.max_input_bytes:
         raise SpecError(
             f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
+            task=task.id,
+        )
+    return size
+
+
+def _check_received(task: TaskSpec, sizes: Mapping[str, int]) -> None:
+    """Refuse a task whose entry is sure to pass the bound ``publish`` enforces: its input and
+    its needs' inputs, as if each need passed its input on (as ``echo`` does).  Results are
+    unknown here; ``publish`` measures the real entry, and fails the task past the bound."""
+    size = sizes[task.id] + sum(sizes[need] for need in set(task.needs))
+    if size > MAX_ENTRY_BYTES:
+        raise SpecError(
+            f"task {task.id!r}: its input and its needs' inputs are {size / (1 << 20):.1f} MiB, "
+            f"over the {MAX_ENTRY_BYTES >> 20} MiB bound of what one task receives",
             task=task.id,
         )

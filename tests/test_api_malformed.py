@@ -11,19 +11,27 @@ from collections.abc import AsyncIterator
 import pytest
 
 from streamproc import Client
-from streamproc.http.app import serve
+from streamproc.http.app import LINGER, serve
 from streamproc.http.auth import ApiSettings, digest, parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.conftest import eventually
 
 TOKEN = "w2-secret-token-never-logged"  # noqa: S105 (a test token)
-MALFORMED = {
-    "CR CR LF after the token": f"Authorization: Bearer {TOKEN}\r\r\n",
-    "NUL after the token": f"Authorization: Bearer {TOKEN}\x00\r\n",
-    "\\x01 after the token": f"Authorization: Bearer {TOKEN}\x01\r\n",
-    "a folded header": f"X-Folded: a\r\n Authorization: Bearer {TOKEN}\r\n",
-    "a missing colon": f"Authorization Bearer {TOKEN}\r\n",
-}
+READ_TIMEOUT = 1.0
+
+
+def malformed(token: str) -> dict[str, str]:
+    """Header lines the parser rejects, each carrying ``token``, by what is wrong."""
+    return {
+        "CR CR LF after the token": f"Authorization: Bearer {token}\r\r\n",
+        "NUL after the token": f"Authorization: Bearer {token}\x00\r\n",
+        "\\x01 after the token": f"Authorization: Bearer {token}\x01\r\n",
+        "a folded header": f"X-Folded: a\r\n Authorization: Bearer {token}\r\n",
+        "a missing colon": f"Authorization Bearer {token}\r\n",
+    }
+
+
+MALFORMED = malformed(TOKEN)
 
 
 async def exchange(port: int, request: bytes) -> bytes:
@@ -45,9 +53,13 @@ def status_and_body(answer: bytes) -> tuple[int, bytes]:
 
 @pytest.fixture
 async def port(client: Client) -> AsyncIterator[int]:
-    """The real server, with one token, on a free port."""
+    """The real server, with one token, on a free port; headers and bodies that trickle are
+    cut after ``READ_TIMEOUT``."""
     port, stop = free_port(), asyncio.Event()
-    server = asyncio.create_task(serve(client, ApiSettings.with_tokens([TOKEN], port=port), stop))
+    settings = ApiSettings.with_tokens(
+        [TOKEN], port=port, header_timeout=READ_TIMEOUT, body_timeout=READ_TIMEOUT
+    )
+    server = asyncio.create_task(serve(client, settings, stop))
 
     async def up() -> bool:
         try:
@@ -97,3 +109,50 @@ async def test_a_token_with_a_byte_that_is_no_utf8_is_a_401_not_a_500(
 def test_a_tokens_file_with_windows_line_endings_gives_the_token_without_its_cr() -> None:
     credentials = parse_tokens(f"# tokens\r\n{TOKEN} tenant=acme\r\n\r\n", "\n", "tokens.txt")
     assert [c.digest for c in credentials] == [digest(TOKEN)]
+
+
+async def trickle(writer: asyncio.StreamWriter, data: bytes) -> None:
+    """``data`` one byte at a time, 5 a second, for as long as the connection takes it."""
+    for byte in data:
+        writer.write(bytes([byte]))
+        await writer.drain()
+        await asyncio.sleep(0.2)
+
+
+async def cut_after(port: int, head: bytes, slow: bytes) -> tuple[float, bytes]:
+    """Seconds until the server closes a connection sending ``head`` at once, then ``slow``
+    trickled, and what it answered."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(head)
+    started = asyncio.get_running_loop().time()
+    sending = asyncio.create_task(trickle(writer, slow))
+    try:
+        async with asyncio.timeout(10):
+            answer = await reader.read(-1)
+        return asyncio.get_running_loop().time() - started, answer
+    finally:
+        sending.cancel()
+        await asyncio.gather(sending, return_exceptions=True)
+        writer.close()
+
+
+async def test_headers_trickling_one_byte_at_a_time_are_cut_after_the_header_timeout(
+    port: int,
+) -> None:
+    head = f"GET /agents HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
+    took, answer = await cut_after(port, head, b"X-Slow: " + b"a" * 200)
+    assert took < READ_TIMEOUT + 2, took
+    assert TOKEN.encode() not in answer
+
+
+async def test_a_body_trickling_one_byte_at_a_time_is_cut_after_the_body_timeout(
+    port: int,
+) -> None:
+    head = (
+        "POST /workflows HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Length: 400\r\n\r\n"
+    ).encode()
+    took, answer = await cut_after(port, head, b'{"tasks": []' + b" " * 388)
+    assert took < READ_TIMEOUT + LINGER + 2, took
+    status, body = status_and_body(answer)
+    assert status == 408 and b"body" in body, answer

@@ -125,6 +125,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/metrics"): "read",
         ("GET", "/agents"): "read",
         ("GET", "/workflows/{id}"): "read",
+        ("GET", "/workflows/{id}/tasks/{task}/result"): "read",
         ("GET", "/workflows/{id}/events"): "read",
         ("POST", "/workflows/{id}/events-token"): "read",
         ("POST", "/workflows"): "submit",
@@ -324,3 +325,25 @@ def test_the_api_verb_refuses_a_malformed_token_file_in_one_line(tmp_path: Path)
 
     result = run_sync("api", "--tokens-file", str(tokens), "--host", "0.0.0.0")  # noqa: S104
     assert_one_line_error(result, f"error: {tokens} line 3: unknown scope 'write'")
+
+
+async def test_a_tenant_never_sees_worker_names_and_an_operator_does(
+    engine: Engine, client: Client, http: Http
+) -> None:
+    spec = {"tasks": [{"id": "twice", "agent": "flaky", "input": {"fail": 1}}]}
+    status, body = await call(http, "POST", "/workflows", ACME, spec)
+    assert status == 201, body
+    assert (await client.wait(f"acme.{body['id']}", timeout=20)).status == "completed"
+    shown = {"tenant": (ACME, body["id"]), "operator": (OPERATOR, f"acme.{body['id']}")}
+    seen = {}
+    for who, (token, given) in shown.items():
+        _, state = await call(http, "GET", f"/workflows/{given}", token)
+        response = await http.get(f"/workflows/{given}/events", headers=auth(token))
+        async with asyncio.timeout(20):
+            seen[who] = (orjson.dumps(state).decode(), await response.text())
+    [task] = orjson.loads(seen["operator"][0])["tasks"]
+    worker = task["history"][0]["by"]
+    assert worker and all(worker in text for text in seen["operator"]), seen["operator"]
+    assert all(worker not in text for text in seen["tenant"]), seen["tenant"]
+    [tenant_task] = orjson.loads(seen["tenant"][0])["tasks"]
+    assert tenant_task["consumer"] == "" and "by" not in tenant_task["history"][0]

@@ -1,7 +1,8 @@
 """Security check 7 of the fault matrix: with every provider key set to a canary, workflows
 that succeed and fail (keys refused, tasks dead-lettered, requeued and replayed) leave it
 nowhere: not in the HTTP API's responses, the CLI's output, the daemons' logs, a stream, a
-key's dump, the append-only log or a dead letter's reason.  (The fault suite runs under a
+key's dump, the append-only log or a dead letter's reason; nor does a canary token in
+malformed requests.  (The fault suite runs under a
 canary too: see faults/conftest.py.)"""
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.errors import ProviderError
-from streamproc.http.app import make_app
+from streamproc.http.app import make_app, serve
 from streamproc.http.auth import ApiSettings
 from streamproc.ops.deadletters import DeadLetter, list_dead
 from streamproc.outbound.llm import LLMClient, LLMSettings
@@ -32,11 +33,12 @@ from streamproc.outbound.providers.serpapi import SerpApi
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.outbound.providers.tavily import Tavily
 from streamproc.outbound.secret import Secret
-from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis, free_port
 from streamproc.testing.fakes import Behaviour, Fakes
 from tests.cli_runner import STREAMPROC, Run, at, cli_env
 from tests.conftest import eventually
 from tests.faults.workload import all_ready, resolver, worker
+from tests.test_api_malformed import exchange, malformed, status_and_body
 
 CANARY = f"SPCANARY-{uuid.uuid4()}"
 TOKEN = "canary-check-api-token"  # noqa: S105 (a test token)
@@ -315,3 +317,40 @@ def linked(error: BaseException) -> list[BaseException]:
         found += [e for e in (each.__cause__, each.__context__) if e is not None]
         found += getattr(each, "failures", {}).values()
     return found
+
+
+async def test_a_canary_token_in_malformed_requests_shows_in_no_response_or_log(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The requests of test_api_malformed.py, and a token with a byte that is no UTF-8, one
+    in a query string and a lowercase method, each with the canary as their token, against
+    the real server (``serve``) with the canary as its token."""
+    caplog.set_level(logging.DEBUG)
+    port, stop = free_port(), asyncio.Event()
+    server = asyncio.create_task(serve(client, ApiSettings.with_tokens([CANARY], port=port), stop))
+    get = "GET /agents HTTP/1.1\r\nHost: x\r\n"
+    requests = [f"{get}{line}Connection: close\r\n\r\n" for line in malformed(CANARY).values()]
+    requests += [
+        f"post /workflows HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {CANARY}\r\n\r\n",
+        f"GET /agents?token={CANARY} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    ]
+    raw = [r.encode() for r in requests]
+    raw.append(
+        f"{get}Authorization: Bearer {CANARY}".encode() + b"\xe9\r\nConnection: close\r\n\r\n"
+    )
+    try:
+        await eventually(partial(answers, port))
+        answers_seen = [await exchange(port, request) for request in raw]
+    finally:
+        stop.set()
+        await server
+    assert all(400 <= status_and_body(a)[0] < 500 for a in answers_seen), answers_seen
+    assert not [a for a in answers_seen if CANARY.encode() in a], answers_seen
+    assert CANARY not in caplog.text, caplog.text
+
+
+async def answers(port: int) -> bool:
+    try:
+        return (await exchange(port, b"GET /healthz HTTP/1.0\r\n\r\n")).startswith(b"HTTP")
+    except OSError:
+        return False

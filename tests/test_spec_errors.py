@@ -129,6 +129,9 @@ def test_a_two_task_cycle_is_named() -> None:
     assert is_written_as(parse_cycle(str(error)), ["x", "y"])
 
 
+DEEP = Limits(max_tasks=10_000)  # past the default: these check recursion, not limits
+
+
 def test_ten_thousand_deep_chain_validates_without_recursion() -> None:
     ids = [f"t{i}" for i in range(10_000)]
     spec = WorkflowSpec(
@@ -137,13 +140,13 @@ def test_ten_thousand_deep_chain_validates_without_recursion() -> None:
             for i in range(10_000)
         )
     )
-    assert spec.validate() == ids
+    assert spec.validate(limits=DEEP) == ids
 
 
 def test_ten_thousand_deep_chain_loads_from_yaml_and_validates() -> None:
     lines = ["tasks:", "  - {id: t0, agent: echo}"]
     lines += [f"  - {{id: t{i}, agent: echo, needs: [t{i - 1}]}}" for i in range(1, 10_000)]
-    order = WorkflowSpec.from_yaml("\n".join(lines)).validate()
+    order = WorkflowSpec.from_yaml("\n".join(lines)).validate(limits=DEEP)
     assert order[0] == "t0" and order[-1] == "t9999" and len(order) == 10_000
 
 
@@ -154,7 +157,7 @@ def test_ten_thousand_long_cycle_is_named_without_recursion() -> None:
             TaskSpec(id=f"t{i}", agent="echo", needs=(f"t{(i - 1) % n}",)) for i in range(n)
         )
     )
-    path = parse_cycle(str(refusal(spec)))
+    path = parse_cycle(str(refusal(spec, limits=DEEP)))
     assert len(path) == n + 1
     assert is_written_as(path, [f"t{i}" for i in range(n)])
 
@@ -573,3 +576,28 @@ async def test_same_id_with_a_different_spec_is_a_conflict(
 async def test_retries_too_large_to_encode_are_a_spec_error(client: Client) -> None:
     with pytest.raises(SpecError):
         await client.submit(spec_of({"id": "a", "agent": "echo", "retries": 2**64}))
+
+
+# -- what one task receives ----------------------------------------------------------------
+
+BIG_INPUTS = Limits(max_input_bytes=16 << 20)  # past the default: these check the entry bound
+
+
+def test_an_input_alone_over_the_entry_bound_is_refused_naming_the_task() -> None:
+    error = refusal(
+        spec_of({"id": "vast", "agent": "echo", "input": "x" * (9 << 20)}), limits=BIG_INPUTS
+    )
+    assert_names_task(error, "vast")
+    assert "8 MiB bound" in str(error)
+
+
+def test_a_fan_in_whose_inputs_with_its_needs_inputs_pass_the_entry_bound_is_refused() -> None:
+    roots = [{"id": r, "agent": "echo", "input": "x" * (3 << 20)} for r in ("a", "b", "c")]
+    fits = spec_of(*roots[:2], {"id": "sink", "agent": "echo", "needs": ["a", "b"]})
+    assert fits.validate(limits=BIG_INPUTS)[-1] == "sink"
+    error = refusal(
+        spec_of(*roots, {"id": "sink", "agent": "echo", "needs": ["a", "b", "c"]}),
+        limits=BIG_INPUTS,
+    )
+    assert_names_task(error, "sink")
+    assert "9.0 MiB" in str(error) and "8 MiB bound" in str(error), str(error)

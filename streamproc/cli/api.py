@@ -21,6 +21,7 @@ from streamproc.registry import registered
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
 SIGNING_KEY_VARIABLE = "STREAMPROC_API_SIGNING_KEY"
+CORS_VARIABLE = "STREAMPROC_API_CORS_ORIGINS"
 MIN_SIGNING_KEY = 32
 
 
@@ -42,8 +43,38 @@ MIN_SIGNING_KEY = 32
     "every tenant. Without any, only a loopback host is allowed, and requests need no token.",
 )
 @allow_agent_option
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="A browser origin (scheme://host[:port]) whose pages may call the API; repeatable, "
+    f"added to those in {CORS_VARIABLE} (comma separated). None: no CORS at all.",
+)
+@click.option(
+    "--max-streams-per-token",
+    type=click.IntRange(1),
+    default=ApiSettings.max_streams_per_token,
+    show_default=True,
+    envvar="STREAMPROC_API_MAX_STREAMS_PER_TOKEN",
+    help="Event streams one token may hold open at once; past it, 429.",
+)
+@click.option(
+    "--max-streams-per-tenant",
+    type=click.IntRange(1),
+    default=ApiSettings.max_streams_per_tenant,
+    show_default=True,
+    envvar="STREAMPROC_API_MAX_STREAMS_PER_TENANT",
+    help="Event streams one tenant's tokens may hold open at once; past it, 429.",
+)
 async def api(
-    ctx: Context, host: str, port: int, tokens_file: Path | None, allowed_agents: tuple[str, ...]
+    ctx: Context,
+    host: str,
+    port: int,
+    tokens_file: Path | None,
+    cors_origins: tuple[str, ...],
+    max_streams_per_token: int,
+    max_streams_per_tenant: int,
+    allowed_agents: tuple[str, ...],
 ) -> int:
     """Serve the HTTP API: workflows, their events, agents and dead letters.  A submitted
     spec may name the agents registered here (--import), those a running worker serves, and
@@ -56,7 +87,16 @@ async def api(
     if key is not None and len(key) < MIN_SIGNING_KEY:
         raise ConfigError(f"{SIGNING_KEY_VARIABLE} must be at least {MIN_SIGNING_KEY} characters")
     signing = {} if key is None else {"signing_key": key.encode()}
-    settings = ApiSettings.with_credentials(tokens, host=host, port=port, **signing)
+    listed = os.environ.get(CORS_VARIABLE, "").split(",")
+    settings = ApiSettings.with_credentials(
+        tokens,
+        host=host,
+        port=port,
+        cors_origins=(*cors_origins, *(o.strip() for o in listed if o.strip())),
+        max_streams_per_token=max_streams_per_token,
+        max_streams_per_tenant=max_streams_per_tenant,
+        **signing,
+    )
     settings.check_bind()
     access = f"{len(settings.credentials)} token(s)" if tokens else "no token: loopback only"
     shown = f"[{host}]" if ":" in host else host

@@ -22,6 +22,7 @@ from streamproc.ops.progress import (
     render_history,
     render_state,
 )
+from streamproc.ops.results import elided, task_result
 from streamproc.ops.served import check_agents
 from streamproc.registry import registered
 from streamproc.spec import WorkflowSpec
@@ -60,16 +61,24 @@ async def submit(
 @click.command()
 @verb
 @click.argument("workflow_id")
-@json_option("The whole state as JSON.")
+@json_option("The state as JSON (results over 64 KiB elided: see --result).")
 @click.option("--history", is_flag=True, help="Also every event of the run, in order.")
-async def show(ctx: Context, workflow_id: str, as_json: bool, history: bool) -> None:
+@click.option(
+    "--result", "task_id", metavar="TASK", help="Only this task's result, whole, as JSON."
+)
+async def show(
+    ctx: Context, workflow_id: str, as_json: bool, history: bool, task_id: str | None
+) -> None:
     """Each task's state, attempts, timings and a summary of its result; with --history,
     every event of the run in order, timed from its submission."""
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         state = await client.get(workflow_id)
         events = await client.history(workflow_id) if history else []
+    if task_id is not None:
+        click.echo(orjson.dumps(task_result(state, task_id, workflow_id)))
+        return
     if as_json:
-        whole = {**state.to_dict(), **({"history": events} if history else {})}
+        whole = {**elided(state.to_dict()), **({"history": events} if history else {})}
         click.echo(orjson.dumps(whole, option=orjson.OPT_INDENT_2))
         return
     click.echo(render_state(state))

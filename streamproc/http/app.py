@@ -32,13 +32,16 @@ from streamproc.errors import (
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
 from streamproc.http.bodies import chosen_id, json_object
 from streamproc.http.caps import StreamCaps
+from streamproc.http.cors import allow_origin, preflight
 from streamproc.http.errors import json_errors, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
 from streamproc.http.openapi import DOCUMENT, needs
+from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.ops import deadletters
+from streamproc.ops.results import elided, task_result
 from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
@@ -57,6 +60,9 @@ HUB = web.AppKey("hub", Hub)
 CAPS = web.AppKey("caps", StreamCaps)
 MAX_REASON = 1000
 SHUTDOWN_GRACE = 5.0
+# Seconds a refused request's unread body is still drained (so its client reads the refusal
+# rather than a reset); aiohttp's 10 would let a trickling client outlast the body timeout.
+LINGER = 1.0
 
 
 def make_app(
@@ -74,6 +80,7 @@ def make_app(
     app = web.Application(
         client_max_size=settings.client_max_size,
         middlewares=[
+            preflight(settings.cors_origins),
             json_errors,
             bearer_auth(settings.credentials, needs(), tokens.grant),
             *guards,
@@ -86,11 +93,13 @@ def make_app(
     app.cleanup_ctx.append(lambda app: running(app[HUB]))
     app.on_shutdown.append(close_streams)
     app.on_response_prepare.append(secure_headers)
+    app.on_response_prepare.append(allow_origin(settings.cors_origins))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/workflows", submit)
     app.router.add_get("/workflows/{id}", show)
+    app.router.add_get("/workflows/{id}/tasks/{task}/result", show_result)
     app.router.add_get(EVENTS, events, allow_head=False)
     app.router.add_post("/workflows/{id}/events-token", events_token)
     app.router.add_post("/workflows/{id}/cancel", cancel)
@@ -120,6 +129,8 @@ async def serve(
         handler_cancellation=True,
         shutdown_timeout=SHUTDOWN_GRACE,
         access_log_class=QuietAccessLogger,
+        keepalive_timeout=settings.header_timeout,
+        lingering_time=LINGER,
     )
     await runner.setup()
     try:
@@ -167,7 +178,8 @@ async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
     of two racing first submits exactly one gets 201)."""
     grant = request[GRANT]
-    body = await json_object(request, request.app[SETTINGS].client_max_size)
+    settings = request.app[SETTINGS]
+    body = await json_object(request, settings.client_max_size, settings.body_timeout)
     given = chosen_id(body, request.headers.get("Idempotency-Key"))
     client, registry = request.app[CLIENT], request.app[AGENTS]
     with named_as(given):
@@ -198,8 +210,17 @@ def named_as(given: str) -> Iterator[None]:
 async def show(request: web.Request) -> web.Response:
     given = request.match_info["id"]
     with named_as(given):
+        state = (await request.app[CLIENT].get(request[GRANT].stored_id(given))).to_dict()
+    state = elided(state, request.app[SETTINGS].max_shown_result_bytes)
+    return reply({**(state if request[GRANT].tenant is None else tenant_state(state)), "id": given})
+
+
+async def show_result(request: web.Request) -> web.Response:
+    """One task's result, whole: ``show`` elides large ones."""
+    given = request.match_info["id"]
+    with named_as(given):
         state = await request.app[CLIENT].get(request[GRANT].stored_id(given))
-    return reply({**state.to_dict(), "id": given})
+    return reply(task_result(state, request.match_info["task"], given))
 
 
 async def events(request: web.Request) -> web.StreamResponse:
@@ -207,7 +228,13 @@ async def events(request: web.Request) -> web.StreamResponse:
     stored = grant.stored_id(given)
     with app[CAPS].held(request, grant.tenant):
         return await stream_events(
-            request, app[HUB], stored, given, app[SETTINGS].heartbeat, app[CLOSING]
+            request,
+            app[HUB],
+            stored,
+            given,
+            app[SETTINGS].heartbeat,
+            app[CLOSING],
+            tenant=grant.tenant is not None,
         )
 
 

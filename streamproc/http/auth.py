@@ -29,7 +29,9 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from streamproc.errors import ConfigError, SpecError
+from streamproc.http.cors import check_origins
 from streamproc.http.errors import reply
+from streamproc.ops.results import SHOWN_RESULT_BYTES
 from streamproc.store.keys import check_id
 
 MIN_TOKEN_LENGTH = 16
@@ -110,6 +112,17 @@ class ApiSettings:
     # Event streams one token, and one tenant, may hold open at once (caps.py); past them 429.
     max_streams_per_token: int = 32
     max_streams_per_tenant: int = 128
+    # Seconds a request's headers may take to arrive, from the connection's start or the
+    # previous reply (an idle keep-alive connection closes after as long), and its body.
+    header_timeout: float = 15.0
+    body_timeout: float = 30.0
+    # Browser origins whose pages may call the API (cors.py); none: no CORS header at all.
+    cors_origins: tuple[str, ...] = ()
+    # A task result over this many bytes is elided from a workflow's state (ops/results.py).
+    max_shown_result_bytes: int = SHOWN_RESULT_BYTES
+
+    def __post_init__(self) -> None:
+        check_origins(self.cors_origins)
 
     @classmethod
     def with_tokens(cls, tokens: Iterable[str], **fields: object) -> ApiSettings:

@@ -5,6 +5,7 @@ its caller chose."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from typing import Any
@@ -17,9 +18,11 @@ from streamproc.errors import SpecError
 MAX_INT = 2**63 - 1  # what Redis, and every consumer of a result, takes as an integer
 
 
-async def json_object(request: web.Request, limit: int) -> dict[str, Any]:
+async def json_object(request: web.Request, limit: int, timeout: float) -> dict[str, Any]:
     """The body as a JSON object; a declared size over ``limit`` is refused before reading
-    (aiohttp refuses an undeclared one while reading)."""
+    (aiohttp refuses an undeclared one while reading), and one still arriving after
+    ``timeout`` seconds is refused with 408 (aiohttp bounds no read: a client trickling a
+    byte a second would hold its connection and handler for as long as it liked)."""
     size = request.content_length or 0
     if size > limit:
         raise web.HTTPRequestEntityTooLarge(
@@ -27,7 +30,14 @@ async def json_object(request: web.Request, limit: int) -> dict[str, Any]:
         )
     if request.content_type != "application/json" and not request.content_type.endswith("+json"):
         raise web.HTTPUnsupportedMediaType(text="send the workflow spec as application/json")
-    raw = await request.read()
+    try:
+        async with asyncio.timeout(timeout):
+            raw = await request.read()
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(
+            text=f"the body took over {timeout:g} seconds to arrive",
+            headers={"Connection": "close"},
+        ) from None
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -39,6 +39,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         message = exc.reason if exc.text in (None, default) else exc.text
         error = reply({"error": message}, exc.status)
         error.headers.update({k: v for k, v in exc.headers.items() if k in KEPT_HEADERS})
+        if exc.headers.get("Connection") == "close":  # what is left of the request is unread
+            error.force_close()
         return error
     except SpecError as exc:
         extra = {"task": exc.task} if exc.task is not None else {}

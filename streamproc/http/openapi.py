@@ -37,8 +37,9 @@ REASONS = {
     400: "Bad input (invalid id, spec or JSON)",
     401: "Missing or invalid bearer token",
     403: "The token lacks the scope this operation needs (named in 'scope')",
-    404: "No such workflow or dead letter (a tenant sees its own workflows only)",
+    404: "No such workflow, task or dead letter (a tenant sees its own workflows only)",
     409: "Conflict",
+    408: "Body still arriving after the body timeout",
     413: "Body over the size limit",
     415: "Body is not JSON",
     429: "Too many event streams open for this token or tenant: retry after Retry-After",
@@ -151,17 +152,32 @@ PATHS: dict[str, Any] = {
                 "200": _reply(
                     "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
                 ),
-                **_errors(400, 409, 413, 415),
+                **_errors(400, 408, 409, 413, 415),
             },
         }
     },
     "/workflows/{id}": {
         "get": {
             "summary": "A workflow's state, task by task",
+            "description": "A result over 64 KiB (a setting) is shown as "
+            '{"elided": true, "bytes": N}: read it from /workflows/{id}/tasks/{task}/result.',
             "security": _needs(READ),
             "parameters": [WF],
             "responses": {
                 "200": _reply("The state", {"$ref": "#/components/schemas/Workflow"}),
+                **_errors(400, 404),
+            },
+        }
+    },
+    "/workflows/{id}/tasks/{task}/result": {
+        "get": {
+            "summary": "One task's result, whole (null until it is done)",
+            "description": "A workflow's state elides results over 64 KiB (a setting) as "
+            '{"elided": true, "bytes": N}; this reads one of them.',
+            "security": _needs(READ),
+            "parameters": [WF, _param("task", "Task id")],
+            "responses": {
+                "200": _reply("The result, as the agent returned it", {}),
                 **_errors(400, 404),
             },
         }

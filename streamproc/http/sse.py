@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc.errors import WorkflowNotFound
 from streamproc.http.hub import Hub
+from streamproc.http.redact import tenant_event
 from streamproc.ops.events import Event
 from streamproc.store.keys import ID_PATTERN, check_id
 
@@ -45,9 +46,12 @@ async def stream_events(
     shown_id: str,
     beat: float,
     closing: asyncio.Event,
+    *,
+    tenant: bool = False,
 ) -> web.StreamResponse:
     """Send the events of the workflow stored as ``workflow_id``, named ``shown_id``, until it
-    ends or ``closing`` is set (the server stops); 400/404 before the stream starts."""
+    ends or ``closing`` is set (the server stops); 400/404 before the stream starts.  A
+    ``tenant`` is not shown worker names (``redact.py``)."""
     start = request.headers.get("Last-Event-ID", "0")
     if start != "0" and not is_stream_id(start):
         raise web.HTTPBadRequest(text="Last-Event-ID must be a stream entry id (ms-seq)")
@@ -57,7 +61,8 @@ async def stream_events(
     await response.prepare(request)
     with contextlib.suppress(ConnectionResetError):  # the client went away
         try:
-            await relay(hub.follow(workflow_id, start), shown_id, response, beat, closing)
+            events = hub.follow(workflow_id, start)
+            await relay(events, shown_id, response, beat, closing, tenant=tenant)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("wf=%s event stream: redis unavailable: %s", workflow_id, exc)
             await response.write(frame("error", {"error": f"redis unavailable: {exc}"}))
@@ -80,6 +85,8 @@ async def relay(
     response: web.StreamResponse,
     beat: float,
     closing: asyncio.Event,
+    *,
+    tenant: bool = False,
 ) -> None:
     """Write each event as it comes, its workflow named ``shown_id``, and a keep-alive comment
     after ``beat`` idle seconds; return once the events end or ``closing`` is set.
@@ -102,7 +109,8 @@ async def relay(
             event = pending.result()
             if event is None:
                 return
-            await response.write(frame(event.kind, {**event.to_dict(), "wf": shown_id}, event.id))
+            shown = tenant_event(event.to_dict()) if tenant else event.to_dict()
+            await response.write(frame(event.kind, {**shown, "wf": shown_id}, event.id))
             pending = asyncio.create_task(_next(events))
     finally:
         pending.cancel()

@@ -32,7 +32,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
-from streamproc.store.codec import PARKED_VALUE_BYTES, VERSION, CompletionKind
+from streamproc.store.codec import MAX_ENTRY_BYTES, PARKED_VALUE_BYTES, VERSION, CompletionKind
 from streamproc.store.fields import CacheField, TaskField, WorkflowField
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
@@ -130,6 +130,7 @@ ENGINE = Library.packaged(
         "VERSION": VERSION.decode(),
         "DELAYED_SEPARATOR": DELAYED_SEPARATOR,
         "PARKED_BYTES": str(PARKED_VALUE_BYTES),
+        "ENTRY_BYTES": str(MAX_ENTRY_BYTES),
         "WF": by_name(WorkflowField),
         "TF": {field.name.lower(): field.prefix for field in TaskField},
         "TS": by_name(TaskStatus),

@@ -19,7 +19,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from streamproc import Client, Keyspace
+from streamproc import Client, Keyspace, Limits
 from streamproc.errors import SpecError
 from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings
@@ -30,6 +30,7 @@ from tests.faults import oracle
 TWENTY_MB = b"x" * (20 << 20)
 TOKEN = "d6-token-for-the-fault-tests"  # noqa: S105 (a test token)
 BOMB = 50_000
+MAX = Limits().max_tasks
 
 
 async def test_e3_direct_xadd_of_a_20mb_field_is_dead_lettered_and_the_worker_lives(
@@ -72,15 +73,17 @@ async def test_d6_a_fan_out_bomb_is_refused_by_the_client_naming_the_limit(
     bomb = fan_out(BOMB)
     tracemalloc.start()
     try:
-        with pytest.raises(SpecError, match=f"^{BOMB} tasks: at most 10000 per workflow$"):
+        with pytest.raises(SpecError, match=f"^{BOMB} tasks: at most {MAX} per workflow$"):
             await client.submit(bomb)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
     assert peak < 64 << 20, f"refusing took {peak} bytes"
-    needy = {"id": "b", "agent": "echo", "needs": ["a"] * 100_001}
+    needy = {"id": "b", "agent": "echo", "needs": ["a"] * (Limits().max_edges + 1)}
     edges = {"tasks": [{"id": "a", "agent": "echo"}, needy]}
-    with pytest.raises(SpecError, match=r"^more than 100000 dependencies in one workflow$"):
+    with pytest.raises(
+        SpecError, match=f"^more than {Limits().max_edges} dependencies in one workflow$"
+    ):
         await client.submit(edges)
     assert await _nothing_written(redis, keyspace)
 
@@ -101,7 +104,7 @@ async def test_d6_a_fan_out_bomb_is_a_4xx_from_the_api_naming_the_limit(
     async with TestClient(TestServer(roomy)) as http:
         response = await http.post("/workflows", data=body, headers=headers)
         assert response.status == 400
-        assert await response.json() == {"error": f"{BOMB} tasks: at most 10000 per workflow"}
+        assert await response.json() == {"error": f"{BOMB} tasks: at most {MAX} per workflow"}
     assert await _nothing_written(redis, keyspace)
 
 
@@ -110,11 +113,11 @@ async def test_d6_a_fan_out_bomb_is_refused_by_the_cli_with_one_line(
 ) -> None:
     bomb, over = tmp_path / "bomb.json", tmp_path / "over.json"
     bomb.write_bytes(orjson.dumps(fan_out(BOMB)))
-    over.write_bytes(orjson.dumps(fan_out(10_001)))  # under the file size cap: the count
+    over.write_bytes(orjson.dumps(fan_out(MAX + 1)))  # under the file size cap: the count
     refused = await run("submit", *ECHO_AGENTS, str(bomb), *at(redis_url, keyspace))
     assert refused.code != 0 and refused.out == ""
     assert refused.err.strip() == f"error: {bomb}: larger than 1048576 bytes", refused.err
     refused = await run("submit", *ECHO_AGENTS, str(over), *at(redis_url, keyspace))
     assert refused.code != 0 and refused.out == ""
-    assert refused.err.strip() == "error: 10001 tasks: at most 10000 per workflow", refused.err
+    assert refused.err.strip() == f"error: {MAX + 1} tasks: at most {MAX} per workflow", refused.err
     assert await _nothing_written(redis, keyspace)

@@ -68,6 +68,7 @@ end
 -- Bring one failed or skipped task back: failed tasks start over with no failures counted;
 -- a task whose attempt was ever published moves to a new attempt, so a stray completion of
 -- the old one is refused.  Published at once when its needs are done, else it waits.
+-- False when publishing it failed the workflow (its inputs are too large).
 local function revive_task(ctx, key, wf, t, state)
   local f = redis.call('HMGET', key, TF.attempt .. t, TF.entry .. t)
   local att = f[1]
@@ -80,11 +81,12 @@ local function revive_task(ctx, key, wf, t, state)
   if f[2] then att = redis.call('HINCRBY', key, TF.attempt .. t, 1) end
   local unmet = unmet_needs(key, t)
   redis.call('HSET', key, TF.unmet .. t, unmet, TF.state .. t, TS.waiting)
-  if unmet > 0 then return end
-  publish(ctx, key, wf, t)
+  if unmet > 0 then return true end
+  if not publish(ctx, key, wf, t) then return false end  -- the workflow failed again
   local why = 'workflow resumed'
   if state == TS.failed then why = 'from dead letters' end
   emit(ctx, key, wf, 'task_requeued', t, att, ctx.now, 'reason', why)
+  return true
 end
 
 local function revive(keys, args)
@@ -105,7 +107,7 @@ local function revive(keys, args)
        'task ' .. t .. ' requeued from dead letters')
   for i, d in ipairs(order) do
     if states[i] == TS.failed or states[i] == TS.skipped then
-      revive_task(ctx, key, wf, d, states[i])
+      if not revive_task(ctx, key, wf, d, states[i]) then break end
     end
   end
   redis.call('XDEL', ctx.dead[agent], id)

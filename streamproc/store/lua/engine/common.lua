@@ -5,7 +5,7 @@
   per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
   completion kinds, GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
-  longest value a dead letter keeps whole.
+  longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py).
 
 Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL after), so
 each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
@@ -90,7 +90,20 @@ local function missing_agent(ctx, key, tasks)
   return nil
 end
 
+-- Defined below (it fails the workflow, which needs helpers defined after publish).
+local dead_letter
+
+-- The bytes an entry of these field/value pairs takes, counted as the worker's codec counts
+-- them (codec._check_envelope), so no entry the worker would refuse is ever written.
+local function entry_bytes(fields)
+  local n = 0
+  for _, v in ipairs(fields) do n = n + #v end
+  return n
+end
+
 -- XADD the task's current attempt to its agent's stream, with its input and its needs' results.
+-- A fan-in can join results far larger than any one of them: past ENTRY_BYTES the task is not
+-- published but dead-lettered, and its workflow fails.  Returns whether it was published.
 local function publish(ctx, key, wf, t)
   local f = redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t,
                        TF.attempt .. t, TF.timeout .. t)
@@ -104,9 +117,17 @@ local function publish(ctx, key, wf, t)
     for i, dep in ipairs(needs) do parts[i] = '"' .. dep .. '":' .. (results[i] or 'null') end
     deps = '{' .. table.concat(parts, ',') .. '}'
   end
-  local id = redis.call('XADD', ctx.streams[f[1]], '*', 'v', VERSION, 'wf', wf, 'task', t,
-                        'agent', f[1], 'att', f[4], 'in', f[2], 'deps', deps, 'to', f[5])
+  local entry = {'v', VERSION, 'wf', wf, 'task', t, 'agent', f[1], 'att', f[4], 'in', f[2],
+                 'deps', deps, 'to', f[5]}
+  if entry_bytes(entry) > tonumber(ENTRY_BYTES) then
+    dead_letter(ctx, key, wf, t, f[1], f[4], string.format(
+      "inputs too large: %.1f MiB of input and needs' results, over the %d MiB bound",
+      (#f[2] + #deps) / 1048576, tonumber(ENTRY_BYTES) / 1048576))
+    return false
+  end
+  local id = redis.call('XADD', ctx.streams[f[1]], '*', unpack(entry))
   redis.call('HSET', key, TF.state .. t, TS.queued, TF.queued .. t, ctx.now, TF.entry .. t, id)
+  return true
 end
 
 -- A task whose current attempt is published: queued, or running once its worker began it.
@@ -172,7 +193,7 @@ local function parked(value)
 end
 
 -- The task's dead letter holds its input, so it can be understood (and tried) later.
-local function dead_letter(ctx, key, wf, t, agent, att, reason)
+dead_letter = function(ctx, key, wf, t, agent, att, reason)
   local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t,
                        TF.input .. t)
   redis.call('XADD', ctx.dead[agent], '*', 'v', VERSION, 'wf', wf, 'task', t, 'agent', agent,

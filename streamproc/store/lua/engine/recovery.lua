@@ -35,8 +35,9 @@ local function requeue(keys, args)
                     'lost ' .. lost .. ' deliveries: its worker died or stalled each time')
       else
         local next_att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
-        publish(ctx, key, wf, t)
-        emit(ctx, key, wf, 'task_requeued', t, next_att, ctx.now, 'reason', reason)
+        if publish(ctx, key, wf, t) then
+          emit(ctx, key, wf, 'task_requeued', t, next_att, ctx.now, 'reason', reason)
+        end
       end
     end
   end

@@ -45,7 +45,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   if status ~= WS.running then return end
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
-      publish(ctx, key, wf, child)
+      if not publish(ctx, key, wf, child) then return end  -- the workflow failed
     end
   end
   if completes then
@@ -192,9 +192,10 @@ local function release(keys, args)
       redis.call('ZREM', ctx.delayed, member)
       if f[1] == WS.running and f[2] == TS.delayed then
         local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
-        publish(ctx, key, wf, t)
-        emit(ctx, key, wf, 'task_retried', t, att, ctx.now)
-        released = released + 1
+        if publish(ctx, key, wf, t) then
+          emit(ctx, key, wf, 'task_retried', t, att, ctx.now)
+          released = released + 1
+        end
       end
     end
   end

@@ -32,7 +32,9 @@ local function submit(keys, args)
         redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
       end
       emit(ctx, key, wf, 'submitted', nil, nil, ctx.now)
-      for _, t in ipairs(split(roots)) do publish(ctx, key, wf, t) end
+      for _, t in ipairs(split(roots)) do
+        if not publish(ctx, key, wf, t) then break end  -- the workflow failed
+      end
       outcomes[item] = 1
     end
     a = a + 4 + n

@@ -1,0 +1,29 @@
+"""What a tenant token is not shown: the names of the workers that ran its tasks.
+
+A worker's consumer name says which host and process ran a task, shared by every tenant's
+tasks: a tenant learns the fleet's layout from it, and whose tasks ran beside its own.
+Operators see it (in task state, attempt history and ``task_started`` events).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+WORKER_EVENTS = frozenset({"task_started"})  # their ``by`` is a worker (task_adjusted's a task)
+
+
+def tenant_state(state: dict[str, Any]) -> dict[str, Any]:
+    """A workflow's state as ``WorkflowState.to_dict`` gives it, without worker names."""
+    return {**state, "tasks": [tenant_task(task) for task in state["tasks"]]}
+
+
+def tenant_task(task: dict[str, Any]) -> dict[str, Any]:
+    history = [{k: v for k, v in record.items() if k != "by"} for record in task["history"]]
+    return {**task, "consumer": "", "history": history}
+
+
+def tenant_event(fields: dict[str, Any]) -> dict[str, Any]:
+    """An event's fields, without the worker that started a task."""
+    if fields.get("kind") not in WORKER_EVENTS:
+        return fields
+    return {k: v for k, v in fields.items() if k != "by"}

@@ -1,0 +1,34 @@
+"""Bounded reads of a workflow (``GET /workflows/{id}``, ``streamproc show``): a fan-in's
+results can add up to megabytes, and a reader polling the state should not copy them all each
+time.  A result past a size is shown as ``{"elided": true, "bytes": N}`` (N: its JSON size),
+and is read whole on its own (``GET /workflows/{id}/tasks/{task}/result``, ``show --result``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from streamproc.errors import TaskNotFound
+from streamproc.store.state import WorkflowState
+
+SHOWN_RESULT_BYTES = 64 * 1024
+
+
+def elided(state: dict[str, Any], limit: int = SHOWN_RESULT_BYTES) -> dict[str, Any]:
+    """``state`` (``WorkflowState.to_dict()``) with each result over ``limit`` bytes elided."""
+    tasks = []
+    for task in state["tasks"]:
+        size = len(orjson.dumps(task["result"]))
+        tasks.append({**task, "result": {"elided": True, "bytes": size}} if size > limit else task)
+    return {**state, "tasks": tasks}
+
+
+def task_result(state: WorkflowState, task_id: str, shown_as: str) -> Any:
+    """The result of ``task_id`` (None until it is done); the workflow is ``shown_as`` in the
+    error, as its caller named it."""
+    for task in state.tasks:
+        if task.id == task_id:
+            return task.result
+    raise TaskNotFound(task_id, shown_as)
