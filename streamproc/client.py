@@ -16,7 +16,7 @@ from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.spec import WorkflowSpec
-from streamproc.store import calls, functions
+from streamproc.store import admin, calls, functions
 from streamproc.store.codec import StreamReply, decode_fields
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import check_id
@@ -196,12 +196,12 @@ class Client:
         they may finish and their results are recorded, but nothing downstream of them runs.
         """
         workflow_id = check_id("workflow id", workflow_id)
-        outcome = await calls.cancel(self.redis, self.keyspace, workflow_id, reason)
-        if outcome is calls.Cancelled.NOT_FOUND:
+        outcome = await admin.cancel(self.redis, self.keyspace, workflow_id, reason)
+        if outcome is admin.Cancelled.NOT_FOUND:
             raise WorkflowNotFound(workflow_id)
-        if outcome is calls.Cancelled.CANCELLED:
+        if outcome is admin.Cancelled.CANCELLED:
             metrics.workflows_ended("cancelled")
-        return outcome is calls.Cancelled.CANCELLED
+        return outcome is admin.Cancelled.CANCELLED
 
     # -- observe -----------------------------------------------------------------------------
 

@@ -230,6 +230,8 @@ async def read_everything(
     requests += [("POST", f"/workflows/{i}/cancel") for i in ids]  # they ended: no effect
     requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
     found, unsearched, unasked = ids
+    tasks = {found: "t3", unsearched: "search", unasked: "ask"}  # t3 searched
+    requests += [("GET", f"/workflows/{i}/tasks/{task}/result") for i, task in tasks.items()]
     searched, asked = dead["execution"][0].entry_id, dead["description"][0].entry_id
     verbs = [  # each with its exit code
         (["status"], 0),

@@ -9,7 +9,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from streamproc import metrics
-from streamproc.store import calls
+from streamproc.store import admin
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import Keyspace, workflow_of
 from streamproc.store.state import TaskStatus
@@ -31,7 +31,7 @@ async def fail_overdue(redis: Redis, keyspace: Keyspace, shard: int, now_ms: int
     if not keys:
         return
     overdue = [(workflow_of(key), await overdue_reason(redis, keyspace, key)) for key in keys]
-    failed = await calls.fail_overdue(redis, keyspace, shard, overdue)
+    failed = await admin.fail_overdue(redis, keyspace, shard, overdue)
     metrics.workflows_ended("failed", failed)
 
 

@@ -16,7 +16,7 @@ import orjson
 from redis.asyncio import Redis
 
 from streamproc.errors import DeadLetterNotFound, DeadLetterRefused, StreamprocError
-from streamproc.store import calls
+from streamproc.store import admin
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Fields, decode_fields, entry_order
 from streamproc.store.keys import ID_PATTERN, Keyspace
@@ -125,12 +125,12 @@ async def requeue(redis: Redis, keyspace: Keyspace, agent: str, entry_id: str) -
     if keyspace.shard_of(dead.workflow) != dead.shard:
         raise DeadLetterRefused(entry_id, f"workflow {dead.workflow} is not in this shard")
     agents = set(await shard_agents(redis, keyspace, dead.shard)) | {agent}
-    ref = calls.DeadRef(entry_id, agent, dead.workflow, dead.task)
+    ref = admin.DeadRef(entry_id, agent, dead.workflow, dead.task)
     for _ in range(2):
-        outcome, detail = await calls.revive(redis, keyspace, dead.shard, sorted(agents), ref)
-        if outcome is calls.Revived.REVIVED:
+        outcome, detail = await admin.revive(redis, keyspace, dead.shard, sorted(agents), ref)
+        if outcome is admin.Revived.REVIVED:
             return dead
-        if outcome is calls.Revived.REFUSED:
+        if outcome is admin.Revived.REFUSED:
             raise DeadLetterRefused(entry_id, detail)
         agents.add(detail)  # the agents set lacks one the workflow uses
     raise DeadLetterRefused(entry_id, f"agent {detail!r} of the workflow is unknown")

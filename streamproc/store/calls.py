@@ -23,7 +23,7 @@ from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.keys import Keyspace, delayed_task
 
 
-def _layout(
+def layout(
     keyspace: Keyspace,
     shard: int,
     agents: Sequence[str],
@@ -90,7 +90,7 @@ def submit_arguments(keyspace: Keyspace, workflows: Sequence[NewWorkflow]) -> li
         args += (workflow.workflow_id, *workflow.blueprint.args)
     agents = sorted({a for workflow in workflows for a in workflow.blueprint.agents})
     shard = keyspace.shard_of(workflows[0].workflow_id)
-    return _layout(keyspace, shard, agents, [w.workflow_id for w in workflows], args)
+    return layout(keyspace, shard, agents, [w.workflow_id for w in workflows], args)
 
 
 async def submit(
@@ -148,7 +148,7 @@ async def resolve(
         if c.kind in FAILED:
             args.append(c.traceback)
     workflow_ids = [c.workflow.decode() for c in completions]
-    return await RESOLVE(redis, _layout(keyspace, shard, agents, workflow_ids, args))
+    return await RESOLVE(redis, layout(keyspace, shard, agents, workflow_ids, args))
 
 
 class Released(NamedTuple):
@@ -170,7 +170,7 @@ async def release(
     """Publish the retries of the shard's delayed set ``members`` that are due."""
     due = [delayed_task(member) for member in members]
     args = [part for item in due for part in item]
-    return await RELEASE(redis, _layout(keyspace, shard, agents, [wf for wf, _ in due], args))
+    return await RELEASE(redis, layout(keyspace, shard, agents, [wf for wf, _ in due], args))
 
 
 # -- sp_started (started.lua) ----------------------------------------------------------------
@@ -195,7 +195,7 @@ it recorded, each only while its task was queued as that attempt and entry."""
 def started_arguments(keyspace: Keyspace, shard: int, starts: Sequence[Start]) -> list[Arg]:
     """One ``sp_started`` call's arguments: ``starts``, all of ``shard``."""
     args = [part for start in starts for part in start]
-    return _layout(keyspace, shard, [], [start.workflow for start in starts], args)
+    return layout(keyspace, shard, [], [start.workflow for start in starts], args)
 
 
 # -- sp_requeue (recovery.lua) --------------------------------------------------------------
@@ -247,71 +247,4 @@ async def requeue(
         args += item
     agents = sorted({item.agent for item in items})
     workflow_ids = [item.workflow for item in items]
-    return await REQUEUE(redis, _layout(keyspace, shard, agents, workflow_ids, args))
-
-
-# -- sp_cancel and sp_revive (admin.lua) ----------------------------------------------------
-
-
-class Cancelled(IntEnum):
-    CANCELLED = 1
-    ENDED = 0  # it had already completed, failed or been cancelled
-    NOT_FOUND = -1
-
-
-CANCEL = Function("sp_cancel", ENGINE, lambda reply: Cancelled(int(reply)))
-
-
-async def cancel(redis: Redis, keyspace: Keyspace, workflow_id: str, reason: str) -> Cancelled:
-    shard = keyspace.shard_of(workflow_id)
-    return await CANCEL(redis, _layout(keyspace, shard, [], [workflow_id], [workflow_id, reason]))
-
-
-# -- sp_expire (admin.lua) ------------------------------------------------------------------
-
-EXPIRE = Function("sp_expire", ENGINE, int)
-
-
-async def fail_overdue(
-    redis: Redis, keyspace: Keyspace, shard: int, overdue: Sequence[tuple[str, str]]
-) -> int:
-    """Fail the workflows of ``overdue`` (id, reason), all of ``shard``, that still run past
-    their deadline; return how many it failed."""
-    ids, args = [wf for wf, _ in overdue], [part for pair in overdue for part in pair]
-    return await EXPIRE(redis, _layout(keyspace, shard, [], ids, args))
-
-
-class Revived(IntEnum):
-    REVIVED = 1
-    REFUSED = 0
-    MISSING_AGENT = -1  # an agent of the workflow had no keys in the call
-
-
-class Revival(NamedTuple):
-    outcome: Revived
-    detail: str  # why it was refused, or the missing agent
-
-
-def _revival(reply: list[Any]) -> Revival:
-    outcome, detail = reply
-    return Revival(Revived(int(outcome)), text(detail))
-
-
-REVIVE = Function("sp_revive", ENGINE, _revival)
-
-
-class DeadRef(NamedTuple):
-    """A dead letter, and the task it is of."""
-
-    entry_id: str
-    agent: str
-    workflow: str
-    task: str
-
-
-async def revive(
-    redis: Redis, keyspace: Keyspace, shard: int, agents: Sequence[str], dead: DeadRef
-) -> Revival:
-    """Resume the workflow ``dead``'s task failed; ``agents`` must name every agent of it."""
-    args = [dead.entry_id, dead.agent, dead.workflow, dead.task]
-    return await REVIVE(redis, _layout(keyspace, shard, agents, [dead.workflow], args))
+    return await REQUEUE(redis, layout(keyspace, shard, agents, workflow_ids, args))
