@@ -18,6 +18,7 @@ from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.spec import WorkflowSpec
 from streamproc.store import admin, calls, functions
 from streamproc.store.codec import StreamReply, decode_fields
+from streamproc.store.entries import EntryField as EF
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import check_id
 from streamproc.store.state import TERMINAL, WorkflowState
@@ -239,7 +240,7 @@ class Client:
                     cursor = entry_id
                     event = decode_fields(fields)
                     yield event
-                    if event.get("kind") in TERMINAL:
+                    if event.get(EF.KIND) in TERMINAL:
                         return
 
     async def history(self, workflow_id: str) -> list[dict[str, str]]:

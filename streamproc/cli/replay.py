@@ -20,6 +20,7 @@ from streamproc.ops.progress import render_state
 from streamproc.registry import registered
 from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Entry, decode_fields, entry_order
+from streamproc.store.entries import EntryField as EF
 from streamproc.store.state import WorkflowState
 
 
@@ -145,7 +146,7 @@ async def stream(
     if gone and gone.covers(start):
         click.echo(gone.notice(), err=True)
     wanted = workflow.encode() if workflow else None
-    shown = [e for e in entries if wanted is None or e[1].get(b"wf") == wanted]
+    shown = [e for e in entries if wanted is None or e[1].get(EF.WF.key) == wanted]
     for entry_id, fields in shown:
         click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
     if workflow and not shown:

@@ -31,6 +31,7 @@ from streamproc.errors import CodecError
 from streamproc.store import calls, codec
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Completion, Entry, StreamReply
+from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
 from streamproc.transport.groups import (
     drop_idle_debug_groups,
@@ -125,8 +126,8 @@ class Resolver(Consumer):
                 log.error("malformed completion %s: %s", entry_id.decode(), exc.reason)
                 dead = {
                     **codec.parked(exc.fields),
-                    b"reason": f"malformed completion: {exc.reason}",
-                    b"entry": entry_id,
+                    EF.REASON.key: f"malformed completion: {exc.reason}",
+                    EF.ENTRY.key: entry_id,
                 }
                 pipe.xadd(self.keyspace.dead_done(shard), dead)  # type: ignore[arg-type]
                 pipe.xack(self.keyspace.done(shard), RESOLVER_GROUP, entry_id)
@@ -199,7 +200,7 @@ class Resolver(Consumer):
                 log.error("completion %s was trimmed before it was applied", entry_id.decode())
                 reason = "completion trimmed before ack"
                 await self.redis.xadd(
-                    self.keyspace.dead_done(shard), {"entry": entry_id, "reason": reason}
+                    self.keyspace.dead_done(shard), {EF.ENTRY: entry_id, EF.REASON: reason}
                 )
             if entries:
                 await self.apply(shard, entries)

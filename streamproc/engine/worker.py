@@ -29,6 +29,7 @@ from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
 from streamproc.store import calls, codec
 from streamproc.store.codec import Fields, StreamReply, TaskEvent
+from streamproc.store.entries import EntryField as EF
 from streamproc.transport.groups import join_group
 from streamproc.transport.retrying import until_redis_answers
 
@@ -225,9 +226,9 @@ class Worker(Consumer):
         if ref is None:
             dead: dict[bytes, bytes | str | int] = {
                 **codec.parked(exc.fields),
-                b"reason": f"malformed entry: {exc.reason}",
+                EF.REASON.key: f"malformed entry: {exc.reason}",
             }
-            dead[b"entry"] = entry_id
+            dead[EF.ENTRY.key] = entry_id
             self.outbox.post(
                 Report(shard, stream, agent, entry_id, keyspace.dead(shard, agent), dead)
             )

@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-WORKER_EVENTS = frozenset({"task_started"})  # their ``by`` is a worker (task_adjusted's a task)
+from streamproc.store.entries import EntryField as EF
+from streamproc.store.entries import EventKind
+
+WORKER_EVENTS = frozenset(
+    {EventKind.TASK_STARTED}
+)  # their ``by`` is a worker (task_adjusted's a task)
 
 
 def tenant_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -24,6 +29,6 @@ def tenant_task(task: dict[str, Any]) -> dict[str, Any]:
 
 def tenant_event(fields: dict[str, Any]) -> dict[str, Any]:
     """An event's fields, without the worker that started a task."""
-    if fields.get("kind") not in WORKER_EVENTS:
+    if fields.get(EF.KIND) not in WORKER_EVENTS:
         return fields
-    return {k: v for k, v in fields.items() if k != "by"}
+    return {k: v for k, v in fields.items() if k != EF.BY}

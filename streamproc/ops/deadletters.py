@@ -19,7 +19,10 @@ from streamproc.errors import DeadLetterNotFound, DeadLetterRefused, StreamprocE
 from streamproc.store import admin
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Fields, decode_fields, entry_order
+from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import ID_PATTERN, Keyspace
+
+SUMMARISED = frozenset({EF.WF, EF.ATT, EF.TASK, EF.DELIVERIES, EF.REASON, EF.AT})
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,11 @@ class DeadLetter:
 
     @property
     def workflow(self) -> str:
-        return self.fields.get("wf", "")
+        return self.fields.get(EF.WF, "")
 
     @property
     def task(self) -> str:
-        return self.fields.get("task", "")
+        return self.fields.get(EF.TASK, "")
 
     @property
     def malformed(self) -> bool:
@@ -46,15 +49,15 @@ class DeadLetter:
 
     def summary(self) -> dict[str, Any]:
         """What ``dead list`` shows; ``at`` falls back to the entry id's time."""
-        at = self.fields.get("at", "")
+        at = self.fields.get(EF.AT, "")
         return {
             "id": self.entry_id,
             "agent": self.agent,
             "workflow": self.workflow,
             "task": self.task,
-            "attempt": _number(self.fields.get("att")),
-            "deliveries": _number(self.fields.get("deliveries")),
-            "reason": self.fields.get("reason", ""),
+            "attempt": _number(self.fields.get(EF.ATT)),
+            "deliveries": _number(self.fields.get(EF.DELIVERIES)),
+            "reason": self.fields.get(EF.REASON, ""),
             "at": _number(at) if at else entry_order(self.entry_id)[0],
         }
 
@@ -64,9 +67,9 @@ class DeadLetter:
         letter's."""
         out: dict[str, Any] = {**self.summary(), "shard": self.shard}
         for name, value in self.fields.items():
-            if name in ("wf", "att", "task", "deliveries", "reason", "at"):
+            if name in SUMMARISED:
                 continue
-            out[name] = _json_or_text(value) if name in ("history", "input") else value
+            out[name] = _json_or_text(value) if name in (EF.HISTORY, EF.INPUT) else value
         return out
 
 

@@ -23,6 +23,7 @@ from redis.crc import key_slot
 
 from streamproc.errors import WorkflowNotFound
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
+from streamproc.store.entries import EntryField as EF
 from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import TERMINAL
@@ -31,7 +32,7 @@ from streamproc.transport.cluster import is_cluster
 BATCH = 1000
 BLOCK_MS = 1000
 CLUSTER_BLOCK_MS = 100
-HEAD = ("v", "kind", "wf", "task", "att", "at")
+HEAD = (EF.V, EF.KIND, EF.WF, EF.TASK, EF.ATT, EF.AT)
 
 
 @dataclass(frozen=True)
@@ -43,23 +44,23 @@ class Event:
 
     @property
     def kind(self) -> str:
-        return self.fields.get("kind", "")
+        return self.fields.get(EF.KIND, "")
 
     @property
     def workflow(self) -> str:
-        return self.fields.get("wf", "")
+        return self.fields.get(EF.WF, "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, **self.fields}
 
     def line(self) -> str:
         """time, kind, workflow, task, attempt, then the kind's own fields as ``key=value``."""
-        at = self.fields.get("at", "")
+        at = self.fields.get(EF.AT, "")
         ms = int(at) if at.isdigit() else int(self.id.split("-")[0])
         when = datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         detail = " ".join(f"{k}={v}" for k, v in self.fields.items() if k not in HEAD)
-        task = self.fields.get("task", "-")
-        attempt = self.fields.get("att", "-")
+        task = self.fields.get(EF.TASK, "-")
+        attempt = self.fields.get(EF.ATT, "-")
         return f"{when}  {self.kind:<15} {self.workflow}  {task}  {attempt}  {detail}".rstrip()
 
 

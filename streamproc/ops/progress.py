@@ -10,6 +10,8 @@ import click
 import orjson
 
 from streamproc.client import Client
+from streamproc.store.entries import EntryField as EF
+from streamproc.store.entries import EventKind
 from streamproc.store.state import WorkflowState
 
 
@@ -29,11 +31,11 @@ async def print_events(client: Client, workflow_id: str) -> WorkflowState:
     final state."""
     started_ms = time.time() * 1000
     async for event in client.follow(workflow_id):
-        at = float(event.get("at") or time.time() * 1000)
+        at = float(event.get(EF.AT) or time.time() * 1000)
         elapsed = max(0.0, (at - started_ms) / 1000)
-        detail = event.get("error") or event.get("reason") or ""
-        task = event.get("task", "")
-        click.echo(f"{elapsed:7.2f}s  {event['kind']:<14} {task:<12} {detail}".rstrip(), err=True)
+        detail = event.get(EF.ERROR) or event.get(EF.REASON) or ""
+        task = event.get(EF.TASK, "")
+        click.echo(f"{elapsed:7.2f}s  {event[EF.KIND]:<14} {task:<12} {detail}".rstrip(), err=True)
     return await client.get(workflow_id)
 
 
@@ -59,7 +61,7 @@ def render_state(
     return "\n".join(lines)
 
 
-ENVELOPE = frozenset({"id", "v", "kind", "wf", "task", "att", "at"})
+ENVELOPE = frozenset({"id", EF.V, EF.KIND, EF.WF, EF.TASK, EF.ATT, EF.AT})
 
 
 def render_history(
@@ -69,12 +71,12 @@ def render_history(
     failure, its attempt's traceback (``tracebacks``, by task and attempt) when it has one."""
     lines = ["  history:"]
     for e in events:
-        at = (float(e.get("at") or created_ms) - created_ms) / 1000
+        at = (float(e.get(EF.AT) or created_ms) - created_ms) / 1000
         detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ENVELOPE)
-        task = f"{e.get('task', '')}#{e['att']}" if e.get("task") else ""
+        task = f"{e.get(EF.TASK, '')}#{e[EF.ATT]}" if e.get(EF.TASK) else ""
         lines.append(f"  {at:8.3f}s  {e['kind']:<14} {task:<14} {detail}".rstrip())
-        traceback = tracebacks.get((e.get("task", ""), e.get("att", "")))
-        if e["kind"] == "task_failed" and traceback:
+        traceback = tracebacks.get((e.get(EF.TASK, ""), e.get(EF.ATT, "")))
+        if e[EF.KIND] == EventKind.TASK_FAILED and traceback:
             lines.append(indented(traceback, 6))
     return "\n".join(lines)
 

@@ -1,4 +1,5 @@
-"""Flat stream entries and their version: the only place that reads or writes entry fields.
+"""Flat stream entries and their version: the only place that reads or writes entry fields
+(named in ``entries.py``).
 
 Payloads (inputs, results, dependency results) are orjson; everything else is a plain field,
 so Lua can route an entry without decoding JSON.  Decoders raise only :class:`CodecError`.
@@ -13,6 +14,7 @@ from typing import Any
 import orjson
 
 from streamproc.errors import CodecError
+from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import ID_PATTERN
 
 VERSION = b"1"  # of every entry, written by Python and (given it by functions.py) Lua
@@ -82,8 +84,8 @@ class Completion:
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
     """(workflow, task, attempt) of a task entry, if those fields are readable at all."""
     try:
-        workflow, task = fields[b"wf"].decode(), fields[b"task"].decode()
-        attempt = int(fields[b"att"])
+        workflow, task = fields[EF.WF.key].decode(), fields[EF.TASK.key].decode()
+        attempt = int(fields[EF.ATT.key])
     except (KeyError, ValueError):
         return None
     if ID_PATTERN.fullmatch(workflow) and ID_PATTERN.fullmatch(task) and attempt > 0:
@@ -97,14 +99,14 @@ def decode_task(entry_id: bytes, fields: Fields, agent: str) -> TaskEvent:
     ref = task_ref(fields)
     if ref is None:
         raise CodecError("missing or invalid wf, task or att field", fields)
-    if fields.get(b"agent") != agent.encode():
+    if fields.get(EF.AGENT.key) != agent.encode():
         raise CodecError(
-            f"entry for agent {fields.get(b'agent')!r} in the stream of {agent!r}", fields
+            f"entry for agent {fields.get(EF.AGENT.key)!r} in the stream of {agent!r}", fields
         )
     try:
-        payload = orjson.loads(fields[b"in"])
-        deps = orjson.loads(fields[b"deps"])
-        timeout = float(fields[b"to"]) if fields.get(b"to") else None
+        payload = orjson.loads(fields[EF.PAYLOAD.key])
+        deps = orjson.loads(fields[EF.DEPS.key])
+        timeout = float(fields[EF.TIMEOUT.key]) if fields.get(EF.TIMEOUT.key) else None
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
     except (orjson.JSONDecodeError, ValueError) as exc:
@@ -126,45 +128,49 @@ def encode_completion(
     traceback: str = "",
 ) -> dict[bytes, bytes | str | int]:
     fields: dict[bytes, bytes | str | int] = {
-        b"v": VERSION,
-        b"kind": kind,
-        b"wf": event.workflow,
-        b"task": event.task,
-        b"agent": event.agent,
-        b"att": event.attempt,
-        b"out": output,
-        b"t0": began,
-        b"t1": ended,
-        b"by": consumer,
-        b"src": event.entry_id,
+        EF.V.key: VERSION,
+        EF.KIND.key: kind,
+        EF.WF.key: event.workflow,
+        EF.TASK.key: event.task,
+        EF.AGENT.key: event.agent,
+        EF.ATT.key: event.attempt,
+        EF.OUT.key: output,
+        EF.T0.key: began,
+        EF.T1.key: ended,
+        EF.BY.key: consumer,
+        EF.SRC.key: event.entry_id,
     }
     if adjust is not None:
-        fields.update({b"adj": adjust.task, b"why": adjust.reason, b"adjin": adjust.input})
+        fields.update(
+            {EF.ADJ.key: adjust.task, EF.WHY.key: adjust.reason, EF.ADJIN.key: adjust.input}
+        )
     if wait is not None:
-        fields.update({b"retry_ms": wait[0], b"give_up_ms": wait[1]})
+        fields.update({EF.RETRY_MS.key: wait[0], EF.GIVE_UP_MS.key: wait[1]})
     if traceback:
-        fields[b"tb"] = traceback
+        fields[EF.TB.key] = traceback
     return fields
 
 
 def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
     _check_envelope(fields)
     try:
-        kind = fields[b"kind"]
+        kind = fields[EF.KIND.key]
         completion = Completion(
             entry_id,
             kind,
-            fields[b"wf"],
-            fields[b"task"],
-            fields[b"att"],
-            fields[b"out"],
-            fields[b"t0"],
-            fields[b"t1"],
-            fields[b"by"],
-            (fields[b"adj"], fields[b"why"], fields[b"adjin"]) if kind == _ADJUST else None,
-            (fields[b"retry_ms"], fields[b"give_up_ms"]) if kind == _WAIT else None,
-            fields.get(b"src", b""),
-            fields.get(b"tb", b""),
+            fields[EF.WF.key],
+            fields[EF.TASK.key],
+            fields[EF.ATT.key],
+            fields[EF.OUT.key],
+            fields[EF.T0.key],
+            fields[EF.T1.key],
+            fields[EF.BY.key],
+            (fields[EF.ADJ.key], fields[EF.WHY.key], fields[EF.ADJIN.key])
+            if kind == _ADJUST
+            else None,
+            (fields[EF.RETRY_MS.key], fields[EF.GIVE_UP_MS.key]) if kind == _WAIT else None,
+            fields.get(EF.SRC.key, b""),
+            fields.get(EF.TB.key, b""),
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
@@ -188,10 +194,10 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
 def trimmed_dead_letter(agent: str, entry_id: bytes) -> dict[bytes, bytes | str]:
     """The dead letter of a pending task entry whose payload was trimmed before its ack."""
     return {
-        b"v": VERSION,
-        b"agent": agent,
-        b"entry": entry_id,
-        b"reason": "payload trimmed before ack",
+        EF.V.key: VERSION,
+        EF.AGENT.key: agent,
+        EF.ENTRY.key: entry_id,
+        EF.REASON.key: "payload trimmed before ack",
     }
 
 
@@ -222,7 +228,7 @@ def decode_fields(fields: Fields) -> dict[str, str]:
 
 
 def _check_envelope(fields: Fields) -> None:
-    if fields.get(b"v") != VERSION:
-        raise CodecError(f"unsupported format version {fields.get(b'v')!r}", fields)
+    if fields.get(EF.V.key) != VERSION:
+        raise CodecError(f"unsupported format version {fields.get(EF.V.key)!r}", fields)
     if sum(map(len, fields)) + sum(map(len, fields.values())) > MAX_ENTRY_BYTES:
         raise CodecError("payload too large", fields)

@@ -9,8 +9,9 @@ data they share (hashes, stream entries) stays compatible across releases; a lib
 behind by a release no process runs any more can be removed with ``FUNCTION DELETE``.
 
 A library's source is its ``#!lua`` line, then a prelude of the constants it shares with
-Python (field names, state names, the resolver's group, the entry format version), rendered
-here from the Python modules that own them, then its Lua files in order.  No Lua file spells
+Python (hash and entry field names, event kinds, state names, the resolver's group, the entry
+format version), rendered here from the Python modules that own them, then its Lua files in
+order.  No Lua file spells
 one of those constants, and the digest covers them.  The typed calls of each library's
 functions are in ``calls.py`` (engine), ``limits.py`` and ``cache.py``.
 """
@@ -33,6 +34,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
 from streamproc.store.codec import MAX_ENTRY_BYTES, PARKED_VALUE_BYTES, VERSION, CompletionKind
+from streamproc.store.entries import EntryField, EventKind
 from streamproc.store.fields import CacheField, TaskField, WorkflowField
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
@@ -136,6 +138,8 @@ ENGINE = Library.packaged(
         "TS": by_name(TaskStatus),
         "WS": by_name(WorkflowStatus),
         "KIND": by_name(CompletionKind),
+        "EF": by_name(EntryField),
+        "EV": by_name(EventKind),
     },
 )
 LIMITS = Library.packaged(

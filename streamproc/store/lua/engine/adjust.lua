@@ -49,7 +49,7 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   if refusal then
     append_history(key, t, {attempt = tonumber(att), outcome = 'adjust refused',
                             target = target, reason = why, refusal = refusal, at = ctx.now})
-    emit(ctx, key, wf, 'adjust_refused', t, att, ctx.now, 'target', target, 'reason', refusal)
+    emit(ctx, key, wf, EV.adjust_refused, t, att, ctx.now, EF.target, target, EF.reason, refusal)
     return false
   end
   redis.call('HSET', key, TF.adjusted .. target, round)
@@ -71,8 +71,8 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   end
   redis.call('HSET', key, TF.input .. target, input, TF.unmet .. target, 0)
   local next_att = redis.call('HGET', key, TF.attempt .. target)
-  emit(ctx, key, wf, 'task_adjusted', target, next_att, ctx.now, 'by', t, 'reason', why,
-       'round', round)
+  emit(ctx, key, wf, EV.task_adjusted, target, next_att, ctx.now, EF.by, t, EF.reason, why,
+       EF.round, round)
   publish(ctx, key, wf, target)
   return true
 end

@@ -33,7 +33,7 @@ local function cancel(keys, args)
   local order = split(redis.call('HGET', key, WF.order))
   skip_unpublished(ctx, key, wf, order, task_states(key, order))
   finish(key, WS.cancelled, ctx, reason)
-  emit(ctx, key, wf, WS.cancelled, nil, nil, ctx.now, 'reason', reason)
+  emit(ctx, key, wf, EV.cancelled, nil, nil, ctx.now, EF.reason, reason)
   return 1
 end
 
@@ -85,7 +85,7 @@ local function revive_task(ctx, key, wf, t, state)
   if not publish(ctx, key, wf, t) then return false end  -- the workflow failed again
   local why = 'workflow resumed'
   if state == TS.failed then why = 'from dead letters' end
-  emit(ctx, key, wf, 'task_requeued', t, att, ctx.now, 'reason', why)
+  emit(ctx, key, wf, EV.task_requeued, t, att, ctx.now, EF.reason, why)
   return true
 end
 
@@ -103,7 +103,7 @@ local function revive(keys, args)
   redis.call('HDEL', key, WF.reason, WF.ended)
   redis.call('PERSIST', key)
   redis.call('PERSIST', ctx.history[key])
-  emit(ctx, key, wf, 'resumed', nil, nil, ctx.now, 'reason',
+  emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')
   for i, d in ipairs(order) do
     if states[i] == TS.failed or states[i] == TS.skipped then

@@ -3,7 +3,8 @@
   resolve.lua, started.lua, recovery.lua and admin.lua, joined in that order under the prelude of
   constants shared with Python (streamproc/store/functions.py): WF workflow fields, TF
   per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
-  completion kinds, GROUP the resolver's group, VERSION the entry format version,
+  completion kinds, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
+  GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
   longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py).
 
@@ -70,9 +71,9 @@ end
 local function emit(ctx, key, wf, kind, task, att, at, ...)
   local fields
   if task then
-    fields = {'v', VERSION, 'kind', kind, 'wf', wf, 'task', task, 'att', att, 'at', at, ...}
+    fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task, task, EF.att, att, EF.at, at, ...}
   else
-    fields = {'v', VERSION, 'kind', kind, 'wf', wf, 'at', at, ...}
+    fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
   end
   redis.call('XADD', ctx.events, '*', unpack(fields))
   redis.call('XADD', ctx.history[key], '*', unpack(fields))
@@ -117,8 +118,8 @@ local function publish(ctx, key, wf, t)
     for i, dep in ipairs(needs) do parts[i] = '"' .. dep .. '":' .. (results[i] or 'null') end
     deps = '{' .. table.concat(parts, ',') .. '}'
   end
-  local entry = {'v', VERSION, 'wf', wf, 'task', t, 'agent', f[1], 'att', f[4], 'in', f[2],
-                 'deps', deps, 'to', f[5]}
+  local entry = {EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, f[1], EF.att, f[4],
+                 EF.payload, f[2], EF.deps, deps, EF.timeout, f[5]}
   if entry_bytes(entry) > tonumber(ENTRY_BYTES) then
     dead_letter(ctx, key, wf, t, f[1], f[4], string.format(
       "inputs too large: %.1f MiB of input and needs' results, over the %d MiB bound",
@@ -182,7 +183,7 @@ local function fail_workflow(ctx, key, wf, reason)
   local order = split(redis.call('HGET', key, WF.order))
   skip_unpublished(ctx, key, wf, order, task_states(key, order))
   finish(key, WS.failed, ctx, reason)
-  emit(ctx, key, wf, WS.failed, nil, nil, ctx.now, 'reason', reason)
+  emit(ctx, key, wf, EV.failed, nil, nil, ctx.now, EF.reason, reason)
 end
 
 -- A value kept in a dead letter: cut past PARKED_BYTES, its whole size noted (codec.parked).
@@ -196,11 +197,11 @@ end
 dead_letter = function(ctx, key, wf, t, agent, att, reason)
   local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t,
                        TF.input .. t)
-  redis.call('XADD', ctx.dead[agent], '*', 'v', VERSION, 'wf', wf, 'task', t, 'agent', agent,
-             'att', att, 'deliveries', att, 'lost', f[4] or '0', 'reason', reason,
-             'error', f[1] or '', 'history', f[2] or '[]', 'entry', f[3] or '',
-             'input', parked(f[5] or 'null'), 'at', ctx.now)
+  redis.call('XADD', ctx.dead[agent], '*', EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, agent,
+             EF.att, att, EF.deliveries, att, EF.lost, f[4] or '0', EF.reason, reason,
+             EF.error, f[1] or '', EF.history, f[2] or '[]', EF.entry, f[3] or '',
+             EF.input, parked(f[5] or 'null'), EF.at, ctx.now)
   redis.call('HSET', key, TF.state .. t, TS.failed)
-  emit(ctx, key, wf, 'task_failed', t, att, ctx.now, 'error', reason, 'final', '1')
+  emit(ctx, key, wf, EV.task_failed, t, att, ctx.now, EF.error, reason, EF.final, '1')
   fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
 end

@@ -36,7 +36,7 @@ local function requeue(keys, args)
       else
         local next_att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
         if publish(ctx, key, wf, t) then
-          emit(ctx, key, wf, 'task_requeued', t, next_att, ctx.now, 'reason', reason)
+          emit(ctx, key, wf, EV.task_requeued, t, next_att, ctx.now, EF.reason, reason)
         end
       end
     end

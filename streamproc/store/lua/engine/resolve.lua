@@ -41,7 +41,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
     end
   end
   redis.call('HSET', key, unpack(fields))
-  emit(ctx, key, wf, 'task_done', t, att, ended)
+  emit(ctx, key, wf, EV.task_done, t, att, ended)
   if status ~= WS.running then return end
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
@@ -51,7 +51,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   if completes then
     ctx.ended[WS.completed] = (ctx.ended[WS.completed] or 0) + 1  -- finish()'s count, done above
     expire(ctx, key, ttl)
-    emit(ctx, key, wf, WS.completed, nil, nil, ctx.now)
+    emit(ctx, key, wf, EV.completed, nil, nil, ctx.now)
   end
 end
 
@@ -69,12 +69,12 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
                           traceback = tb})
   if f[1] ~= WS.running then
     redis.call('HSET', key, TF.state .. t, TS.failed)
-    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'final', '1')
+    emit(ctx, key, wf, EV.task_failed, t, att, ended, EF.error, err, EF.final, '1')
   elseif kind == KIND.error and failures <= tonumber(f[2]) then
     local delay = math.floor(math.min(retry.cap, retry.base * 2 ^ (failures - 1)) * retry.jitter)
     redis.call('HSET', key, TF.state .. t, TS.delayed)
     redis.call('ZADD', ctx.delayed, ctx.now + delay, delayed_member(wf, t))
-    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', err, 'retry_ms', delay)
+    emit(ctx, key, wf, EV.task_failed, t, att, ended, EF.error, err, EF.retry_ms, delay)
   else
     local why = err
     if kind == KIND.error then
@@ -91,7 +91,7 @@ local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_
   record_attempt(key, t, reason, began, ended, by)
   if status ~= WS.running then
     redis.call('HSET', key, TF.state .. t, TS.failed)
-    emit(ctx, key, wf, 'task_failed', t, att, ended, 'error', reason, 'final', '1')
+    emit(ctx, key, wf, EV.task_failed, t, att, ended, EF.error, reason, EF.final, '1')
     return
   end
   local first = tonumber(redis.call('HGET', key, TF.waiting_since .. t) or '0')
@@ -107,12 +107,12 @@ local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_
   end
   redis.call('HSET', key, TF.state .. t, TS.delayed)
   redis.call('ZADD', ctx.delayed, ctx.now + tonumber(retry_ms), delayed_member(wf, t))
-  emit(ctx, key, wf, 'task_waiting', t, att, ended, 'reason', reason, 'retry_ms', retry_ms)
+  emit(ctx, key, wf, EV.task_waiting, t, att, ended, EF.reason, reason, EF.retry_ms, retry_ms)
 end
 
 local function reject_completion(ctx, wf, t, att, entry, reason, out)
-  redis.call('XADD', ctx.dead_done, '*', 'v', VERSION, 'wf', wf, 'task', t, 'att', att,
-             'entry', entry, 'reason', reason, 'output', out, 'at', ctx.now)
+  redis.call('XADD', ctx.dead_done, '*', EF.v, VERSION, EF.wf, wf, EF.task, t, EF.att, att,
+             EF.entry, entry, EF.reason, reason, EF.output, out, EF.at, ctx.now)
 end
 
 -- The workflows this call completed and failed, for the caller's metrics.
@@ -154,11 +154,11 @@ local function resolve(keys, args)
         return {#acked, stale, missing or f[4], ended_counts(ctx)}
       end
       if f[2] == TS.queued then  -- no start recorded: an older worker, or a malformed entry
-        emit(ctx, key, wf, 'task_started', t, att, args[a + 5], 'by', args[a + 7])
+        emit(ctx, key, wf, EV.task_started, t, att, args[a + 5], EF.by, args[a + 7])
       end
       if kind == KIND.adjust and adjust(ctx, key, wf, t, att, f[1], args[a + 10],
                                         args[a + 11], args[a + 12]) then
-        emit(ctx, key, wf, 'task_done', t, att, args[a + 6], 'adjusting', args[a + 10])
+        emit(ctx, key, wf, EV.task_done, t, att, args[a + 6], EF.adjusting, args[a + 10])
       elseif kind == KIND.wait then
         apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    args[a + 10], args[a + 11], f[1], f[4])
@@ -193,7 +193,7 @@ local function release(keys, args)
       if f[1] == WS.running and f[2] == TS.delayed then
         local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
         if publish(ctx, key, wf, t) then
-          emit(ctx, key, wf, 'task_retried', t, att, ctx.now)
+          emit(ctx, key, wf, EV.task_retried, t, att, ctx.now)
           released = released + 1
         end
       end

@@ -26,7 +26,7 @@ local function started(keys, args)
     if f[1] == TS.queued and f[2] == att and f[3] == entry then
       redis.call('HSET', key, TF.state .. t, TS.running, TF.began .. t, began,
                  TF.consumer .. t, by)
-      emit(ctx, key, wf, 'task_started', t, att, began, 'by', by)
+      emit(ctx, key, wf, EV.task_started, t, att, began, EF.by, by)
       recorded = recorded + 1
     end
   end

@@ -31,7 +31,7 @@ local function submit(keys, args)
         redis.call('HSET', key, WF.deadline, ctx.now + timeout)
         redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
       end
-      emit(ctx, key, wf, 'submitted', nil, nil, ctx.now)
+      emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
       for _, t in ipairs(split(roots)) do
         if not publish(ctx, key, wf, t) then break end  -- the workflow failed
       end
