@@ -4,6 +4,7 @@ and exit codes that tell an error from an answer."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -11,7 +12,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from tests.cli_runner import (
     cli_env,
     run,
 )
+from tests.conftest import eventually
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 PRIVATE = r"started a private redis-server at redis://127\.0\.0\.1:(\d+)/0 \(data in (\S+),"
@@ -125,14 +126,11 @@ def start_up(*args: str, default_url: str | None = None) -> tuple[subprocess.Pop
     return process, log
 
 
-def wait_for(process: subprocess.Popen[bytes], log: Path, pattern: str) -> re.Match[str]:
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if found := re.search(pattern, log.read_text()):
-            return found
-        assert process.poll() is None, log.read_text()
-        time.sleep(0.05)
-    raise AssertionError(f"no {pattern!r} within {TIMEOUT}s:\n{log.read_text()}")
+async def logged(process: subprocess.Popen[bytes], log: Path, pattern: str) -> re.Match[str] | None:
+    """For ``eventually``: ``pattern`` in the log of ``process``, which must still run."""
+    text = await asyncio.to_thread(log.read_text)
+    assert process.poll() is None, text
+    return re.search(pattern, text)
 
 
 def answers(port: int) -> bool:
@@ -143,20 +141,22 @@ def answers(port: int) -> bool:
         return False
 
 
-def test_ctrl_c_stops_up_and_its_private_redis_promptly_and_cleanly() -> None:
+async def test_ctrl_c_stops_up_and_its_private_redis_promptly_and_cleanly() -> None:
     process, log = start_up("-v", default_url=f"redis://127.0.0.1:{free_port()}/0")
     try:
-        private = wait_for(process, log, PRIVATE)
-        wait_for(process, log, r"worker \S+ serving")
+        private = await eventually(lambda: logged(process, log, PRIVATE), timeout=TIMEOUT)
+        await eventually(lambda: logged(process, log, r"worker \S+ serving"), timeout=TIMEOUT)
         os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
-        assert process.wait(15) == 0, log.read_text()
+        code = await asyncio.to_thread(process.wait, 15)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
-    assert "retrying" not in log.read_text()
+    text = await asyncio.to_thread(log.read_text)
+    assert code == 0, text
+    assert "retrying" not in text
     assert not answers(int(private.group(1)))
-    assert not Path(private.group(2)).exists()
+    assert not await asyncio.to_thread(Path(private.group(2)).exists)
 
 
 def test_an_unreachable_redis_url_given_to_up_is_an_error_not_a_private_redis() -> None:

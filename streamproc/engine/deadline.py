@@ -47,11 +47,13 @@ async def overdue_reason(redis: Redis, keyspace: Keyspace, key: bytes) -> str:
     served = await served_agents(redis, keyspace, sorted(queued))
     parts = []
     for task in left[:NAMED_TASKS]:
-        part = f"task {task.id} (agent {task.agent}) {task.state}"
-        if task.state == TaskStatus.QUEUED:
-            part = part.replace(" queued", " waiting")
-            part += "" if task.agent in served else ", no consumer serves it"
-        parts.append(part)
+        where = f"task {task.id} (agent {task.agent})"
+        if task.state != TaskStatus.QUEUED:
+            parts.append(f"{where} {task.state}")
+        elif task.agent in served:
+            parts.append(f"{where} waiting")
+        else:
+            parts.append(f"{where} waiting, no consumer serves it")
     if len(left) > NAMED_TASKS:
         parts.append(f"{len(left) - NAMED_TASKS} more tasks unfinished")
     return f"deadline of {timeout_ms / 1000:g}s passed: " + ("; ".join(parts) or "tasks running")

@@ -34,17 +34,22 @@ async def join_group(redis: Redis, stream: str, group: str, consumer: str) -> No
 async def served_agents(redis: Redis, keyspace: Keyspace, names: Iterable[str]) -> set[str]:
     """Those of ``names`` whose consumer group has a consumer on some shard: a worker joins
     its groups as a consumer when it starts and leaves them when it stops (a worker killed
-    outright stays a consumer until its entries are claimed and it is removed)."""
-    served = set()
-    for name in names:
-        for shard in keyspace.all_shards():
-            try:
-                groups = await redis.xinfo_groups(keyspace.tasks(shard, name))
-            except ResponseError:
-                continue  # no stream: nobody ever served it on this shard
-            if any(g["name"] == name.encode() and g["consumers"] for g in groups):
-                served.add(name)
-                break
+    outright stays a consumer until its entries are claimed and it is removed).  One round
+    trip: every stream's groups are asked for in one pipeline."""
+    shards = keyspace.all_shards()
+    asked = [(name, keyspace.tasks(shard, name)) for name in names for shard in shards]
+    if not asked:
+        return set()
+    pipe = redis.pipeline(transaction=False)
+    for _, stream in asked:
+        pipe.xinfo_groups(stream)
+    replies = await pipe.execute(raise_on_error=False)
+    served: set[str] = set()
+    for (name, _), groups in zip(asked, replies, strict=True):
+        if isinstance(groups, ResponseError):
+            continue  # no stream: nobody ever served it on this shard
+        if any(g["name"] == name.encode() and g["consumers"] for g in groups):
+            served.add(name)
     return served
 
 
