@@ -16,7 +16,7 @@ from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.spec import WorkflowSpec
-from streamproc.store import admin, calls, functions
+from streamproc.store import admin, calls, functions, tenants
 from streamproc.store.codec import StreamReply, decode_fields
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.fields import WorkflowField, parse_state
@@ -28,6 +28,7 @@ from streamproc.transport import durability
 log = logging.getLogger(__name__)
 TEMPLATE_CACHE = 64
 SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
+LIMITS = (calls.Submitted.IN_FLIGHT_LIMIT, calls.Submitted.STORED_LIMIT)
 
 
 class Client:
@@ -78,16 +79,25 @@ class Client:
         return workflow_id
 
     async def create(
-        self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
+        self,
+        spec: WorkflowSpec | Mapping[str, Any],
+        workflow_id: str | None = None,
+        quota: tenants.Quota | None = None,
     ) -> tuple[str, bool]:
         """:meth:`submit`, also telling whether this call created the workflow (False: it
-        already existed with this spec), decided atomically by Redis."""
+        already existed with this spec), decided atomically by Redis.  With ``quota``, the
+        workflow counts for its tenant, and one past a limit raises :class:`LimitReached`."""
         item = self._prepare(spec, workflow_id)
-        [call] = self._calls([item])
+        shard = self.keyspace.shard_of(item.workflow_id)
+        counted = await tenants.quota_arguments(self.redis, self.keyspace, quota, shard)
+        call = calls.submit_arguments(self.keyspace, [item], counted)
         if self.settings.durable or self.settings.replicas:
             [[outcome]] = await self._submit_calls([call])
         else:
             [outcome] = await calls.SUBMIT(self.redis, call)
+        if quota is not None and outcome in LIMITS:
+            added = item.blueprint.hash_bytes()
+            raise await tenants.refusal(self.redis, self.keyspace, quota, outcome, added)
         return self._check_outcome(item.workflow_id, outcome), outcome is calls.Submitted.CREATED
 
     async def submit_many(

@@ -83,6 +83,15 @@ class RedisReset(StreamprocError):
     flushed, or failed over to an empty replica): carrying on would start afresh in silence."""
 
 
+class LimitReached(StreamprocError):
+    """A tenant is at one of its limits (workflows in flight, bytes stored): nothing was
+    created; the same submit may pass after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class NotDurable(StreamprocError):
     """A durable submit was written but Redis did not confirm its fsync in time."""
 

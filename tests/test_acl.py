@@ -12,6 +12,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.errors import NotReplicated
 from streamproc.store import functions
+from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
 from tests.conftest import Engine
@@ -122,3 +123,13 @@ async def test_a_worker_cannot_read_another_agents_stream_and_anonymous_users_ar
             await anonymous.ping()
     finally:
         await anonymous.aclose()
+
+
+async def test_the_producer_may_submit_for_a_tenant_within_its_limits(locked_down: str) -> None:
+    """A tenant's submit reads and releases its usage (sp_usage, ZRANGE of the retained set)."""
+    keyspace = Keyspace("sp", shards=2)
+    async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
+        quota = Quota("acme", max_workflows=5, max_bytes=1 << 20)
+        _, created = await c.create(SPEC, "acme.acl-check", quota)
+        assert created
+        assert await c.cancel("acme.acl-check")

@@ -66,6 +66,23 @@ MIN_SIGNING_KEY = 32
     envvar="STREAMPROC_API_MAX_STREAMS_PER_TENANT",
     help="Event streams one tenant's tokens may hold open at once; past it, 429.",
 )
+@click.option(
+    "--max-workflows-per-tenant",
+    type=click.IntRange(0),
+    default=ApiSettings.max_workflows_per_tenant,
+    show_default=True,
+    envvar="STREAMPROC_API_MAX_WORKFLOWS_PER_TENANT",
+    help="Workflows one tenant may have in flight; past it, 429. 0: no limit.",
+)
+@click.option(
+    "--max-bytes-per-tenant",
+    type=click.IntRange(0),
+    default=ApiSettings.max_bytes_per_tenant,
+    show_default=True,
+    envvar="STREAMPROC_API_MAX_BYTES_PER_TENANT",
+    help="Bytes of inputs and results one tenant's workflows may keep stored (until their "
+    "retention passes); past it, 429. 0: no limit.",
+)
 async def api(
     ctx: Context,
     host: str,
@@ -74,6 +91,8 @@ async def api(
     cors_origins: tuple[str, ...],
     max_streams_per_token: int,
     max_streams_per_tenant: int,
+    max_workflows_per_tenant: int,
+    max_bytes_per_tenant: int,
     allowed_agents: tuple[str, ...],
 ) -> int:
     """Serve the HTTP API: workflows, their events, agents and dead letters.  A submitted
@@ -95,6 +114,8 @@ async def api(
         cors_origins=(*cors_origins, *(o.strip() for o in listed if o.strip())),
         max_streams_per_token=max_streams_per_token,
         max_streams_per_tenant=max_streams_per_tenant,
+        max_workflows_per_tenant=max_workflows_per_tenant,
+        max_bytes_per_tenant=max_bytes_per_tenant,
         **signing,
     )
     settings.check_bind()

@@ -29,7 +29,7 @@ from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
-from streamproc.store.agents import shard_agents
+from streamproc.store.agents import prune_agents, shard_agents
 from streamproc.store.codec import Completion, Entry, StreamReply
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
@@ -226,6 +226,7 @@ class Resolver(Consumer):
         while not await pause(stop, self.settings.trim_interval):
             for shard in self.keyspace.all_shards():
                 await until_ready(self._trim_once, shard)
+            await until_ready(self._prune_agents)
 
     async def _trim_once(self, shard: int) -> None:
         """Trim task and completion streams below what every live group acknowledged and
@@ -247,6 +248,14 @@ class Resolver(Consumer):
         if self.settings.events_max_age is not None:
             oldest_ms = int((seconds - self.settings.events_max_age) * 1000)
             await self.redis.xtrim(events, minid=max(oldest_ms, 0), approximate=False)
+
+    async def _prune_agents(self) -> None:
+        """Forget the agents nothing needs any more (``store/agents.py``); a submit naming
+        one again adds it back, and a completion for it teaches it again."""
+        for shard, pruned in (await prune_agents(self.redis, self.keyspace)).items():
+            if pruned:
+                log.info("forgot agents nothing uses any more: %s", ", ".join(pruned))
+                self._agents[shard] = [a for a in self._agents[shard] if a not in pruned]
 
 
 async def acknowledged_floor(

@@ -176,7 +176,7 @@ async def metrics_page(_: web.Request) -> web.Response:
 
 async def submit(request: web.Request) -> web.Response:
     """201 for a new workflow, 200 when this id already had this spec (decided atomically, so
-    of two racing first submits exactly one gets 201)."""
+    of two racing first submits exactly one gets 201), 429 past a tenant's limits."""
     grant = request[GRANT]
     settings = request.app[SETTINGS]
     body = await json_object(request, settings.client_max_size, settings.body_timeout)
@@ -185,7 +185,8 @@ async def submit(request: web.Request) -> web.Response:
     with named_as(given):
         spec = WorkflowSpec.from_dict(body)
         await check_agents(client, spec, registry)
-        stored, created = await client.create(spec, grant.stored_id(given))
+        quota = settings.quota(grant.tenant)
+        stored, created = await client.create(spec, grant.stored_id(given), quota)
     failpoints.failpoint("api.after_submit_before_response")
     shown = grant.shown_id(stored)
     if not created:

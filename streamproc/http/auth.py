@@ -33,6 +33,7 @@ from streamproc.http.cors import check_origins
 from streamproc.http.errors import reply
 from streamproc.ops.results import SHOWN_RESULT_BYTES
 from streamproc.store.keys import check_id
+from streamproc.store.tenants import Quota
 
 MIN_TOKEN_LENGTH = 16
 MAX_WORKFLOW_ID = 128  # the bound of keys.ID_PATTERN
@@ -120,9 +121,18 @@ class ApiSettings:
     cors_origins: tuple[str, ...] = ()
     # A task result over this many bytes is elided from a workflow's state (ops/results.py).
     max_shown_result_bytes: int = SHOWN_RESULT_BYTES
+    # Each tenant's workflows in flight and bytes stored (store/tenants.py; 0: no limit).
+    max_workflows_per_tenant: int = 1000
+    max_bytes_per_tenant: int = 1 << 30
 
     def __post_init__(self) -> None:
         check_origins(self.cors_origins)
+
+    def quota(self, tenant: str | None) -> Quota | None:
+        """What a submit by ``tenant`` counts against (None: an operator, never limited)."""
+        if tenant is None:
+            return None
+        return Quota(tenant, self.max_workflows_per_tenant, self.max_bytes_per_tenant)
 
     @classmethod
     def with_tokens(cls, tokens: Iterable[str], **fields: object) -> ApiSettings:

@@ -3,7 +3,8 @@ caller can act on (plus ``task`` for a spec error, ``reason`` for a conflict tha
 such as a refused requeue).
 
 Bad input is always a 4xx, never a 500; an unreachable Redis is a 503, since the request may
-well succeed once it is back, and so is a Redis that lost its data (``epoch.py``).
+well succeed once it is back, and so is a Redis that lost its data (``epoch.py``).  A tenant
+at one of its limits gets 429 with ``Retry-After``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streamproc.errors import Conflict, NotFound, RedisReset, SpecError
+from streamproc.errors import Conflict, LimitReached, NotFound, RedisReset, SpecError
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -50,6 +51,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except Conflict as exc:
         extra = {"reason": exc.reason} if exc.reason is not None else {}
         return reply({"error": str(exc), **extra}, 409)
+    except LimitReached as exc:
+        error = reply({"error": str(exc)}, 429)
+        error.headers["Retry-After"] = str(exc.retry_after)
+        return error
     except RedisReset as exc:
         return reply({"error": str(exc)}, 503)
     except (RedisConnectionError, RedisTimeoutError) as exc:

@@ -28,7 +28,7 @@ CHALLENGE = {
 }
 RETRY_AFTER = {
     "Retry-After": {
-        "description": "Seconds to wait before opening another event stream",
+        "description": "Seconds to wait before trying again",
         "required": True,
         "schema": {"type": "string", "pattern": "^[0-9]+$"},
     }
@@ -42,7 +42,8 @@ REASONS = {
     408: "Body still arriving after the body timeout",
     413: "Body over the size limit",
     415: "Body is not JSON",
-    429: "Too many event streams open for this token or tenant: retry after Retry-After",
+    429: "A limit reached (event streams open; for a submit, the tenant's workflows in flight "
+    "or bytes stored): retry after Retry-After",
     503: "Redis unavailable, or it lost its data",
 }
 
@@ -152,7 +153,7 @@ PATHS: dict[str, Any] = {
                 "200": _reply(
                     "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
                 ),
-                **_errors(400, 408, 409, 413, 415),
+                **_errors(400, 408, 409, 413, 415, 429),
             },
         }
     },

@@ -49,6 +49,8 @@ class Submitted(IntEnum):
     CREATED = 1
     EXISTS = 0  # with this spec: nothing changed
     CONFLICT = -1  # with another spec: nothing changed
+    IN_FLIGHT_LIMIT = -2  # its tenant has its limit of workflows in flight: not created
+    STORED_LIMIT = -3  # its bytes would take its tenant past its limit stored: not created
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +70,12 @@ class Blueprint:
         agents = sorted({t.agent for t in spec.tasks})
         return cls(agents, [spec.digest(), roots, len(hash_args), *hash_args])
 
+    def hash_bytes(self) -> int:
+        """The bytes of the hash arguments, as ``sp_submit`` counts them for a tenant."""
+        return sum(
+            len(arg if isinstance(arg, bytes) else str(arg).encode()) for arg in self.args[3:]
+        )
+
 
 class NewWorkflow(NamedTuple):
     workflow_id: str
@@ -83,9 +91,15 @@ SUBMIT = Function("sp_submit", ENGINE, _submitted)
 ``SUBMIT.reply``; or call it with ``submit``."""
 
 
-def submit_arguments(keyspace: Keyspace, workflows: Sequence[NewWorkflow]) -> list[Arg]:
-    """One ``sp_submit`` call's arguments: ``workflows``, all of one shard."""
-    args: list[Arg] = []
+NO_TENANT: list[Arg] = ["", 0, 0, 0, 0]  # the quota arguments of a submit for no tenant
+
+
+def submit_arguments(
+    keyspace: Keyspace, workflows: Sequence[NewWorkflow], quota: Sequence[Arg] = NO_TENANT
+) -> list[Arg]:
+    """One ``sp_submit`` call's arguments: ``workflows``, all of one shard, counted for the
+    tenant ``quota`` names (``tenants.quota_arguments``), or for none."""
+    args: list[Arg] = list(quota)
     for workflow in workflows:
         args += (workflow.workflow_id, *workflow.blueprint.args)
     agents = sorted({a for workflow in workflows for a in workflow.blueprint.agents})

@@ -44,6 +44,17 @@ class WorkflowField(StrEnum):
     DIGEST = "digest"
     TIMEOUT = "timeout"  # ms after creation by which it must end; absent: no deadline
     DEADLINE = "deadline"  # Redis-clock ms when it fails if still running (sp_expire)
+    AGENTS = "agents"  # its agents, each counted in the shard's usage while it runs
+    TENANT = "tenant"  # the tenant it is counted for (absent: none)
+    BYTES = "bytes"  # its inputs' and results' bytes counted for its tenant
+
+
+class UsageField(StrEnum):
+    """Counter prefixes of a shard's usage hash (keys.py), each followed by a name."""
+
+    AGENT = "agent:"
+    WORKFLOWS = "workflows:"
+    BYTES = "bytes:"
 
 
 class TaskField(StrEnum):
@@ -103,6 +114,8 @@ def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
         spec.name,
         WorkflowField.ROUNDS,
         spec.adjust_rounds,
+        WorkflowField.AGENTS,
+        " ".join(sorted({t.agent for t in spec.tasks})),
     ]
     if spec.timeout is not None:
         out += (WorkflowField.TIMEOUT, round(spec.timeout * 1000))

@@ -35,7 +35,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from streamproc.errors import ConfigError
 from streamproc.store.codec import MAX_ENTRY_BYTES, PARKED_VALUE_BYTES, VERSION, CompletionKind
 from streamproc.store.entries import EntryField, EventKind
-from streamproc.store.fields import CacheField, TaskField, WorkflowField
+from streamproc.store.fields import CacheField, TaskField, UsageField, WorkflowField
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
@@ -125,7 +125,16 @@ ENGINE = Library.packaged(
     "streamproc",
     [
         f"engine/{file}.lua"
-        for file in ("common", "submit", "adjust", "resolve", "started", "recovery", "admin")
+        for file in (
+            "common",
+            "submit",
+            "adjust",
+            "resolve",
+            "started",
+            "recovery",
+            "admin",
+            "prune",
+        )
     ],
     {
         "GROUP": RESOLVER_GROUP,
@@ -140,6 +149,7 @@ ENGINE = Library.packaged(
         "KIND": by_name(CompletionKind),
         "EF": by_name(EntryField),
         "EV": by_name(EventKind),
+        "US": by_name(UsageField),
     },
 )
 LIMITS = Library.packaged(

@@ -15,6 +15,11 @@ key                            type    holds
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
 ``{ns:s}:deadlines``           zset    running workflows' hash keys scored by deadline (ms)
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
+``{ns:s}:usage``               hash    counters: ``agent:<a>`` running workflows naming
+                                       agent a; ``workflows:<t>``, ``bytes:<t>`` tenant t's
+                                       workflows in flight and bytes stored
+``{ns:s}:retained``            zset    ended tenant workflows ``"<t> <bytes> <hash key>"``
+                                       scored by expiry (ms): their bytes, still counted
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
 ``{ns:s}:hist:<workflow>``     stream  the workflow's every event, expiring with its hash
@@ -117,6 +122,12 @@ class Keyspace:
     def agents(self, shard: int) -> str:
         return f"{self._tag(shard)}:agents"
 
+    def usage(self, shard: int) -> str:
+        return f"{self._tag(shard)}:usage"
+
+    def retained(self, shard: int) -> str:
+        return f"{self._tag(shard)}:retained"
+
     def epoch(self, shard: int) -> str:
         return f"{self._tag(shard)}:epoch"
 
@@ -144,6 +155,8 @@ class Keyspace:
             self.agents(shard),
             self.dead_done(shard),
             self.deadlines(shard),
+            self.usage(shard),
+            self.retained(shard),
         ]
 
     def cache(self, provider: str, digest: str) -> str:

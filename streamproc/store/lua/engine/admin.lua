@@ -14,7 +14,8 @@ sp_cancel: stop a running workflow.  Tasks not yet published are skipped (and le
 sp_revive: resume a workflow that failed when a task was dead-lettered, once the cause is
   fixed.  The workflow runs again (its expiry removed); every failed task starts over as a
   new attempt with its failure counters cleared; skipped tasks wait again, their unmet needs
-  recounted, and those whose needs are all done are published.  The dead entry is deleted.
+  recounted, and those whose needs are all done are published; it counts in the usage hash
+  again (common.lua).  The dead entry is deleted.
   All or nothing: a refused call changes nothing.
   KEYS  the shared head, the streams of the call's agents (the dead entry's agent and every
         agent of the workflow), then the workflow's hash and history stream
@@ -103,6 +104,7 @@ local function revive(keys, args)
   redis.call('HDEL', key, WF.reason, WF.ended)
   redis.call('PERSIST', key)
   redis.call('PERSIST', ctx.history[key])
+  count_usage(ctx, key, 1, 0)
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')
   for i, d in ipairs(order) do

@@ -6,7 +6,14 @@
   completion kinds, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
   GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
-  longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py).
+  longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py),
+  US the counter prefixes of the usage hash.
+
+Usage: while a workflow runs, the shard's usage hash counts it for each of its agents (so
+sp_prune_agents never removes an agent a running workflow names) and, when it was submitted
+for a tenant, in that tenant's workflows in flight; its tenant's bytes count its inputs and
+the results recorded while it runs, until its retention passes (a workflow kept forever
+counts forever).  Every ending passes through expire() below, and sp_revive counts again.
 
 Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL after), so
 each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
@@ -15,8 +22,9 @@ key is built here.
 Calling convention shared by every function (laid out by streamproc/store/calls.py):
   KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
   KEYS[4] agents set      KEYS[5] dead-done stream   KEYS[6] deadlines zset
-  KEYS[5+2i], KEYS[6+2i]  tasks stream and dead stream of agent i (i = 1..n)
-  KEYS[7+2n ..]           per item, in item order: its workflow hash, then that workflow's
+  KEYS[7] usage hash      KEYS[8] retained zset
+  KEYS[7+2i], KEYS[8+2i]  tasks stream and dead stream of agent i (i = 1..n)
+  KEYS[9+2n ..]           per item, in item order: its workflow hash, then that workflow's
                           history stream (every event of the workflow, kept as long as it)
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
@@ -41,11 +49,12 @@ end
 local function context(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
-               dead_done = keys[5], deadlines = keys[6], streams = {}, dead = {},
-               now = now_ms(), ended = {}, wf_base = 6 + 2 * n, arg_base = 1 + n}
+               dead_done = keys[5], deadlines = keys[6], usage = keys[7], retained = keys[8],
+               streams = {}, dead = {}, now = now_ms(), ended = {}, wf_base = 8 + 2 * n,
+               arg_base = 1 + n}
   for i = 1, n do
-    ctx.streams[args[1 + i]] = keys[5 + 2 * i]
-    ctx.dead[args[1 + i]] = keys[6 + 2 * i]
+    ctx.streams[args[1 + i]] = keys[7 + 2 * i]
+    ctx.dead[args[1 + i]] = keys[8 + 2 * i]
   end
   ctx.history = {}
   for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end
@@ -142,12 +151,42 @@ local function append_history(key, t, record)
   redis.call('HSET', key, TF.history .. t, cjson.encode(history))
 end
 
+-- The workflow counts (delta 1: it runs again) or stops counting (-1: it ended, kept ttl ms)
+-- in the usage hash; an ended tenant workflow's bytes are released once its ttl passes.
+local function count_usage(ctx, key, delta, ttl)
+  local f = redis.call('HMGET', key, WF.agents, WF.tenant, WF.bytes)
+  for _, agent in ipairs(split(f[1])) do
+    redis.call('HINCRBY', ctx.usage, US.agent .. agent, delta)
+  end
+  if not f[2] then return end
+  redis.call('HINCRBY', ctx.usage, US.workflows .. f[2], delta)
+  local member = f[2] .. ' ' .. (f[3] or '0') .. ' ' .. key
+  if delta > 0 then
+    redis.call('ZREM', ctx.retained, member)
+  elseif ttl > 0 then
+    redis.call('ZADD', ctx.retained, ctx.now + ttl, member)
+  end
+end
+
+-- Ended tenant workflows whose retention passed no longer count their bytes (at most 1000 a
+-- call; the next call goes on).
+local function release_retained(ctx)
+  local due = redis.call('ZRANGE', ctx.retained, '-inf', ctx.now, 'BYSCORE', 'LIMIT', 0, 1000)
+  for _, member in ipairs(due) do
+    local part = split(member)
+    redis.call('HINCRBY', ctx.usage, US.bytes .. part[1], -tonumber(part[2]))
+  end
+  if #due > 0 then redis.call('ZREM', ctx.retained, unpack(due)) end
+end
+
 -- A finished workflow's hash and history expire after its ttl (ms, 0: never).
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
--- deadlines set here too: its member is its hash key, which every caller has.
+-- deadlines set and stops counting in the usage hash here too: its member is its hash key,
+-- which every caller has.
 local function expire(ctx, key, ttl)
   redis.call('ZREM', ctx.deadlines, key)
   ttl = tonumber(ttl or '0')
+  count_usage(ctx, key, -1, ttl)
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
     redis.call('PEXPIRE', ctx.history[key], ttl)

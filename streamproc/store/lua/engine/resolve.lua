@@ -30,7 +30,7 @@ sp_release: publish delayed retries that are due.
 -- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
 -- the count of tasks left and, for the last one, the workflow's end go in one HSET.
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
-                          ttl)
+                          ttl, tenant)
   left = tonumber(left or '0') - 1
   local completes = left == 0 and status == WS.running
   local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
@@ -42,7 +42,11 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   end
   redis.call('HSET', key, unpack(fields))
   emit(ctx, key, wf, EV.task_done, t, att, ended)
-  if status ~= WS.running then return end
+  if status ~= WS.running then return end  -- an ended workflow's bytes are counted already
+  if tenant then
+    redis.call('HINCRBY', key, WF.bytes, #out)
+    redis.call('HINCRBY', ctx.usage, US.bytes .. tenant, #out)
+  end
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
       if not publish(ctx, key, wf, child) then return end  -- the workflow failed
@@ -136,7 +140,8 @@ local function resolve(keys, args)
     elseif kind == KIND.error or kind == KIND.fatal then stride = 11 end
     local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
-                         TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl)
+                         TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl,
+                         WF.tenant)
     if not f[1] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
     elseif not f[4] then
@@ -164,7 +169,7 @@ local function resolve(keys, args)
                    args[a + 10], args[a + 11], f[1], f[4])
       elseif kind == KIND.ok or kind == KIND.adjust then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
-                   dependents, f[1], f[7], f[8])
+                   dependents, f[1], f[7], f[8], f[9])
       else
         apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
                     args[a + 7], retry, args[a + 10])

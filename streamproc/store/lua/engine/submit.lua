@@ -1,18 +1,75 @@
---[[ submit.lua: sp_submit, create workflows and publish their root tasks.
+--[[ submit.lua: sp_submit, create workflows and publish their root tasks; sp_usage, what a
+  tenant uses on a shard.
 
 sp_submit
   KEYS  the shared head (common.lua), then per workflow its hash and history stream
-  ARGV  n, the agents of every workflow (added to the agents set), then per workflow: its
-        id, spec digest, root task ids (space separated), the number m of hash arguments,
-        then m field/value arguments of its hash (store/fields.py initial_fields)
+  ARGV  n, the agents of every workflow (added to the agents set), then the tenant the
+        workflows are counted for ('' for none: nothing is counted or checked), its limit of
+        workflows in flight (0: none) and how many it has on other shards, its limit of bytes
+        stored (0: none) and how many it stores on other shards, then per workflow: its id,
+        spec digest, root task ids (space separated), the number m of hash arguments, then m
+        field/value arguments of its hash (store/fields.py initial_fields)
   returns, per workflow: 1 created, 0 already there with this digest, -1 already there with
-        another spec
+        another spec, -2 refused: its tenant has its limit of workflows in flight, -3 refused:
+        its bytes (those m arguments) would take its tenant past its limit of bytes stored
+
+sp_usage
+  KEYS  the shared head
+  ARGV  0, the tenant
+  returns {workflows in flight, bytes stored} of the tenant on this shard
 ]]
+
+-- The tenant and its limits, as sp_submit's ARGV gives them after the agents.
+local function quota_of(args, b)
+  return {tenant = args[b + 1], workflows = tonumber(args[b + 2]),
+          workflows_elsewhere = tonumber(args[b + 3]), bytes = tonumber(args[b + 4]),
+          bytes_elsewhere = tonumber(args[b + 5])}
+end
+
+local function tenant_usage(ctx, tenant)
+  local f = redis.call('HMGET', ctx.usage, US.workflows .. tenant, US.bytes .. tenant)
+  return tonumber(f[1] or '0'), tonumber(f[2] or '0')
+end
+
+-- -2 or -3 when a new workflow of `bytes` would pass one of the tenant's limits, else nil.
+local function over_quota(ctx, quota, bytes)
+  local workflows, stored = tenant_usage(ctx, quota.tenant)
+  if quota.workflows > 0 and quota.workflows_elsewhere + workflows >= quota.workflows then
+    return -2
+  end
+  if quota.bytes > 0 and quota.bytes_elsewhere + stored + bytes > quota.bytes then return -3 end
+  return nil
+end
+
+local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
+  fields[#fields + 1] = WF.digest
+  fields[#fields + 1] = digest
+  for _, v in ipairs({WF.status, WS.running, WF.created, ctx.now}) do fields[#fields + 1] = v end
+  if quota.tenant ~= '' then
+    for _, v in ipairs({WF.tenant, quota.tenant, WF.bytes, bytes}) do fields[#fields + 1] = v end
+    redis.call('HINCRBY', ctx.usage, US.bytes .. quota.tenant, bytes)
+  end
+  for first = 1, #fields, 1000 do
+    redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
+  end
+  count_usage(ctx, key, 1, 0)
+  local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
+  if timeout > 0 then
+    redis.call('HSET', key, WF.deadline, ctx.now + timeout)
+    redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
+  end
+  emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
+  for _, t in ipairs(split(roots)) do
+    if not publish(ctx, key, wf, t) then break end  -- the workflow failed
+  end
+end
 
 local function submit(keys, args)
   local ctx = context(keys, args)
   redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
-  local outcomes, item, a = {}, 0, ctx.arg_base + 1
+  local quota = quota_of(args, ctx.arg_base)
+  if quota.tenant ~= '' then release_retained(ctx) end
+  local outcomes, item, a = {}, 0, ctx.arg_base + 6
   while a <= #args do
     item = item + 1
     local key = keys[ctx.wf_base + 2 * item - 1]
@@ -21,25 +78,29 @@ local function submit(keys, args)
     if existing then
       outcomes[item] = existing == digest and 0 or -1
     else
-      local fields = {WF.digest, digest, WF.status, WS.running, WF.created, ctx.now}
+      local fields, bytes, refused = {}, 0, nil
       for i = a + 4, a + 3 + n do fields[#fields + 1] = args[i] end
-      for first = 1, #fields, 1000 do
-        redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
+      if quota.tenant ~= '' then
+        for i = a + 4, a + 3 + n do bytes = bytes + #args[i] end
+        refused = over_quota(ctx, quota, bytes)
       end
-      local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
-      if timeout > 0 then
-        redis.call('HSET', key, WF.deadline, ctx.now + timeout)
-        redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
+      if refused then
+        outcomes[item] = refused
+      else
+        create(ctx, key, wf, digest, roots, fields, quota, bytes)
+        outcomes[item] = 1
       end
-      emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
-      for _, t in ipairs(split(roots)) do
-        if not publish(ctx, key, wf, t) then break end  -- the workflow failed
-      end
-      outcomes[item] = 1
     end
     a = a + 4 + n
   end
   return outcomes
 end
 
+local function usage(keys, args)
+  local ctx = context(keys, args)
+  release_retained(ctx)
+  return {tenant_usage(ctx, args[ctx.arg_base + 1])}
+end
+
 redis.register_function('sp_submit', submit)
+redis.register_function('sp_usage', usage)

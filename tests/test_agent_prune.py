@@ -1,0 +1,97 @@
+"""Security check W1 (clean-up): an agent name no running workflow uses, with nothing in its
+streams and no worker serving it, leaves the agents set, ``/agents`` and Redis; one a running
+workflow uses, or holding dead letters, is kept."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from aiohttp.test_utils import TestClient, TestServer
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace, PermanentError, RedisSettings, Task
+from streamproc.engine.worker import Worker
+from streamproc.http.app import make_app
+from streamproc.http.auth import ApiSettings
+from streamproc.store.agents import prune_agents, shard_agents
+from tests.conftest import Engine, eventually, fast_worker
+
+
+async def falcon(task: Task) -> Any:
+    return task.input
+
+
+async def osprey(task: Task) -> Any:
+    raise PermanentError("osprey never works")
+
+
+async def names(redis: Redis, keyspace: Keyspace) -> set[str]:
+    return {
+        name
+        for shard in keyspace.all_shards()
+        for name in await shard_agents(redis, keyspace, shard)
+    }
+
+
+async def test_an_agent_nobody_uses_any_more_is_cleaned_up_and_one_in_use_is_kept(
+    redis_url: str, redis: Redis
+) -> None:
+    keyspace = Keyspace(f"prune{id(redis) % 100000}", shards=2)
+    engine = Engine(redis_url, keyspace)
+    engine.start_resolver()  # prunes on its trim interval (0.5 s here)
+    stop_worker = asyncio.Event()
+    worker = Worker(
+        RedisSettings.from_url(redis_url),
+        fast_worker(keyspace, ("falcon", "osprey")),
+        {"falcon": falcon, "osprey": osprey},
+    )
+    serving = asyncio.create_task(worker.run(stop_worker))
+    try:
+        async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+            done = await client.submit({"tasks": [{"id": "a", "agent": "falcon", "input": 1}]})
+            dead = await client.submit({"tasks": [{"id": "a", "agent": "osprey"}]})
+            waiting = await client.submit(
+                {
+                    "tasks": [
+                        {"id": "a", "agent": "heron"},
+                        {"id": "b", "agent": "kestrel", "needs": ["a"]},
+                    ]
+                }
+            )
+            assert (await client.wait(done, timeout=10)).status == "completed"
+            assert (await client.wait(dead, timeout=10)).status == "failed"
+            stop_worker.set()
+            await serving  # leaves its groups
+            assert {"falcon", "osprey", "heron", "kestrel"} <= await names(redis, keyspace)
+
+            async def falcon_gone() -> bool:
+                return "falcon" not in await names(redis, keyspace)
+
+            await eventually(falcon_gone, timeout=10)
+            for shard in keyspace.all_shards():
+                assert not await redis.exists(keyspace.tasks(shard, "falcon"))
+            # dead letters (osprey), a running workflow's unread task (heron) and a running
+            # workflow's task not yet published (kestrel) keep their names
+            assert {"osprey", "heron", "kestrel"} <= await names(redis, keyspace)
+            async with TestClient(TestServer(make_app(client, ApiSettings()))) as http:
+                listed = {row["agent"] for row in await (await http.get("/agents")).json()}
+            assert "falcon" not in listed and {"osprey", "heron", "kestrel"} <= listed
+            # kestrel goes once its workflow ends; heron's queued entry is still unread
+            await client.cancel(waiting)
+
+            async def kestrel_gone() -> bool:
+                return "kestrel" not in await names(redis, keyspace)
+
+            await eventually(kestrel_gone, timeout=10)
+            assert {"osprey", "heron"} <= await names(redis, keyspace)
+            await engine.stop()  # no resolver: what prunes now is the call below
+            await prune_agents(redis, keyspace)
+            # a submit naming a pruned agent brings it back
+            await client.submit({"tasks": [{"id": "a", "agent": "falcon", "input": 2}]})
+            assert "falcon" in await names(redis, keyspace)
+    finally:
+        stop_worker.set()
+        await serving
+        if not engine.stop_event.is_set():
+            await engine.stop()
