@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
@@ -15,6 +16,7 @@ from streamproc.engine.worker import Worker
 from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings
 from streamproc.store.agents import prune_agents, shard_agents
+from streamproc.transport import groups
 from tests.conftest import Engine, eventually, fast_worker
 
 
@@ -95,3 +97,22 @@ async def test_an_agent_nobody_uses_any_more_is_cleaned_up_and_one_in_use_is_kep
         await serving
         if not engine.stop_event.is_set():
             await engine.stop()
+
+
+async def test_a_worker_joins_its_group_even_if_a_prune_removes_the_stream_meanwhile(
+    redis: Redis, keyspace: Keyspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = keyspace.tasks(0, "falcon")
+    create = groups.ensure_group
+    pruned: list[str] = []
+
+    async def created_then_pruned(r: Redis, s: str, group: str) -> None:
+        await create(r, s, group)
+        if not pruned:  # what sp_prune_agents does to a stream no consumer serves yet
+            pruned.append(s)
+            await redis.delete(s)
+
+    monkeypatch.setattr(groups, "ensure_group", created_then_pruned)
+    await groups.join_group(redis, stream, "falcon", "worker-1")
+    assert pruned == [stream]
+    assert await groups.served_agents(redis, keyspace, ["falcon"]) == {"falcon"}

@@ -12,6 +12,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from streamproc.store.keys import DEBUG_GROUP_PREFIX, Keyspace
 
 log = logging.getLogger(__name__)
+JOIN_ATTEMPTS = 3
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -26,9 +27,17 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
 async def join_group(redis: Redis, stream: str, group: str, consumer: str) -> None:
     """Create ``group`` if need be and ``consumer`` in it at once, rather than at its first
     delivery, so an idle worker already counts as serving the stream (submit and status
-    tell agents nobody serves by their groups' consumers)."""
-    await ensure_group(redis, stream, group)
-    await redis.xgroup_createconsumer(stream, group, consumer)
+    tell agents nobody serves by their groups' consumers).  The resolver's prune of unused
+    agents (``store/agents.py``) may remove the stream between the two steps: then again."""
+    for attempt in range(JOIN_ATTEMPTS):
+        await ensure_group(redis, stream, group)
+        try:
+            await redis.xgroup_createconsumer(stream, group, consumer)
+            return
+        except ResponseError as exc:
+            gone = "NOGROUP" in str(exc) or "requires the key to exist" in str(exc)
+            if not gone or attempt == JOIN_ATTEMPTS - 1:
+                raise
 
 
 async def served_agents(redis: Redis, keyspace: Keyspace, names: Iterable[str]) -> set[str]:
