@@ -17,6 +17,7 @@ from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings
 from streamproc.store.agents import prune_agents, shard_agents
 from streamproc.transport import groups
+from tests.cli_runner import at, run
 from tests.conftest import Engine, eventually, fast_worker
 
 
@@ -116,3 +117,18 @@ async def test_a_worker_joins_its_group_even_if_a_prune_removes_the_stream_meanw
     await groups.join_group(redis, stream, "falcon", "worker-1")
     assert pruned == [stream]
     assert await groups.served_agents(redis, keyspace, ["falcon"]) == {"falcon"}
+
+
+async def test_the_agents_prune_verb_forgets_unused_agents_and_names_them(
+    redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        ended = await client.submit({"tasks": [{"id": "a", "agent": "falcon"}]})
+        await client.submit({"tasks": [{"id": "a", "agent": "heron"}]})  # queued, unread
+        await client.cancel(ended)
+        await redis.delete(keyspace.tasks(0, "falcon"))  # as if its cancelled task was trimmed
+    pruned = await run("agents", "prune", *at(redis_url, keyspace))
+    assert (pruned.code, pruned.out, pruned.err) == (0, "forgot falcon\n", "")
+    assert await names(redis, keyspace) == {"heron"}
+    again = await run("agents", "prune", *at(redis_url, keyspace))
+    assert (again.code, again.out) == (0, "no agent to forget\n")

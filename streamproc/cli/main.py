@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from streamproc.cli.agents import agents
 from streamproc.cli.api import api
 from streamproc.cli.daemons import resolver, up, worker
 from streamproc.cli.dead import dead
@@ -15,7 +16,20 @@ from streamproc.cli.workflows import cancel, events, show, submit
 
 @click.group(
     cls=VerbGroup,
-    commands=[up, worker, resolver, submit, status, show, events, cancel, dead, api, replay],
+    commands=[
+        up,
+        worker,
+        resolver,
+        submit,
+        status,
+        show,
+        events,
+        cancel,
+        dead,
+        agents,
+        api,
+        replay,
+    ],
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 def main() -> None:
