@@ -16,9 +16,13 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
+from streamproc import Client, ClientSettings, Keyspace, RedisSettings, TaskSpec, WorkflowSpec
+from streamproc.errors import LimitReached
 from streamproc.ops import events as lifecycle
+from streamproc.ops.status import known_agents
+from streamproc.store.agents import prune_agents
 from streamproc.store.codec import Entry
+from streamproc.store.tenants import Quota, usage
 from streamproc.testing.embedded import EmbeddedCluster, EmbeddedRedis
 from tests.cluster.conftest import SHARDS, ClusterEngine
 from tests.conftest import eventually, worker_process
@@ -214,3 +218,37 @@ async def test_status_with_cluster_option_sums_every_shard(
     # from id 0, also creates it).
     used = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
     assert 2 <= len(used) <= echo["consumers"] <= SHARDS, echo
+
+
+async def test_tenant_limits_and_agent_clean_up_work_across_slots(
+    cluster_engine: ClusterEngine, cluster_settings: RedisSettings, cluster_keyspace: Keyspace
+) -> None:
+    """A tenant's usage is summed over every shard's slot, and its limit holds; an ended
+    workflow's agent is forgotten on every shard."""
+    quota = Quota("acme", max_workflows=3)
+    settings = ClientSettings(keyspace=cluster_keyspace)
+    async with Client(cluster_settings, settings) as client:
+        gated = {
+            "tasks": [
+                {"id": "a", "agent": "nobody-serves"},
+                {"id": "b", "agent": "kestrel", "needs": ["a"]},
+            ]
+        }
+        for number in range(3):
+            await client.create(gated, f"acme.w{number}", quota)
+        with pytest.raises(LimitReached, match="tenant acme has 3 workflows in flight"):
+            await client.create(gated, "acme.w3", quota)
+        shards = list(cluster_keyspace.all_shards())
+        assert (await usage(client.redis, cluster_keyspace, "acme", shards)).workflows == 3
+        for number in range(3):
+            await client.cancel(f"acme.w{number}")
+        await client.create(gated, "acme.w3", quota)
+        done = await client.submit({"tasks": [{"id": "a", "agent": "echo", "input": 1}]})
+        await client.wait(done, timeout=20)
+        await prune_agents(client.redis, cluster_keyspace)
+        assert {"echo", "kestrel"} <= set(await known_agents(client.redis, cluster_keyspace))
+        await client.cancel("acme.w3")
+        await prune_agents(client.redis, cluster_keyspace)
+        known = set(await known_agents(client.redis, cluster_keyspace))
+        assert "kestrel" not in known  # no running workflow names it any more
+        assert {"echo", "nobody-serves"} <= known  # a worker serves it; unread tasks
