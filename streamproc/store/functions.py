@@ -13,7 +13,8 @@ Python (hash and entry field names, event kinds, state names, the resolver's gro
 format version), rendered here from the Python modules that own them, then its Lua files in
 order.  No Lua file spells
 one of those constants, and the digest covers them.  The typed calls of each library's
-functions are in ``calls.py`` (engine), ``limits.py`` and ``cache.py``.
+functions are in ``calls.py`` (engine; also ``admin.py``, ``agents.py`` and ``tenants.py``),
+``limits.py`` and ``cache.py``.
 """
 
 from __future__ import annotations
