@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from streamproc.client import Client
 from streamproc.spec import WorkflowSpec
 from streamproc.store.state import WorkflowState
+from streamproc.store.tenants import Quota
 
 T = TypeVar("T")
 
@@ -65,9 +66,12 @@ class SyncClient:
             self._run(events.aclose())
 
     def create(
-        self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
+        self,
+        spec: WorkflowSpec | Mapping[str, Any],
+        workflow_id: str | None = None,
+        quota: Quota | None = None,
     ) -> tuple[str, bool]:
-        return self._run(self._client.create(spec, workflow_id))
+        return self._run(self._client.create(spec, workflow_id, quota))
 
 
 async def _next(events: AsyncIterator[dict[str, str]]) -> dict[str, str] | None:

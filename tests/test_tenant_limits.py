@@ -13,8 +13,17 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
 
-from streamproc import Client, ClientSettings, Keyspace, PermanentError, RedisSettings, Task
+from streamproc import (
+    Client,
+    ClientSettings,
+    Keyspace,
+    PermanentError,
+    RedisSettings,
+    SyncClient,
+    Task,
+)
 from streamproc.engine.worker import Worker
+from streamproc.errors import LimitReached
 from streamproc.http.app import make_app
 from streamproc.http.auth import ApiSettings, parse_entry
 from streamproc.ops import deadletters
@@ -190,3 +199,15 @@ async def test_a_revived_workflow_counts_in_flight_again_until_it_ends(
     finally:
         await engine.stop()
     assert in_flight == [1]
+
+
+def test_the_sync_client_submits_for_a_tenant_within_its_limits(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    quota = Quota("acme", max_workflows=1)
+    with SyncClient(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        assert client.create(GATED, "acme.one", quota) == ("acme.one", True)
+        with pytest.raises(
+            LimitReached, match=r"^tenant acme has 1 workflow in flight, the limit is 1$"
+        ):
+            client.create(GATED, "acme.two", quota)

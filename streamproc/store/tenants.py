@@ -85,9 +85,9 @@ async def refusal(
     now; ``added`` is the refused workflow's bytes."""
     now = await usage(redis, keyspace, quota.tenant, list(keyspace.all_shards()))
     if outcome is Submitted.IN_FLIGHT_LIMIT:
+        workflows = f"{now.workflows} workflow{'' if now.workflows == 1 else 's'}"
         return LimitReached(
-            f"tenant {quota.tenant} has {now.workflows} workflows in flight, "
-            f"the limit is {quota.max_workflows}",
+            f"tenant {quota.tenant} has {workflows} in flight, the limit is {quota.max_workflows}",
             IN_FLIGHT_RETRY_AFTER,
         )
     return LimitReached(
