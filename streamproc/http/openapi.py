@@ -182,6 +182,18 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/workflows/{id}/tasks/{task}/input": {
+        "get": {
+            "summary": "One task's input, as it runs (after an adjustment, the new one)",
+            "description": "A workflow's state leaves inputs out; this reads one of them.",
+            "security": _needs(READ),
+            "parameters": [WF, _param("task", "Task id")],
+            "responses": {
+                "200": _reply("The input, as submitted (or adjusted)", {}),
+                **_errors(400, 404),
+            },
+        }
+    },
     "/workflows/{id}/events": {
         "get": {
             "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
