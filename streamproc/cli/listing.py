@@ -28,7 +28,7 @@ COLUMNS = [
 
 @click.command("list")
 @verb
-@click.option("--status", type=click.Choice(list(WorkflowStatus)), help="Only these.")
+@click.option("--status", type=click.Choice([s.value for s in WorkflowStatus]), help="Only these.")
 @click.option("--name", help="Only workflows of this exact name.")
 @click.option("--since", help="Only those created at or after: ms since the epoch or ISO-8601.")
 @click.option(

@@ -46,20 +46,29 @@ SUMMARY = (
 Position = tuple[int, str]  # (created ms, workflow id): the merge's order, descending
 
 
-def encode_cursor(position: Position) -> str:
+# Sorts after every id (ids hold only A-Z a-z 0-9 _ . -): a cursor's id past all of a prefix's.
+PAST_EVERY_ID = "~"
+
+
+def encode_cursor(position: Position, prefix: str = "") -> str:
+    """``position`` as an opaque cursor, its id without ``prefix``: a tenant's cursor names
+    none of another tenant's workflows.  A position at another prefix's workflow becomes the
+    same boundary among the prefix's own ids: before or after all of them."""
     created, workflow_id = position
-    return base64.urlsafe_b64encode(f"{created}:{workflow_id}".encode()).decode()
+    if not workflow_id.startswith(prefix):
+        workflow_id = prefix if workflow_id < prefix else prefix + PAST_EVERY_ID
+    token = f"{created}:{workflow_id.removeprefix(prefix)}"
+    return base64.urlsafe_b64encode(token.encode()).decode()
 
 
-def decode_cursor(cursor: str) -> Position:
+def decode_cursor(cursor: str, prefix: str = "") -> Position:
     try:
-        created, _, workflow_id = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        position = (int(created), workflow_id)
+        created, colon, workflow_id = base64.urlsafe_b64decode(cursor).decode().partition(":")
+        if not colon:
+            raise ValueError(cursor)
+        return int(created), prefix + workflow_id
     except (ValueError, binascii.Error):
         raise SpecError(f"invalid cursor {cursor!r}: pass one a page returned") from None
-    if not workflow_id:
-        raise SpecError(f"invalid cursor {cursor!r}: pass one a page returned")
-    return position
 
 
 def parse_since(value: str | int | datetime) -> int:
@@ -209,7 +218,7 @@ def _counts(states: Iterator[bytes | None]) -> dict[str, int]:
 
 async def list_workflows(redis: Redis, keyspace: Keyspace, query: Query) -> WorkflowPage:
     """One page of workflows newest first, as ``query`` asks (see the module)."""
-    after = None if query.cursor is None else decode_cursor(query.cursor)
+    after = None if query.cursor is None else decode_cursor(query.cursor, query.prefix)
     readers = [
         _ShardReader(redis, keyspace.index(shard), after, query.since)
         for shard in keyspace.all_shards()
@@ -233,7 +242,7 @@ async def list_workflows(redis: Redis, keyspace: Keyspace, query: Query) -> Work
             if len(found) == query.limit:
                 break
         more = position != batch[-1] or not merge.done()
-        cursor = encode_cursor(position) if more else None
+        cursor = encode_cursor(position, query.prefix) if more else None
     await unindex_missing(redis, keyspace, expired)
     return WorkflowPage(found, cursor)
 
