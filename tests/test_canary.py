@@ -222,7 +222,8 @@ async def read_everything(
     dead: dict[str, list[DeadLetter]],
 ) -> None:
     """Every API route and every CLI verb that reads, at once."""
-    paths = ["/healthz", "/openapi.json", "/metrics", "/agents", "/ui", "/ui/", "/ui/app.js"]
+    paths = ["/healthz", "/openapi.json", "/metrics", "/agents", "/workflows"]
+    paths += ["/ui", "/ui/", "/ui/app.js"]
     paths += [f"/dead/{agent}" for agent in dead]
     paths += [f"/dead/{agent}/{d.entry_id}" for agent, letters in dead.items() for d in letters]
     paths += [f"/workflows/{i}{tail}" for i in ids for tail in ("", "/events")]

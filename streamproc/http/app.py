@@ -1,4 +1,4 @@
-"""The HTTP API (``streamproc api``): submit, read, follow and cancel workflows, see agent
+"""The HTTP API (``streamproc api``): submit, list, read, follow and cancel workflows, see agent
 stats and dead letters, requeue them.
 
 Handlers stay thin: each validates its input and calls the library, and lets the library's
@@ -31,6 +31,7 @@ from streamproc.http.dashboard import DASHBOARD_NEEDS, dashboard_routes
 from streamproc.http.errors import json_errors, named_as, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
+from streamproc.http.listing import list_route
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
@@ -94,6 +95,7 @@ def make_app(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/workflows", submit)
+    app.router.add_get("/workflows", list_route(client.redis, client.keyspace))
     app.router.add_get("/workflows/{id}", show)
     app.router.add_routes(task_routes(client))
     app.router.add_get(EVENTS, events, allow_head=False)

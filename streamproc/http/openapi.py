@@ -78,6 +78,11 @@ def _param(name: str, description: str, pattern: str = SEGMENT) -> dict[str, Any
     }
 
 
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "schema": schema}
+    return {**parameter, "description": description} if description else parameter
+
+
 WF = _param("id", "Workflow id (a tenant's own, without its tenant)")
 AGENT = _param("agent", "Agent name")
 ENTRY = _param("entry_id", "Dead-letter stream entry id (ms-seq)", ENTRY_ID)
@@ -120,6 +125,23 @@ PATHS: dict[str, Any] = {
         }
     },
     "/workflows": {
+        "get": {
+            "summary": "Workflows newest first, a page at a time (a tenant sees its own)",
+            "description": "A page examines at most 5000 workflows, so a filtered page may "
+            "hold fewer than limit with a cursor to go on; only a null cursor ends the list.",
+            "security": _needs(READ),
+            "parameters": [
+                _query("status", {"enum": ["running", "completed", "failed", "cancelled"]}),
+                _query("name", TEXT, "Exact workflow name"),
+                _query("since", TEXT, "Created at or after: ms since the epoch or ISO-8601"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
+                _query("cursor", TEXT, "From the previous page, to continue after it"),
+            ],
+            "responses": {
+                "200": _reply("The page", {"$ref": "#/components/schemas/WorkflowList"}),
+                **_errors(400),
+            },
+        },
         "post": {
             "summary": "Submit a workflow spec; idempotent on its id",
             "description": "Body: a spec {name?, tasks, adjust_rounds?} and an optional id; "
@@ -154,7 +176,7 @@ PATHS: dict[str, Any] = {
                 ),
                 **_errors(400, 408, 409, 413, 415),
             },
-        }
+        },
     },
     "/workflows/{id}": {
         "get": {
@@ -358,6 +380,35 @@ DOCUMENT: dict[str, Any] = {
                             },
                         },
                     },
+                },
+            },
+            "WorkflowList": {
+                "type": "object",
+                "required": ["workflows", "cursor"],
+                "properties": {
+                    "workflows": {
+                        "type": "array",
+                        "items": {"$ref": "#/components/schemas/WorkflowSummary"},
+                    },
+                    "cursor": {"type": ["string", "null"], "description": "Opaque; null: no more"},
+                },
+            },
+            "WorkflowSummary": {
+                "type": "object",
+                "required": ["id", "name", "status", "created", "ended", "tasks", "reason"],
+                "properties": {
+                    "id": {"type": "string", "pattern": ID},
+                    "name": TEXT,
+                    "status": {"enum": ["running", "completed", "failed", "cancelled"]},
+                    "created": {"type": "integer", "description": "ms since the epoch"},
+                    "ended": {"type": ["integer", "null"]},
+                    "tasks": {
+                        "type": "object",
+                        "required": ["total", "done", "failed", "running", "queued"],
+                        "additionalProperties": {"type": "integer"},
+                        "description": "total, then the count of tasks in each state",
+                    },
+                    "reason": TEXT,
                 },
             },
             "Workflow": {

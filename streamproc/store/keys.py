@@ -14,6 +14,8 @@ key                            type    holds
 ``{ns:s}:dead-done``           stream  completions that could not be applied, with reason
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
 ``{ns:s}:deadlines``           zset    running workflows' hash keys scored by deadline (ms)
+``{ns:s}:index``               zset    workflow ids scored by creation (ms), for listing;
+                                       members whose hash expired are pruned lazily
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
@@ -117,6 +119,11 @@ class Keyspace:
     def agents(self, shard: int) -> str:
         return f"{self._tag(shard)}:agents"
 
+    def index(self, shard: int) -> str:
+        """The shard's workflow ids scored by creation time (ms), newest last: written by
+        ``sp_submit``, read by ``ops/listing.py``, pruned by ``store/index.py``."""
+        return f"{self._tag(shard)}:index"
+
     def epoch(self, shard: int) -> str:
         return f"{self._tag(shard)}:epoch"
 
@@ -144,6 +151,7 @@ class Keyspace:
             self.agents(shard),
             self.dead_done(shard),
             self.deadlines(shard),
+            self.index(shard),
         ]
 
     def cache(self, provider: str, digest: str) -> str:

@@ -1,12 +1,20 @@
---[[ submit.lua: sp_submit, create workflows and publish their root tasks.
+--[[ submit.lua: sp_submit, create workflows and publish their root tasks; sp_unindex, drop
+expired workflows from the shard's index.
 
 sp_submit
   KEYS  the shared head (common.lua), then per workflow its hash and history stream
   ARGV  n, the agents of every workflow (added to the agents set), then per workflow: its
         id, spec digest, root task ids (space separated), the number m of hash arguments,
         then m field/value arguments of its hash (store/fields.py initial_fields)
+  Each new workflow's id joins the shard's index, scored by its creation time (ms).
   returns, per workflow: 1 created, 0 already there with this digest, -1 already there with
         another spec
+
+sp_unindex
+  KEYS  the shared head, no agents, then per workflow its hash and history stream
+  ARGV  0, then the workflow ids in item order
+  returns how many it dropped: only those whose hash is gone, checked here, so a workflow
+        submitted again under an expired id since the caller looked stays listed
 ]]
 
 local function submit(keys, args)
@@ -31,6 +39,7 @@ local function submit(keys, args)
         redis.call('HSET', key, WF.deadline, ctx.now + timeout)
         redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
       end
+      redis.call('ZADD', ctx.index, ctx.now, wf)
       emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
       for _, t in ipairs(split(roots)) do
         if not publish(ctx, key, wf, t) then break end  -- the workflow failed
@@ -42,4 +51,17 @@ local function submit(keys, args)
   return outcomes
 end
 
+local function unindex(keys, args)
+  local ctx = context(keys, args)
+  local dropped, item = 0, 0
+  for a = ctx.arg_base + 1, #args do
+    item = item + 1
+    if redis.call('EXISTS', keys[ctx.wf_base + 2 * item - 1]) == 0 then
+      dropped = dropped + redis.call('ZREM', ctx.index, args[a])
+    end
+  end
+  return dropped
+end
+
 redis.register_function('sp_submit', submit)
+redis.register_function('sp_unindex', unindex)
