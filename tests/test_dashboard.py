@@ -74,7 +74,6 @@ def node(tab: Tab, task: str):  # type: ignore[no-untyped-def]
 async def test_the_runs_page_asks_for_a_token_once_per_tab(engine: Engine, tab: Tab) -> None:
     await tab.open("#/")
     await expect(tab.page.get_by_role("heading", name="Runs")).to_be_visible()
-    await tab.shot("runs")
     await tab.page.get_by_role("link", name="Agents").click()
     await expect(tab.page.locator('tr[data-agent="echo"]')).to_be_visible()
     await tab.page.reload()  # the token is kept for the tab: no second prompt
@@ -84,6 +83,37 @@ async def test_the_runs_page_asks_for_a_token_once_per_tab(engine: Engine, tab: 
     await tab.page.get_by_role("link", name="Search").click()
     await expect(tab.page.get_by_role("heading", name="Search providers")).to_be_visible()
     await tab.shot("search")
+    assert tab.errors == []
+
+
+async def test_the_runs_page_lists_runs_newest_first_live_and_filtered(
+    engine: Engine, tab: Tab, redis: Redis, client: Client
+) -> None:
+    first = await submit(tab.base, {"name": "nightly", **ONE})
+    assert (await client.wait(first, timeout=20)).status == "completed"
+    await tab.open("#/")
+    rows = tab.page.locator("table.runs-table tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("completed")
+    await expect(rows.first).to_contain_text("1/1")
+
+    gated = await submit(tab.base, {"name": "gated", **GATED})  # listed with no reload
+    try:
+        await expect(rows).to_have_count(2)
+        await expect(rows.first).to_have_attribute("data-run", gated)
+        await expect(rows.first).to_contain_text("running")
+        await tab.shot("runs")
+        await tab.page.get_by_label("status").select_option("completed")
+        await expect(rows).to_have_count(1)
+        await expect(rows.first).to_have_attribute("data-run", first)
+        await tab.page.get_by_label("status").select_option("")
+        await tab.page.get_by_label("name").fill("gated")
+        await tab.page.get_by_label("name").press("Enter")
+        await expect(rows).to_have_count(1)
+        await rows.first.get_by_role("link").click()
+        await expect(tab.page.locator("code.run-id")).to_have_text(gated)
+    finally:
+        await redis.rpush(f"open:{gated}:slow", "go")
     assert tab.errors == []
 
 
@@ -199,7 +229,11 @@ async def test_a_dead_letter_is_requeued_after_a_confirmation_and_its_run_comple
 
 async def test_a_tenant_token_cannot_see_another_tenants_run(engine: Engine, tab: Tab) -> None:
     await submit(tab.base, {"id": "quarterly", **ONE}, token=ACME)
-    await tab.open("#/workflows/quarterly", token=GLOBEX)
+    await submit(tab.base, {"id": "own", **ONE}, token=GLOBEX)
+    await tab.open("#/", token=GLOBEX)
+    await expect(tab.page.locator("table.runs-table tbody tr")).to_have_count(1)
+    await expect(tab.page.locator('tr[data-run="own"]')).to_be_visible()
+    await tab.page.goto(f"{tab.base}/ui/#/workflows/quarterly")
     await expect(tab.page.get_by_text("workflow 'quarterly' not found")).to_be_visible()
     await expect(tab.page.locator("svg.dag")).to_have_count(0)
     await tab.shot("tenant-refused")

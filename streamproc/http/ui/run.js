@@ -34,18 +34,24 @@ export async function runPage(main, view, id) {
     draw();
     details.scrollIntoView({ block: "nearest" });
   };
-  let pending = null;
-  async function refresh() {
-    if (pending) return;
-    pending = setTimeout(async () => {
-      try {
-        state = await call("GET", path);
-        if (!view.closed) draw();
-      } catch (error) {
-        view.fail(error);
-      } finally {
-        pending = null;
+  // One read of the state at a time; an event during a read asks for one more after it.
+  let reading = false;
+  let stale = false;
+  function refresh() {
+    stale = true;
+    if (reading) return;
+    reading = true;
+    setTimeout(async () => {
+      while (stale && !view.closed) {
+        stale = false;
+        try {
+          state = await call("GET", path);
+          draw();
+        } catch (error) {
+          view.fail(error);
+        }
       }
+      reading = false;
     }, REFRESH_MS);
   }
   draw();

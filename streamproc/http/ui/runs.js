@@ -11,23 +11,26 @@ const STATUSES = ["", "running", "completed", "failed", "cancelled"];
 export async function runsPage(main, view) {
   const status = el("select", { name: "status", "aria-label": "status" },
     STATUSES.map((s) => el("option", { value: s }, s || "any status")));
-  const name = el("input", { name: "name", type: "search", placeholder: "name", "aria-label": "name" });
+  const name = el("input", { name: "name", type: "search", placeholder: "name (exact)", "aria-label": "name" });
   const byId = el("input", { name: "id", placeholder: "workflow id", "aria-label": "workflow id" });
   const open = el("form", { class: "open-run" }, byId, el("button", { type: "submit" }, "Open run"));
   open.addEventListener("submit", (event) => {
     event.preventDefault();
     if (byId.value.trim()) location.hash = `#/workflows/${enc(byId.value.trim())}`;
   });
+  const filters = el("form", { class: "filters" }, status, name);
   const list = el("div", { class: "runs" });
   const pager = el("div", { class: "pager" });
   main.append(
     el("h1", {}, "Runs"),
-    el("div", { class: "toolbar" }, el("form", { class: "filters" }, status, name), open),
+    el("div", { class: "toolbar" }, filters, open),
     list,
     pager,
   );
   const cursors = [null]; // the cursor of each page shown so far
+  let asked = 0; // a reply to an older question (the filters changed since) is dropped
   const load = async () => {
+    const mine = ++asked;
     const query = new URLSearchParams({ limit: String(PAGE) });
     if (status.value) query.set("status", status.value);
     if (name.value.trim()) query.set("name", name.value.trim());
@@ -43,6 +46,7 @@ export async function runsPage(main, view) {
       }
       throw error;
     }
+    if (mine !== asked || view.closed) return;
     list.replaceChildren(runsTable(page.workflows));
     drawPager(page.cursor);
   };
@@ -58,7 +62,11 @@ export async function runsPage(main, view) {
     load().catch((error) => view.fail(error));
   };
   status.addEventListener("change", again);
-  name.addEventListener("input", again);
+  name.addEventListener("change", again);
+  filters.addEventListener("submit", (event) => {
+    event.preventDefault(); // Enter in the name: filter, not reload
+    again();
+  });
   // Live: the first page is read again every few seconds; older pages stay as they were.
   every(view, POLL_MS, () => (cursors.length === 1 ? load() : undefined));
 }
@@ -67,9 +75,9 @@ function runsTable(workflows) {
   if (!workflows.length) return notice("No run matches.");
   const rows = workflows.map((run) => {
     const tasks = run.tasks || {};
-    const counts = ["done", "running", "queued", "failed"]
-      .filter((state) => tasks[state])
-      .map((state) => `${tasks[state]} ${state}`)
+    const counts = Object.entries(tasks)
+      .filter(([state, count]) => count && state !== "total" && state !== "done")
+      .map(([state, count]) => `${count} ${state}`)
       .join(", ");
     const took = run.ended ? span(run.ended - run.created) : `${span(Date.now() - run.created)} so far`;
     return el(
