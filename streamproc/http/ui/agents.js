@@ -62,9 +62,13 @@ function chart(samples) {
   }
   if (!rates.length) return el("span", { class: "muted" }, "–");
   const top = Math.max(1, ...rates.map((r) => r.rate));
-  const now = Date.now();
-  const points = rates
-    .map((r) => `${(CHART_W * (1 - (now - r.at) / WINDOW_MS)).toFixed(1)},${(CHART_H - 2 - (CHART_H - 4) * (r.rate / top)).toFixed(1)}`)
+  const end = rates[rates.length - 1].at;
+  const start = Math.min(rates[0].at, end - POLL_MS); // the chart spans what was seen
+  const x = (at) => (CHART_W * (at - start)) / (end - start);
+  const y = (rate) => CHART_H - 2 - (CHART_H - 4) * (rate / top);
+  const drawn = rates.length > 1 ? rates : [{ at: start, rate: rates[0].rate }, ...rates];
+  const points = drawn
+    .map((r) => `${x(r.at).toFixed(1)},${y(r.rate).toFixed(1)}`)
     .join(" ");
   return el(
     "span",
