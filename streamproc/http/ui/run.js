@@ -9,12 +9,23 @@ const REFRESH_MS = 150; // events coming together are one read of the state
 
 export async function runPage(main, view, id) {
   const path = `/workflows/${enc(id)}`;
-  const head = el("section", { class: "run-head" });
+  const head = el("div");
+  const cancel = confirmed(
+    "Cancel run",
+    "cancel this run",
+    async () => {
+      const reply = await call("POST", `${path}/cancel?reason=${enc("cancelled from the dashboard")}`);
+      refresh();
+      return reply.cancelled ? "cancelled" : "it had already ended";
+    },
+    "submit",
+  );
+  const actions = el("div", { class: "actions" }, cancel); // kept across redraws: a pending confirmation too
   const graph = el("div", { class: "graph" });
   const details = el("section", { class: "details", "aria-live": "polite" });
   const events = el("ol", { class: "events" });
   main.append(
-    head,
+    el("section", { class: "run-head" }, head, actions),
     graph,
     details,
     el("details", { class: "event-log" }, el("summary", {}, "Events"), events),
@@ -25,7 +36,8 @@ export async function runPage(main, view, id) {
   const inputs = new Map(); // `${task}:${attempt}` -> input
 
   const draw = () => {
-    drawHead(head, state, path, refresh);
+    drawHead(head, state);
+    actions.hidden = state.status !== "running" && !cancel.querySelector(".ok");
     graph.replaceChildren(drawDag(state.tasks, selected, select));
     if (selected) drawDetails(details, state, selected, path, inputs, [...seen.values()]);
   };
@@ -71,23 +83,10 @@ export async function runPage(main, view, id) {
   view.onClose(stop);
 }
 
-function drawHead(head, state, path, refresh) {
+function drawHead(head, state) {
   const ended = state.ended_ms ? state.ended_ms : Date.now();
   const counts = {};
   for (const task of state.tasks) counts[task.state] = (counts[task.state] || 0) + 1;
-  const cancel =
-    state.status === "running"
-      ? confirmed(
-          "Cancel run",
-          "cancel this run",
-          async () => {
-            const reply = await call("POST", `${path}/cancel?reason=${enc("cancelled from the dashboard")}`);
-            refresh();
-            return reply.cancelled ? "cancelled" : "it had already ended";
-          },
-          "submit",
-        )
-      : null;
   head.replaceChildren(
     el("h1", {}, "Run ", el("code", { class: "run-id" }, state.id), " ", badge(state.status)),
     el(
@@ -99,7 +98,6 @@ function drawHead(head, state, path, refresh) {
       ` · ${Object.entries(counts).map(([s, n]) => `${n} ${s}`).join(", ")}`,
     ),
     state.reason ? el("p", { class: "reason" }, state.reason) : "",
-    cancel || "",
   );
 }
 
