@@ -15,6 +15,7 @@ from; only a null cursor means there are no more.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 from collections.abc import Iterator
@@ -112,6 +113,11 @@ class Query:
         if self.cursor is not None:
             decode_cursor(self.cursor)
 
+    @property
+    def reads_summaries(self) -> bool:
+        """Whether it filters on what only a workflow's hash says (status, name)."""
+        return self.status is not None or self.name is not None
+
     def wants(self, raw: list[bytes | None]) -> bool:
         status, name = raw[0], raw[1]
         if self.status is not None and status != self.status.encode():
@@ -193,8 +199,7 @@ class _Merge:
         """The next ``count`` positions at most (fewer: none are left)."""
         taken: list[Position] = []
         while len(taken) < count:
-            for i in range(len(self.readers)):
-                await self._fill(i)
+            await asyncio.gather(*(self._fill(i) for i in range(len(self.readers))))
             heads = [(buffer[-1], i) for i, buffer in enumerate(self.buffers) if buffer]
             if not heads:
                 break
@@ -228,12 +233,15 @@ async def list_workflows(redis: Redis, keyspace: Keyspace, query: Query) -> Work
     expired: list[str] = []
     examined, cursor = 0, None
     while examined < SCAN_BUDGET and len(found) < query.limit:
-        batch = await merge.take(min(CHUNK, SCAN_BUDGET - examined))
+        needed = query.limit - len(found)
+        # Every position is listed unless it expired, but for a tenant's or a filter's.
+        some = CHUNK if query.prefix or query.reads_summaries else needed
+        batch = await merge.take(min(some, SCAN_BUDGET - examined))
         if not batch:
             cursor = None
             break
         mine = [wf for _, wf in batch if wf.startswith(query.prefix)]
-        summaries = await _summaries(redis, keyspace, query, mine, expired)
+        summaries = await _summaries(redis, keyspace, query, mine, needed, expired)
         for position in batch:
             examined += 1
             summary = summaries.get(position[1])
@@ -248,10 +256,15 @@ async def list_workflows(redis: Redis, keyspace: Keyspace, query: Query) -> Work
 
 
 async def _summaries(
-    redis: Redis, keyspace: Keyspace, query: Query, workflow_ids: list[str], expired: list[str]
+    redis: Redis,
+    keyspace: Keyspace,
+    query: Query,
+    workflow_ids: list[str],
+    needed: int,
+    expired: list[str],
 ) -> dict[str, WorkflowSummary]:
-    """The summaries of those of ``workflow_ids`` that ``query`` wants; adds the expired
-    ones to ``expired``."""
+    """The summaries of the first ``needed`` of ``workflow_ids`` that ``query`` wants (the
+    page is full at the last); adds those that expired to ``expired``."""
     if not workflow_ids:
         return {}
     async with redis.pipeline(transaction=False) as pipe:
@@ -260,7 +273,7 @@ async def _summaries(
         rows = cast(list[list[bytes | None]], await pipe.execute())
     expired += [wf for wf, row in zip(workflow_ids, rows, strict=True) if row[0] is None]
     wanted = [(wf, row) for wf, row in zip(workflow_ids, rows, strict=True) if row[0] is not None]
-    wanted = [(wf, row) for wf, row in wanted if query.wants(row)]
+    wanted = [(wf, row) for wf, row in wanted if query.wants(row)][:needed]
     async with redis.pipeline(transaction=False) as pipe:
         for workflow_id, row in wanted:
             tasks = (row[5] or b"").decode().split()
