@@ -61,6 +61,20 @@ EVENT = {  # one server-sent event (the schema of an event stream describes each
     },
 }
 
+
+def _one_task(summary: str, description: str, answer: str) -> dict[str, Any]:
+    """A route reading one part of one task of a workflow."""
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "security": _needs(READ),
+            "parameters": [WF, _param("task", "Task id")],
+            "responses": {"200": described_reply(answer, {}), **refusals(400, 404)},
+        }
+    }
+
+
 PATHS: dict[str, Any] = {
     "/healthz": {
         "get": {
@@ -154,31 +168,17 @@ PATHS: dict[str, Any] = {
             },
         }
     },
-    "/workflows/{id}/tasks/{task}/result": {
-        "get": {
-            "summary": "One task's result, whole (null until it is done)",
-            "description": "A workflow's state elides results over 64 KiB (a setting) as "
-            '{"elided": true, "bytes": N}; this reads one of them.',
-            "security": _needs(READ),
-            "parameters": [WF, _param("task", "Task id")],
-            "responses": {
-                "200": described_reply("The result, as the agent returned it", {}),
-                **refusals(400, 404),
-            },
-        }
-    },
-    "/workflows/{id}/tasks/{task}/input": {
-        "get": {
-            "summary": "One task's input, as it runs (after an adjustment, the new one)",
-            "description": "A workflow's state leaves inputs out; this reads one of them.",
-            "security": _needs(READ),
-            "parameters": [WF, _param("task", "Task id")],
-            "responses": {
-                "200": _reply("The input, as submitted (or adjusted)", {}),
-                **_errors(400, 404),
-            },
-        }
-    },
+    "/workflows/{id}/tasks/{task}/result": _one_task(
+        "One task's result, whole (null until it is done)",
+        "A workflow's state elides results over 64 KiB (a setting) as "
+        '{"elided": true, "bytes": N}; this reads one of them.',
+        "The result, as the agent returned it",
+    ),
+    "/workflows/{id}/tasks/{task}/input": _one_task(
+        "One task's input, as it runs (after an adjustment, the new one)",
+        "A workflow's state leaves inputs out; this reads one of them.",
+        "The input, as submitted (or adjusted)",
+    ),
     "/workflows/{id}/events": {
         "get": {
             "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
