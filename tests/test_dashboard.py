@@ -71,7 +71,10 @@ def node(tab: Tab, task: str):  # type: ignore[no-untyped-def]
     return tab.page.locator(f'svg.dag g.node[data-task="{task}"]')
 
 
-async def test_the_runs_page_asks_for_a_token_once_per_tab(engine: Engine, tab: Tab) -> None:
+async def test_the_runs_page_asks_for_a_token_once_per_tab(
+    engine: Engine, tab: Tab, client: Client
+) -> None:
+    assert (await client.wait(await submit(tab.base, ONE), timeout=20)).status == "completed"
     await tab.open("#/")
     await expect(tab.page.get_by_role("heading", name="Runs")).to_be_visible()
     await tab.page.get_by_role("link", name="Agents").click()
@@ -79,6 +82,8 @@ async def test_the_runs_page_asks_for_a_token_once_per_tab(engine: Engine, tab: 
     await tab.page.reload()  # the token is kept for the tab: no second prompt
     await expect(tab.page.locator('tr[data-agent="echo"]')).to_be_visible()
     await expect(tab.page.get_by_label("Bearer token")).to_be_hidden()
+    # This process's workers count finished tasks: a second read of /metrics draws the rate.
+    await expect(tab.page.locator('tr[data-agent="echo"] .chart polyline')).to_have_count(1)
     await tab.shot("agents")
     await tab.page.get_by_role("link", name="Search").click()
     await expect(tab.page.get_by_role("heading", name="Search providers")).to_be_visible()
