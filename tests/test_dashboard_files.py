@@ -36,6 +36,7 @@ async def test_the_page_and_its_files_are_served_without_a_token_under_a_strict_
     policy = page.headers["Content-Security-Policy"]
     assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     assert "unsafe-eval" not in policy and "default-src 'none'" in policy
+    assert "form-action 'none'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "app.js" in await page.text()
     types = {".js": "text/javascript", ".css": "text/css", ".html": "text/html"}

@@ -26,9 +26,11 @@ TYPES = {
     ".css": "text/css; charset=utf-8",
 }
 NAME = re.compile(r"[a-z0-9-]{1,64}\.(html|js|css)")
+# Only the page's own files run; its forms never submit (a token typed in must not end up in
+# a URL); no other site may frame it.
 POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-    "img-src 'self' data:; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
 HEADERS = {
     "Content-Security-Policy": POLICY,
