@@ -194,7 +194,7 @@ async def test_cli_prints_a_table_or_json_and_refuses_bad_options(
     lines = table.out.splitlines()
     assert lines[0].split() == [
         *("id", "name", "status", "created", "(UTC)", "took"),
-        *("done", "failed", "running", "reason"),
+        *("done", "failed", "queued", "running", "reason"),
     ]
     assert [line.split()[0] for line in lines[1:]] == ["cli-2", "cli-1", "cli-0"]
     assert lines[2].split()[:3] == ["cli-1", "two", "cancelled"]

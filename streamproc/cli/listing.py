@@ -22,6 +22,7 @@ COLUMNS = [
     Column("took", "took", ">"),
     Column("done", "done", ">"),
     Column("failed", "failed", ">"),
+    Column("queued", "queued", ">"),
     Column("running", "running", ">"),
 ]
 
@@ -69,9 +70,8 @@ def _row(workflow: dict[str, Any]) -> dict[str, Any]:
     tasks = workflow["tasks"]
     return {
         **workflow,
+        **tasks,
         "created": datetime.fromtimestamp(created / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S"),
         "took": None if ended is None else f"{(ended - created) / 1000:.1f}s",
         "done": f"{tasks['done']}/{tasks['total']}",
-        "failed": tasks["failed"],
-        "running": tasks["running"] + tasks["queued"],
     }
