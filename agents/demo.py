@@ -8,11 +8,13 @@ CLI does not import the project's agents."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import click
 from redis.asyncio import Redis
@@ -22,7 +24,11 @@ from streamproc import Client, ClientSettings, Keyspace, RedisSettings, Workflow
 from streamproc.cli.options import EXISTING_FILE
 from streamproc.cli.private_redis import embedded_default
 from streamproc.cli.verb import Context, verb
+from streamproc.engine.daemon import run_until_signalled
 from streamproc.engine.inprocess import running_engine
+from streamproc.http.app import serve
+from streamproc.http.auth import ApiSettings
+from streamproc.ops.poller import StreamPoller
 from streamproc.ops.progress import print_events, render_state
 from streamproc.outbound.cache import cache_stats
 from streamproc.outbound.providers import SearchSettings
@@ -45,15 +51,31 @@ DEMO_SPEC = Path(streamproc.__file__).parent / "examples" / "agentic.yaml"
     show_default=True,
     help="Workflow to run.",
 )
-async def demo(ctx: Context, file: Path) -> int:
+@click.option(
+    "--ui",
+    is_flag=True,
+    help="After the runs, keep the engine, the HTTP API and its dashboard up (loopback, no "
+    "token) until Ctrl-C, and print the dashboard's URL of the second run.",
+)
+@click.option(
+    "--ui-port",
+    type=click.IntRange(1, 65535),
+    default=8080,
+    show_default=True,
+    help="The dashboard's port, with --ui.",
+)
+async def demo(ctx: Context, file: Path, ui: bool, ui_port: int) -> int:
     """Run the prototype's workflow end to end, twice (the second run shows the search cache):
     resolver and workers in this process, local search stand-ins when no API key is set."""
     async with embedded_default(ctx):
-        return await run_demo(ctx.redis, ctx.keyspace, file)
+        return await run_demo(ctx.redis, ctx.keyspace, file, ui_port if ui else None)
 
 
-async def run_demo(redis: RedisSettings, keyspace: Keyspace, spec_path: Path) -> int:
-    """Run the workflow twice; the exit code is 0 when both runs complete."""
+async def run_demo(
+    redis: RedisSettings, keyspace: Keyspace, spec_path: Path, ui_port: int | None = None
+) -> int:
+    """Run the workflow twice; the exit code is 0 when both runs complete.  With ``ui_port``,
+    then serve the dashboard there until Ctrl-C."""
     spec = WorkflowSpec.load(spec_path)
     agents = registered()
     async with contextlib.AsyncExitStack() as stack:
@@ -71,8 +93,23 @@ async def run_demo(redis: RedisSettings, keyspace: Keyspace, spec_path: Path) ->
         ):
             first = await run_once(client, spec, "first run")
             second = await run_once(client, spec, "second run (search cache warm)")
-    click.echo(f"\n{summary(first, second, keyspace.namespace)}")
-    return 0 if first.completed and second.completed else 1
+            click.echo(f"\n{summary(first, second, keyspace.namespace)}")
+            served = (
+                0 if ui_port is None else await dashboard(client, redis, ui_port, second.workflow)
+            )
+    return 0 if first.completed and second.completed and served == 0 else 1
+
+
+async def dashboard(client: Client, redis: RedisSettings, port: int, workflow_id: str) -> int:
+    """Serve the API and its dashboard on loopback, without tokens, until Ctrl-C; the exit
+    code.  The stream poller runs too, so the dashboard's Search page has the cache's totals
+    (this process runs the search agents: their calls and limiter decisions are here too)."""
+    settings = ApiSettings(port=port)
+    url = f"http://127.0.0.1:{port}/ui/#/workflows/{quote(workflow_id, safe='')}"
+    listening = functools.partial(click.echo, f"dashboard of the second run: {url} (Ctrl-C stops)")
+    poller = StreamPoller(redis, client.keyspace, interval=5.0)
+    server = functools.partial(serve, client, settings, listening=listening, registry=registered())
+    return await run_until_signalled([server, poller.run])
 
 
 def summary(first: Run, second: Run, namespace: str) -> str:
@@ -93,6 +130,7 @@ def summary(first: Run, second: Run, namespace: str) -> str:
 
 @dataclass(frozen=True)
 class Run:
+    workflow: str
     seconds: float
     completed: bool
     hits: int
@@ -109,6 +147,7 @@ async def run_once(client: Client, spec: WorkflowSpec, label: str) -> Run:
     click.echo(render_state(state, describe, width=90))
     after = await totals(client.redis, client.keyspace)
     return Run(
+        workflow_id,
         seconds,
         state.status == "completed",
         after["hit"] - before["hit"],

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import logging
 import uuid
 from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
+from datetime import datetime
 from types import TracebackType
 from typing import Any, cast
 
@@ -15,6 +17,7 @@ from redis.exceptions import ResponseError
 from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
+from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.spec import WorkflowSpec
 from streamproc.store import admin, calls, functions, tenants
 from streamproc.store.codec import StreamReply, decode_fields
@@ -216,6 +219,20 @@ class Client:
 
     # -- observe -----------------------------------------------------------------------------
 
+    async def list(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        since: int | str | datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> WorkflowPage:
+        """A page of workflows, newest first (``since``: ms epoch, ISO-8601 or a datetime);
+        pass its ``cursor`` for the next page, until it is None (``ops/listing.py``)."""
+        moment = None if since is None else parse_since(since)
+        query = Query(status, name, moment, limit, cursor)
+        return await list_workflows(self.redis, self.keyspace, query)
+
     async def get(self, workflow_id: str) -> WorkflowState:
         """The workflow's current state, task by task."""
         key = self.keyspace.workflow(check_id("workflow id", workflow_id))
@@ -253,7 +270,7 @@ class Client:
                     if event.get(EF.KIND) in TERMINAL:
                         return
 
-    async def history(self, workflow_id: str) -> list[dict[str, str]]:
+    async def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         """Every event of the workflow so far, in order (kept as long as the workflow)."""
         key = self.keyspace.workflow(check_id("workflow id", workflow_id))
         async with self.redis.pipeline(transaction=True) as pipe:

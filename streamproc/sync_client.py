@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mapping
+from datetime import datetime
 from typing import Any, TypeVar
 
 from streamproc.client import Client
+from streamproc.ops.listing import DEFAULT_LIMIT, WorkflowPage
 from streamproc.spec import WorkflowSpec
 from streamproc.store.state import WorkflowState
 from streamproc.store.tenants import Quota
@@ -47,13 +50,23 @@ class SyncClient:
     def get(self, workflow_id: str) -> WorkflowState:
         return self._run(self._client.get(workflow_id))
 
+    def list(
+        self,
+        status: str | None = None,
+        name: str | None = None,
+        since: int | str | datetime | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> WorkflowPage:
+        return self._run(self._client.list(status, name, since, limit, cursor))
+
     def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
         return self._run(self._client.wait(workflow_id, timeout))
 
     def cancel(self, workflow_id: str, reason: str = "cancelled") -> bool:
         return self._run(self._client.cancel(workflow_id, reason))
 
-    def history(self, workflow_id: str) -> list[dict[str, str]]:
+    def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         return self._run(self._client.history(workflow_id))
 
     def follow(self, workflow_id: str) -> Iterator[dict[str, str]]:

@@ -10,12 +10,13 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, NoPermissionError, ResponseError
 
 from streamproc import Client, ClientSettings, Keyspace
+from streamproc.engine.index import prune
 from streamproc.errors import NotReplicated
 from streamproc.store import functions
 from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
-from tests.conftest import Engine
+from tests.conftest import Engine, eventually
 
 SPEC = {
     "tasks": [
@@ -133,3 +134,31 @@ async def test_the_producer_may_submit_for_a_tenant_within_its_limits(locked_dow
         _, created = await c.create(SPEC, "acme.acl-check", quota)
         assert created
         assert await c.cancel("acme.acl-check")
+
+
+async def test_the_producer_lists_workflows_and_the_resolver_prunes_the_index(
+    locked_down: str,
+) -> None:
+    """Listing drops the expired workflows it meets (sp_unindex) as the producer; the
+    resolver's walk over the index does the same with its own rules."""
+    keyspace = Keyspace("sp")
+    settings = ClientSettings(keyspace=keyspace, workflow_ttl=0.05)
+    resolver = Redis.from_url(url("sp-resolver", locked_down))
+    try:
+        async with Client(url("sp-producer", locked_down), settings) as producer:
+            first, second = [await producer.submit(SPEC, f"listed-{i}") for i in range(2)]
+            await producer.cancel(first)
+            await eventually(lambda: gone(producer, first))
+            listed = [w.id for w in (await producer.list(limit=500)).workflows]
+            assert second in listed and first not in listed
+            await producer.cancel(second)
+            await eventually(lambda: gone(producer, second))
+        shard = keyspace.shard_of(second)
+        await prune(resolver, keyspace, shard, 0)
+        assert await resolver.zscore(keyspace.index(shard), second) is None
+    finally:
+        await resolver.aclose()
+
+
+async def gone(client: Client, workflow_id: str) -> bool:
+    return not await client.redis.exists(client.keyspace.workflow(workflow_id))

@@ -1,6 +1,7 @@
 """Bounded reads (issue 18, V2): ``GET /workflows/{id}`` and ``streamproc show`` elide a task
 result past 64 KiB as ``{"elided": true, "bytes": N}``, and one task's result is fetched whole
-from ``GET /workflows/{id}/tasks/{task}/result`` or ``show ID --result TASK``."""
+from ``GET /workflows/{id}/tasks/{task}/result`` or ``show ID --result TASK``; its input from
+``GET /workflows/{id}/tasks/{task}/input``."""
 
 from __future__ import annotations
 
@@ -73,6 +74,20 @@ async def test_a_task_result_is_404_for_an_unknown_task_or_another_tenants_workf
     assert status == 404 and "wide" in body["error"] and "acme" not in body["error"]
     status, body = await call(http, "GET", "/workflows/gone/tasks/large/result", ACME)
     assert status == 404
+
+
+async def test_a_task_input_is_served_on_its_own_and_404_for_an_unknown_task_or_tenant(
+    engine: Engine, client: Client, http: Http
+) -> None:
+    await completed(client, http)
+    assert await call(http, "GET", "/workflows/wide/tasks/large/input", ACME) == (200, LARGE)
+    assert await call(http, "GET", "/workflows/wide/tasks/small/input", ACME) == (200, 7)
+    status, body = await call(http, "GET", "/workflows/wide/tasks/nope/input", ACME)
+    assert (status, body["error"]) == (404, "unknown task 'nope' in workflow 'wide'")
+    status, body = await call(http, "GET", "/workflows/wide/tasks/large/input", GLOBEX)
+    assert (status, body["error"]) == (404, "workflow 'wide' not found")
+    status, _ = await call(http, "GET", "/workflows/bad%20id/tasks/large/input", ACME)
+    assert status == 400
 
 
 async def test_show_elides_a_large_result_and_show_result_prints_it_whole(

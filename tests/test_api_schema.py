@@ -37,7 +37,7 @@ from tests.http_helpers import AUTH, TOKEN, healthy
 
 PROBE = "tests.schema_probe"
 SPEC = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}  # as the probe's
-OPERATIONS = 13  # in the document, /healthz included
+OPERATIONS = 15  # in the document, /healthz included
 
 
 @pytest.fixture
@@ -108,6 +108,7 @@ async def test_with_a_token_no_operation_answers_5xx_and_every_answer_conforms(
     assert all(status < 500 for statuses in seen.values() for status in statuses), seen
     # The checks ran on real answers, successes and refusals alike:
     assert {201, 200, 400} <= seen["POST /workflows"], seen
+    assert {200, 400} <= seen["GET /workflows"], seen
     assert {200, 400, 404} <= seen["GET /workflows/{id}"], seen
     assert {200, 404} <= seen["GET /workflows/{id}/events"], seen
     assert {200, 404} <= seen["POST /workflows/{id}/cancel"], seen

@@ -18,6 +18,7 @@ from streamproc import Client, Keyspace
 from streamproc.errors import ConfigError
 from streamproc.http.app import make_app
 from streamproc.http.auth import OPEN, ApiSettings, Grant, parse_tokens
+from streamproc.http.dashboard import DASHBOARD_NEEDS
 from streamproc.http.openapi import needs
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import (
@@ -125,7 +126,9 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/metrics"): "read",
         ("GET", "/agents"): "read",
         ("GET", "/workflows/{id}"): "read",
+        ("GET", "/workflows"): "read",
         ("GET", "/workflows/{id}/tasks/{task}/result"): "read",
+        ("GET", "/workflows/{id}/tasks/{task}/input"): "read",
         ("GET", "/workflows/{id}/events"): "read",
         ("POST", "/workflows/{id}/events-token"): "read",
         ("POST", "/workflows"): "submit",
@@ -136,7 +139,8 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
     }
     routes = make_app(client, ApiSettings()).router.routes()
     served = {(r.method, r.resource.canonical) for r in routes if r.resource is not None}
-    assert {route for route in served if route[0] != "HEAD"} == set(needs())
+    assert {route for route in served if route[0] != "HEAD"} == set(needs()) | set(DASHBOARD_NEEDS)
+    assert set(DASHBOARD_NEEDS.values()) == {OPEN}  # the dashboard's files hold no data
 
 
 @pytest.mark.parametrize(

@@ -222,7 +222,8 @@ async def read_everything(
     dead: dict[str, list[DeadLetter]],
 ) -> None:
     """Every API route and every CLI verb that reads, at once."""
-    paths = ["/healthz", "/openapi.json", "/metrics", "/agents"]
+    paths = ["/healthz", "/openapi.json", "/metrics", "/agents", "/workflows"]
+    paths += ["/ui", "/ui/", "/ui/app.js"]
     paths += [f"/dead/{agent}" for agent in dead]
     paths += [f"/dead/{agent}/{d.entry_id}" for agent, letters in dead.items() for d in letters]
     paths += [f"/workflows/{i}{tail}" for i in ids for tail in ("", "/events")]
@@ -231,7 +232,11 @@ async def read_everything(
     requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
     found, unsearched, unasked = ids
     tasks = {found: "t3", unsearched: "search", unasked: "ask"}  # t3 searched
-    requests += [("GET", f"/workflows/{i}/tasks/{task}/result") for i, task in tasks.items()]
+    requests += [
+        ("GET", f"/workflows/{i}/tasks/{task}/{part}")
+        for i, task in tasks.items()
+        for part in ("result", "input")
+    ]
     searched, asked = dead["execution"][0].entry_id, dead["description"][0].entry_id
     verbs = [  # each with its exit code
         (["status"], 0),

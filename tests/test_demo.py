@@ -3,10 +3,15 @@ says what it means, and no time "saved" by a cache an earlier demo had already f
 
 from __future__ import annotations
 
+import asyncio
 import re
+import signal
 import uuid
 
-from tests.cli_runner import Run, run
+import aiohttp
+
+from streamproc.testing.embedded import free_port
+from tests.cli_runner import STREAMPROC, Run, cli_env, run
 
 
 async def demo(redis_url: str, namespace: str) -> Run:
@@ -43,3 +48,44 @@ async def test_a_second_demo_in_one_namespace_says_the_cache_was_already_warm(
     summary = again.out.splitlines()[-1]
     assert "saved" not in summary
     assert "search cache was already warm" in summary, again.out
+
+
+async def test_the_demo_with_ui_serves_its_runs_dashboard_until_ctrl_c(redis_url: str) -> None:
+    port = free_port()
+    process = await asyncio.create_subprocess_exec(
+        str(STREAMPROC),
+        "demo",
+        "--ui",
+        "--ui-port",
+        str(port),
+        "--redis-url",
+        redis_url,
+        "--namespace",
+        f"demo{uuid.uuid4().hex[:8]}",
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            line = ""
+            while "dashboard of the second run" not in line:
+                line = (await process.stdout.readline()).decode()
+                assert line, "the demo ended without serving its dashboard"
+        url = re.search(r"http://\S+", line)
+        assert url is not None, line
+        base, _, route = url.group().partition("/ui/")
+        assert base == f"http://127.0.0.1:{port}" and route.startswith("#/workflows/")
+        workflow_id = route.removeprefix("#/workflows/")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/ui/") as page:
+                assert page.status == 200 and page.content_type == "text/html"
+            async with session.get(f"{base}/workflows/{workflow_id}") as shown:
+                assert (await shown.json())["status"] == "completed"  # loopback: no token
+        process.send_signal(signal.SIGINT)
+        assert await asyncio.wait_for(process.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

@@ -59,3 +59,14 @@ def test_the_production_entry_points_name_the_prototypes_agents_only() -> None:
         "evaluation": "streamproc_agents.agentic:evaluate",
         "validation": "streamproc_agents.agentic:validate",
     }
+
+
+def test_the_package_data_ships_every_dashboard_file() -> None:
+    """``streamproc api`` serves the dashboard from the installed package: each of its files
+    must match a package-data pattern, or a wheel install would serve a page without it."""
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    patterns = setuptools["package-data"]["streamproc"]
+    package = ROOT / "streamproc"
+    shipped = {path for pattern in patterns for path in package.glob(pattern)}
+    files = {path for path in (package / "http" / "ui").iterdir() if path.is_file()}
+    assert files and files <= shipped, sorted(str(p) for p in files - shipped)

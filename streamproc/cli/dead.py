@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,6 +9,7 @@ import click
 import orjson
 
 from streamproc.cli.options import json_option
+from streamproc.cli.tables import Column, table
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.ops import deadletters
 from streamproc.ops.progress import indented
@@ -37,36 +37,19 @@ async def list_(ctx: Context, agent: str | None, as_json: bool) -> None:
         for row in rows:
             click.echo(orjson.dumps(row))
         return
-    for line in table(rows):
+    for line in table(COLUMNS, rows, "reason"):
         click.echo(line)
 
 
-# (header, summary key, alignment) of each ``dead list`` column before the reason.
+# Each ``dead list`` column before the reason.
 COLUMNS = [
-    ("id", "id", "<"),
-    ("agent", "agent", "<"),
-    ("workflow", "workflow", "<"),
-    ("task", "task", "<"),
-    ("att", "attempt", ">"),
-    ("dlv", "deliveries", ">"),
+    Column("id", "id", "<"),
+    Column("agent", "agent", "<"),
+    Column("workflow", "workflow", "<"),
+    Column("task", "task", "<"),
+    Column("att", "attempt", ">"),
+    Column("dlv", "deliveries", ">"),
 ]
-
-
-def table(rows: list[dict[str, Any]]) -> Iterator[str]:
-    """The header and one line per row, each column as wide as its widest cell (ids run
-    to 32 characters and more), the reason last and whole."""
-    cells = [["-" if r[key] in (None, "") else str(r[key]) for _, key, _ in COLUMNS] for r in rows]
-    widths = [
-        max([len(header)] + [len(c[i]) for c in cells]) for i, (header, _, _) in enumerate(COLUMNS)
-    ]
-
-    def line(values: list[str], reason: str) -> str:
-        shown = (f"{v:{a}{w}}" for v, w, (_, _, a) in zip(values, widths, COLUMNS, strict=True))
-        return "  ".join([*shown, reason])
-
-    yield line([header for header, _, _ in COLUMNS], "reason")
-    for values, row in zip(cells, rows, strict=True):
-        yield line(values, row["reason"])
 
 
 @dead.command()

@@ -8,28 +8,20 @@ from streamproc.cli.agents import agents
 from streamproc.cli.api import api
 from streamproc.cli.daemons import resolver, up, worker
 from streamproc.cli.dead import dead
+from streamproc.cli.listing import list_
 from streamproc.cli.plugins import VerbGroup
 from streamproc.cli.replay import replay
 from streamproc.cli.status import status
 from streamproc.cli.workflows import cancel, events, show, submit
 
+VERBS = [
+    up, worker, resolver, submit, status, list_, show, events, cancel, dead, agents, api, replay
+]
+
 
 @click.group(
     cls=VerbGroup,
-    commands=[
-        up,
-        worker,
-        resolver,
-        submit,
-        status,
-        show,
-        events,
-        cancel,
-        dead,
-        agents,
-        api,
-        replay,
-    ],
+    commands=VERBS,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 def main() -> None:

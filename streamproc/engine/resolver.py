@@ -25,6 +25,7 @@ from streamproc.engine.consumer import Consumer, claim_idle
 from streamproc.engine.daemon import pause
 from streamproc.engine.deadline import fail_overdue
 from streamproc.engine.failpoints import failpoint
+from streamproc.engine.index import PRUNE_ROUNDS, prune
 from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
 from streamproc.errors import CodecError
@@ -57,6 +58,7 @@ class Resolver(Consumer):
         self._restarted = False
         self._agents: dict[int, list[str]] = {}
         self._unsettled: set[int] = set()  # shards whose last batch may be read, not applied
+        self._prune_from: dict[int, int] = {}  # each shard's next index rank to check (index.py)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until ``stop`` is set; a batch being applied is finished, not cut short."""
@@ -226,7 +228,17 @@ class Resolver(Consumer):
         while not await pause(stop, self.settings.trim_interval):
             for shard in self.keyspace.all_shards():
                 await until_ready(self._trim_once, shard)
+                await until_ready(self._prune_index, shard)
             await until_ready(self._prune_agents)
+
+    async def _prune_index(self, shard: int) -> None:
+        """Drop expired workflows from the shard's index, walking on from the last pass while
+        batches find some, up to ``PRUNE_ROUNDS`` batches (index.py)."""
+        for _ in range(PRUNE_ROUNDS):
+            start = self._prune_from.get(shard, 0)
+            self._prune_from[shard], dropped = await prune(self.redis, self.keyspace, shard, start)
+            if not dropped:
+                return
 
     async def _trim_once(self, shard: int) -> None:
         """Trim task and completion streams below what every live group acknowledged and

@@ -1,4 +1,4 @@
-"""The HTTP API (``streamproc api``): submit, read, follow and cancel workflows, see agent
+"""The HTTP API (``streamproc api``): submit, list, read, follow and cancel workflows, see agent
 stats and dead letters, requeue them.
 
 Handlers stay thin: each validates its input and calls the library, and lets the library's
@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Collection
 from urllib.parse import quote
 
 from aiohttp import web
@@ -23,25 +22,23 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamproc.client import Client
 from streamproc.engine import failpoints
-from streamproc.errors import (
-    CannotListen,
-    RedisReset,
-    WorkflowConflict,
-    WorkflowNotFound,
-)
+from streamproc.errors import CannotListen, RedisReset, WorkflowNotFound
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
 from streamproc.http.bodies import chosen_id, json_object
 from streamproc.http.caps import StreamCaps
 from streamproc.http.cors import allow_origin, preflight
-from streamproc.http.errors import json_errors, reply
+from streamproc.http.dashboard import DASHBOARD_NEEDS, dashboard_routes
+from streamproc.http.errors import json_errors, named_as, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
+from streamproc.http.listing import list_route
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.sse import is_stream_id, stream_events
+from streamproc.http.tasks import task_routes
 from streamproc.ops import deadletters
-from streamproc.ops.results import elided, task_result
+from streamproc.ops.results import elided
 from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
@@ -82,7 +79,7 @@ def make_app(
         middlewares=[
             preflight(settings.cors_origins),
             json_errors,
-            bearer_auth(settings.credentials, needs(), tokens.grant),
+            bearer_auth(settings.credentials, {**needs(), **DASHBOARD_NEEDS}, tokens.grant),
             *guards,
         ],
     )
@@ -98,8 +95,9 @@ def make_app(
     app.router.add_get("/openapi.json", openapi)
     app.router.add_get("/metrics", metrics_page)
     app.router.add_post("/workflows", submit)
+    app.router.add_get("/workflows", list_route(client.redis, client.keyspace))
     app.router.add_get("/workflows/{id}", show)
-    app.router.add_get("/workflows/{id}/tasks/{task}/result", show_result)
+    app.router.add_routes(task_routes(client))
     app.router.add_get(EVENTS, events, allow_head=False)
     app.router.add_post("/workflows/{id}/events-token", events_token)
     app.router.add_post("/workflows/{id}/cancel", cancel)
@@ -107,6 +105,7 @@ def make_app(
     app.router.add_get("/dead/{agent}", dead_list)
     app.router.add_get("/dead/{agent}/{entry_id}", dead_show)
     app.router.add_post("/dead/{agent}/{entry_id}/requeue", dead_requeue)
+    app.router.add_routes(dashboard_routes())
     return app
 
 
@@ -196,32 +195,12 @@ async def submit(request: web.Request) -> web.Response:
     return response
 
 
-@contextmanager
-def named_as(given: str) -> Iterator[None]:
-    """Errors about the workflow name it as the caller did: another tenant's workflow is then
-    as unknown as a workflow nobody submitted, body included."""
-    try:
-        yield
-    except WorkflowNotFound:
-        raise WorkflowNotFound(given) from None
-    except WorkflowConflict:
-        raise WorkflowConflict(given) from None
-
-
 async def show(request: web.Request) -> web.Response:
     given = request.match_info["id"]
     with named_as(given):
         state = (await request.app[CLIENT].get(request[GRANT].stored_id(given))).to_dict()
     state = elided(state, request.app[SETTINGS].max_shown_result_bytes)
     return reply({**(state if request[GRANT].tenant is None else tenant_state(state)), "id": given})
-
-
-async def show_result(request: web.Request) -> web.Response:
-    """One task's result, whole: ``show`` elides large ones."""
-    given = request.match_info["id"]
-    with named_as(given):
-        state = await request.app[CLIENT].get(request[GRANT].stored_id(given))
-    return reply(task_result(state, request.match_info["task"], given))
 
 
 async def events(request: web.Request) -> web.StreamResponse:

@@ -10,6 +10,8 @@ at one of its limits gets 429 with ``Retry-After``.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -18,7 +20,15 @@ from aiohttp.typedefs import Handler
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streamproc.errors import Conflict, LimitReached, NotFound, RedisReset, SpecError
+from streamproc.errors import (
+    Conflict,
+    LimitReached,
+    NotFound,
+    RedisReset,
+    SpecError,
+    WorkflowConflict,
+    WorkflowNotFound,
+)
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
@@ -60,3 +70,15 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("%s %s: redis unavailable: %s", request.method, request.path, exc)
         return reply({"error": f"redis unavailable: {exc}"}, 503)
+
+
+@contextmanager
+def named_as(given: str) -> Iterator[None]:
+    """Errors about the workflow name it as the caller did: another tenant's workflow is then
+    as unknown as a workflow nobody submitted, body included."""
+    try:
+        yield
+    except WorkflowNotFound:
+        raise WorkflowNotFound(given) from None
+    except WorkflowConflict:
+        raise WorkflowConflict(given) from None

@@ -10,59 +10,23 @@ from __future__ import annotations
 from typing import Any
 
 from streamproc.http.auth import ADMIN, OPEN, READ, SUBMIT, Needs
-from streamproc.spec import MAX_ADJUST_ROUNDS, MAX_TIMEOUT
+from streamproc.http.openapi_parts import (
+    ID,
+    JSON,
+    OBJECT,
+    OBJECTS,
+    SCHEMAS,
+    STATUS,
+    TEXT,
+    described_reply,
+    refusals,
+)
+from streamproc.ops.listing import MAX_LIMIT, SCAN_BUDGET
 
-JSON = "application/json"
-ERROR = {"$ref": "#/components/schemas/Error"}
-ID = "^[A-Za-z0-9_.-]{1,128}$"
 # "." and ".." are ids too, but as a path segment they are a URL's dot segments, which clients
 # and servers resolve away: no path can name them.
 SEGMENT = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$"
 ENTRY_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
-CHALLENGE = {
-    "WWW-Authenticate": {
-        "description": "Bearer challenge (RFC 6750), with error= and scope= when refused",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^Bearer "},
-    }
-}
-RETRY_AFTER = {
-    "Retry-After": {
-        "description": "Seconds to wait before trying again",
-        "required": True,
-        "schema": {"type": "string", "pattern": "^[0-9]+$"},
-    }
-}
-REASONS = {
-    400: "Bad input (invalid id, spec or JSON)",
-    401: "Missing or invalid bearer token",
-    403: "The token lacks the scope this operation needs (named in 'scope')",
-    404: "No such workflow, task or dead letter (a tenant sees its own workflows only)",
-    409: "Conflict",
-    408: "Body still arriving after the body timeout",
-    413: "Body over the size limit",
-    415: "Body is not JSON",
-    429: "A limit reached (event streams open; for a submit, the tenant's workflows in flight "
-    "or bytes stored): retry after Retry-After",
-    503: "Redis unavailable, or it lost its data",
-}
-
-
-def _reply(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    if schema is None:
-        return {"description": description}
-    return {"description": description, "content": {JSON: {"schema": schema}}}
-
-
-def _errors(*codes: int) -> dict[str, Any]:
-    """The refusals an operation may answer: ``codes``, and those of any route behind the
-    bearer check (401, 403, 503)."""
-    replies = {str(code): _reply(REASONS[code], ERROR) for code in (*codes, 401, 403, 503)}
-    for code in ("401", "403"):
-        replies[code]["headers"] = CHALLENGE
-    if "429" in replies:
-        replies["429"]["headers"] = RETRY_AFTER
-    return replies
 
 
 def _needs(scope: str) -> list[dict[str, list[str]]]:
@@ -79,12 +43,14 @@ def _param(name: str, description: str, pattern: str = SEGMENT) -> dict[str, Any
     }
 
 
+def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
+    parameter = {"name": name, "in": "query", "schema": schema}
+    return {**parameter, "description": description} if description else parameter
+
+
 WF = _param("id", "Workflow id (a tenant's own, without its tenant)")
 AGENT = _param("agent", "Agent name")
 ENTRY = _param("entry_id", "Dead-letter stream entry id (ms-seq)", ENTRY_ID)
-OBJECT = {"type": "object"}
-OBJECTS = {"type": "array", "items": OBJECT}
-TEXT = {"type": "string"}
 EVENT = {  # one server-sent event (the schema of an event stream describes each)
     "type": "object",
     "required": ["event", "data"],
@@ -95,19 +61,33 @@ EVENT = {  # one server-sent event (the schema of an event stream describes each
     },
 }
 
+
+def _one_task(summary: str, description: str, answer: str) -> dict[str, Any]:
+    """A route reading one part of one task of a workflow."""
+    return {
+        "get": {
+            "summary": summary,
+            "description": description,
+            "security": _needs(READ),
+            "parameters": [WF, _param("task", "Task id")],
+            "responses": {"200": described_reply(answer, {}), **refusals(400, 404)},
+        }
+    }
+
+
 PATHS: dict[str, Any] = {
     "/healthz": {
         "get": {
             "summary": "Liveness (no auth)",
             "security": [],
-            "responses": {"200": _reply("Alive", OBJECT)},
+            "responses": {"200": described_reply("Alive", OBJECT)},
         }
     },
     "/openapi.json": {
         "get": {
             "summary": "This document",
             "security": _needs(READ),
-            "responses": {"200": _reply("OpenAPI 3.1", OBJECT), **_errors()},
+            "responses": {"200": described_reply("OpenAPI 3.1", OBJECT), **refusals()},
         }
     },
     "/metrics": {
@@ -116,11 +96,29 @@ PATHS: dict[str, Any] = {
             "security": _needs(READ),
             "responses": {
                 "200": {"description": "Metrics", "content": {"text/plain": {"schema": TEXT}}},
-                **_errors(),
+                **refusals(),
             },
         }
     },
     "/workflows": {
+        "get": {
+            "summary": "Workflows newest first, a page at a time (a tenant sees its own)",
+            "description": f"A page examines at most {SCAN_BUDGET} workflows, so a filtered "
+            "page may hold fewer than limit with a cursor to go on; only a null cursor ends "
+            "the list.",
+            "security": _needs(READ),
+            "parameters": [
+                _query("status", STATUS),
+                _query("name", TEXT, "Exact workflow name"),
+                _query("since", TEXT, "Created at or after: ms since the epoch or ISO-8601"),
+                _query("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT}),
+                _query("cursor", TEXT, "From the previous page, to continue after it"),
+            ],
+            "responses": {
+                "200": described_reply("The page", {"$ref": "#/components/schemas/WorkflowList"}),
+                **refusals(400),
+            },
+        },
         "post": {
             "summary": "Submit a workflow spec; idempotent on its id",
             "description": "Body: a spec {name?, tasks, adjust_rounds?} and an optional id; "
@@ -141,7 +139,7 @@ PATHS: dict[str, Any] = {
             },
             "responses": {
                 "201": {
-                    **_reply("Created", {"$ref": "#/components/schemas/Submitted"}),
+                    **described_reply("Created", {"$ref": "#/components/schemas/Submitted"}),
                     "headers": {
                         "Location": {
                             "description": "/workflows/{id}, the id as the caller names it",
@@ -150,12 +148,12 @@ PATHS: dict[str, Any] = {
                         }
                     },
                 },
-                "200": _reply(
+                "200": described_reply(
                     "Already there with this spec", {"$ref": "#/components/schemas/Submitted"}
                 ),
-                **_errors(400, 408, 409, 413, 415, 429),
+                **refusals(400, 408, 409, 413, 415, 429),
             },
-        }
+        },
     },
     "/workflows/{id}": {
         "get": {
@@ -165,24 +163,22 @@ PATHS: dict[str, Any] = {
             "security": _needs(READ),
             "parameters": [WF],
             "responses": {
-                "200": _reply("The state", {"$ref": "#/components/schemas/Workflow"}),
-                **_errors(400, 404),
+                "200": described_reply("The state", {"$ref": "#/components/schemas/Workflow"}),
+                **refusals(400, 404),
             },
         }
     },
-    "/workflows/{id}/tasks/{task}/result": {
-        "get": {
-            "summary": "One task's result, whole (null until it is done)",
-            "description": "A workflow's state elides results over 64 KiB (a setting) as "
-            '{"elided": true, "bytes": N}; this reads one of them.',
-            "security": _needs(READ),
-            "parameters": [WF, _param("task", "Task id")],
-            "responses": {
-                "200": _reply("The result, as the agent returned it", {}),
-                **_errors(400, 404),
-            },
-        }
-    },
+    "/workflows/{id}/tasks/{task}/result": _one_task(
+        "One task's result, whole (null until it is done)",
+        "A workflow's state elides results over 64 KiB (a setting) as "
+        '{"elided": true, "bytes": N}; this reads one of them.',
+        "The result, as the agent returned it",
+    ),
+    "/workflows/{id}/tasks/{task}/input": _one_task(
+        "One task's input, as it runs (after an adjustment, the new one)",
+        "A workflow's state leaves inputs out; this reads one of them.",
+        "The input, as submitted (or adjusted)",
+    ),
     "/workflows/{id}/events": {
         "get": {
             "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
@@ -208,7 +204,7 @@ PATHS: dict[str, Any] = {
                     "description": "One event a lifecycle entry, its wf as the caller names it",
                     "content": {"text/event-stream": {"schema": EVENT}},
                 },
-                **_errors(400, 404, 429),
+                **refusals(400, 404, 429),
             },
         }
     },
@@ -219,8 +215,8 @@ PATHS: dict[str, Any] = {
             "security": _needs(READ),
             "parameters": [WF],
             "responses": {
-                "200": _reply("The token", {"$ref": "#/components/schemas/EventToken"}),
-                **_errors(400, 404),
+                "200": described_reply("The token", {"$ref": "#/components/schemas/EventToken"}),
+                **refusals(400, 404),
             },
         }
     },
@@ -237,8 +233,8 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "responses": {
-                "200": _reply("cancelled: false when it had already ended", OBJECT),
-                **_errors(400, 404),
+                "200": described_reply("cancelled: false when it had already ended", OBJECT),
+                **refusals(400, 404),
             },
         }
     },
@@ -246,7 +242,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Per agent: length, lag, pending, consumers, dead letters (all tenants)",
             "security": _needs(READ),
-            "responses": {"200": _reply("Stats", OBJECTS), **_errors()},
+            "responses": {"200": described_reply("Stats", OBJECTS), **refusals()},
         }
     },
     "/dead/{agent}": {
@@ -254,7 +250,7 @@ PATHS: dict[str, Any] = {
             "summary": "The agent's dead letters, oldest first (every tenant's)",
             "security": _needs(ADMIN),
             "parameters": [AGENT],
-            "responses": {"200": _reply("Summaries", OBJECTS), **_errors(400)},
+            "responses": {"200": described_reply("Summaries", OBJECTS), **refusals(400)},
         }
     },
     "/dead/{agent}/{entry_id}": {
@@ -262,7 +258,7 @@ PATHS: dict[str, Any] = {
             "summary": "One dead letter, every field",
             "security": _needs(ADMIN),
             "parameters": [AGENT, ENTRY],
-            "responses": {"200": _reply("The entry", OBJECT), **_errors(400, 404)},
+            "responses": {"200": described_reply("The entry", OBJECT), **refusals(400, 404)},
         }
     },
     "/dead/{agent}/{entry_id}/requeue": {
@@ -270,7 +266,7 @@ PATHS: dict[str, Any] = {
             "summary": "Run the task again; its workflow resumes",
             "security": _needs(ADMIN),
             "parameters": [AGENT, ENTRY],
-            "responses": {"200": _reply("Requeued", OBJECT), **_errors(400, 404, 409)},
+            "responses": {"200": described_reply("Requeued", OBJECT), **refusals(400, 404, 409)},
         }
     },
 }
@@ -290,79 +286,7 @@ DOCUMENT: dict[str, Any] = {
         "securitySchemes": {
             "bearer": {"type": "http", "scheme": "bearer", "description": SCOPES_TEXT}
         },
-        "schemas": {
-            "Error": {
-                "type": "object",
-                "required": ["error"],
-                "properties": {
-                    "error": TEXT,
-                    "task": {**TEXT, "description": "The task a spec error names"},
-                    "reason": {**TEXT, "description": "Why a requeue was refused"},
-                    "scope": {"enum": [READ, SUBMIT, ADMIN], "description": "The scope needed"},
-                },
-            },
-            "Submitted": {
-                "type": "object",
-                "required": ["id"],
-                "properties": {"id": {"type": "string", "pattern": ID}},
-            },
-            "EventToken": {
-                "type": "object",
-                "required": ["token", "expires_in"],
-                "properties": {
-                    "token": TEXT,
-                    "expires_in": {"type": "integer", "description": "Seconds it stays valid"},
-                },
-            },
-            "Spec": {
-                "type": "object",
-                "required": ["tasks"],
-                "additionalProperties": False,
-                "properties": {
-                    "id": {"type": "string", "pattern": ID},
-                    "name": TEXT,
-                    "adjust_rounds": {
-                        "type": "integer",
-                        "minimum": 0,
-                        "maximum": MAX_ADJUST_ROUNDS,
-                    },
-                    "tasks": {
-                        "type": "array",
-                        "minItems": 1,
-                        "items": {
-                            "type": "object",
-                            "required": ["id", "agent"],
-                            "additionalProperties": False,
-                            "properties": {
-                                "id": {"type": "string", "pattern": ID},
-                                "agent": {"type": "string", "pattern": ID},
-                                "input": {},
-                                "needs": {"type": "array", "items": {"type": "string"}},
-                                "retries": {"type": "integer", "minimum": 0, "maximum": 1000},
-                                "timeout": {
-                                    "type": "number",
-                                    "exclusiveMinimum": 0,
-                                    "maximum": MAX_TIMEOUT,
-                                },
-                            },
-                        },
-                    },
-                },
-            },
-            "Workflow": {
-                "type": "object",
-                "required": ["id", "name", "status", "reason", "created_ms", "ended_ms", "tasks"],
-                "properties": {
-                    "id": {"type": "string", "pattern": ID},
-                    "name": TEXT,
-                    "status": {"enum": ["running", "completed", "failed", "cancelled"]},
-                    "reason": TEXT,
-                    "created_ms": {"type": "integer"},
-                    "ended_ms": {"type": ["integer", "null"]},
-                    "tasks": OBJECTS,
-                },
-            },
-        },
+        "schemas": SCHEMAS,
     },
 }
 

@@ -2,6 +2,8 @@
 results can add up to megabytes, and a reader polling the state should not copy them all each
 time.  A result past a size is shown as ``{"elided": true, "bytes": N}`` (N: its JSON size),
 and is read whole on its own (``GET /workflows/{id}/tasks/{task}/result``, ``show --result``).
+A state leaves task inputs out for the same reason: one is read on its own
+(``GET /workflows/{id}/tasks/{task}/input``).
 """
 
 from __future__ import annotations
@@ -9,8 +11,11 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from redis.asyncio import Redis
 
-from streamproc.errors import TaskNotFound
+from streamproc.errors import TaskNotFound, WorkflowNotFound
+from streamproc.store.fields import TaskField, WorkflowField
+from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import WorkflowState
 
 SHOWN_RESULT_BYTES = 64 * 1024
@@ -32,3 +37,18 @@ def task_result(state: WorkflowState, task_id: str, shown_as: str) -> Any:
         if task.id == task_id:
             return task.result
     raise TaskNotFound(task_id, shown_as)
+
+
+async def task_input(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, task_id: str, shown_as: str
+) -> Any:
+    """The input ``task_id`` of the workflow stored as ``workflow_id`` runs with (after any
+    adjustment, the new one); the workflow is ``shown_as`` in errors."""
+    key = keyspace.workflow(check_id("workflow id", workflow_id))
+    fields = [WorkflowField.STATUS, TaskField.AGENT.of(task_id), TaskField.INPUT.of(task_id)]
+    status, agent, given = await redis.hmget(key, fields)
+    if status is None:
+        raise WorkflowNotFound(shown_as)
+    if agent is None:
+        raise TaskNotFound(task_id, shown_as)
+    return orjson.loads(given or b"null")

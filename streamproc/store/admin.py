@@ -1,5 +1,6 @@
 """Typed calls of the engine's administrative Redis Functions (``lua/engine/admin.lua``):
-cancelling a workflow, failing those past their deadline, and reviving one from a dead letter.
+cancelling a workflow, failing those past their deadline, reviving one from a dead letter,
+and dropping expired workflows from the index (``sp_unindex``, in ``submit.lua``).
 They share the engine functions' KEYS and ARGV layout (:func:`streamproc.store.calls.layout`).
 """
 
@@ -76,3 +77,14 @@ async def revive(
     """Resume the workflow ``dead``'s task failed; ``agents`` must name every agent of it."""
     args = [dead.entry_id, dead.agent, dead.workflow, dead.task]
     return await REVIVE(redis, layout(keyspace, shard, agents, [dead.workflow], args))
+
+
+UNINDEX = Function("sp_unindex", ENGINE, int)
+
+
+async def unindex(redis: Redis, keyspace: Keyspace, shard: int, workflow_ids: Sequence[str]) -> int:
+    """Drop from ``shard``'s index those of ``workflow_ids`` whose hash has expired (checked
+    atomically: one submitted again meanwhile stays); return how many it dropped."""
+    if not workflow_ids:
+        return 0
+    return await UNINDEX(redis, layout(keyspace, shard, [], workflow_ids, workflow_ids))

@@ -14,6 +14,8 @@ key                            type    holds
 ``{ns:s}:dead-done``           stream  completions that could not be applied, with reason
 ``{ns:s}:delayed``             zset    ``"<workflow> <task>"`` scored by retry time (ms)
 ``{ns:s}:deadlines``           zset    running workflows' hash keys scored by deadline (ms)
+``{ns:s}:index``               zset    workflow ids scored by creation (ms), for listing;
+                                       members whose hash expired are pruned lazily
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
 ``{ns:s}:usage``               hash    counters: ``agent:<a>`` running workflows naming
                                        agent a; ``workflows:<t>``, ``bytes:<t>`` tenant t's
@@ -128,6 +130,11 @@ class Keyspace:
     def retained(self, shard: int) -> str:
         return f"{self._tag(shard)}:retained"
 
+    def index(self, shard: int) -> str:
+        """The shard's workflow ids scored by creation time (ms), newest last: written by
+        ``sp_submit``, read by ``ops/listing.py``, pruned by ``store/index.py``."""
+        return f"{self._tag(shard)}:index"
+
     def epoch(self, shard: int) -> str:
         return f"{self._tag(shard)}:epoch"
 
@@ -157,6 +164,7 @@ class Keyspace:
             self.deadlines(shard),
             self.usage(shard),
             self.retained(shard),
+            self.index(shard),
         ]
 
     def cache(self, provider: str, digest: str) -> str:

@@ -22,9 +22,9 @@ key is built here.
 Calling convention shared by every function (laid out by streamproc/store/calls.py):
   KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
   KEYS[4] agents set      KEYS[5] dead-done stream   KEYS[6] deadlines zset
-  KEYS[7] usage hash      KEYS[8] retained zset
-  KEYS[7+2i], KEYS[8+2i]  tasks stream and dead stream of agent i (i = 1..n)
-  KEYS[9+2n ..]           per item, in item order: its workflow hash, then that workflow's
+  KEYS[7] usage hash      KEYS[8] retained zset   KEYS[9] index zset (workflow ids by creation ms)
+  KEYS[8+2i], KEYS[9+2i]  tasks stream and dead stream of agent i (i = 1..n)
+  KEYS[10+2n ..]          per item, in item order: its workflow hash, then that workflow's
                           history stream (every event of the workflow, kept as long as it)
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
@@ -50,11 +50,11 @@ local function context(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
                dead_done = keys[5], deadlines = keys[6], usage = keys[7], retained = keys[8],
-               streams = {}, dead = {}, now = now_ms(), ended = {}, wf_base = 8 + 2 * n,
-               arg_base = 1 + n}
+               index = keys[9], streams = {}, dead = {}, now = now_ms(), ended = {},
+               wf_base = 9 + 2 * n, arg_base = 1 + n}
   for i = 1, n do
-    ctx.streams[args[1 + i]] = keys[7 + 2 * i]
-    ctx.dead[args[1 + i]] = keys[8 + 2 * i]
+    ctx.streams[args[1 + i]] = keys[8 + 2 * i]
+    ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
   ctx.history = {}
   for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end

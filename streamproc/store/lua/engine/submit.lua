@@ -1,5 +1,5 @@
 --[[ submit.lua: sp_submit, create workflows and publish their root tasks; sp_usage, what a
-  tenant uses on a shard.
+  tenant uses on a shard; sp_unindex, drop expired workflows from the shard's index.
 
 sp_submit
   KEYS  the shared head (common.lua), then per workflow its hash and history stream
@@ -9,6 +9,7 @@ sp_submit
         stored (0: none) and how many it stores on other shards, then per workflow: its id,
         spec digest, root task ids (space separated), the number m of hash arguments, then m
         field/value arguments of its hash (store/fields.py initial_fields)
+  Each new workflow's id joins the shard's index, scored by its creation time (ms).
   returns, per workflow: 1 created, 0 already there with this digest, -1 already there with
         another spec, -2 refused: its tenant has its limit of workflows in flight, -3 refused:
         its bytes (those m arguments) would take its tenant past its limit of bytes stored
@@ -17,6 +18,12 @@ sp_usage
   KEYS  the shared head
   ARGV  0, the tenant
   returns {workflows in flight, bytes stored} of the tenant on this shard
+
+sp_unindex
+  KEYS  the shared head, no agents, then per workflow its hash and history stream
+  ARGV  0, then the workflow ids in item order
+  returns how many it dropped: only those whose hash is gone, checked here, so a workflow
+        submitted again under an expired id since the caller looked stays listed
 ]]
 
 -- The tenant and its limits, as sp_submit's ARGV gives them after the agents.
@@ -53,6 +60,7 @@ local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
     redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
   end
   count_usage(ctx, key, 1, 0)
+  redis.call('ZADD', ctx.index, ctx.now, wf)
   local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
   if timeout > 0 then
     redis.call('HSET', key, WF.deadline, ctx.now + timeout)
@@ -102,5 +110,18 @@ local function usage(keys, args)
   return {tenant_usage(ctx, args[ctx.arg_base + 1])}
 end
 
+local function unindex(keys, args)
+  local ctx = context(keys, args)
+  local dropped, item = 0, 0
+  for a = ctx.arg_base + 1, #args do
+    item = item + 1
+    if redis.call('EXISTS', keys[ctx.wf_base + 2 * item - 1]) == 0 then
+      dropped = dropped + redis.call('ZREM', ctx.index, args[a])
+    end
+  end
+  return dropped
+end
+
 redis.register_function('sp_submit', submit)
 redis.register_function('sp_usage', usage)
+redis.register_function('sp_unindex', unindex)

@@ -1,0 +1,54 @@
+"""``GET /workflows``: the workflows a caller may see, newest first, a page at a time
+(``ops/listing.py``).  A tenant's page holds its own workflows only, by the ids it gave them:
+the listing filters on its ``<tenant>.`` prefix before reading any hash."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from redis.asyncio import Redis
+
+from streamproc.errors import SpecError
+from streamproc.http.auth import GRANT
+from streamproc.http.errors import reply
+from streamproc.ops.listing import DEFAULT_LIMIT, Query, list_workflows, parse_since
+from streamproc.store.keys import Keyspace
+
+PARAMETERS = frozenset({"status", "name", "since", "limit", "cursor"})
+
+
+def query_of(request: web.Request) -> Query:
+    """The listing ``request`` asks for; a bad parameter is a one-line ``SpecError``."""
+    params = request.query
+    unknown = sorted(set(params) - PARAMETERS)
+    if unknown:
+        raise SpecError(f"unknown parameter {unknown[0]!r}: use {', '.join(sorted(PARAMETERS))}")
+    for name in PARAMETERS:
+        if len(params.getall(name, [])) > 1:
+            raise SpecError(f"parameter {name!r} given more than once")
+    limit = params.get("limit", str(DEFAULT_LIMIT))
+    if not limit.isdigit():
+        raise SpecError(f"invalid limit {limit!r}: use a whole number")
+    since = params.get("since")
+    tenant = request[GRANT].tenant
+    return Query(
+        status=params.get("status"),
+        name=params.get("name"),
+        since=None if since is None else parse_since(since),
+        limit=int(limit),
+        cursor=params.get("cursor"),
+        prefix="" if tenant is None else f"{tenant}.",
+    )
+
+
+def list_route(redis: Redis, keyspace: Keyspace) -> Handler:
+    """The handler of ``GET /workflows`` over the workflows of ``redis`` and ``keyspace``."""
+
+    async def list_page(request: web.Request) -> web.Response:
+        query, grant = query_of(request), request[GRANT]
+        page = (await list_workflows(redis, keyspace, query)).to_dict()
+        for workflow in page["workflows"]:
+            workflow["id"] = grant.shown_id(workflow["id"])
+        return reply(page)
+
+    return list_page

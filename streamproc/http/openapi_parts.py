@@ -1,0 +1,166 @@
+"""The pieces the OpenAPI document (``openapi.py``) is built of: the schemas of its bodies, and
+how an operation's replies and refusals are described."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamproc.http.auth import ADMIN, READ, SUBMIT
+from streamproc.spec import MAX_ADJUST_ROUNDS, MAX_TIMEOUT
+from streamproc.store.state import WorkflowStatus
+
+ID = "^[A-Za-z0-9_.-]{1,128}$"
+STATUS = {"enum": [status.value for status in WorkflowStatus]}
+OBJECT = {"type": "object"}
+OBJECTS = {"type": "array", "items": OBJECT}
+TEXT = {"type": "string"}
+JSON = "application/json"
+ERROR = {"$ref": "#/components/schemas/Error"}
+CHALLENGE = {
+    "WWW-Authenticate": {
+        "description": "Bearer challenge (RFC 6750), with error= and scope= when refused",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^Bearer "},
+    }
+}
+RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before opening another event stream",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+    }
+}
+REASONS = {
+    400: "Bad input (invalid id, spec or JSON)",
+    401: "Missing or invalid bearer token",
+    403: "The token lacks the scope this operation needs (named in 'scope')",
+    404: "No such workflow, task or dead letter (a tenant sees its own workflows only)",
+    409: "Conflict",
+    408: "Body still arriving after the body timeout",
+    413: "Body over the size limit",
+    415: "Body is not JSON",
+    429: "A limit reached (event streams open; for a submit, the tenant's workflows in flight "
+    "or bytes stored): retry after Retry-After",
+    503: "Redis unavailable, or it lost its data",
+}
+
+
+def described_reply(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    if schema is None:
+        return {"description": description}
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def refusals(*codes: int) -> dict[str, Any]:
+    """The refusals an operation may answer: ``codes``, and those of any route behind the
+    bearer check (401, 403, 503)."""
+    replies = {str(code): described_reply(REASONS[code], ERROR) for code in (*codes, 401, 403, 503)}
+    for code in ("401", "403"):
+        replies[code]["headers"] = CHALLENGE
+    if "429" in replies:
+        replies["429"]["headers"] = RETRY_AFTER
+    return replies
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": TEXT,
+            "task": {**TEXT, "description": "The task a spec error names"},
+            "reason": {**TEXT, "description": "Why a requeue was refused"},
+            "scope": {"enum": [READ, SUBMIT, ADMIN], "description": "The scope needed"},
+        },
+    },
+    "Submitted": {
+        "type": "object",
+        "required": ["id"],
+        "properties": {"id": {"type": "string", "pattern": ID}},
+    },
+    "EventToken": {
+        "type": "object",
+        "required": ["token", "expires_in"],
+        "properties": {
+            "token": TEXT,
+            "expires_in": {"type": "integer", "description": "Seconds it stays valid"},
+        },
+    },
+    "Spec": {
+        "type": "object",
+        "required": ["tasks"],
+        "additionalProperties": False,
+        "properties": {
+            "id": {"type": "string", "pattern": ID},
+            "name": TEXT,
+            "adjust_rounds": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": MAX_ADJUST_ROUNDS,
+            },
+            "tasks": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
+                    "type": "object",
+                    "required": ["id", "agent"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "id": {"type": "string", "pattern": ID},
+                        "agent": {"type": "string", "pattern": ID},
+                        "input": {},
+                        "needs": {"type": "array", "items": {"type": "string"}},
+                        "retries": {"type": "integer", "minimum": 0, "maximum": 1000},
+                        "timeout": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": MAX_TIMEOUT,
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "WorkflowList": {
+        "type": "object",
+        "required": ["workflows", "cursor"],
+        "properties": {
+            "workflows": {
+                "type": "array",
+                "items": {"$ref": "#/components/schemas/WorkflowSummary"},
+            },
+            "cursor": {"type": ["string", "null"], "description": "Opaque; null: no more"},
+        },
+    },
+    "WorkflowSummary": {
+        "type": "object",
+        "required": ["id", "name", "status", "created", "ended", "tasks", "reason"],
+        "properties": {
+            "id": {"type": "string", "pattern": ID},
+            "name": TEXT,
+            "status": STATUS,
+            "created": {"type": "integer", "description": "ms since the epoch"},
+            "ended": {"type": ["integer", "null"]},
+            "tasks": {
+                "type": "object",
+                "required": ["total", "done", "failed", "running", "queued"],
+                "additionalProperties": {"type": "integer"},
+                "description": "total, then the count of tasks in each state",
+            },
+            "reason": TEXT,
+        },
+    },
+    "Workflow": {
+        "type": "object",
+        "required": ["id", "name", "status", "reason", "created_ms", "ended_ms", "tasks"],
+        "properties": {
+            "id": {"type": "string", "pattern": ID},
+            "name": TEXT,
+            "status": STATUS,
+            "reason": TEXT,
+            "created_ms": {"type": "integer"},
+            "ended_ms": {"type": ["integer", "null"]},
+            "tasks": OBJECTS,
+        },
+    },
+}

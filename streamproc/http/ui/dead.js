@@ -1,0 +1,77 @@
+// Dead letters (#/dead, #/dead/<agent>): each agent's entries with their reason, every field
+// on demand, and requeue with a confirmation step (admin scope).
+
+import { ApiError, call, enc } from "./api.js";
+import { cell, confirmed, el, notice, pre, table, when } from "./dom.js";
+
+export async function deadPage(main, view, only) {
+  main.append(el("h1", {}, only ? `Dead letters of ${only}` : "Dead letters"));
+  const agents = only ? [only] : (await call("GET", "/agents")).filter((a) => a.dead_letters > 0).map((a) => a.agent);
+  if (!agents.length) {
+    main.append(notice("No dead letters."));
+    return;
+  }
+  for (const agent of agents) {
+    const section = el("section", { class: "dead-agent", "data-agent": agent }, el("h2", {}, agent));
+    main.append(section);
+    let letters;
+    try {
+      letters = await call("GET", `/dead/${enc(agent)}`);
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 403) {
+        section.append(notice("Dead letters need the admin scope, which this token lacks.", "error"));
+        return;
+      }
+      throw error;
+    }
+    section.append(letters.length ? deadTable(agent, letters) : notice("None."));
+  }
+  main.append(
+    el("p", { class: "muted" }, "Purging has no API route: use streamproc dead purge --agent A [--before ID] --yes."),
+  );
+}
+
+function deadTable(agent, letters) {
+  const rows = [];
+  for (const letter of letters) {
+    const fields = el("tr", { class: "dead-fields", hidden: true }, el("td", { colspan: 8 }));
+    const show = el("button", { type: "button" }, "Details");
+    show.addEventListener("click", async () => {
+      fields.hidden = !fields.hidden;
+      if (!fields.hidden) {
+        const entry = await call("GET", `/dead/${enc(agent)}/${enc(letter.id)}`).catch((e) => ({ error: e.message }));
+        fields.firstChild.replaceChildren(pre(entry));
+      }
+    });
+    const requeue = confirmed(
+      "Requeue",
+      "requeue",
+      async () => {
+        try {
+          const done = await call("POST", `/dead/${enc(agent)}/${enc(letter.id)}/requeue`);
+          return `requeued: ${done.workflow} resumes`;
+        } catch (error) {
+          if (error instanceof ApiError && error.status === 409) error.message = error.body.reason || error.message;
+          throw error;
+        }
+      },
+      "admin",
+    );
+    rows.push(
+      el(
+        "tr",
+        { "data-entry": letter.id },
+        cell(letter.id),
+        cell(letter.workflow ? el("a", { href: `#/workflows/${enc(letter.workflow)}` }, letter.workflow) : ""),
+        cell(letter.task || ""),
+        cell(String(letter.attempt ?? "")),
+        cell(String(letter.deliveries ?? "")),
+        cell(el("span", { class: "reason" }, letter.reason)),
+        cell(when(letter.at)),
+        cell(show, requeue),
+      ),
+      fields,
+    );
+  }
+  return table(["entry", "workflow", "task", "attempt", "deliveries", "reason", "when", ""], rows, { class: "dead-table" });
+}
