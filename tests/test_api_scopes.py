@@ -125,6 +125,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/openapi.json"): "read",
         ("GET", "/metrics"): "read",
         ("GET", "/agents"): "read",
+        ("GET", "/workflows"): "read",
         ("GET", "/workflows/{id}"): "read",
         ("GET", "/workflows"): "read",
         ("GET", "/workflows/{id}/tasks/{task}/result"): "read",
@@ -148,6 +149,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
     [
         (SUBMITTER, "GET", "/workflows/some-id", "read"),
         (SUBMITTER, "GET", "/agents", "read"),
+        (SUBMITTER, "GET", "/workflows", "read"),
         (READER, "POST", "/workflows", "submit"),
         (READER, "POST", "/workflows/some-id/cancel", "submit"),
         (READER, "GET", "/dead/echo", "admin"),

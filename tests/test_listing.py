@@ -17,7 +17,7 @@ from streamproc.engine.index import prune
 from streamproc.errors import SpecError
 from streamproc.ops.listing import WorkflowPage, WorkflowSummary
 from tests.cli_runner import assert_one_line_error, at, run, run_sync
-from tests.conftest import eventually
+from tests.conftest import Engine, eventually
 
 ONE = {"name": "one", "tasks": [{"id": "a", "agent": "echo", "input": 1}]}
 TWO = {
@@ -217,3 +217,19 @@ async def test_cli_prints_a_table_or_json_and_refuses_bad_options(
     assert_one_line_error(run_sync("list", *where, "--since", "soon"), "error: invalid since")
     refused = run_sync("list", *where, "--status", "done")
     assert refused.code == 2 and "Invalid value for '--status'" in refused.err
+
+
+async def test_the_resolver_drops_completed_workflows_from_the_index_once_they_expire(
+    engine: Engine, redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    """No listing needed: the resolver's walk (every trim_interval) finds them gone."""
+    brief = ClientSettings(keyspace=keyspace, workflow_ttl=0.2)
+    async with Client(redis_url, brief) as client:
+        ids = [await client.submit(ONE, f"runs-{i}") for i in range(3)]
+        for workflow_id in ids:
+            assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+
+    async def emptied() -> bool:
+        return await redis.zcard(keyspace.index(0)) == 0
+
+    await eventually(emptied)
