@@ -127,7 +127,6 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/agents"): "read",
         ("GET", "/workflows"): "read",
         ("GET", "/workflows/{id}"): "read",
-        ("GET", "/workflows"): "read",
         ("GET", "/workflows/{id}/tasks/{task}/result"): "read",
         ("GET", "/workflows/{id}/tasks/{task}/input"): "read",
         ("GET", "/workflows/{id}/events"): "read",

@@ -15,7 +15,19 @@ from streamproc.cli.status import status
 from streamproc.cli.workflows import cancel, events, show, submit
 
 VERBS = [
-    up, worker, resolver, submit, status, list_, show, events, cancel, dead, agents, api, replay
+    up,
+    worker,
+    resolver,
+    submit,
+    status,
+    list_,
+    show,
+    events,
+    cancel,
+    dead,
+    agents,
+    api,
+    replay,
 ]
 
 
