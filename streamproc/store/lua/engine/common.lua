@@ -18,6 +18,8 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
   KEYS[5+2i], KEYS[6+2i]  tasks stream and dead stream of agent i (i = 1..n)
   KEYS[7+2n ..]           per item, in item order: its workflow hash, then that workflow's
                           history stream (every event of the workflow, kept as long as it)
+  then, per item again    its output stream (chunks its agents emit, kept as long as it):
+                          after the pairs, so a function indexing items by pair needs no change
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
 Idempotency: a task's start, completion or requeue applies only while the task is queued
@@ -47,8 +49,13 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[5 + 2 * i]
     ctx.dead[args[1 + i]] = keys[6 + 2 * i]
   end
-  ctx.history = {}
-  for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end
+  ctx.history, ctx.output = {}, {}
+  local items = (#keys - ctx.wf_base) / 3
+  for item = 1, items do
+    local key = keys[ctx.wf_base + 2 * item - 1]
+    ctx.history[key] = keys[ctx.wf_base + 2 * item]
+    ctx.output[key] = keys[ctx.wf_base + 2 * items + item]
+  end
   return ctx
 end
 
@@ -142,7 +149,7 @@ local function append_history(key, t, record)
   redis.call('HSET', key, TF.history .. t, cjson.encode(history))
 end
 
--- A finished workflow's hash and history expire after its ttl (ms, 0: never).
+-- A finished workflow's hash, history and output expire after its ttl (ms, 0: never).
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set here too: its member is its hash key, which every caller has.
 local function expire(ctx, key, ttl)
@@ -151,6 +158,7 @@ local function expire(ctx, key, ttl)
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
     redis.call('PEXPIRE', ctx.history[key], ttl)
+    redis.call('PEXPIRE', ctx.output[key], ttl)
   end
 end
 
