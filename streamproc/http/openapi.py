@@ -19,6 +19,7 @@ ID = "^[A-Za-z0-9_.-]{1,128}$"
 # and servers resolve away: no path can name them.
 SEGMENT = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$"
 ENTRY_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
+EVENT_ID = "^[0-9]{1,20}-[0-9]{1,20}(:out)?$"  # an entry id; an output chunk's marked
 CHALLENGE = {
     "WWW-Authenticate": {
         "description": "Bearer challenge (RFC 6750), with error= and scope= when refused",
@@ -88,8 +89,16 @@ EVENT = {  # one server-sent event (the schema of an event stream describes each
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "id": {"type": "string", "pattern": ENTRY_ID, "description": "For Last-Event-ID"},
-        "event": {**TEXT, "description": "The lifecycle kind; error when the stream fails"},
+        "id": {
+            "type": "string",
+            "pattern": EVENT_ID,
+            "description": "For Last-Event-ID (an output chunk's ends with :out)",
+        },
+        "event": {
+            **TEXT,
+            "description": "The lifecycle kind, output for a chunk an agent emitted; "
+            "error when the stream fails",
+        },
         "data": {**TEXT, "contentMediaType": JSON, "description": "The entry's fields"},
     },
 }
@@ -184,7 +193,8 @@ PATHS: dict[str, Any] = {
     },
     "/workflows/{id}/events": {
         "get": {
-            "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
+            "summary": "Its lifecycle events and output (server-sent) from the first kept "
+            "until it ends",
             "security": _needs(READ),
             "description": "A browser's EventSource, which cannot send a bearer header, "
             "passes a token from POST /workflows/{id}/events-token as ?token= instead.",
@@ -199,12 +209,13 @@ PATHS: dict[str, Any] = {
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
-                    "schema": {"type": "string", "pattern": "^(0|[0-9]{1,20}-[0-9]{1,20})$"},
+                    "schema": {"type": "string", "pattern": f"^(0|{EVENT_ID[1:-1]})$"},
                 },
             ],
             "responses": {
                 "200": {
-                    "description": "One event a lifecycle entry, its wf as the caller names it",
+                    "description": "One event a lifecycle entry or an output chunk (chunk, "
+                    "format, seq, superseded), its wf as the caller names it",
                     "content": {"text/event-stream": {"schema": EVENT}},
                 },
                 **_errors(400, 404, 429),
