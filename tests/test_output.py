@@ -16,12 +16,16 @@ from redis.asyncio import Redis
 from streamproc import Client, ClientSettings, Keyspace, Task, agent
 from streamproc.errors import EmitRefused
 from streamproc.http.auth import ApiSettings
+from streamproc.outbound.http import close_session
+from streamproc.outbound.llm import LLMClient, LLMSettings
 from streamproc.store.chunks import MAX_CHUNK_BYTES, MAX_CHUNKS
+from streamproc.testing.fakes import Behaviour, Fakes
 from tests.cli_runner import at, run
 from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, Http, serving, sse_frames
 
 GATES: dict[str, asyncio.Event] = {}
+LLM: list[LLMClient] = []  # the client the poet agent asks, set by its test
 CHUNKS = ["Hel", "lo", {"tokens": 2}]
 
 
@@ -77,11 +81,17 @@ async def overflow(task: Task) -> Any:
     return refusals
 
 
+@agent("poet")
+async def poet(task: Task) -> Any:
+    """Ask the LLM, streaming its answer to the task's output."""
+    return await LLM[0].ask(task.input["prompt"], emit=task.emit)
+
+
 @pytest.fixture
 async def talking(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
     running = Engine(redis_url, keyspace)
     running.start_resolver()
-    running.start_worker(("talker", "sync_talker", "second_try", "overflow"))
+    running.start_worker(("talker", "sync_talker", "second_try", "overflow", "poet"))
     yield running
     await running.stop()
 
@@ -226,3 +236,27 @@ async def test_output_events_reach_the_api_event_stream(talking: Engine, client:
         )
         async with asyncio.timeout(20):
             assert sse_frames(await resumed.text()) == frames[at_output + 1 :]
+
+
+async def test_an_llm_answer_streams_to_the_output_through_the_stand_in(
+    talking: Engine, client: Client, redis_url: str, keyspace: Keyspace
+) -> None:
+    async with Fakes(retry_after=0) as fakes:
+        settings = LLMSettings.from_env(fakes.env())
+        assert settings is not None
+        LLM[:] = [LLMClient(settings)]
+        try:
+            workflow_id = await client.submit(spec("poet", prompt="redis streams"))
+            state = await client.wait(workflow_id, timeout=20)
+            fakes.llm.script(Behaviour.BROKEN_STREAM)
+            task = {"id": "say", "agent": "poet", "input": {"prompt": "q"}, "retries": 0}
+            failed = await client.wait(await client.submit({"tasks": [task]}), timeout=20)
+        finally:
+            await close_session()
+    assert state.status == "completed"
+    result = await run("events", "--workflow", workflow_id, "--json", *at(redis_url, keyspace))
+    events = [orjson.loads(line) for line in result.out.splitlines()]
+    chunks = [e["chunk"] for e in events if e["kind"] == "output"]
+    assert len(chunks) > 5 and "".join(chunks) == state.results["say"]
+    assert failed.status == "failed"
+    assert failed.tasks[0].error == "MalformedReply: llm: stream chunk 4 is not JSON"
