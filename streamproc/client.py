@@ -214,9 +214,12 @@ class Client:
             raise WorkflowNotFound(workflow_id)
         return parse_state(workflow_id, raw)
 
-    async def follow(self, workflow_id: str) -> AsyncGenerator[dict[str, Any]]:
-        """Yield the workflow's lifecycle events from now on, ending with ``completed``,
-        ``failed`` or ``cancelled`` (at once if it already ended), merged in time order with
+    async def follow(
+        self, workflow_id: str, start: str | None = None
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Yield the workflow's lifecycle events from now on (``start="0"``: from the first
+        kept one; or after an entry id), ending with ``completed``, ``failed`` or
+        ``cancelled`` (from now on: at once if it already ended), merged in time order with
         the chunks its agents emit: ``output`` events with ``task``, ``att``, ``seq``,
         ``format`` (text or json), ``chunk`` and ``superseded`` (its attempt is no longer the
         task's current one).  Reads the workflow's own history and output streams, so
@@ -230,11 +233,12 @@ class Client:
             *lasts, status = await pipe.execute()
         if status is None:
             raise WorkflowNotFound(workflow_id)
-        if status.decode() in TERMINAL:
+        if start is not None:
+            cursors = dict.fromkeys(streams, start.encode())
+        elif status.decode() in TERMINAL:
             return
-        cursors = {
-            s: last[0][0] if last else b"0-0" for s, last in zip(streams, lasts, strict=True)
-        }
+        else:
+            cursors = {s: t[0][0] if t else b"0-0" for s, t in zip(streams, lasts, strict=True)}
         while True:
             read = await lifecycle.read_streams(self.redis, cursors, lifecycle.BLOCK_MS)
             if not read and not await self.redis.exists(key):
