@@ -13,9 +13,10 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from streamproc import Client, ClientSettings, Keyspace, Task, agent
+from streamproc import Client, ClientSettings, Keyspace, PermanentError, Task, agent
 from streamproc.errors import EmitRefused
 from streamproc.http.auth import ApiSettings
+from streamproc.ops import deadletters
 from streamproc.outbound.http import close_session
 from streamproc.outbound.llm import LLMClient, LLMSettings
 from streamproc.store.chunks import MAX_CHUNK_BYTES, MAX_CHUNKS
@@ -81,6 +82,18 @@ async def overflow(task: Task) -> Any:
     return refusals
 
 
+MENDED: set[str] = set()  # workflows whose mendable task works now
+
+
+@agent("mendable")
+async def mendable(task: Task) -> Any:
+    """Emit, then fail for good until the test mends the workflow."""
+    await task.emit(f"try {task.attempt}")
+    if task.workflow not in MENDED:
+        raise PermanentError("broken until mended")
+    return "mended"
+
+
 @agent("poet")
 async def poet(task: Task) -> Any:
     """Ask the LLM, streaming its answer to the task's output."""
@@ -91,7 +104,8 @@ async def poet(task: Task) -> Any:
 async def talking(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
     running = Engine(redis_url, keyspace)
     running.start_resolver()
-    running.start_worker(("talker", "sync_talker", "second_try", "overflow", "poet"))
+    agents = ("talker", "sync_talker", "second_try", "overflow", "poet", "mendable")
+    running.start_worker(agents)
     yield running
     await running.stop()
 
@@ -211,6 +225,32 @@ async def test_the_output_stream_expires_with_its_workflow(
     ttl = await redis.pttl(output)
     assert 0 < ttl <= 60_000
     assert abs(ttl - await redis.pttl(keyspace.workflow(workflow_id))) < 1000
+
+
+async def test_a_requeued_workflows_output_stream_no_longer_expires_with_its_failure(
+    talking: Engine, redis_url: str, keyspace: Keyspace, redis: Redis
+) -> None:
+    settings = ClientSettings(keyspace=keyspace, workflow_ttl=60)
+    async with Client(redis_url, settings) as client:
+        workflow_id = await client.submit({"tasks": [{"id": "fix", "agent": "mendable"}]})
+        assert (await client.wait(workflow_id, timeout=20)).status == "failed"
+        output = keyspace.output(workflow_id)
+        assert 0 < await redis.pttl(output) <= 60_000
+        (dead,) = await deadletters.list_dead(redis, keyspace, "mendable")
+        MENDED.add(workflow_id)
+        await deadletters.requeue(redis, keyspace, "mendable", dead.entry_id)
+        ttl = await redis.pttl(output)  # none, or the bound a new chunk set: not the failure's
+        assert ttl == -1 or ttl > 60_000
+        assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    assert 0 < await redis.pttl(output) <= 60_000
+
+
+def test_outside_a_worker_emit_only_checks_the_chunk() -> None:
+    task = Task("wf", "t", 1, None, {})
+    asyncio.run(task.emit("fine"))
+    task.emit_sync({"also": "fine"})
+    with pytest.raises(EmitRefused, match="not JSON-serialisable"):
+        task.emit_sync({1, 2})
 
 
 async def test_output_events_reach_the_api_event_stream(talking: Engine, client: Client) -> None:
