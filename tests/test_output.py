@@ -195,7 +195,7 @@ async def test_chunks_of_a_superseded_attempt_are_marked(
 
 
 async def test_a_chunk_too_big_not_json_or_one_too_many_is_refused_with_a_clear_error(
-    talking: Engine, client: Client, redis: Redis, keyspace: Keyspace
+    talking: Engine, client: Client, redis: Redis, keyspace: Keyspace, redis_url: str
 ) -> None:
     workflow_id = await client.submit(spec("overflow"))
     state = await client.wait(workflow_id, timeout=20)
@@ -206,6 +206,14 @@ async def test_a_chunk_too_big_not_json_or_one_too_many_is_refused_with_a_clear_
     assert too_many == "task say attempt 1 already emitted 10000 chunks, the most one attempt may"
     length = await redis.xlen(keyspace.output(workflow_id))
     assert MAX_CHUNKS <= length < MAX_CHUNKS + 200  # capped: MAXLEN ~
+    # Read in batches of 1,000 a stream, merged with the history: none lost, none out of order.
+    result = await run("events", "--workflow", workflow_id, "--json", *at(redis_url, keyspace))
+    events = [orjson.loads(line) for line in result.out.splitlines()]
+    seqs = [int(e["seq"]) for e in events if e["kind"] == "output"]
+    assert len(seqs) == length and seqs == sorted(seqs)
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("task_done") > max(i for i, k in enumerate(kinds) if k == "output")
+    assert kinds[-1] == "completed"
 
 
 async def test_the_output_stream_expires_with_its_workflow(

@@ -173,11 +173,21 @@ async def read_streams(redis: Redis, cursors: dict[str, bytes], block: int | Non
     else:
         short = None if block is None else min(block, CLUSTER_BLOCK_MS)
         replies = await asyncio.gather(*(_xread(redis, group, short) for group in groups))
+    batches = [
+        (stream.decode(), [Event(i.decode(), decode_fields(fields)) for i, fields in batch])
+        for reply in replies
+        for stream, batch in reply or ()
+        if batch
+    ]
+    # A stream that filled its batch may hold more before the others' later entries: only
+    # what comes up to the earliest end of a full batch is merged now, the rest read again.
+    horizon = min((b[-1].position for _, b in batches if len(b) >= BATCH), default=None)
     events = []
-    for stream, batch in (item for reply in replies for item in reply or ()):
-        if batch:
-            cursors[stream.decode()] = batch[-1][0]
-        events += [Event(entry_id.decode(), decode_fields(fields)) for entry_id, fields in batch]
+    for stream, batch in batches:
+        kept = batch if horizon is None else [e for e in batch if e.position <= horizon]
+        if kept:
+            cursors[stream] = kept[-1].id.encode()
+        events += kept
     events.sort(key=lambda event: event.position)
     return events
 
