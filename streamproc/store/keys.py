@@ -18,8 +18,7 @@ key                            type    holds
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
 ``{ns:s}:hist:<workflow>``     stream  the workflow's every event, expiring with its hash
-``{ns:s}:out:<workflow>``      stream  chunks its agents emit (``Task.emit``), capped, expiring
-                                       with its hash
+``{ns:s}:out:<workflow>``      stream  chunks its agents emit, capped, expiring with its hash
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
 ``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
 ``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
