@@ -173,7 +173,7 @@ async def test_a_plain_function_agent_emits_with_emit_sync(
     ids = [tuple(map(int, e["id"].split("-"))) for e in events]
     assert ids == sorted(ids)  # merged with the lifecycle events by time
     kinds = [e["kind"] for e in events]
-    assert kinds.index("output") > kinds.index("submitted")
+    assert kinds.index("output") > kinds.index("task_started")  # the start is written first
     assert kinds.index("output") < kinds.index("task_done") and kinds[-1] == "completed"
 
 
@@ -189,6 +189,10 @@ async def test_chunks_of_a_superseded_attempt_are_marked(
         ("say", "1", "0", "text", "attempt 1", True),
         ("say", "2", "0", "text", "attempt 2", False),
     ]
+    steps = [(e["kind"], e.get("att")) for e in events]
+    for attempt in ("1", "2"):  # each attempt's chunk between its start and its end
+        started = steps.index(("task_started", attempt))
+        assert started < steps.index(("output", attempt)) < started + 3
     text = await run("events", "--workflow", workflow_id, *at(redis_url, keyspace))
     lines = [line for line in text.out.splitlines() if " output " in line]
     assert lines[0].endswith('chunk="attempt 1" superseded') and "superseded" not in lines[1]

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -36,10 +37,14 @@ Entry = tuple[str, dict[bytes, bytes | str | int]]
 
 
 class OutputWriter:
-    """Chunks queued by :meth:`offer` (on the loop's thread), written by :meth:`flush_loop`."""
+    """Chunks queued by :meth:`offer` (on the loop's thread), written by :meth:`flush_loop`,
+    each batch once ``before()`` returned (the worker's outbox has written the starts of the
+    tasks that emitted them)."""
 
-    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
-        self.redis, self.keyspace = redis, keyspace
+    def __init__(
+        self, redis: Redis, keyspace: Keyspace, before: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.redis, self.keyspace, self._before = redis, keyspace, before
         self._queue: list[Entry] = []
         self._queued_bytes = 0
         self._dropped = 0  # for lack of room, since the last warning
@@ -94,6 +99,7 @@ class OutputWriter:
         batch, self._queue, self._queued_bytes = self._queue, [], 0
         if not batch:
             return
+        await self._before()
         pipe = self.redis.pipeline(transaction=False)
         for key, fields in batch:
             pipe.xadd(key, fields, maxlen=OUTPUT_MAXLEN, approximate=True)  # type: ignore[arg-type]

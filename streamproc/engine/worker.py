@@ -58,7 +58,7 @@ class Worker(Consumer):
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
         self.outbox = Outbox(self.redis, settings.keyspace)
-        self.output = OutputWriter(self.redis, settings.keyspace)
+        self.output = OutputWriter(self.redis, settings.keyspace, self.outbox.flushed)
         self._rereading: dict[str, bytes | str] = {}  # stream -> own pending read after this id
         self._slot_freed = asyncio.Event()
         self._closing = asyncio.Event()
