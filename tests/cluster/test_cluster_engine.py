@@ -16,7 +16,7 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streamproc import Client, Keyspace, TaskSpec, WorkflowSpec
+from streamproc import Client, Keyspace, Task, TaskSpec, WorkflowSpec, agent
 from streamproc.ops import events as lifecycle
 from streamproc.store.codec import Entry
 from streamproc.testing.embedded import EmbeddedCluster, EmbeddedRedis
@@ -214,3 +214,31 @@ async def test_status_with_cluster_option_sums_every_shard(
     # from id 0, also creates it).
     used = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
     assert 2 <= len(used) <= echo["consumers"] <= SHARDS, echo
+
+
+@agent("cluster_talker")
+async def cluster_talker(task: Task) -> str:
+    for n in range(3):
+        await task.emit({"n": n})
+    return "said"
+
+
+async def test_output_streams_work_on_the_cluster(
+    cluster_resolver: ClusterEngine,
+    cluster_client: Client,
+    cluster_redis: RedisCluster,
+    cluster_keyspace: Keyspace,
+) -> None:
+    """Each workflow's output stream is in its shard's slot: the worker writes chunks of
+    workflows on several primaries in one pipeline, and followers read them with the history."""
+    cluster_resolver.start_worker(("cluster_talker",))
+    spec = {"tasks": [{"id": "say", "agent": "cluster_talker"}]}
+    ids = await cluster_client.submit_many([spec for _ in range(12)])
+    shards = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
+    assert len(primaries_of(cluster_redis, cluster_keyspace, shards)) >= 2, shards
+    for workflow_id in ids:
+        assert (await cluster_client.wait(workflow_id, timeout=20)).status == "completed"
+        events = [e async for e in cluster_client.follow(workflow_id, start="0")]
+        chunks = [e["chunk"] for e in events if e["kind"] == "output"]
+        assert chunks == [{"n": 0}, {"n": 1}, {"n": 2}] and events[-1]["kind"] == "completed"
+        assert await cluster_redis.pttl(cluster_keyspace.output(workflow_id)) > 0
