@@ -215,17 +215,19 @@ class Client:
         return parse_state(workflow_id, raw)
 
     async def follow(
-        self, workflow_id: str, start: str | None = None
+        self, workflow_id: str, start: str | None = None, *, output: bool = True
     ) -> AsyncGenerator[dict[str, Any]]:
         """Yield the workflow's lifecycle events from now on (``start="0"``: from the first
         kept one; or after an entry id), ending with ``completed``, ``failed`` or
         ``cancelled`` (from now on: at once if it already ended), merged in time order with
-        the chunks its agents emit: ``output`` events with ``task``, ``att``, ``seq``,
-        ``format`` (text or json), ``chunk`` and ``superseded`` (its attempt is no longer the
-        task's current one).  Reads the workflow's own history and output streams, so
-        following one workflow never reads the others' events."""
+        the chunks its agents emit (unless ``output`` is false): ``output`` events with
+        ``task``, ``att``, ``seq``, ``format`` (text or json), ``chunk`` and ``superseded``
+        (its attempt is no longer the task's current one).  Reads the workflow's own history
+        and output streams, so following one workflow never reads the others' events."""
         key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        streams = [self.keyspace.history(workflow_id), self.keyspace.output(workflow_id)]
+        streams = [self.keyspace.history(workflow_id)]
+        if output:
+            streams.append(self.keyspace.output(workflow_id))
         async with self.redis.pipeline(transaction=True) as pipe:
             for stream in streams:
                 pipe.xrevrange(stream, count=1)
@@ -264,7 +266,7 @@ class Client:
         Past ``timeout`` seconds, raise :class:`TimeoutError` saying what each task is doing."""
         try:
             async with asyncio.timeout(timeout):
-                async for _ in self.follow(workflow_id):
+                async for _ in self.follow(workflow_id, output=False):
                     pass
         except TimeoutError:
             state = await self.get(workflow_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any, cast
 
 import orjson
@@ -312,3 +313,18 @@ async def test_an_llm_answer_streams_to_the_output_through_the_stand_in(
     assert len(chunks) > 5 and "".join(chunks) == state.results["say"]
     assert failed.status == "failed"
     assert failed.tasks[0].error == "MalformedReply: llm: stream chunk 4 is not JSON"
+
+
+async def test_submit_wait_prints_each_chunk_as_it_comes(
+    talking: Engine, redis_url: str, keyspace: Keyspace, tmp_path: Path
+) -> None:
+    flow = tmp_path / "flow.json"
+    flow.write_bytes(orjson.dumps(spec("talker", chunks=CHUNKS)))
+    result = await run("submit", str(flow), "--wait", *at(redis_url, keyspace))
+    assert result.code == 0, result
+    shown = [line.split(None, 3)[1:] for line in result.err.splitlines() if " output " in line]
+    assert shown == [
+        ["output", "say", '"Hel"'],
+        ["output", "say", '"lo"'],
+        ["output", "say", '{"tokens":2}'],
+    ]
