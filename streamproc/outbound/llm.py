@@ -4,12 +4,11 @@
 ``messages``, key ``STREAMPROC_LLM_API_KEY`` as a Bearer token (optional: local servers often
 need none); the answer is ``choices[0].message.content``.  Given ``emit`` (``task.emit``, say),
 the answer is streamed (``"stream": true``, read by ``llm_stream.py``) and each piece of text
-emitted as it arrives.  The URL must be https, unless
-``STREAMPROC_LLM_PLAIN_HTTP`` names its ``host:port`` (a local model server over http).
-Errors and retries are those of the search providers; an exhausted OpenAI account answers 429
-with code ``insufficient_quota``, which is :class:`QuotaSpent`, not a rate limit.  A rejected
-key disables the client for the process, so a misconfigured deployment fails fast instead of
-hammering the API.
+emitted as it arrives.  The URL must be https, unless ``STREAMPROC_LLM_PLAIN_HTTP`` names its
+``host:port`` (a local model server over http).  Errors and retries are those of the search
+providers; an exhausted OpenAI account answers 429 with code ``insufficient_quota``, which is
+:class:`QuotaSpent`, not a rate limit.  A rejected key disables the client for the process, so
+a misconfigured deployment fails fast instead of hammering the API.
 """
 
 from __future__ import annotations
