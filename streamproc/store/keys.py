@@ -140,11 +140,6 @@ class Keyspace:
         """The stream of chunks the workflow's agents emit while they run."""
         return f"{self._tag(self.shard_of(workflow_id))}:out:{workflow_id}"
 
-    def output_of(self, workflow_key: str) -> str:
-        """The output stream that belongs with a workflow hash key."""
-        tag, _, workflow_id = workflow_key.partition(":wf:")
-        return f"{tag}:out:{workflow_id}"
-
     def head(self, shard: int) -> list[str]:
         """The fixed leading KEYS of every engine function (see ``lua/engine/common.lua``)."""
         return [
