@@ -35,7 +35,8 @@ async def ask_or(task: Task, default: str, prompt: str) -> str:
     llm = toolkit(task).llm
     if llm is None:
         return default
-    return await llm.ask(prompt, system="You are one step of an agentic workflow. Be concise.")
+    system = "You are one step of an agentic workflow. Be concise."
+    return await llm.ask(prompt, system=system, emit=task.emit)  # streamed to the output
 
 
 @agent("description")

@@ -17,11 +17,11 @@ from redis.exceptions import ResponseError
 from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
+from streamproc.ops import events as lifecycle
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.spec import WorkflowSpec
 from streamproc.store import admin, calls, functions, tenants
-from streamproc.store.codec import StreamReply, decode_fields
-from streamproc.store.entries import EntryField as EF
+from streamproc.store.codec import decode_fields
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import check_id
 from streamproc.store.state import TERMINAL, WorkflowState
@@ -241,34 +241,41 @@ class Client:
             raise WorkflowNotFound(workflow_id)
         return parse_state(workflow_id, raw)
 
-    async def follow(self, workflow_id: str) -> AsyncGenerator[dict[str, str]]:
-        """Yield the workflow's lifecycle events from now on, ending with ``completed``,
-        ``failed`` or ``cancelled`` (at once if it already ended).  Reads the workflow's own
-        history stream, so following one workflow never reads the others' events."""
+    async def follow(
+        self, workflow_id: str, start: str | None = None, *, output: bool = True
+    ) -> AsyncGenerator[dict[str, Any]]:
+        """Yield the workflow's lifecycle events from now on (``start="0"``: from the first
+        kept one; or after an entry id), ending with ``completed``, ``failed`` or
+        ``cancelled`` (from now on: at once if it already ended), merged in time order with
+        the chunks its agents emit (unless ``output`` is false): ``output`` events with
+        ``task``, ``att``, ``seq``, ``format`` (text or json), ``chunk`` and ``superseded``
+        (its attempt is no longer the task's current one).  Reads the workflow's own history
+        and output streams, so following one workflow never reads the others' events."""
         key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        history = self.keyspace.history(workflow_id)
+        streams = [self.keyspace.history(workflow_id)]
+        if output:
+            streams.append(self.keyspace.output(workflow_id))
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xrevrange(history, count=1)
+            for stream in streams:
+                pipe.xrevrange(stream, count=1)
             pipe.hget(key, WorkflowField.STATUS)
-            last, status = await pipe.execute()
+            *lasts, status = await pipe.execute()
         if status is None:
             raise WorkflowNotFound(workflow_id)
-        if status.decode() in TERMINAL:
+        if start is not None:
+            cursors = dict.fromkeys(streams, start.encode())
+        elif status.decode() in TERMINAL:
             return
-        cursor = last[0][0] if last else b"0-0"
+        else:
+            cursors = {s: t[0][0] if t else b"0-0" for s, t in zip(streams, lasts, strict=True)}
         while True:
-            reply = cast(
-                StreamReply, await self.redis.xread({history: cursor}, count=1000, block=1000)
-            )
-            if not reply and not await self.redis.exists(key):
+            read = await lifecycle.read_streams(self.redis, cursors, lifecycle.BLOCK_MS)
+            if not read and not await self.redis.exists(key):
                 raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
-            for _, entries in reply or ():
-                for entry_id, fields in entries:
-                    cursor = entry_id
-                    event = decode_fields(fields)
-                    yield event
-                    if event.get(EF.KIND) in TERMINAL:
-                        return
+            for event in await lifecycle.mark_superseded(self.redis, self.keyspace, read):
+                yield event.shown()
+                if event.kind in TERMINAL:
+                    return
 
     async def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         """Every event of the workflow so far, in order (kept as long as the workflow)."""
@@ -286,7 +293,7 @@ class Client:
         Past ``timeout`` seconds, raise :class:`TimeoutError` saying what each task is doing."""
         try:
             async with asyncio.timeout(timeout):
-                async for _ in self.follow(workflow_id):
+                async for _ in self.follow(workflow_id, output=False):
                     pass
         except TimeoutError:
             state = await self.get(workflow_id)

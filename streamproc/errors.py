@@ -109,6 +109,11 @@ class NotReplicated(NotDurable):
         self.wanted = wanted
 
 
+class EmitRefused(StreamprocError, ValueError):
+    """``Task.emit`` refused a chunk: not JSON, over the size bound, or past the count bound
+    of the attempt.  Nothing was written."""
+
+
 class PermanentError(StreamprocError):
     """Raised by an agent for a failure that no retry can fix: the task is dead-lettered at once."""
 

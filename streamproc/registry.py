@@ -12,11 +12,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamproc.errors import ConfigError
 from streamproc.runtime import Runtime
+from streamproc.store.chunks import encode_chunk
 from streamproc.store.keys import ID_PATTERN
+
+if TYPE_CHECKING:
+    from streamproc.engine.output import Emitter
 
 ENTRY_POINT_GROUP = "streamproc.agents"
 
@@ -32,6 +36,22 @@ class Task:
     input: Any
     deps: dict[str, Any]
     runtime: Runtime | None = field(default=None, repr=False, compare=False)
+    emitter: Emitter | None = field(default=None, repr=False, compare=False)
+
+    async def emit(self, chunk: Any) -> None:
+        """Stream ``chunk`` (a str, or any JSON value) to the workflow's output while the task
+        runs: it reaches ``Client.follow``, ``streamproc events --workflow`` and the API's
+        event stream as an ``output`` event.  Returns at once (the worker writes it in the
+        background); :class:`~streamproc.errors.EmitRefused` for a chunk over 64 KiB as JSON,
+        not JSON, or past 10,000 chunks of this attempt.  Outside a worker the chunk is only
+        checked."""
+        self.emit_sync(chunk)
+
+    def emit_sync(self, chunk: Any) -> None:
+        """:meth:`emit` for a plain function agent (it runs in a thread, without a loop)."""
+        encoded = encode_chunk(chunk)
+        if self.emitter is not None:
+            self.emitter.put(encoded)
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,9 +69,10 @@ class SyncClient:
     def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         return self._run(self._client.history(workflow_id))
 
-    def follow(self, workflow_id: str) -> Iterator[dict[str, str]]:
-        """The workflow's events from now on, each read when the loop asks for it."""
-        events = self._client.follow(workflow_id)
+    def follow(self, workflow_id: str, start: str | None = None) -> Iterator[dict[str, Any]]:
+        """The workflow's events and output (``Client.follow``), each read when the loop asks
+        for it."""
+        events = self._client.follow(workflow_id, start)
         try:
             while (event := self._run(_next(events))) is not None:
                 yield event
@@ -87,6 +88,6 @@ class SyncClient:
         return self._run(self._client.create(spec, workflow_id, quota))
 
 
-async def _next(events: AsyncIterator[dict[str, str]]) -> dict[str, str] | None:
+async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
     """The next event, or None at the end: a coroutine for the runner (``anext`` is not one)."""
     return await anext(events, None)

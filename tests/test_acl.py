@@ -162,3 +162,21 @@ async def test_the_producer_lists_workflows_and_the_resolver_prunes_the_index(
 
 async def gone(client: Client, workflow_id: str) -> bool:
     return not await client.redis.exists(client.keyspace.workflow(workflow_id))
+
+
+async def test_a_worker_writes_output_streams_and_the_producer_reads_them(
+    locked_down: str,
+) -> None:
+    """What Task.emit writes (XADD capped, PEXPIRE NX) is the worker's; following a
+    workflow's output (XREAD, XRANGE) is the producer's, which the API runs as."""
+    worker = Redis.from_url(url("sp-worker-echo", locked_down))
+    producer = Redis.from_url(url("sp-producer", locked_down))
+    output = Keyspace("sp").output("wf-1")
+    try:
+        await worker.xadd(output, {"chunk": '"hi"'}, maxlen=10, approximate=True)
+        assert await worker.pexpire(output, 60_000, nx=True)
+        assert [fields for _, fields in await producer.xrange(output)] == [{b"chunk": b'"hi"'}]
+        assert await producer.xread({output: "0-0"}, count=1)
+    finally:
+        await worker.aclose()
+        await producer.aclose()

@@ -88,7 +88,11 @@ async def show(
 
 @click.command()
 @verb
-@click.option("--workflow", "workflow_id", help="Only this workflow's; exit after its end.")
+@click.option(
+    "--workflow",
+    "workflow_id",
+    help="Only this workflow's, with the chunks its agents emit (output); exit after its end.",
+)
 @click.option(
     "--from",
     "start",

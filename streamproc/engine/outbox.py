@@ -56,15 +56,26 @@ class Outbox:
         self._outbox_ready = asyncio.Event()
         self._writing: list[Report] = []  # the reports being written now
         self._closing = False
+        self._posted = self._written = 0  # reports and starts queued, and written
+        self._flushed = asyncio.Condition()
 
     def post(self, report: Report) -> None:
         self._outbox.append(report)
+        self._posted += 1
         self._outbox_ready.set()
 
     def started(self, shard: int, start: calls.Start) -> None:
         """Record that a task of ``shard`` began, with the next flush."""
         self._starts.append((shard, start))
+        self._posted += 1
         self._outbox_ready.set()
+
+    async def flushed(self) -> None:
+        """Return once everything queued so far is written: a task's output waits for its
+        start, so no reader sees a chunk before the task began."""
+        target = self._posted
+        async with self._flushed:
+            await self._flushed.wait_for(lambda: self._written >= target)
 
     def held(self) -> set[tuple[str, bytes]]:
         """The (stream, entry id) of every report not yet written: queued or being written."""
@@ -109,6 +120,9 @@ class Outbox:
                 raise
             finally:
                 self._writing = []
+            async with self._flushed:
+                self._written += len(batch.reports) + len(batch.starts)
+                self._flushed.notify_all()
 
     async def _write(self, shard: int, batch: _Batch) -> None:
         acks: dict[tuple[str, str], list[bytes]] = {}

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from streamproc.engine.output import Emitter
 from streamproc.engine.tracebacks import format_traceback
 from streamproc.errors import PermanentError, RecordedFailure, RetryLater
 from streamproc.registry import Adjust, AgentFn, Task, call_agent
@@ -37,12 +38,19 @@ class _TimedOut(Exception):
 
 
 async def run_agent(
-    agent: AgentFn, event: TaskEvent, max_result_bytes: int, runtime: Runtime | None = None
+    agent: AgentFn,
+    event: TaskEvent,
+    max_result_bytes: int,
+    runtime: Runtime | None = None,
+    emitter: Emitter | None = None,
 ) -> Outcome:
-    """Run ``agent`` on the event's task, handed ``runtime``, within the task's timeout.  An
-    exception is an ``error`` outcome (retried), :class:`PermanentError` or a result that cannot
-    be stored is ``fatal``, and :class:`RetryLater` a ``wait``."""
-    task = Task(event.workflow, event.task, event.attempt, event.input, event.deps, runtime)
+    """Run ``agent`` on the event's task, handed ``runtime`` and the ``emitter`` its chunks
+    go through, within the task's timeout.  An exception is an ``error`` outcome (retried),
+    :class:`PermanentError` or a result that cannot be stored is ``fatal``, and
+    :class:`RetryLater` a ``wait``."""
+    task = Task(
+        event.workflow, event.task, event.attempt, event.input, event.deps, runtime, emitter
+    )
     try:
         result = await _call_within(agent, task, event.timeout)
     except _TimedOut:

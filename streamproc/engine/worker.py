@@ -24,6 +24,7 @@ from streamproc.engine.daemon import pause
 from streamproc.engine.linger import Linger
 from streamproc.engine.outbox import Outbox, Report
 from streamproc.engine.outcome import run_agent
+from streamproc.engine.output import OutputWriter
 from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
@@ -57,6 +58,7 @@ class Worker(Consumer):
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
         self.outbox = Outbox(self.redis, settings.keyspace)
+        self.output = OutputWriter(self.redis, settings.keyspace, self.outbox.flushed)
         self._rereading: dict[str, bytes | str] = {}  # stream -> own pending read after this id
         self._slot_freed = asyncio.Event()
         self._closing = asyncio.Event()
@@ -85,6 +87,7 @@ class Worker(Consumer):
         loops.create_task(self.claims.heartbeat_loop(self._closing))
         loops.create_task(self.claims.sweep_loop(self._closing))
         loops.create_task(self.outbox.flush_loop())
+        loops.create_task(self.output.flush_loop())
         if self.autoscaler is not None:
             loops.create_task(self._autoscale_loop(self.autoscaler))
         async with asyncio.TaskGroup() as readers:
@@ -100,6 +103,7 @@ class Worker(Consumer):
         await self._finish_running()
         self._closing.set()  # upkeep loops end; the flusher writes what is left first
         self.outbox.close()
+        self.output.close()
 
     async def _leave(self) -> None:
         await until_redis_answers(self.claims.hand_back)
@@ -196,7 +200,11 @@ class Worker(Consumer):
         )
         self.outbox.started(shard, start)
         agent = self.agents[event.agent]
-        outcome = await run_agent(agent, event, self.settings.max_result_bytes, self.runtime)
+        emitter = self.output.emitter(event)
+        cap = self.settings.max_result_bytes
+        outcome = await run_agent(agent, event, cap, self.runtime, emitter)
+        if emitter.count:
+            await self.output.flushed()
         ended = now_ms()
         fields = codec.encode_completion(
             event,

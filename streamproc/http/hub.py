@@ -2,9 +2,10 @@
 
 Were each event stream to block on its own read, each would hold a pooled Redis connection
 while it waits, and a hundred open streams would leave no connection for any other request.
-The hub reads the history streams of every workflow someone follows in one blocking XREAD
-(one per slot on a Cluster), on one connection, and hands each event to the streams that
-follow its workflow: open streams cost memory, not connections.
+The hub reads the history and output streams of every workflow someone follows in one
+blocking XREAD (one per slot on a Cluster), on one connection, and hands each event to the
+streams that follow its workflow: open streams cost memory, not connections.  Output chunks
+are marked superseded (one HMGET per workflow that had any, pipelined) as they are handed out.
 
 A follower joins with its own start (``Last-Event-ID``): the hub reads a workflow from the
 earliest start any follower asked for, and each follower skips what it has already had.  A
@@ -24,7 +25,16 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from streamproc.ops.events import BATCH, Event, has_ended, read_streams
+from streamproc.ops.events import (
+    BATCH,
+    Event,
+    Position,
+    has_ended,
+    mark_superseded,
+    position_of,
+    read_from,
+    read_streams,
+)
 from streamproc.store.codec import entry_order
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TERMINAL
@@ -41,25 +51,25 @@ Item = Event | Exception | None  # None ends the follower's stream
 class Follower:
     """One event stream: what it has had (``after``) and what waits for it."""
 
-    after: tuple[int, int]
+    after: Position
     queue: asyncio.Queue[Item] = field(default_factory=asyncio.Queue)
 
     def offer(self, event: Event) -> None:
         """Queue ``event`` unless already had; past ``BACKLOG`` the stream ends instead (its
         client resumes with ``Last-Event-ID``), so a reader that stalls holds no more."""
-        order = entry_order(event.id)
-        if order <= self.after:
+        position = event.position
+        if position <= self.after:
             return
-        self.after = order
+        self.after = position
         self.queue.put_nowait(event if self.queue.qsize() < BACKLOG else None)
 
 
 @dataclass(eq=False)
 class Followed:
-    """A followed workflow: its history stream, where the next read starts, its followers."""
+    """A followed workflow: where the next read of its history and output streams starts,
+    its followers."""
 
-    key: str
-    cursor: bytes
+    cursors: dict[str, bytes]
     followers: set[Follower] = field(default_factory=set)
     check_at: float = 0.0
 
@@ -84,13 +94,15 @@ class Hub:
             self._leave(workflow_id, follower)
 
     def _join(self, workflow_id: str, start: str) -> Follower:
-        follower = Follower(entry_order(start))
+        follower = Follower(position_of(start))
+        cursor = read_from(follower.after)
         followed = self._followed.get(workflow_id)
         if followed is None:
-            key = self.keyspace.history(workflow_id)
-            followed = self._followed[workflow_id] = Followed(key, start.encode())
-        elif follower.after < entry_order(followed.cursor):
-            followed.cursor = start.encode()
+            streams = (self.keyspace.history(workflow_id), self.keyspace.output(workflow_id))
+            followed = self._followed[workflow_id] = Followed(dict.fromkeys(streams, cursor))
+        for stream, at in followed.cursors.items():
+            if entry_order(cursor) < entry_order(at):
+                followed.cursors[stream] = cursor
         followed.followers.add(follower)
         followed.check_at = 0.0  # it may have ended already: see at the next read
         self._joined.set()
@@ -122,15 +134,18 @@ class Hub:
                 await asyncio.sleep(RETRY)
 
     async def _read_once(self) -> None:
-        taken = {wf: (f, f.cursor, frozenset(f.followers)) for wf, f in self._followed.items()}
-        cursors = {followed.key: cursor for followed, cursor, _ in taken.values()}
+        taken = {
+            wf: (f, dict(f.cursors), frozenset(f.followers)) for wf, f in self._followed.items()
+        }
+        cursors = {stream: at for _, read, _ in taken.values() for stream, at in read.items()}
         by_workflow: dict[str, list[Event]] = {}
-        for event in await read_streams(self.redis, cursors, BLOCK_MS):
+        read = await read_streams(self.redis, cursors, BLOCK_MS)
+        for event in await mark_superseded(self.redis, self.keyspace, read):
             by_workflow.setdefault(event.workflow, []).append(event)
         now = asyncio.get_running_loop().time()
-        for workflow_id, (followed, cursor, followers) in taken.items():
-            if followed.cursor == cursor:  # not moved back by a follower that joined meanwhile
-                followed.cursor = cursors[followed.key]
+        for workflow_id, (followed, was, followers) in taken.items():
+            if followed.cursors == was:  # not moved back by a follower that joined meanwhile
+                followed.cursors = {stream: cursors[stream] for stream in was}
             events = by_workflow.get(workflow_id, [])
             for event in events:
                 for follower in followers:
@@ -150,8 +165,8 @@ class Hub:
         trimmed, or came during the read just done: read once more without blocking)."""
         if not await has_ended(self.redis, self.keyspace.workflow(workflow_id)):
             return
-        cursors = {followed.key: followed.cursor}
-        for event in await read_streams(self.redis, cursors, None):
+        read = await read_streams(self.redis, dict(followed.cursors), None)
+        for event in await mark_superseded(self.redis, self.keyspace, read):
             for follower in followers:
                 follower.offer(event)
         self._end(workflow_id, followers)

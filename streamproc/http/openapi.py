@@ -27,6 +27,7 @@ from streamproc.ops.listing import MAX_LIMIT, SCAN_BUDGET
 # and servers resolve away: no path can name them.
 SEGMENT = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$"
 ENTRY_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
+EVENT_ID = "^[0-9]{1,20}-[0-9]{1,20}(:out)?$"  # an entry id; an output chunk's marked
 
 
 def _needs(scope: str) -> list[dict[str, list[str]]]:
@@ -55,8 +56,16 @@ EVENT = {  # one server-sent event (the schema of an event stream describes each
     "type": "object",
     "required": ["event", "data"],
     "properties": {
-        "id": {"type": "string", "pattern": ENTRY_ID, "description": "For Last-Event-ID"},
-        "event": {**TEXT, "description": "The lifecycle kind; error when the stream fails"},
+        "id": {
+            "type": "string",
+            "pattern": EVENT_ID,
+            "description": "For Last-Event-ID (an output chunk's ends with :out)",
+        },
+        "event": {
+            **TEXT,
+            "description": "The lifecycle kind, output for a chunk an agent emitted; "
+            "error when the stream fails",
+        },
         "data": {**TEXT, "contentMediaType": JSON, "description": "The entry's fields"},
     },
 }
@@ -181,7 +190,8 @@ PATHS: dict[str, Any] = {
     ),
     "/workflows/{id}/events": {
         "get": {
-            "summary": "Its lifecycle events (server-sent) from the first kept until it ends",
+            "summary": "Its lifecycle events and output (server-sent) from the first kept "
+            "until it ends",
             "security": _needs(READ),
             "description": "A browser's EventSource, which cannot send a bearer header, "
             "passes a token from POST /workflows/{id}/events-token as ?token= instead.",
@@ -196,12 +206,13 @@ PATHS: dict[str, Any] = {
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
-                    "schema": {"type": "string", "pattern": "^(0|[0-9]{1,20}-[0-9]{1,20})$"},
+                    "schema": {"type": "string", "pattern": f"^(0|{EVENT_ID[1:-1]})$"},
                 },
             ],
             "responses": {
                 "200": {
-                    "description": "One event a lifecycle entry, its wf as the caller names it",
+                    "description": "One event a lifecycle entry or an output chunk (chunk, "
+                    "format, seq, superseded), its wf as the caller names it",
                     "content": {"text/event-stream": {"schema": EVENT}},
                 },
                 **refusals(400, 404, 429),

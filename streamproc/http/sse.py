@@ -2,11 +2,14 @@
 
 The stream starts from the first kept event of the workflow, so a subscriber that comes late
 still sees its history, and ends after its final event (completed, failed or cancelled).
-Each frame carries the event's stream id, so a client that reconnects with ``Last-Event-ID``
-resumes after the last event it saw.  Events and errors name the workflow as the caller does
-(a tenant's without its tenant).  A keep-alive comment goes out when nothing happened for a
-while: proxies then keep the connection open, and a client that went away is noticed.  When
-the server stops, open streams end at once rather than holding up the shutdown.
+Each frame carries the event's stream id (an output chunk's marked ``:out``: the output
+stream's ids may equal the history's), so a client that reconnects with ``Last-Event-ID``
+resumes after the last event it saw.  The chunks the workflow's agents emit come as
+``output`` events among the lifecycle ones, in time order.  Events and errors name the
+workflow as the caller does (a tenant's without its tenant).  A keep-alive comment goes out
+when nothing happened for a while: proxies then keep the connection open, and a client that
+went away is noticed.  When the server stops, open streams end at once rather than holding up
+the shutdown.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from streamproc.ops.events import Event
 from streamproc.store.keys import ID_PATTERN, check_id
 
 log = logging.getLogger(__name__)
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}")  # a stream entry id, ms-seq
+STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}(:out)?")  # an event's position: ms-seq[:out]
 MAX_ID_PART = 2**64 - 1
 HEADERS = {
     "Content-Type": "text/event-stream",
@@ -54,7 +57,7 @@ async def stream_events(
     ``tenant`` is not shown worker names (``redact.py``)."""
     start = request.headers.get("Last-Event-ID", "0")
     if start != "0" and not is_stream_id(start):
-        raise web.HTTPBadRequest(text="Last-Event-ID must be a stream entry id (ms-seq)")
+        raise web.HTTPBadRequest(text="Last-Event-ID must be an event's id (ms-seq[:out])")
     if not await hub.redis.exists(hub.keyspace.workflow(check_id("workflow id", workflow_id))):
         raise WorkflowNotFound(shown_id)
     response = web.StreamResponse(headers=HEADERS)
@@ -75,7 +78,7 @@ def is_stream_id(text: str) -> bool:
     """An entry id Redis takes: ms-seq, each part a 64-bit unsigned number (Redis refuses a
     larger one with an error, which must be a 400 here, not a 500)."""
     return STREAM_ID.fullmatch(text) is not None and all(
-        int(part) <= MAX_ID_PART for part in text.split("-")
+        int(part) <= MAX_ID_PART for part in text.removesuffix(":out").split("-")
     )
 
 
@@ -110,7 +113,7 @@ async def relay(
             if event is None:
                 return
             shown = tenant_event(event.to_dict()) if tenant else event.to_dict()
-            await response.write(frame(event.kind, {**shown, "wf": shown_id}, event.id))
+            await response.write(frame(event.kind, {**shown, "wf": shown_id}, event.resume_id))
             pending = asyncio.create_task(_next(events))
     finally:
         pending.cancel()

@@ -1,8 +1,11 @@
 """Following lifecycle events over every shard (``streamproc events``).
 
 Each shard has its own events stream, so one ``XREAD BLOCK`` reads them all and the entries of
-each reply are put in id (time) order.  Following one workflow reads only its shard and ends
-after its final event, unless the workflow was resumed after it.
+each reply are put in id (time) order.  Following one workflow reads only its own history and
+output streams (the chunks its agents emit, as ``output`` events), merged by id, and ends after
+its final event, unless the workflow was resumed after it.  Two streams may hold the same id:
+an output entry then comes after the history entry, and its position (``resume_id``) is the id
+marked ``:out``.
 
 A Redis Cluster refuses one XREAD over keys of several slots (each shard is its own slot), so
 there the streams are read slot by slot, concurrently, and merged.  Those reads block only
@@ -14,17 +17,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from streamproc.errors import WorkflowNotFound
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
-from streamproc.store.fields import WorkflowField
+from streamproc.store.entries import EventKind
+from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import TERMINAL
 from streamproc.transport.cluster import is_cluster
@@ -33,14 +38,19 @@ BATCH = 1000
 BLOCK_MS = 1000
 CLUSTER_BLOCK_MS = 100
 HEAD = (EF.V, EF.KIND, EF.WF, EF.TASK, EF.ATT, EF.AT)
+OUTPUT_MARK = ":out"  # ends the position of an output event (see the module's docstring)
+LAST_SEQ = 2**64 - 1
+Position = tuple[int, int, int]  # ms, seq, 0 for history and 1 for output
 
 
 @dataclass(frozen=True)
 class Event:
-    """One lifecycle entry; ``fields`` as text (see the events row of the key layout)."""
+    """One lifecycle entry, or an output chunk; ``fields`` as text (see the key layout).
+    ``superseded``: an output chunk's attempt is no longer its task's current one."""
 
     id: str
     fields: dict[str, str]
+    superseded: bool = False
 
     @property
     def kind(self) -> str:
@@ -50,8 +60,32 @@ class Event:
     def workflow(self) -> str:
         return self.fields.get(EF.WF, "")
 
+    @property
+    def is_output(self) -> bool:
+        return self.kind == EventKind.OUTPUT
+
+    @property
+    def position(self) -> Position:
+        return (*entry_order(self.id), 1 if self.is_output else 0)
+
+    @property
+    def resume_id(self) -> str:
+        """Where a reader that had this event resumes (an SSE event's ``id``)."""
+        return self.id + OUTPUT_MARK if self.is_output else self.id
+
+    def shown(self) -> dict[str, Any]:
+        """The fields; an output event's ``chunk`` decoded, and whether it is superseded."""
+        if not self.is_output:
+            return dict(self.fields)
+        chunk = self.fields.get(EF.CHUNK, "null")
+        try:
+            value = orjson.loads(chunk)
+        except orjson.JSONDecodeError:
+            value = chunk
+        return {**self.fields, EF.CHUNK: value, "superseded": self.superseded}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, **self.fields}
+        return {"id": self.id, **self.shown()}
 
     def line(self) -> str:
         """time, kind, workflow, task, attempt, then the kind's own fields as ``key=value``."""
@@ -59,9 +93,63 @@ class Event:
         ms = int(at) if at.isdigit() else int(self.id.split("-")[0])
         when = datetime.fromtimestamp(ms / 1000).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
         detail = " ".join(f"{k}={v}" for k, v in self.fields.items() if k not in HEAD)
+        if self.superseded:
+            detail += " superseded"
         task = self.fields.get(EF.TASK, "-")
         attempt = self.fields.get(EF.ATT, "-")
         return f"{when}  {self.kind:<15} {self.workflow}  {task}  {attempt}  {detail}".rstrip()
+
+
+def position_of(resume_id: str) -> Position:
+    """The position a ``resume_id`` (or a bare entry id) names."""
+    entry_id = resume_id.removesuffix(OUTPUT_MARK)
+    return (*entry_order(entry_id), 1 if entry_id != resume_id else 0)
+
+
+def read_from(position: Position) -> bytes:
+    """An XREAD cursor that reads every stream from the entries at ``position``'s id on (the
+    reader drops what it already had): the id just before it."""
+    ms, seq, _ = position
+    if seq:
+        return f"{ms}-{seq - 1}".encode()
+    return f"{ms - 1}-{LAST_SEQ}".encode() if ms else b"0-0"
+
+
+async def mark_superseded(redis: Redis, keyspace: Keyspace, events: list[Event]) -> list[Event]:
+    """``events``, each output chunk marked superseded when its task has moved on to a newer
+    attempt by now: one HMGET per workflow, in one round trip."""
+    asked: dict[str, list[str]] = {}
+    for event in events:
+        if event.is_output:
+            tasks = asked.setdefault(event.workflow, [])
+            if _task(event) not in tasks:
+                tasks.append(_task(event))
+    if not asked:
+        return events
+    async with redis.pipeline(transaction=False) as pipe:
+        for workflow_id, tasks in asked.items():
+            pipe.hmget(keyspace.workflow(workflow_id), [TaskField.ATTEMPT.of(t) for t in tasks])
+        replies = await pipe.execute()
+    current = {
+        (workflow_id, task): int(attempt or 0)
+        for (workflow_id, tasks), attempts in zip(asked.items(), replies, strict=True)
+        for task, attempt in zip(tasks, attempts, strict=True)
+    }
+    return [
+        replace(event, superseded=_attempt(event) < current[(event.workflow, _task(event))])
+        if event.is_output
+        else event
+        for event in events
+    ]
+
+
+def _task(event: Event) -> str:
+    return event.fields.get(EF.TASK, "")
+
+
+def _attempt(event: Event) -> int:
+    attempt = event.fields.get(EF.ATT, "0")
+    return int(attempt) if attempt.isdigit() else 0
 
 
 async def _cursors(redis: Redis, streams: list[str], start: str) -> dict[str, bytes]:
@@ -85,13 +173,23 @@ async def read_streams(redis: Redis, cursors: dict[str, bytes], block: int | Non
     else:
         short = None if block is None else min(block, CLUSTER_BLOCK_MS)
         replies = await asyncio.gather(*(_xread(redis, group, short) for group in groups))
-    entries = []
-    for stream, batch in (item for reply in replies for item in reply or ()):
-        if batch:
-            cursors[stream.decode()] = batch[-1][0]
-        entries += batch
-    entries.sort(key=lambda entry: entry_order(entry[0]))
-    return [Event(entry_id.decode(), decode_fields(fields)) for entry_id, fields in entries]
+    batches = [
+        (stream.decode(), [Event(i.decode(), decode_fields(fields)) for i, fields in batch])
+        for reply in replies
+        for stream, batch in reply or ()
+        if batch
+    ]
+    # A stream that filled its batch may hold more before the others' later entries: only
+    # what comes up to the earliest end of a full batch is merged now, the rest read again.
+    horizon = min((b[-1].position for _, b in batches if len(b) >= BATCH), default=None)
+    events = []
+    for stream, batch in batches:
+        kept = batch if horizon is None else [e for e in batch if e.position <= horizon]
+        if kept:
+            cursors[stream] = kept[-1].id.encode()
+        events += kept
+    events.sort(key=lambda event: event.position)
+    return events
 
 
 async def _xread(redis: Redis, cursors: dict[str, bytes], block: int | None) -> StreamReply:
@@ -118,16 +216,18 @@ async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncItera
 async def follow_workflow(
     redis: Redis, keyspace: Keyspace, workflow_id: str, start: str = "0"
 ) -> AsyncIterator[Event]:
-    """The workflow's events after ``start`` (from its own history stream, so nothing of
-    other workflows is read), ending once it is read up to a final event (completed, failed
-    or cancelled) with nothing after it."""
+    """The workflow's events and output after ``start`` (from its own history and output
+    streams, so nothing of other workflows is read), ending once it is read up to a final event
+    (completed, failed or cancelled) with nothing after it."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
     if not await redis.exists(key):
         raise WorkflowNotFound(workflow_id)
-    cursors = await _cursors(redis, [keyspace.history(workflow_id)], start)
+    streams = [keyspace.history(workflow_id), keyspace.output(workflow_id)]
+    cursors = await _cursors(redis, streams, start)
     ended = False
     while True:
-        events = await read_streams(redis, cursors, BLOCK_MS)
+        read = await read_streams(redis, cursors, BLOCK_MS)
+        events = await mark_superseded(redis, keyspace, read)
         for event in events:
             if event.workflow == workflow_id:
                 ended = event.kind in TERMINAL
@@ -135,7 +235,8 @@ async def follow_workflow(
         if ended and len(events) < BATCH:
             return
         if not events and await has_ended(redis, key):
-            for event in await read_streams(redis, cursors, None):  # ended during the empty read
+            last = await read_streams(redis, cursors, None)  # ended during the empty read
+            for event in await mark_superseded(redis, keyspace, last):
                 if event.workflow == workflow_id:
                     yield event
             return  # its final event was trimmed away, or came in the read just done

@@ -27,13 +27,17 @@ async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
 
 
 async def print_events(client: Client, workflow_id: str) -> WorkflowState:
-    """Print each event as it arrives, timed from now by the moment it happened; return the
-    final state."""
+    """Print each event of the workflow (from its first: it was just submitted, and its
+    first tasks may have run already) timed from now by the moment it happened, and each chunk
+    an agent emits (as JSON, so it stays on its line); return the final state."""
     started_ms = time.time() * 1000
-    async for event in client.follow(workflow_id):
+    async for event in client.follow(workflow_id, start="0"):
         at = float(event.get(EF.AT) or time.time() * 1000)
         elapsed = max(0.0, (at - started_ms) / 1000)
         detail = event.get(EF.ERROR) or event.get(EF.REASON) or ""
+        if event[EF.KIND] == EventKind.OUTPUT:
+            superseded = " (superseded)" if event.get("superseded") else ""
+            detail = as_json(event.get(EF.CHUNK)) + superseded
         task = event.get(EF.TASK, "")
         click.echo(f"{elapsed:7.2f}s  {event[EF.KIND]:<14} {task:<12} {detail}".rstrip(), err=True)
     return await client.get(workflow_id)

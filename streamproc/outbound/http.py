@@ -73,6 +73,38 @@ async def request(
     payload: object = None,
 ) -> Answer:
     """One exchange within ``timeout`` seconds in total, connecting and reading included."""
+    return await exchange(
+        provider,
+        method,
+        url,
+        whole,
+        timeout=timeout,
+        params=params,
+        headers=headers,
+        payload=payload,
+    )
+
+
+async def whole(reply: aiohttp.ClientResponse) -> Answer:
+    """The reply read whole."""
+    body = await reply.read()
+    return Answer(reply.status, {k.lower(): v for k, v in reply.headers.items()}, body)
+
+
+async def exchange(
+    provider: str,
+    method: str,
+    url: str,
+    read: Callable[[aiohttp.ClientResponse], Awaitable[R]],
+    *,
+    timeout: float,
+    params: Mapping[str, str | int] | None = None,
+    headers: Mapping[str, str] | None = None,
+    payload: object = None,
+) -> R:
+    """What ``read`` makes of the reply as it arrives (a streamed one, say), all within
+    ``timeout`` seconds; a timeout or a connection failure, while connecting or reading, is
+    :class:`Unavailable`."""
     data = None if payload is None else orjson.dumps(payload)
     sent = {**(headers or {}), **({"Content-Type": "application/json"} if data else {})}
     try:
@@ -84,8 +116,7 @@ async def request(
             data=data,
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as reply:
-            body = await reply.read()
-            return Answer(reply.status, {k.lower(): v for k, v in reply.headers.items()}, body)
+            return await read(reply)
     except TimeoutError:
         failure: Unavailable = TimedOut(provider, f"no reply within {timeout:g}s")
     except aiohttp.ClientError as exc:

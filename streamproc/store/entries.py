@@ -46,6 +46,10 @@ class EntryField(StrEnum):
     TARGET = "target"
     ROUND = "round"
     ADJUSTING = "adjusting"
+    # output chunks (``Task.emit``; an entry's kind is always ``output``)
+    SEQ = "seq"  # the chunk's place in its attempt's output, from 0
+    FORMAT = "format"  # text (the agent emitted a str) or json (any other value)
+    CHUNK = "chunk"  # the chunk, JSON
     # dead letters and dead completions
     ENTRY = "entry"  # the stream entry that was parked
     OUTPUT = "output"
@@ -74,6 +78,7 @@ class EventKind(StrEnum):
     TASK_ADJUSTED = "task_adjusted"
     ADJUST_REFUSED = "adjust_refused"
     RESUMED = "resumed"
+    OUTPUT = "output"  # a chunk an agent emitted (output stream, not history)
     COMPLETED = WorkflowStatus.COMPLETED.value
     FAILED = WorkflowStatus.FAILED.value
     CANCELLED = WorkflowStatus.CANCELLED.value

@@ -25,6 +25,7 @@ key                            type    holds
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
 ``{ns:s}:hist:<workflow>``     stream  the workflow's every event, expiring with its hash
+``{ns:s}:out:<workflow>``      stream  chunks its agents emit, capped, expiring with its hash
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
 ``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
 ``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
@@ -152,6 +153,10 @@ class Keyspace:
         """The history stream that belongs with a workflow hash key."""
         tag, _, workflow_id = workflow_key.partition(":wf:")
         return f"{tag}:hist:{workflow_id}"
+
+    def output(self, workflow_id: str) -> str:
+        """The stream of chunks the workflow's agents emit while they run."""
+        return f"{self._tag(self.shard_of(workflow_id))}:out:{workflow_id}"
 
     def head(self, shard: int) -> list[str]:
         """The fixed leading KEYS of every engine function (see ``lua/engine/common.lua``)."""

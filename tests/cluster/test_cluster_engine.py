@@ -16,7 +16,16 @@ import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from streamproc import Client, ClientSettings, Keyspace, RedisSettings, TaskSpec, WorkflowSpec
+from streamproc import (
+    Client,
+    ClientSettings,
+    Keyspace,
+    RedisSettings,
+    Task,
+    TaskSpec,
+    WorkflowSpec,
+    agent,
+)
 from streamproc.errors import LimitReached
 from streamproc.ops import events as lifecycle
 from streamproc.ops.status import known_agents
@@ -252,3 +261,31 @@ async def test_tenant_limits_and_agent_clean_up_work_across_slots(
         known = set(await known_agents(client.redis, cluster_keyspace))
         assert "kestrel" not in known  # no running workflow names it any more
         assert {"echo", "nobody-serves"} <= known  # a worker serves it; unread tasks
+
+
+@agent("cluster_talker")
+async def cluster_talker(task: Task) -> str:
+    for n in range(3):
+        await task.emit({"n": n})
+    return "said"
+
+
+async def test_output_streams_work_on_the_cluster(
+    cluster_resolver: ClusterEngine,
+    cluster_client: Client,
+    cluster_redis: RedisCluster,
+    cluster_keyspace: Keyspace,
+) -> None:
+    """Each workflow's output stream is in its shard's slot: the worker writes chunks of
+    workflows on several primaries in one pipeline, and followers read them with the history."""
+    cluster_resolver.start_worker(("cluster_talker",))
+    spec = {"tasks": [{"id": "say", "agent": "cluster_talker"}]}
+    ids = await cluster_client.submit_many([spec for _ in range(12)])
+    shards = {cluster_keyspace.shard_of(workflow_id) for workflow_id in ids}
+    assert len(primaries_of(cluster_redis, cluster_keyspace, shards)) >= 2, shards
+    for workflow_id in ids:
+        assert (await cluster_client.wait(workflow_id, timeout=20)).status == "completed"
+        events = [e async for e in cluster_client.follow(workflow_id, start="0")]
+        chunks = [e["chunk"] for e in events if e["kind"] == "output"]
+        assert chunks == [{"n": 0}, {"n": 1}, {"n": 2}] and events[-1]["kind"] == "completed"
+        assert await cluster_redis.pttl(cluster_keyspace.output(workflow_id)) > 0

@@ -17,7 +17,16 @@ from streamproc.testing.fakes import Behaviour, Fakes
 
 CANARY = "canary-7f3c9d2e41b0-do-not-print"
 NAMES = ("serpapi", "brave", "tavily", "bing", "llm")
-FAILING = [b for b in Behaviour if b not in (Behaviour.NORMAL, Behaviour.EMPTY, Behaviour.SLOW)]
+STREAM_FAILING = [Behaviour.BROKEN_STREAM, Behaviour.CUT_STREAM]  # only a streamed answer fails
+FAILING = [
+    b
+    for b in Behaviour
+    if b not in (Behaviour.NORMAL, Behaviour.EMPTY, Behaviour.SLOW, *STREAM_FAILING)
+]
+
+
+async def ignore(text: str) -> None:
+    """An emit callback that drops what it is given."""
 
 
 @pytest.fixture
@@ -72,8 +81,26 @@ async def test_failures_never_carry_the_key(
         await SearchChain.from_settings(search).search("q", 5)
     with pytest.raises(ProviderError) as asked:
         await LLMClient(llm).ask("q")
+    with pytest.raises(ProviderError) as streamed:
+        await LLMClient(llm).ask("q", emit=ignore)
     assert CANARY not in shown(searched.value)
-    assert CANARY not in shown(asked.value)
+    assert CANARY not in shown(asked.value) + shown(streamed.value)
+    assert CANARY not in caplog.text
+
+
+@pytest.mark.parametrize("behaviour", STREAM_FAILING)
+async def test_stream_failures_never_carry_the_key(
+    canary_fakes: Fakes,
+    fast_retry: RetryPolicy,
+    caplog: pytest.LogCaptureFixture,
+    behaviour: Behaviour,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    canary_fakes.llm.behaviour = behaviour
+    _, llm = settings(canary_fakes, fast_retry)
+    with pytest.raises(ProviderError) as streamed:
+        await LLMClient(llm).ask("q", emit=ignore)
+    assert CANARY not in shown(streamed.value)
     assert CANARY not in caplog.text
 
 

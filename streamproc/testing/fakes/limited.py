@@ -53,7 +53,7 @@ class LimitedSerpApi(FakeSerpApi):
         self._tokens = float(self.burst)
         self._refilled = time.monotonic()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         wait = self._take_token()
         if wait is not None:
             self.requests += 1

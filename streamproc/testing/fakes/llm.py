@@ -1,17 +1,25 @@
 """A fake OpenAI-compatible chat-completions endpoint (``POST /v1/chat/completions``).
 
 Its 401 echoes the key it was given, as some compatible servers do, so tests can check that
-the client scrubs it.
+the client scrubs it.  Asked with ``"stream": true``, it streams the answer word by word as
+the real API does (``data: {chunk}`` server-sent events, then ``data: [DONE]``), every
+``word_delay`` seconds; ``Behaviour.BROKEN_STREAM`` cuts its third chunk's JSON short and
+``Behaviour.CUT_STREAM`` ends the stream without ``[DONE]``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from streamproc.testing.fakes.server import Behaviour, FakeServer, json_reply
+
+STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
+STREAMED = web.RequestKey("streamed", bool)  # the request asked for a streamed answer
 
 MODEL = "fake-chat"
 
@@ -20,6 +28,8 @@ class FakeLLM(FakeServer):
     name = "llm"
     method = "POST"
     path = "/v1/chat/completions"
+
+    word_delay = 0.0  # seconds between streamed words
 
     @property
     def base_url(self) -> str:
@@ -30,7 +40,9 @@ class FakeLLM(FakeServer):
 
     async def read_query(self, request: web.Request) -> tuple[str, int]:
         """The last user message stands for the query; ``count`` is unused by chat."""
-        messages = orjson.loads(await request.read()).get("messages", [])
+        body = orjson.loads(await request.read())
+        request[STREAMED] = body.get("stream") is True
+        messages = body.get("messages", [])
         said = [m.get("content", "") for m in messages if m.get("role") == "user"]
         return (said[-1] if said else ""), 3
 
@@ -49,6 +61,37 @@ class FakeLLM(FakeServer):
             ],
             "usage": {"prompt_tokens": len(query.split()), "completion_tokens": len(text.split())},
         }
+
+    async def reply(
+        self, request: web.Request, behaviour: Behaviour, answer: dict[str, Any]
+    ) -> web.StreamResponse:
+        if not request[STREAMED]:
+            return json_reply(answer)
+        response = web.StreamResponse(headers=STREAM_HEADERS)
+        await response.prepare(request)
+        await response.write(self._chunk(answer, {"role": "assistant"}))
+        words = re.findall(r"\S+\s*", answer["choices"][0]["message"]["content"])
+        for number, word in enumerate(words):
+            if behaviour is Behaviour.BROKEN_STREAM and number == 2:
+                await response.write(b'data: {"choices": [{"index": 0, "delta": {"cont\n\n')
+                return response
+            await response.write(self._chunk(answer, {"content": word}))
+            if self.word_delay:
+                await asyncio.sleep(self.word_delay)
+        if behaviour is not Behaviour.CUT_STREAM:
+            await response.write(self._chunk(answer, {}, "stop"))
+            await response.write(b"data: [DONE]\n\n")
+        return response
+
+    @staticmethod
+    def _chunk(answer: dict[str, Any], delta: dict[str, str], finish: str | None = None) -> bytes:
+        chunk = {
+            "id": answer["id"],
+            "object": "chat.completion.chunk",
+            "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        }
+        return b"data: " + orjson.dumps(chunk) + b"\n\n"
 
     def refuse(self, behaviour: Behaviour, presented: str) -> web.Response:
         if behaviour is Behaviour.UNAUTHORIZED:

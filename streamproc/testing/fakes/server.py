@@ -31,6 +31,8 @@ class Behaviour(StrEnum):
     SLOW = "slow"  # answers normally, but only after ``stall`` seconds
     MALFORMED = "malformed"  # truncated JSON
     WRONG_SHAPE = "wrong-shape"  # JSON, but not the API's reply
+    BROKEN_STREAM = "broken-stream"  # a streamed reply (LLM): a few pieces, then a cut chunk
+    CUT_STREAM = "cut-stream"  # a streamed reply (LLM) that ends without its [DONE]
 
 
 def json_reply(
@@ -121,7 +123,7 @@ class FakeServer(ABC):
             await self._runner.cleanup()
             self._runner = None
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests += 1
         behaviour = self._script.popleft() if self._script else self.behaviour
         if self.latency:
@@ -144,7 +146,7 @@ class FakeServer(ABC):
             return json_reply({"message": "hello", "items": "not what you expected"})
         query, count = await self.read_query(request)
         found = results_for(query, 0 if behaviour is Behaviour.EMPTY else count, self.links)
-        return json_reply(self.answer(query, found))
+        return await self.reply(request, behaviour, self.answer(query, found))
 
     @property
     def wait_header(self) -> str:
@@ -158,6 +160,12 @@ class FakeServer(ABC):
 
     @abstractmethod
     def answer(self, query: str, found: list[tuple[str, str, str]]) -> dict[str, Any]: ...
+
+    async def reply(
+        self, request: web.Request, behaviour: Behaviour, answer: dict[str, Any]
+    ) -> web.StreamResponse:
+        """Send ``answer``: as JSON, unless the API streams it (the LLM's)."""
+        return json_reply(answer)
 
     @abstractmethod
     def refuse(self, behaviour: Behaviour, presented: str) -> web.Response:

@@ -5,8 +5,8 @@ sp_cancel: stop a running workflow.  Tasks not yet published are skipped (and le
   delayed set); queued and running ones may finish, and their outcomes are recorded, but
   nothing downstream of them is published (sp_resolve publishes only for a running
   workflow).  Finished workflows expire after their ttl, as completed and failed ones do.
-  KEYS  the shared head (common.lua), then the workflow's hash and history stream (the call
-        names no agents)
+  KEYS  the shared head (common.lua), then the workflow's hash, history and output streams
+        (the call names no agents)
   ARGV  0 (no agents), workflow id, reason
   returns 1 cancelled, 0 already finished (completed, failed or cancelled), -1 no such
         workflow
@@ -18,7 +18,7 @@ sp_revive: resume a workflow that failed when a task was dead-lettered, once the
   again (common.lua).  The dead entry is deleted.
   All or nothing: a refused call changes nothing.
   KEYS  the shared head, the streams of the call's agents (the dead entry's agent and every
-        agent of the workflow), then the workflow's hash and history stream
+        agent of the workflow), then the workflow's hash, history and output streams
   ARGV  n, agents, then the dead entry id, its agent, workflow, task
   returns {1, ''} revived, {0, why} refused, {-1, agent} an agent of the workflow has no keys
         in this call (the caller adds it and calls again)
@@ -104,6 +104,7 @@ local function revive(keys, args)
   redis.call('HDEL', key, WF.reason, WF.ended)
   redis.call('PERSIST', key)
   redis.call('PERSIST', ctx.history[key])
+  redis.call('PERSIST', ctx.output[key])
   count_usage(ctx, key, 1, 0)
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')

@@ -26,6 +26,8 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
   KEYS[8+2i], KEYS[9+2i]  tasks stream and dead stream of agent i (i = 1..n)
   KEYS[10+2n ..]          per item, in item order: its workflow hash, then that workflow's
                           history stream (every event of the workflow, kept as long as it)
+  then, per item again    its output stream (chunks its agents emit, kept as long as it):
+                          after the pairs, so a function indexing items by pair needs no change
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
 Idempotency: a task's start, completion or requeue applies only while the task is queued
@@ -56,8 +58,13 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
-  ctx.history = {}
-  for i = ctx.wf_base + 1, #keys, 2 do ctx.history[keys[i]] = keys[i + 1] end
+  ctx.history, ctx.output = {}, {}
+  local items = (#keys - ctx.wf_base) / 3
+  for item = 1, items do
+    local key = keys[ctx.wf_base + 2 * item - 1]
+    ctx.history[key] = keys[ctx.wf_base + 2 * item]
+    ctx.output[key] = keys[ctx.wf_base + 2 * items + item]
+  end
   return ctx
 end
 
@@ -179,7 +186,7 @@ local function release_retained(ctx)
   if #due > 0 then redis.call('ZREM', ctx.retained, unpack(due)) end
 end
 
--- A finished workflow's hash and history expire after its ttl (ms, 0: never).
+-- A finished workflow's hash, history and output expire after its ttl (ms, 0: never).
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
@@ -190,6 +197,7 @@ local function expire(ctx, key, ttl)
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
     redis.call('PEXPIRE', ctx.history[key], ttl)
+    redis.call('PEXPIRE', ctx.output[key], ttl)
   end
 end
 
