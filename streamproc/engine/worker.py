@@ -53,6 +53,7 @@ class Worker(Consumer):
         super().__init__(redis, settings.keyspace, settings.block_ms)
         self.settings = settings
         self.agents = {name: agents[name] for name in settings.agents}
+        self.known_agents = frozenset(agents)  # what a Spawn may name
         self.runtime = Runtime(redis, settings.keyspace)
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
@@ -196,7 +197,9 @@ class Worker(Consumer):
         )
         self.outbox.started(shard, start)
         agent = self.agents[event.agent]
-        outcome = await run_agent(agent, event, self.settings.max_result_bytes, self.runtime)
+        outcome = await run_agent(
+            agent, event, self.settings.max_result_bytes, self.runtime, self.known_agents
+        )
         ended = now_ms()
         fields = codec.encode_completion(
             event,
@@ -208,6 +211,7 @@ class Worker(Consumer):
             outcome.adjust,
             outcome.wait,
             outcome.traceback,
+            outcome.spawn,
         )
         metrics.task_finished(event.agent, outcome.kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:

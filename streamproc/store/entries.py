@@ -39,6 +39,7 @@ class EntryField(StrEnum):
     RETRY_MS = "retry_ms"  # also of task_failed and task_waiting events
     GIVE_UP_MS = "give_up_ms"
     TB = "tb"  # a failed attempt's traceback
+    SPAWN = "spawn"  # the tasks a spawn adds, JSON (engine/spawning.py)
     # lifecycle events
     ERROR = "error"  # also of dead letters
     FINAL = "final"
@@ -46,6 +47,7 @@ class EntryField(StrEnum):
     TARGET = "target"
     ROUND = "round"
     ADJUSTING = "adjusting"
+    TASKS = "tasks"  # of tasks_spawned: the new task ids, space separated
     # dead letters and dead completions
     ENTRY = "entry"  # the stream entry that was parked
     OUTPUT = "output"
@@ -73,6 +75,7 @@ class EventKind(StrEnum):
     TASK_REQUEUED = "task_requeued"
     TASK_ADJUSTED = "task_adjusted"
     ADJUST_REFUSED = "adjust_refused"
+    TASKS_SPAWNED = "tasks_spawned"  # by a Spawn (task: the spawner) or a map (the mapped task)
     RESUMED = "resumed"
     COMPLETED = WorkflowStatus.COMPLETED.value
     FAILED = WorkflowStatus.FAILED.value

@@ -125,7 +125,17 @@ ENGINE = Library.packaged(
     "streamproc",
     [
         f"engine/{file}.lua"
-        for file in ("common", "submit", "adjust", "resolve", "started", "recovery", "admin")
+        for file in (
+            "common",
+            "submit",
+            "adjust",
+            "grow",
+            "map",
+            "resolve",
+            "started",
+            "recovery",
+            "admin",
+        )
     ],
     {
         "GROUP": RESOLVER_GROUP,

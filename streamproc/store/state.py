@@ -62,6 +62,8 @@ class TaskState:
     consumer: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
     entry: str = ""  # the task's current entry in its agent's stream
+    spawner: str = ""  # the task that added it at run time (a Spawn, or its mapped task)
+    map: str = ""  # the need whose result (a list) a mapped task runs once per item of
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,21 @@ local function downstream(key, root)
   return order, seen
 end
 
+-- The first of `order` the workflow grew at run time (spawned, or a map's instance) or that
+-- grew it by a map, or nil.  Adjusting across such a task is refused: re-running a spawner
+-- or a map would have to take back what it added.
+local function grown(key, order)
+  local fields = {}
+  for i, d in ipairs(order) do
+    fields[2 * i - 1], fields[2 * i] = TF.spawner .. d, TF.mapped .. d
+  end
+  local got = hmget(key, fields)
+  for i, d in ipairs(order) do
+    if got[2 * i - 1] or got[2 * i] then return d end
+  end
+  return nil
+end
+
 -- Put a task back to waiting as a new attempt: a completion of the attempt in flight, if any,
 -- is then refused as superseded.
 local function reset(ctx, key, wf, d, cause, round)
@@ -42,10 +57,14 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   local order, seen = downstream(key, target)
   local f = redis.call('HMGET', key, TF.adjusted .. target, WF.rounds)
   local round, limit = tonumber(f[1] or '0') + 1, tonumber(f[2] or '0')
-  local refusal
+  local refusal, dynamic = nil, grown(key, order)
   if status ~= WS.running then refusal = 'workflow is ' .. status
   elseif not seen[t] then refusal = 'task ' .. target .. ' is not upstream of ' .. t
-  elseif round > limit then refusal = 'round limit ' .. limit .. ' reached for ' .. target end
+  elseif round > limit then refusal = 'round limit ' .. limit .. ' reached for ' .. target
+  elseif dynamic then
+    refusal = 'task ' .. dynamic .. ' is downstream of ' .. target .. ' and part of what a '
+              .. 'spawn or map added at run time: adjusting across it is not supported'
+  end
   if refusal then
     append_history(key, t, {attempt = tonumber(att), outcome = 'adjust refused',
                             target = target, reason = why, refusal = refusal, at = ctx.now})

@@ -1,0 +1,150 @@
+--[[ grow.lua: tasks that join a running workflow.  A spawn completion (an agent returned
+  Spawn) adds its tasks in the sp_resolve step that records it (apply_spawn), and a mapped
+  task adds its instances (map.lua) through the same helper, add_tasks.  It registers no
+  function.
+
+A spawn arrives as JSON (engine/spawning.py): one entry per task, each after the tasks of the
+spawn it needs, {id, agent, input as JSON text, needs, retries, timeout ('' none), map ('' none)}.
+The worker checked what it could without the workflow; what needs the workflow is checked
+here, before anything is written: a refused spawn adds nothing and fails its spawner.
+]]
+
+local function is_name(v)
+  return type(v) == 'string' and #v >= 1 and #v <= 128 and not string.find(v, '[^%w_.-]')
+end
+
+local function is_text_list(v)
+  if type(v) ~= 'table' then return false end
+  for _, item in ipairs(v) do
+    if type(item) ~= 'string' then return false end
+  end
+  return true
+end
+
+-- The tasks of a spawn as decoded, or nil when its text is not a well-formed spawn.
+local function decode_spawn(text)
+  local ok, tasks = pcall(cjson.decode, text or '')
+  if not ok or type(tasks) ~= 'table' then return nil end
+  for _, task in ipairs(tasks) do
+    if type(task) ~= 'table' or not is_name(task[1]) or not is_name(task[2])
+        or type(task[3]) ~= 'string' or not is_text_list(task[4])
+        or type(task[5]) ~= 'number' or type(task[6]) ~= 'string'
+        or type(task[7]) ~= 'string' then
+      return nil
+    end
+  end
+  return tasks
+end
+
+-- An agent of a spawn this call has no stream keys for (the caller reloads and retries).
+local function spawn_missing_agent(ctx, tasks)
+  for _, task in ipairs(tasks or {}) do
+    if not ctx.streams[task[2]] then return task[2] end
+  end
+  return nil
+end
+
+-- Why the spawn of `parent` cannot join the workflow, or nil when it can.
+local function spawn_refusal(key, parent, tasks)
+  if not tasks then return 'malformed spawn' end
+  local order = split(redis.call('HGET', key, WF.order))
+  local limits = redis.call('HMGET', key, WF.max_tasks, WF.max_input)
+  local max_tasks, max_input = tonumber(limits[1] or '0'), tonumber(limits[2] or '0')
+  if max_tasks > 0 and #order + #tasks > max_tasks then
+    return string.format('%d tasks would take the workflow past its limit of %d',
+                         #order + #tasks, max_tasks)
+  end
+  local existing, joining = {}, {}
+  for _, id in ipairs(order) do existing[id] = true end
+  for _, task in ipairs(tasks) do
+    local id = task[1]
+    if existing[id] then return "task id '" .. id .. "' already exists" end
+    if joining[id] then return "task id '" .. id .. "' appears twice" end
+    if max_input > 0 and #task[3] > max_input then
+      return string.format("task '%s': input is %d bytes, over the %d limit", id, #task[3],
+                           max_input)
+    end
+    for _, need in ipairs(task[4]) do
+      if not joining[need] and need ~= parent then
+        if not existing[need] then
+          return "task '" .. id .. "' needs unknown task '" .. need .. "'"
+        end
+        if redis.call('HGET', key, TF.state .. need) ~= TS.done then
+          return "task '" .. id .. "' needs '" .. need .. "', which is not done"
+        end
+      end
+    end
+    joining[id] = true
+  end
+  return nil
+end
+
+-- Write `tasks` (validated) into the workflow as added by `parent`.  Each waits for its needs
+-- not yet done, and every task of `waiters` also waits for all of them.  Their ids are
+-- appended to the workflow's order and counted as left.  Returns their ids; none is published.
+local function add_tasks(key, parent, tasks, waiters)
+  local ids, added = {}, {}  -- added[need]: the new tasks that are dependents of need
+  for i, task in ipairs(tasks) do ids[i] = task[1] end
+  local waiting_for = table.concat(waiters, ' ')
+  for _, task in ipairs(tasks) do
+    local id, unmet = task[1], 0
+    for _, need in ipairs(task[4]) do
+      if redis.call('HGET', key, TF.state .. need) ~= TS.done then unmet = unmet + 1 end
+      added[need] = added[need] or {}
+      added[need][#added[need] + 1] = id
+    end
+    local fields = {TF.agent .. id, task[2], TF.input .. id, task[3],
+                    TF.needs .. id, table.concat(task[4], ' '), TF.dependents .. id, waiting_for,
+                    TF.unmet .. id, unmet, TF.state .. id, TS.waiting, TF.attempt .. id, 1,
+                    TF.failures .. id, 0, TF.lost .. id, 0, TF.retries .. id, task[5],
+                    TF.timeout .. id, task[6], TF.spawner .. id, parent}
+    if task[7] ~= '' then
+      fields[#fields + 1] = TF.map .. id
+      fields[#fields + 1] = task[7]
+    end
+    redis.call('HSET', key, unpack(fields))
+  end
+  for need, children in pairs(added) do
+    local before = redis.call('HGET', key, TF.dependents .. need) or ''
+    local joined = table.concat(children, ' ')
+    redis.call('HSET', key, TF.dependents .. need, before == '' and joined or before .. ' ' .. joined)
+  end
+  local joined = table.concat(ids, ' ')
+  for _, waiter in ipairs(waiters) do
+    local needs = redis.call('HGET', key, TF.needs .. waiter) or ''
+    redis.call('HSET', key, TF.needs .. waiter, needs == '' and joined or needs .. ' ' .. joined)
+    redis.call('HINCRBY', key, TF.unmet .. waiter, #ids)
+  end
+  redis.call('HSET', key, WF.order, redis.call('HGET', key, WF.order) .. ' ' .. joined)
+  redis.call('HINCRBY', key, WF.left, #ids)
+  return ids
+end
+
+-- Apply a spawn completion of task t.  `f` is what sp_resolve read of the workflow (status,
+-- state, attempt, agent, dependents, entry, left, ttl).  The spawned tasks need t, so they are
+-- published by t's own completion (apply_done), together with nothing that now waits for them.
+local function apply_spawn(ctx, key, wf, t, att, out, began, ended, by, f, tasks)
+  if f[1] ~= WS.running or (tasks and #tasks == 0) then
+    apply_done(ctx, key, wf, t, att, out, began, ended, by, split(f[5]), f[1], f[7], f[8])
+    return
+  end
+  local refusal = spawn_refusal(key, t, tasks)
+  if refusal then
+    local why = 'spawn from ' .. t .. ' refused: ' .. refusal
+    record_attempt(key, t, why, began, ended, by)
+    append_history(key, t, {attempt = tonumber(att), outcome = 'spawn refused', error = why,
+                            at = ended, by = by})
+    dead_letter(ctx, key, wf, t, f[4], att, why)
+    return
+  end
+  for _, task in ipairs(tasks) do
+    local needs_parent = false
+    for _, need in ipairs(task[4]) do needs_parent = needs_parent or need == t end
+    if not needs_parent then table.insert(task[4], 1, t) end
+  end
+  local ids = add_tasks(key, t, tasks, split(f[5]))
+  emit(ctx, key, wf, EV.tasks_spawned, t, att, ended, EF.tasks, table.concat(ids, ' '))
+  local dependents = split(redis.call('HGET', key, TF.dependents .. t))
+  apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, f[1],
+             tonumber(f[7]) + #ids, f[8])
+end
