@@ -11,6 +11,7 @@ from typing import Any
 
 from streamproc.http.auth import ADMIN, OPEN, READ, SUBMIT, Needs
 from streamproc.spec import MAX_ADJUST_ROUNDS, MAX_TIMEOUT
+from streamproc.store.state import TaskStatus
 
 JSON = "application/json"
 ERROR = {"$ref": "#/components/schemas/Error"}
@@ -343,6 +344,14 @@ DOCUMENT: dict[str, Any] = {
                                     "exclusiveMinimum": 0,
                                     "maximum": MAX_TIMEOUT,
                                 },
+                                "map": {
+                                    "type": "string",
+                                    "pattern": ID,
+                                    "description": "One of its needs, whose result is a list: "
+                                    "the task runs once per item, as tasks <id>[0], <id>[1]..., "
+                                    'each with input {"item": <item>, ...its input}, and its '
+                                    "result is the list of theirs",
+                                },
                             },
                         },
                     },
@@ -358,7 +367,29 @@ DOCUMENT: dict[str, Any] = {
                     "reason": TEXT,
                     "created_ms": {"type": "integer"},
                     "ended_ms": {"type": ["integer", "null"]},
-                    "tasks": OBJECTS,
+                    "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+                },
+            },
+            "Task": {
+                "type": "object",
+                "required": ["id", "agent", "state", "attempt", "needs"],
+                "properties": {
+                    "id": {
+                        "type": "string",
+                        "description": "As declared, spawned, or <task>[i] for an instance of "
+                        "a mapped task",
+                    },
+                    "agent": TEXT,
+                    "state": {"enum": [str(state) for state in TaskStatus]},
+                    "attempt": {"type": "integer"},
+                    "needs": {"type": "array", "items": {"type": "string"}},
+                    "result": {},
+                    "spawner": {
+                        "type": "string",
+                        "description": "The task that added it at run time (a Spawn, or the "
+                        "mapped task of an instance); empty for a declared task",
+                    },
+                    "map": {"type": "string", "description": "The need a mapped task maps over"},
                 },
             },
         },

@@ -1,0 +1,136 @@
+"""map: a task runs once per item of one need's result, as instances ``<id>[i]``; the tasks
+that need it receive the list of the instances' results, in order."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace, Limits, SpecError, WorkflowSpec
+from streamproc.http.auth import ApiSettings
+from streamproc.registry import registered
+from tests.conftest import Engine, eventually
+from tests.http_helpers import AUTH, TOKEN, serving
+
+
+def mapped(items: Any) -> dict[str, Any]:
+    """plan returns ``items``; search maps over them; reduce needs search."""
+    return {
+        "tasks": [
+            {"id": "plan", "agent": "echo", "input": items},
+            {
+                "id": "search",
+                "agent": "echo",
+                "map": "plan",
+                "input": {"k": "v"},
+                "needs": ["plan"],
+            },
+            {"id": "reduce", "agent": "echo", "needs": ["search"]},
+        ]
+    }
+
+
+async def test_a_mapped_task_runs_once_per_item_and_fans_in_their_results_in_order(
+    engine: Engine, client: Client, redis: Redis
+) -> None:
+    state = await client.wait(await client.submit(mapped(["a", "b", "c"])), timeout=20)
+    assert state.status == "completed"
+    tasks = {t.id: t for t in state.tasks}
+    instances = ["search[0]", "search[1]", "search[2]"]
+    assert [t.id for t in state.tasks] == ["plan", "search", "reduce", *instances]
+    assert all(tasks[i].spawner == "search" and tasks[i].needs == ["plan"] for i in instances)
+    assert tasks["search"].map == "plan"
+    assert state.results["search[1]"] == {
+        "input": {"item": "b", "k": "v"},
+        "deps": {"plan": ["a", "b", "c"]},
+    }
+    assert state.results["search"] == [state.results[i] for i in instances]
+    assert state.results["reduce"]["deps"] == {"search": state.results["search"]}
+    history = await redis.xrange(client.keyspace.history_of(client.keyspace.workflow(state.id)))
+    spawned = [f for _, f in history if f[b"kind"] == b"tasks_spawned"]
+    assert [(f[b"task"], f[b"tasks"]) for f in spawned] == [
+        (b"search", " ".join(instances).encode())
+    ]
+
+
+async def test_a_map_over_no_items_is_done_with_an_empty_list(
+    engine: Engine, client: Client
+) -> None:
+    state = await client.wait(await client.submit(mapped([])), timeout=20)
+    assert state.status == "completed"
+    assert state.results["search"] == []
+    assert state.results["reduce"]["deps"] == {"search": []}
+    assert [t.id for t in state.tasks] == ["plan", "search", "reduce"]
+
+
+async def test_items_reach_the_instances_exactly_as_written(engine: Engine, client: Client) -> None:
+    items = [9007199254740993, 9223372036854775807, 0.1, {"deep": [1, [2, "]"]]}, '"{,\\']
+    state = await client.wait(await client.submit(mapped(items)), timeout=20)
+    assert state.status == "completed"
+    assert [r["input"]["item"] for r in state.results["search"]] == items
+
+
+async def test_a_map_over_what_is_not_a_list_or_too_long_fails_the_task(
+    engine: Engine, redis_url: str, keyspace: Keyspace, redis: Redis
+) -> None:
+    settings = ClientSettings(keyspace=keyspace, limits=Limits(max_map=2))
+    async with Client(redis_url, settings, agents=registered()) as client:
+        for items, reason in [
+            ({"a": 1}, "map over plan: its result is not a list"),
+            (None, "map over plan: its result is not a list"),
+            ([1, 2, 3], "map over plan: 3 items, over the limit of 2"),
+        ]:
+            state = await client.wait(await client.submit(mapped(items)), timeout=20)
+            assert state.status == "failed"
+            assert state.reason == f"task search dead-lettered: {reason}"
+            assert [t.id for t in state.tasks] == ["plan", "search", "reduce"]
+            [(_, dead)] = await redis.xrange(keyspace.dead(0, "echo"))
+            assert dead[b"reason"] == reason.encode()
+            await redis.delete(keyspace.dead(0, "echo"))
+
+
+def test_map_is_read_from_yaml_and_json_and_checked() -> None:
+    yaml_spec = WorkflowSpec.from_yaml(
+        "tasks:\n- {id: plan, agent: echo}\n- {id: s, agent: echo, map: plan, needs: [plan]}\n"
+    )
+    json_spec = WorkflowSpec.from_json(
+        '{"tasks": [{"id": "plan", "agent": "echo"},'
+        ' {"id": "s", "agent": "echo", "map": "plan", "needs": ["plan"]}]}'
+    )
+    assert yaml_spec == json_spec and yaml_spec.tasks[1].map == "plan"
+    assert json_spec.validate() == ["plan", "s"]
+    assert yaml_spec.digest() != WorkflowSpec(yaml_spec.tasks[:1]).digest()
+    bad = [
+        ({"map": "other", "needs": ["plan"]}, "'map' must name one of its needs"),
+        ({"map": "plan", "needs": ["plan"], "input": [1]}, "input must be a mapping"),
+        ({"map": "plan", "needs": ["plan"], "input": {"item": 1}}, "without 'item'"),
+    ]
+    for extra, message in bad:
+        spec = WorkflowSpec.from_dict(
+            {"tasks": [{"id": "plan", "agent": "echo"}, {"id": "s", "agent": "echo", **extra}]}
+        )
+        with pytest.raises(SpecError, match=message):
+            spec.validate()
+
+
+async def test_the_http_api_takes_map_and_shows_the_instances(
+    engine: Engine, client: Client
+) -> None:
+    async with serving(client, ApiSettings.with_tokens([TOKEN])) as http:
+        response = await http.post("/workflows", json=mapped([1, 2]), headers=AUTH)
+        assert response.status == 201, await response.text()
+        workflow_id = (await response.json())["id"]
+
+        async def completed() -> Any:
+            state = await (await http.get(f"/workflows/{workflow_id}", headers=AUTH)).json()
+            return state if state["status"] == "completed" else None
+
+        state = await eventually(completed)
+        tasks = {t["id"]: t for t in state["tasks"]}
+        assert (tasks["search"]["map"], tasks["search[1]"]["spawner"]) == ("plan", "search")
+        path = f"/workflows/{workflow_id}/tasks/{quote('search[1]')}/result"
+        result = await (await http.get(path, headers=AUTH)).json()
+        assert result["input"] == {"item": 2, "k": "v"}
