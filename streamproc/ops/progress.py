@@ -33,7 +33,7 @@ async def print_events(client: Client, workflow_id: str) -> WorkflowState:
     async for event in client.follow(workflow_id):
         at = float(event.get(EF.AT) or time.time() * 1000)
         elapsed = max(0.0, (at - started_ms) / 1000)
-        detail = event.get(EF.ERROR) or event.get(EF.REASON) or ""
+        detail = event.get(EF.ERROR) or event.get(EF.REASON) or event.get(EF.TASKS) or ""
         task = event.get(EF.TASK, "")
         click.echo(f"{elapsed:7.2f}s  {event[EF.KIND]:<14} {task:<12} {detail}".rstrip(), err=True)
     return await client.get(workflow_id)
@@ -58,7 +58,23 @@ def render_state(
         summary = " ".join(summary.split())
         summary = summary if len(summary) <= width else summary[: width - 3] + "..."
         lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
-    return "\n".join(lines)
+    return "\n".join(lines + grown(state))
+
+
+def grown(state: WorkflowState) -> list[str]:
+    """Who added which tasks at run time: ``plan spawned q0 q1``, ``search mapped plan into
+    search[0] search[1]``."""
+    added: dict[str, list[str]] = {}
+    for t in state.tasks:
+        if t.spawner:
+            added.setdefault(t.spawner, []).append(t.id)
+    maps = {t.id: t.map for t in state.tasks if t.map}
+    return [
+        f"  {by} mapped {maps[by]} into {' '.join(ids)}"
+        if by in maps
+        else f"  {by} spawned {' '.join(ids)}"
+        for by, ids in added.items()
+    ]
 
 
 ENVELOPE = frozenset({"id", EF.V, EF.KIND, EF.WF, EF.TASK, EF.ATT, EF.AT})
