@@ -350,3 +350,33 @@ async def test_an_idle_debug_group_expires_and_stops_holding_back_trimming(
         await eventually(lambda: trimmed_below(redis, stream, "+"))
     finally:
         await running.stop()
+
+
+async def test_a_grown_run_replays_from_the_record_spawning_and_mapping_the_same_graph(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    nested = [{"id": "deep", "agent": "ledger"}]
+    spawn = [
+        {"id": "q0", "agent": "planner", "input": {"spawn": nested, "result": [1, 2]}},
+        {"id": "q1", "agent": "ledger", "needs": ["q0"]},
+        {"id": "each", "agent": "echo", "map": "q0", "needs": ["q0"]},
+    ]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": spawn, "result": "p"}},
+            {"id": "reduce", "agent": "ledger", "needs": ["plan"]},
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    assert original.status == "completed", original.reason
+    assert {"q0", "q1", "deep", "each", "each[0]", "each[1]"} <= {t.id for t in original.tasks}
+    result = await run("replay", "run", original.id, *at(redis_url, keyspace))
+    assert result.code == 0, result
+    assert f"no difference between {original.id} and " in result.out
+    again = await client.get(await replayed_id(result.err))
+    assert again.results == original.results
+    assert {t.id: (t.needs, t.spawner) for t in again.tasks} == {
+        t.id: (t.needs, t.spawner) for t in original.tasks
+    }
+    assert {t.agent for t in again.tasks} == {"replay"}
+    assert await executed(redis, again.id) == []

@@ -52,16 +52,16 @@ async def run(
     from recorded outcomes, where none is allowed."""
     if from_recorded + live + (from_task is not None) > 1:
         fail("give at most one of --from-recorded, --live and --from-task", 2)
-    recorder = rp.RecordedAgent()
-    agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         try:
-            recorded, spec = await rp.load_recorded(client, workflow_id)
-            plan = (
-                spec if live else rp.replay_spec(recorded, spec, _live(recorded, spec, from_task))
-            )
+            recording = await rp.load_recorded(client, workflow_id)
+            recorded, spec = recording.state, recording.spec
+            kept_live = _live(recorded, spec, from_task)
+            plan = spec if live else rp.replay_spec(recorded, spec, kept_live)
         except (NotFound, SpecError, Conflict) as exc:
             fail(str(exc), 2)
+        recorder = rp.RecordedAgent(recording, kept_live)
+        agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
         strict = not live and from_task is None
         slots = WorkerSettings.concurrency + rp.held_slots(recorded)
         async with running_engine(ctx.redis, ctx.keyspace, agents, slots):
