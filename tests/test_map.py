@@ -134,3 +134,26 @@ async def test_the_http_api_takes_map_and_shows_the_instances(
         path = f"/workflows/{workflow_id}/tasks/{quote('search[1]')}/result"
         result = await (await http.get(path, headers=AUTH)).json()
         assert result["input"] == {"item": 2, "k": "v"}
+
+
+async def test_adjusting_what_a_map_maps_over_supersedes_its_instances_and_maps_again(
+    engine: Engine, client: Client
+) -> None:
+    spec = mapped(["a", "b", "c"])
+    spec["tasks"][1] |= {"agent": "writer", "input": {"text": "short"}}
+    spec["tasks"][2] = {
+        "id": "reduce",
+        "agent": "judge",
+        "input": {"adjust": {"plan": ["x", "y"]}},
+        "needs": ["search"],
+    }
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "completed", state.reason
+    tasks = {t.id: t for t in state.tasks}
+    assert [t.id for t in state.tasks] == [
+        "plan", "search", "reduce", "search[0]", "search[1]", "search[2]",
+    ]  # fmt: skip
+    assert state.results["search"] == ["short", "short"]  # one per item of ["x", "y"]
+    assert (tasks["search[0]"].attempt, tasks["search[2]"].state) == (2, "superseded")
+    assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
+    assert tasks["search"].needs == ["plan", "search[0]", "search[1]"]

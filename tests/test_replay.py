@@ -380,3 +380,27 @@ async def test_a_grown_run_replays_from_the_record_spawning_and_mapping_the_same
     }
     assert {t.agent for t in again.tasks} == {"replay"}
     assert await executed(redis, again.id) == []
+
+
+async def test_a_run_whose_spawn_was_superseded_replays_its_final_graph(
+    engine: Engine, client: Client, redis_url: str, keyspace: Keyspace
+) -> None:
+    again = [{"id": "q2", "agent": "echo"}]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": [{"id": "q1", "agent": "echo"}]}},
+            {
+                "id": "reduce",
+                "agent": "judge",
+                "input": {"adjust": {"plan": {"spawn": again, "result": "again"}}},
+                "needs": ["plan"],
+            },
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    assert {t.id: t.state for t in original.tasks}["q1"] == "superseded"
+    result = await run("replay", "run", original.id, *at(redis_url, keyspace))
+    assert result.code == 0, result
+    assert f"no difference between {original.id} and " in result.out
+    again_state = await client.get(await replayed_id(result.err))
+    assert [t.id for t in again_state.tasks] == ["plan", "reduce", "q2"]

@@ -126,20 +126,31 @@ async def test_spawns_past_the_workflow_limits_are_refused(
         )
 
 
-async def test_adjusting_a_spawner_is_refused_and_recorded(engine: Engine, client: Client) -> None:
-    spec = plan([{"id": "q0", "agent": "echo"}])
+async def test_adjusting_a_spawner_supersedes_its_spawn_and_it_spawns_anew(
+    engine: Engine, client: Client
+) -> None:
+    again = [{"id": "q0", "agent": "echo", "input": "new"}, {"id": "q2", "agent": "echo"}]
+    spec = plan([{"id": "q0", "agent": "echo"}, {"id": "q1", "agent": "echo"}])
     spec["tasks"][1] = {
         "id": "reduce",
         "agent": "judge",
-        "input": {"adjust": {"plan": {"spawn": [], "result": "again"}}},
+        "input": {"adjust": {"plan": {"spawn": again, "result": "again"}}},
         "needs": ["plan"],
     }
-    state = await client.wait(await client.submit(spec), timeout=20)
-    assert state.status == "completed"
+    workflow_id = await client.submit(spec)
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "completed", state.reason
     tasks = {t.id: t for t in state.tasks}
-    assert tasks["plan"].attempt == 1 and state.results["plan"] == "planned"
-    [refused] = [h for h in tasks["reduce"].history if h["outcome"] == "adjust refused"]
-    assert refused["refusal"] == (
-        "task q0 is downstream of plan and part of what a spawn or map added at run time: "
-        "adjusting across it is not supported"
-    )
+    assert [t.id for t in state.tasks] == ["plan", "reduce", "q0", "q1", "q2"]
+    assert (tasks["plan"].attempt, state.results["plan"]) == (2, "again")
+    assert (tasks["q1"].state, tasks["q1"].history[-1]["outcome"]) == ("superseded", "superseded")
+    assert tasks["q1"].history[-1]["cause"] == "plan"
+    assert (tasks["q0"].attempt, state.results["q0"]["input"]) == (2, "new")
+    assert tasks["reduce"].needs == ["plan", "q0", "q2"]
+    assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
+    history = await client.history(workflow_id)
+    assert [(e["kind"], e.get("tasks")) for e in history if "tasks" in e] == [
+        ("tasks_spawned", "q0 q1"),
+        ("tasks_superseded", "q0 q1"),
+        ("tasks_spawned", "q0 q2"),
+    ]

@@ -38,7 +38,7 @@ from streamproc.errors import (
 from streamproc.registry import Spawn, Task
 from streamproc.spec import TaskSpec, WorkflowSpec
 from streamproc.store import fields
-from streamproc.store.state import TaskState, WorkflowState, WorkflowStatus
+from streamproc.store.state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
 REPLAY_AGENT = "replay"
 HOLD = 30 * 24 * 3600.0  # a held task's wait: far longer than any replay takes to end
@@ -102,8 +102,8 @@ async def load_recorded(client: Client, workflow_id: str) -> Recording:
     declared: list[TaskSpec] = []
     spawned: dict[str, list[TaskSpec]] = {}
     for t in state.tasks:
-        if t.spawner in maps:
-            continue  # an instance: its map makes it again
+        if t.spawner in maps or t.state == TaskStatus.SUPERSEDED:
+            continue  # an instance: its map makes it again; or taken back by an adjustment
         given = fields.given(raw, t.id)
         task = TaskSpec(
             id=t.id,
@@ -228,7 +228,8 @@ class TaskDiff:
 
 
 def diff(before: WorkflowState, after: WorkflowState) -> list[TaskDiff]:
-    """What differs between two runs: status, then per task its state and result."""
+    """What differs between two runs: status, then per task its state and result (a task
+    superseded in one run and absent from the other is no difference)."""
     out = []
     if before.status != after.status:
         out.append(TaskDiff("", "status", before.status, after.status))
@@ -236,10 +237,12 @@ def diff(before: WorkflowState, after: WorkflowState) -> list[TaskDiff]:
     for mine in before.tasks:
         other = theirs.pop(mine.id, None)
         if other is None:
-            out.append(TaskDiff(mine.id, "present", True, False))
+            if mine.state != TaskStatus.SUPERSEDED:
+                out.append(TaskDiff(mine.id, "present", True, False))
             continue
         out += _task_diff(mine, other)
-    out += [TaskDiff(task, "present", False, True) for task in theirs]
+    gone = TaskStatus.SUPERSEDED
+    out += [TaskDiff(task, "present", False, True) for task, t in theirs.items() if t.state != gone]
     return out
 
 

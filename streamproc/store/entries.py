@@ -76,6 +76,7 @@ class EventKind(StrEnum):
     TASK_ADJUSTED = "task_adjusted"
     ADJUST_REFUSED = "adjust_refused"
     TASKS_SPAWNED = "tasks_spawned"  # by a Spawn (task: the spawner) or a map (the mapped task)
+    TASKS_SUPERSEDED = "tasks_superseded"  # taken back as the task that added them re-ran
     RESUMED = "resumed"
     COMPLETED = WorkflowStatus.COMPLETED.value
     FAILED = WorkflowStatus.FAILED.value

@@ -128,9 +128,9 @@ ENGINE = Library.packaged(
         for file in (
             "common",
             "submit",
-            "adjust",
             "grow",
             "map",
+            "adjust",
             "resolve",
             "started",
             "recovery",

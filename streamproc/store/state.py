@@ -34,6 +34,7 @@ class TaskStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
+    SUPERSEDED = "superseded"  # added at run time, then taken back as its adder re-ran
 
 
 # Shared limits of an external API (lua/limits.lua): an admission's verdict, what a finished
@@ -49,7 +50,7 @@ class TaskState:
 
     id: str
     agent: str
-    state: str  # a TaskStatus: waiting, queued, running, delayed, done, failed or skipped
+    state: str  # a TaskStatus: waiting, queued, running, delayed, done, failed, skipped, superseded
     attempt: int
     failures: int
     lost: int

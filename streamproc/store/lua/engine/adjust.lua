@@ -1,5 +1,7 @@
 --[[ adjust.lua: re-running a task with a new input because a task downstream of it asked to
   (an 'adjust' completion, applied by sp_resolve in resolve.lua).  It registers no function.
+  What a re-run task had spawned or mapped is taken back first (supersede, grow.lua): it
+  spawns or maps anew when it runs again.
 ]]
 
 -- The task and every task downstream of it, each once, the task first.
@@ -16,21 +18,6 @@ local function downstream(key, root)
     i = i + 1
   end
   return order, seen
-end
-
--- The first of `order` the workflow grew at run time (spawned, or a map's instance) or that
--- grew it by a map, or nil.  Adjusting across such a task is refused: re-running a spawner
--- or a map would have to take back what it added.
-local function grown(key, order)
-  local fields = {}
-  for i, d in ipairs(order) do
-    fields[2 * i - 1], fields[2 * i] = TF.spawner .. d, TF.mapped .. d
-  end
-  local got = hmget(key, fields)
-  for i, d in ipairs(order) do
-    if got[2 * i - 1] or got[2 * i] then return d end
-  end
-  return nil
 end
 
 -- Put a task back to waiting as a new attempt: a completion of the attempt in flight, if any,
@@ -57,13 +44,14 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   local order, seen = downstream(key, target)
   local f = redis.call('HMGET', key, TF.adjusted .. target, WF.rounds)
   local round, limit = tonumber(f[1] or '0') + 1, tonumber(f[2] or '0')
-  local refusal, dynamic = nil, grown(key, order)
+  local refusal
+  local map_of = instance_of(key, target)
   if status ~= WS.running then refusal = 'workflow is ' .. status
   elseif not seen[t] then refusal = 'task ' .. target .. ' is not upstream of ' .. t
   elseif round > limit then refusal = 'round limit ' .. limit .. ' reached for ' .. target
-  elseif dynamic then
-    refusal = 'task ' .. dynamic .. ' is downstream of ' .. target .. ' and part of what a '
-              .. 'spawn or map added at run time: adjusting across it is not supported'
+  elseif map_of then
+    refusal = 'task ' .. target .. ' is an instance of map ' .. map_of
+              .. ': adjust the task it maps over instead'
   end
   if refusal then
     append_history(key, t, {attempt = tonumber(att), outcome = 'adjust refused',
@@ -76,6 +64,12 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   append_history(key, target, {attempt = tonumber(redis.call('HGET', key, TF.attempt .. target)),
                                outcome = 'adjusted', reason = why, by = t, round = round,
                                previous = string.sub(previous, 1, 500), at = ctx.now})
+  local gone = supersede(ctx, key, wf, seen, target, round)
+  local kept = {}
+  for _, d in ipairs(order) do
+    if not gone[d] then kept[#kept + 1] = d end
+  end
+  order = kept
   for _, d in ipairs(order) do reset(ctx, key, wf, d, target, round) end
   for i = 2, #order do
     local d = order[i]

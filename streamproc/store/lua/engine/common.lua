@@ -1,8 +1,8 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
-  it registers no function.  The engine library is this file, then submit.lua, adjust.lua,
-  grow.lua, map.lua, resolve.lua, started.lua, recovery.lua and admin.lua, joined in that
-  order under the prelude of constants shared with Python (streamproc/store/functions.py): WF workflow fields, TF
-  per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
+  it registers no function.  The engine library is this file, then submit.lua, grow.lua,
+  map.lua, adjust.lua, resolve.lua, started.lua, recovery.lua and admin.lua, joined in that
+  order under the prelude of constants shared with Python (streamproc/store/functions.py): WF
+  workflow fields, TF per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
   completion kinds, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
   GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the

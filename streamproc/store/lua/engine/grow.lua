@@ -1,7 +1,8 @@
---[[ grow.lua: tasks that join a running workflow.  A spawn completion (an agent returned
-  Spawn) adds its tasks in the sp_resolve step that records it (apply_spawn), and a mapped
-  task adds its instances (map.lua) through the same helper, add_tasks.  It registers no
-  function.
+--[[ grow.lua: tasks that join a running workflow, and leave it.  A spawn completion (an
+  agent returned Spawn) adds its tasks in the sp_resolve step that records it (apply_spawn),
+  and a mapped task adds its instances (map.lua) through the same helper, add_tasks.  When an
+  adjustment re-runs a task (adjust.lua), what it added is superseded (supersede), and its
+  ids may be added again.  It registers no function.
 
 A spawn arrives as JSON (engine/spawning.py): one entry per task, each after the tasks of the
 spawn it needs, {id, agent, input as JSON text, needs, retries, timeout ('' none), map ('' none)}.
@@ -50,15 +51,17 @@ local function spawn_refusal(key, parent, tasks)
   local order = split(redis.call('HGET', key, WF.order))
   local limits = redis.call('HMGET', key, WF.max_tasks, WF.max_input)
   local max_tasks, max_input = tonumber(limits[1] or '0'), tonumber(limits[2] or '0')
-  if max_tasks > 0 and #order + #tasks > max_tasks then
-    return string.format('%d tasks would take the workflow past its limit of %d',
-                         #order + #tasks, max_tasks)
-  end
-  local existing, joining = {}, {}
+  local existing, joining, count = {}, {}, #order
   for _, id in ipairs(order) do existing[id] = true end
   for _, task in ipairs(tasks) do
     local id = task[1]
-    if existing[id] then return "task id '" .. id .. "' already exists" end
+    if existing[id] then  -- taken, unless superseded: then it is added again
+      if redis.call('HGET', key, TF.state .. id) ~= TS.superseded then
+        return "task id '" .. id .. "' already exists"
+      end
+    else
+      count = count + 1
+    end
     if joining[id] then return "task id '" .. id .. "' appears twice" end
     if max_input > 0 and #task[3] > max_input then
       return string.format("task '%s': input is %d bytes, over the %d limit", id, #task[3],
@@ -76,18 +79,31 @@ local function spawn_refusal(key, parent, tasks)
     end
     joining[id] = true
   end
+  if max_tasks > 0 and count > max_tasks then
+    return string.format('%d tasks would take the workflow past its limit of %d', count,
+                         max_tasks)
+  end
   return nil
 end
 
 -- Write `tasks` (validated) into the workflow as added by `parent`.  Each waits for its needs
 -- not yet done, and every task of `waiters` also waits for all of them.  Their ids are
--- appended to the workflow's order and counted as left.  Returns their ids; none is published.
+-- appended to the workflow's order (but for superseded ones added again, which are there,
+-- and move on to a new attempt) and counted as left.  Returns their ids; none is published.
 local function add_tasks(key, parent, tasks, waiters)
-  local ids, added = {}, {}  -- added[need]: the new tasks that are dependents of need
+  local ids, added, new = {}, {}, {}  -- added[need]: the new tasks that are dependents of need
   for i, task in ipairs(tasks) do ids[i] = task[1] end
   local waiting_for = table.concat(waiters, ' ')
   for _, task in ipairs(tasks) do
     local id, unmet = task[1], 0
+    local attempt = tonumber(redis.call('HGET', key, TF.attempt .. id) or '0') + 1
+    if attempt == 1 then
+      new[#new + 1] = id
+    else
+      redis.call('HDEL', key, TF.result .. id, TF.began .. id, TF.ended .. id, TF.error .. id,
+                 TF.consumer .. id, TF.waiting_since .. id, TF.mapped .. id, TF.map .. id,
+                 TF.adjusted .. id)
+    end
     for _, need in ipairs(task[4]) do
       if redis.call('HGET', key, TF.state .. need) ~= TS.done then unmet = unmet + 1 end
       added[need] = added[need] or {}
@@ -95,7 +111,7 @@ local function add_tasks(key, parent, tasks, waiters)
     end
     local fields = {TF.agent .. id, task[2], TF.input .. id, task[3],
                     TF.needs .. id, table.concat(task[4], ' '), TF.dependents .. id, waiting_for,
-                    TF.unmet .. id, unmet, TF.state .. id, TS.waiting, TF.attempt .. id, 1,
+                    TF.unmet .. id, unmet, TF.state .. id, TS.waiting, TF.attempt .. id, attempt,
                     TF.failures .. id, 0, TF.lost .. id, 0, TF.retries .. id, task[5],
                     TF.timeout .. id, task[6], TF.spawner .. id, parent}
     if task[7] ~= '' then
@@ -115,9 +131,68 @@ local function add_tasks(key, parent, tasks, waiters)
     redis.call('HSET', key, TF.needs .. waiter, needs == '' and joined or needs .. ' ' .. joined)
     redis.call('HINCRBY', key, TF.unmet .. waiter, #ids)
   end
-  redis.call('HSET', key, WF.order, redis.call('HGET', key, WF.order) .. ' ' .. joined)
+  if #new > 0 then
+    redis.call('HSET', key, WF.order,
+               redis.call('HGET', key, WF.order) .. ' ' .. table.concat(new, ' '))
+  end
   redis.call('HINCRBY', key, WF.left, #ids)
   return ids
+end
+
+-- The mapped task whose instance t is, or nil.
+local function instance_of(key, t)
+  local spawner = redis.call('HGET', key, TF.spawner .. t)
+  if spawner and redis.call('HEXISTS', key, TF.map .. spawner) == 1 then return spawner end
+  return nil
+end
+
+-- Remove the word `id` from a space-separated field.
+local function drop(key, field, id)
+  local kept = {}
+  for _, word in ipairs(split(redis.call('HGET', key, field))) do
+    if word ~= id then kept[#kept + 1] = word end
+  end
+  redis.call('HSET', key, field, table.concat(kept, ' '))
+end
+
+-- Take back what the tasks an adjustment re-runs (`seen`) added at run time, and what those
+-- added in turn: each becomes superseded, leaves the graph (its needs' dependents, its
+-- dependents' needs), is no longer counted as left, and its history says why; a mapped task
+-- whose instances go expands again.  Returns the superseded tasks as a set.
+local function supersede(ctx, key, wf, seen, cause, round)
+  local order = split(redis.call('HGET', key, WF.order))
+  local fields = {}
+  for i, d in ipairs(order) do fields[2 * i - 1], fields[2 * i] = TF.spawner .. d, TF.state .. d end
+  local got = hmget(key, fields)
+  local gone, ids = {}, {}
+  for i, d in ipairs(order) do
+    local by, state = got[2 * i - 1], got[2 * i]
+    if by and (seen[by] or gone[by]) and state ~= TS.superseded then
+      gone[d] = true
+      ids[#ids + 1] = d
+    end
+  end
+  for _, d in ipairs(ids) do
+    local f = redis.call('HMGET', key, TF.state .. d, TF.attempt .. d, TF.needs .. d,
+                         TF.dependents .. d, TF.spawner .. d)
+    if f[1] ~= TS.done then redis.call('HINCRBY', key, WF.left, -1) end
+    if f[1] == TS.delayed then redis.call('ZREM', ctx.delayed, delayed_member(wf, d)) end
+    redis.call('HSET', key, TF.state .. d, TS.superseded)
+    append_history(key, d, {attempt = tonumber(f[2]), outcome = 'superseded', cause = cause,
+                            round = round, at = ctx.now})
+    for _, need in ipairs(split(f[3])) do
+      if not gone[need] then drop(key, TF.dependents .. need, d) end
+    end
+    for _, child in ipairs(split(f[4])) do
+      if not gone[child] then drop(key, TF.needs .. child, d) end
+    end
+    if not gone[f[5]] then redis.call('HDEL', key, TF.mapped .. f[5]) end
+  end
+  if #ids > 0 then
+    emit(ctx, key, wf, EV.tasks_superseded, nil, nil, ctx.now, EF.target, cause, EF.tasks,
+         table.concat(ids, ' '))
+  end
+  return gone
 end
 
 -- Apply a spawn completion of task t.  `f` is what sp_resolve read of the workflow (status,

@@ -69,6 +69,8 @@ run_map = function(ctx, key, wf, t, f)
   local refusal
   if not items then
     refusal = 'map over ' .. f[6] .. ': its result is not a list'
+  elseif f[2] ~= 'null' and string.sub(f[2], 1, 1) ~= '{' then
+    refusal = 'map over ' .. f[6] .. ': its input is not a mapping'
   elseif limit > 0 and #items > limit then
     refusal = string.format('map over %s: %d items, over the limit of %d', f[6], #items, limit)
   end
