@@ -48,9 +48,9 @@ async def test_spawned_tasks_run_and_the_dependents_of_the_spawner_fan_in(
 
 
 async def test_spawned_tasks_may_need_each_other_and_done_tasks_and_may_spawn(
-    engine: Engine, client: Client
+    engine: Engine, client: Client, redis: Redis
 ) -> None:
-    inner = [{"id": "deep", "agent": "echo", "input": "deep"}]
+    inner = [{"id": "deep", "agent": "ledger"}]  # an agent no declared task uses
     spawn = [
         {"id": "q1", "agent": "echo", "input": 1, "needs": ["q0", "first"]},
         {"id": "q0", "agent": "planner", "input": {"spawn": inner, "result": "q0 planned"}},
@@ -66,6 +66,7 @@ async def test_spawned_tasks_may_need_each_other_and_done_tasks_and_may_spawn(
     assert tasks["q1"].needs == ["plan", "q0", "first", "deep"]
     assert set(state.results["q1"]["deps"]) == {"plan", "q0", "first", "deep"}
     assert tasks["reduce"].needs == ["plan", "q0", "q1", "deep"]  # the spawn in need order
+    assert b"ledger" in await redis.smembers(client.keyspace.agents(0))  # the shard serves it
 
 
 async def refused(client: Client, redis: Redis, spec: dict[str, Any]) -> str:

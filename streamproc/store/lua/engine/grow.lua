@@ -142,7 +142,7 @@ end
 -- The mapped task whose instance t is, or nil.
 local function instance_of(key, t)
   local spawner = redis.call('HGET', key, TF.spawner .. t)
-  if spawner and redis.call('HEXISTS', key, TF.map .. spawner) == 1 then return spawner end
+  if spawner and redis.call('HGET', key, TF.map .. spawner) then return spawner end
   return nil
 end
 
@@ -217,6 +217,14 @@ local function apply_spawn(ctx, key, wf, t, att, out, began, ended, by, f, tasks
     for _, need in ipairs(task[4]) do needs_parent = needs_parent or need == t end
     if not needs_parent then table.insert(task[4], 1, t) end
   end
+  local agents, named = {}, {}
+  for _, task in ipairs(tasks) do
+    if not named[task[2]] then
+      named[task[2]] = true
+      agents[#agents + 1] = task[2]
+    end
+  end
+  redis.call('SADD', ctx.agents, unpack(agents))  -- as submit does: the shard serves them
   local ids = add_tasks(key, t, tasks, split(f[5]))
   emit(ctx, key, wf, EV.tasks_spawned, t, att, ended, EF.tasks, table.concat(ids, ' '))
   local dependents = split(redis.call('HGET', key, TF.dependents .. t))
