@@ -3,9 +3,11 @@ that need it receive the list of the instances' results, in order."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 from urllib.parse import quote
 
+import orjson
 import pytest
 from redis.asyncio import Redis
 
@@ -13,7 +15,7 @@ from streamproc import Client, ClientSettings, Keyspace, Limits, SpecError, Work
 from streamproc.http.auth import ApiSettings
 from streamproc.registry import registered
 from tests.conftest import Engine, eventually
-from tests.http_helpers import AUTH, TOKEN, serving
+from tests.http_helpers import AUTH, TOKEN, serving, sse_frames
 
 
 def mapped(items: Any) -> dict[str, Any]:
@@ -134,6 +136,11 @@ async def test_the_http_api_takes_map_and_shows_the_instances(
         path = f"/workflows/{workflow_id}/tasks/{quote('search[1]')}/result"
         result = await (await http.get(path, headers=AUTH)).json()
         assert result["input"] == {"item": 2, "k": "v"}
+        events = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
+        async with asyncio.timeout(20):
+            frames = sse_frames(await events.text())
+        [spawned] = [orjson.loads(f["data"]) for f in frames if f["event"] == "tasks_spawned"]
+        assert (spawned["task"], spawned["tasks"]) == ("search", "search[0] search[1]")
 
 
 async def test_adjusting_what_a_map_maps_over_supersedes_its_instances_and_maps_again(

@@ -404,3 +404,28 @@ async def test_a_run_whose_spawn_was_superseded_replays_its_final_graph(
     assert f"no difference between {original.id} and " in result.out
     again_state = await client.get(await replayed_id(result.err))
     assert [t.id for t in again_state.tasks] == ["plan", "reduce", "q2"]
+
+
+async def test_live_replay_of_a_grown_run_runs_its_spawners_live(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    spawn = [{"id": "q0", "agent": "ledger"}]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": spawn}},
+            {"id": "reduce", "agent": "ledger", "needs": ["plan"]},
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    result = await run(
+        "replay", "run", original.id, "--live", "--import", "tests.agents_for_tests",
+        *at(redis_url, keyspace),
+    )  # fmt: skip
+    assert result.code == 0, result
+    again = await client.get(await replayed_id(result.err))
+    assert sorted(await executed(redis, again.id)) == ["plan", "q0", "reduce"]
+    assert {t.id: (t.agent, t.spawner) for t in again.tasks} == {
+        "plan": ("planner", ""),
+        "reduce": ("ledger", ""),
+        "q0": ("ledger", "plan"),
+    }
