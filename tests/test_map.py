@@ -164,3 +164,23 @@ async def test_adjusting_what_a_map_maps_over_supersedes_its_instances_and_maps_
     assert (tasks["search[0]"].attempt, tasks["search[2]"].state) == (2, "superseded")
     assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
     assert tasks["search"].needs == ["plan", "search[0]", "search[1]"]
+
+
+async def test_a_map_that_ends_at_once_publishes_its_dependents_whatever_their_agent(
+    engine: Engine, redis_url: str, keyspace: Keyspace
+) -> None:
+    """No items: the mapped task is done in the step that applies its need, and publishes its
+    dependents there, whose agent (one the running resolver has never routed) needs keys."""
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        warm = await client.wait(await client.submit(mapped([1])), timeout=20)
+        assert warm.status == "completed"  # the resolver runs, its agents loaded
+        spec = mapped([])
+        spec["tasks"][2]["agent"] = "manual"
+        workflow_id = await client.submit(spec)
+        await eventually(lambda: _state_is(client, workflow_id, "reduce", "queued"))
+        state = await client.get(workflow_id)
+    assert state.results == {"plan": [], "search": []}
+
+
+async def _state_is(client: Client, workflow_id: str, task: str, state: str) -> bool:
+    return {t.id: t.state for t in (await client.get(workflow_id)).tasks}[task] == state

@@ -46,6 +46,26 @@ local function array_items(text)
   end
 end
 
+-- The tasks that publishing `tasks` may publish in the same step: those, and the dependents
+-- of a mapped one among them, which may be done at once (no items), and so on.  Its caller
+-- needs stream keys for all their agents.
+local function reachable(key, tasks)
+  local out, seen = {}, {}
+  for _, t in ipairs(tasks) do
+    out[#out + 1], seen[t] = t, true
+  end
+  local i = 1
+  while i <= #out do
+    if redis.call('HGET', key, TF.map .. out[i]) then
+      for _, d in ipairs(split(redis.call('HGET', key, TF.dependents .. out[i]))) do
+        if not seen[d] then out[#out + 1], seen[d] = d, true end
+      end
+    end
+    i = i + 1
+  end
+  return out
+end
+
 -- The mapped task t is done once its `count` instances are: its result is their results.
 local function collect(ctx, key, wf, t, att, count)
   local fields = {}

@@ -112,10 +112,10 @@ local function resolve(keys, args)
       stale = stale + 1
     else
       local dependents = split(f[5])
-      local missing = missing_agent(ctx, key, dependents)
+      local missing = missing_agent(ctx, key, reachable(key, dependents))
       local spawned
       if kind == KIND.adjust then
-        missing = missing or missing_agent(ctx, key, {args[a + 10]})
+        missing = missing or missing_agent(ctx, key, reachable(key, {args[a + 10]}))
       elseif kind == KIND.spawn then
         spawned = decode_spawn(args[a + 10])
         missing = missing or spawn_missing_agent(ctx, spawned)
