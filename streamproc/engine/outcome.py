@@ -1,6 +1,7 @@
 """Running an agent on one task, and what it came to: the completion kind the resolver
 applies, its output (the result as JSON, or the error text) and, when the agent asked for
-one, an adjustment or a wait.  Whatever the agent raises or returns ends here as an outcome."""
+one, an adjustment, a wait or the tasks it spawns.  Whatever the agent raises or returns
+ends here as an outcome."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ MAX_ERROR_CHARS = 4000
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    kind: bytes  # ok | adjust | error | fatal | wait
+    kind: bytes  # ok | adjust | spawn | error | fatal | wait
     output: bytes
     adjust: AdjustRequest | None = None
     wait: tuple[int, int] | None = None  # retry in ms, give up after ms
