@@ -184,3 +184,19 @@ async def test_a_map_that_ends_at_once_publishes_its_dependents_whatever_their_a
 
 async def _state_is(client: Client, workflow_id: str, task: str, state: str) -> bool:
     return {t.id: t.state for t in (await client.get(workflow_id)).tasks}[task] == state
+
+
+async def test_adjusting_what_an_empty_map_mapped_over_maps_the_new_result(
+    engine: Engine, client: Client
+) -> None:
+    spec = mapped([])
+    spec["tasks"][1] |= {"agent": "writer", "input": {"text": "short"}}
+    spec["tasks"][2] = {
+        "id": "reduce",
+        "agent": "judge",
+        "input": {"adjust": {"plan": ["x"]}},
+        "needs": ["search"],
+    }
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "completed", state.reason
+    assert state.results["search"] == ["short"]  # one instance, for the adjusted plan's item

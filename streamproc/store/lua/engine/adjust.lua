@@ -34,7 +34,9 @@ local function reset(ctx, key, wf, d, cause, round)
     redis.call('HINCRBY', key, TF.attempt .. d, 1)
   end
   redis.call('HSET', key, TF.state .. d, TS.waiting)
-  redis.call('HDEL', key, TF.result .. d, TF.began .. d, TF.ended .. d, TF.consumer .. d)
+  -- a mapped task maps its need's result again (supersede took its instances back)
+  redis.call('HDEL', key, TF.result .. d, TF.began .. d, TF.ended .. d, TF.consumer .. d,
+             TF.mapped .. d)
 end
 
 -- Re-run `target` with a new input, and everything downstream of it (the requesting task `t`

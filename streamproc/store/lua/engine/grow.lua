@@ -5,7 +5,7 @@
   ids may be added again.  It registers no function.
 
 A spawn arrives as JSON (engine/spawning.py): one entry per task, each after the tasks of the
-spawn it needs, {id, agent, input as JSON text, needs, retries, timeout ('' none), map ('' none)}.
+spawn it needs: id, agent, input as JSON text, needs, retries, timeout ('' none), map ('' none).
 The worker checked what it could without the workflow; what needs the workflow is checked
 here, before anything is written: a refused spawn adds nothing and fails its spawner.
 ]]
@@ -25,7 +25,9 @@ end
 -- The tasks of a spawn as decoded, or nil when its text is not a well-formed spawn.
 local function decode_spawn(text)
   local ok, tasks = pcall(cjson.decode, text or '')
-  if not ok or type(tasks) ~= 'table' then return nil end
+  if not ok or type(tasks) ~= 'table' or (#tasks == 0 and next(tasks) ~= nil) then
+    return nil  -- not an array
+  end
   for _, task in ipairs(tasks) do
     if type(task) ~= 'table' or not is_name(task[1]) or not is_name(task[2])
         or type(task[3]) ~= 'string' or not is_text_list(task[4])
@@ -157,8 +159,8 @@ end
 
 -- Take back what the tasks an adjustment re-runs (`seen`) added at run time, and what those
 -- added in turn: each becomes superseded, leaves the graph (its needs' dependents, its
--- dependents' needs), is no longer counted as left, and its history says why; a mapped task
--- whose instances go expands again.  Returns the superseded tasks as a set.
+-- dependents' needs), is no longer counted as left, and its history says why (a mapped task
+-- whose instances go expands again as it is reset).  Returns the superseded tasks as a set.
 local function supersede(ctx, key, wf, seen, cause, round)
   local order = split(redis.call('HGET', key, WF.order))
   local fields = {}
@@ -174,7 +176,7 @@ local function supersede(ctx, key, wf, seen, cause, round)
   end
   for _, d in ipairs(ids) do
     local f = redis.call('HMGET', key, TF.state .. d, TF.attempt .. d, TF.needs .. d,
-                         TF.dependents .. d, TF.spawner .. d)
+                         TF.dependents .. d)
     if f[1] ~= TS.done then redis.call('HINCRBY', key, WF.left, -1) end
     if f[1] == TS.delayed then redis.call('ZREM', ctx.delayed, delayed_member(wf, d)) end
     redis.call('HSET', key, TF.state .. d, TS.superseded)
@@ -186,7 +188,6 @@ local function supersede(ctx, key, wf, seen, cause, round)
     for _, child in ipairs(split(f[4])) do
       if not gone[child] then drop(key, TF.needs .. child, d) end
     end
-    if not gone[f[5]] then redis.call('HDEL', key, TF.mapped .. f[5]) end
   end
   if #ids > 0 then
     emit(ctx, key, wf, EV.tasks_superseded, nil, nil, ctx.now, EF.target, cause, EF.tasks,
