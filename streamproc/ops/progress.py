@@ -46,7 +46,7 @@ def render_state(
     took = f" in {(state.ended_ms - state.created_ms) / 1000:.2f}s" if state.ended_ms else ""
     lines = [
         f"workflow {state.id} {state.name}: {state.status}{took} {state.reason}".rstrip(),
-        f"  {'task':<12}{'agent':<12}{'state':<9}{'att':>4}{'ran ms':>8}  result",
+        f"  {'task':<12}{'agent':<12}{'state':<11}{'att':>4}{'ran ms':>8}  result",
     ]
     for t in state.tasks:
         ran = f"{t.ended_ms - t.began_ms}" if t.began_ms and t.ended_ms else "-"
@@ -57,7 +57,7 @@ def render_state(
         }.get(t.state, "")
         summary = " ".join(summary.split())
         summary = summary if len(summary) <= width else summary[: width - 3] + "..."
-        lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
+        lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<11}{t.attempt:>4}{ran:>8}  {summary}")
     return "\n".join(lines + grown(state))
 
 
