@@ -8,7 +8,7 @@ import contextlib
 import contextvars
 import inspect
 import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import entry_points
@@ -52,13 +52,14 @@ class Adjust:
 @dataclass(frozen=True, slots=True)
 class Spawn:
     """Returned by an agent that planned work at run time: its own ``result`` stands, and
-    ``tasks`` join the running workflow in the step that records it.  Each spawned task needs
+    ``tasks`` (:class:`TaskSpec` objects, or mappings as a spec's tasks are written) join the
+    running workflow in the step that records it.  Each spawned task needs
     this one, and may also need tasks of the same spawn or tasks already done; every task
     that needed this one also waits for all of them (and gets their results in ``deps``).
     A spawn that breaks a rule (an id already used, a cycle, an unknown agent, the workflow's
     ``Limits``) adds nothing: this task fails for good, the reason in its dead letter."""
 
-    tasks: Sequence[TaskSpec]
+    tasks: Sequence[TaskSpec | Mapping[str, Any]]
     result: Any = None
 
 

@@ -79,7 +79,7 @@ class WorkflowSpec:
         if not isinstance(name, str):
             raise SpecError("workflow 'name' must be a string")
         return cls(
-            tasks=tuple(_task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
+            tasks=tuple(task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
             name=name,
             adjust_rounds=data.get("adjust_rounds", 1),
             timeout=data.get("timeout"),
@@ -182,7 +182,8 @@ def _check_size(text: str | bytes) -> None:
         raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
 
 
-def _task_from_dict(index: int, data: Any) -> TaskSpec:
+def task_from_dict(index: int, data: Any) -> TaskSpec:
+    """Task #``index`` of a spec as read from YAML or JSON (checked later, by ``validate``)."""
     if not isinstance(data, Mapping):
         raise SpecError(f"task #{index} must be a mapping")
     task_id = data.get("id")

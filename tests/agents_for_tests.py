@@ -174,11 +174,11 @@ def stubborn(task: Task) -> Any:
 
 @agent("planner")
 async def planner(task: Task) -> Any:
-    """Spawn input['spawn'] (TaskSpec keyword mappings) with result input['result']; with
-    input['pad'], each spawned task's input is that many x's."""
+    """Spawn input['spawn'] (spec task mappings; TaskSpec objects with input['as_specs']) with
+    result input['result']; with input['pad'], each spawned task's input is that many x's."""
     ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
     pad = {"input": "x" * task.input["pad"]} if "pad" in task.input else {}
-    specs = [
-        TaskSpec(**{**t, "needs": tuple(t.get("needs", ())), **pad}) for t in task.input["spawn"]
-    ]
-    return Spawn(tasks=specs, result=task.input.get("result"))
+    tasks = [{**t, **pad} for t in task.input["spawn"]]  # mappings, as a spec's tasks
+    if task.input.get("as_specs"):
+        tasks = [TaskSpec(**{**t, "needs": tuple(t.get("needs", ()))}) for t in tasks]
+    return Spawn(tasks=tasks, result=task.input.get("result"))

@@ -14,11 +14,15 @@ from tests.conftest import Engine
 QUERIES = [{"id": f"q{i}", "agent": "echo", "input": i} for i in range(3)]
 
 
-def plan(spawn: list[dict[str, Any]], result: Any = "planned") -> dict[str, Any]:
-    """plan spawns ``spawn``; reduce was declared to need plan only."""
+def plan(
+    spawn: list[dict[str, Any]], result: Any = "planned", as_specs: bool = False
+) -> dict[str, Any]:
+    """plan spawns ``spawn`` (as TaskSpec objects, or mappings); reduce was declared to need
+    plan only."""
+    planned = {"spawn": spawn, "result": result, "as_specs": as_specs}
     return {
         "tasks": [
-            {"id": "plan", "agent": "planner", "input": {"spawn": spawn, "result": result}},
+            {"id": "plan", "agent": "planner", "input": planned},
             {"id": "reduce", "agent": "echo", "needs": ["plan"]},
         ]
     }
@@ -27,7 +31,7 @@ def plan(spawn: list[dict[str, Any]], result: Any = "planned") -> dict[str, Any]
 async def test_spawned_tasks_run_and_the_dependents_of_the_spawner_fan_in(
     engine: Engine, client: Client, redis: Redis
 ) -> None:
-    workflow_id = await client.submit(plan(QUERIES))
+    workflow_id = await client.submit(plan(QUERIES, as_specs=True))
     state = await client.wait(workflow_id, timeout=20)
     assert state.status == "completed"
     tasks = {t.id: t for t in state.tasks}
@@ -107,6 +111,10 @@ async def test_spawns_that_break_a_rule_add_nothing_and_fail_the_spawner(
     await redis.delete(client.keyspace.dead(0, "planner"))
     assert await refused(client, redis, plan([{**q0, "needs": ["reduce"]}])) == (
         "spawn from plan refused: task 'q0' needs 'reduce', which is not done"
+    )
+    await redis.delete(client.keyspace.dead(0, "planner"))
+    assert await refused(client, redis, plan([{**q0, "colour": "red"}])) == (
+        "spawn from plan refused: task 'q0': unknown keys ['colour']"
     )
 
 

@@ -21,7 +21,7 @@ import orjson
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
 from streamproc.registry import Spawn
-from streamproc.spec import Limits, TaskSpec, validate_task
+from streamproc.spec import Limits, TaskSpec, task_from_dict, validate_task
 
 # Input sizes are judged against the workflow's own limit when the spawn is applied.
 _ANY_INPUT = Limits(max_input_bytes=sys.maxsize)
@@ -35,9 +35,10 @@ def encode_spawn(spawn: Spawn, spawner: str, agents: Collection[str] | None, cap
     """The tasks of ``spawn`` (returned by task ``spawner``) as the resolver applies them, or
     :class:`SpawnRefused` saying why they cannot join any workflow."""
     try:
-        tasks = list(spawn.tasks)
-        if not all(isinstance(task, TaskSpec) for task in tasks):
-            raise SpecError("tasks must be TaskSpec objects")
+        tasks = [
+            task if isinstance(task, TaskSpec) else task_from_dict(i, task)
+            for i, task in enumerate(spawn.tasks)
+        ]
         seen: dict[str, int] = {}
         for task in tasks:
             seen[task.id] = validate_task(task, seen, agents, _ANY_INPUT)
