@@ -429,3 +429,26 @@ async def test_live_replay_of_a_grown_run_runs_its_spawners_live(
         "reduce": ("ledger", ""),
         "q0": ("ledger", "plan"),
     }
+
+
+async def test_replay_from_a_spawned_task_runs_it_and_its_downstream_live(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    spawn = [{"id": "q0", "agent": "ledger"}, {"id": "q1", "agent": "ledger", "needs": ["q0"]}]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": spawn}},
+            {"id": "side", "agent": "ledger", "needs": ["plan"]},
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    result = await run(
+        "replay", "run", original.id, "--from-task", "q1", "--import", "tests.agents_for_tests",
+        *at(redis_url, keyspace),
+    )  # fmt: skip
+    assert result.code == 0, result
+    again = await client.get(await replayed_id(result.err))
+    assert again.status == "completed"
+    assert sorted(await executed(redis, again.id)) == ["q1", "side"]  # side waits for q1
+    agents = {t.id: t.agent for t in again.tasks}
+    assert agents == {"plan": "replay", "side": "ledger", "q0": "replay", "q1": "ledger"}

@@ -18,7 +18,6 @@ from streamproc.ops import replay as rp
 from streamproc.ops import retention
 from streamproc.ops.progress import render_state
 from streamproc.registry import registered
-from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Entry, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.state import WorkflowState
@@ -56,7 +55,7 @@ async def run(
         try:
             recording = await rp.load_recorded(client, workflow_id)
             recorded, spec = recording.state, recording.spec
-            kept_live = _live(recorded, spec, from_task)
+            kept_live = rp.live_tasks(recorded, from_task) if from_task else set()
             plan = spec if live else rp.replay_spec(recorded, spec, kept_live)
         except (NotFound, SpecError, Conflict) as exc:
             fail(str(exc), 2)
@@ -74,10 +73,6 @@ async def run(
     differences = rp.diff(recorded, again)
     print_diff(differences, workflow_id, new_id)
     return 1 if strict and differences else 0
-
-
-def _live(recorded: WorkflowState, spec: WorkflowSpec, from_task: str | None) -> set[str]:
-    return rp.live_tasks(recorded, spec, from_task) if from_task else set()
 
 
 @replay.command("diff")

@@ -137,10 +137,11 @@ def _asked_needs(task: TaskState, spawner_of: dict[str, str]) -> tuple[str, ...]
     return tuple(need for need in task.needs if asked(need))
 
 
-def downstream(spec: WorkflowSpec, root: str) -> set[str]:
-    """``root`` and every task that depends on it, directly or not."""
-    children: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
-    for t in spec.tasks:
+def downstream(recorded: WorkflowState, root: str) -> set[str]:
+    """``root`` and every task that depended on it in the recorded run, directly or not
+    (spawned tasks and map instances included)."""
+    children: dict[str, list[str]] = {t.id: [] for t in recorded.tasks}
+    for t in recorded.tasks:
         for need in t.needs:
             children[need].append(t.id)
     if root not in children:
@@ -154,11 +155,11 @@ def downstream(spec: WorkflowSpec, root: str) -> set[str]:
     return seen
 
 
-def live_tasks(recorded: WorkflowState, spec: WorkflowSpec, from_task: str) -> set[str]:
+def live_tasks(recorded: WorkflowState, from_task: str) -> set[str]:
     """What ``from_task`` runs live: the task, its downstream, and every task without a
     recorded result (failed, skipped or unfinished), as there is nothing of it to reuse."""
     unrecorded = {t.id for t in recorded.tasks if t.state != "done"}
-    return downstream(spec, from_task) | unrecorded
+    return downstream(recorded, from_task) | unrecorded
 
 
 def replay_spec(recorded: WorkflowState, spec: WorkflowSpec, live: set[str]) -> WorkflowSpec:
