@@ -53,11 +53,12 @@ class Adjust:
 class Spawn:
     """Returned by an agent that planned work at run time: its own ``result`` stands, and
     ``tasks`` (:class:`TaskSpec` objects, or mappings as a spec's tasks are written) join the
-    running workflow in the step that records it.  Each spawned task needs
-    this one, and may also need tasks of the same spawn or tasks already done; every task
-    that needed this one also waits for all of them (and gets their results in ``deps``).
-    A spawn that breaks a rule (an id already used, a cycle, an unknown agent, the workflow's
-    ``Limits``) adds nothing: this task fails for good, the reason in its dead letter."""
+    running workflow in the step that records it.  Each spawned task needs this one, and may
+    also need tasks of the same spawn or tasks already done; every task that needed this one
+    also waits for all of them (and gets their results in ``deps``).  A spawn that breaks a
+    rule (an id already used, a cycle, an unknown agent, the workflow's ``Limits``) adds
+    nothing: this task fails for good, the reason in its dead letter.  An ``Adjust`` that
+    re-runs this task supersedes what it spawned, and it spawns anew."""
 
     tasks: Sequence[TaskSpec | Mapping[str, Any]]
     result: Any = None
