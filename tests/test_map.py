@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from streamproc import Client, ClientSettings, Keyspace, Limits, SpecError, WorkflowSpec
 from streamproc.http.auth import ApiSettings
 from streamproc.registry import registered
+from streamproc.store.fields import WorkflowField
 from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, TOKEN, serving, sse_frames
 
@@ -164,6 +165,8 @@ async def test_adjusting_what_a_map_maps_over_supersedes_its_instances_and_maps_
     assert (tasks["search[0]"].attempt, tasks["search[2]"].state) == (2, "superseded")
     assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
     assert tasks["search"].needs == ["plan", "search[0]", "search[1]"]
+    edges = await client.redis.hget(client.keyspace.workflow(state.id), WorkflowField.EDGES)
+    assert int(edges) == sum(len(t.needs) for t in state.tasks if t.state != "superseded")
 
 
 async def test_a_map_that_ends_at_once_publishes_its_dependents_whatever_their_agent(

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, Limits
 from streamproc.registry import registered
+from streamproc.store.fields import WorkflowField
 from tests.conftest import Engine
 
 QUERIES = [{"id": f"q{i}", "agent": "echo", "input": i} for i in range(3)]
@@ -133,6 +134,13 @@ async def test_spawns_past_the_workflow_limits_are_refused(
         assert await refused(client, redis, big) == (
             "spawn from plan refused: task 'q0': input is 502 bytes, over the 400 limit"
         )
+    settings = ClientSettings(keyspace=keyspace, limits=Limits(max_edges=5))
+    async with Client(redis_url, settings, agents=registered()) as client:
+        await redis.delete(client.keyspace.dead(0, "planner"))
+        # 1 declared, 3 spawned tasks needing plan, and reduce waiting for each of them
+        assert await refused(client, redis, plan(QUERIES)) == (
+            "spawn from plan refused: 7 dependencies would take the workflow past its limit of 5"
+        )
 
 
 async def test_adjusting_a_spawner_supersedes_its_spawn_and_it_spawns_anew(
@@ -157,6 +165,9 @@ async def test_adjusting_a_spawner_supersedes_its_spawn_and_it_spawns_anew(
     assert (tasks["q0"].attempt, state.results["q0"]["input"]) == (2, "new")
     assert tasks["reduce"].needs == ["plan", "q0", "q2"]
     assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
+    edges = await client.redis.hget(client.keyspace.workflow(workflow_id), WorkflowField.EDGES)
+    kept = [t for t in state.tasks if t.state != "superseded"]
+    assert int(edges) == sum(len(t.needs) for t in kept)  # what the limit counts stays true
     history = await client.history(workflow_id)
     assert [(e["kind"], e.get("tasks")) for e in history if "tasks" in e] == [
         ("tasks_spawned", "q0 q1"),

@@ -7,8 +7,9 @@ names from it (``functions.py`` renders them into each library's prelude).
 
 Workflow fields (:class:`WorkflowField`): ``order`` (task ids in spec order), ``left`` (tasks
 not done), ``status``, ``reason``, ``created``, ``ended``, ``ttl``, ``name``, ``rounds`` (adjust
-rounds allowed per task), ``digest`` (of the spec), ``max_tasks``/``max_input``/``max_map``
-(the ``Limits`` it was submitted under, which bind the tasks it grows at run time too).
+rounds allowed per task), ``digest`` (of the spec), ``max_tasks``/``max_edges``/``max_input``/
+``max_map`` (the ``Limits`` it was submitted under, which bind the tasks it grows at run time
+too), ``edges`` (its dependencies, those added at run time included).
 
 Per-task fields (:class:`TaskField`) are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
 ``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
@@ -48,6 +49,8 @@ class WorkflowField(StrEnum):
     TIMEOUT = "timeout"  # ms after creation by which it must end; absent: no deadline
     DEADLINE = "deadline"  # Redis-clock ms when it fails if still running (sp_expire)
     MAX_TASKS = "max_tasks"
+    MAX_EDGES = "max_edges"
+    EDGES = "edges"  # dependencies now, declared and added at run time
     MAX_INPUT = "max_input"
     MAX_MAP = "max_map"
 
@@ -114,6 +117,10 @@ def initial_fields(spec: WorkflowSpec, ttl_ms: int, limits: Limits) -> list[Valu
         spec.adjust_rounds,
         WorkflowField.MAX_TASKS,
         limits.max_tasks,
+        WorkflowField.MAX_EDGES,
+        limits.max_edges,
+        WorkflowField.EDGES,
+        sum(len(set(t.needs)) for t in spec.tasks),
         WorkflowField.MAX_INPUT,
         limits.max_input_bytes,
         WorkflowField.MAX_MAP,

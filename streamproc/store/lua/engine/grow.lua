@@ -47,11 +47,19 @@ local function spawn_missing_agent(ctx, tasks)
   return nil
 end
 
--- Why the spawn of `parent` cannot join the workflow, or nil when it can.
-local function spawn_refusal(key, parent, tasks)
+-- The dependencies `tasks` add, as needs of theirs and of their `waiters`.
+local function new_edges(tasks, waiters)
+  local n = #waiters * #tasks
+  for _, task in ipairs(tasks) do n = n + #task[4] end
+  return n
+end
+
+-- Why the spawn of `parent`, for whose `waiters` to wait, cannot join the workflow, or nil
+-- when it can.
+local function spawn_refusal(key, parent, tasks, waiters)
   if not tasks then return 'malformed spawn' end
   local order = split(redis.call('HGET', key, WF.order))
-  local limits = redis.call('HMGET', key, WF.max_tasks, WF.max_input)
+  local limits = redis.call('HMGET', key, WF.max_tasks, WF.max_input, WF.max_edges, WF.edges)
   local max_tasks, max_input = tonumber(limits[1] or '0'), tonumber(limits[2] or '0')
   local existing, joining, count = {}, {}, #order
   for _, id in ipairs(order) do existing[id] = true end
@@ -84,6 +92,12 @@ local function spawn_refusal(key, parent, tasks)
   if max_tasks > 0 and count > max_tasks then
     return string.format('%d tasks would take the workflow past its limit of %d', count,
                          max_tasks)
+  end
+  local max_edges, edges = tonumber(limits[3] or '0'), tonumber(limits[4] or '0')
+  edges = edges + new_edges(tasks, waiters)
+  if max_edges > 0 and edges > max_edges then
+    return string.format('%d dependencies would take the workflow past its limit of %d',
+                         edges, max_edges)
   end
   return nil
 end
@@ -138,6 +152,7 @@ local function add_tasks(key, parent, tasks, waiters)
                redis.call('HGET', key, WF.order) .. ' ' .. table.concat(new, ' '))
   end
   redis.call('HINCRBY', key, WF.left, #ids)
+  redis.call('HINCRBY', key, WF.edges, new_edges(tasks, waiters))
   return ids
 end
 
@@ -182,12 +197,17 @@ local function supersede(ctx, key, wf, seen, cause, round)
     redis.call('HSET', key, TF.state .. d, TS.superseded)
     append_history(key, d, {attempt = tonumber(f[2]), outcome = 'superseded', cause = cause,
                             round = round, at = ctx.now})
-    for _, need in ipairs(split(f[3])) do
+    local needs, edges = split(f[3]), 0
+    for _, need in ipairs(needs) do
       if not gone[need] then drop(key, TF.dependents .. need, d) end
     end
     for _, child in ipairs(split(f[4])) do
-      if not gone[child] then drop(key, TF.needs .. child, d) end
+      if not gone[child] then
+        drop(key, TF.needs .. child, d)
+        edges = edges + 1
+      end
     end
+    redis.call('HINCRBY', key, WF.edges, -(#needs + edges))
   end
   if #ids > 0 then
     emit(ctx, key, wf, EV.tasks_superseded, nil, nil, ctx.now, EF.target, cause, EF.tasks,
@@ -204,7 +224,13 @@ local function apply_spawn(ctx, key, wf, t, att, out, began, ended, by, f, tasks
     apply_done(ctx, key, wf, t, att, out, began, ended, by, split(f[5]), f[1], f[7], f[8])
     return
   end
-  local refusal = spawn_refusal(key, t, tasks)
+  for _, task in ipairs(tasks or {}) do
+    local needs_parent = false
+    for _, need in ipairs(task[4]) do needs_parent = needs_parent or need == t end
+    if not needs_parent then table.insert(task[4], 1, t) end
+  end
+  local waiters = split(f[5])
+  local refusal = spawn_refusal(key, t, tasks, waiters)
   if refusal then
     local why = 'spawn from ' .. t .. ' refused: ' .. refusal
     record_attempt(key, t, why, began, ended, by)
@@ -212,11 +238,6 @@ local function apply_spawn(ctx, key, wf, t, att, out, began, ended, by, f, tasks
                             at = ended, by = by})
     dead_letter(ctx, key, wf, t, f[4], att, why)
     return
-  end
-  for _, task in ipairs(tasks) do
-    local needs_parent = false
-    for _, need in ipairs(task[4]) do needs_parent = needs_parent or need == t end
-    if not needs_parent then table.insert(task[4], 1, t) end
   end
   local agents, named = {}, {}
   for _, task in ipairs(tasks) do
@@ -226,7 +247,7 @@ local function apply_spawn(ctx, key, wf, t, att, out, began, ended, by, f, tasks
     end
   end
   redis.call('SADD', ctx.agents, unpack(agents))  -- as submit does: the shard serves them
-  local ids = add_tasks(key, t, tasks, split(f[5]))
+  local ids = add_tasks(key, t, tasks, waiters)
   emit(ctx, key, wf, EV.tasks_spawned, t, att, ended, EF.tasks, table.concat(ids, ' '))
   local dependents = split(redis.call('HGET', key, TF.dependents .. t))
   apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, f[1],
