@@ -20,7 +20,7 @@ from streamproc.errors import (
     WorkflowConflict,
     WorkflowNotFound,
 )
-from streamproc.registry import Adjust, Task, agent
+from streamproc.registry import Adjust, Spawn, Task, agent
 from streamproc.spec import Limits, TaskSpec, WorkflowSpec
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TaskState, WorkflowState
@@ -41,6 +41,7 @@ __all__ = [
     "RedisSettings",
     "ResolverSettings",
     "RetryLater",
+    "Spawn",
     "SpecError",
     "StreamprocError",
     "SyncClient",

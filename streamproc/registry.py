@@ -8,7 +8,7 @@ import contextlib
 import contextvars
 import inspect
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from importlib.metadata import entry_points
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamproc.errors import ConfigError
 from streamproc.runtime import Runtime
+from streamproc.spec import TaskSpec
 from streamproc.store.chunks import encode_chunk
 from streamproc.store.keys import ID_PATTERN
 
@@ -65,6 +66,21 @@ class Adjust:
     task: str
     input: Any
     reason: str
+    result: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class Spawn:
+    """Returned by an agent that planned work at run time: its own ``result`` stands, and
+    ``tasks`` (:class:`TaskSpec` objects, or mappings as a spec's tasks are written) join the
+    running workflow in the step that records it.  Each spawned task needs this one, and may
+    also need tasks of the same spawn or tasks already done; every task that needed this one
+    also waits for all of them (and gets their results in ``deps``).  A spawn that breaks a
+    rule (an id already used, a cycle, an unknown agent, the workflow's ``Limits``) adds
+    nothing: this task fails for good, the reason in its dead letter.  An ``Adjust`` that
+    re-runs this task supersedes what it spawned, and it spawns anew."""
+
+    tasks: Sequence[TaskSpec | Mapping[str, Any]]
     result: Any = None
 
 

@@ -18,7 +18,7 @@ from streamproc.store.keys import check_id
 
 MAX_SPEC_BYTES = 1 << 20
 MAX_TIMEOUT = 7 * 24 * 3600
-TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout"})
+TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout", "map"})
 WORKFLOW_KEYS = frozenset({"name", "tasks", "adjust_rounds", "timeout"})
 MAX_ADJUST_ROUNDS = 100
 
@@ -35,11 +35,15 @@ class Limits:
     max_tasks: int = 2_000
     max_edges: int = 20_000
     max_input_bytes: int = 256 * 1024
+    max_map: int = 1_000  # instances one mapped task may run (TaskSpec.map)
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One task: run ``agent`` on ``input`` once every task in ``needs`` is done."""
+    """One task: run ``agent`` on ``input`` once every task in ``needs`` is done.  With ``map``
+    (one of its needs), it runs once per item of that need's result, a list: instance ``i`` is
+    task ``<id>[i]`` with input ``{"item": <item>, **input}``, and the task's result is the
+    list of its instances' results, in order."""
 
     id: str
     agent: str
@@ -47,6 +51,7 @@ class TaskSpec:
     needs: tuple[str, ...] = ()
     retries: int = 2
     timeout: float | None = None
+    map: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ class WorkflowSpec:
         if not isinstance(name, str):
             raise SpecError("workflow 'name' must be a string")
         return cls(
-            tasks=tuple(_task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
+            tasks=tuple(task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
             name=name,
             adjust_rounds=data.get("adjust_rounds", 1),
             timeout=data.get("timeout"),
@@ -127,7 +132,7 @@ class WorkflowSpec:
             raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
         sizes: dict[str, int] = {}
         for task in self.tasks:
-            sizes[task.id] = _validate_task(task, sizes, agents, limits)
+            sizes[task.id] = validate_task(task, sizes, agents, limits)
         order = topological_order({t.id: t.needs for t in self.tasks})
         for task in self.tasks:
             _check_received(task, sizes)
@@ -136,7 +141,9 @@ class WorkflowSpec:
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""
         canonical = [
-            [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout] for t in self.tasks
+            [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout]
+            + ([] if t.map is None else [t.map])  # absent, the digest stays what it was
+            for t in self.tasks
         ]
         whole: list[Any] = [self.name, self.adjust_rounds, canonical]
         if self.timeout is not None:  # absent, the digest stays what it was before timeouts
@@ -175,7 +182,8 @@ def _check_size(text: str | bytes) -> None:
         raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
 
 
-def _task_from_dict(index: int, data: Any) -> TaskSpec:
+def task_from_dict(index: int, data: Any) -> TaskSpec:
+    """Task #``index`` of a spec as read from YAML or JSON (checked later, by ``validate``)."""
     if not isinstance(data, Mapping):
         raise SpecError(f"task #{index} must be a mapping")
     task_id = data.get("id")
@@ -193,6 +201,7 @@ def _task_from_dict(index: int, data: Any) -> TaskSpec:
         needs=tuple(needs),
         retries=data.get("retries", 2),
         timeout=data.get("timeout"),
+        map=data.get("map"),
     )
 
 
@@ -205,10 +214,11 @@ def _is_seconds(value: object, allow_none: bool) -> bool:
     return 0 < value <= MAX_TIMEOUT
 
 
-def _validate_task(
+def validate_task(
     task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
 ) -> int:
-    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON."""
+    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON.
+    Its needs are checked only as names here (``topological_order`` finds dangling ones)."""
     check_id("task id", task.id)
     if task.id in seen:
         raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
@@ -235,6 +245,7 @@ def _validate_task(
         raise SpecError(
             f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
         )
+    _check_map(task)
     try:
         size = len(orjson.dumps(task.input))
     except TypeError as exc:
@@ -247,6 +258,19 @@ def _validate_task(
             task=task.id,
         )
     return size
+
+
+def _check_map(task: TaskSpec) -> None:
+    """A mapped task maps over one of its needs, and its input leaves room for the item."""
+    if task.map is None:
+        return
+    if not isinstance(task.map, str) or task.map not in task.needs:
+        raise SpecError(f"task {task.id!r}: 'map' must name one of its needs", task=task.id)
+    if task.input is not None and (not isinstance(task.input, Mapping) or "item" in task.input):
+        raise SpecError(
+            f"task {task.id!r}: a mapped task's input must be a mapping without 'item' (or none)",
+            task=task.id,
+        )
 
 
 def _check_received(task: TaskSpec, sizes: Mapping[str, int]) -> None:

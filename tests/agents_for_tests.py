@@ -12,7 +12,7 @@ import redis
 import redis.asyncio
 
 import streamproc.testing.agents  # noqa: F401  (registers echo and sleep)
-from streamproc import Adjust, PermanentError, RetryLater, Task, agent
+from streamproc import Adjust, PermanentError, RetryLater, Spawn, Task, TaskSpec, agent
 from streamproc.errors import ProviderError
 from streamproc.outbound.secret import Secret
 
@@ -170,3 +170,15 @@ def stubborn(task: Task) -> Any:
     time.sleep(task.input["seconds"])
     ledger().rpush(f"runs:{task.workflow}", f"{task.attempt} {began} {time.time()}")
     return "finished"
+
+
+@agent("planner")
+async def planner(task: Task) -> Any:
+    """Spawn input['spawn'] (spec task mappings; TaskSpec objects with input['as_specs']) with
+    result input['result']; with input['pad'], each spawned task's input is that many x's."""
+    ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
+    pad = {"input": "x" * task.input["pad"]} if "pad" in task.input else {}
+    tasks = [{**t, **pad} for t in task.input["spawn"]]  # mappings, as a spec's tasks
+    if task.input.get("as_specs"):
+        tasks = [TaskSpec(**{**t, "needs": tuple(t.get("needs", ()))}) for t in tasks]
+    return Spawn(tasks=tasks, result=task.input.get("result"))

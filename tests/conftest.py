@@ -124,6 +124,7 @@ ALL_AGENTS = (
     "patient",
     "fixable",
     "gate",
+    "planner",
 )
 
 

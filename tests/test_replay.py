@@ -350,3 +350,105 @@ async def test_an_idle_debug_group_expires_and_stops_holding_back_trimming(
         await eventually(lambda: trimmed_below(redis, stream, "+"))
     finally:
         await running.stop()
+
+
+async def test_a_grown_run_replays_from_the_record_spawning_and_mapping_the_same_graph(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    nested = [{"id": "deep", "agent": "ledger"}]
+    spawn = [
+        {"id": "q0", "agent": "planner", "input": {"spawn": nested, "result": [1, 2]}},
+        {"id": "q1", "agent": "ledger", "needs": ["q0"]},
+        {"id": "each", "agent": "echo", "map": "q0", "needs": ["q0"]},
+    ]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": spawn, "result": "p"}},
+            {"id": "reduce", "agent": "ledger", "needs": ["plan"]},
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    assert original.status == "completed", original.reason
+    assert {"q0", "q1", "deep", "each", "each[0]", "each[1]"} <= {t.id for t in original.tasks}
+    result = await run("replay", "run", original.id, *at(redis_url, keyspace))
+    assert result.code == 0, result
+    assert f"no difference between {original.id} and " in result.out
+    again = await client.get(await replayed_id(result.err))
+    assert again.results == original.results
+    assert {t.id: (t.needs, t.spawner) for t in again.tasks} == {
+        t.id: (t.needs, t.spawner) for t in original.tasks
+    }
+    assert {t.agent for t in again.tasks} == {"replay"}
+    assert await executed(redis, again.id) == []
+
+
+async def test_a_run_whose_spawn_was_superseded_replays_its_final_graph(
+    engine: Engine, client: Client, redis_url: str, keyspace: Keyspace
+) -> None:
+    again = [{"id": "q2", "agent": "echo"}]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": [{"id": "q1", "agent": "echo"}]}},
+            {
+                "id": "reduce",
+                "agent": "judge",
+                "input": {"adjust": {"plan": {"spawn": again, "result": "again"}}},
+                "needs": ["plan"],
+            },
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    assert {t.id: t.state for t in original.tasks}["q1"] == "superseded"
+    result = await run("replay", "run", original.id, *at(redis_url, keyspace))
+    assert result.code == 0, result
+    assert f"no difference between {original.id} and " in result.out
+    again_state = await client.get(await replayed_id(result.err))
+    assert [t.id for t in again_state.tasks] == ["plan", "reduce", "q2"]
+
+
+async def test_live_replay_of_a_grown_run_runs_its_spawners_live(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    spawn = [{"id": "q0", "agent": "ledger"}]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": spawn}},
+            {"id": "reduce", "agent": "ledger", "needs": ["plan"]},
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    result = await run(
+        "replay", "run", original.id, "--live", "--import", "tests.agents_for_tests",
+        *at(redis_url, keyspace),
+    )  # fmt: skip
+    assert result.code == 0, result
+    again = await client.get(await replayed_id(result.err))
+    assert sorted(await executed(redis, again.id)) == ["plan", "q0", "reduce"]
+    assert {t.id: (t.agent, t.spawner) for t in again.tasks} == {
+        "plan": ("planner", ""),
+        "reduce": ("ledger", ""),
+        "q0": ("ledger", "plan"),
+    }
+
+
+async def test_replay_from_a_spawned_task_runs_it_and_its_downstream_live(
+    engine: Engine, client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    spawn = [{"id": "q0", "agent": "ledger"}, {"id": "q1", "agent": "ledger", "needs": ["q0"]}]
+    spec = {
+        "tasks": [
+            {"id": "plan", "agent": "planner", "input": {"spawn": spawn}},
+            {"id": "side", "agent": "ledger", "needs": ["plan"]},
+        ]
+    }
+    original = await client.wait(await client.submit(spec), timeout=20)
+    result = await run(
+        "replay", "run", original.id, "--from-task", "q1", "--import", "tests.agents_for_tests",
+        *at(redis_url, keyspace),
+    )  # fmt: skip
+    assert result.code == 0, result
+    again = await client.get(await replayed_id(result.err))
+    assert again.status == "completed"
+    assert sorted(await executed(redis, again.id)) == ["q1", "side"]  # side waits for q1
+    agents = {t.id: t.agent for t in again.tasks}
+    assert agents == {"plan": "replay", "side": "ledger", "q0": "replay", "q1": "ledger"}

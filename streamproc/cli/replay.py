@@ -18,7 +18,6 @@ from streamproc.ops import replay as rp
 from streamproc.ops import retention
 from streamproc.ops.progress import render_state
 from streamproc.registry import registered
-from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Entry, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.state import WorkflowState
@@ -52,16 +51,16 @@ async def run(
     from recorded outcomes, where none is allowed."""
     if from_recorded + live + (from_task is not None) > 1:
         fail("give at most one of --from-recorded, --live and --from-task", 2)
-    recorder = rp.RecordedAgent()
-    agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
     async with Client(ctx.redis, ClientSettings(keyspace=ctx.keyspace)) as client:
         try:
-            recorded, spec = await rp.load_recorded(client, workflow_id)
-            plan = (
-                spec if live else rp.replay_spec(recorded, spec, _live(recorded, spec, from_task))
-            )
+            recording = await rp.load_recorded(client, workflow_id)
+            recorded, spec = recording.state, recording.spec
+            kept_live = rp.live_tasks(recorded, from_task) if from_task else set()
+            plan = spec if live else rp.replay_spec(recorded, spec, kept_live)
         except (NotFound, SpecError, Conflict) as exc:
             fail(str(exc), 2)
+        recorder = rp.RecordedAgent(recording, kept_live)
+        agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
         strict = not live and from_task is None
         slots = WorkerSettings.concurrency + rp.held_slots(recorded)
         async with running_engine(ctx.redis, ctx.keyspace, agents, slots):
@@ -74,10 +73,6 @@ async def run(
     differences = rp.diff(recorded, again)
     print_diff(differences, workflow_id, new_id)
     return 1 if strict and differences else 0
-
-
-def _live(recorded: WorkflowState, spec: WorkflowSpec, from_task: str | None) -> set[str]:
-    return rp.live_tasks(recorded, spec, from_task) if from_task else set()
 
 
 @replay.command("diff")

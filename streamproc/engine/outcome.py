@@ -1,24 +1,27 @@
 """Running an agent on one task, and what it came to: the completion kind the resolver
 applies, its output (the result as JSON, or the error text) and, when the agent asked for
-one, an adjustment or a wait.  Whatever the agent raises or returns ends here as an outcome."""
+one, an adjustment, a wait or the tasks it spawns.  Whatever the agent raises or returns
+ends here as an outcome."""
 
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
 from streamproc.engine.output import Emitter
+from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.engine.tracebacks import format_traceback
 from streamproc.errors import PermanentError, RecordedFailure, RetryLater
-from streamproc.registry import Adjust, AgentFn, Task, call_agent
+from streamproc.registry import Adjust, AgentFn, Spawn, Task, call_agent
 from streamproc.runtime import Runtime
 from streamproc.store.codec import AdjustRequest, TaskEvent
-from streamproc.store.keys import ID_PATTERN
+from streamproc.store.keys import TASK_PATTERN
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
@@ -26,10 +29,11 @@ MAX_ERROR_CHARS = 4000
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    kind: bytes  # ok | adjust | error | fatal | wait
+    kind: bytes  # ok | adjust | spawn | error | fatal | wait
     output: bytes
     adjust: AdjustRequest | None = None
     wait: tuple[int, int] | None = None  # retry in ms, give up after ms
+    spawn: bytes | None = None  # the tasks a spawn adds (engine/spawning.py)
     traceback: str = ""  # of an error or fatal outcome the agent raised
 
 
@@ -43,11 +47,13 @@ async def run_agent(
     max_result_bytes: int,
     runtime: Runtime | None = None,
     emitter: Emitter | None = None,
+    agents: Collection[str] | None = None,
 ) -> Outcome:
     """Run ``agent`` on the event's task, handed ``runtime`` and the ``emitter`` its chunks
     go through, within the task's timeout.  An exception is an ``error`` outcome (retried),
     :class:`PermanentError` or a result that cannot be stored is ``fatal``, and
-    :class:`RetryLater` a ``wait``."""
+    :class:`RetryLater` a ``wait``.  A :class:`Spawn` is checked against ``agents`` (the known
+    registry, when there is one)."""
     task = Task(
         event.workflow, event.task, event.attempt, event.input, event.deps, runtime, emitter
     )
@@ -70,7 +76,14 @@ async def run_agent(
         if isinstance(result, Adjust):
             adjust = _adjust_request(result, max_result_bytes)
             return Outcome(b"adjust", _encode_result(result.result, max_result_bytes), adjust)
+        if isinstance(result, Spawn):
+            spawn = encode_spawn(result, event.task, agents, max_result_bytes)
+            output = _encode_result(result.result, max_result_bytes)
+            return Outcome(b"spawn", output, spawn=spawn)
         return Outcome(b"ok", _encode_result(result, max_result_bytes))
+    except SpawnRefused as exc:
+        log.warning("%s", exc, extra=_ids(event))
+        return Outcome(b"fatal", str(exc).encode())
     except ValueError as exc:
         log.warning("task result cannot be stored: %s", exc, extra=_ids(event))
         return Outcome(b"fatal", str(exc).encode())
@@ -113,7 +126,7 @@ def _encode_result(result: Any, cap: int) -> bytes:
 
 
 def _adjust_request(adjust: Adjust, cap: int) -> AdjustRequest:
-    if not isinstance(adjust.task, str) or not ID_PATTERN.fullmatch(adjust.task):
+    if not isinstance(adjust.task, str) or not TASK_PATTERN.fullmatch(adjust.task):
         raise ValueError(f"Adjust names an invalid task id {adjust.task!r}")
     reason = str(adjust.reason)[:MAX_ERROR_CHARS]
     return AdjustRequest(adjust.task, reason, _encode_result(adjust.input, cap))

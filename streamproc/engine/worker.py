@@ -54,6 +54,7 @@ class Worker(Consumer):
         super().__init__(redis, settings.keyspace, settings.block_ms)
         self.settings = settings
         self.agents = {name: agents[name] for name in settings.agents}
+        self.known_agents = frozenset(agents)  # what a Spawn may name
         self.runtime = Runtime(redis, settings.keyspace)
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
@@ -202,7 +203,7 @@ class Worker(Consumer):
         agent = self.agents[event.agent]
         emitter = self.output.emitter(event)
         cap = self.settings.max_result_bytes
-        outcome = await run_agent(agent, event, cap, self.runtime, emitter)
+        outcome = await run_agent(agent, event, cap, self.runtime, emitter, self.known_agents)
         if emitter.count:
             await self.output.flushed()
         ended = now_ms()
@@ -216,6 +217,7 @@ class Worker(Consumer):
             outcome.adjust,
             outcome.wait,
             outcome.traceback,
+            outcome.spawn,
         )
         metrics.task_finished(event.agent, outcome.kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:

@@ -7,7 +7,7 @@ from typing import Any
 
 from streamproc.http.auth import ADMIN, READ, SUBMIT
 from streamproc.spec import MAX_ADJUST_ROUNDS, MAX_TIMEOUT
-from streamproc.store.state import WorkflowStatus
+from streamproc.store.state import TaskStatus, WorkflowStatus
 
 ID = "^[A-Za-z0-9_.-]{1,128}$"
 STATUS = {"enum": [status.value for status in WorkflowStatus]}
@@ -116,6 +116,14 @@ SCHEMAS: dict[str, Any] = {
                             "exclusiveMinimum": 0,
                             "maximum": MAX_TIMEOUT,
                         },
+                        "map": {
+                            "type": "string",
+                            "pattern": ID,
+                            "description": "One of its needs, whose result is a list: "
+                            "the task runs once per item, as tasks <id>[0], <id>[1]..., "
+                            'each with input {"item": <item>, ...its input}, and its '
+                            "result is the list of theirs",
+                        },
                     },
                 },
             },
@@ -160,7 +168,29 @@ SCHEMAS: dict[str, Any] = {
             "reason": TEXT,
             "created_ms": {"type": "integer"},
             "ended_ms": {"type": ["integer", "null"]},
-            "tasks": OBJECTS,
+            "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+        },
+    },
+    "Task": {
+        "type": "object",
+        "required": ["id", "agent", "state", "attempt", "needs"],
+        "properties": {
+            "id": {
+                "type": "string",
+                "description": "As declared, spawned, or <task>[i] for an instance of "
+                "a mapped task",
+            },
+            "agent": TEXT,
+            "state": {"enum": [str(state) for state in TaskStatus]},
+            "attempt": {"type": "integer"},
+            "needs": {"type": "array", "items": {"type": "string"}},
+            "result": {},
+            "spawner": {
+                "type": "string",
+                "description": "The task that added it at run time (a Spawn, or the "
+                "mapped task of an instance); empty for a declared task",
+            },
+            "map": {"type": "string", "description": "The need a mapped task maps over"},
         },
     },
 }

@@ -20,7 +20,7 @@ from streamproc.store import admin
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Fields, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
-from streamproc.store.keys import ID_PATTERN, Keyspace
+from streamproc.store.keys import ID_PATTERN, TASK_PATTERN, Keyspace
 
 SUMMARISED = frozenset({EF.WF, EF.ATT, EF.TASK, EF.DELIVERIES, EF.REASON, EF.AT})
 
@@ -45,7 +45,7 @@ class DeadLetter:
     @property
     def malformed(self) -> bool:
         """Parked raw: it names no valid workflow and task, so there is nothing to resume."""
-        return not (ID_PATTERN.fullmatch(self.workflow) and ID_PATTERN.fullmatch(self.task))
+        return not (ID_PATTERN.fullmatch(self.workflow) and TASK_PATTERN.fullmatch(self.task))
 
     def summary(self) -> dict[str, Any]:
         """What ``dead list`` shows; ``at`` falls back to the entry id's time."""

@@ -34,7 +34,7 @@ async def print_events(client: Client, workflow_id: str) -> WorkflowState:
     async for event in client.follow(workflow_id, start="0"):
         at = float(event.get(EF.AT) or time.time() * 1000)
         elapsed = max(0.0, (at - started_ms) / 1000)
-        detail = event.get(EF.ERROR) or event.get(EF.REASON) or ""
+        detail = event.get(EF.ERROR) or event.get(EF.REASON) or event.get(EF.TASKS) or ""
         if event[EF.KIND] == EventKind.OUTPUT:
             superseded = " (superseded)" if event.get("superseded") else ""
             detail = as_json(event.get(EF.CHUNK)) + superseded
@@ -50,7 +50,7 @@ def render_state(
     took = f" in {(state.ended_ms - state.created_ms) / 1000:.2f}s" if state.ended_ms else ""
     lines = [
         f"workflow {state.id} {state.name}: {state.status}{took} {state.reason}".rstrip(),
-        f"  {'task':<12}{'agent':<12}{'state':<9}{'att':>4}{'ran ms':>8}  result",
+        f"  {'task':<12}{'agent':<12}{'state':<11}{'att':>4}{'ran ms':>8}  result",
     ]
     for t in state.tasks:
         ran = f"{t.ended_ms - t.began_ms}" if t.began_ms and t.ended_ms else "-"
@@ -61,8 +61,24 @@ def render_state(
         }.get(t.state, "")
         summary = " ".join(summary.split())
         summary = summary if len(summary) <= width else summary[: width - 3] + "..."
-        lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<9}{t.attempt:>4}{ran:>8}  {summary}")
-    return "\n".join(lines)
+        lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<11}{t.attempt:>4}{ran:>8}  {summary}")
+    return "\n".join(lines + grown(state))
+
+
+def grown(state: WorkflowState) -> list[str]:
+    """Who added which tasks at run time: ``plan spawned q0 q1``, ``search mapped plan into
+    search[0] search[1]``."""
+    added: dict[str, list[str]] = {}
+    for t in state.tasks:
+        if t.spawner:
+            added.setdefault(t.spawner, []).append(t.id)
+    maps = {t.id: t.map for t in state.tasks if t.map}
+    return [
+        f"  {by} mapped {maps[by]} into {' '.join(ids)}"
+        if by in maps
+        else f"  {by} spawned {' '.join(ids)}"
+        for by, ids in added.items()
+    ]
 
 
 ENVELOPE = frozenset({"id", EF.V, EF.KIND, EF.WF, EF.TASK, EF.ATT, EF.AT})

@@ -1,11 +1,13 @@
 """Running a past workflow again, for debugging, and comparing two runs task by task.
 
-A recorded run is rebuilt from its workflow hash (spec, inputs, outcomes).  Replaying it
-``from recorded`` routes every task to the ``replay`` agent, handed what the record holds for
-it: no agent or API is called, so the final state must equal the original and any difference
-is an engine bug.  ``from_task`` replays the recorded results outside that task's downstream
-and runs the task, everything downstream of it and every task the record holds no result for
-live; ``live`` runs every task live.  The new workflow is an ordinary one, so ``show`` and
+A recorded run is rebuilt from its workflow hash (spec, inputs, outcomes, and the tasks each
+spawner added).  Replaying it ``from recorded`` routes every task to the ``replay`` agent,
+which returns what the record holds for it (a spawner spawns again what it spawned, and a
+mapped task maps its recorded items again): no agent or API is called, so the final state
+must equal the original and any difference is an engine bug.  ``from_task`` replays the
+recorded results outside that task's downstream and runs the task, everything downstream of
+it and every task the record holds no result for live; ``live`` runs every task live (its
+spawners spawn anew).  The new workflow is an ordinary one, so ``show`` and
 ``diff`` work on it.
 
 A failed or cancelled run ended at a moment: some tasks were done, a failure or a cancel came,
@@ -33,10 +35,10 @@ from streamproc.errors import (
     SpecError,
     StreamprocError,
 )
-from streamproc.registry import Task
+from streamproc.registry import Spawn, Task
 from streamproc.spec import TaskSpec, WorkflowSpec
 from streamproc.store import fields
-from streamproc.store.state import TaskState, WorkflowState, WorkflowStatus
+from streamproc.store.state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
 REPLAY_AGENT = "replay"
 HOLD = 30 * 24 * 3600.0  # a held task's wait: far longer than any replay takes to end
@@ -44,52 +46,102 @@ STAGE_TIMEOUT = 300.0
 POLL = 0.05
 
 
-class RecordedAgent:
-    """The ``replay`` agent: what the record holds for each task, from its input.  ``ended``
-    is set once the replay has reached the moment the recorded run ended."""
+@dataclass(frozen=True)
+class Recording:
+    """A finished run: its state, the spec it was submitted with, and the tasks each of its
+    spawners added (as the spawner asked for them), so a replay can grow the same graph."""
 
-    def __init__(self) -> None:
+    state: WorkflowState
+    spec: WorkflowSpec
+    spawned: dict[str, tuple[TaskSpec, ...]]
+
+
+class RecordedAgent:
+    """The ``replay`` agent: what ``recording`` holds for each task, by task id (a spawner
+    spawns again what it spawned, each task replayed unless in ``live``).  ``ended`` is set
+    once the replay has reached the moment the recorded run ended."""
+
+    def __init__(self, recording: Recording, live: set[str] | None = None) -> None:
         self.ended = asyncio.Event()
+        self.tasks = {t.id: t for t in recording.state.tasks}
+        self.spawned = recording.spawned
+        self.live = live or set()
 
     async def run(self, task: Task) -> Any:
-        recorded = task.input
-        if recorded["state"] == "done":
-            return recorded["result"]
-        if recorded["state"] == "failed":
+        recorded = self.tasks[task.id]
+        if recorded.state == "done":
+            if task.id in self.spawned:
+                again = [replayed(t, self.live) for t in self.spawned[task.id]]
+                return Spawn(again, recorded.result)
+            return recorded.result
+        if recorded.state == "failed":
             await self.ended.wait()
-            raise RecordedFailure(recorded["error"])
-        raise RetryLater(HOLD, recorded["error"], give_up_after=2 * HOLD)
+            raise RecordedFailure(recorded.error)
+        raise RetryLater(HOLD, recorded.error, give_up_after=2 * HOLD)
 
 
-async def load_recorded(client: Client, workflow_id: str) -> tuple[WorkflowState, WorkflowSpec]:
-    """A finished run's state and the spec it was submitted with (from its workflow hash)."""
+def replayed(task: TaskSpec, live: set[str]) -> TaskSpec:
+    """``task`` as a replay runs it: as it was when live, else by the ``replay`` agent with no
+    retries (the record already holds the last attempt)."""
+    if task.id in live:
+        return task
+    return TaskSpec(task.id, REPLAY_AGENT, None, task.needs, 0, None, task.map)
+
+
+async def load_recorded(client: Client, workflow_id: str) -> Recording:
+    """A finished run's state, the spec it was submitted with and what it spawned (from its
+    workflow hash)."""
     state = await client.get(workflow_id)
     if state.status == WorkflowStatus.RUNNING:
         raise Conflict(f"workflow {workflow_id} is still running")
     raw = cast(
         dict[bytes, bytes], await client.redis.hgetall(client.keyspace.workflow(workflow_id))
     )
-    tasks = []
+    spawner_of = {t.id: t.spawner for t in state.tasks}
+    maps = {t.id for t in state.tasks if t.map}
+    declared: list[TaskSpec] = []
+    spawned: dict[str, list[TaskSpec]] = {}
     for t in state.tasks:
+        if t.spawner in maps or t.state == TaskStatus.SUPERSEDED:
+            continue  # an instance: its map makes it again; or taken back by an adjustment
         given = fields.given(raw, t.id)
-        tasks.append(
-            TaskSpec(
-                id=t.id,
-                agent=t.agent,
-                input=orjson.loads(given.input),
-                needs=tuple(t.needs),
-                retries=given.retries,
-                timeout=given.timeout,
-            )
+        task = TaskSpec(
+            id=t.id,
+            agent=t.agent,
+            input=orjson.loads(given.input),
+            needs=_asked_needs(t, spawner_of),
+            retries=given.retries,
+            timeout=given.timeout,
+            map=t.map or None,
         )
+        if t.spawner:
+            spawned.setdefault(t.spawner, []).append(task)
+        else:
+            declared.append(task)
     rounds = fields.adjust_rounds(raw)
-    return state, WorkflowSpec(tasks=tuple(tasks), name=state.name, adjust_rounds=rounds)
+    spec = WorkflowSpec(tasks=tuple(declared), name=state.name, adjust_rounds=rounds)
+    return Recording(state, spec, {by: tuple(tasks) for by, tasks in spawned.items()})
 
 
-def downstream(spec: WorkflowSpec, root: str) -> set[str]:
-    """``root`` and every task that depends on it, directly or not."""
-    children: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
-    for t in spec.tasks:
+def _asked_needs(task: TaskState, spawner_of: dict[str, str]) -> tuple[str, ...]:
+    """The needs ``task`` was declared or spawned with, without those the engine added: its
+    spawner, its map's instances, and the tasks spawned by a need (fan-in), but for those of
+    its own spawn."""
+    needs = set(task.needs)
+
+    def asked(need: str) -> bool:
+        by = spawner_of.get(need, "")
+        added = by == task.id or (by in needs and by != task.spawner)
+        return need != task.spawner and not added
+
+    return tuple(need for need in task.needs if asked(need))
+
+
+def downstream(recorded: WorkflowState, root: str) -> set[str]:
+    """``root`` and every task that depended on it in the recorded run, directly or not
+    (spawned tasks and map instances included)."""
+    children: dict[str, list[str]] = {t.id: [] for t in recorded.tasks}
+    for t in recorded.tasks:
         for need in t.needs:
             children[need].append(t.id)
     if root not in children:
@@ -103,34 +155,17 @@ def downstream(spec: WorkflowSpec, root: str) -> set[str]:
     return seen
 
 
-def live_tasks(recorded: WorkflowState, spec: WorkflowSpec, from_task: str) -> set[str]:
+def live_tasks(recorded: WorkflowState, from_task: str) -> set[str]:
     """What ``from_task`` runs live: the task, its downstream, and every task without a
     recorded result (failed, skipped or unfinished), as there is nothing of it to reuse."""
     unrecorded = {t.id for t in recorded.tasks if t.state != "done"}
-    return downstream(spec, from_task) | unrecorded
+    return downstream(recorded, from_task) | unrecorded
 
 
-def replay_spec(
-    recorded: WorkflowState, spec: WorkflowSpec, live: set[str] | None = None
-) -> WorkflowSpec:
-    """``spec`` with every task outside ``live`` served by the ``replay`` agent, whose input
-    is the task's recorded outcome; no retries, as the record already holds the last one."""
-    live = live or set()
-    results = {t.id: t for t in recorded.tasks}
-    tasks = []
-    for t in spec.tasks:
-        if t.id in live:
-            tasks.append(t)
-            continue
-        done = results[t.id]
-        recorded_input = {
-            "agent": t.agent,
-            "state": done.state,
-            "result": done.result,
-            "error": done.error,
-        }
-        tasks.append(TaskSpec(t.id, REPLAY_AGENT, recorded_input, t.needs, 0, None))
-    return WorkflowSpec(tasks=tuple(tasks), name=f"replay of {recorded.id}")
+def replay_spec(recorded: WorkflowState, spec: WorkflowSpec, live: set[str]) -> WorkflowSpec:
+    """``spec`` with every task outside ``live`` served by the ``replay`` agent."""
+    tasks = tuple(replayed(t, live) for t in spec.tasks)
+    return WorkflowSpec(tasks=tasks, name=f"replay of {recorded.id}")
 
 
 def held_slots(recorded: WorkflowState) -> int:
@@ -180,7 +215,7 @@ def staged(recorded: WorkflowState, replay: WorkflowState) -> bool:
             wanted = "delayed"
         else:
             continue
-        if now[t.id] != wanted:
+        if now.get(t.id) != wanted:  # a spawned task may not be there yet
             return False
     return True
 
@@ -194,7 +229,8 @@ class TaskDiff:
 
 
 def diff(before: WorkflowState, after: WorkflowState) -> list[TaskDiff]:
-    """What differs between two runs: status, then per task its state and result."""
+    """What differs between two runs: status, then per task its state and result (a task
+    superseded in one run and absent from the other is no difference)."""
     out = []
     if before.status != after.status:
         out.append(TaskDiff("", "status", before.status, after.status))
@@ -202,10 +238,12 @@ def diff(before: WorkflowState, after: WorkflowState) -> list[TaskDiff]:
     for mine in before.tasks:
         other = theirs.pop(mine.id, None)
         if other is None:
-            out.append(TaskDiff(mine.id, "present", True, False))
+            if mine.state != TaskStatus.SUPERSEDED:
+                out.append(TaskDiff(mine.id, "present", True, False))
             continue
         out += _task_diff(mine, other)
-    out += [TaskDiff(task, "present", False, True) for task in theirs]
+    gone = TaskStatus.SUPERSEDED
+    out += [TaskDiff(task, "present", False, True) for task, t in theirs.items() if t.state != gone]
     return out
 
 

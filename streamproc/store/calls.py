@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
-from streamproc.spec import WorkflowSpec
+from streamproc.spec import Limits, WorkflowSpec
 from streamproc.store.codec import Completion, CompletionKind
 from streamproc.store.fields import initial_fields
 from streamproc.store.functions import ENGINE, Arg, Function, text
@@ -64,10 +64,11 @@ class Blueprint:
     args: list[Arg]
 
     @classmethod
-    def of(cls, spec: WorkflowSpec, ttl_ms: int) -> Blueprint:
-        """``spec``, validated by the caller, for workflows kept ``ttl_ms`` after they end."""
+    def of(cls, spec: WorkflowSpec, ttl_ms: int, limits: Limits) -> Blueprint:
+        """``spec``, validated by the caller under ``limits``, for workflows kept ``ttl_ms``
+        after they end."""
         roots = " ".join(t.id for t in spec.tasks if not t.needs)
-        hash_args = initial_fields(spec, ttl_ms)
+        hash_args = initial_fields(spec, ttl_ms, limits)
         agents = sorted({t.agent for t in spec.tasks})
         return cls(agents, [spec.digest(), roots, len(hash_args), *hash_args])
 
@@ -162,6 +163,8 @@ async def resolve(
             args += c.wait
         if c.kind in FAILED:
             args.append(c.traceback)
+        if c.spawn is not None:
+            args.append(c.spawn)
     workflow_ids = [c.workflow.decode() for c in completions]
     return await RESOLVE(redis, layout(keyspace, shard, agents, workflow_ids, args))
 

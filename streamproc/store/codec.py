@@ -15,7 +15,7 @@ import orjson
 
 from streamproc.errors import CodecError
 from streamproc.store.entries import EntryField as EF
-from streamproc.store.keys import ID_PATTERN
+from streamproc.store.keys import ID_PATTERN, TASK_PATTERN
 
 VERSION = b"1"  # of every entry, written by Python and (given it by functions.py) Lua
 MAX_ENTRY_BYTES = 8 << 20
@@ -25,11 +25,12 @@ StreamReply = list[tuple[bytes, list[Entry]]]  # what XREAD and XREADGROUP answe
 
 
 class CompletionKind(StrEnum):
-    """A completion's ``kind``: ``ok``, ``adjust`` (ok, plus a request), ``wait``, ``error``
-    (retryable) or ``fatal``."""
+    """A completion's ``kind``: ``ok``, ``adjust`` (ok, plus a request), ``spawn`` (ok, plus
+    tasks joining the workflow), ``wait``, ``error`` (retryable) or ``fatal``."""
 
     OK = "ok"
     ADJUST = "adjust"
+    SPAWN = "spawn"
     WAIT = "wait"
     ERROR = "error"
     FATAL = "fatal"
@@ -37,6 +38,7 @@ class CompletionKind(StrEnum):
 
 _KINDS = frozenset(kind.encode() for kind in CompletionKind)
 _ADJUST, _WAIT = CompletionKind.ADJUST.encode(), CompletionKind.WAIT.encode()
+_SPAWN = CompletionKind.SPAWN.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +81,7 @@ class Completion:
     wait: tuple[bytes, bytes] | None = None  # retry in ms, give up after ms (kind b"wait")
     source: bytes = b""  # the task entry that ran (b"": unknown, from an older worker)
     traceback: bytes = b""  # of an error or fatal attempt (b"": none)
+    spawn: bytes | None = None  # the tasks a spawn adds (engine/spawning.py), kind b"spawn"
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -88,7 +91,7 @@ def task_ref(fields: Fields) -> tuple[str, str, int] | None:
         attempt = int(fields[EF.ATT.key])
     except (KeyError, ValueError):
         return None
-    if ID_PATTERN.fullmatch(workflow) and ID_PATTERN.fullmatch(task) and attempt > 0:
+    if ID_PATTERN.fullmatch(workflow) and TASK_PATTERN.fullmatch(task) and attempt > 0:
         return workflow, task, attempt
     return None
 
@@ -126,6 +129,7 @@ def encode_completion(
     adjust: AdjustRequest | None,
     wait: tuple[int, int] | None = None,
     traceback: str = "",
+    spawn: bytes | None = None,
 ) -> dict[bytes, bytes | str | int]:
     fields: dict[bytes, bytes | str | int] = {
         EF.V.key: VERSION,
@@ -148,6 +152,8 @@ def encode_completion(
         fields.update({EF.RETRY_MS.key: wait[0], EF.GIVE_UP_MS.key: wait[1]})
     if traceback:
         fields[EF.TB.key] = traceback
+    if spawn is not None:
+        fields[EF.SPAWN.key] = spawn
     return fields
 
 
@@ -171,6 +177,7 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             (fields[EF.RETRY_MS.key], fields[EF.GIVE_UP_MS.key]) if kind == _WAIT else None,
             fields.get(EF.SRC.key, b""),
             fields.get(EF.TB.key, b""),
+            fields[EF.SPAWN.key] if kind == _SPAWN else None,
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
@@ -179,8 +186,8 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
     try:
         if not (
             ID_PATTERN.fullmatch(completion.workflow.decode())
-            and ID_PATTERN.fullmatch(completion.task.decode())
-            and (completion.adjust is None or ID_PATTERN.fullmatch(completion.adjust[0].decode()))
+            and TASK_PATTERN.fullmatch(completion.task.decode())
+            and (completion.adjust is None or TASK_PATTERN.fullmatch(completion.adjust[0].decode()))
         ):
             raise CodecError("invalid workflow or task id", fields)
         int(completion.attempt), int(completion.began), int(completion.ended)

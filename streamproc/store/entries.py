@@ -39,6 +39,7 @@ class EntryField(StrEnum):
     RETRY_MS = "retry_ms"  # also of task_failed and task_waiting events
     GIVE_UP_MS = "give_up_ms"
     TB = "tb"  # a failed attempt's traceback
+    SPAWN = "spawn"  # the tasks a spawn adds, JSON (engine/spawning.py)
     # lifecycle events
     ERROR = "error"  # also of dead letters
     FINAL = "final"
@@ -50,6 +51,7 @@ class EntryField(StrEnum):
     SEQ = "seq"  # the chunk's place in its attempt's output, from 0
     FORMAT = "format"  # text (the agent emitted a str) or json (any other value)
     CHUNK = "chunk"  # the chunk, JSON
+    TASKS = "tasks"  # of tasks_spawned: the new task ids, space separated
     # dead letters and dead completions
     ENTRY = "entry"  # the stream entry that was parked
     OUTPUT = "output"
@@ -77,6 +79,8 @@ class EventKind(StrEnum):
     TASK_REQUEUED = "task_requeued"
     TASK_ADJUSTED = "task_adjusted"
     ADJUST_REFUSED = "adjust_refused"
+    TASKS_SPAWNED = "tasks_spawned"  # by a Spawn (task: the spawner) or a map (the mapped task)
+    TASKS_SUPERSEDED = "tasks_superseded"  # taken back as the task that added them re-ran
     RESUMED = "resumed"
     OUTPUT = "output"  # a chunk an agent emitted (output stream, not history)
     COMPLETED = WorkflowStatus.COMPLETED.value

@@ -7,14 +7,18 @@ names from it (``functions.py`` renders them into each library's prelude).
 
 Workflow fields (:class:`WorkflowField`): ``order`` (task ids in spec order), ``left`` (tasks
 not done), ``status``, ``reason``, ``created``, ``ended``, ``ttl``, ``name``, ``rounds`` (adjust
-rounds allowed per task), ``digest`` (of the spec).
+rounds allowed per task), ``digest`` (of the spec), ``max_tasks``/``max_edges``/``max_input``/
+``max_map`` (the ``Limits`` it was submitted under, which bind the tasks it grows at run time
+too), ``edges`` (its dependencies, those added at run time included).
 
 Per-task fields (:class:`TaskField`) are ``<letter>:<task id>``: ``g`` agent, ``i`` input,
 ``n`` needs, ``d`` dependents, ``c`` unmet needs, ``s`` state, ``a`` attempt, ``f`` failures,
 ``k`` lost deliveries, ``R`` retries allowed, ``T`` timeout, ``r`` result, ``e`` last error,
 ``q``/``b``/``z`` queued/began/ended (ms), ``m`` current stream entry, ``w`` consumer,
 ``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used,
-``W`` when the task first waited (``RetryLater``, ms).
+``W`` when the task first waited (``RetryLater``, ms), ``p`` the task that spawned it (a
+``Spawn``, or the mapped task of an instance), ``M`` the need a mapped task maps over, ``N``
+the number of instances it was expanded into.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from typing import NamedTuple
 
 import orjson
 
-from streamproc.spec import WorkflowSpec
+from streamproc.spec import Limits, WorkflowSpec
 from streamproc.store.state import TaskState, TaskStatus, WorkflowState
 
 Value = str | bytes | int
@@ -47,6 +51,11 @@ class WorkflowField(StrEnum):
     AGENTS = "agents"  # its agents, each counted in the shard's usage while it runs
     TENANT = "tenant"  # the tenant it is counted for (absent: none)
     BYTES = "bytes"  # its inputs' and results' bytes counted for its tenant
+    MAX_TASKS = "max_tasks"
+    MAX_EDGES = "max_edges"
+    EDGES = "edges"  # dependencies now, declared and added at run time
+    MAX_INPUT = "max_input"
+    MAX_MAP = "max_map"
 
 
 class UsageField(StrEnum):
@@ -81,6 +90,9 @@ class TaskField(StrEnum):
     HISTORY = "h"
     ADJUSTED = "j"
     WAITING_SINCE = "W"
+    SPAWNER = "p"
+    MAP = "M"
+    MAPPED = "N"
 
     @property
     def prefix(self) -> str:
@@ -96,7 +108,7 @@ class TaskField(StrEnum):
         return name[len(prefix) :] if name.startswith(prefix) else None
 
 
-def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
+def initial_fields(spec: WorkflowSpec, ttl_ms: int, limits: Limits) -> list[Value]:
     """The hash a new workflow starts with, as HSET arguments (``sp_submit`` adds its digest,
     status and creation time)."""
     dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
@@ -116,6 +128,16 @@ def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
         spec.adjust_rounds,
         WorkflowField.AGENTS,
         " ".join(sorted({t.agent for t in spec.tasks})),
+        WorkflowField.MAX_TASKS,
+        limits.max_tasks,
+        WorkflowField.MAX_EDGES,
+        limits.max_edges,
+        WorkflowField.EDGES,
+        sum(len(set(t.needs)) for t in spec.tasks),
+        WorkflowField.MAX_INPUT,
+        limits.max_input_bytes,
+        WorkflowField.MAX_MAP,
+        limits.max_map,
     ]
     if spec.timeout is not None:
         out += (WorkflowField.TIMEOUT, round(spec.timeout * 1000))
@@ -145,6 +167,8 @@ def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
             TaskField.TIMEOUT.of(t.id),
             "" if t.timeout is None else repr(float(t.timeout)),
         )
+        if t.map is not None:
+            out += (TaskField.MAP.of(t.id), t.map)
     return out
 
 
@@ -188,6 +212,8 @@ def parse_state(workflow_id: str, raw: Mapping[bytes, bytes]) -> WorkflowState:
                 consumer=f.text(TaskField.CONSUMER.of(task_id)),
                 history=orjson.loads(f.get(TaskField.HISTORY.of(task_id)) or b"[]"),
                 entry=f.text(TaskField.ENTRY.of(task_id)),
+                spawner=f.text(TaskField.SPAWNER.of(task_id)),
+                map=f.text(TaskField.MAP.of(task_id)),
             )
         )
     return WorkflowState(

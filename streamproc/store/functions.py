@@ -129,6 +129,8 @@ ENGINE = Library.packaged(
         for file in (
             "common",
             "submit",
+            "grow",
+            "map",
             "adjust",
             "resolve",
             "started",

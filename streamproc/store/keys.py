@@ -50,6 +50,9 @@ from dataclasses import dataclass
 from streamproc.errors import ConfigError, SpecError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+# A task id as the engine may write it: a user's id, or an instance of a mapped task, which
+# the engine names ``<id>[<index>]`` (and an instance of an instance's map, and so on).
+TASK_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}(?:\[[0-9]{1,9}\])*")
 RESOLVER_GROUP = "resolver"  # the consumer group of every done stream
 DELAYED_SEPARATOR = " "  # a delayed set member is "<workflow> <task>"
 # Consumer groups made for debugging (``replay stream --group``) carry this prefix, so they

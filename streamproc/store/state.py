@@ -34,6 +34,7 @@ class TaskStatus(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
+    SUPERSEDED = "superseded"  # added at run time, then taken back as its adder re-ran
 
 
 # Shared limits of an external API (lua/limits.lua): an admission's verdict, what a finished
@@ -49,7 +50,7 @@ class TaskState:
 
     id: str
     agent: str
-    state: str  # a TaskStatus: waiting, queued, running, delayed, done, failed or skipped
+    state: str  # a TaskStatus: waiting, queued, running, delayed, done, failed, skipped, superseded
     attempt: int
     failures: int
     lost: int
@@ -62,6 +63,8 @@ class TaskState:
     consumer: str = ""
     history: list[dict[str, Any]] = field(default_factory=list)
     entry: str = ""  # the task's current entry in its agent's stream
+    spawner: str = ""  # the task that added it at run time (a Spawn, or its mapped task)
+    map: str = ""  # the need whose result (a list) a mapped task runs once per item of
 
 
 @dataclass(frozen=True)

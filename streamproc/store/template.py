@@ -26,9 +26,9 @@ class Template:
         cls, spec: WorkflowSpec, settings: ClientSettings, known: Collection[str] | None
     ) -> Template:
         spec.validate(known, settings.limits)
-        return cls(
-            spec, encoded_inputs(spec), calls.Blueprint.of(spec, int(settings.workflow_ttl * 1000))
-        )
+        ttl_ms = int(settings.workflow_ttl * 1000)
+        blueprint = calls.Blueprint.of(spec, ttl_ms, settings.limits)
+        return cls(spec, encoded_inputs(spec), blueprint)
 
 
 def encoded_inputs(spec: WorkflowSpec) -> bytes | None:

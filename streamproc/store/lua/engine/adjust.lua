@@ -1,5 +1,7 @@
 --[[ adjust.lua: re-running a task with a new input because a task downstream of it asked to
   (an 'adjust' completion, applied by sp_resolve in resolve.lua).  It registers no function.
+  What a re-run task had spawned or mapped is taken back first (supersede, grow.lua): it
+  spawns or maps anew when it runs again.
 ]]
 
 -- The task and every task downstream of it, each once, the task first.
@@ -32,7 +34,9 @@ local function reset(ctx, key, wf, d, cause, round)
     redis.call('HINCRBY', key, TF.attempt .. d, 1)
   end
   redis.call('HSET', key, TF.state .. d, TS.waiting)
-  redis.call('HDEL', key, TF.result .. d, TF.began .. d, TF.ended .. d, TF.consumer .. d)
+  -- a mapped task maps its need's result again (supersede took its instances back)
+  redis.call('HDEL', key, TF.result .. d, TF.began .. d, TF.ended .. d, TF.consumer .. d,
+             TF.mapped .. d)
 end
 
 -- Re-run `target` with a new input, and everything downstream of it (the requesting task `t`
@@ -43,9 +47,14 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   local f = redis.call('HMGET', key, TF.adjusted .. target, WF.rounds)
   local round, limit = tonumber(f[1] or '0') + 1, tonumber(f[2] or '0')
   local refusal
+  local map_of = instance_of(key, target)
   if status ~= WS.running then refusal = 'workflow is ' .. status
   elseif not seen[t] then refusal = 'task ' .. target .. ' is not upstream of ' .. t
-  elseif round > limit then refusal = 'round limit ' .. limit .. ' reached for ' .. target end
+  elseif round > limit then refusal = 'round limit ' .. limit .. ' reached for ' .. target
+  elseif map_of then
+    refusal = 'task ' .. target .. ' is an instance of map ' .. map_of
+              .. ': adjust the task it maps over instead'
+  end
   if refusal then
     append_history(key, t, {attempt = tonumber(att), outcome = 'adjust refused',
                             target = target, reason = why, refusal = refusal, at = ctx.now})
@@ -57,6 +66,12 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   append_history(key, target, {attempt = tonumber(redis.call('HGET', key, TF.attempt .. target)),
                                outcome = 'adjusted', reason = why, by = t, round = round,
                                previous = string.sub(previous, 1, 500), at = ctx.now})
+  local gone = supersede(ctx, key, wf, seen, target, round)
+  local kept = {}
+  for _, d in ipairs(order) do
+    if not gone[d] then kept[#kept + 1] = d end
+  end
+  order = kept
   for _, d in ipairs(order) do reset(ctx, key, wf, d, target, round) end
   for i = 2, #order do
     local d = order[i]

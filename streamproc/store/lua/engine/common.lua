@@ -1,8 +1,9 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
-  it registers no function.  The engine library is this file, then submit.lua, adjust.lua,
-  resolve.lua, started.lua, recovery.lua, admin.lua and prune.lua, joined in that order under
-  the prelude of constants shared with Python (streamproc/store/functions.py): WF workflow fields, TF
-  per-task field prefixes (TF.state .. task), TS task states, WS workflow statuses, KIND
+  it registers no function.  The engine library is this file, then submit.lua, grow.lua,
+  map.lua, adjust.lua, resolve.lua, started.lua, recovery.lua, admin.lua and prune.lua,
+  joined in that order under the prelude of constants shared with Python
+  (streamproc/store/functions.py): WF workflow fields, TF per-task field prefixes (TF.state ..
+  task), TS task states, WS workflow statuses, KIND
   completion kinds, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
   GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
@@ -109,6 +110,8 @@ end
 
 -- Defined below (it fails the workflow, which needs helpers defined after publish).
 local dead_letter
+-- Defined in map.lua: what a mapped task does once its needs are done (it runs no agent).
+local run_map
 
 -- The bytes an entry of these field/value pairs takes, counted as the worker's codec counts
 -- them (codec._check_envelope), so no entry the worker would refuse is ever written.
@@ -118,12 +121,14 @@ local function entry_bytes(fields)
   return n
 end
 
--- XADD the task's current attempt to its agent's stream, with its input and its needs' results.
+-- XADD the task's current attempt to its agent's stream, with its input and its needs' results
+-- (a mapped task runs its map instead).
 -- A fan-in can join results far larger than any one of them: past ENTRY_BYTES the task is not
 -- published but dead-lettered, and its workflow fails.  Returns whether it was published.
 local function publish(ctx, key, wf, t)
   local f = redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t,
-                       TF.attempt .. t, TF.timeout .. t)
+                       TF.attempt .. t, TF.timeout .. t, TF.map .. t)
+  if f[6] then return run_map(ctx, key, wf, t, f) end
   local deps = '{}'
   local needs = split(f[3])
   if #needs > 0 then
@@ -251,4 +256,42 @@ dead_letter = function(ctx, key, wf, t, agent, att, reason)
   redis.call('HSET', key, TF.state .. t, TS.failed)
   emit(ctx, key, wf, EV.task_failed, t, att, ctx.now, EF.error, reason, EF.final, '1')
   fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
+end
+
+-- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
+-- the count of tasks left and, for the last one, the workflow's end go in one HSET.  The
+-- result's bytes count for the workflow's `tenant`, if any, while it runs.
+local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
+                          ttl, tenant)
+  left = tonumber(left or '0') - 1
+  local completes = left == 0 and status == WS.running
+  local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
+                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, left}
+  if completes then
+    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now, WF.reason, ''}) do
+      fields[#fields + 1] = v
+    end
+  end
+  redis.call('HSET', key, unpack(fields))
+  emit(ctx, key, wf, EV.task_done, t, att, ended)
+  if status ~= WS.running then return end  -- an ended workflow's bytes are counted already
+  if tenant then
+    redis.call('HINCRBY', key, WF.bytes, #out)
+    redis.call('HINCRBY', ctx.usage, US.bytes .. tenant, #out)
+  end
+  for _, child in ipairs(dependents) do
+    if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
+      if not publish(ctx, key, wf, child) then return end  -- the workflow failed
+    end
+  end
+  if completes then
+    ctx.ended[WS.completed] = (ctx.ended[WS.completed] or 0) + 1  -- finish()'s count, done above
+    expire(ctx, key, ttl)
+    emit(ctx, key, wf, EV.completed, nil, nil, ctx.now)
+  end
+end
+
+local function record_attempt(key, t, err, began, ended, by)
+  redis.call('HSET', key, TF.error .. t, err, TF.began .. t, began, TF.ended .. t, ended,
+             TF.consumer .. t, by)
 end

@@ -9,7 +9,7 @@ sp_resolve: apply a batch of completions from the done stream, then XACK them.
         consumer, done-stream entry id, the task entry it ran ('' when not known); an
         adjust adds 3: target task, reason, new input; a wait adds 2: retry in ms, give up
         after ms; an error or fatal adds 1: its traceback ('' when none), kept in the
-        attempt's history record
+        attempt's history record; a spawn adds 1: its tasks (grow.lua)
   returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
         stops before a completion whose task or dependents use an agent it has no keys for,
         leaving that one and the rest unacknowledged
@@ -26,43 +26,6 @@ sp_release: publish delayed retries that are due.
   ARGV  n, agents, then 2 per item: workflow, task
   returns {released, missing agent or ''}; an item whose agent has no keys stays delayed
 ]]
-
--- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
--- the count of tasks left and, for the last one, the workflow's end go in one HSET.
-local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
-                          ttl, tenant)
-  left = tonumber(left or '0') - 1
-  local completes = left == 0 and status == WS.running
-  local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
-                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, left}
-  if completes then
-    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now, WF.reason, ''}) do
-      fields[#fields + 1] = v
-    end
-  end
-  redis.call('HSET', key, unpack(fields))
-  emit(ctx, key, wf, EV.task_done, t, att, ended)
-  if status ~= WS.running then return end  -- an ended workflow's bytes are counted already
-  if tenant then
-    redis.call('HINCRBY', key, WF.bytes, #out)
-    redis.call('HINCRBY', ctx.usage, US.bytes .. tenant, #out)
-  end
-  for _, child in ipairs(dependents) do
-    if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
-      if not publish(ctx, key, wf, child) then return end  -- the workflow failed
-    end
-  end
-  if completes then
-    ctx.ended[WS.completed] = (ctx.ended[WS.completed] or 0) + 1  -- finish()'s count, done above
-    expire(ctx, key, ttl)
-    emit(ctx, key, wf, EV.completed, nil, nil, ctx.now)
-  end
-end
-
-local function record_attempt(key, t, err, began, ended, by)
-  redis.call('HSET', key, TF.error .. t, err, TF.began .. t, began, TF.ended .. t, ended,
-             TF.consumer .. t, by)
-end
 
 local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, retry, tb)
   local f = redis.call('HMGET', key, WF.status, TF.retries .. t, TF.agent .. t)
@@ -137,7 +100,7 @@ local function resolve(keys, args)
     local source = args[a + 9]
     local stride = 10
     if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12
-    elseif kind == KIND.error or kind == KIND.fatal then stride = 11 end
+    elseif kind == KIND.error or kind == KIND.fatal or kind == KIND.spawn then stride = 11 end
     local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
                          TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl,
@@ -150,9 +113,13 @@ local function resolve(keys, args)
       stale = stale + 1
     else
       local dependents = split(f[5])
-      local missing = missing_agent(ctx, key, dependents)
+      local missing = missing_agent(ctx, key, reachable(key, dependents))
+      local spawned
       if kind == KIND.adjust then
-        missing = missing or missing_agent(ctx, key, {args[a + 10]})
+        missing = missing or missing_agent(ctx, key, reachable(key, {args[a + 10]}))
+      elseif kind == KIND.spawn then
+        spawned = decode_spawn(args[a + 10])
+        missing = missing or spawn_missing_agent(ctx, spawned)
       end
       if missing or not ctx.dead[f[4]] then
         if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
@@ -167,6 +134,9 @@ local function resolve(keys, args)
       elseif kind == KIND.wait then
         apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    args[a + 10], args[a + 11], f[1], f[4])
+      elseif kind == KIND.spawn then
+        apply_spawn(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7], f,
+                    spawned)
       elseif kind == KIND.ok or kind == KIND.adjust then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    dependents, f[1], f[7], f[8], f[9])
