@@ -16,6 +16,7 @@ from streamproc import Client, ClientSettings, Keyspace, SyncClient
 from streamproc.engine.index import prune
 from streamproc.errors import SpecError
 from streamproc.ops.listing import WorkflowPage, WorkflowSummary
+from streamproc.store.state import TaskStatus
 from tests.cli_runner import assert_one_line_error, at, run, run_sync
 from tests.conftest import Engine, eventually
 
@@ -84,8 +85,7 @@ async def test_a_summary_counts_tasks_by_state_and_reads_no_whole_hash(sharded: 
         status="cancelled",
         created=state.created_ms,
         ended=state.ended_ms,
-        tasks={"total": 2, **{t: 0 for t in ("waiting", "queued", "running", "delayed")}}
-        | {t: 0 for t in ("done", "failed", "skipped")}
+        tasks={"total": 2, **{str(status): 0 for status in TaskStatus}}
         | {t.state: sum(u.state == t.state for u in state.tasks) for t in state.tasks},
         reason="enough",
     )
