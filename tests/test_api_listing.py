@@ -75,6 +75,8 @@ async def test_a_tenant_lists_its_own_workflows_by_the_ids_it_gave_them(
         [f"acme.mine-{i}" for i in range(4)] + [f"globex.theirs-{i}" for i in range(4)]
     )
     assert (await listed(http, SUBMITTER))[0] == 403  # listing needs the read scope
+    status, everything = await listed(http, OPERATOR, "?status=&name=&since=&limit=&cursor=")
+    assert status == 200 and len(everything["workflows"]) == 8  # empty: no filter
 
 
 @pytest.mark.parametrize(

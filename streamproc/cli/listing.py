@@ -29,15 +29,15 @@ COLUMNS = [
 
 @click.command("list")
 @verb
-@click.option("--status", type=click.Choice([s.value for s in WorkflowStatus]), help="Only these.")
+@click.option("--status", help=f"Only workflows in this status: {'|'.join(WorkflowStatus)}.")
 @click.option("--name", help="Only workflows of this exact name.")
 @click.option("--since", help="Only those created at or after: ms since the epoch or ISO-8601.")
 @click.option(
     "--limit",
-    type=click.IntRange(1, MAX_LIMIT),
+    type=int,
     default=DEFAULT_LIMIT,
     show_default=True,
-    help="Workflows per page.",
+    help=f"Workflows per page, 1 to {MAX_LIMIT}.",
 )
 @click.option("--cursor", help="Go on after the page that printed it.")
 @json_option('The page as one JSON object: {"workflows": [...], "cursor": ...}.')
@@ -62,7 +62,7 @@ async def list_(
     for line in table(COLUMNS, rows, "reason"):
         click.echo(line)
     if page.cursor is not None:
-        click.echo(f"more: streamproc list --cursor {page.cursor}")
+        click.echo(f"more: the same command with --cursor {page.cursor}")
 
 
 def _row(workflow: dict[str, Any]) -> dict[str, Any]:

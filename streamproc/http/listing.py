@@ -18,7 +18,8 @@ PARAMETERS = frozenset({"status", "name", "since", "limit", "cursor"})
 
 
 def query_of(request: web.Request) -> Query:
-    """The listing ``request`` asks for; a bad parameter is a one-line ``SpecError``."""
+    """The listing ``request`` asks for; a bad parameter is a one-line ``SpecError``.  An
+    empty parameter (``?status=&name=``) filters on nothing, as if it were left out."""
     params = request.query
     unknown = sorted(set(params) - PARAMETERS)
     if unknown:
@@ -26,17 +27,18 @@ def query_of(request: web.Request) -> Query:
     for name in PARAMETERS:
         if len(params.getall(name, [])) > 1:
             raise SpecError(f"parameter {name!r} given more than once")
-    limit = params.get("limit", str(DEFAULT_LIMIT))
+    given = {name: params[name] for name in PARAMETERS if params.get(name)}  # "": not given
+    limit = given.get("limit", str(DEFAULT_LIMIT))
     if not limit.isdigit():
         raise SpecError(f"invalid limit {limit!r}: use a whole number")
-    since = params.get("since")
+    since = given.get("since")
     tenant = request[GRANT].tenant
     return Query(
-        status=params.get("status"),
-        name=params.get("name"),
+        status=given.get("status"),
+        name=given.get("name"),
         since=None if since is None else parse_since(since),
         limit=int(limit),
-        cursor=params.get("cursor"),
+        cursor=given.get("cursor"),
         prefix="" if tenant is None else f"{tenant}.",
     )
 
