@@ -4,8 +4,9 @@ one short call, so every other client (health checks, workers, the API) keeps an
 Redis runs one command at a time: the submit function writes every task's fields in one
 call, and its time grows with tasks and edges.  The default limits are set so that this call
 stays near 20 ms (``Limits`` in spec.py says how they were chosen).  Durations come from
-SLOWLOG of the test's own redis-server; the bound asserted is twice the target, since a
-loaded machine runs everything slower.
+SLOWLOG of the test's own redis-server; the bound asserted is twice the target, on the
+quickest of a few submits, since a loaded machine runs everything slower and a burst of load
+can stretch any one call.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from streamproc.testing.embedded import EmbeddedRedis
 
 TARGET_US = 20_000
 SLACK = 2
+TRIES = 3
 
 
 def largest_spec(limits: Limits) -> dict[str, Any]:
@@ -54,11 +56,14 @@ async def test_the_largest_default_spec_is_submitted_in_one_call_of_at_most_abou
     spec = largest_spec(limits)
     edges = sum(len(task["needs"]) for task in spec["tasks"])
     assert edges > limits.max_edges * 0.99  # the largest the limits allow, near enough
+    durations = []
     async with Client(timed_redis.url, ClientSettings(keyspace=keyspace)) as client:
-        await client.redis.slowlog_reset()
-        await client.create(spec, "largest")
-        log = await client.redis.slowlog_get(1000)
-        assert (await client.get("largest")).status == "running"
-    calls = [entry["duration"] for entry in log if entry["command"].startswith(b"FCALL")]
-    assert len(calls) == 1, calls
-    assert max(entry["duration"] for entry in log) < TARGET_US * SLACK, calls
+        for attempt in range(TRIES):
+            await client.redis.slowlog_reset()
+            await client.create(spec, f"largest-{attempt}")
+            log = await client.redis.slowlog_get(1000)
+            assert (await client.get(f"largest-{attempt}")).status == "running"
+            calls = [entry["duration"] for entry in log if entry["command"].startswith(b"FCALL")]
+            assert len(calls) == 1, calls
+            durations.append(max(entry["duration"] for entry in log))
+    assert min(durations) < TARGET_US * SLACK, durations
