@@ -22,6 +22,7 @@ FIXED_PLAN = (
     "evaluation and validation of results",
 )
 MIN_STEPS, MAX_STEPS = 2, 4
+MAX_CHARS = 200  # a sub-query longer than this is prose, not a search
 
 
 class MalformedPlan(ValueError):
@@ -37,8 +38,8 @@ def plan_prompt(need: str, context: str) -> str:
 
 
 def parse_plan(reply: str) -> list[str]:
-    """The sub-queries of a reply that is a JSON array of 2 to 4 non-empty strings (each
-    stripped); :class:`MalformedPlan` otherwise."""
+    """The sub-queries of a reply that is a JSON array of 2 to 4 non-empty strings of at most
+    200 characters (each stripped); :class:`MalformedPlan` otherwise."""
     try:
         plan = orjson.loads(reply)
     except orjson.JSONDecodeError as exc:
@@ -52,6 +53,8 @@ def parse_plan(reply: str) -> list[str]:
             raise MalformedPlan(f"sub-query {number} is not a string")
         if not step.strip():
             raise MalformedPlan(f"sub-query {number} is empty")
+        if len(step.strip()) > MAX_CHARS:
+            raise MalformedPlan(f"sub-query {number} is over {MAX_CHARS} characters")
     return [step.strip() for step in plan]
 
 

@@ -13,6 +13,7 @@ from streamproc_agents.plans import FIXED_PLAN, MalformedPlan, parse_plan, plan_
 def test_a_json_array_of_two_to_four_strings_is_the_plan() -> None:
     assert parse_plan('["a b", "c"]') == ["a b", "c"]
     assert parse_plan(' \n["one", " two ", "three", "four"]\n') == ["one", "two", "three", "four"]
+    assert parse_plan(f'["{"x" * 200}", "b"]') == ["x" * 200, "b"]
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,7 @@ def test_a_json_array_of_two_to_four_strings_is_the_plan() -> None:
         ('["a", 2]', "sub-query 2 is not a string"),
         ('["a", {"q": "b"}]', "sub-query 2 is not a string"),
         ('["a", "  "]', "sub-query 2 is empty"),
+        (f'["{"x" * 201}", "b"]', "sub-query 1 is over 200 characters"),
     ],
 )
 def test_anything_else_is_refused_with_its_reason(reply: str, why: str) -> None:
