@@ -35,7 +35,7 @@ from streamproc.outbound.providers import SearchSettings
 from streamproc.registry import registered
 from streamproc.testing.fakes import Fakes
 
-from .agentic import COMPLETE_AT, render
+from .agentic import COMPLETE_AT, outline
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
 DEMO_SPEC = Path(streamproc.__file__).parent / "examples" / "agentic.yaml"
@@ -164,7 +164,7 @@ def describe(result: Any) -> str:
             f"score {result['score']}/100 ({verdict}) for {result['checked']}; "
             f"{result.get('supplement', '')}"
         )
-    return render(result)
+    return outline(result)
 
 
 async def totals(redis: Redis, keyspace: Keyspace) -> dict[str, int]:

@@ -7,9 +7,10 @@ Retry-After), each admitted answer taking 50 ms + 20 ms per other request in fli
 configuration gets a fresh fake, a fresh namespace on one private redis-server (flushed in
 between), two worker processes serving the five agents of ``agents/agentic.py`` with
 ``--concurrency 32``, and one resolver.  It then runs N copies of
-``streamproc/examples/agentic.yaml`` (t3 and t5 search), all submitted at once.  Copy n
-searches ``... #n`` in t3 (its adjusted input too) and t5, the same queries in every
-configuration, so the search cache answers nothing and every task loads the API.
+``streamproc/examples/agentic.yaml`` (t3's instances, one per step of the plan, and t5
+search), all submitted at once.  Copy n searches within topic ``... #n`` in t3 (its adjusted
+input too) and ``... #n`` in t5, the same queries in every configuration, so the search cache
+answers nothing and every task loads the API.
 
 Configurations:
 
@@ -27,8 +28,9 @@ Columns: ``goodput`` is the fake's 200 answers per second of the run, which last
 first submit to the last workflow's end (``seconds``); ``429s`` the refusals it sent; ``waits``
 the ``task_waiting`` events (a search found the API out, so its task went back to wait as a
 delayed retry); ``peak`` the most requests the fake had in flight.  ``t3 p50/p99`` is t3's
-latency from its first queueing (the history entry of t2's ``task_done``, written by the call
-that published t3) to its last end (the ``at`` of t3's last ``task_done``), waits included.
+latency (all its instances') from its first queueing (the history entry of t2's ``task_done``,
+written by the call that published t3) to its last end (the ``at`` of t3's last ``task_done``,
+once its last instance is done), waits included.
 ``cache hits`` should be 0: it shows the cache hid no load.
 """
 
@@ -95,7 +97,7 @@ def unique_spec(seed: WorkflowSpec, n: int) -> WorkflowSpec:
 def _unique_task(task: TaskSpec, suffix: str) -> TaskSpec:
     data = dict(task.input) if isinstance(task.input, dict) else {}
     if task.agent == "execution":
-        data["description"] = f"{data.get('description', task.id)}{suffix}"
+        data = _unique_input(data, suffix)
     elif task.agent == "validation":
         data["query"] = f"{data.get('query', 'workflow completeness validation')}{suffix}"
     elif task.agent == "evaluation" and isinstance(data.get("adjust"), dict):
@@ -108,8 +110,9 @@ def _unique_task(task: TaskSpec, suffix: str) -> TaskSpec:
 
 
 def _unique_input(value: Any, suffix: str) -> Any:
-    if isinstance(value, dict) and "description" in value:
-        return {**value, "description": f"{value['description']}{suffix}"}
+    """An execution input whose searches are unique: each is ``<topic> <step of the plan>``."""
+    if isinstance(value, dict) and "topic" in value:
+        return {**value, "topic": f"{value['topic']}{suffix}"}
     return value
 
 

@@ -366,16 +366,17 @@ async def test_demo_runs_the_seed_workflow_twice_the_second_from_the_cache(
     headers = [i for i, line in enumerate(lines) if line.startswith("workflow ")]
     assert len(headers) == 2
     agents = ["description", "planning", "execution", "evaluation", "validation"]
+    instances = [[f"t3[{n}]", "execution", "done"] for n in range(3)]  # the fixed plan's steps
     for i in headers:
         assert " agentic: completed" in lines[i]
-        rows = lines[i + 2 : i + 7]
+        rows = lines[i + 2 : i + 10]
         assert [row.split()[:3] for row in rows] == [
             [f"t{n}", agent, "done"] for n, agent in enumerate(agents, 1)
-        ]
+        ] + instances
         workflow_id = lines[i].split()[1]
         async with Client(redis_url, ClientSettings(keyspace=Keyspace(namespace))) as other:
             assert (await other.get(workflow_id)).status == "completed"
     summary = lines[-1]
-    assert "with 2 upstream searches; second run" in summary
-    assert "with 2 cache hits and 0 upstream searches" in summary and summary.endswith("saved")
+    assert "with 4 upstream searches; second run" in summary
+    assert "with 4 cache hits and 0 upstream searches" in summary and summary.endswith("saved")
     assert "private redis-server" not in result.err  # it used the Redis it was given

@@ -38,6 +38,26 @@ async def test_the_demo_says_what_the_validation_score_means(redis_url: str) -> 
         assert re.search(r"score (\d+)/100 \((complete|incomplete: under 80)\) for t3", row), row
 
 
+async def test_the_demo_shows_the_mapped_searches_and_a_cache_hit_for_each_the_second_time(
+    redis_url: str,
+) -> None:
+    result = await demo(redis_url, f"demo{uuid.uuid4().hex[:8]}")
+    spawned = re.findall(r"^ *[\d.]+s  tasks_spawned  t3 +((?:t3\[\d\] ?)+)$", result.err, re.M)
+    assert len(spawned) == 2 and spawned[0] == spawned[1], result.err  # one map per run
+    instances = spawned[0].split()
+    assert 2 <= len(instances) <= 4
+    for instance in instances:  # each instance's progress, in both runs
+        for kind in ("task_started", "task_done"):
+            assert len(re.findall(rf"{kind} +{re.escape(instance)}$", result.err, re.M)) == 2
+    rows = [line.split()[:3] for line in result.out.splitlines() if line.startswith("  t3[")]
+    assert rows == [[i, "execution", "done"] for i in instances] * 2  # in both tables
+    assert result.out.count(f"  t3 mapped t2 into {' '.join(instances)}\n") == 2
+    searches = len(instances) + 1  # one per step of the plan, and validation's
+    summary = result.out.splitlines()[-1]
+    assert f"with {searches} upstream searches; second run" in summary, summary
+    assert f"with {searches} cache hits and 0 upstream searches" in summary, summary
+
+
 async def test_a_second_demo_in_one_namespace_says_the_cache_was_already_warm(
     redis_url: str,
 ) -> None:

@@ -18,11 +18,8 @@ from streamproc.testing.fakes import Behaviour, Fakes
 CANARY = "canary-7f3c9d2e41b0-do-not-print"
 NAMES = ("serpapi", "brave", "tavily", "bing", "llm")
 STREAM_FAILING = [Behaviour.BROKEN_STREAM, Behaviour.CUT_STREAM]  # only a streamed answer fails
-FAILING = [
-    b
-    for b in Behaviour
-    if b not in (Behaviour.NORMAL, Behaviour.EMPTY, Behaviour.SLOW, *STREAM_FAILING)
-]
+ANSWERING = (Behaviour.NORMAL, Behaviour.EMPTY, Behaviour.SLOW, Behaviour.OFF_FORMAT)
+FAILING = [b for b in Behaviour if b not in (*ANSWERING, *STREAM_FAILING)]
 
 
 async def ignore(text: str) -> None:

@@ -5,6 +5,10 @@ the client scrubs it.  Asked with ``"stream": true``, it streams the answer word
 the real API does (``data: {chunk}`` server-sent events, then ``data: [DONE]``), every
 ``word_delay`` seconds; ``Behaviour.BROKEN_STREAM`` cuts its third chunk's JSON short and
 ``Behaviour.CUT_STREAM`` ends the stream without ``[DONE]``.
+
+Asked for "a JSON array" (a planner's prompt), it answers one: a string per result it would
+have found (``Behaviour.EMPTY``: ``[]``); ``Behaviour.OFF_FORMAT`` answers such a prompt in
+prose instead, as models sometimes do.
 """
 
 from __future__ import annotations
@@ -16,12 +20,14 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from streamproc.testing.fakes.server import Behaviour, FakeServer, json_reply
+from streamproc.testing.fakes.server import ANGLES, Behaviour, FakeServer, json_reply
 
 STREAM_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 STREAMED = web.RequestKey("streamed", bool)  # the request asked for a streamed answer
 
 MODEL = "fake-chat"
+ASKS_FOR_JSON = re.compile(r"\bJSON array\b", re.IGNORECASE)
+OFF_FORMAT = "Sure! First look up the components, then see how they work together."
 
 
 class FakeLLM(FakeServer):
@@ -47,7 +53,10 @@ class FakeLLM(FakeServer):
         return (said[-1] if said else ""), 3
 
     def answer(self, query: str, found: list[tuple[str, str, str]]) -> dict[str, Any]:
-        text = " ".join(snippet for _, _, snippet in found)
+        if ASKS_FOR_JSON.search(query):
+            text = orjson.dumps(list(ANGLES[: len(found)])).decode()
+        else:
+            text = " ".join(snippet for _, _, snippet in found)
         return {
             "id": f"chatcmpl-fake-{self.requests}",
             "object": "chat.completion",
@@ -65,6 +74,8 @@ class FakeLLM(FakeServer):
     async def reply(
         self, request: web.Request, behaviour: Behaviour, answer: dict[str, Any]
     ) -> web.StreamResponse:
+        if behaviour is Behaviour.OFF_FORMAT:
+            answer["choices"][0]["message"]["content"] = OFF_FORMAT
         if not request[STREAMED]:
             return json_reply(answer)
         response = web.StreamResponse(headers=STREAM_HEADERS)

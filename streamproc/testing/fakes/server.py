@@ -33,6 +33,10 @@ class Behaviour(StrEnum):
     WRONG_SHAPE = "wrong-shape"  # JSON, but not the API's reply
     BROKEN_STREAM = "broken-stream"  # a streamed reply (LLM): a few pieces, then a cut chunk
     CUT_STREAM = "cut-stream"  # a streamed reply (LLM) that ends without its [DONE]
+    OFF_FORMAT = "off-format"  # a chat reply (LLM) in prose where a JSON array was asked
+
+
+ANGLES = ("an overview", "a practical guide", "common questions")  # of each query's results
 
 
 def json_reply(
@@ -50,14 +54,13 @@ def results_for(
     URLs under ``links``."""
     words = query.split() or ["nothing"]
     slug = re.sub(r"[^a-z0-9]+", "-", query.lower()).strip("-")[:60] or "nothing"
-    angles = ("an overview", "a practical guide", "common questions")
     return [
         (
             f"{query[:1].upper()}{query[1:]}: {angle}",
             f"{links}/{slug}/{n}",
             f"{angle.capitalize()} of {query}, covering {' and '.join(words[:3])} with examples.",
         )
-        for n, angle in enumerate(angles[: max(0, count)], start=1)
+        for n, angle in enumerate(ANGLES[: max(0, count)], start=1)
     ]
 
 
