@@ -54,8 +54,11 @@ export class OutputPanel {
       const superseded = attempt.superseded || (task && number < task.attempt);
       block.box.classList.toggle("superseded", Boolean(superseded));
       block.note.textContent = superseded ? " · superseded: a later attempt ran" : "";
+      const { text } = block;
+      const followed = text.scrollTop + text.clientHeight >= text.scrollHeight - 4; // at its end
       for (const chunk of attempt.chunks.slice(block.shown)) append(block, chunk);
       block.shown = attempt.chunks.length;
+      if (followed) text.scrollTop = text.scrollHeight; // keep following what comes
     }
   }
 

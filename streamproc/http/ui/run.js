@@ -45,7 +45,7 @@ export async function runPage(main, view, id) {
     graph.replaceChildren(drawDag(state.tasks, selected, select));
     if (!selected) return;
     panel.update(taskOf(selected));
-    drawDetails(details, state, selected, path, inputs, [...seen.values()], panel.element);
+    drawDetails(details, taskOf(selected), selected, path, inputs, [...seen.values()], panel.element);
   };
   const select = (task) => {
     selected = task;
@@ -112,8 +112,7 @@ function drawHead(head, state) {
   );
 }
 
-function drawDetails(box, state, taskId, path, inputs, events, output) {
-  const task = state.tasks.find((t) => t.id === taskId);
+function drawDetails(box, task, taskId, path, inputs, events, output) {
   if (!task) {
     box.replaceChildren(notice(`No task ${taskId} in this run.`));
     return;
