@@ -101,9 +101,10 @@ async def test_a_tasks_streamed_output_fills_its_details_live_as_text(
     engine: Engine, tab: Tab, client: Client
 ) -> None:
     engine.start_worker(("talker", "second_try"))
+    talk = {"chunks": CHUNKS, "gated": True, "hold": True}
     spec = {
         "tasks": [
-            {"id": "say", "agent": "talker", "input": {"chunks": CHUNKS, "gated": True}},
+            {"id": "say", "agent": "talker", "input": talk},
             {"id": "retried", "agent": "second_try", "retries": 1},
         ]
     }
@@ -114,11 +115,13 @@ async def test_a_tasks_streamed_output_fills_its_details_live_as_text(
     output = tab.page.locator('section.details [data-part="output"]')
     await expect(output).to_contain_text("No output yet")
 
-    gate(workflow_id).set()  # the talker emits its chunks now, then returns
+    gate(workflow_id).set()  # the talker emits its chunks now, and holds on
     await expect(output.locator(".attempt")).to_have_count(1)
     await expect(output.locator("pre")).to_have_text(f'Hello\n{{"tokens":2}}\n{MARKUP}')
-    await expect(node(tab, "say")).to_have_attribute("data-state", "done")
+    await expect(node(tab, "say")).to_have_attribute("data-state", "running")
     await tab.shot("task-output")
+    gate(f"{workflow_id}:end").set()
+    await expect(node(tab, "say")).to_have_attribute("data-state", "done")
     assert await tab.page.evaluate("window.pwned") is None
     assert await tab.page.locator("main img").count() == 0
 
@@ -126,5 +129,6 @@ async def test_a_tasks_streamed_output_fills_its_details_live_as_text(
     await expect(output.locator(".attempt")).to_have_count(2)
     await expect(output.locator(".attempt.superseded")).to_contain_text("attempt 1")
     await expect(output.locator(".attempt:not(.superseded)")).to_contain_text("attempt 2")
+    await tab.shot("task-output-superseded")
     assert (await client.wait(workflow_id, timeout=20)).status == "completed"
     assert tab.errors == []
