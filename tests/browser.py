@@ -1,6 +1,7 @@
 """What the dashboard's browser tests use: Debian's chromium driven by Playwright (no browser
 download), the API served over TCP with tokens of each kind, tabs that record script errors,
-and screenshots in an ignored folder."""
+and screenshots in an ignored folder.  Its fixtures are in
+``browser_fixtures.py``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from playwright.async_api import Browser, ConsoleMessage, Page, expect
+from playwright.async_api import Browser, ConsoleMessage, Locator, Page, expect
 
 from streamproc import Client
 from streamproc.http.app import serve
@@ -105,3 +106,8 @@ async def submit(base: str, spec: dict[str, Any], token: str = OPS) -> str:
     ):
         assert reply.status == 201, await reply.text()
         return str((await reply.json())["id"])
+
+
+def node(tab: Tab, task: str) -> Locator:
+    """The DAG's node of ``task``."""
+    return tab.page.locator(f'svg.dag g.node[data-task="{task}"]')

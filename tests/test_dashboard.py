@@ -6,23 +6,20 @@ screenshotted into test-output/screenshots/ for a reviewer."""
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 
-import pytest
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 from redis.asyncio import Redis
 
 from streamproc import Client
 from tests.browser import (
     ACME,
-    CHROMIUM,
     GLOBEX,
     OPS,
     READER,
-    TOKENS,
     Tab,
     needs_chromium,
     new_tab,
+    node,
     served,
     submit,
 )
@@ -30,6 +27,7 @@ from tests.conftest import Engine
 from tests.http_helpers import GATED
 
 pytestmark = needs_chromium
+pytest_plugins = ["tests.browser_fixtures"]
 
 DIAMOND = {
     "name": "diamond",
@@ -43,32 +41,6 @@ DIAMOND = {
 ONE = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}
 FIXABLE = {"tasks": [{"id": "fix", "agent": "fixable", "retries": 0}]}
 PAYLOAD = "<script>window.pwned = 1</script><img src='x' onerror='window.pwned = 2'>"
-
-
-@pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
-    """One headless chromium for the session (Debian's: no browser download)."""
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM)
-        yield launched
-        await launched.close()
-
-
-@pytest.fixture
-async def api(client: Client) -> AsyncIterator[str]:
-    """The API with tokens of each kind; its base URL."""
-    async with served(client, TOKENS) as base:
-        yield base
-
-
-@pytest.fixture
-async def tab(browser: Browser, api: str) -> AsyncIterator[Tab]:
-    async with new_tab(browser, api) as opened:
-        yield opened
-
-
-def node(tab: Tab, task: str):  # type: ignore[no-untyped-def]
-    return tab.page.locator(f'svg.dag g.node[data-task="{task}"]')
 
 
 async def test_the_runs_page_asks_for_a_token_once_per_tab(

@@ -8,11 +8,14 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import orjson
 import pytest
 
 from streamproc import Client
 from streamproc.http.auth import ApiSettings
-from streamproc.http.dashboard import shipped
+from streamproc.http.dashboard import KINDS_MODULE, shipped
+from streamproc.store.entries import EventKind
+from streamproc.store.state import TERMINAL
 from tests.http_helpers import TOKEN, Http, serving
 
 UI = Path(__file__).parents[1] / "streamproc" / "http" / "ui"
@@ -67,5 +70,20 @@ def test_the_page_has_no_inline_script_and_no_script_writes_markup() -> None:
         text = script.read_text()
         assert not MARKUP_SINKS.search(text), script.name
         for imported in re.findall(r'from "\./([^"]+)"', text):
-            assert (UI / imported).is_file(), (script.name, imported)
-    assert set(shipped()) == {p.name for p in UI.iterdir() if p.is_file()}
+            assert (UI / imported).is_file() or imported == KINDS_MODULE, (script.name, imported)
+    assert set(shipped()) == {p.name for p in UI.iterdir() if p.is_file()} | {KINDS_MODULE}
+
+
+async def test_the_page_is_given_every_event_kind_the_engine_has(http: Http) -> None:
+    """An EventSource hears only the event names it listens for: the page listens for every
+    kind a workflow's event stream may name, so a kind added to the engine is heard too."""
+    module = await http.get(f"/ui/{KINDS_MODULE}")
+    assert module.status == 200 and module.content_type == "text/javascript"
+    assert "script-src 'self'" in module.headers["Content-Security-Policy"]
+    lines = dict(
+        re.fullmatch(r"export const (\w+) = (.*);", line).groups()  # type: ignore[union-attr]
+        for line in (await module.text()).splitlines()
+        if line.startswith("export")
+    )
+    assert orjson.loads(lines["EVENT_KINDS"]) == [*EventKind, "message"]
+    assert set(orjson.loads(lines["FINAL_KINDS"])) == set(TERMINAL)

@@ -6,7 +6,9 @@ opens event streams with event tokens (``event_tokens.py``).  No build step, no 
 network: the page loads only these files.  Every value from a workflow is put in the page as
 text, and the Content-Security-Policy on these replies lets the page run only its own script
 files (no inline script, no ``eval``), so a value that slipped in as markup would still not
-run.
+run.  One module, ``kinds.js``, is written here from ``EventKind``: an event stream names each
+event by its kind, and a browser's EventSource hears only the names it listens for, so the
+page listens for every kind the engine has.
 """
 
 from __future__ import annotations
@@ -15,9 +17,12 @@ import functools
 import re
 from importlib import resources
 
+import orjson
 from aiohttp import web
 
 from streamproc.http.auth import OPEN, Needs
+from streamproc.store.entries import EventKind
+from streamproc.store.state import TERMINAL, WorkflowStatus
 
 PREFIX = "/ui"
 TYPES = {
@@ -45,11 +50,28 @@ DASHBOARD_NEEDS: Needs = {
 }
 
 
+KINDS_MODULE = "kinds.js"
+
+
 @functools.cache
 def shipped() -> dict[str, bytes]:
-    """The dashboard's files by name, read once from the installed package."""
+    """The dashboard's files by name, read once from the installed package, and the module
+    of event kinds."""
     folder = resources.files("streamproc.http").joinpath("ui")
-    return {f.name: f.read_bytes() for f in folder.iterdir() if NAME.fullmatch(f.name)}
+    files = {f.name: f.read_bytes() for f in folder.iterdir() if NAME.fullmatch(f.name)}
+    return {**files, KINDS_MODULE: kinds_module()}
+
+
+def kinds_module() -> bytes:
+    """``EVENT_KINDS``, every name an event stream gives its events (``message`` for one that
+    is no lifecycle kind, ``sse.frame``), and ``FINAL_KINDS``, those that end a stream."""
+    kinds = [*EventKind, "message"]
+    final = [status for status in WorkflowStatus if status in TERMINAL]  # an end's event kind
+    return (
+        b"// Written by the server from the engine's event kinds (streamproc.store.entries).\n"
+        b"export const EVENT_KINDS = " + orjson.dumps(kinds) + b";\n"
+        b"export const FINAL_KINDS = " + orjson.dumps(final) + b";\n"
+    )
 
 
 def dashboard_routes() -> list[web.RouteDef]:

@@ -1,6 +1,8 @@
 // Calls to the streamproc API from the page: the bearer token kept for this tab, JSON replies,
 // refusals as errors, and a workflow's events over server-sent events with an event token.
 
+import { EVENT_KINDS, FINAL_KINDS } from "./kinds.js";
+
 const KEY = "streamproc-token";
 const lacking = new Set(); // scopes the current token was refused (403)
 
@@ -49,13 +51,8 @@ export async function call(method, path, body) {
   return reply;
 }
 
-// The lifecycle event kinds an event stream names (EventSource has no catch-all listener).
-export const EVENT_KINDS = [
-  "submitted", "task_started", "task_done", "task_failed", "task_waiting", "task_retried",
-  "task_requeued", "task_adjusted", "adjust_refused", "resumed", "completed", "failed",
-  "cancelled", "message",
-];
-export const FINAL = new Set(["completed", "failed", "cancelled"]);
+// EventSource has no catch-all listener: the server lists every kind its streams name.
+const FINAL = new Set(FINAL_KINDS);
 const RECONNECT_MS = 2000;
 
 /**

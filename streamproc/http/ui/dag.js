@@ -1,6 +1,7 @@
 // A workflow's DAG as SVG: layered left to right by longest path from its roots (a task sits
 // one layer right of its deepest need), one node per task coloured by its state, one edge
-// per need.
+// per need.  Tasks added at run time are drawn like the others (a spawned task needs its
+// spawner); superseded ones, and their edges, faded.
 
 import { KNOWN_STATES, svg } from "./dom.js";
 
@@ -65,6 +66,7 @@ const short = (text) => (text.length > MAX_LABEL ? `${text.slice(0, MAX_LABEL - 
 /** The SVG of `tasks`; `onSelect(id)` when a node is clicked (or Enter pressed on it). */
 export function drawDag(tasks, selected, onSelect) {
   const { at, width, height } = place(tasks);
+  const superseded = new Set(tasks.filter((t) => t.state === "superseded").map((t) => t.id));
   const edges = [];
   for (const task of tasks) {
     for (const need of task.needs || []) {
@@ -75,7 +77,7 @@ export function drawDag(tasks, selected, onSelect) {
       const mid = (x1 + x2) / 2;
       edges.push(
         svg("path", {
-          class: "edge",
+          class: superseded.has(need) || superseded.has(task.id) ? "edge superseded" : "edge",
           "data-edge": `${need}>${task.id}`,
           d: `M${x1},${y1} C${mid},${y1} ${mid},${y2} ${x2 - 4},${y2}`,
           "marker-end": "url(#arrow)",

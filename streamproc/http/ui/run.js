@@ -1,9 +1,10 @@
-// One run (#/workflows/<id>): its DAG, kept live by its event stream; a task's details on
-// click; cancel while it runs.
+// One run (#/workflows/<id>): its DAG, kept live by its event stream (tasks a spawn or a map
+// adds included); a task's details, streamed output among them, on click; cancel while it runs.
 
 import { call, enc, follow } from "./api.js";
 import { drawDag } from "./dag.js";
 import { badge, cell, confirmed, el, notice, pre, span, table, when } from "./dom.js";
+import { OutputPanel, RunOutput } from "./output.js";
 
 const REFRESH_MS = 150; // events coming together are one read of the state
 
@@ -30,19 +31,25 @@ export async function runPage(main, view, id) {
     details,
     el("details", { class: "event-log" }, el("summary", {}, "Events"), events),
   );
-  const seen = new Map(); // event id -> event: a reconnection replays them
+  const seen = new Map(); // event id -> lifecycle event: a reconnection replays them
+  const output = new RunOutput(); // the chunks, kept apart: they change no state
   let state = await call("GET", path);
   let selected = null;
+  let panel = null; // the selected task's output, kept across redraws
   const inputs = new Map(); // `${task}:${attempt}` -> input
+  const taskOf = (id) => state.tasks.find((t) => t.id === id);
 
   const draw = () => {
     drawHead(head, state);
     actions.hidden = state.status !== "running" && !cancel.querySelector(".ok");
     graph.replaceChildren(drawDag(state.tasks, selected, select));
-    if (selected) drawDetails(details, state, selected, path, inputs, [...seen.values()]);
+    if (!selected) return;
+    panel.update(taskOf(selected));
+    drawDetails(details, taskOf(selected), selected, path, inputs, [...seen.values()], panel.element);
   };
   const select = (task) => {
     selected = task;
+    panel = new OutputPanel(output, task);
     draw();
     details.scrollIntoView({ block: "nearest" });
   };
@@ -71,6 +78,10 @@ export async function runPage(main, view, id) {
   const stop = follow(
     id,
     (kind, data, eventId) => {
+      if (kind === "output") {
+        if (output.add(data) && data.task === selected) panel.update(taskOf(selected));
+        return;
+      }
       if (eventId && seen.has(eventId)) return;
       seen.set(eventId || `${seen.size}`, { kind, ...data });
       events.appendChild(
@@ -101,8 +112,7 @@ function drawHead(head, state) {
   );
 }
 
-function drawDetails(box, state, taskId, path, inputs, events) {
-  const task = state.tasks.find((t) => t.id === taskId);
+function drawDetails(box, task, taskId, path, inputs, events, output) {
   if (!task) {
     box.replaceChildren(notice(`No task ${taskId} in this run.`));
     return;
@@ -147,6 +157,8 @@ function drawDetails(box, state, taskId, path, inputs, events) {
       fact("failures", String(task.failures)),
       fact("lost deliveries", String(task.lost)),
       fact("needs", task.needs.join(", ") || "none"),
+      fact("added by", task.spawner),
+      fact("maps over", task.map),
       fact("queued", when(task.queued_ms)),
       fact("began", when(task.began_ms)),
       fact("ended", when(task.ended_ms)),
@@ -159,6 +171,8 @@ function drawDetails(box, state, taskId, path, inputs, events) {
     input,
     el("h3", {}, "Result"),
     result,
+    el("h3", {}, "Streamed output"),
+    output,
     el("h3", {}, "Attempt history"),
     task.history.length
       ? table(
