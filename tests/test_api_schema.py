@@ -37,7 +37,7 @@ from tests.http_helpers import AUTH, TOKEN, healthy
 
 PROBE = "tests.schema_probe"
 SPEC = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}  # as the probe's
-OPERATIONS = 15  # in the document, /healthz included
+OPERATIONS = 17  # in the document, /healthz included
 
 
 @pytest.fixture
@@ -57,7 +57,8 @@ async def base(engine: Engine, client: Client) -> AsyncIterator[str]:
 
 async def known_things(client: Client, redis: Redis, keyspace: Keyspace) -> dict[str, str]:
     """Path parameters naming what exists: a workflow submitted with :data:`SPEC`, completed
-    (its event stream ends), and a raw dead letter (listed, shown, its requeue refused)."""
+    (its event stream ends), and a raw dead letter (listed, shown, its requeue refused, then
+    purged)."""
     workflow_id = await client.submit(SPEC)
     assert (await client.wait(workflow_id, timeout=20)).status == "completed"
     raw = {"v": "1", "agent": "fixable", "entry": "1-1", "reason": "payload trimmed before ack"}
@@ -114,6 +115,8 @@ async def test_with_a_token_no_operation_answers_5xx_and_every_answer_conforms(
     assert {200, 404} <= seen["POST /workflows/{id}/cancel"], seen
     assert {200, 404} <= seen["GET /dead/{agent}/{entry_id}"], seen
     assert {409, 404} <= seen["POST /dead/{agent}/{entry_id}/requeue"], seen
+    assert {200, 404} <= seen["DELETE /dead/{agent}/{entry_id}"], seen
+    assert 200 in seen["GET /search"], seen
 
 
 async def test_without_a_valid_token_every_operation_but_healthz_is_401(base: str) -> None:

@@ -125,6 +125,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/openapi.json"): "read",
         ("GET", "/metrics"): "read",
         ("GET", "/agents"): "read",
+        ("GET", "/search"): "read",
         ("GET", "/workflows"): "read",
         ("GET", "/workflows/{id}"): "read",
         ("GET", "/workflows/{id}/tasks/{task}/result"): "read",
@@ -135,6 +136,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("POST", "/workflows/{id}/cancel"): "submit",
         ("GET", "/dead/{agent}"): "admin",
         ("GET", "/dead/{agent}/{entry_id}"): "admin",
+        ("DELETE", "/dead/{agent}/{entry_id}"): "admin",
         ("POST", "/dead/{agent}/{entry_id}/requeue"): "admin",
     }
     routes = make_app(client, ApiSettings()).router.routes()
@@ -148,11 +150,13 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
     [
         (SUBMITTER, "GET", "/workflows/some-id", "read"),
         (SUBMITTER, "GET", "/agents", "read"),
+        (SUBMITTER, "GET", "/search", "read"),
         (SUBMITTER, "GET", "/workflows", "read"),
         (READER, "POST", "/workflows", "submit"),
         (READER, "POST", "/workflows/some-id/cancel", "submit"),
         (READER, "GET", "/dead/echo", "admin"),
         (ACME, "POST", "/dead/echo/1-1/requeue", "admin"),
+        (READER, "DELETE", "/dead/echo/1-1", "admin"),
     ],
 )
 async def test_a_token_without_the_routes_scope_is_403_naming_it(

@@ -222,7 +222,7 @@ async def read_everything(
     dead: dict[str, list[DeadLetter]],
 ) -> None:
     """Every API route and every CLI verb that reads, at once."""
-    paths = ["/healthz", "/openapi.json", "/metrics", "/agents", "/workflows"]
+    paths = ["/healthz", "/openapi.json", "/metrics", "/agents", "/search", "/workflows"]
     paths += ["/ui", "/ui/", "/ui/app.js"]
     paths += [f"/dead/{agent}" for agent in dead]
     paths += [f"/dead/{agent}/{d.entry_id}" for agent, letters in dead.items() for d in letters]
@@ -230,6 +230,7 @@ async def read_everything(
     requests = [("GET", path) for path in paths]
     requests += [("POST", f"/workflows/{i}/cancel") for i in ids]  # they ended: no effect
     requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
+    requests += [("DELETE", f"/dead/{agent}/0-1") for agent in dead]  # none such: 404, kept
     found, unsearched, unasked = ids
     tasks = {found: "t3", unsearched: "search", unasked: "ask"}  # t3 searched
     requests += [

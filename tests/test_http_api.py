@@ -446,6 +446,25 @@ async def test_a_requeue_the_engine_refuses_is_409_with_the_reason(
     assert (await get_json(http, "/dead/bad%20agent"))[0] == 400
 
 
+async def test_purging_a_dead_letter_deletes_that_entry_only(
+    client: Client, http: Http, redis: Redis, keyspace: Keyspace
+) -> None:
+    raw = {"v": "1", "agent": "fixable", "entry": "1-1", "reason": "payload trimmed before ack"}
+    purged, kept = [(await redis.xadd(keyspace.dead(0, "fixable"), raw)).decode() for _ in "ab"]
+    response = await http.delete(f"/dead/fixable/{purged}", headers=AUTH)
+    assert (response.status, await response.json()) == (
+        200,
+        {"purged": purged, "workflow": "", "task": ""},
+    )
+    assert [row["id"] for row in (await get_json(http, "/dead/fixable"))[1]] == [kept]
+    response = await http.delete(f"/dead/fixable/{purged}", headers=AUTH)
+    assert (response.status, (await response.json())["error"]) == (
+        404,
+        f"no dead letter {purged} for agent 'fixable'",
+    )
+    assert (await http.delete("/dead/fixable/not-an-id", headers=AUTH)).status == 400
+
+
 # -- the document ----------------------------------------------------------------------------
 
 

@@ -1,5 +1,5 @@
 """The HTTP API (``streamproc api``): submit, list, read, follow and cancel workflows, see agent
-stats and dead letters, requeue them.
+stats, search figures and dead letters, requeue or purge them.
 
 Handlers stay thin: each validates its input and calls the library, and lets the library's
 errors through to ``api_errors``, which answers them as JSON with the status a caller can act
@@ -39,6 +39,7 @@ from streamproc.http.sse import is_stream_id, stream_events
 from streamproc.http.tasks import task_routes
 from streamproc.ops import deadletters
 from streamproc.ops.results import elided
+from streamproc.ops.search_stats import search_figures
 from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
@@ -102,8 +103,10 @@ def make_app(
     app.router.add_post("/workflows/{id}/events-token", events_token)
     app.router.add_post("/workflows/{id}/cancel", cancel)
     app.router.add_get("/agents", agents)
+    app.router.add_get("/search", search)
     app.router.add_get("/dead/{agent}", dead_list)
     app.router.add_get("/dead/{agent}/{entry_id}", dead_show)
+    app.router.add_delete("/dead/{agent}/{entry_id}", dead_purge)
     app.router.add_post("/dead/{agent}/{entry_id}/requeue", dead_requeue)
     app.router.add_routes(dashboard_routes())
     return app
@@ -249,6 +252,11 @@ async def agents(request: web.Request) -> web.Response:
     return reply([row.to_dict() for row in await agent_stats(client.redis, client.keyspace, names)])
 
 
+async def search(request: web.Request) -> web.Response:
+    client = request.app[CLIENT]
+    return reply(await search_figures(client.redis, client.keyspace))
+
+
 async def dead_list(request: web.Request) -> web.Response:
     client = request.app[CLIENT]
     agent = check_id("agent name", request.match_info["agent"])
@@ -268,6 +276,12 @@ async def dead_requeue(request: web.Request) -> web.Response:
     client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
     dead = await deadletters.requeue(client.redis, client.keyspace, agent, entry_id)
     return reply({"requeued": entry_id, "workflow": dead.workflow, "task": dead.task})
+
+
+async def dead_purge(request: web.Request) -> web.Response:
+    client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
+    dead = await deadletters.purge_one(client.redis, client.keyspace, agent, entry_id)
+    return reply({"purged": entry_id, "workflow": dead.workflow, "task": dead.task})
 
 
 def dead_address(request: web.Request) -> tuple[str, str]:

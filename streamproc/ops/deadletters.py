@@ -154,6 +154,15 @@ async def requeue_all(
     return outcomes
 
 
+async def purge_one(redis: Redis, keyspace: Keyspace, agent: str, entry_id: str) -> DeadLetter:
+    """Delete one dead letter of the agent, whichever shard holds it; raises
+    :class:`DeadLetterNotFound` when there is none (or another caller deleted it first)."""
+    dead = await find_dead(redis, keyspace, agent, entry_id)
+    if not await redis.xdel(keyspace.dead(dead.shard, agent), entry_id):
+        raise DeadLetterNotFound(agent, entry_id)
+    return dead
+
+
 async def purge(redis: Redis, keyspace: Keyspace, agent: str, before: str | None = None) -> int:
     """Delete the agent's dead letters (those with an id below ``before``, when given) in
     every shard; the number deleted."""
