@@ -1,5 +1,5 @@
 // Dead letters (#/dead, #/dead/<agent>): each agent's entries with their reason, every field
-// on demand, and requeue with a confirmation step (admin scope).
+// on demand, and requeue or purge, each with a confirmation step (admin scope).
 
 import { ApiError, call, enc } from "./api.js";
 import { cell, confirmed, el, notice, pre, table, when } from "./dom.js";
@@ -27,7 +27,7 @@ export async function deadPage(main, view, only) {
     section.append(letters.length ? deadTable(agent, letters) : notice("None."));
   }
   main.append(
-    el("p", { class: "muted" }, "Purging has no API route: use streamproc dead purge --agent A [--before ID] --yes."),
+    el("p", { class: "muted" }, "To purge all of an agent's entries: streamproc dead purge --agent A [--before ID] --yes."),
   );
 }
 
@@ -57,6 +57,15 @@ function deadTable(agent, letters) {
       },
       "admin",
     );
+    const purge = confirmed(
+      "Purge",
+      "purge this entry",
+      async () => {
+        await call("DELETE", `/dead/${enc(agent)}/${enc(letter.id)}`);
+        return "purged: deleted for good";
+      },
+      "admin",
+    );
     rows.push(
       el(
         "tr",
@@ -68,7 +77,7 @@ function deadTable(agent, letters) {
         cell(String(letter.deliveries ?? "")),
         cell(el("span", { class: "reason" }, letter.reason)),
         cell(when(letter.at)),
-        cell(show, requeue),
+        cell(show, requeue, purge),
       ),
       fields,
     );

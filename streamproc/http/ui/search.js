@@ -1,8 +1,9 @@
-// Search (#/search): per provider, what /metrics exposes of the search cache, the provider
-// calls, the shared limiter's decisions and the adaptive concurrency limit.
+// Search (#/search): per provider, what Redis holds for every process (GET /search: the cache's
+// counters, the shared breaker, spent mark, rate and quota), then what this API process's own
+// /metrics counts (calls, limiter decisions, in-flight limit), which only a searching process has.
 
 import { call } from "./api.js";
-import { cell, el, every, notice, table } from "./dom.js";
+import { badge, cell, el, every, notice, table, when } from "./dom.js";
 import { parseMetrics, sumBy } from "./prom.js";
 
 const POLL_MS = 5000;
@@ -10,56 +11,75 @@ const VERDICTS = ["go", "probe", "rate", "spent", "open"];
 const OUTCOMES = ["ok", "fail", "neutral"];
 
 export async function searchPage(main, view) {
-  const body = el("div");
+  const shared = el("div");
+  const local = el("div");
   main.append(
     el("h1", {}, "Search providers"),
-    body,
+    shared,
+    el("h2", {}, "This process"),
+    local,
+  );
+  every(view, POLL_MS, async () => {
+    shared.replaceChildren(sharedTable(await call("GET", "/search")));
+    local.replaceChildren(processTable(parseMetrics(await call("GET", "/metrics"))));
+  });
+}
+
+function sharedTable(figures) {
+  const rows = figures.providers.map((p) =>
+    el(
+      "tr",
+      { "data-provider": p.provider },
+      cell(p.provider),
+      cell(String(p.hits)),
+      cell(String(p.misses)),
+      cell(p.hit_ratio === null ? "–" : `${Math.round(100 * p.hit_ratio)}%`),
+      cell(String(p.upstream)),
+      cell(
+        el("span", { class: "breaker", "data-breaker": p.breaker }, badge(p.breaker)),
+        p.breaker_until ? ` until ${when(p.breaker_until)}` : "",
+      ),
+      cell(p.spent === null ? "–" : `${p.spent}${p.spent_until ? ` (until ${when(p.spent_until)})` : ""}`),
+      cell(p.next_slot ? when(p.next_slot) : "–"),
+      cell(Object.entries(p.quota_calls).map(([period, n]) => `${period}: ${n}`).join(", ") || "–"),
+    ),
+  );
+  return el(
+    "div",
+    {},
+    table(
+      ["provider", "cache hits", "misses", "hit ratio", "upstream searches", "breaker", "allowance spent", "next slot at the rate", "quota calls"],
+      rows,
+      { class: "search-table" },
+    ),
     el(
       "p",
       { class: "muted" },
-      "From this API process's /metrics. Cache totals appear where the stream poller runs " +
-        "(the resolver's process); calls, limiter decisions and limits where the search agents " +
-        "run. The circuit breaker's state is not exported.",
+      `From Redis, shared by every process. Searches no provider answered: ${figures.unanswered}. ` +
+        "Limiter decisions are counted only by the processes that search (below, when this is one).",
     ),
   );
-  every(view, POLL_MS, async () => {
-    const samples = parseMetrics(await call("GET", "/metrics"));
-    const hits = sumBy(samples, "streamproc_search_cache_hits_total", "provider");
-    const misses = sumBy(samples, "streamproc_search_cache_misses_total", "provider");
-    const upstream = sumBy(samples, "streamproc_search_cache_upstream_searches_total", "provider");
-    const calls = sumBy(samples, "streamproc_provider_calls_total", "provider", "outcome");
-    const verdicts = sumBy(samples, "streamproc_limiter_decisions_total", "provider", "verdict");
-    const limits = sumBy(samples, "streamproc_provider_concurrency_limit", "provider");
-    const providers = [...new Set([hits, misses, upstream, calls, verdicts, limits].flatMap(Object.keys))].sort();
-    if (!providers.length) {
-      body.replaceChildren(notice("This process's /metrics has no search figures."));
-      return;
-    }
-    const count = (n) => (n === undefined ? "–" : String(n));
-    const parts = (counts, names) =>
-      counts ? names.filter((n) => counts[n]).map((n) => `${n} ${counts[n]}`).join(", ") || "0" : "–";
-    const rows = providers.map((p) => {
-      const asked = (hits[p] || 0) + (misses[p] || 0);
-      return el(
-        "tr",
-        { "data-provider": p },
-        cell(p),
-        cell(count(hits[p])),
-        cell(count(misses[p])),
-        cell(asked ? `${Math.round((100 * (hits[p] || 0)) / asked)}%` : "–"),
-        cell(count(upstream[p])),
-        cell(parts(calls[p], OUTCOMES)),
-        cell(parts(verdicts[p], VERDICTS)),
-        cell(count(limits[p])),
-        cell(el("span", { class: "muted" }, "not exported")),
-      );
-    });
-    body.replaceChildren(
-      table(
-        ["provider", "cache hits", "misses", "hit ratio", "upstream searches", "calls", "limiter decisions", "in-flight limit", "breaker"],
-        rows,
-        { class: "search-table" },
-      ),
-    );
-  });
+}
+
+function processTable(samples) {
+  const calls = sumBy(samples, "streamproc_provider_calls_total", "provider", "outcome");
+  const verdicts = sumBy(samples, "streamproc_limiter_decisions_total", "provider", "verdict");
+  const limits = sumBy(samples, "streamproc_provider_concurrency_limit", "provider");
+  const providers = [...new Set([calls, verdicts, limits].flatMap(Object.keys))].sort();
+  if (!providers.length) {
+    return notice("This process searches nothing: its /metrics has no calls or limiter decisions.");
+  }
+  const parts = (counts, names) =>
+    counts ? names.filter((n) => counts[n]).map((n) => `${n} ${counts[n]}`).join(", ") || "0" : "–";
+  const rows = providers.map((p) =>
+    el(
+      "tr",
+      { "data-provider": p },
+      cell(p),
+      cell(parts(calls[p], OUTCOMES)),
+      cell(parts(verdicts[p], VERDICTS)),
+      cell(limits[p] === undefined ? "–" : String(limits[p])),
+    ),
+  );
+  return table(["provider", "calls", "limiter decisions", "in-flight limit"], rows, { class: "process-search-table" });
 }
