@@ -12,6 +12,8 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.engine.index import prune
 from streamproc.errors import NotReplicated
+from streamproc.ops.deadletters import purge_one
+from streamproc.ops.search_stats import search_figures
 from streamproc.store import functions
 from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
@@ -179,4 +181,27 @@ async def test_a_worker_writes_output_streams_and_the_producer_reads_them(
         assert await producer.xread({output: "0-0"}, count=1)
     finally:
         await worker.aclose()
+        await producer.aclose()
+
+
+async def test_the_producer_reads_the_search_figures_and_purges_a_dead_letter(
+    locked_down: str,
+) -> None:
+    """``GET /search`` and ``DELETE /dead/...`` as the API runs them: the cache's counters
+    (read only) and each provider's shared limits, and XDEL of one dead letter."""
+    keyspace = Keyspace("sp")
+    admin = Redis.from_url(url("sp-admin", locked_down))
+    producer = Redis.from_url(url("sp-producer", locked_down))
+    try:
+        await admin.hset(keyspace.cache_stats(), "brave:hit", 2)
+        await admin.set(keyspace.api_limits("brave", "none")[2], "out of searches", px=60_000)
+        figures = await search_figures(producer, keyspace)
+        brave = next(p for p in figures["providers"] if p["provider"] == "brave")
+        assert (brave["hits"], brave["spent"]) == (2, "out of searches")
+        with pytest.raises(NoPermissionError):
+            await producer.hset(keyspace.cache_stats(), "brave:hit", 0)
+        entry_id = (await admin.xadd(keyspace.dead(0, "echo"), {"reason": "r"})).decode()
+        assert (await purge_one(producer, keyspace, "echo", entry_id)).entry_id == entry_id
+    finally:
+        await admin.aclose()
         await producer.aclose()
