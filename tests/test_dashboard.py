@@ -200,6 +200,7 @@ async def test_a_dead_letter_is_requeued_after_a_confirmation_and_its_run_comple
     await row.get_by_role("button", name="Requeue").click()
     await row.get_by_role("button", name="Confirm: requeue").click()
     await expect(row).to_contain_text(f"requeued: {workflow_id} resumes")
+    await expect(row.get_by_role("button", name="Purge")).to_have_count(0)
     assert (await client.wait(workflow_id, timeout=20)).status == "completed"
     assert tab.errors == []
 

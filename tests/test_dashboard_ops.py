@@ -54,6 +54,7 @@ async def test_a_dead_letter_is_purged_after_a_confirmation_and_a_read_token_can
     await row.get_by_role("button", name="Purge").click()
     await row.get_by_role("button", name="Confirm: purge this entry").click()
     await expect(row).to_contain_text("purged")
+    await expect(row.get_by_role("button", name="Requeue")).to_have_count(0)
     assert [entry_id.decode() for entry_id, _ in await redis.xrange(stream)] == [kept]
     assert tab.errors == []
 

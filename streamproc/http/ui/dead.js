@@ -49,6 +49,7 @@ function deadTable(agent, letters) {
       async () => {
         try {
           const done = await call("POST", `/dead/${enc(agent)}/${enc(letter.id)}/requeue`);
+          purge.remove(); // the entry is gone
           return `requeued: ${done.workflow} resumes`;
         } catch (error) {
           if (error instanceof ApiError && error.status === 409) error.message = error.body.reason || error.message;
@@ -62,6 +63,7 @@ function deadTable(agent, letters) {
       "purge this entry",
       async () => {
         await call("DELETE", `/dead/${enc(agent)}/${enc(letter.id)}`);
+        requeue.remove(); // nothing left to run again
         return "purged: deleted for good";
       },
       "admin",
