@@ -12,7 +12,7 @@ from redis.exceptions import AuthenticationError, NoPermissionError, ResponseErr
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.engine.index import prune
 from streamproc.errors import NotReplicated
-from streamproc.ops.deadletters import purge_one
+from streamproc.ops.deadletters import purge, purge_one
 from streamproc.ops.search_stats import search_figures
 from streamproc.store import functions
 from streamproc.store.tenants import Quota
@@ -184,11 +184,11 @@ async def test_a_worker_writes_output_streams_and_the_producer_reads_them(
         await producer.aclose()
 
 
-async def test_the_producer_reads_the_search_figures_and_purges_a_dead_letter(
+async def test_the_producer_reads_the_search_figures_and_purges_dead_letters(
     locked_down: str,
 ) -> None:
-    """``GET /search`` and ``DELETE /dead/...`` as the API runs them: the cache's counters
-    (read only) and each provider's shared limits, and XDEL of one dead letter."""
+    """``GET /search`` and the purges as the API runs them: the cache's counters (read only)
+    and each provider's shared limits, and dead letters deleted by XRANGE and XDEL."""
     keyspace = Keyspace("sp")
     admin = Redis.from_url(url("sp-admin", locked_down))
     producer = Redis.from_url(url("sp-producer", locked_down))
@@ -202,6 +202,9 @@ async def test_the_producer_reads_the_search_figures_and_purges_a_dead_letter(
             await producer.hset(keyspace.cache_stats(), "brave:hit", 0)
         entry_id = (await admin.xadd(keyspace.dead(0, "echo"), {"reason": "r"})).decode()
         assert (await purge_one(producer, keyspace, "echo", entry_id)).entry_id == entry_id
+        for _ in "ab":
+            await admin.xadd(keyspace.dead(0, "echo"), {"reason": "r"})
+        assert await purge(producer, keyspace, "echo") == 2
     finally:
         await admin.aclose()
         await producer.aclose()

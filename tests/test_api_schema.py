@@ -37,7 +37,7 @@ from tests.http_helpers import AUTH, TOKEN, healthy
 
 PROBE = "tests.schema_probe"
 SPEC = {"tasks": [{"id": "only", "agent": "echo", "input": 1}]}  # as the probe's
-OPERATIONS = 17  # in the document, /healthz included
+OPERATIONS = 18  # in the document, /healthz included
 
 
 @pytest.fixture
@@ -116,6 +116,7 @@ async def test_with_a_token_no_operation_answers_5xx_and_every_answer_conforms(
     assert {200, 404} <= seen["GET /dead/{agent}/{entry_id}"], seen
     assert {409, 404} <= seen["POST /dead/{agent}/{entry_id}/requeue"], seen
     assert {200, 404} <= seen["DELETE /dead/{agent}/{entry_id}"], seen
+    assert {200, 400} <= seen["POST /dead/{agent}/purge"], seen
     assert 200 in seen["GET /search"], seen
 
 

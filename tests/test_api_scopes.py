@@ -137,6 +137,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("GET", "/dead/{agent}"): "admin",
         ("GET", "/dead/{agent}/{entry_id}"): "admin",
         ("DELETE", "/dead/{agent}/{entry_id}"): "admin",
+        ("POST", "/dead/{agent}/purge"): "admin",
         ("POST", "/dead/{agent}/{entry_id}/requeue"): "admin",
     }
     routes = make_app(client, ApiSettings()).router.routes()
@@ -157,6 +158,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         (READER, "GET", "/dead/echo", "admin"),
         (ACME, "POST", "/dead/echo/1-1/requeue", "admin"),
         (READER, "DELETE", "/dead/echo/1-1", "admin"),
+        (ACME, "POST", "/dead/echo/purge", "admin"),
     ],
 )
 async def test_a_token_without_the_routes_scope_is_403_naming_it(

@@ -230,7 +230,8 @@ async def read_everything(
     requests = [("GET", path) for path in paths]
     requests += [("POST", f"/workflows/{i}/cancel") for i in ids]  # they ended: no effect
     requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
-    requests += [("DELETE", f"/dead/{agent}/0-1") for agent in dead]  # none such: 404, kept
+    requests += [("DELETE", f"/dead/{agent}/0-1") for agent in dead]  # none such: 404
+    requests += [("POST", f"/dead/{agent}/purge?before=0-1") for agent in dead]  # none before
     found, unsearched, unasked = ids
     tasks = {found: "t3", unsearched: "search", unasked: "ask"}  # t3 searched
     requests += [

@@ -1,6 +1,6 @@
-"""The dashboard's operator pages in a real headless chromium: a dead letter purged after a
-confirmation (a read token cannot), and the Search page's figures after real searches through
-the stand-in providers, read from Redis, an open breaker among them."""
+"""The dashboard's operator pages in a real headless chromium: a dead letter, or all those
+listed, purged after a confirmation (a read token cannot), and the Search page's figures after
+real searches through the stand-in providers, read from Redis, an open breaker among them."""
 
 from __future__ import annotations
 
@@ -56,6 +56,23 @@ async def test_a_dead_letter_is_purged_after_a_confirmation_and_a_read_token_can
     await expect(row).to_contain_text("purged")
     await expect(row.get_by_role("button", name="Requeue")).to_have_count(0)
     assert [entry_id.decode() for entry_id, _ in await redis.xrange(stream)] == [kept]
+    assert tab.errors == []
+
+
+async def test_purge_all_deletes_the_entries_listed_after_a_confirmation_and_no_later_one(
+    tab: Tab, redis: Redis, keyspace: Keyspace
+) -> None:
+    stream = keyspace.dead(0, "parked")
+    for _ in "ab":
+        await redis.xadd(stream, RAW)
+    await tab.open("#/dead/parked")
+    await expect(tab.page.locator("table.dead-table tr[data-entry]")).to_have_count(2)
+    later = (await redis.xadd(stream, RAW)).decode()  # parked after the page listed
+    await tab.page.get_by_role("button", name="Purge all").click()
+    await tab.page.get_by_role("button", name="Confirm: purge the 2 entries listed").click()
+    await expect(tab.page.get_by_text("purged 2 for good")).to_be_visible()
+    await expect(tab.page.locator("table.dead-table")).to_have_count(0)
+    assert [entry_id.decode() for entry_id, _ in await redis.xrange(stream)] == [later]
     assert tab.errors == []
 
 

@@ -465,6 +465,21 @@ async def test_purging_a_dead_letter_deletes_that_entry_only(
     assert (await http.delete("/dead/fixable/not-an-id", headers=AUTH)).status == 400
 
 
+async def test_purging_an_agents_dead_letters_deletes_those_before_an_id_or_all(
+    http: Http, redis: Redis, keyspace: Keyspace
+) -> None:
+    raw = {"v": "1", "agent": "fixable", "reason": "payload trimmed before ack"}
+    _, second = [(await redis.xadd(keyspace.dead(0, "fixable"), raw)).decode() for _ in "ab"]
+    assert await post_json(http, f"/dead/fixable/purge?before={second}", None) == (
+        200,
+        {"purged": 1},
+    )
+    assert [row["id"] for row in (await get_json(http, "/dead/fixable"))[1]] == [second]
+    assert await post_json(http, "/dead/fixable/purge", None) == (200, {"purged": 1})
+    assert await get_json(http, "/dead/fixable") == (200, [])
+    assert (await post_json(http, "/dead/fixable/purge?before=soon", None))[0] == 400
+
+
 # -- the document ----------------------------------------------------------------------------
 
 

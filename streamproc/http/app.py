@@ -28,6 +28,7 @@ from streamproc.http.bodies import chosen_id, json_object
 from streamproc.http.caps import StreamCaps
 from streamproc.http.cors import allow_origin, preflight
 from streamproc.http.dashboard import DASHBOARD_NEEDS, dashboard_routes
+from streamproc.http.dead import dead_routes
 from streamproc.http.errors import json_errors, named_as, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
@@ -35,9 +36,8 @@ from streamproc.http.listing import list_route
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
-from streamproc.http.sse import is_stream_id, stream_events
+from streamproc.http.sse import stream_events
 from streamproc.http.tasks import task_routes
-from streamproc.ops import deadletters
 from streamproc.ops.results import elided
 from streamproc.ops.search_stats import search_figures
 from streamproc.ops.served import check_agents
@@ -104,10 +104,7 @@ def make_app(
     app.router.add_post("/workflows/{id}/cancel", cancel)
     app.router.add_get("/agents", agents)
     app.router.add_get("/search", search)
-    app.router.add_get("/dead/{agent}", dead_list)
-    app.router.add_get("/dead/{agent}/{entry_id}", dead_show)
-    app.router.add_delete("/dead/{agent}/{entry_id}", dead_purge)
-    app.router.add_post("/dead/{agent}/{entry_id}/requeue", dead_requeue)
+    app.router.add_routes(dead_routes(client))
     app.router.add_routes(dashboard_routes())
     return app
 
@@ -255,37 +252,3 @@ async def agents(request: web.Request) -> web.Response:
 async def search(request: web.Request) -> web.Response:
     client = request.app[CLIENT]
     return reply(await search_figures(client.redis, client.keyspace))
-
-
-async def dead_list(request: web.Request) -> web.Response:
-    client = request.app[CLIENT]
-    agent = check_id("agent name", request.match_info["agent"])
-    return reply(
-        [d.summary() for d in await deadletters.list_dead(client.redis, client.keyspace, agent)]
-    )
-
-
-async def dead_show(request: web.Request) -> web.Response:
-    client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
-    return reply(
-        (await deadletters.find_dead(client.redis, client.keyspace, agent, entry_id)).to_dict()
-    )
-
-
-async def dead_requeue(request: web.Request) -> web.Response:
-    client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
-    dead = await deadletters.requeue(client.redis, client.keyspace, agent, entry_id)
-    return reply({"requeued": entry_id, "workflow": dead.workflow, "task": dead.task})
-
-
-async def dead_purge(request: web.Request) -> web.Response:
-    client, (agent, entry_id) = request.app[CLIENT], dead_address(request)
-    dead = await deadletters.purge_one(client.redis, client.keyspace, agent, entry_id)
-    return reply({"purged": entry_id, "workflow": dead.workflow, "task": dead.task})
-
-
-def dead_address(request: web.Request) -> tuple[str, str]:
-    entry_id = request.match_info["entry_id"]
-    if not is_stream_id(entry_id):
-        raise web.HTTPBadRequest(text=f"invalid entry id {entry_id!r}: use ms-seq")
-    return check_id("agent name", request.match_info["agent"]), entry_id

@@ -1,5 +1,6 @@
 """The OpenAPI paths (``openapi.py`` holds the document) about the fleet rather than one
-workflow: agents, search providers and dead letters, every tenant's."""
+workflow: agents, search providers and dead letters, every tenant's.  Schemathesis sends
+requests in this order, so what deletes dead letters comes after what reads them."""
 
 from __future__ import annotations
 
@@ -94,7 +95,7 @@ FLEET_PATHS: dict[str, Any] = {
             "responses": {"200": described_reply("Summaries", OBJECTS), **refusals(400)},
         }
     },
-    # Before the entry's own path, whose DELETE purges it: requests go in this order.
+    # Before the entry's own path, whose DELETE purges it.
     "/dead/{agent}/{entry_id}/requeue": {
         "post": {
             "summary": "Run the task again; its workflow resumes",
@@ -116,5 +117,27 @@ FLEET_PATHS: dict[str, Any] = {
             "parameters": [AGENT, ENTRY],
             "responses": {"200": described_reply("Purged", OBJECT), **refusals(400, 404)},
         },
+    },
+    "/dead/{agent}/purge": {  # last: it empties what the paths above read
+        "post": {
+            "summary": "Purge the agent's dead letters, in every shard, for good",
+            "security": scoped(ADMIN),
+            "parameters": [
+                AGENT,
+                {
+                    "name": "before",
+                    "in": "query",
+                    "description": "Only the entries with a smaller id",
+                    "schema": {"type": "string", "pattern": ENTRY_ID},
+                },
+            ],
+            "responses": {
+                "200": described_reply(
+                    "How many were deleted",
+                    {"type": "object", "required": ["purged"], "properties": {"purged": COUNT}},
+                ),
+                **refusals(400),
+            },
+        }
     },
 }

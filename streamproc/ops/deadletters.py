@@ -22,6 +22,7 @@ from streamproc.store.codec import Fields, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import ID_PATTERN, TASK_PATTERN, Keyspace
 
+PURGE_BATCH = 1000
 SUMMARISED = frozenset({EF.WF, EF.ATT, EF.TASK, EF.DELIVERIES, EF.REASON, EF.AT})
 
 
@@ -164,13 +165,27 @@ async def purge_one(redis: Redis, keyspace: Keyspace, agent: str, entry_id: str)
 
 
 async def purge(redis: Redis, keyspace: Keyspace, agent: str, before: str | None = None) -> int:
-    """Delete the agent's dead letters (those with an id below ``before``, when given) in
-    every shard; the number deleted."""
+    """Delete the agent's dead letters (those with an id below ``before``, ms or ms-seq, when
+    given; else those there when it starts) in every shard; the number deleted.  By XRANGE
+    and XDEL, a batch at a time, which the HTTP API's Redis user holds (it may not XTRIM)."""
     deleted = 0
     for shard in keyspace.all_shards():
         stream = keyspace.dead(shard, agent)
-        if before is None:
-            deleted += await redis.xtrim(stream, maxlen=0, approximate=False)
-        else:
-            deleted += await redis.xtrim(stream, minid=before, approximate=False)
+        end = _below(before) if before else await _newest(redis, stream)
+        while end and (batch := await _entries(redis, stream, end)):
+            deleted += await redis.xdel(stream, *(entry_id for entry_id, _ in batch))
     return deleted
+
+
+def _below(before: str) -> str:
+    """XRANGE's exclusive end for ids below ``before`` (an ms alone meaning ms-0)."""
+    return f"({before}" if "-" in before else f"({before}-0"
+
+
+async def _newest(redis: Redis, stream: str) -> str | None:
+    newest = cast(list[tuple[bytes, Fields]], await redis.xrevrange(stream, count=1))
+    return newest[0][0].decode() if newest else None
+
+
+async def _entries(redis: Redis, stream: str, end: str) -> list[tuple[bytes, Fields]]:
+    return cast(list[tuple[bytes, Fields]], await redis.xrange(stream, "-", end, count=PURGE_BATCH))

@@ -24,10 +24,32 @@ export async function deadPage(main, view, only) {
       }
       throw error;
     }
-    section.append(letters.length ? deadTable(agent, letters) : notice("None."));
+    if (!letters.length) {
+      section.append(notice("None."));
+      continue;
+    }
+    const listed = deadTable(agent, letters);
+    section.append(purgeAll(agent, letters, listed), listed);
   }
-  main.append(
-    el("p", { class: "muted" }, "To purge all of an agent's entries: streamproc dead purge --agent A [--before ID] --yes."),
+}
+
+/** Purge every entry listed (only those: the ids below the newest one shown plus one). */
+function purgeAll(agent, letters, listed) {
+  const [ms, seq] = letters.at(-1).id.split("-");
+  const before = `${ms}-${BigInt(seq) + 1n}`;
+  return el(
+    "p",
+    { class: "purge-all" },
+    confirmed(
+      "Purge all",
+      `purge the ${letters.length} entries listed`,
+      async () => {
+        const done = await call("POST", `/dead/${enc(agent)}/purge?before=${enc(before)}`);
+        listed.remove();
+        return `purged ${done.purged} for good`;
+      },
+      "admin",
+    ),
   );
 }
 
