@@ -268,14 +268,15 @@ async def read_everything(
 
 
 def unrequested(app: web.Application, seen: Seen) -> list[str]:
-    """The API's routes no request of ``seen`` went to."""
+    """The API's routes no request of ``seen`` went to (a query string aside)."""
     requested = [source.split()[1:] for source, _ in seen.texts if source.startswith("HTTP ")]
     missed = []
     for route in app.router.routes():
         canonical = route.resource.canonical if route.resource else ""
         pattern = re.compile(re.sub(r"\{\w+\}", "[^/]+", canonical))
         if route.method != "HEAD" and not any(
-            method == route.method and pattern.fullmatch(path) for method, path in requested
+            method == route.method and pattern.fullmatch(path.partition("?")[0])
+            for method, path in requested
         ):
             missed.append(f"{route.method} {canonical}")
     return missed
