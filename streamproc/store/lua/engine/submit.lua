@@ -8,7 +8,7 @@ sp_submit
         workflows in flight (0: none) and how many it has on other shards, its limit of bytes
         stored (0: none) and how many it stores on other shards, then per workflow: its id,
         spec digest, root task ids (space separated), the number m of hash arguments, then m
-        field/value arguments of its hash (store/fields.py initial_fields)
+        field/value arguments of its hash (store/initial_hash.py)
   Each new workflow's id joins the shard's index, scored by its creation time (ms).
   returns, per workflow: 1 created, 0 already there with this digest, -1 already there with
         another spec, -2 refused: its tenant has its limit of workflows in flight, -3 refused:
