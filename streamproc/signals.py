@@ -34,6 +34,14 @@ class SignalSent:
         return asdict(self)
 
 
+def parse_payload(raw: bytes | str) -> bytes:
+    """A payload given as JSON text, compacted, or :class:`BadSignal` when it is not JSON."""
+    try:
+        return orjson.dumps(orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:
+        raise BadSignal(f"signal payload is not valid JSON: {exc}") from None
+
+
 def encode_payload(payload: Any) -> bytes:
     """``payload`` as JSON, or :class:`BadSignal`."""
     try:
@@ -49,11 +57,14 @@ async def send(
     name: str,
     payload: bytes,
     signal_id: str | None = None,
+    shown: str | None = None,
 ) -> SignalSent:
-    """Send the signal ``name`` with ``payload`` (JSON) to ``workflow_id``.  A ``signal_id``
-    applies once (a new one when None).  :class:`WorkflowNotFound`, :class:`Conflict` (the
-    workflow ended, or takes no more signals), :class:`BadSignal` or :class:`SignalTooLarge`."""
+    """Send the signal ``name`` with ``payload`` (JSON) to ``workflow_id`` (named ``shown`` in
+    what it answers, when given).  A ``signal_id`` applies once (a new one when None).
+    :class:`WorkflowNotFound`, :class:`Conflict` (the workflow ended, or takes no more
+    signals), :class:`BadSignal` or :class:`SignalTooLarge`."""
     check_id("workflow id", workflow_id)
+    shown = workflow_id if shown is None else shown
     signal_id = uuid.uuid4().hex if signal_id is None else signal_id
     for kind, value in (("signal name", name), ("signal id", signal_id)):
         if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
@@ -64,10 +75,10 @@ async def send(
         )
     outcome, detail = await store.signal(redis, keyspace, workflow_id, name, signal_id, payload)
     if outcome is store.Outcome.UNKNOWN:
-        raise WorkflowNotFound(workflow_id)
+        raise WorkflowNotFound(shown)
     if outcome is store.Outcome.FINISHED:
-        raise Conflict(f"workflow {workflow_id!r} is {detail}: it takes no signals", detail)
+        raise Conflict(f"workflow {shown!r} is {detail}: it takes no signals", detail)
     if outcome in (store.Outcome.FULL, store.Outcome.MISSING):
-        raise Conflict(f"workflow {workflow_id!r} takes no more signals: {detail}")
+        raise Conflict(f"workflow {shown!r} takes no more signals: {detail}")
     task = detail if outcome is store.Outcome.APPLIED else None
-    return SignalSent(workflow_id, name, signal_id, outcome.value, task)
+    return SignalSent(shown, name, signal_id, outcome.value, task)

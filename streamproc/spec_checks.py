@@ -82,7 +82,7 @@ def _check_map(task: TaskSpec) -> None:
 
 
 def _check_agent(task: TaskSpec, agents: Collection[str] | None) -> None:
-    if not isinstance(task.agent, str) or not task.agent:
+    if not isinstance(task.agent, str):
         raise SpecError(
             f"task {task.id!r}: 'agent' must be a name (or give 'wait_for' instead)", task=task.id
         )

@@ -229,6 +229,7 @@ async def read_everything(
     paths += [f"/workflows/{i}{tail}" for i in ids for tail in ("", "/events")]
     requests = [("GET", path) for path in paths]
     requests += [("POST", f"/workflows/{i}/cancel") for i in ids]  # they ended: no effect
+    requests += [("POST", f"/workflows/{i}/signals/approval") for i in ids]  # ended: 409
     requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
     found, unsearched, unasked = ids
     tasks = {found: "t3", unsearched: "search", unasked: "ask"}  # t3 searched
@@ -254,6 +255,7 @@ async def read_everything(
         (["dead", "show", searched, "--agent", "execution"], 0),
         (["dead", "show", asked, "--agent", "description", "--json"], 0),
         (["cancel", found], 1),  # it had ended
+        (["signal", found, "approval"], 1),  # it had ended
     ]
     runs = await asyncio.gather(
         *(call(seen, http, method, path) for method, path in requests),

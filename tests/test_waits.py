@@ -46,7 +46,7 @@ async def test_a_declared_wait_takes_the_signal_payload_as_its_result(
     waiting_engine: Engine, client: Client, redis: Redis
 ) -> None:
     workflow_id = await client.submit(GATED)
-    await eventually(lambda: _is(client, workflow_id, "approve", "awaiting"))
+    await eventually(lambda: is_in(client, workflow_id, "approve", "awaiting"))
     sent = await client.signal(workflow_id, "approval", {"by": "ann"}, signal_id="s1")
     assert (sent.outcome, sent.task) == ("applied", "approve")
     state = await client.wait(workflow_id, timeout=20)
@@ -79,7 +79,7 @@ async def test_an_agent_waits_for_a_signal_and_runs_again_with_its_payload(
     waiting_engine: Engine, client: Client, returned: bool
 ) -> None:
     workflow_id = await client.submit(asking(returned=returned))
-    await eventually(lambda: _is(client, workflow_id, "ask", "awaiting"))
+    await eventually(lambda: is_in(client, workflow_id, "ask", "awaiting"))
     await client.signal(workflow_id, "go", [1, 2])
     state = await client.wait(workflow_id, timeout=20)
     assert state.results["ask"] == {"signal": [1, 2], "attempt": 2}
@@ -119,5 +119,5 @@ async def test_signals_refused(waiting_engine: Engine, client: Client) -> None:
         await client.signal(workflow_id, "approval", object())
 
 
-async def _is(client: Client, workflow_id: str, task: str, state: str) -> bool:
+async def is_in(client: Client, workflow_id: str, task: str, state: str) -> bool:
     return await state_of(client, workflow_id, task) == state

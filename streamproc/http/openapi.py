@@ -11,6 +11,8 @@ from typing import Any
 
 from streamproc.http.auth import ADMIN, OPEN, READ, SUBMIT, Needs
 from streamproc.http.openapi_parts import (
+    ENTRY_ID,
+    EVENT_ID,
     ID,
     JSON,
     OBJECT,
@@ -18,30 +20,14 @@ from streamproc.http.openapi_parts import (
     SCHEMAS,
     STATUS,
     TEXT,
+    WF,
     described_reply,
+    needs_scope,
+    path_param,
     refusals,
 )
+from streamproc.http.signals import PATHS as SIGNAL_PATHS
 from streamproc.ops.listing import MAX_LIMIT, SCAN_BUDGET
-
-# "." and ".." are ids too, but as a path segment they are a URL's dot segments, which clients
-# and servers resolve away: no path can name them.
-SEGMENT = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$"
-ENTRY_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
-EVENT_ID = "^[0-9]{1,20}-[0-9]{1,20}(:out)?$"  # an entry id; an output chunk's marked
-
-
-def _needs(scope: str) -> list[dict[str, list[str]]]:
-    return [{"bearer": [scope]}]
-
-
-def _param(name: str, description: str, pattern: str = SEGMENT) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "path",
-        "required": True,
-        "description": description,
-        "schema": {"type": "string", "pattern": pattern},
-    }
 
 
 def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str, Any]:
@@ -49,9 +35,8 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return {**parameter, "description": description} if description else parameter
 
 
-WF = _param("id", "Workflow id (a tenant's own, without its tenant)")
-AGENT = _param("agent", "Agent name")
-ENTRY = _param("entry_id", "Dead-letter stream entry id (ms-seq)", ENTRY_ID)
+AGENT = path_param("agent", "Agent name")
+ENTRY = path_param("entry_id", "Dead-letter stream entry id (ms-seq)", ENTRY_ID)
 EVENT = {  # one server-sent event (the schema of an event stream describes each)
     "type": "object",
     "required": ["event", "data"],
@@ -77,8 +62,8 @@ def _one_task(summary: str, description: str, answer: str) -> dict[str, Any]:
         "get": {
             "summary": summary,
             "description": description,
-            "security": _needs(READ),
-            "parameters": [WF, _param("task", "Task id")],
+            "security": needs_scope(READ),
+            "parameters": [WF, path_param("task", "Task id")],
             "responses": {"200": described_reply(answer, {}), **refusals(400, 404)},
         }
     }
@@ -95,14 +80,14 @@ PATHS: dict[str, Any] = {
     "/openapi.json": {
         "get": {
             "summary": "This document",
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "responses": {"200": described_reply("OpenAPI 3.1", OBJECT), **refusals()},
         }
     },
     "/metrics": {
         "get": {
             "summary": "Prometheus metrics (text exposition format) of this process, all tenants",
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "responses": {
                 "200": {"description": "Metrics", "content": {"text/plain": {"schema": TEXT}}},
                 **refusals(),
@@ -115,7 +100,7 @@ PATHS: dict[str, Any] = {
             "description": f"A page examines at most {SCAN_BUDGET} workflows, so a filtered "
             "page may hold fewer than limit with a cursor to go on; only a null cursor ends "
             "the list.",
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "parameters": [
                 _query("status", STATUS),
                 _query("name", TEXT, "Exact workflow name"),
@@ -132,7 +117,7 @@ PATHS: dict[str, Any] = {
             "summary": "Submit a workflow spec; idempotent on its id",
             "description": "Body: a spec {name?, tasks, adjust_rounds?} and an optional id; "
             "without one, the Idempotency-Key header (or a new id) is used.",
-            "security": _needs(SUBMIT),
+            "security": needs_scope(SUBMIT),
             "parameters": [
                 {
                     "name": "Idempotency-Key",
@@ -169,7 +154,7 @@ PATHS: dict[str, Any] = {
             "summary": "A workflow's state, task by task",
             "description": "A result over 64 KiB (a setting) is shown as "
             '{"elided": true, "bytes": N}: read it from /workflows/{id}/tasks/{task}/result.',
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "parameters": [WF],
             "responses": {
                 "200": described_reply("The state", {"$ref": "#/components/schemas/Workflow"}),
@@ -192,7 +177,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Its lifecycle events and output (server-sent) from the first kept "
             "until it ends",
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "description": "A browser's EventSource, which cannot send a bearer header, "
             "passes a token from POST /workflows/{id}/events-token as ?token= instead.",
             "parameters": [
@@ -223,7 +208,7 @@ PATHS: dict[str, Any] = {
         "post": {
             "summary": "A token opening this workflow's event stream from a URL (?token=)",
             "description": "Signed, read-only, for this workflow and caller only; never logged.",
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "parameters": [WF],
             "responses": {
                 "200": described_reply("The token", {"$ref": "#/components/schemas/EventToken"}),
@@ -234,7 +219,7 @@ PATHS: dict[str, Any] = {
     "/workflows/{id}/cancel": {
         "post": {
             "summary": "Stop a running workflow",
-            "security": _needs(SUBMIT),
+            "security": needs_scope(SUBMIT),
             "parameters": [
                 WF,
                 {
@@ -249,17 +234,18 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    **SIGNAL_PATHS,
     "/agents": {
         "get": {
             "summary": "Per agent: length, lag, pending, consumers, dead letters (all tenants)",
-            "security": _needs(READ),
+            "security": needs_scope(READ),
             "responses": {"200": described_reply("Stats", OBJECTS), **refusals()},
         }
     },
     "/dead/{agent}": {
         "get": {
             "summary": "The agent's dead letters, oldest first (every tenant's)",
-            "security": _needs(ADMIN),
+            "security": needs_scope(ADMIN),
             "parameters": [AGENT],
             "responses": {"200": described_reply("Summaries", OBJECTS), **refusals(400)},
         }
@@ -267,7 +253,7 @@ PATHS: dict[str, Any] = {
     "/dead/{agent}/{entry_id}": {
         "get": {
             "summary": "One dead letter, every field",
-            "security": _needs(ADMIN),
+            "security": needs_scope(ADMIN),
             "parameters": [AGENT, ENTRY],
             "responses": {"200": described_reply("The entry", OBJECT), **refusals(400, 404)},
         }
@@ -275,7 +261,7 @@ PATHS: dict[str, Any] = {
     "/dead/{agent}/{entry_id}/requeue": {
         "post": {
             "summary": "Run the task again; its workflow resumes",
-            "security": _needs(ADMIN),
+            "security": needs_scope(ADMIN),
             "parameters": [AGENT, ENTRY],
             "responses": {"200": described_reply("Requeued", OBJECT), **refusals(400, 404, 409)},
         }
@@ -284,14 +270,14 @@ PATHS: dict[str, Any] = {
 
 SCOPES_TEXT = (
     "A token's scopes: read (workflows, events, agents, metrics, this document), submit "
-    "(submit, cancel), admin (dead letters; operators only). A tenant token sees only its "
+    "(submit, cancel, signal), admin (dead letters; operators only). A tenant token sees only its "
     "tenant's workflows, by the ids it gave them; another tenant's is 404."
 )
 
 DOCUMENT: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "streamproc", "version": "1"},
-    "security": _needs(ADMIN),
+    "security": needs_scope(ADMIN),
     "paths": PATHS,
     "components": {
         "securitySchemes": {

@@ -46,6 +46,30 @@ REASONS = {
 }
 
 
+# "." and ".." are ids too, but as a path segment they are a URL's dot segments, which clients
+# and servers resolve away: no path can name them.
+SEGMENT = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]{1,128}$"
+ENTRY_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
+EVENT_ID = "^[0-9]{1,20}-[0-9]{1,20}(:out)?$"  # an entry id; an output chunk's marked
+
+
+def needs_scope(scope: str) -> list[dict[str, list[str]]]:
+    return [{"bearer": [scope]}]
+
+
+def path_param(name: str, description: str, pattern: str = SEGMENT) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+    }
+
+
+WF = path_param("id", "Workflow id (a tenant's own, without its tenant)")
+
+
 def described_reply(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
     if schema is None:
         return {"description": description}
