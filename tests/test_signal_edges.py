@@ -18,7 +18,7 @@ from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, TOKEN, Http, serving
 from tests.test_waits import GATED, history_kinds, is_in
 
-ACME = "acme-token-for-the-signal-tests"  # noqa: S105 (a test token)
+ACME = "acme-token-for-the-signal-tests"
 
 
 @pytest.fixture
