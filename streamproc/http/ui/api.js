@@ -52,7 +52,8 @@ export async function call(method, path, body) {
 // The lifecycle event kinds an event stream names (EventSource has no catch-all listener).
 export const EVENT_KINDS = [
   "submitted", "task_started", "task_done", "task_failed", "task_waiting", "task_retried",
-  "task_requeued", "task_adjusted", "adjust_refused", "resumed", "completed", "failed",
+  "task_requeued", "task_adjusted", "adjust_refused", "resumed", "task_awaiting", "signalled",
+  "task_resumed", "wait_timed_out", "completed", "failed",
   "cancelled", "message",
 ];
 export const FINAL = new Set(["completed", "failed", "cancelled"]);
