@@ -74,7 +74,9 @@ end
 
 local function submit(keys, args)
   local ctx = context(keys, args)
-  redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
+  if tonumber(args[1]) > 0 then  -- none when every task is a declared wait
+    redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
+  end
   local quota = quota_of(args, ctx.arg_base)
   if quota.tenant ~= '' then release_retained(ctx) end
   local outcomes, item, a = {}, 0, ctx.arg_base + 6
