@@ -36,6 +36,10 @@ def validate_task(
         raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
     if task.wait_for is not None:
         _check_wait(task)
+    elif task.default is not None:
+        raise SpecError(
+            f"task {task.id!r}: 'default' is for a wait ('wait_for') only", task=task.id
+        )
     else:
         _check_agent(task, agents)
     for dep in task.needs:

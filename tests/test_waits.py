@@ -3,12 +3,24 @@ WaitFor runs it again with the payload; a timeout fails the task or takes its de
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from streamproc import Client, Conflict, WorkflowNotFound
+from streamproc import (
+    Client,
+    ClientSettings,
+    Conflict,
+    Keyspace,
+    Spawn,
+    SpecError,
+    SyncClient,
+    WorkflowNotFound,
+    WorkflowSpec,
+)
+from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.errors import BadSignal, SignalTooLarge
 from streamproc.store.signals import MAX_SIGNAL_BYTES
 from tests import wait_agents
@@ -121,3 +133,48 @@ async def test_signals_refused(waiting_engine: Engine, client: Client) -> None:
 
 async def is_in(client: Client, workflow_id: str, task: str, state: str) -> bool:
     return await state_of(client, workflow_id, task) == state
+
+
+@pytest.mark.parametrize(
+    ("task", "error"),
+    [
+        ({"id": "w", "agent": "echo", "wait_for": "ok"}, "either 'agent' or 'wait_for'"),
+        ({"id": "w"}, "'agent' must be a name (or give 'wait_for' instead)"),
+        ({"id": "w", "wait_for": "no spaces"}, "'wait_for' must be a signal name"),
+        ({"id": "w", "agent": "echo", "default": 1}, "'default' is for a wait"),
+        ({"id": "w", "wait_for": "ok", "timeout": 0}, "'timeout' must be seconds"),
+    ],
+)
+def test_a_wait_is_declared_with_a_signal_name_and_no_agent(
+    task: dict[str, Any], error: str
+) -> None:
+    with pytest.raises(SpecError, match=re.escape(error)):
+        WorkflowSpec.from_dict({"tasks": [task]}).validate()
+
+
+def test_a_spawned_task_runs_an_agent() -> None:
+    with pytest.raises(SpawnRefused, match="a spawned task runs an agent, not a wait"):
+        encode_spawn(Spawn([{"id": "w", "wait_for": "ok"}]), "plan", None, 1 << 20)
+
+
+async def test_cancel_and_deadlines_end_a_wait(
+    waiting_engine: Engine, client: Client, redis: Redis
+) -> None:
+    cancelled = await client.submit(GATED)
+    await eventually(lambda: is_in(client, cancelled, "approve", "awaiting"))
+    assert await client.cancel(cancelled)
+    assert await state_of(client, cancelled, "approve") == "skipped"
+    assert await redis.zcard(client.keyspace.delayed(0)) == 0  # its timeout left the set
+    overdue = await client.submit({**GATED, "timeout": 0.5})
+    state = await client.wait(overdue, timeout=20)
+    assert state.reason.startswith(
+        "deadline of 0.5s passed: task approve awaiting signal 'approval'; task send"
+    )
+
+
+def test_the_sync_client_signals(redis_url: str, keyspace: Keyspace) -> None:
+    with SyncClient(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        workflow_id = client.submit({"tasks": [{"id": "s", "agent": "sleep", "input": 30}]})
+        assert client.signal(workflow_id, "later", 1).outcome == "kept"
+        assert client.get(workflow_id).signals[0]["name"] == "later"
+        client.cancel(workflow_id)

@@ -128,11 +128,19 @@ SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {
                     "type": "object",
-                    "required": ["id", "agent"],
+                    "required": ["id"],
                     "additionalProperties": False,
+                    "description": "Runs its agent, or, with wait_for and no agent, waits",
                     "properties": {
                         "id": {"type": "string", "pattern": ID},
                         "agent": {"type": "string", "pattern": ID},
+                        "wait_for": {
+                            "type": "string",
+                            "pattern": ID,
+                            "description": "A signal: the task waits for it (at most its "
+                            "timeout) and takes its payload as its result",
+                        },
+                        "default": {"description": "A wait's result on timeout (not null)"},
                         "input": {},
                         "needs": {"type": "array", "items": {"type": "string"}},
                         "retries": {"type": "integer", "minimum": 0, "maximum": 1000},
@@ -194,6 +202,11 @@ SCHEMAS: dict[str, Any] = {
             "created_ms": {"type": "integer"},
             "ended_ms": {"type": ["integer", "null"]},
             "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+            "signals": {
+                "type": "array",
+                "description": "Signals kept for a wait not begun: name, id, size (bytes)",
+                "items": OBJECT,
+            },
         },
     },
     "Task": {
@@ -216,6 +229,10 @@ SCHEMAS: dict[str, Any] = {
                 "mapped task of an instance); empty for a declared task",
             },
             "map": {"type": "string", "description": "The need a mapped task maps over"},
+            "wait_for": {
+                "type": "string",
+                "description": "The signal it waits (awaiting) or last waited for",
+            },
         },
     },
 }
