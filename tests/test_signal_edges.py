@@ -3,6 +3,7 @@ line (CLI) or one JSON error with its status (API), a tenant reaching its own wo
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from redis.asyncio import Redis
 from streamproc import Client
 from streamproc.http.auth import ApiSettings, parse_tokens
 from streamproc.store.signals import MAX_SIGNAL_BYTES
-from tests.cli_runner import assert_one_line_error, at, run
+from tests.cli_runner import STREAMPROC, assert_one_line_error, at, cli_env, run
 from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, TOKEN, Http, serving
 from tests.test_waits import GATED, history_kinds, is_in
@@ -124,3 +125,43 @@ async def test_a_tenant_signals_its_own_workflows_only(
     body = await response.json()
     assert response.status == 200 and body["workflow"] == shown_id, body
     assert body["outcome"] in ("applied", "kept")
+
+
+async def test_a_run_with_a_wait_replays_from_the_record_and_live(
+    engine: Engine, client: Client, redis_url: str
+) -> None:
+    where = at(redis_url, client.keyspace)
+    workflow_id = await client.submit(GATED)
+    await client.signal(workflow_id, "approval", "yes")
+    original = await client.wait(workflow_id, timeout=20)
+    recorded = await run("replay", "run", workflow_id, *where)
+    assert recorded.code == 0 and "no difference" in recorded.out, recorded
+    live = await run("replay", "run", workflow_id, "--from-task", "send", *where)
+    assert live.code == 0, live  # approve replayed from the record: no signal needed
+    process = await asyncio.create_subprocess_exec(
+        str(STREAMPROC),
+        "replay",
+        "run",
+        workflow_id,
+        "--from-task",
+        "approve",
+        *where,
+        env=cli_env(),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # approve waits again, live, for a signal of its own
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while not (line := (await process.stderr.readline()).decode()).startswith("replay"):
+                assert line, "the replay ended before it began"
+            replayed = line.split()[-1]
+            await eventually(lambda: is_in(client, replayed, "approve", "awaiting"))
+            await client.signal(replayed, "approval", "again")
+            assert await process.wait() == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert (await client.get(replayed)).results["approve"] == "again"
+    assert original.results["approve"] == "yes"

@@ -224,6 +224,7 @@ class Given(NamedTuple):
     input: bytes  # JSON
     retries: int
     timeout: float | None
+    default: bytes | None  # a declared wait's default result, JSON
 
 
 def given(raw: Mapping[bytes, bytes], task: str) -> Given:
@@ -234,6 +235,7 @@ def given(raw: Mapping[bytes, bytes], task: str) -> Given:
         f.get(TaskField.INPUT.of(task)) or b"null",
         f.number(TaskField.RETRIES.of(task)) or 0,
         float(timeout) if timeout else None,
+        f.get(TaskField.DEFAULT.of(task)),
     )
 
 
