@@ -178,3 +178,33 @@ def test_the_sync_client_signals(redis_url: str, keyspace: Keyspace) -> None:
         assert client.signal(workflow_id, "later", 1).outcome == "kept"
         assert client.get(workflow_id).signals[0]["name"] == "later"
         client.cancel(workflow_id)
+
+
+async def test_an_adjustment_upstream_of_a_done_wait_makes_it_wait_anew(
+    waiting_engine: Engine, client: Client
+) -> None:
+    long = "a long enough text to pass the judge's fifty character rule"
+    spec = {
+        "tasks": [
+            {"id": "b", "agent": "writer", "input": {"text": "short"}},
+            {"id": "gate", "wait_for": "approval", "needs": ["b"], "timeout": 60},
+            {
+                "id": "c",
+                "agent": "judge",
+                "input": {"adjust": {"b": {"text": long}}},
+                "needs": ["b", "gate"],
+            },
+        ]
+    }
+    workflow_id = await client.submit(spec)
+    await client.signal(workflow_id, "approval", f"first: {long}")
+    await eventually(lambda: _gate_attempt(client, workflow_id, 2))  # b re-ran: gate reset
+    await client.signal(workflow_id, "approval", f"second: {long}")
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.results["gate"] == f"second: {long}"
+    assert state.results["c"] == "satisfied"
+
+
+async def _gate_attempt(client: Client, workflow_id: str, attempt: int) -> bool:
+    gate = next(t for t in (await client.get(workflow_id)).tasks if t.id == "gate")
+    return gate.attempt == attempt and gate.state == "awaiting"
