@@ -128,6 +128,7 @@ ENGINE = Library.packaged(
         f"engine/{file}.lua"
         for file in (
             "common",
+            "dead",
             "submit",
             "grow",
             "map",

@@ -1,10 +1,10 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
-  it registers no function.  The engine library is this file, then submit.lua, grow.lua,
-  map.lua, wait.lua, adjust.lua, resolve.lua, started.lua, recovery.lua, admin.lua and prune.lua,
-  joined in that order under the prelude of constants shared with Python
+  it registers no function.  The engine library is this file, then dead.lua, submit.lua,
+  grow.lua, map.lua, wait.lua, adjust.lua, resolve.lua, started.lua, recovery.lua, admin.lua
+  and prune.lua, joined in that order under the prelude of constants shared with Python
   (streamproc/store/functions.py): WF workflow fields, TF per-task field prefixes (TF.state ..
-  task), TS task states, WS workflow statuses, KIND
-  completion kinds, SG the field prefixes of signals, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
+  task), TS task states, WS workflow statuses, KIND completion kinds, SG the field prefixes
+  of signals, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
   GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
   longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py),
@@ -108,7 +108,7 @@ local function missing_agent(ctx, key, tasks)
   return nil
 end
 
--- Defined below (it fails the workflow, which needs helpers defined after publish).
+-- Defined in dead.lua: a task's dead letter, which fails its workflow.
 local dead_letter
 -- Defined in map.lua: what a mapped task does once its needs are done (it runs no agent).
 local run_map
@@ -247,26 +247,6 @@ local function fail_workflow(ctx, key, wf, reason)
   skip_unpublished(ctx, key, wf, order, task_states(key, order))
   finish(key, WS.failed, ctx, reason)
   emit(ctx, key, wf, EV.failed, nil, nil, ctx.now, EF.reason, reason)
-end
-
--- A value kept in a dead letter: cut past PARKED_BYTES, its whole size noted (codec.parked).
-local function parked(value)
-  local cap = tonumber(PARKED_BYTES)
-  if #value <= cap then return value end
-  return string.sub(value, 1, cap) .. '... (' .. #value .. ' bytes in all)'
-end
-
--- The task's dead letter holds its input, so it can be understood (and tried) later.
-dead_letter = function(ctx, key, wf, t, agent, att, reason)
-  local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t,
-                       TF.input .. t)
-  redis.call('XADD', ctx.dead[agent], '*', EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, agent,
-             EF.att, att, EF.deliveries, att, EF.lost, f[4] or '0', EF.reason, reason,
-             EF.error, f[1] or '', EF.history, f[2] or '[]', EF.entry, f[3] or '',
-             EF.input, parked(f[5] or 'null'), EF.at, ctx.now)
-  redis.call('HSET', key, TF.state .. t, TS.failed)
-  emit(ctx, key, wf, EV.task_failed, t, att, ctx.now, EF.error, reason, EF.final, '1')
-  fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
 end
 
 -- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
