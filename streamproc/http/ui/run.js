@@ -143,6 +143,7 @@ function drawDetails(box, state, taskId, path, inputs, events) {
       "dl",
       { class: "facts" },
       fact("agent", task.agent),
+      fact("signal", task.wait_for),
       fact("attempt", String(task.attempt)),
       fact("failures", String(task.failures)),
       fact("lost deliveries", String(task.lost)),
