@@ -11,7 +11,7 @@ import contextlib
 import functools
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -20,12 +20,13 @@ import click
 from redis.asyncio import Redis
 
 import streamproc
-from streamproc import Client, ClientSettings, Keyspace, RedisSettings, WorkflowSpec
+from streamproc import Client, ClientSettings, Keyspace, RedisSettings, TaskSpec, WorkflowSpec
 from streamproc.cli.options import EXISTING_FILE
 from streamproc.cli.private_redis import embedded_default
-from streamproc.cli.verb import Context, verb
+from streamproc.cli.verb import Context, redacted, verb
 from streamproc.engine.daemon import run_until_signalled
 from streamproc.engine.inprocess import running_engine
+from streamproc.errors import ConfigError
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings
 from streamproc.ops.poller import StreamPoller
@@ -39,6 +40,7 @@ from .agentic import COMPLETE_AT, outline
 
 STAND_IN_LATENCY = 0.3  # seconds per search answer, about what the real APIs take
 DEMO_SPEC = Path(streamproc.__file__).parent / "examples" / "agentic.yaml"
+APPROVAL = "approval"  # the signal the approval gate of --approve waits for
 
 
 @click.command()
@@ -64,19 +66,34 @@ DEMO_SPEC = Path(streamproc.__file__).parent / "examples" / "agentic.yaml"
     show_default=True,
     help="The dashboard's port, with --ui.",
 )
-async def demo(ctx: Context, file: Path, ui: bool, ui_port: int) -> int:
+@click.option(
+    "--approve",
+    is_flag=True,
+    help="Each run waits for an approval before its validation; the command that approves "
+    "it is printed.",
+)
+async def demo(ctx: Context, file: Path, ui: bool, ui_port: int, approve: bool) -> int:
     """Run the prototype's workflow end to end, twice (the second run shows the search cache):
     resolver and workers in this process, local search stand-ins when no API key is set."""
     async with embedded_default(ctx):
-        return await run_demo(ctx.redis, ctx.keyspace, file, ui_port if ui else None)
+        return await run_demo(ctx.redis, ctx.keyspace, file, ui_port if ui else None, approve)
 
 
 async def run_demo(
-    redis: RedisSettings, keyspace: Keyspace, spec_path: Path, ui_port: int | None = None
+    redis: RedisSettings,
+    keyspace: Keyspace,
+    spec_path: Path,
+    ui_port: int | None = None,
+    approve: bool = False,
 ) -> int:
     """Run the workflow twice; the exit code is 0 when both runs complete.  With ``ui_port``,
-    then serve the dashboard there until Ctrl-C."""
+    then serve the dashboard there until Ctrl-C; with ``approve``, each run waits for an
+    approval before its validation."""
     spec = WorkflowSpec.load(spec_path)
+    hint = None
+    if approve:
+        spec = with_approval(spec)
+        hint = f"{APPROVAL} --redis-url {redacted(redis.url)} --namespace {keyspace.namespace}"
     agents = registered()
     async with contextlib.AsyncExitStack() as stack:
         if not SearchSettings.from_env(os.environ).configured():
@@ -91,8 +108,8 @@ async def run_demo(
             running_engine(redis, keyspace, agents),
             Client(redis, ClientSettings(keyspace=keyspace), agents) as client,
         ):
-            first = await run_once(client, spec, "first run")
-            second = await run_once(client, spec, "second run (search cache warm)")
+            first = await run_once(client, spec, "first run", hint)
+            second = await run_once(client, spec, "second run (search cache warm)", hint)
             click.echo(f"\n{summary(first, second, keyspace.namespace)}")
             served = (
                 0 if ui_port is None else await dashboard(client, redis, ui_port, second.workflow)
@@ -137,11 +154,31 @@ class Run:
     upstream: int
 
 
-async def run_once(client: Client, spec: WorkflowSpec, label: str) -> Run:
+def with_approval(spec: WorkflowSpec) -> WorkflowSpec:
+    """``spec`` with an approval gate before its validation: a wait for the signal
+    ``approval`` (its payload the gate's result) that the validation needs too."""
+    validation = next((t for t in spec.tasks if t.agent == "validation"), None)
+    if validation is None:
+        raise ConfigError("--approve: the workflow has no validation task to gate")
+    gate = TaskSpec(id="approve", wait_for=APPROVAL, needs=validation.needs, timeout=3600)
+    tasks: list[TaskSpec] = []
+    for task in spec.tasks:
+        if task is validation:
+            tasks += (gate, replace(task, needs=(*task.needs, gate.id)))
+        else:
+            tasks.append(task)
+    return replace(spec, tasks=tuple(tasks))
+
+
+async def run_once(client: Client, spec: WorkflowSpec, label: str, hint: str | None) -> Run:
+    """One run; with ``hint`` (the approval's arguments after the workflow id), print the
+    command that approves it."""
     before = await totals(client.redis, client.keyspace)
     started = time.monotonic()
     workflow_id = await client.submit(spec)
     click.echo(f"\n== {label}: workflow {workflow_id}", err=True)
+    if hint is not None:
+        click.echo(f"approve it with: streamproc signal {workflow_id} {hint}")
     state = await print_events(client, workflow_id)
     seconds = time.monotonic() - started
     click.echo(render_state(state, describe, width=90))

@@ -37,6 +37,10 @@ C5  redis-server SHUTDOWN, down 5 s, restarted: restart -> first completion
 D3  pending entries XDELed from under their worker: XDEL -> none of them pending (finished
     by their worker, or dead-lettered "payload trimmed before ack" by a sweep)
 E1  completions re-XADDed 2-5 times, plus one for an unknown workflow: none (0)
+E10 one workflow in five has an approval gate (a declared wait after t0): half the gates
+    are signalled, redis-server is SIGKILLed (``appendfsync always``) and restarted, then
+    every gate is signalled again with the same signal ids: restart -> first completion;
+    figures: signals applied or kept before the kill, resent ones applied again (0)
 G1  beside the ledger load, two ``execution`` workers search at 10/s for 30 s while the fake
     provider A answers 429 + Retry-After 5 s (fallback B answers): first 429 -> A's shared
     breaker open; figures: calls to A after it opened (and how many Retry-Afters that was),
@@ -111,6 +115,7 @@ AGENTS = "ledger,poison"
 G_RETRY_AFTER = 5.0  # what the G rows' provider A asks in its 429s
 G4_RATE = 20  # A's shared rate in G4 (calls/s), and the fake's own
 G5_RATE = 5
+GATED_EVERY = 5  # E10: one workflow in this many waits for an approval
 
 
 @dataclass
@@ -151,12 +156,16 @@ class Run:
             daemon.kill()
 
 
-def workload(n: int, poison_every: int = 0) -> list[dict[str, Any]]:
+def workload(n: int, poison_every: int = 0, gated_every: int = 0) -> list[dict[str, Any]]:
     rng = random.Random(n)
     specs = [ledger_dag(rng, rng.randint(5, 10), 0.01, 0.1) for _ in range(n)]
     if poison_every:
         for spec in specs[::poison_every]:
             spec["tasks"].append({"id": "poison", "agent": "poison", "retries": 1})
+    if gated_every:
+        gate = {"id": "gate", "wait_for": "approval", "needs": ["t0"], "timeout": ROW_SECONDS}
+        for spec in specs[::gated_every]:
+            spec["tasks"].append(gate)
     return specs
 
 
@@ -322,6 +331,33 @@ async def row_e1(run: Run, end: asyncio.Event) -> None:
             ghost = {**fields, b"wf": b"no-such-workflow"}
             await run.client.redis.xadd(done, ghost)  # type: ignore[arg-type]
         await asyncio.sleep(0.2)
+
+
+async def approve(run: Run, workflow_id: str) -> str:
+    """Signal a gated workflow's approval, as often as Redis is unreachable; the outcome."""
+    for _ in range(200):
+        try:
+            signal_id = f"gate-{workflow_id}"
+            sent = await run.client.signal(workflow_id, "approval", "ok", signal_id=signal_id)
+        except (OSError, RedisConnectionError):
+            await asyncio.sleep(0.05)
+        else:
+            return sent.outcome
+    return "unsent"
+
+
+async def row_e10(run: Run, end: asyncio.Event) -> None:
+    gated = run.ids[::GATED_EVERY]
+    before = Counter([await approve(run, workflow_id) for workflow_id in gated[::2]])
+    run.engine.kill()
+    await asyncio.sleep(0.5)
+    run.engine.start()
+    watcher = asyncio.create_task(first_completion(run, time.monotonic()))
+    again = Counter([await approve(run, workflow_id) for workflow_id in gated])
+    await watcher
+    run.figures["applied before"] = before["applied"]
+    run.figures["kept before"] = before["kept"]
+    run.figures["resent applied again"] = len(gated[::2]) - again["duplicate"]
 
 
 # -- search rows: provider fakes in this process, execution workers beside the ledger ones --
@@ -686,6 +722,7 @@ ROWS: dict[str, Callable[[Run, asyncio.Event], Coroutine[Any, Any, None]]] = {
     "C5": row_c5,
     "D3": row_d3,
     "E1": row_e1,
+    "E10": row_e10,
     "G1": row_g1,
     "G4": row_g4,
     "G5": row_g5,
@@ -693,7 +730,7 @@ ROWS: dict[str, Callable[[Run, asyncio.Event], Coroutine[Any, Any, None]]] = {
 
 
 async def run_row(name: str, n: int) -> dict[str, Any]:
-    extra = ("--appendfsync", "always") if name == "B1" else ()
+    extra = ("--appendfsync", "always") if name in ("B1", "E10") else ()
     with EmbeddedRedis(None, None, *extra) as engine, EmbeddedRedis() as ledger_server:
         keyspace = Keyspace(namespace=f"chaos{name.lower()}")
         ledger = Redis.from_url(ledger_server.url)
@@ -704,7 +741,9 @@ async def run_row(name: str, n: int) -> dict[str, Any]:
             for _ in range(3):
                 run.start_worker()
             began = time.monotonic()
-            run.ids = await client.submit_many(workload(n, 10 if name == "A6" else 0))
+            run.ids = await client.submit_many(
+                workload(n, 10 if name == "A6" else 0, GATED_EVERY if name == "E10" else 0)
+            )
             end = asyncio.Event()
             fault = asyncio.create_task(ROWS[name](run, end))
             await oracle.wait_ended(client, run.ids, ROW_SECONDS)

@@ -17,6 +17,7 @@ from streamproc.errors import (
     RetryLater,
     SpecError,
     StreamprocError,
+    WaitFor,
     WorkflowConflict,
     WorkflowNotFound,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Task",
     "TaskSpec",
     "TaskState",
+    "WaitFor",
     "WorkerSettings",
     "WorkflowConflict",
     "WorkflowNotFound",

@@ -135,6 +135,26 @@ class RetryLater(StreamprocError):
         self.give_up_after = give_up_after
 
 
+class BadSignal(StreamprocError, ValueError):
+    """A signal refused as sent: an invalid name or id, or a payload that is not JSON."""
+
+
+class SignalTooLarge(BadSignal):
+    """A signal's payload is over the size bound."""
+
+
+class WaitFor(StreamprocError):
+    """Raised (or returned) by an agent that must wait for the signal ``signal`` (sent by
+    ``Client.signal``, ``streamproc signal`` or the API): the task holds no worker while it
+    waits, and its agent runs again as a new attempt once the signal arrives, the signal's
+    payload as ``task.signal``.  Past ``timeout`` seconds (None: no limit) the task fails."""
+
+    def __init__(self, signal: str, timeout: float | None = None) -> None:
+        super().__init__(f"waiting for signal {signal!r}")
+        self.signal = signal
+        self.timeout = timeout
+
+
 class ProviderError(StreamprocError):
     """An external API (search or LLM) failed; ``reason`` says how and never holds a key."""
 

@@ -38,6 +38,7 @@ class Task:
     deps: dict[str, Any]
     runtime: Runtime | None = field(default=None, repr=False, compare=False)
     emitter: Emitter | None = field(default=None, repr=False, compare=False)
+    signal: Any = None  # the payload of the signal a WaitFor of an earlier attempt awaited
 
     async def emit(self, chunk: Any) -> None:
         """Stream ``chunk`` (a str, or any JSON value) to the workflow's output while the task

@@ -13,12 +13,13 @@ import yaml
 
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
+from streamproc.spec_checks import MAX_TIMEOUT, is_seconds, validate_task
 from streamproc.store.codec import MAX_ENTRY_BYTES
-from streamproc.store.keys import check_id
 
 MAX_SPEC_BYTES = 1 << 20
-MAX_TIMEOUT = 7 * 24 * 3600
-TASK_KEYS = frozenset({"id", "agent", "input", "needs", "retries", "timeout", "map"})
+TASK_KEYS = frozenset(
+    {"id", "agent", "input", "needs", "retries", "timeout", "map", "wait_for", "default"}
+)
 WORKFLOW_KEYS = frozenset({"name", "tasks", "adjust_rounds", "timeout"})
 MAX_ADJUST_ROUNDS = 100
 
@@ -43,15 +44,20 @@ class TaskSpec:
     """One task: run ``agent`` on ``input`` once every task in ``needs`` is done.  With ``map``
     (one of its needs), it runs once per item of that need's result, a list: instance ``i`` is
     task ``<id>[i]`` with input ``{"item": <item>, **input}``, and the task's result is the
-    list of its instances' results, in order."""
+    list of its instances' results, in order.  With ``wait_for`` (a signal name) and no agent,
+    it waits, once its needs are done, for that signal (``Client.signal``) for at most
+    ``timeout`` seconds, and its result is the signal's payload, or ``default`` (when not None)
+    on timeout; without a default, a timeout fails it."""
 
     id: str
-    agent: str
+    agent: str = ""
     input: Any = None
     needs: tuple[str, ...] = ()
     retries: int = 2
     timeout: float | None = None
     map: str | None = None
+    wait_for: str | None = None
+    default: Any = None
 
 
 @dataclass(frozen=True)
@@ -124,7 +130,7 @@ class WorkflowSpec:
             raise SpecError("'adjust_rounds' must be a whole number")
         if not 0 <= rounds <= MAX_ADJUST_ROUNDS:
             raise SpecError(f"'adjust_rounds' must be from 0 to {MAX_ADJUST_ROUNDS}")
-        if not _is_seconds(self.timeout, allow_none=True):
+        if not is_seconds(self.timeout, allow_none=True):
             raise SpecError(f"workflow 'timeout' must be seconds in (0, {MAX_TIMEOUT}]")
         if len(self.tasks) > limits.max_tasks:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
@@ -143,6 +149,7 @@ class WorkflowSpec:
         canonical = [
             [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout]
             + ([] if t.map is None else [t.map])  # absent, the digest stays what it was
+            + ([] if t.wait_for is None else [t.wait_for, t.default])
             for t in self.tasks
         ]
         whole: list[Any] = [self.name, self.adjust_rounds, canonical]
@@ -196,81 +203,15 @@ def task_from_dict(index: int, data: Any) -> TaskSpec:
         raise SpecError(f"task {label!r}: 'needs' must be a list of task ids", task=label)
     return TaskSpec(
         id=task_id,  # type: ignore[arg-type]  # checked in validate()
-        agent=data.get("agent"),  # type: ignore[arg-type]
+        agent=data.get("agent", "" if "wait_for" in data else None),
         input=data.get("input"),
         needs=tuple(needs),
         retries=data.get("retries", 2),
         timeout=data.get("timeout"),
         map=data.get("map"),
+        wait_for=data.get("wait_for"),
+        default=data.get("default"),
     )
-
-
-def _is_seconds(value: object, allow_none: bool) -> bool:
-    """A duration in (0, MAX_TIMEOUT] seconds; the comparison also refuses NaN."""
-    if value is None:
-        return allow_none
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return 0 < value <= MAX_TIMEOUT
-
-
-def validate_task(
-    task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
-) -> int:
-    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON.
-    Its needs are checked only as names here (``topological_order`` finds dangling ones)."""
-    check_id("task id", task.id)
-    if task.id in seen:
-        raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
-    if not isinstance(task.agent, str):
-        raise SpecError(f"task {task.id!r}: 'agent' must be a name", task=task.id)
-    check_id("agent name", task.agent)
-    if agents is not None and task.agent not in agents:
-        raise SpecError(
-            f"task {task.id!r}: unknown agent {task.agent!r} (known: {', '.join(sorted(agents))})",
-            task=task.id,
-        )
-    for dep in task.needs:
-        if not isinstance(dep, str):
-            raise SpecError(f"task {task.id!r}: 'needs' must be a list of task ids", task=task.id)
-    if (
-        isinstance(task.retries, bool)
-        or not isinstance(task.retries, int)
-        or not 0 <= task.retries <= 1000
-    ):
-        raise SpecError(
-            f"task {task.id!r}: 'retries' must be a whole number from 0 to 1000", task=task.id
-        )
-    if not _is_seconds(task.timeout, allow_none=True):
-        raise SpecError(
-            f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
-        )
-    _check_map(task)
-    try:
-        size = len(orjson.dumps(task.input))
-    except TypeError as exc:
-        raise SpecError(
-            f"task {task.id!r}: input is not JSON-serialisable: {exc}", task=task.id
-        ) from None
-    if size > limits.max_input_bytes:
-        raise SpecError(
-            f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
-            task=task.id,
-        )
-    return size
-
-
-def _check_map(task: TaskSpec) -> None:
-    """A mapped task maps over one of its needs, and its input leaves room for the item."""
-    if task.map is None:
-        return
-    if not isinstance(task.map, str) or task.map not in task.needs:
-        raise SpecError(f"task {task.id!r}: 'map' must name one of its needs", task=task.id)
-    if task.input is not None and (not isinstance(task.input, Mapping) or "item" in task.input):
-        raise SpecError(
-            f"task {task.id!r}: a mapped task's input must be a mapping without 'item' (or none)",
-            task=task.id,
-        )
 
 
 def _check_received(task: TaskSpec, sizes: Mapping[str, int]) -> None:

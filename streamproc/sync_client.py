@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from streamproc.client import Client
 from streamproc.ops.listing import DEFAULT_LIMIT, WorkflowPage
+from streamproc.signals import SignalSent
 from streamproc.spec import WorkflowSpec
 from streamproc.store.state import WorkflowState
 from streamproc.store.tenants import Quota
@@ -65,6 +66,11 @@ class SyncClient:
 
     def cancel(self, workflow_id: str, reason: str = "cancelled") -> bool:
         return self._run(self._client.cancel(workflow_id, reason))
+
+    def signal(
+        self, workflow_id: str, name: str, payload: Any = None, signal_id: str | None = None
+    ) -> SignalSent:
+        return self._run(self._client.signal(workflow_id, name, payload, signal_id))
 
     def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         return self._run(self._client.history(workflow_id))

@@ -28,6 +28,9 @@ SPEC = {
 }
 
 
+GATE = {"id": "gate", "wait_for": "approval", "needs": ["b"], "timeout": 60}
+
+
 @pytest.fixture(scope="module")
 def acl_server() -> Iterator[EmbeddedRedis]:
     with EmbeddedRedis() as server:
@@ -64,10 +67,14 @@ async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
     try:
         async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
             state = await c.wait(await c.submit(SPEC), timeout=20)
+            gated = await c.submit({"tasks": [*SPEC["tasks"], GATE]})
+            await c.signal(gated, "approval", "yes")  # kept, or it resumes the gate
+            gate = await c.wait(gated, timeout=20)
     finally:
         await engine.stop()
     assert state.status == "completed"
     assert state.results["b"] == {"input": None, "deps": {"a": 1}}
+    assert gate.results["gate"] == "yes"
 
 
 async def test_the_producer_may_ask_for_replicas_and_fsync(locked_down: str) -> None:

@@ -134,6 +134,7 @@ async def test_each_route_needs_the_scope_the_document_names(client: Client) -> 
         ("POST", "/workflows/{id}/events-token"): "read",
         ("POST", "/workflows"): "submit",
         ("POST", "/workflows/{id}/cancel"): "submit",
+        ("POST", "/workflows/{id}/signals/{name}"): "submit",
         ("GET", "/dead/{agent}"): "admin",
         ("GET", "/dead/{agent}/{entry_id}"): "admin",
         ("DELETE", "/dead/{agent}/{entry_id}"): "admin",

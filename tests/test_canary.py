@@ -229,6 +229,7 @@ async def read_everything(
     paths += [f"/workflows/{i}{tail}" for i in ids for tail in ("", "/events")]
     requests = [("GET", path) for path in paths]
     requests += [("POST", f"/workflows/{i}/cancel") for i in ids]  # they ended: no effect
+    requests += [("POST", f"/workflows/{i}/signals/approval") for i in ids]  # ended: 409
     requests += [("POST", f"/workflows/{i}/events-token") for i in ids]
     requests += [("DELETE", f"/dead/{agent}/0-1") for agent in dead]  # none such: 404
     requests += [("POST", f"/dead/{agent}/purge?before=0-1") for agent in dead]  # none before
@@ -256,6 +257,7 @@ async def read_everything(
         (["dead", "show", searched, "--agent", "execution"], 0),
         (["dead", "show", asked, "--agent", "description", "--json"], 0),
         (["cancel", found], 1),  # it had ended
+        (["signal", found, "approval"], 1),  # it had ended
     ]
     runs = await asyncio.gather(
         *(call(seen, http, method, path) for method, path in requests),

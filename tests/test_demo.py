@@ -109,3 +109,39 @@ async def test_the_demo_with_ui_serves_its_runs_dashboard_until_ctrl_c(redis_url
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_the_demo_with_approve_waits_for_the_printed_command_before_validation(
+    redis_url: str,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        str(STREAMPROC),
+        "demo",
+        "--approve",
+        "--redis-url",
+        redis_url,
+        "--namespace",
+        f"demo{uuid.uuid4().hex[:8]}",
+        env=cli_env(),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    assert process.stdout is not None
+    lines: list[str] = []
+    approvals = []
+    try:
+        async with asyncio.timeout(90):
+            while line := (await process.stdout.readline()).decode():
+                lines.append(line)
+                if line.startswith("approve it with: streamproc signal "):
+                    command = line.removeprefix("approve it with: streamproc ").split()
+                    approvals.append(await run(*command))
+            assert await process.wait() == 0, "".join(lines)  # both runs completed
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert len(approvals) == 2, lines
+    assert all(a.code == 0 and "resumed task approve" in a.out for a in approvals), approvals
+    gates = [line.split()[:2] for line in lines if line.startswith("  approve ")]
+    assert gates == [["approve", "done"]] * 2, lines  # each run's gate took its approval

@@ -10,7 +10,7 @@ import pytest
 
 from streamproc import Keyspace, RedisSettings
 from streamproc.engine.outcome import MAX_ERROR_CHARS, Outcome, run_agent
-from streamproc.errors import PermanentError, RetryLater
+from streamproc.errors import PermanentError, RetryLater, WaitFor
 from streamproc.registry import Adjust, Task
 from streamproc.runtime import Runtime
 from streamproc.store.codec import AdjustRequest, TaskEvent
@@ -112,3 +112,30 @@ async def test_a_result_that_cannot_be_stored_is_fatal(result: Any, error: bytes
 async def test_an_adjust_keeps_its_result_and_asks_for_the_rerun() -> None:
     outcome = await outcome_of(lambda task: Adjust("up", {"better": True}, "weak", result=[1]))
     assert outcome == Outcome(b"adjust", b"[1]", AdjustRequest("up", "weak", b'{"better":true}'))
+
+
+@pytest.mark.parametrize("returned", [False, True])
+async def test_a_wait_for_a_signal_is_an_await_naming_it_and_its_timeout(returned: bool) -> None:
+    async def agent(task: Task) -> Any:
+        wait = WaitFor("approval", timeout=1.5)
+        if returned:
+            return wait
+        raise wait
+
+    outcome = await outcome_of(agent)
+    assert (outcome.kind, outcome.output, outcome.awaits) == (b"await", b"approval", 1500)
+
+
+@pytest.mark.parametrize(
+    ("wait", "error"),
+    [
+        (WaitFor("no spaces"), "WaitFor: invalid signal name 'no spaces'"),
+        (WaitFor("ok", timeout=-1), "WaitFor: timeout must be seconds in (0, 604800]"),
+    ],
+)
+async def test_a_malformed_wait_fails_for_good(wait: WaitFor, error: str) -> None:
+    async def agent(task: Task) -> Any:
+        raise wait
+
+    outcome = await outcome_of(agent)
+    assert (outcome.kind, outcome.output.decode()) == (b"fatal", error)

@@ -8,7 +8,8 @@ from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
 from streamproc.errors import SpecError
-from streamproc.spec import MAX_TIMEOUT, WorkflowSpec
+from streamproc.spec import WorkflowSpec
+from streamproc.spec_checks import MAX_TIMEOUT
 from tests.conftest import Engine
 
 

@@ -11,6 +11,7 @@ from streamproc.cli.dead import dead
 from streamproc.cli.listing import list_
 from streamproc.cli.plugins import VerbGroup
 from streamproc.cli.replay import replay
+from streamproc.cli.signals import signal_
 from streamproc.cli.status import status
 from streamproc.cli.workflows import cancel, events, show, submit
 
@@ -24,6 +25,7 @@ VERBS = [
     show,
     events,
     cancel,
+    signal_,
     dead,
     agents,
     api,

@@ -17,7 +17,7 @@ from streamproc.transport.groups import served_agents
 
 DEADLINE_BATCH = 100
 NAMED_TASKS = 3  # tasks a reason names; the rest are counted
-UNFINISHED = (TaskStatus.WAITING, TaskStatus.QUEUED, TaskStatus.DELAYED)
+UNFINISHED = (TaskStatus.WAITING, TaskStatus.QUEUED, TaskStatus.DELAYED, TaskStatus.AWAITING)
 
 
 async def fail_overdue(redis: Redis, keyspace: Keyspace, shard: int, now_ms: int) -> None:
@@ -48,7 +48,9 @@ async def overdue_reason(redis: Redis, keyspace: Keyspace, key: bytes) -> str:
     parts = []
     for task in left[:NAMED_TASKS]:
         where = f"task {task.id} (agent {task.agent})"
-        if task.state != TaskStatus.QUEUED:
+        if task.state == TaskStatus.AWAITING:
+            parts.append(f"task {task.id} awaiting signal '{task.wait_for}'")
+        elif task.state != TaskStatus.QUEUED:
             parts.append(f"{where} {task.state}")
         elif task.agent in served:
             parts.append(f"{where} waiting")

@@ -17,11 +17,12 @@ import orjson
 from streamproc.engine.output import Emitter
 from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.engine.tracebacks import format_traceback
-from streamproc.errors import PermanentError, RecordedFailure, RetryLater
+from streamproc.errors import PermanentError, RecordedFailure, RetryLater, WaitFor
 from streamproc.registry import Adjust, AgentFn, Spawn, Task, call_agent
 from streamproc.runtime import Runtime
+from streamproc.spec_checks import MAX_TIMEOUT, is_seconds
 from streamproc.store.codec import AdjustRequest, TaskEvent
-from streamproc.store.keys import TASK_PATTERN
+from streamproc.store.keys import ID_PATTERN, TASK_PATTERN
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
@@ -29,12 +30,13 @@ MAX_ERROR_CHARS = 4000
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    kind: bytes  # ok | adjust | spawn | error | fatal | wait
+    kind: bytes  # ok | adjust | spawn | error | fatal | wait | await
     output: bytes
     adjust: AdjustRequest | None = None
     wait: tuple[int, int] | None = None  # retry in ms, give up after ms
     spawn: bytes | None = None  # the tasks a spawn adds (engine/spawning.py)
     traceback: str = ""  # of an error or fatal outcome the agent raised
+    awaits: int | None = None  # an await's timeout in ms (0: none); its output is the signal
 
 
 class _TimedOut(Exception):
@@ -52,13 +54,23 @@ async def run_agent(
     """Run ``agent`` on the event's task, handed ``runtime`` and the ``emitter`` its chunks
     go through, within the task's timeout.  An exception is an ``error`` outcome (retried),
     :class:`PermanentError` or a result that cannot be stored is ``fatal``, and
-    :class:`RetryLater` a ``wait``.  A :class:`Spawn` is checked against ``agents`` (the known
+    :class:`RetryLater` a ``wait``, :class:`WaitFor` an ``await``.  A :class:`Spawn` is checked
+    against ``agents`` (the known
     registry, when there is one)."""
     task = Task(
-        event.workflow, event.task, event.attempt, event.input, event.deps, runtime, emitter
+        event.workflow,
+        event.task,
+        event.attempt,
+        event.input,
+        event.deps,
+        runtime,
+        emitter,
+        event.signal,
     )
     try:
         result = await _call_within(agent, task, event.timeout)
+    except WaitFor as exc:
+        return _await(exc, event)
     except _TimedOut:
         log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
         return Outcome(b"error", f"timed out after {event.timeout}s".encode())
@@ -73,6 +85,8 @@ async def run_agent(
         log.warning("task failed: %r", exc, exc_info=exc, extra=_ids(event))
         return Outcome(b"error", _error_text(exc), traceback=format_traceback(exc))
     try:
+        if isinstance(result, WaitFor):
+            return _await(result, event)
         if isinstance(result, Adjust):
             adjust = _adjust_request(result, max_result_bytes)
             return Outcome(b"adjust", _encode_result(result.result, max_result_bytes), adjust)
@@ -112,6 +126,17 @@ async def _call_within(agent: AgentFn, task: Task, timeout: float | None) -> Any
         raise _TimedOut from None
     finally:
         call.cancel()  # when this wait was cancelled (shutdown); a no-op once it is done
+
+
+def _await(wait: WaitFor, event: TaskEvent) -> Outcome:
+    """The task waits for a signal, or fails for good when the WaitFor is malformed."""
+    if not isinstance(wait.signal, str) or not ID_PATTERN.fullmatch(wait.signal):
+        return Outcome(b"fatal", f"WaitFor: invalid signal name {wait.signal!r}".encode())
+    if not is_seconds(wait.timeout, allow_none=True):
+        return Outcome(b"fatal", f"WaitFor: timeout must be seconds in (0, {MAX_TIMEOUT}]".encode())
+    log.info("task waits for signal %r", wait.signal, extra=_ids(event))
+    timeout_ms = 0 if wait.timeout is None else max(1, round(wait.timeout * 1000))
+    return Outcome(b"await", wait.signal.encode(), awaits=timeout_ms)
 
 
 def _encode_result(result: Any, cap: int) -> bytes:

@@ -21,7 +21,8 @@ import orjson
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
 from streamproc.registry import Spawn
-from streamproc.spec import Limits, TaskSpec, task_from_dict, validate_task
+from streamproc.spec import Limits, TaskSpec, task_from_dict
+from streamproc.spec_checks import validate_task
 
 # Input sizes are judged against the workflow's own limit when the spawn is applied.
 _ANY_INPUT = Limits(max_input_bytes=sys.maxsize)
@@ -42,6 +43,8 @@ def encode_spawn(spawn: Spawn, spawner: str, agents: Collection[str] | None, cap
         seen: dict[str, int] = {}
         for task in tasks:
             seen[task.id] = validate_task(task, seen, agents, _ANY_INPUT)
+            if task.wait_for is not None:
+                raise SpecError(f"task {task.id!r}: a spawned task runs an agent, not a wait")
         ordered = topological_order({t.id: [n for n in t.needs if n in seen] for t in tasks})
     except SpecError as exc:
         raise SpawnRefused(f"spawn from {spawner} refused: {exc}") from None

@@ -218,6 +218,7 @@ class Worker(Consumer):
             outcome.wait,
             outcome.traceback,
             outcome.spawn,
+            outcome.awaits,
         )
         metrics.task_finished(event.agent, outcome.kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:

@@ -36,6 +36,7 @@ from streamproc.http.listing import list_route
 from streamproc.http.openapi import DOCUMENT, needs
 from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
+from streamproc.http.signals import signal_routes
 from streamproc.http.sse import stream_events
 from streamproc.http.tasks import task_routes
 from streamproc.ops.results import elided
@@ -102,6 +103,7 @@ def make_app(
     app.router.add_get(EVENTS, events, allow_head=False)
     app.router.add_post("/workflows/{id}/events-token", events_token)
     app.router.add_post("/workflows/{id}/cancel", cancel)
+    app.router.add_routes(signal_routes(client, settings.body_timeout))
     app.router.add_get("/agents", agents)
     app.router.add_get("/search", search)
     app.router.add_routes(dead_routes(client))

@@ -18,26 +18,31 @@ from streamproc.errors import SpecError
 MAX_INT = 2**63 - 1  # what Redis, and every consumer of a result, takes as an integer
 
 
-async def json_object(request: web.Request, limit: int, timeout: float) -> dict[str, Any]:
-    """The body as a JSON object; a declared size over ``limit`` is refused before reading
-    (aiohttp refuses an undeclared one while reading), and one still arriving after
-    ``timeout`` seconds is refused with 408 (aiohttp bounds no read: a client trickling a
-    byte a second would hold its connection and handler for as long as it liked)."""
+async def read_json(request: web.Request, limit: int, timeout: float, what: str) -> bytes:
+    """The body, sent as JSON (``what`` names it in a refusal); a declared size over ``limit``
+    is refused before reading (aiohttp refuses an undeclared one while reading), and one still
+    arriving after ``timeout`` seconds is refused with 408 (aiohttp bounds no read: a client
+    trickling a byte a second would hold its connection and handler for as long as it liked)."""
     size = request.content_length or 0
     if size > limit:
         raise web.HTTPRequestEntityTooLarge(
             limit, size, text=f"body of {size} bytes is over {limit}"
         )
     if request.content_type != "application/json" and not request.content_type.endswith("+json"):
-        raise web.HTTPUnsupportedMediaType(text="send the workflow spec as application/json")
+        raise web.HTTPUnsupportedMediaType(text=f"send {what} as application/json")
     try:
         async with asyncio.timeout(timeout):
-            raw = await request.read()
+            return await request.read()
     except TimeoutError:
         raise web.HTTPRequestTimeout(
             text=f"the body took over {timeout:g} seconds to arrive",
             headers={"Connection": "close"},
         ) from None
+
+
+async def json_object(request: web.Request, limit: int, timeout: float) -> dict[str, Any]:
+    """The body as a JSON object (:func:`read_json`)."""
+    raw = await read_json(request, limit, timeout, "the workflow spec")
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

@@ -21,10 +21,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc.errors import (
+    BadSignal,
     Conflict,
     LimitReached,
     NotFound,
     RedisReset,
+    SignalTooLarge,
     SpecError,
     WorkflowConflict,
     WorkflowNotFound,
@@ -56,6 +58,10 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
     except SpecError as exc:
         extra = {"task": exc.task} if exc.task is not None else {}
         return reply({"error": str(exc), **extra}, 400)
+    except SignalTooLarge as exc:
+        return reply({"error": str(exc)}, 413)
+    except BadSignal as exc:
+        return reply({"error": str(exc)}, 400)
     except NotFound as exc:
         return reply({"error": str(exc)}, 404)
     except Conflict as exc:

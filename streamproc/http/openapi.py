@@ -19,11 +19,13 @@ from streamproc.http.openapi_parts import (
     SCHEMAS,
     STATUS,
     TEXT,
+    WF,
     described_reply,
     path_param,
     refusals,
     scoped,
 )
+from streamproc.http.signals import PATHS as SIGNAL_PATHS
 from streamproc.ops.listing import MAX_LIMIT, SCAN_BUDGET
 
 
@@ -32,7 +34,6 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return {**parameter, "description": description} if description else parameter
 
 
-WF = path_param("id", "Workflow id (a tenant's own, without its tenant)")
 EVENT = {  # one server-sent event (the schema of an event stream describes each)
     "type": "object",
     "required": ["event", "data"],
@@ -230,13 +231,14 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    **SIGNAL_PATHS,
     **FLEET_PATHS,
 }
 
 SCOPES_TEXT = (
     "A token's scopes: read (workflows, events, agents, search, metrics, this document), "
-    "submit (submit, cancel), admin (dead letters; operators only). A tenant token sees only its "
-    "tenant's workflows, by the ids it gave them; another tenant's is 404."
+    "submit (submit, cancel, signal), admin (dead letters; operators only). A tenant token "
+    "sees only its tenant's workflows, by the ids it gave them; another tenant's is 404."
 )
 
 DOCUMENT: dict[str, Any] = {

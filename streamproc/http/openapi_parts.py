@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamproc.http.auth import ADMIN, READ, SUBMIT
-from streamproc.spec import MAX_ADJUST_ROUNDS, MAX_TIMEOUT
+from streamproc.spec import MAX_ADJUST_ROUNDS
+from streamproc.spec_checks import MAX_TIMEOUT
 from streamproc.store.state import TaskStatus, WorkflowStatus
 
 ID = "^[A-Za-z0-9_.-]{1,128}$"
@@ -64,6 +65,9 @@ def path_param(name: str, description: str, pattern: str = SEGMENT) -> dict[str,
         "description": description,
         "schema": {"type": "string", "pattern": pattern},
     }
+
+
+WF = path_param("id", "Workflow id (a tenant's own, without its tenant)")
 
 
 def described_reply(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -124,11 +128,19 @@ SCHEMAS: dict[str, Any] = {
                 "minItems": 1,
                 "items": {
                     "type": "object",
-                    "required": ["id", "agent"],
+                    "required": ["id"],
                     "additionalProperties": False,
+                    "description": "Runs its agent, or, with wait_for and no agent, waits",
                     "properties": {
                         "id": {"type": "string", "pattern": ID},
                         "agent": {"type": "string", "pattern": ID},
+                        "wait_for": {
+                            "type": "string",
+                            "pattern": ID,
+                            "description": "A signal: the task waits for it (at most its "
+                            "timeout) and takes its payload as its result",
+                        },
+                        "default": {"description": "A wait's result on timeout (not null)"},
                         "input": {},
                         "needs": {"type": "array", "items": {"type": "string"}},
                         "retries": {"type": "integer", "minimum": 0, "maximum": 1000},
@@ -190,6 +202,11 @@ SCHEMAS: dict[str, Any] = {
             "created_ms": {"type": "integer"},
             "ended_ms": {"type": ["integer", "null"]},
             "tasks": {"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
+            "signals": {
+                "type": "array",
+                "description": "Signals kept for a wait not begun: name, id, size (bytes)",
+                "items": OBJECT,
+            },
         },
     },
     "Task": {
@@ -212,6 +229,10 @@ SCHEMAS: dict[str, Any] = {
                 "mapped task of an instance); empty for a declared task",
             },
             "map": {"type": "string", "description": "The need a mapped task maps over"},
+            "wait_for": {
+                "type": "string",
+                "description": "The signal it waits (awaiting) or last waited for",
+            },
         },
     },
 }

@@ -58,11 +58,13 @@ def render_state(
             "failed": t.error,
             "done": describe(t.result) if t.state == "done" else "",
             "running": f"on {t.consumer}",
+            "awaiting": f"for signal {t.wait_for}",
         }.get(t.state, "")
         summary = " ".join(summary.split())
         summary = summary if len(summary) <= width else summary[: width - 3] + "..."
         lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<11}{t.attempt:>4}{ran:>8}  {summary}")
-    return "\n".join(lines + grown(state))
+    kept = [f"  signal {s['name']} ({s['id']}, {s['size']} bytes) kept" for s in state.signals]
+    return "\n".join(lines + grown(state) + kept)
 
 
 def grown(state: WorkflowState) -> list[str]:

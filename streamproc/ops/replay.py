@@ -113,6 +113,8 @@ async def load_recorded(client: Client, workflow_id: str) -> Recording:
             retries=given.retries,
             timeout=given.timeout,
             map=t.map or None,
+            wait_for=None if t.agent else t.wait_for,  # a declared wait runs no agent
+            default=None if given.default is None else orjson.loads(given.default),
         )
         if t.spawner:
             spawned.setdefault(t.spawner, []).append(task)

@@ -18,8 +18,8 @@ from redis.asyncio import Redis
 
 from streamproc.spec import Limits, WorkflowSpec
 from streamproc.store.codec import Completion, CompletionKind
-from streamproc.store.fields import initial_fields
 from streamproc.store.functions import ENGINE, Arg, Function, text
+from streamproc.store.initial_hash import initial_fields
 from streamproc.store.keys import Keyspace, delayed_task
 
 
@@ -69,7 +69,7 @@ class Blueprint:
         after they end."""
         roots = " ".join(t.id for t in spec.tasks if not t.needs)
         hash_args = initial_fields(spec, ttl_ms, limits)
-        agents = sorted({t.agent for t in spec.tasks})
+        agents = sorted({t.agent for t in spec.tasks if t.agent})
         return cls(agents, [spec.digest(), roots, len(hash_args), *hash_args])
 
     def hash_bytes(self) -> int:
@@ -165,6 +165,8 @@ async def resolve(
             args.append(c.traceback)
         if c.spawn is not None:
             args.append(c.spawn)
+        if c.awaits is not None:
+            args.append(c.awaits)
     workflow_ids = [c.workflow.decode() for c in completions]
     return await RESOLVE(redis, layout(keyspace, shard, agents, workflow_ids, args))
 

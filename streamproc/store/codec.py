@@ -26,19 +26,21 @@ StreamReply = list[tuple[bytes, list[Entry]]]  # what XREAD and XREADGROUP answe
 
 class CompletionKind(StrEnum):
     """A completion's ``kind``: ``ok``, ``adjust`` (ok, plus a request), ``spawn`` (ok, plus
-    tasks joining the workflow), ``wait``, ``error`` (retryable) or ``fatal``."""
+    tasks joining the workflow), ``wait``, ``await`` (a signal: ``WaitFor``), ``error``
+    (retryable) or ``fatal``."""
 
     OK = "ok"
     ADJUST = "adjust"
     SPAWN = "spawn"
     WAIT = "wait"
+    AWAIT = "await"
     ERROR = "error"
     FATAL = "fatal"
 
 
 _KINDS = frozenset(kind.encode() for kind in CompletionKind)
 _ADJUST, _WAIT = CompletionKind.ADJUST.encode(), CompletionKind.WAIT.encode()
-_SPAWN = CompletionKind.SPAWN.encode()
+_SPAWN, _AWAIT = CompletionKind.SPAWN.encode(), CompletionKind.AWAIT.encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,7 @@ class TaskEvent:
     input: Any
     deps: dict[str, Any]
     timeout: float | None
+    signal: Any = None  # the payload of the signal its wait was resumed with (WaitFor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,8 @@ class Completion:
     source: bytes = b""  # the task entry that ran (b"": unknown, from an older worker)
     traceback: bytes = b""  # of an error or fatal attempt (b"": none)
     spawn: bytes | None = None  # the tasks a spawn adds (engine/spawning.py), kind b"spawn"
+    awaits: bytes | None = None  # the timeout in ms (0: none) of kind b"await", whose output
+    # is the signal's name
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -110,13 +115,14 @@ def decode_task(entry_id: bytes, fields: Fields, agent: str) -> TaskEvent:
         payload = orjson.loads(fields[EF.PAYLOAD.key])
         deps = orjson.loads(fields[EF.DEPS.key])
         timeout = float(fields[EF.TIMEOUT.key]) if fields.get(EF.TIMEOUT.key) else None
+        signal = orjson.loads(fields.get(EF.SIGNAL_PAYLOAD.key, b"null"))
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
     except (orjson.JSONDecodeError, ValueError) as exc:
         raise CodecError(f"undecodable payload: {exc}", fields) from None
     if not isinstance(deps, dict):
         raise CodecError("deps is not a JSON object", fields)
-    return TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], payload, deps, timeout)
+    return TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], payload, deps, timeout, signal)
 
 
 def encode_completion(
@@ -130,6 +136,7 @@ def encode_completion(
     wait: tuple[int, int] | None = None,
     traceback: str = "",
     spawn: bytes | None = None,
+    awaits: int | None = None,
 ) -> dict[bytes, bytes | str | int]:
     fields: dict[bytes, bytes | str | int] = {
         EF.V.key: VERSION,
@@ -154,6 +161,8 @@ def encode_completion(
         fields[EF.TB.key] = traceback
     if spawn is not None:
         fields[EF.SPAWN.key] = spawn
+    if awaits is not None:
+        fields[EF.WAIT_MS.key] = awaits
     return fields
 
 
@@ -178,6 +187,7 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             fields.get(EF.SRC.key, b""),
             fields.get(EF.TB.key, b""),
             fields[EF.SPAWN.key] if kind == _SPAWN else None,
+            fields[EF.WAIT_MS.key] if kind == _AWAIT else None,
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None
@@ -193,6 +203,8 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
         int(completion.attempt), int(completion.began), int(completion.ended)
         if completion.wait is not None:
             int(completion.wait[0]), int(completion.wait[1])
+        if completion.awaits is not None:
+            int(completion.awaits)
     except (UnicodeDecodeError, ValueError):
         raise CodecError("invalid id, attempt or timestamp", fields) from None
     return completion

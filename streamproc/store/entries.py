@@ -40,6 +40,12 @@ class EntryField(StrEnum):
     GIVE_UP_MS = "give_up_ms"
     TB = "tb"  # a failed attempt's traceback
     SPAWN = "spawn"  # the tasks a spawn adds, JSON (engine/spawning.py)
+    WAIT_MS = "wait_ms"  # an await's timeout in ms (0: none)
+    # signals (a task entry's ``signal`` is the payload its wait was resumed with, JSON)
+    SIGNAL = "signal"  # a signal's name (signalled, task_awaiting, wait_timed_out events)
+    SIGNAL_ID = "signal_id"
+    SIZE = "size"  # a signal's payload bytes
+    SIGNAL_PAYLOAD = "signal_payload"  # of a resumed task entry, JSON
     # lifecycle events
     ERROR = "error"  # also of dead letters
     FINAL = "final"
@@ -82,6 +88,10 @@ class EventKind(StrEnum):
     TASKS_SPAWNED = "tasks_spawned"  # by a Spawn (task: the spawner) or a map (the mapped task)
     TASKS_SUPERSEDED = "tasks_superseded"  # taken back as the task that added them re-ran
     RESUMED = "resumed"
+    TASK_AWAITING = "task_awaiting"  # a wait for a signal began
+    SIGNALLED = "signalled"  # a signal arrived (task: the wait it resumed, if any)
+    TASK_RESUMED = "task_resumed"  # a WaitFor's signal came: its agent runs again
+    WAIT_TIMED_OUT = "wait_timed_out"
     OUTPUT = "output"  # a chunk an agent emitted (output stream, not history)
     COMPLETED = WorkflowStatus.COMPLETED.value
     FAILED = WorkflowStatus.FAILED.value

@@ -1,5 +1,5 @@
-"""The workflow hash ``{ns:s}:wf:<workflow>``: its field names, the hash a new workflow starts
-with, and reading a hash back.
+"""The workflow hash ``{ns:s}:wf:<workflow>``: its field names, and reading a hash back (the
+hash a new workflow starts with is written by ``initial_hash.py``).
 
 This module is the only one that names a hash field (of the workflow hash, and of a search
 cache entry): Python code uses its constants and helpers, and the Lua functions get the same
@@ -18,7 +18,10 @@ Per-task fields (:class:`TaskField`) are ``<letter>:<task id>``: ``g`` agent, ``
 ``h`` history of failed, lost, reset and adjusted attempts (JSON), ``j`` adjust rounds used,
 ``W`` when the task first waited (``RetryLater``, ms), ``p`` the task that spawned it (a
 ``Spawn``, or the mapped task of an instance), ``M`` the need a mapped task maps over, ``N``
-the number of instances it was expanded into.
+the number of instances it was expanded into, ``S`` the signal it waits for (``D`` its
+default result), ``P`` the payload of the signal that resumed its ``WaitFor``.  Signals
+(:class:`SignalField`): ``o:<id>`` each signal applied (its name), ``v:<id>`` the payload of
+one kept until a wait takes it; ``pending`` lists those ids in arrival order.
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from typing import NamedTuple
 
 import orjson
 
-from streamproc.spec import Limits, WorkflowSpec
 from streamproc.store.state import TaskState, TaskStatus, WorkflowState
 
 Value = str | bytes | int
@@ -56,6 +58,19 @@ class WorkflowField(StrEnum):
     EDGES = "edges"  # dependencies now, declared and added at run time
     MAX_INPUT = "max_input"
     MAX_MAP = "max_map"
+    PENDING = "pending"  # ids of signals kept for a wait not begun, space separated
+    SIGNALS = "signals"  # signals applied, counted against MAX_SIGNALS
+
+
+class SignalField(StrEnum):
+    """A signal's fields are ``<letter>:<signal id>``."""
+
+    SEEN = "o"  # its name: the id applied once
+    PAYLOAD = "v"  # its payload, JSON, while it waits for a wait to take it
+
+    @property
+    def prefix(self) -> str:
+        return f"{self.value}:"
 
 
 class UsageField(StrEnum):
@@ -93,6 +108,9 @@ class TaskField(StrEnum):
     SPAWNER = "p"
     MAP = "M"
     MAPPED = "N"
+    WAIT_FOR = "S"
+    DEFAULT = "D"
+    SIGNAL = "P"
 
     @property
     def prefix(self) -> str:
@@ -106,70 +124,6 @@ class TaskField(StrEnum):
         """The task whose field of this kind ``name`` is, or None for any other field."""
         prefix = self.prefix.encode()
         return name[len(prefix) :] if name.startswith(prefix) else None
-
-
-def initial_fields(spec: WorkflowSpec, ttl_ms: int, limits: Limits) -> list[Value]:
-    """The hash a new workflow starts with, as HSET arguments (``sp_submit`` adds its digest,
-    status and creation time)."""
-    dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
-    for task in spec.tasks:
-        for dep in dict.fromkeys(task.needs):
-            dependents[dep].append(task.id)
-    out: list[Value] = [
-        WorkflowField.ORDER,
-        " ".join(t.id for t in spec.tasks),
-        WorkflowField.LEFT,
-        len(spec.tasks),
-        WorkflowField.TTL,
-        ttl_ms,
-        WorkflowField.NAME,
-        spec.name,
-        WorkflowField.ROUNDS,
-        spec.adjust_rounds,
-        WorkflowField.AGENTS,
-        " ".join(sorted({t.agent for t in spec.tasks})),
-        WorkflowField.MAX_TASKS,
-        limits.max_tasks,
-        WorkflowField.MAX_EDGES,
-        limits.max_edges,
-        WorkflowField.EDGES,
-        sum(len(set(t.needs)) for t in spec.tasks),
-        WorkflowField.MAX_INPUT,
-        limits.max_input_bytes,
-        WorkflowField.MAX_MAP,
-        limits.max_map,
-    ]
-    if spec.timeout is not None:
-        out += (WorkflowField.TIMEOUT, round(spec.timeout * 1000))
-    for t in spec.tasks:
-        needs = list(dict.fromkeys(t.needs))
-        out += (
-            TaskField.AGENT.of(t.id),
-            t.agent,
-            TaskField.INPUT.of(t.id),
-            orjson.dumps(t.input),
-            TaskField.NEEDS.of(t.id),
-            " ".join(needs),
-            TaskField.DEPENDENTS.of(t.id),
-            " ".join(dependents[t.id]),
-            TaskField.UNMET.of(t.id),
-            len(needs),
-            TaskField.STATE.of(t.id),
-            TaskStatus.WAITING,
-            TaskField.ATTEMPT.of(t.id),
-            1,
-            TaskField.FAILURES.of(t.id),
-            0,
-            TaskField.LOST.of(t.id),
-            0,
-            TaskField.RETRIES.of(t.id),
-            t.retries,
-            TaskField.TIMEOUT.of(t.id),
-            "" if t.timeout is None else repr(float(t.timeout)),
-        )
-        if t.map is not None:
-            out += (TaskField.MAP.of(t.id), t.map)
-    return out
 
 
 class _Reader:
@@ -214,6 +168,7 @@ def parse_state(workflow_id: str, raw: Mapping[bytes, bytes]) -> WorkflowState:
                 entry=f.text(TaskField.ENTRY.of(task_id)),
                 spawner=f.text(TaskField.SPAWNER.of(task_id)),
                 map=f.text(TaskField.MAP.of(task_id)),
+                wait_for=f.text(TaskField.WAIT_FOR.of(task_id)),
             )
         )
     return WorkflowState(
@@ -224,6 +179,11 @@ def parse_state(workflow_id: str, raw: Mapping[bytes, bytes]) -> WorkflowState:
         created_ms=f.number(WorkflowField.CREATED) or 0,
         ended_ms=f.number(WorkflowField.ENDED),
         tasks=tasks,
+        signals=[
+            {"name": f.text(f"{SignalField.SEEN.prefix}{i}"), "id": i, "size": len(payload)}
+            for i in f.text(WorkflowField.PENDING).split()
+            if (payload := f.get(f"{SignalField.PAYLOAD.prefix}{i}")) is not None
+        ],
     )
 
 
@@ -264,6 +224,7 @@ class Given(NamedTuple):
     input: bytes  # JSON
     retries: int
     timeout: float | None
+    default: bytes | None  # a declared wait's default result, JSON
 
 
 def given(raw: Mapping[bytes, bytes], task: str) -> Given:
@@ -274,6 +235,7 @@ def given(raw: Mapping[bytes, bytes], task: str) -> Given:
         f.get(TaskField.INPUT.of(task)) or b"null",
         f.number(TaskField.RETRIES.of(task)) or 0,
         float(timeout) if timeout else None,
+        f.get(TaskField.DEFAULT.of(task)),
     )
 
 

@@ -36,7 +36,7 @@ from redis.exceptions import NoPermissionError, ResponseError
 from streamproc.errors import ConfigError
 from streamproc.store.codec import MAX_ENTRY_BYTES, PARKED_VALUE_BYTES, VERSION, CompletionKind
 from streamproc.store.entries import EntryField, EventKind
-from streamproc.store.fields import CacheField, TaskField, UsageField, WorkflowField
+from streamproc.store.fields import CacheField, SignalField, TaskField, UsageField, WorkflowField
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
@@ -128,9 +128,11 @@ ENGINE = Library.packaged(
         f"engine/{file}.lua"
         for file in (
             "common",
+            "dead",
             "submit",
             "grow",
             "map",
+            "wait",
             "adjust",
             "resolve",
             "started",
@@ -147,6 +149,7 @@ ENGINE = Library.packaged(
         "ENTRY_BYTES": str(MAX_ENTRY_BYTES),
         "WF": by_name(WorkflowField),
         "TF": {field.name.lower(): field.prefix for field in TaskField},
+        "SG": {field.name.lower(): field.prefix for field in SignalField},
         "TS": by_name(TaskStatus),
         "WS": by_name(WorkflowStatus),
         "KIND": by_name(CompletionKind),

@@ -25,12 +25,14 @@ TERMINAL = frozenset({WorkflowStatus.COMPLETED, WorkflowStatus.FAILED, WorkflowS
 
 class TaskStatus(StrEnum):
     """A task's state.  A published attempt is ``queued`` until its worker records that it
-    began (``sp_started``), then ``running`` until its completion is applied."""
+    began (``sp_started``), then ``running`` until its completion is applied.  ``waiting``
+    is for its needs; ``awaiting`` for a signal (a declared wait, or a ``WaitFor``)."""
 
     WAITING = "waiting"
     QUEUED = "queued"
     RUNNING = "running"
     DELAYED = "delayed"
+    AWAITING = "awaiting"  # a signal (TaskSpec.wait_for, WaitFor): no worker holds it
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
@@ -50,7 +52,7 @@ class TaskState:
 
     id: str
     agent: str
-    state: str  # a TaskStatus: waiting, queued, running, delayed, done, failed, skipped, superseded
+    state: str  # a TaskStatus: waiting, queued, running, delayed, awaiting, done, failed, ...
     attempt: int
     failures: int
     lost: int
@@ -65,6 +67,7 @@ class TaskState:
     entry: str = ""  # the task's current entry in its agent's stream
     spawner: str = ""  # the task that added it at run time (a Spawn, or its mapped task)
     map: str = ""  # the need whose result (a list) a mapped task runs once per item of
+    wait_for: str = ""  # the signal it waits or last waited for
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class WorkflowState:
     created_ms: int
     ended_ms: int | None
     tasks: list[TaskState]
+    signals: list[dict[str, Any]] = field(default_factory=list)  # pending: name, id, size
 
     @property
     def results(self) -> dict[str, Any]:
@@ -96,4 +100,5 @@ class WorkflowState:
             "created_ms": self.created_ms,
             "ended_ms": self.ended_ms,
             "tasks": [t.__dict__ for t in self.tasks],
+            "signals": self.signals,
         }

@@ -63,7 +63,8 @@ export const ago = (ms) => (ms ? `${span(Date.now() - ms)} ago` : "");
 
 /** A status or state as a coloured badge; an unknown one is neutral. */
 export const KNOWN_STATES = new Set([
-  "waiting", "queued", "running", "delayed", "done", "failed", "skipped", "superseded",
+  "waiting", "queued", "running", "delayed", "awaiting", "done", "failed", "skipped",
+  "superseded",
   "completed", "cancelled",
 ]);
 export const badge = (state) =>

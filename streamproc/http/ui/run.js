@@ -153,6 +153,7 @@ function drawDetails(box, task, taskId, path, inputs, events, output) {
       "dl",
       { class: "facts" },
       fact("agent", task.agent),
+      fact("signal", task.wait_for),
       fact("attempt", String(task.attempt)),
       fact("failures", String(task.failures)),
       fact("lost deliveries", String(task.lost)),

@@ -25,7 +25,9 @@ end
 local function reset(ctx, key, wf, d, cause, round)
   local f = redis.call('HMGET', key, TF.state .. d, TF.attempt .. d)
   if f[1] == TS.done then redis.call('HINCRBY', key, WF.left, 1) end
-  if f[1] == TS.delayed then redis.call('ZREM', ctx.delayed, delayed_member(wf, d)) end
+  if f[1] == TS.delayed or f[1] == TS.awaiting then  -- a retry, or a wait's timeout
+    redis.call('ZREM', ctx.delayed, delayed_member(wf, d))
+  end
   if f[1] ~= TS.waiting then
     if d ~= cause then
       append_history(key, d, {attempt = tonumber(f[2]), outcome = 'reset', cause = cause,
@@ -34,9 +36,10 @@ local function reset(ctx, key, wf, d, cause, round)
     redis.call('HINCRBY', key, TF.attempt .. d, 1)
   end
   redis.call('HSET', key, TF.state .. d, TS.waiting)
-  -- a mapped task maps its need's result again (supersede took its instances back)
+  -- a mapped task maps its need's result again (supersede took its instances back), and a
+  -- wait waits for a signal anew
   redis.call('HDEL', key, TF.result .. d, TF.began .. d, TF.ended .. d, TF.consumer .. d,
-             TF.mapped .. d)
+             TF.mapped .. d, TF.signal .. d)
 end
 
 -- Re-run `target` with a new input, and everything downstream of it (the requesting task `t`

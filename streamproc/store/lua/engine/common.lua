@@ -1,10 +1,10 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
-  it registers no function.  The engine library is this file, then submit.lua, grow.lua,
-  map.lua, adjust.lua, resolve.lua, started.lua, recovery.lua, admin.lua and prune.lua,
-  joined in that order under the prelude of constants shared with Python
+  it registers no function.  The engine library is this file, then dead.lua, submit.lua,
+  grow.lua, map.lua, wait.lua, adjust.lua, resolve.lua, started.lua, recovery.lua, admin.lua
+  and prune.lua, joined in that order under the prelude of constants shared with Python
   (streamproc/store/functions.py): WF workflow fields, TF per-task field prefixes (TF.state ..
-  task), TS task states, WS workflow statuses, KIND
-  completion kinds, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
+  task), TS task states, WS workflow statuses, KIND completion kinds, SG the field prefixes
+  of signals, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
   GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
   longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py),
@@ -108,10 +108,12 @@ local function missing_agent(ctx, key, tasks)
   return nil
 end
 
--- Defined below (it fails the workflow, which needs helpers defined after publish).
+-- Defined in dead.lua: a task's dead letter, which fails its workflow.
 local dead_letter
 -- Defined in map.lua: what a mapped task does once its needs are done (it runs no agent).
 local run_map
+-- Defined in wait.lua: a task begins to wait for a signal (a declared wait runs no agent).
+local run_wait
 
 -- The bytes an entry of these field/value pairs takes, counted as the worker's codec counts
 -- them (codec._check_envelope), so no entry the worker would refuse is ever written.
@@ -121,14 +123,19 @@ local function entry_bytes(fields)
   return n
 end
 
--- XADD the task's current attempt to its agent's stream, with its input and its needs' results
--- (a mapped task runs its map instead).
+-- XADD the task's current attempt to its agent's stream, with its input, its needs' results
+-- and the payload of the signal that resumed it, if any (a mapped task runs its map instead,
+-- and a declared wait waits).
 -- A fan-in can join results far larger than any one of them: past ENTRY_BYTES the task is not
 -- published but dead-lettered, and its workflow fails.  Returns whether it was published.
 local function publish(ctx, key, wf, t)
   local f = redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t,
-                       TF.attempt .. t, TF.timeout .. t, TF.map .. t)
+                       TF.attempt .. t, TF.timeout .. t, TF.map .. t, TF.wait_for .. t,
+                       TF.signal .. t)
   if f[6] then return run_map(ctx, key, wf, t, f) end
+  if f[7] and not f[1] then
+    return run_wait(ctx, key, wf, t, f[7], math.floor((tonumber(f[5] or '') or 0) * 1000))
+  end
   local deps = '{}'
   local needs = split(f[3])
   if #needs > 0 then
@@ -141,6 +148,9 @@ local function publish(ctx, key, wf, t)
   end
   local entry = {EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, f[1], EF.att, f[4],
                  EF.payload, f[2], EF.deps, deps, EF.timeout, f[5]}
+  if f[8] then
+    entry[#entry + 1], entry[#entry + 2] = EF.signal_payload, f[8]
+  end
   if entry_bytes(entry) > tonumber(ENTRY_BYTES) then
     dead_letter(ctx, key, wf, t, f[1], f[4], string.format(
       "inputs too large: %.1f MiB of input and needs' results, over the %d MiB bound",
@@ -213,13 +223,14 @@ local function finish(key, status, ctx, reason)
   expire(ctx, key, redis.call('HGET', key, WF.ttl))
 end
 
--- The workflow fails: tasks not yet published are skipped; queued ones may still finish, but
--- nothing new is published.
+-- The workflow fails: tasks not yet published are skipped, waits for signals too; queued ones
+-- may still finish, but nothing new is published.
 local function skip_unpublished(ctx, key, wf, order, states)
   for i, t in ipairs(order) do
-    if states[i] == TS.waiting or states[i] == TS.delayed then
+    local s = states[i]
+    if s == TS.waiting or s == TS.delayed or s == TS.awaiting then
       redis.call('HSET', key, TF.state .. t, TS.skipped)
-      if states[i] == TS.delayed then redis.call('ZREM', ctx.delayed, delayed_member(wf, t)) end
+      if s ~= TS.waiting then redis.call('ZREM', ctx.delayed, delayed_member(wf, t)) end
     end
   end
 end
@@ -236,26 +247,6 @@ local function fail_workflow(ctx, key, wf, reason)
   skip_unpublished(ctx, key, wf, order, task_states(key, order))
   finish(key, WS.failed, ctx, reason)
   emit(ctx, key, wf, EV.failed, nil, nil, ctx.now, EF.reason, reason)
-end
-
--- A value kept in a dead letter: cut past PARKED_BYTES, its whole size noted (codec.parked).
-local function parked(value)
-  local cap = tonumber(PARKED_BYTES)
-  if #value <= cap then return value end
-  return string.sub(value, 1, cap) .. '... (' .. #value .. ' bytes in all)'
-end
-
--- The task's dead letter holds its input, so it can be understood (and tried) later.
-dead_letter = function(ctx, key, wf, t, agent, att, reason)
-  local f = redis.call('HMGET', key, TF.error .. t, TF.history .. t, TF.entry .. t, TF.lost .. t,
-                       TF.input .. t)
-  redis.call('XADD', ctx.dead[agent], '*', EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, agent,
-             EF.att, att, EF.deliveries, att, EF.lost, f[4] or '0', EF.reason, reason,
-             EF.error, f[1] or '', EF.history, f[2] or '[]', EF.entry, f[3] or '',
-             EF.input, parked(f[5] or 'null'), EF.at, ctx.now)
-  redis.call('HSET', key, TF.state .. t, TS.failed)
-  emit(ctx, key, wf, EV.task_failed, t, att, ctx.now, EF.error, reason, EF.final, '1')
-  fail_workflow(ctx, key, wf, 'task ' .. t .. ' dead-lettered: ' .. reason)
 end
 
 -- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,

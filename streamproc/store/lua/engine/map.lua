@@ -46,9 +46,16 @@ local function array_items(text)
   end
 end
 
+-- Whether publishing t may complete it at once: a mapped task (no items), or a declared wait
+-- (a signal kept for it).
+local function completes_at_once(key, t)
+  local f = redis.call('HMGET', key, TF.map .. t, TF.wait_for .. t, TF.agent .. t)
+  return f[1] or (f[2] and not f[3])
+end
+
 -- The tasks that publishing `tasks` may publish in the same step: those, and the dependents
--- of a mapped one among them, which may be done at once (no items), and so on.  Its caller
--- needs stream keys for all their agents.
+-- of one among them that may complete at once, and so on.  Its caller needs stream keys for
+-- all their agents.
 local function reachable(key, tasks)
   local out, seen = {}, {}
   for _, t in ipairs(tasks) do
@@ -56,7 +63,7 @@ local function reachable(key, tasks)
   end
   local i = 1
   while i <= #out do
-    if redis.call('HGET', key, TF.map .. out[i]) then
+    if completes_at_once(key, out[i]) then
       for _, d in ipairs(split(redis.call('HGET', key, TF.dependents .. out[i]))) do
         if not seen[d] then out[#out + 1], seen[d] = d, true end
       end

@@ -9,7 +9,8 @@ sp_resolve: apply a batch of completions from the done stream, then XACK them.
         consumer, done-stream entry id, the task entry it ran ('' when not known); an
         adjust adds 3: target task, reason, new input; a wait adds 2: retry in ms, give up
         after ms; an error or fatal adds 1: its traceback ('' when none), kept in the
-        attempt's history record; a spawn adds 1: its tasks (grow.lua)
+        attempt's history record; a spawn adds 1: its tasks (grow.lua); an await (its output
+        the signal's name) adds 1: its timeout in ms, 0 for none (wait.lua)
   returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
         stops before a completion whose task or dependents use an agent it has no keys for,
         leaving that one and the rest unacknowledged
@@ -20,11 +21,13 @@ sp_resolve: apply a batch of completions from the done stream, then XACK them.
   again as a new entry, and a completion of the lost one, computed from results that no
   longer exist, is then refused as stale.
 
-sp_release: publish delayed retries that are due.
+sp_release: publish delayed retries that are due, and time out waits for signals whose
+  timeout passed (wait.lua).
   KEYS  the shared head, the streams of the shard's agents, then per item its workflow's hash
         and history stream
   ARGV  n, agents, then 2 per item: workflow, task
-  returns {released, missing agent or ''}; an item whose agent has no keys stays delayed
+  returns {released, missing agent or ''}; an item whose agent (or, for a wait that may end,
+        an agent downstream) has no keys stays delayed
 ]]
 
 local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, retry, tb)
@@ -100,7 +103,8 @@ local function resolve(keys, args)
     local source = args[a + 9]
     local stride = 10
     if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12
-    elseif kind == KIND.error or kind == KIND.fatal or kind == KIND.spawn then stride = 11 end
+    elseif kind == KIND.error or kind == KIND.fatal or kind == KIND.spawn
+        or kind == KIND.await then stride = 11 end
     local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
                          TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl,
@@ -134,6 +138,9 @@ local function resolve(keys, args)
       elseif kind == KIND.wait then
         apply_wait(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
                    args[a + 10], args[a + 11], f[1], f[4])
+      elseif kind == KIND.await then
+        apply_await(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
+                    args[a + 10], f[1])
       elseif kind == KIND.spawn then
         apply_spawn(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7], f,
                     spawned)
@@ -162,8 +169,9 @@ local function release(keys, args)
     local member = delayed_member(wf, t)
     local score = redis.call('ZSCORE', ctx.delayed, member)
     if score and tonumber(score) <= ctx.now then
-      local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.agent .. t)
-      if f[3] and not ctx.streams[f[3]] then return {released, f[3]} end
+      local f = redis.call('HMGET', key, WF.status, TF.state .. t)
+      local missing = missing_agent(ctx, key, reachable(key, {t}))
+      if missing then return {released, missing} end
       redis.call('ZREM', ctx.delayed, member)
       if f[1] == WS.running and f[2] == TS.delayed then
         local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
@@ -171,6 +179,9 @@ local function release(keys, args)
           emit(ctx, key, wf, EV.task_retried, t, att, ctx.now)
           released = released + 1
         end
+      elseif f[1] == WS.running and f[2] == TS.awaiting then
+        time_out(ctx, key, wf, t)
+        released = released + 1
       end
     end
   end

@@ -8,7 +8,7 @@ sp_submit
         workflows in flight (0: none) and how many it has on other shards, its limit of bytes
         stored (0: none) and how many it stores on other shards, then per workflow: its id,
         spec digest, root task ids (space separated), the number m of hash arguments, then m
-        field/value arguments of its hash (store/fields.py initial_fields)
+        field/value arguments of its hash (store/initial_hash.py)
   Each new workflow's id joins the shard's index, scored by its creation time (ms).
   returns, per workflow: 1 created, 0 already there with this digest, -1 already there with
         another spec, -2 refused: its tenant has its limit of workflows in flight, -3 refused:
@@ -74,7 +74,9 @@ end
 
 local function submit(keys, args)
   local ctx = context(keys, args)
-  redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
+  if tonumber(args[1]) > 0 then  -- none when every task is a declared wait
+    redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
+  end
   local quota = quota_of(args, ctx.arg_base)
   if quota.tenant ~= '' then release_retained(ctx) end
   local outcomes, item, a = {}, 0, ctx.arg_base + 6

@@ -1,0 +1,122 @@
+"""Checks of one task of a spec (``spec.py``): its id, agent or wait, retries, timeout, map
+and input.  A spawn checks the tasks it adds with the same rules (``engine/spawning.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING
+
+import orjson
+
+from streamproc.errors import SpecError
+from streamproc.store.keys import ID_PATTERN, check_id
+
+if TYPE_CHECKING:
+    from streamproc.spec import Limits, TaskSpec
+
+MAX_TIMEOUT = 7 * 24 * 3600
+
+
+def is_seconds(value: object, allow_none: bool) -> bool:
+    """A duration in (0, MAX_TIMEOUT] seconds; the comparison also refuses NaN."""
+    if value is None:
+        return allow_none
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return 0 < value <= MAX_TIMEOUT
+
+
+def validate_task(
+    task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
+) -> int:
+    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON.
+    Its needs are checked only as names here (``topological_order`` finds dangling ones)."""
+    check_id("task id", task.id)
+    if task.id in seen:
+        raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
+    if task.wait_for is not None:
+        _check_wait(task)
+    elif task.default is not None:
+        raise SpecError(
+            f"task {task.id!r}: 'default' is for a wait ('wait_for') only", task=task.id
+        )
+    else:
+        _check_agent(task, agents)
+    for dep in task.needs:
+        if not isinstance(dep, str):
+            raise SpecError(f"task {task.id!r}: 'needs' must be a list of task ids", task=task.id)
+    if (
+        isinstance(task.retries, bool)
+        or not isinstance(task.retries, int)
+        or not 0 <= task.retries <= 1000
+    ):
+        raise SpecError(
+            f"task {task.id!r}: 'retries' must be a whole number from 0 to 1000", task=task.id
+        )
+    if not is_seconds(task.timeout, allow_none=True):
+        raise SpecError(
+            f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
+        )
+    _check_map(task)
+    try:
+        size = len(orjson.dumps(task.input))
+    except TypeError as exc:
+        raise SpecError(
+            f"task {task.id!r}: input is not JSON-serialisable: {exc}", task=task.id
+        ) from None
+    if size > limits.max_input_bytes:
+        raise SpecError(
+            f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
+            task=task.id,
+        )
+    return size
+
+
+def _check_map(task: TaskSpec) -> None:
+    """A mapped task maps over one of its needs, and its input leaves room for the item."""
+    if task.map is None:
+        return
+    if not isinstance(task.map, str) or task.map not in task.needs:
+        raise SpecError(f"task {task.id!r}: 'map' must name one of its needs", task=task.id)
+    if task.input is not None and (not isinstance(task.input, Mapping) or "item" in task.input):
+        raise SpecError(
+            f"task {task.id!r}: a mapped task's input must be a mapping without 'item' (or none)",
+            task=task.id,
+        )
+
+
+def _check_agent(task: TaskSpec, agents: Collection[str] | None) -> None:
+    if not isinstance(task.agent, str):
+        raise SpecError(
+            f"task {task.id!r}: 'agent' must be a name (or give 'wait_for' instead)", task=task.id
+        )
+    check_id("agent name", task.agent)
+    if agents is not None and task.agent not in agents:
+        raise SpecError(
+            f"task {task.id!r}: unknown agent {task.agent!r} (known: {', '.join(sorted(agents))})",
+            task=task.id,
+        )
+
+
+def _check_wait(task: TaskSpec) -> None:
+    """A declared wait runs no agent: it waits for the signal ``wait_for`` (its timeout is how
+    long), then takes the signal's payload, or ``default`` on timeout, as its result."""
+    if task.agent:
+        raise SpecError(
+            f"task {task.id!r}: a task has either 'agent' or 'wait_for', not both", task=task.id
+        )
+    if not isinstance(task.wait_for, str) or not ID_PATTERN.fullmatch(task.wait_for):
+        raise SpecError(
+            f"task {task.id!r}: 'wait_for' must be a signal name of 1-128 characters "
+            "from A-Z a-z 0-9 _ . -",
+            task=task.id,
+        )
+    if task.map is not None:
+        raise SpecError(f"task {task.id!r}: a wait cannot also 'map'", task=task.id)
+    if task.default is not None:
+        try:
+            orjson.dumps(task.default)
+        except TypeError as exc:
+            raise SpecError(
+                f"task {task.id!r}: 'default' is not JSON-serialisable: {exc}", task=task.id
+            ) from None
