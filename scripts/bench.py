@@ -111,7 +111,7 @@ if __name__ == "bench":  # imported by a worker or resolver started by the bench
 
 SCRIPTS = Path(__file__).resolve().parent
 STREAMPROC = Path(sys.executable).parent / "streamproc"
-ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat")
+ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat", "submit-cpu")
 EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
@@ -997,6 +997,8 @@ def summarise_profile(opts: Options, scenario: str, role: str) -> None:
 
 
 async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) -> list[Result]:
+    import bench_submit  # imports this module as "bench": see main()
+
     opts = Options(
         url=server.url,
         redis_pid=server.process.pid if server.process else None,
@@ -1022,6 +1024,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "dag": lambda: submit_scenario(opts, admin, "dag", DAG, 2_000 // scale, None),
         "lat": lambda: lat_scenario(opts, admin),
         "submit-only": lambda: submit_only_scenario(opts),
+        "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
     }
     wanted = args.only or list(ALL_SCENARIOS)
     # The ratio needs the ceiling: measure it first whenever anything else runs.
@@ -1102,6 +1105,9 @@ def _scenario_list(text: str) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
+    # The scenario modules import this one by name: give them this copy, not a second one
+    # (which would register the no-op agent again).
+    sys.modules.setdefault("bench", sys.modules[__name__])
     args = parse_args(argv)
     if args.limit_consumer:
         url, stream, group, count = args.limit_consumer

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import pickle
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +114,14 @@ class WorkflowSpec:
     ) -> list[str]:
         """Return the task ids in a dependency order, or raise :class:`SpecError` naming the task
         at fault.  ``agents`` is the known registry, when there is one."""
+        order = self.validate_shape(agents, limits)
+        self.encode_inputs(limits)
+        return order
+
+    def validate_shape(
+        self, agents: Collection[str] | None = None, limits: Limits = Limits()
+    ) -> list[str]:
+        """:meth:`validate` but for the inputs: what only :meth:`shape_key` decides."""
         if not self.tasks:
             raise SpecError("a workflow needs at least one task")
         rounds = self.adjust_rounds
@@ -125,13 +135,28 @@ class WorkflowSpec:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
         if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
             raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
-        sizes: dict[str, int] = {}
+        seen: set[str] = set()
         for task in self.tasks:
-            sizes[task.id] = _validate_task(task, sizes, agents, limits)
-        order = topological_order({t.id: t.needs for t in self.tasks})
-        for task in self.tasks:
-            _check_received(task, sizes)
-        return order
+            _validate_task(task, seen, agents)
+            seen.add(task.id)
+        return topological_order({t.id: t.needs for t in self.tasks})
+
+    def encode_inputs(self, limits: Limits = Limits()) -> list[bytes]:
+        """Each task's input as JSON, or raise :class:`SpecError` naming a task whose input is
+        no JSON, too large, or makes what it receives too large (its shape valid)."""
+        encoded = [_encoded_input(task, limits) for task in self.tasks]
+        if sum(map(len, encoded)) > MAX_ENTRY_BYTES:  # else no task can receive too much
+            sizes = {task.id: len(data) for task, data in zip(self.tasks, encoded, strict=True)}
+            for task in self.tasks:
+                _check_received(task, sizes)
+        return encoded
+
+    def shape_key(self) -> bytes:
+        """Every field but the tasks' inputs, pickled (so 1, 1.0, True, NaN and None differ, as
+        they would not as dict keys or JSON): specs with one key are valid alike but for their
+        inputs, and write one hash but for their inputs and digest.  Nothing is unpickled."""
+        shape = (_workflow_shape(self), [_task_shape(t) for t in self.tasks])
+        return pickle.dumps(shape, pickle.HIGHEST_PROTOCOL)
 
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""
@@ -142,6 +167,12 @@ class WorkflowSpec:
         if self.timeout is not None:  # absent, the digest stays what it was before timeouts
             whole.append(self.timeout)
         return hashlib.sha256(orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+
+
+# What a spec's shape is made of: every field but the tasks (workflow) and the input (task),
+# so a field added to either class is part of the shape without a change here.
+_workflow_shape = attrgetter(*(f.name for f in fields(WorkflowSpec) if f.name != "tasks"))
+_task_shape = attrgetter(*(f.name for f in fields(TaskSpec) if f.name != "input"))
 
 
 class _NoAliasLoader(yaml.SafeLoader):
@@ -176,15 +207,18 @@ def _check_size(text: str | bytes) -> None:
 
 
 def _task_from_dict(index: int, data: Any) -> TaskSpec:
-    if not isinstance(data, Mapping):
+    # isinstance(x, dict|list|tuple) first: the abstract classes' checks cost several times more.
+    if not isinstance(data, dict) and not isinstance(data, Mapping):
         raise SpecError(f"task #{index} must be a mapping")
     task_id = data.get("id")
     label = task_id if isinstance(task_id, str) else f"#{index}"
-    unknown = set(data) - TASK_KEYS
-    if unknown:
-        raise SpecError(f"task {label!r}: unknown keys {sorted(map(str, unknown))}", task=label)
+    if not TASK_KEYS.issuperset(data):
+        unknown = sorted(map(str, set(data) - TASK_KEYS))
+        raise SpecError(f"task {label!r}: unknown keys {unknown}", task=label)
     needs = data.get("needs", ())
-    if isinstance(needs, str) or not isinstance(needs, Sequence):
+    if not isinstance(needs, list | tuple) and (
+        isinstance(needs, str) or not isinstance(needs, Sequence)
+    ):
         raise SpecError(f"task {label!r}: 'needs' must be a list of task ids", task=label)
     return TaskSpec(
         id=task_id,  # type: ignore[arg-type]  # checked in validate()
@@ -205,10 +239,8 @@ def _is_seconds(value: object, allow_none: bool) -> bool:
     return 0 < value <= MAX_TIMEOUT
 
 
-def _validate_task(
-    task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
-) -> int:
-    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON."""
+def _validate_task(task: TaskSpec, seen: Collection[str], agents: Collection[str] | None) -> None:
+    """Check ``task``, but for its input, against the ids ``seen`` before it."""
     check_id("task id", task.id)
     if task.id in seen:
         raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
@@ -235,18 +267,22 @@ def _validate_task(
         raise SpecError(
             f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
         )
+
+
+def _encoded_input(task: TaskSpec, limits: Limits) -> bytes:
     try:
-        size = len(orjson.dumps(task.input))
+        data = orjson.dumps(task.input)
     except TypeError as exc:
         raise SpecError(
             f"task {task.id!r}: input is not JSON-serialisable: {exc}", task=task.id
         ) from None
-    if size > limits.max_input_bytes:
+    if len(data) > limits.max_input_bytes:
         raise SpecError(
-            f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
+            f"task {task.id!r}: input is {len(data)} bytes, over the {limits.max_input_bytes} "
+            "limit",
             task=task.id,
         )
-    return size
+    return data
 
 
 def _check_received(task: TaskSpec, sizes: Mapping[str, int]) -> None:

@@ -9,6 +9,7 @@ names, and goes on as each function's header says.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -16,9 +17,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
-from streamproc.spec import WorkflowSpec
 from streamproc.store.codec import Completion, CompletionKind
-from streamproc.store.fields import initial_fields
 from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.keys import Keyspace, delayed_task
 
@@ -31,13 +30,20 @@ def layout(
     args: Sequence[Arg],
 ) -> list[Arg]:
     """numkeys, KEYS and ARGV in the layout every engine function shares."""
-    keys: list[Arg] = list(keyspace.head(shard))
-    for agent in agents:
-        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
+    keys: list[Arg] = list(_leading_keys(keyspace, shard, tuple(agents)))
     for workflow_id in workflow_ids:
         key = keyspace.workflow(workflow_id)
         keys += (key, keyspace.history_of(key))
     return [len(keys), *keys, len(agents), *agents, *args]
+
+
+@functools.lru_cache(maxsize=1024)
+def _leading_keys(keyspace: Keyspace, shard: int, agents: tuple[str, ...]) -> tuple[str, ...]:
+    """The shard's fixed keys and each agent's streams: the same for every call naming them."""
+    keys = keyspace.head(shard)
+    for agent in agents:
+        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
+    return tuple(keys)
 
 
 # -- sp_submit (submit.lua) -----------------------------------------------------------------
@@ -55,20 +61,12 @@ class Submitted(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Blueprint:
-    """What ``sp_submit`` writes for every workflow of one spec, encoded once: its agents,
-    and the arguments after the workflow id (digest, root tasks, the count of hash arguments,
-    those arguments)."""
+    """What ``sp_submit`` writes for a workflow (``template.py`` makes it): its agents, and
+    the arguments after the workflow id (digest, root tasks, the count of hash arguments, those
+    arguments)."""
 
     agents: list[str]
     args: list[Arg]
-
-    @classmethod
-    def of(cls, spec: WorkflowSpec, ttl_ms: int) -> Blueprint:
-        """``spec``, validated by the caller, for workflows kept ``ttl_ms`` after they end."""
-        roots = " ".join(t.id for t in spec.tasks if not t.needs)
-        hash_args = initial_fields(spec, ttl_ms)
-        agents = sorted({t.agent for t in spec.tasks})
-        return cls(agents, [spec.digest(), roots, len(hash_args), *hash_args])
 
     def hash_bytes(self) -> int:
         """The bytes of the hash arguments, as ``sp_submit`` counts them for a tenant."""

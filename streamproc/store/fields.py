@@ -19,7 +19,7 @@ Per-task fields (:class:`TaskField`) are ``<letter>:<task id>``: ``g`` agent, ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -96,9 +96,9 @@ class TaskField(StrEnum):
         return name[len(prefix) :] if name.startswith(prefix) else None
 
 
-def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
+def initial_fields(spec: WorkflowSpec, ttl_ms: int, inputs: Sequence[bytes]) -> list[Value]:
     """The hash a new workflow starts with, as HSET arguments (``sp_submit`` adds its digest,
-    status and creation time)."""
+    status and creation time); ``inputs`` are the tasks' inputs as JSON, in spec order."""
     dependents: dict[str, list[str]] = {t.id: [] for t in spec.tasks}
     for task in spec.tasks:
         for dep in dict.fromkeys(task.needs):
@@ -119,13 +119,13 @@ def initial_fields(spec: WorkflowSpec, ttl_ms: int) -> list[Value]:
     ]
     if spec.timeout is not None:
         out += (WorkflowField.TIMEOUT, round(spec.timeout * 1000))
-    for t in spec.tasks:
+    for t, data in zip(spec.tasks, inputs, strict=True):
         needs = list(dict.fromkeys(t.needs))
         out += (
             TaskField.AGENT.of(t.id),
             t.agent,
             TaskField.INPUT.of(t.id),
-            orjson.dumps(t.input),
+            data,
             TaskField.NEEDS.of(t.id),
             " ".join(needs),
             TaskField.DEPENDENTS.of(t.id),
