@@ -111,7 +111,7 @@ if __name__ == "bench":  # imported by a worker or resolver started by the bench
 
 SCRIPTS = Path(__file__).resolve().parent
 STREAMPROC = Path(sys.executable).parent / "streamproc"
-ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat", "submit-cpu", "chain")
+ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat", "submit-cpu", "chain", "memory")
 EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
@@ -998,6 +998,7 @@ def summarise_profile(opts: Options, scenario: str, role: str) -> None:
 
 async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) -> list[Result]:
     import bench_chain  # these import this module as "bench": see main()
+    import bench_memory
     import bench_submit
 
     opts = Options(
@@ -1027,6 +1028,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "submit-only": lambda: submit_only_scenario(opts),
         "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
         "chain": lambda: bench_chain.chain_scenario(opts, admin),
+        "memory": lambda: bench_memory.memory_scenario(opts, admin),
     }
     wanted = args.only or list(ALL_SCENARIOS)
     # The ratio needs the ceiling: measure it first whenever anything else runs.
