@@ -26,6 +26,13 @@ Scenarios (``--quick`` runs a tenth of each):
 ``dag``         2,000 workflows t1 -> t2 -> t3 -> (t4, t5): 10,000 tasks, one submit at a time.
 ``lat``         500 one-task workflows/s offered for 10 s, open loop (each submit is its own
                 asyncio task, launched on schedule; at most 64 in flight).
+``submit-cpu``  client CPU per submit of a fresh spec, no worker (``bench_submit.py``).
+``chain``       per-hop latency of 10-step chains, 100 workflows/s (``bench_chain.py``).
+``memory``      Redis memory per finished workflow, streams trimmed (``bench_memory.py``).
+
+``--peers`` runs ``flat``, ``dag`` and ``lat`` through streamproc, taskiq and Celery too,
+alternating, with fresh specs, and prints the ratios to the best peer (``bench_peers.py``);
+then the ``--only`` scenarios, if any.
 
 Timing: once the last submit call returned, the bench process reads the shard's events stream
 from the start of the measured window with XREAD COUNT 1000, then every 20 ms once caught up
@@ -114,6 +121,7 @@ SCRIPTS = Path(__file__).resolve().parent
 STREAMPROC = Path(sys.executable).parent / "streamproc"
 ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat", "submit-cpu", "chain", "memory")
 EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
+UNBOUNDED_BY_LIMIT = ("submit-cpu", "chain", "memory")  # no tasks/s to set beside the ceiling
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
@@ -1061,7 +1069,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
             result = await scenarios[name]()
             if name == "limit":
                 limit = result
-            if limit is not None and limit.tasks_per_s:
+            if limit is not None and limit.tasks_per_s and name not in UNBOUNDED_BY_LIMIT:
                 result.ratio_to_limit = result.tasks_per_s / limit.tasks_per_s
             results.append(result)
             row = result.row()

@@ -84,21 +84,30 @@ async def chain_scenario(opts: Options, admin: Redis) -> Result:
         (s.started_us[i + 1] - s.started_us[i]) / 1000 for s in steps for i in range(STEPS - 1)
     )
     last = max(watcher.ended.values())
+    parts, p50, p99 = hop_parts(steps), percentile(hops_ms, 0.5), percentile(hops_ms, 0.99)
+    how = (
+        "per hop: a step's agent start -> the next step's (µs stamps); p50/p99 ms of its parts: "
+        f"start -> next published {parts['start_to_publish_p50_ms']}/"
+        f"{parts['start_to_publish_p99_ms']}, published -> started "
+        f"{parts['publish_to_start_p50_ms']}/{parts['publish_to_start_p99_ms']}; by events' "
+        f"at: {by_events['hop_at_p50_ms']}/{by_events['hop_at_p99_ms']}, by their ids: "
+        f"{by_events['hop_entry_id_p50_ms']}/{by_events['hop_entry_id_p99_ms']}"
+    )
     return Result(
         scenario="chain",
         tasks=workflows * STEPS,
         workflows=workflows,
         seconds=(last - first) / 1000,
         latencies=hops_ms,
-        latency="per hop: a step's agent start -> the next step's agent start (µs stamps)",
+        latency=how,
         cpu=cpu,
         extra={
             "offered_per_s": RATE,
             "hops": len(hops_ms),
-            "hop_p50_us": _rounded(percentile(hops_ms, 0.5), 1000),
-            "hop_p99_us": _rounded(percentile(hops_ms, 0.99), 1000),
+            "hop_p50_us": _rounded(p50, 1000),
+            "hop_p99_us": _rounded(p99, 1000),
             "hop_max_us": _rounded(hops_ms[-1] if hops_ms else None, 1000),
-            **hop_parts(steps),
+            **parts,
             **by_events,
         },
     )

@@ -112,7 +112,9 @@ async def memory_scenario(opts: Options, admin: Redis) -> Result:
                         "bytes_per_workflow": round(per),
                         "hash_bytes": statistics.median(hashes),
                         "history_bytes": statistics.median(histories),
-                        "hash_encoding": str(await admin.object("encoding", ks.workflow(ids[0]))),
+                        "hash_encoding": (
+                            await admin.object("encoding", ks.workflow(ids[0]))
+                        ).decode(),
                         "events_share_bytes": round((events_after - events_before) / count),
                     }
                     parts = extra[name]
