@@ -151,12 +151,16 @@ class WorkflowSpec:
                 _check_received(task, sizes)
         return encoded
 
-    def shape_key(self) -> bytes:
+    def shape_key(self) -> bytes | None:
         """Every field but the tasks' inputs, pickled (so 1, 1.0, True, NaN and None differ, as
         they would not as dict keys or JSON): specs with one key are valid alike but for their
-        inputs, and write one hash but for their inputs and digest.  Nothing is unpickled."""
+        inputs, and write one hash but for their inputs and digest.  Nothing is unpickled.
+        None when a field cannot be pickled (no valid spec has such a field)."""
         shape = (_workflow_shape(self), [_task_shape(t) for t in self.tasks])
-        return pickle.dumps(shape, pickle.HIGHEST_PROTOCOL)
+        try:
+            return pickle.dumps(shape, pickle.HIGHEST_PROTOCOL)
+        except Exception:  # pickling fails in many ways (a lambda, a local class, recursion)
+            return None
 
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""

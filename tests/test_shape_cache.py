@@ -73,6 +73,7 @@ def test_a_spec_of_another_shape_gets_its_own(other: WorkflowSpec) -> None:
         (chain("x" * 200, 2), "input is 202 bytes, over the 100 limit"),
         (chain({1, 2}, 2), "input is not JSON-serialisable"),
         (spec({"id": "a", "agent": "nope"}), "unknown agent 'nope'"),
+        (chain(1, 2, retries=lambda: 1), "'retries' must be a whole number"),  # no pickle
     ],
 )
 def test_validation_still_refuses_a_bad_spec_once_shapes_are_cached(

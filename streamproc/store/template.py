@@ -64,13 +64,14 @@ class Shapes:
     def blueprint(self, spec: WorkflowSpec) -> calls.Blueprint:
         """Validate ``spec`` (its shape only once) and lay out what ``sp_submit`` writes."""
         key = spec.shape_key()
-        shape = self._shapes.get(key)
+        shape = None if key is None else self._shapes.get(key)
         if shape is None:
             spec.validate_shape(self.agents, self.settings.limits)
         inputs = spec.encode_inputs(self.settings.limits)
         if shape is None:
             shape = Shape.of(spec, inputs, int(self.settings.workflow_ttl * 1000))
-            if len(self._shapes) >= SHAPE_CACHE:
-                self._shapes.pop(next(iter(self._shapes)))
-            self._shapes[key] = shape
+            if key is not None:
+                if len(self._shapes) >= SHAPE_CACHE:
+                    self._shapes.pop(next(iter(self._shapes)))
+                self._shapes[key] = shape
         return shape.blueprint(spec, inputs)
