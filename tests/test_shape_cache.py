@@ -39,6 +39,18 @@ def test_specs_of_one_shape_share_it_and_keep_their_own_inputs_and_digest() -> N
     assert two == Shapes(SETTINGS, None).blueprint(second)
 
 
+def test_one_spec_submitted_again_gets_its_blueprint_back_until_its_inputs_change() -> None:
+    shapes = Shapes(SETTINGS, None)
+    inputs: dict[str, Any] = {"n": 1}
+    same = chain(inputs, 2)
+    first = shapes.blueprint(same)
+    assert shapes.blueprint(same) is first
+    inputs["n"] = 2  # a mutable input changed in place: a new digest and input
+    again = shapes.blueprint(same)
+    assert again is not first and again == Shapes(SETTINGS, None).blueprint(same)
+    assert again.args[0] != first.args[0] and b'{"n":2}' in again.args
+
+
 @pytest.mark.parametrize(
     "other",
     [

@@ -60,6 +60,9 @@ class Shapes:
         self.settings = settings
         self.agents = agents
         self._shapes: dict[bytes, Shape] = {}
+        # The last spec's shape key, inputs and blueprint: a program that submits one spec
+        # again and again gets it back (a digest is a function of those two).
+        self._last: tuple[bytes, list[bytes], calls.Blueprint] | None = None
 
     def blueprint(self, spec: WorkflowSpec) -> calls.Blueprint:
         """Validate ``spec`` (its shape only once) and lay out what ``sp_submit`` writes."""
@@ -68,10 +71,15 @@ class Shapes:
         if shape is None:
             spec.validate_shape(self.agents, self.settings.limits)
         inputs = spec.encode_inputs(self.settings.limits)
+        if shape is not None and self._last and self._last[:2] == (key, inputs):
+            return self._last[2]
         if shape is None:
             shape = Shape.of(spec, inputs, int(self.settings.workflow_ttl * 1000))
             if key is not None:
                 if len(self._shapes) >= SHAPE_CACHE:
                     self._shapes.pop(next(iter(self._shapes)))
                 self._shapes[key] = shape
-        return shape.blueprint(spec, inputs)
+        blueprint = shape.blueprint(spec, inputs)
+        if key is not None:
+            self._last = (key, inputs, blueprint)
+        return blueprint
