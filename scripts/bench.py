@@ -26,6 +26,13 @@ Scenarios (``--quick`` runs a tenth of each):
 ``dag``         2,000 workflows t1 -> t2 -> t3 -> (t4, t5): 10,000 tasks, one submit at a time.
 ``lat``         500 one-task workflows/s offered for 10 s, open loop (each submit is its own
                 asyncio task, launched on schedule; at most 64 in flight).
+``submit-cpu``  client CPU per submit of a fresh spec, no worker (``bench_submit.py``).
+``chain``       per-hop latency of 10-step chains, 100 workflows/s (``bench_chain.py``).
+``memory``      Redis memory per finished workflow, streams trimmed (``bench_memory.py``).
+
+``--peers`` runs ``flat``, ``dag`` and ``lat`` through streamproc, taskiq and Celery too,
+alternating, with fresh specs, and prints the ratios to the best peer (``bench_peers.py``);
+then the ``--only`` scenarios, if any.
 
 Timing: once the last submit call returned, the bench process reads the shard's events stream
 from the start of the measured window with XREAD COUNT 1000, then every 20 ms once caught up
@@ -66,7 +73,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -86,9 +93,10 @@ from streamproc.testing.embedded import EmbeddedRedis, free_port
 
 @agent("noop")
 async def noop(task: Task) -> int | None:
-    """The benchmarked agent: does nothing, but for ``lat``'s tasks (input ``"stamp"``)
-    returns when it started, in microseconds since the epoch."""
-    return time.time_ns() // 1000 if task.input == "stamp" else None
+    """The benchmarked agent: does nothing, but for ``lat``'s tasks (input ``"stamp"``, or an
+    object with a ``"stamp"`` key) returns when it started, in microseconds since the epoch."""
+    stamped = task.input == "stamp" or (isinstance(task.input, dict) and "stamp" in task.input)
+    return time.time_ns() // 1000 if stamped else None
 
 
 def _dump_tasks(signum: int, frame: object) -> None:
@@ -111,8 +119,9 @@ if __name__ == "bench":  # imported by a worker or resolver started by the bench
 
 SCRIPTS = Path(__file__).resolve().parent
 STREAMPROC = Path(sys.executable).parent / "streamproc"
-ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat")
+ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat", "submit-cpu", "chain", "memory")
 EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
+UNBOUNDED_BY_LIMIT = ("submit-cpu", "chain", "memory")  # no tasks/s to set beside the ceiling
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
@@ -146,6 +155,8 @@ LIMIT_FIELDS = {
     "to": "",
 }
 _live: list[subprocess.Popen[bytes]] = []
+# Makes the n-th fresh spec of a scenario: a new dict, with new inputs, as producers send.
+Fresh = Callable[[int], WorkflowSpec | Mapping[str, Any]]
 
 
 class BenchError(Exception):
@@ -291,6 +302,7 @@ class Result:
     cpu: dict[str, float | None] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
     ratio_to_limit: float | None = None
+    medians: tuple[float, float] | None = None  # (p50, p99) ms of several runs, given
 
     @property
     def tasks_per_s(self) -> float:
@@ -298,7 +310,7 @@ class Result:
 
     def row(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
-        p50, p99 = percentile(lat, 0.50), percentile(lat, 0.99)
+        p50, p99 = self.medians or (percentile(lat, 0.50), percentile(lat, 0.99))
         ratio = self.ratio_to_limit
         return {
             "scenario": self.scenario,
@@ -319,8 +331,9 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     def num(value: Any, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
+    width = max([12, *(len(r["scenario"]) + 1 for r in rows)])
     head = (
-        f"{'scenario':<12}{'tasks':>7}{'wfs':>7}{'seconds':>9}{'tasks/s':>9}{'p50 ms':>9}"
+        f"{'scenario':<{width}}{'tasks':>7}{'wfs':>7}{'seconds':>9}{'tasks/s':>9}{'p50 ms':>9}"
         f"{'p99 ms':>9}{'x limit':>9}   cpu s: worker/resolver/redis/bench"
     )
     lines = [head, "-" * len(head)]
@@ -328,12 +341,12 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         cpu = r["cpu_s"]
         cpus = "/".join(num(cpu.get(k), ".1f") for k in ("worker", "resolver", "redis", "bench"))
         lines.append(
-            f"{r['scenario']:<12}{r['tasks']:>7}{r['workflows']:>7}{r['seconds']:>9.2f}"
+            f"{r['scenario']:<{width}}{r['tasks']:>7}{r['workflows']:>7}{r['seconds']:>9.2f}"
             f"{r['tasks_per_s']:>9.0f}{num(r['p50_ms'], '.1f'):>9}{num(r['p99_ms'], '.1f'):>9}"
             f"{num(r['ratio_to_limit'], '.3f'):>9}   {cpus}"
         )
     lines.append("")
-    lines += [f"  {r['scenario']:<12}latency = {r['latency']}" for r in rows]
+    lines += [f"  {r['scenario']:<{width}}latency = {r['latency']}" for r in rows]
     return "\n".join(lines)
 
 
@@ -612,7 +625,10 @@ async def submit_scenario(
     spec: WorkflowSpec,
     workflows: int,
     batch: int | None,
+    fresh: Fresh | None = None,
 ) -> Result:
+    """``workflows`` of ``spec``, or, given ``fresh``, of a new spec of its shape per submit."""
+    make = fresh or (lambda n: spec)
     async with engine(opts, admin, name) as eng:
         ks = eng.keyspace
         watch_redis = Redis.from_url(opts.url)
@@ -629,13 +645,14 @@ async def submit_scenario(
                     for offset in range(0, workflows, batch):
                         count = min(batch, workflows - offset)
                         t = now_ms()
-                        for wf in await client.submit_many([spec] * count):
+                        specs = [make(offset + i) for i in range(count)]
+                        for wf in await client.submit_many(specs):
                             submitted[wf.encode()] = t
                         eng.check()
                 else:
                     for i in range(workflows):
                         t = now_ms()
-                        submitted[(await client.submit(spec)).encode()] = t
+                        submitted[(await client.submit(make(i))).encode()] = t
                         if i % 1000 == 0:
                             eng.check()
                 submit_s = (now_ms() - first) / 1000
@@ -659,7 +676,9 @@ async def submit_scenario(
     )
 
 
-async def lat_scenario(opts: Options, admin: Redis) -> Result:
+async def lat_scenario(opts: Options, admin: Redis, fresh: Fresh | None = None) -> Result:
+    """Open loop; given ``fresh``, a new spec of ``STAMPED``'s shape per submit."""
+    make = fresh or (lambda n: STAMPED)
     rate = 500
     duration = 1.0 if opts.quick else 10.0
     workflows = int(rate * duration)
@@ -679,10 +698,10 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
             # shows in from_schedule_p99_ms.
             in_flight = asyncio.Semaphore(64)
 
-            async def one(at: float) -> None:
+            async def one(at: float, n: int) -> None:
                 async with in_flight:
                     t = time.time_ns() / 1e6
-                    wf = (await client.submit(STAMPED)).encode()
+                    wf = (await client.submit(make(n))).encode()
                 submitted[wf], scheduled[wf] = t, at
                 returned.append(now_ms())
 
@@ -696,7 +715,8 @@ async def lat_scenario(opts: Options, admin: Redis) -> Result:
                 while launched < workflows:
                     due = min(workflows, int((time.monotonic() - start) * rate) + 1)
                     while launched < due:
-                        jobs.append(asyncio.create_task(one(first + launched * 1000 / rate)))
+                        at = first + launched * 1000 / rate
+                        jobs.append(asyncio.create_task(one(at, launched)))
                         launched += 1
                     if watching.done():
                         break
@@ -997,6 +1017,10 @@ def summarise_profile(opts: Options, scenario: str, role: str) -> None:
 
 
 async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) -> list[Result]:
+    import bench_chain  # these import this module as "bench": see main()
+    import bench_memory
+    import bench_submit
+
     opts = Options(
         url=server.url,
         redis_pid=server.process.pid if server.process else None,
@@ -1022,23 +1046,30 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "dag": lambda: submit_scenario(opts, admin, "dag", DAG, 2_000 // scale, None),
         "lat": lambda: lat_scenario(opts, admin),
         "submit-only": lambda: submit_only_scenario(opts),
+        "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
+        "chain": lambda: bench_chain.chain_scenario(opts, admin),
+        "memory": lambda: bench_memory.memory_scenario(opts, admin),
     }
-    wanted = args.only or list(ALL_SCENARIOS)
+    wanted = args.only or ([] if args.peers else list(ALL_SCENARIOS))
     # The ratio needs the ceiling: measure it first whenever anything else runs.
-    order = (["limit"] if "limit" in wanted or not args.no_limit else []) + [
+    order = (["limit"] if "limit" in wanted or (wanted and not args.no_limit) else []) + [
         s for s in wanted if s != "limit"
     ]
     admin = Redis.from_url(server.url)
     results: list[Result] = []
     limit: Result | None = None
     try:
+        if args.peers:
+            import bench_peers
+
+            results += await bench_peers.compare(opts, admin, args.reps or (1 if args.quick else 3))
         for name in order:
             await settle(admin)
             say(f"running {name} ...")
             result = await scenarios[name]()
             if name == "limit":
                 limit = result
-            if limit is not None and limit.tasks_per_s:
+            if limit is not None and limit.tasks_per_s and name not in UNBOUNDED_BY_LIMIT:
                 result.ratio_to_limit = result.tasks_per_s / limit.tasks_per_s
             results.append(result)
             row = result.row()
@@ -1088,6 +1119,14 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="keep the daemons' and redis-server's logs after a good run",
     )
     parser.add_argument("--dump", metavar="DIR", help="write each workflow's timeline as CSV")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="flat, dag and lat through streamproc, taskiq and Celery, alternating, with the "
+        "ratio to the best peer (installs the bench extra if missing); then the --only "
+        "scenarios, if given",
+    )
+    parser.add_argument("--reps", type=int, help="with --peers: runs of each (3; --quick: 1)")
     parser.add_argument("--limit-consumer", nargs=4, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -1102,6 +1141,9 @@ def _scenario_list(text: str) -> list[str]:
 
 
 def main(argv: Sequence[str]) -> int:
+    # The scenario modules import this one by name: give them this copy, not a second one
+    # (which would register the no-op agent again).
+    sys.modules.setdefault("bench", sys.modules[__name__])
     args = parse_args(argv)
     if args.limit_consumer:
         url, stream, group, count = args.limit_consumer
@@ -1113,6 +1155,9 @@ def main(argv: Sequence[str]) -> int:
     if not STREAMPROC.exists():
         say(f"error: {STREAMPROC} is missing: run scripts/setup first")
         return 2
+    if args.peers and not peers_installed():
+        say("installing the bench extra (the peers' packages): scripts/setup bench")
+        subprocess.run([str(SCRIPTS / "setup"), "bench"], check=True)
     signal.signal(signal.SIGTERM, _on_sigterm)
     log_dir = Path(tempfile.mkdtemp(prefix="streamproc-bench-"))
     port = free_port()
@@ -1145,8 +1190,18 @@ def main(argv: Sequence[str]) -> int:
             shutil.rmtree(log_dir, ignore_errors=True)
     if not args.json:
         print(render_table([r.row() for r in results]))
+    if args.peers:
+        import bench_peers
+
+        print("\n" + bench_peers.ratios(results))
     say(f"total {time.monotonic() - started:.1f}s")
     return 0
+
+
+def peers_installed() -> bool:
+    import importlib.util
+
+    return all(importlib.util.find_spec(name) for name in ("taskiq_redis", "celery"))
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
