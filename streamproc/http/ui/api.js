@@ -32,8 +32,8 @@ export const lacks = (scope) => lacking.has(scope);
 export const enc = encodeURIComponent;
 
 /** One API call; the parsed JSON (or text) reply, else NeedsToken (401) or ApiError. */
-export async function call(method, path, body) {
-  const headers = { Accept: "application/json" };
+export async function call(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
   const bearer = token();
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   const init = { method, headers, cache: "no-store" };

@@ -1,10 +1,12 @@
 // One run (#/workflows/<id>): its DAG, kept live by its event stream (tasks a spawn or a map
-// adds included); a task's details, streamed output among them, on click; cancel while it runs.
+// adds included); a task's details, streamed output among them, on click (and the signal an
+// awaiting task waits for, sent from there); cancel while it runs.
 
 import { call, enc, follow } from "./api.js";
 import { drawDag } from "./dag.js";
 import { badge, cell, confirmed, el, notice, pre, span, table, when } from "./dom.js";
 import { OutputPanel, RunOutput } from "./output.js";
+import { SignalForm } from "./signal.js";
 
 const REFRESH_MS = 150; // events coming together are one read of the state
 
@@ -36,6 +38,7 @@ export async function runPage(main, view, id) {
   let state = await call("GET", path);
   let selected = null;
   let panel = null; // the selected task's output, kept across redraws
+  let signal = null; // its signal form, kept across redraws: what was typed stays
   const inputs = new Map(); // `${task}:${attempt}` -> input
   const taskOf = (id) => state.tasks.find((t) => t.id === id);
 
@@ -45,11 +48,14 @@ export async function runPage(main, view, id) {
     graph.replaceChildren(drawDag(state.tasks, selected, select));
     if (!selected) return;
     panel.update(taskOf(selected));
-    drawDetails(details, taskOf(selected), selected, path, inputs, [...seen.values()], panel.element);
+    signal.update(taskOf(selected));
+    const parts = { output: panel.element, signal: signal.element };
+    drawDetails(details, taskOf(selected), selected, path, inputs, [...seen.values()], parts);
   };
   const select = (task) => {
     selected = task;
     panel = new OutputPanel(output, task);
+    signal = new SignalForm(path);
     draw();
     details.scrollIntoView({ block: "nearest" });
   };
@@ -112,7 +118,7 @@ function drawHead(head, state) {
   );
 }
 
-function drawDetails(box, task, taskId, path, inputs, events, output) {
+function drawDetails(box, task, taskId, path, inputs, events, { output, signal }) {
   if (!task) {
     box.replaceChildren(notice(`No task ${taskId} in this run.`));
     return;
@@ -167,6 +173,7 @@ function drawDetails(box, task, taskId, path, inputs, events, output) {
       fact("ran", task.began_ms && task.ended_ms ? span(task.ended_ms - task.began_ms) : ""),
       fact("worker", task.consumer),
     ),
+    signal,
     task.error ? el("div", {}, el("h3", {}, "Error"), el("pre", { class: "error", "data-part": "error" }, task.error)) : "",
     el("h3", {}, "Input"),
     input,
