@@ -23,7 +23,7 @@ from streamproc.signals import SignalSent, encode_payload, send
 from streamproc.spec import WorkflowSpec
 from streamproc.store import admin, calls, functions, tenants
 from streamproc.store.codec import decode_fields
-from streamproc.store.fields import WorkflowField, parse_state
+from streamproc.store.fields import parse_state
 from streamproc.store.keys import check_id
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.store.template import Template, encoded_inputs
@@ -262,31 +262,10 @@ class Client:
         ``task``, ``att``, ``seq``, ``format`` (text or json), ``chunk`` and ``superseded``
         (its attempt is no longer the task's current one).  Reads the workflow's own history
         and output streams, so following one workflow never reads the others' events."""
-        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        streams = [self.keyspace.history(workflow_id)]
-        if output:
-            streams.append(self.keyspace.output(workflow_id))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for stream in streams:
-                pipe.xrevrange(stream, count=1)
-            pipe.hget(key, WorkflowField.STATUS)
-            *lasts, status = await pipe.execute()
-        if status is None:
-            raise WorkflowNotFound(workflow_id)
-        if start is not None:
-            cursors = dict.fromkeys(streams, start.encode())
-        elif status.decode() in TERMINAL:
-            return
-        else:
-            cursors = {s: t[0][0] if t else b"0-0" for s, t in zip(streams, lasts, strict=True)}
-        while True:
-            read = await lifecycle.read_streams(self.redis, cursors, lifecycle.BLOCK_MS)
-            if not read and not await self.redis.exists(key):
-                raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
-            for event in await lifecycle.mark_superseded(self.redis, self.keyspace, read):
-                yield event.shown()
-                if event.kind in TERMINAL:
-                    return
+        async for event in lifecycle.follow_state(
+            self.redis, self.keyspace, workflow_id, start, output
+        ):
+            yield event
 
     async def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         """Every event of the workflow so far, in order (kept as long as the workflow)."""

@@ -242,6 +242,38 @@ async def follow_workflow(
             return  # its final event was trimmed away, or came in the read just done
 
 
+async def follow_state(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str | None, output: bool
+) -> AsyncIterator[dict[str, Any]]:
+    """``Client.follow``: the workflow's events as shown (from now on, or after ``start``), with
+    its output unless ``output`` is false, up to its final event."""
+    key = keyspace.workflow(check_id("workflow id", workflow_id))
+    streams = [keyspace.history(workflow_id)]
+    if output:
+        streams.append(keyspace.output(workflow_id))
+    async with redis.pipeline(transaction=True) as pipe:
+        for stream in streams:
+            pipe.xrevrange(stream, count=1)
+        pipe.hget(key, WorkflowField.STATUS)
+        *lasts, status = await pipe.execute()
+    if status is None:
+        raise WorkflowNotFound(workflow_id)
+    if start is not None:
+        cursors = dict.fromkeys(streams, start.encode())
+    elif status.decode() in TERMINAL:
+        return
+    else:
+        cursors = {s: t[0][0] if t else b"0-0" for s, t in zip(streams, lasts, strict=True)}
+    while True:
+        read = await read_streams(redis, cursors, BLOCK_MS)
+        if not read and not await redis.exists(key):
+            raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
+        for event in await mark_superseded(redis, keyspace, read):
+            yield event.shown()
+            if event.kind in TERMINAL:
+                return
+
+
 async def has_ended(redis: Redis, key: str) -> bool:
     """Whether the workflow hashed at ``key`` is over: finished, or expired and gone."""
     status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
