@@ -12,7 +12,7 @@ from streamproc import Client
 from streamproc.ops.status import agent_stats, declared_waits
 from tests.cli_runner import ECHO_AGENTS, at, run
 from tests.conftest import Engine, eventually
-from tests.test_waits import GATED, _gate_attempt, asking, is_in
+from tests.test_waits import GATED, _gate_attempt, asking, history_kinds, is_in, state_of
 
 SHORT = {**GATED["tasks"][1], "timeout": 0.2}
 
@@ -128,4 +128,37 @@ async def test_an_adjustment_resetting_a_wait_counts_it_once(
     assert await counts(redis, client) == (1, 0)
     await client.signal(workflow_id, "approval", "yes")
     assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    assert await counts(redis, client) == (0, 0)
+
+
+async def test_a_superseded_wait_leaves_the_count(
+    waiting_engine: Engine, client: Client, redis: Redis
+) -> None:
+    long = "a long enough text to pass the judge's fifty character rule"
+    spawn = [{"id": "q1", "agent": "asker", "input": {"signal": "go"}}]
+    spec = {
+        "tasks": [
+            {"id": "x", "agent": "echo", "input": "short"},
+            {"id": "plan", "agent": "planner", "needs": ["x"], "input": {"spawn": spawn}},
+            {"id": "g", "agent": "gate"},
+            {
+                "id": "judge",
+                "agent": "judge",
+                "needs": ["x", "g"],
+                "input": {"adjust": {"x": long}},
+            },
+        ]
+    }
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: counted(redis, client, (0, 1)))  # q1 awaits
+    await redis.rpush(f"open:{workflow_id}:g", "go")  # judge resets x: plan's q1 is superseded
+
+    async def spawned_again() -> bool:
+        kinds = await history_kinds(redis, client, workflow_id)
+        return kinds.count(b"tasks_superseded") == 1 and kinds.count(b"task_awaiting") == 2
+
+    await eventually(spawned_again)
+    assert await state_of(client, workflow_id, "q1") == "awaiting"
+    assert await counts(redis, client) == (0, 1)
+    assert await client.cancel(workflow_id)
     assert await counts(redis, client) == (0, 0)
