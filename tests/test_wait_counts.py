@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client
+from streamproc.ops.deadletters import requeue
 from streamproc.ops.status import agent_stats, declared_waits
 from tests.cli_runner import ECHO_AGENTS, at, run
 from tests.conftest import Engine, eventually
@@ -161,4 +162,20 @@ async def test_a_superseded_wait_leaves_the_count(
     assert await state_of(client, workflow_id, "q1") == "awaiting"
     assert await counts(redis, client) == (0, 1)
     assert await client.cancel(workflow_id)
+    assert await counts(redis, client) == (0, 0)
+
+
+async def test_a_revived_workflow_counts_its_wait_again(
+    waiting_engine: Engine, client: Client, redis: Redis
+) -> None:
+    wait = {"id": "approve", "wait_for": "approval"}
+    workflow_id = await client.submit({"tasks": [wait, {"id": "fix", "agent": "fixable"}]})
+    assert (await client.wait(workflow_id, timeout=20)).status == "failed"
+    assert await counts(redis, client) == (0, 0)  # the failure skipped the wait
+    (entry_id, _), *_ = await redis.xrange(client.keyspace.dead(0, "fixable"))
+    await redis.set(f"fixed:{workflow_id}", 1)
+    await requeue(redis, client.keyspace, "fixable", entry_id.decode())
+    await eventually(lambda: counted(redis, client, (1, 0)))
+    await client.signal(workflow_id, "approval", "yes")
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
     assert await counts(redis, client) == (0, 0)
