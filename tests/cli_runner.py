@@ -24,6 +24,7 @@ STATUS_KEYS = {
     "pending",
     "consumers",
     "dead_letters",
+    "awaiting",
     "desired",
     "unserved",
 }

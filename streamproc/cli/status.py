@@ -8,7 +8,7 @@ import orjson
 from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, connected, verb
 from streamproc.ops.retention import all_debug_groups
-from streamproc.ops.status import agent_stats, known_agents
+from streamproc.ops.status import agent_stats, declared_waits, known_agents
 from streamproc.outbound.cache import cache_stats
 from streamproc.registry import registered
 from streamproc.transport.groups import DebugGroup
@@ -18,7 +18,8 @@ from streamproc.transport.groups import DebugGroup
 @verb
 @json_option("One JSON object per agent, then per search provider.")
 async def status(ctx: Context, as_json: bool) -> None:
-    """Per agent: stream length, group lag, pending, consumers, dead letters; per search
+    """Per agent: stream length, group lag, pending, consumers, dead letters, tasks awaiting a
+    signal (and how many declared waits await one); per search
     provider: cache hits, misses and upstream calls; the debug groups of each stream.  Consumers
     are members of the agent's groups, one per worker process and shard however many tasks each
     runs at once; desired is the autoscaler's fleet-wide count of task slots, so the two differ
@@ -26,24 +27,29 @@ async def status(ctx: Context, as_json: bool) -> None:
     async with connected(ctx) as redis:
         names = sorted(set(await known_agents(redis, ctx.keyspace)) | set(registered()))
         stats = await agent_stats(redis, ctx.keyspace, names)
+        waits = await declared_waits(redis, ctx.keyspace)
         cache = await cache_stats(redis, ctx.keyspace)
         debug = await all_debug_groups(redis, ctx.keyspace, names)
     if as_json:
         for row in stats:
             click.echo(orjson.dumps(row.to_dict()))
+        if waits:
+            click.echo(orjson.dumps({"declared_waits_awaiting": waits}))
         for provider, counters in sorted(cache.items()):
             click.echo(orjson.dumps({"provider": provider, **counters}))
         for group in debug:
             click.echo(orjson.dumps(_debug_dict(group)))
         return
     header = f"{'agent':<16}{'length':>8}{'lag':>8}{'pending':>9}{'consumers':>11}{'dead':>7}"
-    click.echo(header + f"{'desired':>9}")
+    click.echo(header + f"{'awaiting':>10}{'desired':>9}")
     for row in stats:
         desired = "-" if row.desired is None else str(row.desired)
         click.echo(
             f"{row.agent:<16}{row.length:>8}{row.lag:>8}{row.pending:>9}{row.consumers:>11}"
-            f"{row.dead_letters:>7}{desired:>9}"
+            f"{row.dead_letters:>7}{row.awaiting:>10}{desired:>9}"
         )
+    if waits:
+        click.echo(f"{waits} declared waits awaiting signals")
     for row in stats:
         if row.unserved:
             click.echo(f"no consumer serves {row.agent}: {row.lag + row.pending} tasks waiting")

@@ -1,4 +1,5 @@
-"""Per-agent figures for ``streamproc status``: backlog, pending, consumers, dead letters."""
+"""Per-agent figures for ``streamproc status``: backlog, pending, consumers, dead letters, and
+tasks awaiting a signal (counted by the engine functions in each shard's usage hash)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from redis.exceptions import ResponseError
 
 from streamproc.autoscale.fleet import desired_counts
 from streamproc.store.agents import shard_agents
+from streamproc.store.fields import UsageField
 from streamproc.store.keys import Keyspace
 
 
@@ -24,6 +26,7 @@ class AgentStats:
     pending: int
     consumers: int
     dead_letters: int
+    awaiting: int  # its tasks awaiting a signal
     desired: int | None = None  # the autoscaler's fleet-wide count; None when it is off
 
     @property
@@ -46,15 +49,17 @@ async def agent_stats(redis: Redis, keyspace: Keyspace, agents: list[str]) -> li
     out = []
     desired = await desired_counts(redis, keyspace, agents)
     for agent in agents:
-        totals = dict(length=0, lag=0, pending=0, consumers=0, dead_letters=0)
+        totals = dict(length=0, lag=0, pending=0, consumers=0, dead_letters=0, awaiting=0)
         for shard in keyspace.all_shards():
             stream = keyspace.tasks(shard, agent)
             pipe = redis.pipeline(transaction=False)
             pipe.xlen(stream)
             pipe.xlen(keyspace.dead(shard, agent))
-            length, dead = await pipe.execute()
+            pipe.hget(keyspace.usage(shard), UsageField.AWAITING + agent)
+            length, dead, awaiting = await pipe.execute()
             totals["length"] += length
             totals["dead_letters"] += dead
+            totals["awaiting"] += int(awaiting or 0)
             try:
                 groups = await redis.xinfo_groups(stream)
             except ResponseError:
@@ -68,3 +73,11 @@ async def agent_stats(redis: Redis, keyspace: Keyspace, agents: list[str]) -> li
                 totals["lag"] += length
         out.append(AgentStats(agent, **totals, desired=desired.get(agent)))
     return out
+
+
+async def declared_waits(redis: Redis, keyspace: Keyspace) -> int:
+    """Tasks declared as waits (they have no agent) now awaiting a signal, over all shards."""
+    pipe = redis.pipeline(transaction=False)
+    for shard in keyspace.all_shards():
+        pipe.hget(keyspace.usage(shard), UsageField.AWAITING.value)
+    return sum(int(count or 0) for count in await pipe.execute())

@@ -79,6 +79,7 @@ class UsageField(StrEnum):
     AGENT = "agent:"
     WORKFLOWS = "workflows:"
     BYTES = "bytes:"
+    AWAITING = "awaiting:"  # tasks of the agent awaiting a signal ('' names declared waits)
 
 
 class TaskField(StrEnum):

@@ -19,7 +19,9 @@ key                            type    holds
 ``{ns:s}:agents``              set     agent names used by any workflow of the shard
 ``{ns:s}:usage``               hash    counters: ``agent:<a>`` running workflows naming
                                        agent a; ``workflows:<t>``, ``bytes:<t>`` tenant t's
-                                       workflows in flight and bytes stored
+                                       workflows in flight and bytes stored;
+                                       ``awaiting:<a>`` a's tasks awaiting a signal
+                                       (``awaiting:`` declared waits)
 ``{ns:s}:retained``            zset    ended tenant workflows ``"<t> <bytes> <hash key>"``
                                        scored by expiry (ms): their bytes, still counted
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard

@@ -28,6 +28,7 @@ local function reset(ctx, key, wf, d, cause, round)
   if f[1] == TS.delayed or f[1] == TS.awaiting then  -- a retry, or a wait's timeout
     redis.call('ZREM', ctx.delayed, delayed_member(wf, d))
   end
+  if f[1] == TS.awaiting then count_awaiting(ctx, key, d, -1) end
   if f[1] ~= TS.waiting then
     if d ~= cause then
       append_history(key, d, {attempt = tonumber(f[2]), outcome = 'reset', cause = cause,

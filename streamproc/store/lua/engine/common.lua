@@ -15,6 +15,9 @@ sp_prune_agents never removes an agent a running workflow names) and, when it wa
 for a tenant, in that tenant's workflows in flight; its tenant's bytes count its inputs and
 the results recorded while it runs, until its retention passes (a workflow kept forever
 counts forever).  Every ending passes through expire() below, and sp_revive counts again.
+It also counts, per agent ('' for declared waits), the tasks awaiting a signal: run_wait counts
+one in, and every way out of `awaiting` (resume, time_out, skip_unpublished, adjust's reset,
+supersede) counts it out through count_awaiting.
 
 Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL after), so
 each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
@@ -190,6 +193,13 @@ local function count_usage(ctx, key, delta, ttl)
   end
 end
 
+-- t begins (1) or stops (-1) awaiting a signal: the usage hash counts awaiting tasks per agent
+-- ('' for declared waits), so status shows them without reading any workflow.
+local function count_awaiting(ctx, key, t, delta)
+  local agent = redis.call('HGET', key, TF.agent .. t) or ''
+  redis.call('HINCRBY', ctx.usage, US.awaiting .. agent, delta)
+end
+
 -- Ended tenant workflows whose retention passed no longer count their bytes (at most 1000 a
 -- call; the next call goes on).
 local function release_retained(ctx)
@@ -230,6 +240,7 @@ local function skip_unpublished(ctx, key, wf, order, states)
     local s = states[i]
     if s == TS.waiting or s == TS.delayed or s == TS.awaiting then
       redis.call('HSET', key, TF.state .. t, TS.skipped)
+      if s == TS.awaiting then count_awaiting(ctx, key, t, -1) end
       if s ~= TS.waiting then redis.call('ZREM', ctx.delayed, delayed_member(wf, t)) end
     end
   end

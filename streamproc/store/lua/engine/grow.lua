@@ -193,7 +193,10 @@ local function supersede(ctx, key, wf, seen, cause, round)
     local f = redis.call('HMGET', key, TF.state .. d, TF.attempt .. d, TF.needs .. d,
                          TF.dependents .. d)
     if f[1] ~= TS.done then redis.call('HINCRBY', key, WF.left, -1) end
-    if f[1] == TS.delayed then redis.call('ZREM', ctx.delayed, delayed_member(wf, d)) end
+    if f[1] == TS.delayed or f[1] == TS.awaiting then
+      redis.call('ZREM', ctx.delayed, delayed_member(wf, d))
+    end
+    if f[1] == TS.awaiting then count_awaiting(ctx, key, d, -1) end
     redis.call('HSET', key, TF.state .. d, TS.superseded)
     append_history(key, d, {attempt = tonumber(f[2]), outcome = 'superseded', cause = cause,
                             round = round, at = ctx.now})

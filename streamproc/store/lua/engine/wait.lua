@@ -30,6 +30,7 @@ sp_signal: send one signal to one workflow.
 -- agent's task is published again.  Returns false when the workflow failed.
 local function resume(ctx, key, wf, t, payload)
   redis.call('ZREM', ctx.delayed, delayed_member(wf, t))
+  count_awaiting(ctx, key, t, -1)
   local f = redis.call('HMGET', key, TF.agent .. t, TF.attempt .. t, WF.status,
                        TF.dependents .. t, WF.left, WF.ttl, WF.tenant, TF.began .. t)
   if not f[1] then
@@ -65,6 +66,7 @@ run_wait = function(ctx, key, wf, t, name, timeout_ms)
   local f = redis.call('HMGET', key, TF.attempt .. t, TF.agent .. t)
   local id, payload = take_kept(key, name)
   redis.call('HSET', key, TF.state .. t, TS.awaiting, TF.wait_for .. t, name)
+  count_awaiting(ctx, key, t, 1)
   if not f[2] then redis.call('HSET', key, TF.began .. t, ctx.now) end
   if id then
     emit(ctx, key, wf, EV.task_awaiting, t, f[1], ctx.now, EF.signal, name, EF.signal_id, id)
@@ -96,6 +98,7 @@ local function time_out(ctx, key, wf, t)
   local reason = "timed out waiting for signal '" .. f[1] .. "'"
   emit(ctx, key, wf, EV.wait_timed_out, t, f[4], ctx.now, EF.signal, f[1])
   if f[2] then return resume(ctx, key, wf, t, f[2]) end
+  count_awaiting(ctx, key, t, -1)
   redis.call('HSET', key, TF.error .. t, reason, TF.ended .. t, ctx.now)
   if f[3] then
     dead_letter(ctx, key, wf, t, f[3], f[4], reason)
