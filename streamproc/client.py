@@ -19,7 +19,7 @@ from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.ops import events as lifecycle
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
-from streamproc.signals import SignalSent, encode_payload, send
+from streamproc.ops.signals import SignalSent, encode_payload, send
 from streamproc.spec import WorkflowSpec
 from streamproc.store import admin, calls, functions, tenants
 from streamproc.store.codec import decode_fields
@@ -224,7 +224,7 @@ class Client:
         """Send the signal ``name`` to a running workflow: the first task waiting for it
         resumes with ``payload``, or, when none waits yet, the signal is kept for the first
         wait for it that begins.  A ``signal_id`` applies once: sending it again is a no-op
-        (outcome ``duplicate``).  See ``streamproc/signals.py`` for what it refuses."""
+        (outcome ``duplicate``).  See ``streamproc/ops/signals.py`` for what it refuses."""
         encoded = encode_payload(payload)
         return await send(self.redis, self.keyspace, workflow_id, name, encoded, signal_id)
 

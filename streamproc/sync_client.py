@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from streamproc.client import Client
 from streamproc.ops.listing import DEFAULT_LIMIT, WorkflowPage
-from streamproc.signals import SignalSent
+from streamproc.ops.signals import SignalSent
 from streamproc.spec import WorkflowSpec
 from streamproc.store.state import WorkflowState
 from streamproc.store.tenants import Quota

@@ -11,7 +11,7 @@ from streamproc.cli.options import json_option
 from streamproc.cli.verb import Context, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
-from streamproc.signals import SignalSent, parse_payload, send
+from streamproc.ops.signals import SignalSent, parse_payload, send
 
 
 @click.command("signal")

@@ -1,5 +1,5 @@
 """``POST /workflows/{id}/signals/{name}``: send a signal to a running workflow
-(``streamproc/signals.py``), its body the payload as JSON (empty: null), and its OpenAPI
+(``streamproc/ops/signals.py``), its body the payload as JSON (empty: null), and its OpenAPI
 description.  The Idempotency-Key header, when given, is the signal's id: a retry is
 applied once."""
 
@@ -22,7 +22,7 @@ from streamproc.http.openapi_parts import (
     refusals,
     scoped,
 )
-from streamproc.signals import parse_payload, send
+from streamproc.ops.signals import parse_payload, send
 from streamproc.store.signals import MAX_SIGNAL_BYTES
 
 SIGNAL = "/workflows/{id}/signals/{name}"
