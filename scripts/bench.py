@@ -308,6 +308,13 @@ class Result:
     def tasks_per_s(self) -> float:
         return self.tasks / self.seconds if self.seconds > 0 else 0.0
 
+    def redis_us_per_workflow(self) -> float | None:
+        """redis-server's CPU (user and system, from /proc) per workflow of the window."""
+        redis = self.cpu.get("redis")
+        return (
+            None if redis is None or not self.workflows else round(redis * 1e6 / self.workflows, 1)
+        )
+
     def row(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
         p50, p99 = self.medians or (percentile(lat, 0.50), percentile(lat, 0.99))
@@ -323,6 +330,7 @@ class Result:
             "ratio_to_limit": None if ratio is None else round(ratio, 3),
             "latency": self.latency,
             "cpu_s": {k: None if v is None else round(v, 2) for k, v in self.cpu.items()},
+            "redis_us_per_wf": self.redis_us_per_workflow(),
             **self.extra,
         }
 
@@ -334,7 +342,7 @@ def render_table(rows: list[dict[str, Any]]) -> str:
     width = max([12, *(len(r["scenario"]) + 1 for r in rows)])
     head = (
         f"{'scenario':<{width}}{'tasks':>7}{'wfs':>7}{'seconds':>9}{'tasks/s':>9}{'p50 ms':>9}"
-        f"{'p99 ms':>9}{'x limit':>9}   cpu s: worker/resolver/redis/bench"
+        f"{'p99 ms':>9}{'x limit':>9}{'redis µs/wf':>12}   cpu s: worker/resolver/redis/bench"
     )
     lines = [head, "-" * len(head)]
     for r in rows:
@@ -343,7 +351,8 @@ def render_table(rows: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['scenario']:<{width}}{r['tasks']:>7}{r['workflows']:>7}{r['seconds']:>9.2f}"
             f"{r['tasks_per_s']:>9.0f}{num(r['p50_ms'], '.1f'):>9}{num(r['p99_ms'], '.1f'):>9}"
-            f"{num(r['ratio_to_limit'], '.3f'):>9}   {cpus}"
+            f"{num(r['ratio_to_limit'], '.3f'):>9}{num(r.get('redis_us_per_wf'), '.0f'):>12}"
+            f"   {cpus}"
         )
     lines.append("")
     lines += [f"  {r['scenario']:<{width}}latency = {r['latency']}" for r in rows]
