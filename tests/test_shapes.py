@@ -108,6 +108,15 @@ def test_a_submit_does_not_change_the_caller_spec_or_earlier_blueprints() -> Non
     assert spec == kept and first == snapshot
 
 
+def test_changing_a_submitted_spec_afterwards_changes_no_later_submit() -> None:
+    shapes = Shapes()
+    first = base()
+    cached(shapes, first)
+    first["tasks"][2]["default"].append(2)  # the caller reuses its default list
+    later = base([{"n": 3}, None, None])
+    assert cached(shapes, later) == uncached(later)
+
+
 def variants() -> list[tuple[str, dict[str, Any]]]:
     """The base spec with one field other than an input changed, each still valid."""
     out: list[tuple[str, dict[str, Any]]] = []

@@ -15,6 +15,7 @@ of one they say of the other.  A spec that does not pickle is checked in full ev
 
 from __future__ import annotations
 
+import copy
 import pickle
 from collections import OrderedDict
 from collections.abc import Collection, Mapping
@@ -36,7 +37,7 @@ WORKFLOW_FIELDS = tuple(f.name for f in fields(WorkflowSpec) if f.name != "tasks
 class Shape:
     """A checked spec shape: the blueprint of its first spec, and where its inputs go."""
 
-    spec: WorkflowSpec  # its inputs are its first submit's: only its other fields are read
+    spec: WorkflowSpec  # a copy of its first submit's: only its fields but inputs are read
     agents: list[str]
     args: list[Arg]  # Blueprint.args, its first submit's digest and inputs in them
     slots: list[int]  # where in args each task's input goes
@@ -54,7 +55,8 @@ class Shape:
             slots = [at[TaskField.INPUT.of(t.id)] for t in spec.tasks]
         except KeyError:
             return None
-        return cls(spec, blueprint.agents, args, slots, settings)
+        # A copy, so a caller changing its spec's default later changes no later digest.
+        return cls(copy.deepcopy(spec), blueprint.agents, args, slots, settings)
 
     def blueprint(self, inputs: list[Any]) -> calls.Blueprint:
         """The blueprint of the spec of this shape with ``inputs`` (one per task, checked
