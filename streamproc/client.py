@@ -25,12 +25,11 @@ from streamproc.store import admin, calls, functions, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
 from streamproc.store.keys import check_id
+from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
-from streamproc.store.template import Template, encoded_inputs
 from streamproc.transport import durability
 
 log = logging.getLogger(__name__)
-TEMPLATE_CACHE = 64
 SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
 LIMITS = (calls.Submitted.IN_FLIGHT_LIMIT, calls.Submitted.STORED_LIMIT)
 
@@ -53,7 +52,7 @@ class Client:
         self.keyspace = self.settings.keyspace
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
-        self._templates: dict[int, Template] = {}
+        self._shapes = Shapes()
         self._fsync: durability.Fsync | None = None
 
     async def __aenter__(self) -> Client:
@@ -174,27 +173,13 @@ class Client:
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
     ) -> calls.NewWorkflow:
-        blueprint = self._template(spec).blueprint
+        blueprint = self._shapes.blueprint(spec, self.settings, self.agents)
         workflow_id = check_id("workflow id", workflow_id) if workflow_id else uuid.uuid4().hex
         return calls.NewWorkflow(workflow_id, blueprint)
 
     def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[functions.Arg]]:
         """One ``sp_submit`` call's arguments per chunk (workflows of one shard)."""
         return [calls.submit_arguments(self.keyspace, chunk) for chunk in chunks]
-
-    def _template(self, spec: WorkflowSpec | Mapping[str, Any]) -> Template:
-        """Validate and encode a spec once: a program submitting one spec object many times
-        pays for it once, as long as the tasks' inputs still encode to the same bytes."""
-        if not isinstance(spec, WorkflowSpec):
-            return Template.build(WorkflowSpec.from_dict(spec), self.settings, self.agents)
-        cached = self._templates.get(id(spec))
-        if cached is not None and cached.spec is spec and cached.inputs == encoded_inputs(spec):
-            return cached
-        template = Template.build(spec, self.settings, self.agents)
-        if len(self._templates) >= TEMPLATE_CACHE:
-            self._templates.pop(next(iter(self._templates)))
-        self._templates[id(spec)] = template
-        return template
 
     @staticmethod
     def _check_outcome(workflow_id: str, outcome: calls.Submitted) -> str:

@@ -13,7 +13,7 @@ import yaml
 
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
-from streamproc.spec_checks import MAX_TIMEOUT, is_seconds, validate_task
+from streamproc.spec_checks import MAX_TIMEOUT, check_task_input, check_task_shape, is_seconds
 from streamproc.store.codec import MAX_ENTRY_BYTES
 
 MAX_SPEC_BYTES = 1 << 20
@@ -123,6 +123,13 @@ class WorkflowSpec:
     ) -> list[str]:
         """Return the task ids in a dependency order, or raise :class:`SpecError` naming the task
         at fault.  ``agents`` is the known registry, when there is one."""
+        order = self.check_shape(agents, limits)
+        check_inputs(self.tasks, [t.input for t in self.tasks], limits)
+        return order
+
+    def check_shape(self, agents: Collection[str] | None, limits: Limits) -> list[str]:
+        """:meth:`validate` but for the tasks' inputs (``check_inputs``): what holds for every
+        spec that differs from this one only in its inputs."""
         if not self.tasks:
             raise SpecError("a workflow needs at least one task")
         rounds = self.adjust_rounds
@@ -136,26 +143,41 @@ class WorkflowSpec:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
         if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
             raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
-        sizes: dict[str, int] = {}
+        seen: set[str] = set()
         for task in self.tasks:
-            sizes[task.id] = validate_task(task, sizes, agents, limits)
-        order = topological_order({t.id: t.needs for t in self.tasks})
-        for task in self.tasks:
-            _check_received(task, sizes)
-        return order
+            check_task_shape(task, seen, agents)
+            seen.add(task.id)
+        return topological_order({t.id: t.needs for t in self.tasks})
 
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""
-        canonical = [
-            [t.id, t.agent, t.input, list(t.needs), t.retries, t.timeout]
-            + ([] if t.map is None else [t.map])  # absent, the digest stays what it was
-            + ([] if t.wait_for is None else [t.wait_for, t.default])
-            for t in self.tasks
-        ]
-        whole: list[Any] = [self.name, self.adjust_rounds, canonical]
-        if self.timeout is not None:  # absent, the digest stays what it was before timeouts
-            whole.append(self.timeout)
-        return hashlib.sha256(orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+        return digest(self, [t.input for t in self.tasks])
+
+
+def check_inputs(tasks: Sequence[TaskSpec], inputs: Sequence[Any], limits: Limits) -> list[bytes]:
+    """The inputs of ``tasks`` (of a spec whose shape is checked), one each, as JSON, or
+    :class:`SpecError` naming the first task whose input or received entry is refused."""
+    encoded = [
+        check_task_input(t.id, t.map, value, limits) for t, value in zip(tasks, inputs, strict=True)
+    ]
+    sizes = {t.id: len(value) for t, value in zip(tasks, encoded, strict=True)}
+    for task in tasks:
+        _check_received(task, sizes)
+    return encoded
+
+
+def digest(spec: WorkflowSpec, inputs: Sequence[Any]) -> str:
+    """:meth:`WorkflowSpec.digest` of ``spec`` with ``inputs`` (one per task) as its tasks'."""
+    canonical = [
+        [t.id, t.agent, value, list(t.needs), t.retries, t.timeout]
+        + ([] if t.map is None else [t.map])  # absent, the digest stays what it was
+        + ([] if t.wait_for is None else [t.wait_for, t.default])
+        for t, value in zip(spec.tasks, inputs, strict=True)
+    ]
+    whole: list[Any] = [spec.name, spec.adjust_rounds, canonical]
+    if spec.timeout is not None:  # absent, the digest stays what it was before timeouts
+        whole.append(spec.timeout)
+    return hashlib.sha256(orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
 
 
 class _NoAliasLoader(yaml.SafeLoader):

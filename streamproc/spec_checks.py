@@ -4,7 +4,7 @@ and input.  A spawn checks the tasks it adds with the same rules (``engine/spawn
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -29,8 +29,14 @@ def is_seconds(value: object, allow_none: bool) -> bool:
 def validate_task(
     task: TaskSpec, seen: Collection[str], agents: Collection[str] | None, limits: Limits
 ) -> int:
-    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON.
-    Its needs are checked only as names here (``topological_order`` finds dangling ones)."""
+    """Check ``task`` against the ids ``seen`` before it; the size of its input as JSON."""
+    check_task_shape(task, seen, agents)
+    return len(check_task_input(task.id, task.map, task.input, limits))
+
+
+def check_task_shape(task: TaskSpec, seen: Collection[str], agents: Collection[str] | None) -> None:
+    """Check all of ``task`` but its input, against the ids ``seen`` before it.  Its needs
+    are checked only as names here (``topological_order`` finds dangling ones)."""
     check_id("task id", task.id)
     if task.id in seen:
         raise SpecError(f"duplicate task id {task.id!r}", task=task.id)
@@ -57,32 +63,33 @@ def validate_task(
         raise SpecError(
             f"task {task.id!r}: 'timeout' must be seconds in (0, {MAX_TIMEOUT}]", task=task.id
         )
-    _check_map(task)
+    if task.map is not None and (not isinstance(task.map, str) or task.map not in task.needs):
+        raise SpecError(f"task {task.id!r}: 'map' must name one of its needs", task=task.id)
+
+
+def check_task_input(task_id: str, mapped: str | None, value: Any, limits: Limits) -> bytes:
+    """The input ``value`` of task ``task_id`` (which maps over ``mapped``, or not) as JSON,
+    or :class:`SpecError`: not JSON, too large, or, mapped, not a mapping with room for the
+    item."""
+    mappable = value is None or (isinstance(value, Mapping) and "item" not in value)
+    if mapped is not None and not mappable:
+        raise SpecError(
+            f"task {task_id!r}: a mapped task's input must be a mapping without 'item' (or none)",
+            task=task_id,
+        )
     try:
-        size = len(orjson.dumps(task.input))
+        encoded = orjson.dumps(value)
     except TypeError as exc:
         raise SpecError(
-            f"task {task.id!r}: input is not JSON-serialisable: {exc}", task=task.id
+            f"task {task_id!r}: input is not JSON-serialisable: {exc}", task=task_id
         ) from None
-    if size > limits.max_input_bytes:
+    if len(encoded) > limits.max_input_bytes:
         raise SpecError(
-            f"task {task.id!r}: input is {size} bytes, over the {limits.max_input_bytes} limit",
-            task=task.id,
+            f"task {task_id!r}: input is {len(encoded)} bytes, over the "
+            f"{limits.max_input_bytes} limit",
+            task=task_id,
         )
-    return size
-
-
-def _check_map(task: TaskSpec) -> None:
-    """A mapped task maps over one of its needs, and its input leaves room for the item."""
-    if task.map is None:
-        return
-    if not isinstance(task.map, str) or task.map not in task.needs:
-        raise SpecError(f"task {task.id!r}: 'map' must name one of its needs", task=task.id)
-    if task.input is not None and (not isinstance(task.input, Mapping) or "item" in task.input):
-        raise SpecError(
-            f"task {task.id!r}: a mapped task's input must be a mapping without 'item' (or none)",
-            task=task.id,
-        )
+    return encoded
 
 
 def _check_agent(task: TaskSpec, agents: Collection[str] | None) -> None:

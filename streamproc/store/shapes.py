@@ -1,0 +1,141 @@
+"""What a submit writes, from a cache of the spec shapes a client has seen.
+
+A producer sends a new spec on every submit, but most of them differ from one another only in
+their tasks' inputs.  A spec's shape is everything else (ids, agents, needs, retries,
+timeouts, map, wait_for, default; its name, adjust_rounds and timeout), and what depends on
+the shape alone is the costly part of a submit: its checks (ids, cycles, limits), its parsing
+and most of its hash.  So a shape is checked and laid out once, and each submit of it still
+checks and encodes its own inputs (``spec.check_inputs``), digests its own spec and fills its
+own inputs into a copy of the shape's hash arguments.
+
+The key of a shape is its fields pickled (inputs left out): two specs share one only when
+every field but the inputs is of the same type and value, so whatever the checks would say
+of one they say of the other.  A spec that does not pickle is checked in full every time.
+"""
+
+from __future__ import annotations
+
+import copy
+import pickle
+from collections import OrderedDict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from streamproc.config import ClientSettings
+from streamproc.spec import TaskSpec, WorkflowSpec, check_inputs, digest
+from streamproc.store import calls
+from streamproc.store.fields import TaskField
+from streamproc.store.functions import Arg
+
+SHAPES = 256  # shapes kept per client, least recently used dropped first
+TASK_FIELDS = tuple(f.name for f in fields(TaskSpec) if f.name != "input")
+WORKFLOW_FIELDS = tuple(f.name for f in fields(WorkflowSpec) if f.name != "tasks")
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A checked spec shape: the blueprint of its first spec, and where its inputs go."""
+
+    spec: WorkflowSpec  # a copy of its first submit's: only its fields but inputs are read
+    agents: list[str]
+    args: list[Arg]  # Blueprint.args, its first submit's digest and inputs in them
+    slots: list[int]  # where in args each task's input goes
+    settings: ClientSettings
+
+    @classmethod
+    def of(
+        cls, spec: WorkflowSpec, blueprint: calls.Blueprint, settings: ClientSettings
+    ) -> Shape | None:
+        """The shape of ``spec``, validated under ``settings``, whose ``blueprint`` this is;
+        None when its hash does not hold each task's input at a place of its own."""
+        args = blueprint.args
+        at = {args[i]: i + 1 for i in range(3, len(args), 2)}  # hash field -> its value
+        try:
+            slots = [at[TaskField.INPUT.of(t.id)] for t in spec.tasks]
+        except KeyError:
+            return None
+        # A copy, so a caller changing its spec's default later changes no later digest.
+        return cls(copy.deepcopy(spec), blueprint.agents, args, slots, settings)
+
+    def blueprint(self, inputs: list[Any]) -> calls.Blueprint:
+        """The blueprint of the spec of this shape with ``inputs`` (one per task, checked
+        here)."""
+        encoded = check_inputs(self.spec.tasks, inputs, self.settings.limits)
+        args = self.args.copy()
+        args[0] = digest(self.spec, inputs)
+        for slot, value in zip(self.slots, encoded, strict=True):
+            args[slot] = value
+        return calls.Blueprint(self.agents, args)
+
+
+class Shapes:
+    """A client's cache of shapes, bounded (least recently used dropped first)."""
+
+    def __init__(self, size: int = SHAPES) -> None:
+        self.size = size
+        self._shapes: OrderedDict[bytes, Shape] = OrderedDict()
+
+    def blueprint(
+        self,
+        spec: WorkflowSpec | Mapping[str, Any],
+        settings: ClientSettings,
+        known: Collection[str] | None,
+    ) -> calls.Blueprint:
+        """Validate ``spec`` under ``settings`` and the ``known`` agents (as
+        ``WorkflowSpec.validate``), and lay out what its submit writes."""
+        key, inputs = shape_key(spec)
+        shape = self._shapes.get(key) if key is not None else None
+        if shape is None or shape.settings is not settings or not _known(shape, known):
+            return self._add(key, spec, settings, known)
+        self._shapes.move_to_end(key)  # type: ignore[arg-type]  # a shape was found by it
+        return shape.blueprint(inputs)
+
+    def _add(
+        self,
+        key: bytes | None,
+        spec: WorkflowSpec | Mapping[str, Any],
+        settings: ClientSettings,
+        known: Collection[str] | None,
+    ) -> calls.Blueprint:
+        parsed = spec if isinstance(spec, WorkflowSpec) else WorkflowSpec.from_dict(spec)
+        parsed.validate(known, settings.limits)
+        ttl_ms = int(settings.workflow_ttl * 1000)
+        blueprint = calls.Blueprint.of(parsed, ttl_ms, settings.limits)
+        shape = Shape.of(parsed, blueprint, settings) if key is not None else None
+        if shape is not None:
+            self._shapes[key] = shape  # type: ignore[index]  # not None with a shape
+            if len(self._shapes) > self.size:
+                self._shapes.popitem(last=False)
+        return blueprint
+
+
+def _known(shape: Shape, known: Collection[str] | None) -> bool:
+    """Whether every agent of ``shape`` is still known (the set may have changed since)."""
+    return known is None or all(agent in known for agent in shape.agents)
+
+
+def shape_key(spec: WorkflowSpec | Mapping[str, Any]) -> tuple[bytes | None, list[Any]]:
+    """The key of ``spec``'s shape (None when it has none: checked in full every time), and
+    its tasks' inputs.  A mapping keys on its own items, before parsing, which a hit skips."""
+    try:
+        if isinstance(spec, WorkflowSpec):
+            tasks: Any = spec.tasks
+            inputs = [t.input for t in tasks]
+            head = [type(spec), *(getattr(spec, name) for name in WORKFLOW_FIELDS)]
+            body = [[type(t), *(getattr(t, name) for name in TASK_FIELDS)] for t in tasks]
+        elif type(spec) is dict and type(tasks := spec.get("tasks")) is list:
+            inputs = [t.get("input") for t in tasks]
+            head = [(k, v) for k, v in spec.items() if k != "tasks"]
+            body = [[(k, v) for k, v in _plain(t).items() if k != "input"] for t in tasks]
+        else:
+            return None, []
+        return pickle.dumps((head, body), protocol=pickle.HIGHEST_PROTOCOL), inputs
+    except Exception:  # a value that does not pickle, or a task of another type
+        return None, []
+
+
+def _plain(task: Any) -> dict[str, Any]:
+    if type(task) is not dict:
+        raise TypeError("a task other than a plain dict is parsed every time")
+    return task
