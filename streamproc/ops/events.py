@@ -29,7 +29,7 @@ from streamproc.errors import WorkflowNotFound
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
-from streamproc.store.fields import TaskField, WorkflowField
+from streamproc.store.fields import ABSENT, TaskField, WorkflowField
 from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import TERMINAL
 from streamproc.transport.cluster import is_cluster
@@ -131,7 +131,7 @@ async def mark_superseded(redis: Redis, keyspace: Keyspace, events: list[Event])
             pipe.hmget(keyspace.workflow(workflow_id), [TaskField.ATTEMPT.of(t) for t in tasks])
         replies = await pipe.execute()
     current = {
-        (workflow_id, task): int(attempt or 0)
+        (workflow_id, task): int(attempt or ABSENT[TaskField.ATTEMPT])
         for (workflow_id, tasks), attempts in zip(asked.items(), replies, strict=True)
         for task, attempt in zip(tasks, attempts, strict=True)
     }

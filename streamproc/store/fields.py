@@ -22,6 +22,12 @@ the number of instances it was expanded into, ``S`` the signal it waits for (``D
 default result), ``P`` the payload of the signal that resumed its ``WaitFor``.  Signals
 (:class:`SignalField`): ``o:<id>`` each signal applied (its name), ``v:<id>`` the payload of
 one kept until a wait takes it; ``pending`` lists those ids in arrival order.
+
+A field that would hold its default may be absent, and its absence reads as that default
+(in Python and in Lua alike): a count of 0 (``f``, ``k``, ``c``, ``edges``), an empty text
+(``n``, ``d``, ``T``, ``reason``), and the values of :data:`ABSENT` (``a`` of a first
+attempt, ``R``, ``rounds``, the ``max_*`` limits).  This release still writes them all, as
+the release before it reads only a hash that holds them; the next one leaves them out.
 """
 
 from __future__ import annotations
@@ -48,8 +54,8 @@ class WorkflowField(StrEnum):
     NAME = "name"
     ROUNDS = "rounds"
     DIGEST = "digest"
-    TIMEOUT = "timeout"  # ms after creation by which it must end; absent: no deadline
-    DEADLINE = "deadline"  # Redis-clock ms when it fails if still running (sp_expire)
+    TIMEOUT = "timeout"  # ms after `created` by which it must end (sp_expire); absent: none
+    DEADLINE = "deadline"  # created + timeout, written for releases whose sp_expire reads it
     AGENTS = "agents"  # its agents, each counted in the shard's usage while it runs
     TENANT = "tenant"  # the tenant it is counted for (absent: none)
     BYTES = "bytes"  # its inputs' and results' bytes counted for its tenant
@@ -155,7 +161,7 @@ def parse_state(workflow_id: str, raw: Mapping[bytes, bytes]) -> WorkflowState:
                 id=task_id,
                 agent=f.text(TaskField.AGENT.of(task_id)),
                 state=f.text(TaskField.STATE.of(task_id)),
-                attempt=f.number(TaskField.ATTEMPT.of(task_id)) or 1,
+                attempt=_present(f.get(TaskField.ATTEMPT.of(task_id)), TaskField.ATTEMPT),
                 failures=f.number(TaskField.FAILURES.of(task_id)) or 0,
                 lost=f.number(TaskField.LOST.of(task_id)) or 0,
                 needs=f.text(TaskField.NEEDS.of(task_id)).split(),
@@ -211,7 +217,7 @@ def queued_tasks(raw: Mapping[bytes, bytes]) -> list[QueuedTask]:
             found.append(
                 QueuedTask(
                     t,
-                    f.number(TaskField.ATTEMPT.of(t)) or 0,
+                    _present(f.get(TaskField.ATTEMPT.of(t)), TaskField.ATTEMPT),
                     f.text(TaskField.AGENT.of(t)),
                     f.get(TaskField.ENTRY.of(t)) or b"0-0",
                 )
@@ -234,7 +240,7 @@ def given(raw: Mapping[bytes, bytes], task: str) -> Given:
     timeout = f.text(TaskField.TIMEOUT.of(task))
     return Given(
         f.get(TaskField.INPUT.of(task)) or b"null",
-        f.number(TaskField.RETRIES.of(task)) or 0,
+        _present(f.get(TaskField.RETRIES.of(task)), TaskField.RETRIES),
         float(timeout) if timeout else None,
         f.get(TaskField.DEFAULT.of(task)),
     )
@@ -242,7 +248,26 @@ def given(raw: Mapping[bytes, bytes], task: str) -> Given:
 
 def adjust_rounds(raw: Mapping[bytes, bytes]) -> int:
     """The adjust rounds a workflow hash (HGETALL) allows per task."""
-    return _Reader(raw).number(WorkflowField.ROUNDS) or 1
+    return _present(_Reader(raw).get(WorkflowField.ROUNDS), WorkflowField.ROUNDS)
+
+
+# What the fields below read as when absent (a field holding this value may be left out).  They
+# are the hash format's own, fixed, equal today to the spec's and the client's defaults (so
+# most workflows leave them all out): a change to those defaults must not change what a
+# stored workflow means, so it must not change these.
+ABSENT: Mapping[TaskField | WorkflowField, int] = {
+    TaskField.ATTEMPT: 1,
+    TaskField.RETRIES: 2,
+    WorkflowField.ROUNDS: 1,
+    WorkflowField.MAX_TASKS: 2_000,
+    WorkflowField.MAX_EDGES: 20_000,
+    WorkflowField.MAX_INPUT: 256 * 1024,
+    WorkflowField.MAX_MAP: 1_000,
+}
+
+
+def _present(value: bytes | None, field: TaskField | WorkflowField) -> int:
+    return ABSENT[field] if value is None else int(value)
 
 
 class CacheField(StrEnum):

@@ -9,10 +9,10 @@ data they share (hashes, stream entries) stays compatible across releases; a lib
 behind by a release no process runs any more can be removed with ``FUNCTION DELETE``.
 
 A library's source is its ``#!lua`` line, then a prelude of the constants it shares with
-Python (hash and entry field names, event kinds, state names, the resolver's group, the entry
-format version), rendered here from the Python modules that own them, then its Lua files in
-order.  No Lua file spells
-one of those constants, and the digest covers them.  The typed calls of each library's
+Python (hash and entry field names, what an absent hash field reads as, event kinds, state
+names, the resolver's group, the entry format version), rendered here from the Python
+modules that own them, then its Lua files in order.  No Lua file spells one of those
+constants, and the digest covers them.  The typed calls of each library's
 functions are in ``calls.py`` (engine; also ``admin.py``, ``agents.py`` and ``tenants.py``),
 ``limits.py`` and ``cache.py``.
 """
@@ -36,7 +36,14 @@ from redis.exceptions import NoPermissionError, ResponseError
 from streamproc.errors import ConfigError
 from streamproc.store.codec import MAX_ENTRY_BYTES, PARKED_VALUE_BYTES, VERSION, CompletionKind
 from streamproc.store.entries import EntryField, EventKind
-from streamproc.store.fields import CacheField, SignalField, TaskField, UsageField, WorkflowField
+from streamproc.store.fields import (
+    ABSENT,
+    CacheField,
+    SignalField,
+    TaskField,
+    UsageField,
+    WorkflowField,
+)
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
@@ -150,6 +157,7 @@ ENGINE = Library.packaged(
         "WF": by_name(WorkflowField),
         "TF": {field.name.lower(): field.prefix for field in TaskField},
         "SG": {field.name.lower(): field.prefix for field in SignalField},
+        "ABSENT": {field.name.lower(): str(value) for field, value in ABSENT.items()},
         "TS": by_name(TaskStatus),
         "WS": by_name(WorkflowStatus),
         "KIND": by_name(CompletionKind),

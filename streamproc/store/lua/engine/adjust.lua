@@ -31,10 +31,10 @@ local function reset(ctx, key, wf, d, cause, round)
   if f[1] == TS.awaiting then count_awaiting(ctx, key, d, -1) end
   if f[1] ~= TS.waiting then
     if d ~= cause then
-      append_history(key, d, {attempt = tonumber(f[2]), outcome = 'reset', cause = cause,
-                              round = round, at = ctx.now})
+      append_history(key, d, {attempt = tonumber(f[2] or ABSENT.attempt), outcome = 'reset',
+                              cause = cause, round = round, at = ctx.now})
     end
-    redis.call('HINCRBY', key, TF.attempt .. d, 1)
+    next_attempt(key, d)
   end
   redis.call('HSET', key, TF.state .. d, TS.waiting)
   -- a mapped task maps its need's result again (supersede took its instances back), and a
@@ -49,7 +49,7 @@ end
 local function adjust(ctx, key, wf, t, att, status, target, why, input)
   local order, seen = downstream(key, target)
   local f = redis.call('HMGET', key, TF.adjusted .. target, WF.rounds)
-  local round, limit = tonumber(f[1] or '0') + 1, tonumber(f[2] or '0')
+  local round, limit = tonumber(f[1] or '0') + 1, tonumber(f[2] or ABSENT.rounds)
   local refusal
   local map_of = instance_of(key, target)
   if status ~= WS.running then refusal = 'workflow is ' .. status
@@ -67,7 +67,8 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
   end
   redis.call('HSET', key, TF.adjusted .. target, round)
   local previous = redis.call('HGET', key, TF.result .. target) or ''
-  append_history(key, target, {attempt = tonumber(redis.call('HGET', key, TF.attempt .. target)),
+  local adjusted = redis.call('HGET', key, TF.attempt .. target) or ABSENT.attempt
+  append_history(key, target, {attempt = tonumber(adjusted),
                                outcome = 'adjusted', reason = why, by = t, round = round,
                                previous = string.sub(previous, 1, 500), at = ctx.now})
   local gone = supersede(ctx, key, wf, seen, target, round)
@@ -89,7 +90,7 @@ local function adjust(ctx, key, wf, t, att, status, target, why, input)
     redis.call('HSET', key, TF.unmet .. d, unmet)
   end
   redis.call('HSET', key, TF.input .. target, input, TF.unmet .. target, 0)
-  local next_att = redis.call('HGET', key, TF.attempt .. target)
+  local next_att = redis.call('HGET', key, TF.attempt .. target) or ABSENT.attempt
   emit(ctx, key, wf, EV.task_adjusted, target, next_att, ctx.now, EF.by, t, EF.reason, why,
        EF.round, round)
   publish(ctx, key, wf, target)

@@ -72,14 +72,14 @@ end
 -- False when publishing it failed the workflow (its inputs are too large).
 local function revive_task(ctx, key, wf, t, state)
   local f = redis.call('HMGET', key, TF.attempt .. t, TF.entry .. t)
-  local att = f[1]
+  local att = f[1] or ABSENT.attempt
   if state == TS.failed then
     redis.call('HSET', key, TF.failures .. t, 0, TF.lost .. t, 0)
     redis.call('HDEL', key, TF.waiting_since .. t)
     append_history(key, t, {attempt = tonumber(att), outcome = 'requeued',
                             reason = 'from dead letters', at = ctx.now})
   end
-  if f[2] then att = redis.call('HINCRBY', key, TF.attempt .. t, 1) end
+  if f[2] then att = next_attempt(key, t) end
   local unmet = unmet_needs(key, t)
   redis.call('HSET', key, TF.unmet .. t, unmet, TF.state .. t, TS.waiting)
   if unmet > 0 then return true end
@@ -134,10 +134,10 @@ local function expire_overdue(keys, args)
   for a = ctx.arg_base + 1, #args, 2 do
     item = item + 1
     local key = keys[ctx.wf_base + 2 * item - 1]
-    local f = redis.call('HMGET', key, WF.status, WF.deadline)
-    if f[1] ~= WS.running or not f[2] then
+    local f = redis.call('HMGET', key, WF.status, WF.created, WF.timeout)
+    if f[1] ~= WS.running or not f[3] then
       redis.call('ZREM', ctx.deadlines, key)
-    elseif tonumber(f[2]) <= ctx.now then
+    elseif tonumber(f[2]) + tonumber(f[3]) <= ctx.now then  -- its deadline
       fail_workflow(ctx, key, args[a], args[a + 1])
       failed = failed + 1
     end

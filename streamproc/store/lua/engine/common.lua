@@ -5,10 +5,10 @@
   (streamproc/store/functions.py): WF workflow fields, TF per-task field prefixes (TF.state ..
   task), TS task states, WS workflow statuses, KIND completion kinds, SG the field prefixes
   of signals, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
-  GROUP the resolver's group, VERSION the entry format version,
-  DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
-  longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py),
-  US the counter prefixes of the usage hash.
+  ABSENT what hash fields left out read as (fields.py), GROUP the resolver's group, VERSION
+  the entry format version, DELAYED_SEPARATOR between workflow and task in a delayed set
+  member, PARKED_BYTES the longest value a dead letter keeps whole, ENTRY_BYTES the largest
+  task entry (codec.py), US the counter prefixes of the usage hash.
 
 Usage: while a workflow runs, the shard's usage hash counts it for each of its agents (so
 sp_prune_agents never removes an agent a running workflow names) and, when it was submitted
@@ -135,6 +135,7 @@ local function publish(ctx, key, wf, t)
   local f = redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t,
                        TF.attempt .. t, TF.timeout .. t, TF.map .. t, TF.wait_for .. t,
                        TF.signal .. t)
+  f[4] = f[4] or ABSENT.attempt
   if f[6] then return run_map(ctx, key, wf, t, f) end
   if f[7] and not f[1] then
     return run_wait(ctx, key, wf, t, f[7], math.floor((tonumber(f[5] or '') or 0) * 1000))
@@ -150,7 +151,7 @@ local function publish(ctx, key, wf, t)
     deps = '{' .. table.concat(parts, ',') .. '}'
   end
   local entry = {EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, f[1], EF.att, f[4],
-                 EF.payload, f[2], EF.deps, deps, EF.timeout, f[5]}
+                 EF.payload, f[2], EF.deps, deps, EF.timeout, f[5] or ''}
   if f[8] then
     entry[#entry + 1], entry[#entry + 2] = EF.signal_payload, f[8]
   end
@@ -168,6 +169,14 @@ end
 -- A task whose current attempt is published: queued, or running once its worker began it.
 local function published(state)
   return state == TS.queued or state == TS.running
+end
+
+-- Record t's next attempt and return it: its field is absent while it is the first (fields.py),
+-- and an increment from absent gives 1, so that one increments again.
+local function next_attempt(key, t)
+  local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
+  if att == 1 then att = redis.call('HINCRBY', key, TF.attempt .. t, 1) end
+  return att
 end
 
 local function append_history(key, t, record)

@@ -60,7 +60,8 @@ local function spawn_refusal(key, parent, tasks, waiters)
   if not tasks then return 'malformed spawn' end
   local order = split(redis.call('HGET', key, WF.order))
   local limits = redis.call('HMGET', key, WF.max_tasks, WF.max_input, WF.max_edges, WF.edges)
-  local max_tasks, max_input = tonumber(limits[1] or '0'), tonumber(limits[2] or '0')
+  local max_tasks = tonumber(limits[1] or ABSENT.max_tasks)
+  local max_input = tonumber(limits[2] or ABSENT.max_input)
   local existing, joining, count = {}, {}, #order
   for _, id in ipairs(order) do existing[id] = true end
   for _, task in ipairs(tasks) do
@@ -93,7 +94,7 @@ local function spawn_refusal(key, parent, tasks, waiters)
     return string.format('%d tasks would take the workflow past its limit of %d', count,
                          max_tasks)
   end
-  local max_edges, edges = tonumber(limits[3] or '0'), tonumber(limits[4] or '0')
+  local max_edges, edges = tonumber(limits[3] or ABSENT.max_edges), tonumber(limits[4] or '0')
   edges = edges + new_edges(tasks, waiters)
   if max_edges > 0 and edges > max_edges then
     return string.format('%d dependencies would take the workflow past its limit of %d',
@@ -112,7 +113,8 @@ local function add_tasks(key, parent, tasks, waiters)
   local waiting_for = table.concat(waiters, ' ')
   for _, task in ipairs(tasks) do
     local id, unmet = task[1], 0
-    local attempt = tonumber(redis.call('HGET', key, TF.attempt .. id) or '0') + 1
+    local was = redis.call('HMGET', key, TF.state .. id, TF.attempt .. id)
+    local attempt = was[1] and tonumber(was[2] or ABSENT.attempt) + 1 or 1
     if attempt == 1 then
       new[#new + 1] = id
     else
@@ -198,8 +200,8 @@ local function supersede(ctx, key, wf, seen, cause, round)
     end
     if f[1] == TS.awaiting then count_awaiting(ctx, key, d, -1) end
     redis.call('HSET', key, TF.state .. d, TS.superseded)
-    append_history(key, d, {attempt = tonumber(f[2]), outcome = 'superseded', cause = cause,
-                            round = round, at = ctx.now})
+    append_history(key, d, {attempt = tonumber(f[2] or ABSENT.attempt), outcome = 'superseded',
+                            cause = cause, round = round, at = ctx.now})
     local needs, edges = split(f[3]), 0
     for _, need in ipairs(needs) do
       if not gone[need] then drop(key, TF.dependents .. need, d) end

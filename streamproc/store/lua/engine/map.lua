@@ -92,7 +92,7 @@ run_map = function(ctx, key, wf, t, f)
                        WF.max_map)
   if g[1] then return collect(ctx, key, wf, t, f[4], tonumber(g[1])) end
   local items = array_items(g[2] or 'null')
-  local limit = tonumber(g[4] or '0')
+  local limit = tonumber(g[4] or ABSENT.max_map)
   local refusal
   if not items then
     refusal = 'map over ' .. f[6] .. ': its result is not a list'
@@ -112,7 +112,7 @@ run_map = function(ctx, key, wf, t, f)
   local tasks = {}
   for i, item in ipairs(items) do
     tasks[i] = {t .. '[' .. (i - 1) .. ']', f[1], '{"item":' .. item .. rest, split(f[3]),
-                g[3] or '0', f[5] or '', ''}
+                tonumber(g[3] or ABSENT.retries), f[5] or '', ''}
   end
   local ids = add_tasks(key, t, tasks, {t})
   emit(ctx, key, wf, EV.tasks_spawned, t, f[4], ctx.now, EF.tasks, table.concat(ids, ' '))

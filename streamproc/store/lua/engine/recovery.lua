@@ -23,7 +23,7 @@ local function requeue(keys, args)
     local key = keys[ctx.wf_base + 2 * item - 1]
     redis.call('XACK', ctx.streams[agent], agent, id)
     local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t)
-    if f[1] == WS.running and published(f[2]) and f[3] == att then
+    if f[1] == WS.running and published(f[2]) and (f[3] or ABSENT.attempt) == att then
       moved = moved + 1
       local lost = 0
       if lost_delivery then
@@ -34,7 +34,7 @@ local function requeue(keys, args)
         dead_letter(ctx, key, wf, t, agent, att,
                     'lost ' .. lost .. ' deliveries: its worker died or stalled each time')
       else
-        local next_att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
+        local next_att = next_attempt(key, t)
         if publish(ctx, key, wf, t) then
           emit(ctx, key, wf, EV.task_requeued, t, next_att, ctx.now, EF.reason, reason)
         end

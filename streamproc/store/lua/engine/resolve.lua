@@ -40,7 +40,7 @@ local function apply_error(ctx, key, wf, t, att, kind, err, began, ended, by, re
   if f[1] ~= WS.running then
     redis.call('HSET', key, TF.state .. t, TS.failed)
     emit(ctx, key, wf, EV.task_failed, t, att, ended, EF.error, err, EF.final, '1')
-  elseif kind == KIND.error and failures <= tonumber(f[2]) then
+  elseif kind == KIND.error and failures <= tonumber(f[2] or ABSENT.retries) then
     local delay = math.floor(math.min(retry.cap, retry.base * 2 ^ (failures - 1)) * retry.jitter)
     redis.call('HSET', key, TF.state .. t, TS.delayed)
     redis.call('ZADD', ctx.delayed, ctx.now + delay, delayed_member(wf, t))
@@ -113,7 +113,8 @@ local function resolve(keys, args)
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
     elseif not f[4] then
       reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task', args[a + 4])
-    elseif not published(f[2]) or f[3] ~= att or (source ~= '' and f[6] ~= source) then
+    elseif not published(f[2]) or (f[3] or ABSENT.attempt) ~= att
+        or (source ~= '' and f[6] ~= source) then
       stale = stale + 1
     else
       local dependents = split(f[5])
@@ -174,7 +175,7 @@ local function release(keys, args)
       if missing then return {released, missing} end
       redis.call('ZREM', ctx.delayed, member)
       if f[1] == WS.running and f[2] == TS.delayed then
-        local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
+        local att = next_attempt(key, t)
         if publish(ctx, key, wf, t) then
           emit(ctx, key, wf, EV.task_retried, t, att, ctx.now)
           released = released + 1

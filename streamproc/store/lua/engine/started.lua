@@ -23,7 +23,7 @@ local function started(keys, args)
                                          args[a + 4], args[a + 5]
     local key = keys[ctx.wf_base + 2 * item - 1]
     local f = redis.call('HMGET', key, TF.state .. t, TF.attempt .. t, TF.entry .. t)
-    if f[1] == TS.queued and f[2] == att and f[3] == entry then
+    if f[1] == TS.queued and (f[2] or ABSENT.attempt) == att and f[3] == entry then
       redis.call('HSET', key, TF.state .. t, TS.running, TF.began .. t, began,
                  TF.consumer .. t, by)
       emit(ctx, key, wf, EV.task_started, t, att, began, EF.by, by)

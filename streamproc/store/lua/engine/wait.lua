@@ -34,11 +34,11 @@ local function resume(ctx, key, wf, t, payload)
   local f = redis.call('HMGET', key, TF.agent .. t, TF.attempt .. t, WF.status,
                        TF.dependents .. t, WF.left, WF.ttl, WF.tenant, TF.began .. t)
   if not f[1] then
-    apply_done(ctx, key, wf, t, f[2], payload, f[8] or ctx.now, ctx.now, '', split(f[4]), f[3],
-               f[5], f[6], f[7])
+    apply_done(ctx, key, wf, t, f[2] or ABSENT.attempt, payload, f[8] or ctx.now, ctx.now, '',
+               split(f[4]), f[3], f[5], f[6], f[7])
     return redis.call('HGET', key, WF.status) ~= WS.failed
   end
-  local att = redis.call('HINCRBY', key, TF.attempt .. t, 1)
+  local att = next_attempt(key, t)
   redis.call('HSET', key, TF.signal .. t, payload)
   if not publish(ctx, key, wf, t) then return false end
   emit(ctx, key, wf, EV.task_resumed, t, att, ctx.now)
@@ -64,6 +64,7 @@ end
 -- resumes it at once.  Returns false when the workflow failed.
 run_wait = function(ctx, key, wf, t, name, timeout_ms)
   local f = redis.call('HMGET', key, TF.attempt .. t, TF.agent .. t)
+  f[1] = f[1] or ABSENT.attempt
   local id, payload = take_kept(key, name)
   redis.call('HSET', key, TF.state .. t, TS.awaiting, TF.wait_for .. t, name)
   count_awaiting(ctx, key, t, 1)
@@ -95,6 +96,7 @@ end
 local function time_out(ctx, key, wf, t)
   local f = redis.call('HMGET', key, TF.wait_for .. t, TF.default .. t, TF.agent .. t,
                        TF.attempt .. t)
+  f[4] = f[4] or ABSENT.attempt
   local reason = "timed out waiting for signal '" .. f[1] .. "'"
   emit(ctx, key, wf, EV.wait_timed_out, t, f[4], ctx.now, EF.signal, f[1])
   if f[2] then return resume(ctx, key, wf, t, f[2]) end
@@ -142,7 +144,7 @@ local function signal(keys, args)
   end
   redis.call('HSET', key, SG.seen .. id, name)
   redis.call('HINCRBY', key, WF.signals, 1)
-  local att = waiter and redis.call('HGET', key, TF.attempt .. waiter)
+  local att = waiter and (redis.call('HGET', key, TF.attempt .. waiter) or ABSENT.attempt)
   emit(ctx, key, wf, EV.signalled, waiter, att, ctx.now, EF.signal, name, EF.signal_id, id,
        EF.size, #payload)
   if waiter then
