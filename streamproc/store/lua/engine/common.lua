@@ -8,7 +8,8 @@
   GROUP the resolver's group, VERSION the entry format version,
   DELAYED_SEPARATOR between workflow and task in a delayed set member, PARKED_BYTES the
   longest value a dead letter keeps whole, ENTRY_BYTES the largest task entry (codec.py),
-  US the counter prefixes of the usage hash.
+  US the counter prefixes of the usage hash, HISTORY_GRACE_MS how long an ended workflow's
+  history stream outlives its last event (keys.py).
 
 Usage: while a workflow runs, the shard's usage hash counts it for each of its agents (so
 sp_prune_agents never removes an agent a running workflow names) and, when it was submitted
@@ -29,9 +30,10 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
   KEYS[7] usage hash      KEYS[8] retained zset   KEYS[9] index zset (workflow ids by creation ms)
   KEYS[8+2i], KEYS[9+2i]  tasks stream and dead stream of agent i (i = 1..n)
   KEYS[10+2n ..]          per item, in item order: its workflow hash, then that workflow's
-                          history stream (every event of the workflow, kept as long as it)
+                          history stream (every event of the workflow; see archive() below)
   then, per item again    its output stream (chunks its agents emit, kept as long as it):
                           after the pairs, so a function indexing items by pair needs no change
+  then, per item again    its history archive (ctx.past), after the output streams
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
 Idempotency: a task's start, completion or requeue applies only while the task is queued
@@ -62,12 +64,13 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
-  ctx.history, ctx.output = {}, {}
-  local items = (#keys - ctx.wf_base) / 3
+  ctx.history, ctx.output, ctx.past = {}, {}, {}
+  local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
     ctx.history[key] = keys[ctx.wf_base + 2 * item]
     ctx.output[key] = keys[ctx.wf_base + 2 * items + item]
+    ctx.past[key] = keys[ctx.wf_base + 3 * items + item]
   end
   return ctx
 end
@@ -87,6 +90,43 @@ local function hmget(key, fields)
   return out
 end
 
+local function is_over(status)
+  return status == WS.completed or status == WS.failed or status == WS.cancelled
+end
+
+-- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
+-- final event, then any late one) is copied, in the same call, from the stream to its archive
+-- (ctx.past: one JSON array a line, [id, field, value, ...], without the `wf` field, which the
+-- reader adds back): the entries after WF.archived, the last id copied before.  The archive
+-- expires with the hash (never, when the hash is kept forever); the stream only outlives its
+-- last event by HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and
+-- the finished workflow keeps its history in a compact string.
+local function archive(ctx, key, last)
+  local hist, past = ctx.history[key], ctx.past[key]
+  local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
+  if #entries > 0 then
+    local lines = {}
+    for i, entry in ipairs(entries) do
+      local line, flat = {entry[1]}, entry[2]
+      for j = 1, #flat, 2 do
+        if flat[j] ~= EF.wf then
+          line[#line + 1], line[#line + 2] = flat[j], flat[j + 1]
+        end
+      end
+      lines[i] = cjson.encode(line) .. '\n'
+    end
+    redis.call('APPEND', past, table.concat(lines))
+    redis.call('HSET', key, WF.archived, entries[#entries][1])
+  end
+  local left = redis.call('PTTL', key)
+  if left > 0 then
+    redis.call('PEXPIRE', past, left)
+  else
+    redis.call('PERSIST', past)
+  end
+  redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
+end
+
 -- A lifecycle event, on the shard's events stream and on the workflow's own history.
 local function emit(ctx, key, wf, kind, task, att, at, ...)
   local fields
@@ -96,7 +136,15 @@ local function emit(ctx, key, wf, kind, task, att, at, ...)
     fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
   end
   redis.call('XADD', ctx.events, '*', unpack(fields))
-  redis.call('XADD', ctx.history[key], '*', unpack(fields))
+  local hist = ctx.history[key]
+  local f = redis.call('HMGET', key, WF.status, WF.archived)
+  if f[2] and redis.call('EXISTS', hist) == 0 then
+    -- Its stream expired after an earlier end: made again with no entry and the archive's
+    -- last id as its last, so its new ids follow the archived ones whatever the clock did.
+    redis.call('XADD', hist, 'MAXLEN', 0, f[2], EF.v, VERSION)
+  end
+  redis.call('XADD', hist, '*', unpack(fields))
+  if is_over(f[1]) then archive(ctx, key, f[2]) end
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
@@ -211,7 +259,8 @@ local function release_retained(ctx)
   if #due > 0 then redis.call('ZREM', ctx.retained, unpack(due)) end
 end
 
--- A finished workflow's hash, history and output expire after its ttl (ms, 0: never).
+-- A finished workflow's hash and output expire after its ttl (ms, 0: never); its history
+-- is archived by the final event's emit(), and the archive expires with the hash.
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
@@ -221,7 +270,6 @@ local function expire(ctx, key, ttl)
   count_usage(ctx, key, -1, ttl)
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
-    redis.call('PEXPIRE', ctx.history[key], ttl)
     redis.call('PEXPIRE', ctx.output[key], ttl)
   end
 end
