@@ -115,7 +115,8 @@ local function archive(ctx, key, last)
       end
       lines[i] = cjson.encode(line) .. '\n'
     end
-    redis.call('APPEND', past, table.concat(lines))
+    -- SET, not APPEND: a string APPEND grows is allocated twice its length
+    redis.call('SET', past, (redis.call('GET', past) or '') .. table.concat(lines))
     redis.call('HSET', key, WF.archived, entries[#entries][1])
   end
   local left = redis.call('PTTL', key)
