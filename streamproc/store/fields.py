@@ -60,7 +60,6 @@ class WorkflowField(StrEnum):
     MAX_MAP = "max_map"
     PENDING = "pending"  # ids of signals kept for a wait not begun, space separated
     SIGNALS = "signals"  # signals applied, counted against MAX_SIGNALS
-    ARCHIVED = "archived"  # the last history entry id copied to its archive (keys.py ``past``)
 
 
 class SignalField(StrEnum):

@@ -14,7 +14,7 @@ per execution, written by the test agents outside the engine's keys), never the 
   ``task_done``; with ``same_clock``, its start time is also not before their end times.
 - I6 history archived whole: an ended workflow's history has each entry once, in id order, and
   its archive (``past``, written by the call that ended it) holds all of it up to its final
-  event, the last id archived (``WF.archived``) included: never a part of what one call wrote.
+  event at least: never a part of what one call wrote.
 """
 
 from __future__ import annotations
@@ -155,16 +155,11 @@ async def _check_archive(
         verdict.archive_violations.append(f"{state.id}: history out of order or repeated")
     if state.status not in TERMINAL:
         return
-    key, past = client.keyspace.workflow(state.id), client.keyspace.past(state.id)
-    last, kept = await client.redis.hget(key, WorkflowField.ARCHIVED), await client.redis.get(past)
+    kept = await client.redis.get(client.keyspace.past(state.id))
     archived = [i.decode() for i, _ in parse(state.id, kept)]
     final = max((i for i, e in enumerate(history) if e["kind"] in TERMINAL), default=len(history))
     if archived != [e["id"] for e in history[: len(archived)]] or len(archived) <= final:
         verdict.archive_violations.append(f"{state.id}: archive {archived} of {history}")
-    elif last is None or last.decode() != archived[-1]:
-        verdict.archive_violations.append(
-            f"{state.id}: archived up to {last!r}, not {archived[-1]}"
-        )
 
 
 async def _check_dead_letters(

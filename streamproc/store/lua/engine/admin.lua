@@ -106,7 +106,8 @@ local function revive(keys, args)
   redis.call('PERSIST', key)
   redis.call('PERSIST', ctx.history[key])  -- if its grace has not passed yet
   redis.call('PERSIST', ctx.output[key])
-  redis.call('PERSIST', ctx.past[key])  -- entries after WF.archived go there at its next end
+  redis.call('PERSIST', ctx.past[key])  -- its next end adds what comes after
+  reopen(ctx, key, redis.call('GET', ctx.past[key]))
   count_usage(ctx, key, 1, 0)
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')

@@ -97,12 +97,32 @@ end
 -- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
 -- final event, then any late one) is copied, in the same call, from the stream to its archive
 -- (ctx.past: one JSON array a line, [id, field, value, ...], without the `wf` field, which the
--- reader adds back): the entries after WF.archived, the last id copied before.  The archive
--- expires with the hash (never, when the hash is kept forever); the stream only outlives its
--- last event by HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and
--- the finished workflow keeps its history in a compact string.
-local function archive(ctx, key, last)
-  local hist, past = ctx.history[key], ctx.past[key]
+-- reader adds back): the entries after the archive's last.  The archive expires with the hash
+-- (never, when the hash is kept forever); the stream only outlives its last event by
+-- HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and the finished
+-- workflow keeps its history in a compact string.
+
+-- The id of an archive's last entry (the first element of its last line), or nil.
+local function last_archived(past)
+  if not past then return nil end
+  local i = #past - 1
+  while i > 0 and string.byte(past, i) ~= 10 do i = i - 1 end
+  return string.match(past, '^%["([^"]+)"', i + 1)
+end
+
+-- A stream that expired after an earlier end is made again with no entry and the archive's
+-- last id as its last, so its new ids follow the archived ones whatever the clock did.
+local function reopen(ctx, key, past)
+  local hist = ctx.history[key]
+  if past and redis.call('EXISTS', hist) == 0 then
+    redis.call('XADD', hist, 'MAXLEN', 0, last_archived(past), EF.v, VERSION)
+  end
+end
+
+-- `past` is the archive as it was (false: none yet).
+local function archive(ctx, key, past)
+  local hist = ctx.history[key]
+  local last = last_archived(past)
   local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
   if #entries > 0 then
     local lines = {}
@@ -116,14 +136,13 @@ local function archive(ctx, key, last)
       lines[i] = cjson.encode(line) .. '\n'
     end
     -- SET, not APPEND: a string APPEND grows is allocated twice its length
-    redis.call('SET', past, (redis.call('GET', past) or '') .. table.concat(lines))
-    redis.call('HSET', key, WF.archived, entries[#entries][1])
+    redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
   end
   local left = redis.call('PTTL', key)
   if left > 0 then
-    redis.call('PEXPIRE', past, left)
+    redis.call('PEXPIRE', ctx.past[key], left)
   else
-    redis.call('PERSIST', past)
+    redis.call('PERSIST', ctx.past[key])
   end
   redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
 end
@@ -137,15 +156,13 @@ local function emit(ctx, key, wf, kind, task, att, at, ...)
     fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
   end
   redis.call('XADD', ctx.events, '*', unpack(fields))
-  local hist = ctx.history[key]
-  local f = redis.call('HMGET', key, WF.status, WF.archived)
-  if f[2] and redis.call('EXISTS', hist) == 0 then
-    -- Its stream expired after an earlier end: made again with no entry and the archive's
-    -- last id as its last, so its new ids follow the archived ones whatever the clock did.
-    redis.call('XADD', hist, 'MAXLEN', 0, f[2], EF.v, VERSION)
+  local over, past = is_over(redis.call('HGET', key, WF.status)), false
+  if over then
+    past = redis.call('GET', ctx.past[key])
+    reopen(ctx, key, past)
   end
-  redis.call('XADD', hist, '*', unpack(fields))
-  if is_over(f[1]) then archive(ctx, key, f[2]) end
+  redis.call('XADD', ctx.history[key], '*', unpack(fields))
+  if over then archive(ctx, key, past) end
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
