@@ -327,8 +327,10 @@ local function fail_workflow(ctx, key, wf, reason)
 end
 
 -- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
--- the count of tasks left and, for the last one, the workflow's end go in one HSET.  The
--- result's bytes count for the workflow's `tenant`, if any, while it runs.
+-- the count of tasks left and, for the last one, the workflow's end go in one HSET, after the
+-- task_done event (so the history of a workflow that completes is archived once, by its
+-- completed event, archive() above).  The result's bytes count for the workflow's `tenant`,
+-- if any, while it runs.
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
                           ttl, tenant)
   left = tonumber(left or '0') - 1
@@ -340,8 +342,8 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
       fields[#fields + 1] = v
     end
   end
-  redis.call('HSET', key, unpack(fields))
   emit(ctx, key, wf, EV.task_done, t, att, ended)
+  redis.call('HSET', key, unpack(fields))
   if status ~= WS.running then return end  -- an ended workflow's bytes are counted already
   if tenant then
     redis.call('HINCRBY', key, WF.bytes, #out)
