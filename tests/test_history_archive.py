@@ -183,3 +183,17 @@ async def test_any_text_in_an_archived_event_reads_back_as_it_was(
     history = await client.history(workflow_id)
     assert [e["kind"] for e in history] == ["submitted", "task_started", "cancelled", "task_done"]
     assert history[2]["reason"] == reason
+
+
+async def test_an_archived_value_that_is_not_utf8_reads_back_byte_for_byte(redis: Redis) -> None:
+    raw = b"\xff\xfe caf\xc3"  # what a foreign writer might put in a field
+    line = await redis.eval(  # type: ignore[misc]
+        "return cjson.encode({ARGV[1], 'v', '1', 'kind', 'task_started', 'by', ARGV[2]})",
+        0,
+        "1-0",
+        raw,
+    )
+    [(entry_id, fields)] = parse("wf-1", line + b"\n")
+    assert entry_id == b"1-0"
+    assert fields == {b"v": b"1", b"kind": b"task_started", b"wf": b"wf-1", b"by": raw}
+    assert list(fields) == [b"v", b"kind", b"wf", b"by"]  # wf where emit puts it
