@@ -9,8 +9,11 @@ what every group acknowledged, every ``trim_interval``: the scenario waits for i
 events stream keeps its production bound (about 1,000,000 entries, MAXLEN ~), which these
 batches stay under, so all their events are still in it.
 
+A finished workflow's history stream outlives its end by ``HISTORY_GRACE_MS`` only (its
+archive holds it after): the scenario waits for the sampled streams to expire before measuring.
+
 Breakdown per workflow: ``MEMORY USAGE`` (every field sampled) of a finished workflow's hash
-and of its history stream (medians of a few), the events stream's growth divided by the
+and of its history archive (medians of a few), the events stream's growth divided by the
 batch, and the rest of the growth (key and expiry bookkeeping, allocator rounding).
 """
 
@@ -28,9 +31,11 @@ from redis.asyncio import Redis
 
 from streamproc.client import Client
 from streamproc.config import ClientSettings
+from streamproc.store.keys import HISTORY_GRACE_MS, Keyspace
 
 SAMPLED = 9  # workflows whose hash and history MEMORY USAGE is read
 TRIM_WAIT = 60.0
+GRACE_WAIT = HISTORY_GRACE_MS / 1000 + 30.0
 
 
 def noop_seed_spec(n: int) -> dict[str, Any]:
@@ -59,6 +64,18 @@ async def trimmed(redis: Redis, eng: Engine) -> None:
         eng.check()
         if time.monotonic() > deadline:
             raise BenchError(f"memory: the streams were not trimmed within {TRIM_WAIT:.0f}s")
+        await asyncio.sleep(0.5)
+
+
+async def streams_expired(redis: Redis, eng: Engine, keyspace: Keyspace) -> None:
+    """Wait until every history stream expired after its grace (every workflow ended): SCAN
+    deletes the expired keys it meets, so their memory is freed when measured."""
+    pattern = keyspace.history_of(keyspace.workflows(0))
+    deadline = time.monotonic() + GRACE_WAIT
+    while [key async for key in redis.scan_iter(match=pattern, count=1000)]:
+        eng.check()
+        if time.monotonic() > deadline:
+            raise BenchError(f"memory: history streams still there after {GRACE_WAIT:.0f}s")
         await asyncio.sleep(0.5)
 
 
@@ -100,11 +117,12 @@ async def memory_scenario(opts: Options, admin: Redis) -> Result:
                     )
                     ids = await run_batch(client, watch_redis, eng, make, count)
                     await trimmed(admin, eng)
+                    await streams_expired(admin, eng, ks)
+                    sample = ids[:: max(1, len(ids) // SAMPLED)][:SAMPLED]
                     after = await used_memory(admin)
                     events_after = await usage(admin, ks.events(0))
-                    sample = ids[:: max(1, len(ids) // SAMPLED)][:SAMPLED]
                     hashes = [await usage(admin, ks.workflow(wf)) for wf in sample]
-                    histories = [await usage(admin, ks.history(wf)) for wf in sample]
+                    histories = [await usage(admin, ks.past(wf)) for wf in sample]
                     per = (after - before) / count
                     extra[name] = {
                         "used_memory_before": before,
@@ -128,7 +146,7 @@ async def memory_scenario(opts: Options, admin: Redis) -> Result:
         finally:
             await watch_redis.aclose()
     summary = "; ".join(
-        f"{name}: {e['bytes_per_workflow']} B/workflow (hash {e['hash_bytes']:.0f}, history "
+        f"{name}: {e['bytes_per_workflow']} B/workflow (hash {e['hash_bytes']:.0f}, archive "
         f"{e['history_bytes']:.0f}, events {e['events_share_bytes']}, rest {e['rest_bytes']}; "
         f"hash encoding {e['hash_encoding']})"
         for name, e in extra.items()

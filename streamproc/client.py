@@ -17,7 +17,8 @@ from redis.exceptions import ResponseError
 from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
 from streamproc.errors import WorkflowConflict, WorkflowNotFound
-from streamproc.ops import events as lifecycle
+from streamproc.ops import follow
+from streamproc.ops.history import snapshot as read_history
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.ops.signals import SignalSent, encode_payload, send
 from streamproc.spec import WorkflowSpec
@@ -247,21 +248,17 @@ class Client:
         ``task``, ``att``, ``seq``, ``format`` (text or json), ``chunk`` and ``superseded``
         (its attempt is no longer the task's current one).  Reads the workflow's own history
         and output streams, so following one workflow never reads the others' events."""
-        async for event in lifecycle.follow_state(
+        async for event in follow.follow_state(
             self.redis, self.keyspace, workflow_id, start, output
         ):
             yield event
 
     async def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         """Every event of the workflow so far, in order (kept as long as the workflow)."""
-        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.exists(key)
-            pipe.xrange(self.keyspace.history(workflow_id))
-            exists, entries = await pipe.execute()
-        if not exists:
+        kept = await read_history(self.redis, self.keyspace, check_id("workflow id", workflow_id))
+        if kept.status is None:
             raise WorkflowNotFound(workflow_id)
-        return [{"id": i.decode(), **decode_fields(f)} for i, f in entries]
+        return [{"id": i.decode(), **decode_fields(f)} for i, f in kept.history]
 
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
         """Wait until the workflow completes, fails or is cancelled; return its final state.

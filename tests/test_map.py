@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, Limits, SpecError, WorkflowSpec
 from streamproc.http.auth import ApiSettings
+from streamproc.ops.history import snapshot
 from streamproc.registry import registered
 from streamproc.store.fields import WorkflowField
 from tests.conftest import Engine, eventually
@@ -52,7 +53,7 @@ async def test_a_mapped_task_runs_once_per_item_and_fans_in_their_results_in_ord
     }
     assert state.results["search"] == [state.results[i] for i in instances]
     assert state.results["reduce"]["deps"] == {"search": state.results["search"]}
-    history = await redis.xrange(client.keyspace.history_of(client.keyspace.workflow(state.id)))
+    history = (await snapshot(redis, client.keyspace, state.id)).history
     spawned = [f for _, f in history if f[b"kind"] == b"tasks_spawned"]
     assert [(f[b"task"], f[b"tasks"]) for f in spawned] == [
         (b"search", " ".join(instances).encode())

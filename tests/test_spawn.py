@@ -8,6 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, Limits
+from streamproc.ops.history import snapshot
 from streamproc.registry import registered
 from streamproc.store.fields import WorkflowField
 from tests.conftest import Engine
@@ -45,7 +46,7 @@ async def test_spawned_tasks_run_and_the_dependents_of_the_spawner_fan_in(
     assert list(deps) == ["plan", "q0", "q1", "q2"]
     assert [deps[q]["input"] for q in ("q0", "q1", "q2")] == [0, 1, 2]
     assert deps["q1"]["deps"] == {"plan": "planned"}  # a spawned task receives its spawner's
-    events = await redis.xrange(client.keyspace.history_of(client.keyspace.workflow(workflow_id)))
+    events = (await snapshot(redis, client.keyspace, workflow_id)).history
     spawned = [f for _, f in events if f[b"kind"] == b"tasks_spawned"]
     assert [(f[b"task"], f[b"tasks"]) for f in spawned] == [(b"plan", b"q0 q1 q2")]
     kinds = [f[b"kind"] for _, f in events]

@@ -8,6 +8,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, Spawn, TaskSpec
 from streamproc.engine.spawning import encode_spawn
+from streamproc.ops.history import snapshot
 from streamproc.store import calls, codec
 from streamproc.store.codec import Entry
 from tests.conftest import Engine, eventually
@@ -68,7 +69,7 @@ async def test_a_duplicated_redelivered_or_zombie_spawn_completion_spawns_once(
     assert final.status == "completed"
     assert [t.id for t in final.tasks] == ["plan", "reduce", "q0", "q1", "q2"]
     assert await published(redis, keyspace) == [*expected, b"reduce"]
-    history = await redis.xrange(keyspace.history_of(keyspace.workflow(workflow_id)))
+    history = (await snapshot(redis, keyspace, workflow_id)).history
     kinds = [f[b"kind"] for _, f in history]
     assert kinds.count(b"tasks_spawned") == 1 and kinds.count(b"task_done") == 5
     assert await redis.xlen(keyspace.dead_done(0)) == 0
@@ -96,7 +97,7 @@ async def test_the_late_spawn_of_a_reclaimed_attempt_adds_nothing(
     assert {t.id: t.attempt for t in state.tasks} == {
         "plan": 2, "reduce": 1, "q0": 1, "q1": 1, "q2": 1,
     }  # fmt: skip
-    history = await redis.xrange(keyspace.history_of(keyspace.workflow(workflow_id)))
+    history = (await snapshot(redis, keyspace, workflow_id)).history
     assert [f[b"att"] for _, f in history if f[b"kind"] == b"tasks_spawned"] == [b"2"]
 
 

@@ -22,6 +22,7 @@ from streamproc import (
 )
 from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.errors import BadSignal, SignalTooLarge
+from streamproc.ops.history import snapshot
 from streamproc.store.signals import MAX_SIGNAL_BYTES
 from tests import wait_agents
 from tests.conftest import Engine, eventually
@@ -44,8 +45,8 @@ async def state_of(client: Client, workflow_id: str, task: str) -> str:
 
 
 async def history_kinds(redis: Redis, client: Client, workflow_id: str) -> list[bytes]:
-    stream = client.keyspace.history_of(client.keyspace.workflow(workflow_id))
-    return [fields[b"kind"] for _, fields in await redis.xrange(stream)]
+    kept = await snapshot(redis, client.keyspace, workflow_id)  # archive and stream alike
+    return [fields[b"kind"] for _, fields in kept.history]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.ops import events as lifecycle
+from streamproc.ops import follow
 from streamproc.ops.progress import (
     attempt_tracebacks,
     follow_progress,
@@ -108,7 +109,7 @@ async def events(ctx: Context, workflow_id: str | None, start: str | None, as_js
         if workflow_id is None:
             stream = lifecycle.tail(redis, ctx.keyspace, start or "$")
         else:
-            stream = lifecycle.follow_workflow(redis, ctx.keyspace, workflow_id, start or "0")
+            stream = follow.follow_workflow(redis, ctx.keyspace, workflow_id, start or "0")
         await until_interrupted(print_events(stream, as_json))
 
 

@@ -7,8 +7,10 @@ blocking XREAD (one per slot on a Cluster), on one connection, and hands each ev
 streams that follow its workflow: open streams cost memory, not connections.  Output chunks
 are marked superseded (one HMGET per workflow that had any, pipelined) as they are handed out.
 
-A follower joins with its own start (``Last-Event-ID``): the hub reads a workflow from the
-earliest start any follower asked for, and each follower skips what it has already had.  A
+A follower first catches up on its own with what is kept after its start (``Last-Event-ID``):
+once a workflow ended, its history is archived and its stream expires after a grace
+(``ops/follow.py``).  Then it joins: the hub reads a workflow from the earliest position any
+follower had, and each follower skips what it has already had.  A
 follower that joins during a read gets nothing of that read (its events could come before
 ones it has not had yet); the next read, at most ``BLOCK_MS`` later, starts from its start.
 """
@@ -35,6 +37,7 @@ from streamproc.ops.events import (
     read_from,
     read_streams,
 )
+from streamproc.ops.follow import catch_up
 from streamproc.store.codec import entry_order
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TERMINAL
@@ -83,8 +86,16 @@ class Hub:
         self._joined = asyncio.Event()
 
     async def follow(self, workflow_id: str, start: str = "0") -> AsyncGenerator[Event, None]:
-        """The workflow's events after ``start``, ending after its final event."""
-        follower = self._join(workflow_id, start)
+        """The workflow's events after ``start``, ending after its final event: first what is
+        kept (its history may be archived already, its stream gone), then as they come."""
+        had = position_of(start)
+        events, status = await catch_up(self.redis, self.keyspace, workflow_id, (had, had), True)
+        for event in events:
+            had = event.position
+            yield event
+        if status is None or status in TERMINAL:
+            return
+        follower = self._join(workflow_id, had)
         try:
             while (item := await follower.queue.get()) is not None:
                 if isinstance(item, Exception):
@@ -93,8 +104,8 @@ class Hub:
         finally:
             self._leave(workflow_id, follower)
 
-    def _join(self, workflow_id: str, start: str) -> Follower:
-        follower = Follower(position_of(start))
+    def _join(self, workflow_id: str, after: Position) -> Follower:
+        follower = Follower(after)
         cursor = read_from(follower.after)
         followed = self._followed.get(workflow_id)
         if followed is None:
@@ -161,14 +172,17 @@ class Hub:
     async def _end_if_over(
         self, workflow_id: str, followed: Followed, followers: frozenset[Follower]
     ) -> None:
-        """End the streams of a workflow that is over though no final event came (it was
-        trimmed, or came during the read just done: read once more without blocking)."""
+        """End the streams of a workflow that is over though no final event came (it came
+        during the read just done, or its stream expired before it was read: catch up with
+        what is kept, from the earliest any follower had)."""
         if not await has_ended(self.redis, self.keyspace.workflow(workflow_id)):
             return
-        read = await read_streams(self.redis, dict(followed.cursors), None)
-        for event in await mark_superseded(self.redis, self.keyspace, read):
-            for follower in followers:
-                follower.offer(event)
+        if followers:
+            had = min(follower.after for follower in followers)
+            events, _ = await catch_up(self.redis, self.keyspace, workflow_id, (had, had), True)
+            for event in events:
+                for follower in followers:
+                    follower.offer(event)
         self._end(workflow_id, followers)
 
     def _end(self, workflow_id: str, followers: frozenset[Follower]) -> None:

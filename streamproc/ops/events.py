@@ -1,11 +1,11 @@
-"""Following lifecycle events over every shard (``streamproc events``).
+"""Following lifecycle events over every shard (``streamproc events``), and the events as
+their readers see them.
 
 Each shard has its own events stream, so one ``XREAD BLOCK`` reads them all and the entries of
-each reply are put in id (time) order.  Following one workflow reads only its own history and
-output streams (the chunks its agents emit, as ``output`` events), merged by id, and ends after
-its final event, unless the workflow was resumed after it.  Two streams may hold the same id:
-an output entry then comes after the history entry, and its position (``resume_id``) is the id
-marked ``:out``.
+each reply are put in id (time) order.  Following one workflow (``follow.py``) reads only its
+own history and output streams (the chunks its agents emit, as ``output`` events), merged by
+id.  Two streams may hold the same id: an output entry then comes after the history entry, and
+its position (``resume_id``) is the id marked ``:out``.
 
 A Redis Cluster refuses one XREAD over keys of several slots (each shard is its own slot), so
 there the streams are read slot by slot, concurrently, and merged.  Those reads block only
@@ -25,12 +25,11 @@ import orjson
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
-from streamproc.errors import WorkflowNotFound
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
 from streamproc.store.fields import ABSENT, TaskField, WorkflowField
-from streamproc.store.keys import Keyspace, check_id
+from streamproc.store.keys import Keyspace
 from streamproc.store.state import TERMINAL
 from streamproc.transport.cluster import is_cluster
 
@@ -152,7 +151,7 @@ def _attempt(event: Event) -> int:
     return int(attempt) if attempt.isdigit() else 0
 
 
-async def _cursors(redis: Redis, streams: list[str], start: str) -> dict[str, bytes]:
+async def cursors_now(redis: Redis, streams: list[str], start: str) -> dict[str, bytes]:
     """Where each stream is read from: ``$`` is fixed to each stream's last id now, so events
     added between two reads are not skipped."""
     if start != "$":
@@ -207,71 +206,10 @@ def _by_slot(cursors: dict[str, bytes]) -> list[dict[str, bytes]]:
 async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncIterator[Event]:
     """Every shard's events after ``start`` (an entry id, ``0`` for all, ``$`` for new ones),
     forever."""
-    cursors = await _cursors(redis, [keyspace.events(s) for s in keyspace.all_shards()], start)
+    cursors = await cursors_now(redis, [keyspace.events(s) for s in keyspace.all_shards()], start)
     while True:
         for event in await read_streams(redis, cursors, BLOCK_MS):
             yield event
-
-
-async def follow_workflow(
-    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str = "0"
-) -> AsyncIterator[Event]:
-    """The workflow's events and output after ``start`` (from its own history and output
-    streams, so nothing of other workflows is read), ending once it is read up to a final event
-    (completed, failed or cancelled) with nothing after it."""
-    key = keyspace.workflow(check_id("workflow id", workflow_id))
-    if not await redis.exists(key):
-        raise WorkflowNotFound(workflow_id)
-    streams = [keyspace.history(workflow_id), keyspace.output(workflow_id)]
-    cursors = await _cursors(redis, streams, start)
-    ended = False
-    while True:
-        read = await read_streams(redis, cursors, BLOCK_MS)
-        events = await mark_superseded(redis, keyspace, read)
-        for event in events:
-            if event.workflow == workflow_id:
-                ended = event.kind in TERMINAL
-                yield event
-        if ended and len(events) < BATCH:
-            return
-        if not events and await has_ended(redis, key):
-            last = await read_streams(redis, cursors, None)  # ended during the empty read
-            for event in await mark_superseded(redis, keyspace, last):
-                if event.workflow == workflow_id:
-                    yield event
-            return  # its final event was trimmed away, or came in the read just done
-
-
-async def follow_state(
-    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str | None, output: bool
-) -> AsyncIterator[dict[str, Any]]:
-    """``Client.follow``: the workflow's events as shown (from now on, or after ``start``), with
-    its output unless ``output`` is false, up to its final event."""
-    key = keyspace.workflow(check_id("workflow id", workflow_id))
-    streams = [keyspace.history(workflow_id)]
-    if output:
-        streams.append(keyspace.output(workflow_id))
-    async with redis.pipeline(transaction=True) as pipe:
-        for stream in streams:
-            pipe.xrevrange(stream, count=1)
-        pipe.hget(key, WorkflowField.STATUS)
-        *lasts, status = await pipe.execute()
-    if status is None:
-        raise WorkflowNotFound(workflow_id)
-    if start is not None:
-        cursors = dict.fromkeys(streams, start.encode())
-    elif status.decode() in TERMINAL:
-        return
-    else:
-        cursors = {s: t[0][0] if t else b"0-0" for s, t in zip(streams, lasts, strict=True)}
-    while True:
-        read = await read_streams(redis, cursors, BLOCK_MS)
-        if not read and not await redis.exists(key):
-            raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
-        for event in await mark_superseded(redis, keyspace, read):
-            yield event.shown()
-            if event.kind in TERMINAL:
-                return
 
 
 async def has_ended(redis: Redis, key: str) -> bool:

@@ -3,7 +3,8 @@ that lays out their KEYS and ARGV, and reads their replies.
 
 Every engine function takes the same leading KEYS and ARGV (``lua/engine/common.lua``): the
 shard's fixed keys, the tasks and dead-letter streams of each agent named, then the hash and
-history stream of each workflow the call is about, then each one's output stream; ARGV opens
+history stream of each workflow the call is about, then each one's output stream, then each
+one's history archive; ARGV opens
 with the agents' count and names, and goes on as each function's header says.
 """
 
@@ -38,6 +39,7 @@ def layout(
         key = keyspace.workflow(workflow_id)
         keys += (key, keyspace.history_of(key))
     keys += (keyspace.output(workflow_id) for workflow_id in workflow_ids)
+    keys += (keyspace.past(workflow_id) for workflow_id in workflow_ids)
     return [len(keys), *keys, len(agents), *agents, *args]
 
 

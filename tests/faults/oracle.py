@@ -12,6 +12,9 @@ per execution, written by the test agents outside the engine's keys), never the 
   error or entry; a parked raw entry (no workflow readable) names at least reason and entry.
 - I5 order: in a workflow's history no task starts or ends before every one of its needs'
   ``task_done``; with ``same_clock``, its start time is also not before their end times.
+- I6 history archived whole: an ended workflow's history has each entry once, in id order, and
+  its archive (``past``, written by the call that ended it) holds all of it up to its final
+  event at least: never a part of what one call wrote.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from streamproc import Client, Keyspace
-from streamproc.store.codec import Entry
+from streamproc.ops.history import parse
+from streamproc.store.codec import Entry, entry_order
 from streamproc.store.fields import WorkflowField
 from streamproc.store.state import TERMINAL, WorkflowState
 
@@ -47,6 +51,7 @@ class Verdict:
     dlq_total: int = 0
     dlq_incomplete: list[dict[bytes, bytes]] = field(default_factory=list)
     order_violations: list[str] = field(default_factory=list)
+    archive_violations: list[str] = field(default_factory=list)
     states: dict[str, WorkflowState] = field(default_factory=dict)
 
     @property
@@ -59,6 +64,7 @@ class Verdict:
         assert not self.zombie_accepted, f"I2: stale attempts accepted: {self.zombie_accepted}"
         assert not self.dlq_incomplete, f"I3: incomplete dead letters: {self.dlq_incomplete}"
         assert not self.order_violations, f"I5: {self.order_violations}"
+        assert not self.archive_violations, f"I6: {self.archive_violations}"
 
 
 async def wait_ended(client: Client, ids: Iterable[str], timeout: float) -> dict[str, str]:
@@ -104,6 +110,7 @@ async def check(
         history = await client.history(workflow_id)
         _check_effects(verdict, state, history)
         _check_order(verdict, state, history, same_clock)
+        await _check_archive(verdict, client, state, history)
         runs = await ledger.lrange(f"ledger:{workflow_id}", 0, -1)
         executions = Counter(entry.split()[0] for entry in runs)
         verdict.dup_exec += sum(count - 1 for count in executions.values())
@@ -138,6 +145,21 @@ def _check_order(
                 verdict.order_violations.append(f"{state.id}: {task} began before {need} ended")
         if kind == "task_done":
             ended[task] = int(event["at"])
+
+
+async def _check_archive(
+    verdict: Verdict, client: Client, state: WorkflowState, history: list[dict[str, str]]
+) -> None:
+    ids = [entry_order(e["id"]) for e in history]
+    if ids != sorted(set(ids)):
+        verdict.archive_violations.append(f"{state.id}: history out of order or repeated")
+    if state.status not in TERMINAL:
+        return
+    kept = await client.redis.get(client.keyspace.past(state.id))
+    archived = [i.decode() for i, _ in parse(state.id, kept)]
+    final = max((i for i, e in enumerate(history) if e["kind"] in TERMINAL), default=len(history))
+    if archived != [e["id"] for e in history[: len(archived)]] or len(archived) <= final:
+        verdict.archive_violations.append(f"{state.id}: archive {archived} of {history}")
 
 
 async def _check_dead_letters(

@@ -12,10 +12,11 @@ sp_cancel: stop a running workflow.  Tasks not yet published are skipped (and le
         workflow
 
 sp_revive: resume a workflow that failed when a task was dead-lettered, once the cause is
-  fixed.  The workflow runs again (its expiry removed); every failed task starts over as a
-  new attempt with its failure counters cleared; skipped tasks wait again, their unmet needs
-  recounted, and those whose needs are all done are published; it counts in the usage hash
-  again (common.lua).  The dead entry is deleted.
+  fixed.  The workflow runs again (its expiry removed, its archived history kept: its next
+  end archives only what came after); every failed task starts over as a new attempt with
+  its failure counters cleared; skipped tasks wait again, their unmet needs recounted, and
+  those whose needs are all done are published; it counts in the usage hash again
+  (common.lua).  The dead entry is deleted.
   All or nothing: a refused call changes nothing.
   KEYS  the shared head, the streams of the call's agents (the dead entry's agent and every
         agent of the workflow), then the workflow's hash, history and output streams
@@ -103,8 +104,10 @@ local function revive(keys, args)
   redis.call('HSET', key, WF.status, WS.running)
   redis.call('HDEL', key, WF.reason, WF.ended)
   redis.call('PERSIST', key)
-  redis.call('PERSIST', ctx.history[key])
+  redis.call('PERSIST', ctx.history[key])  -- if its grace has not passed yet
   redis.call('PERSIST', ctx.output[key])
+  redis.call('PERSIST', ctx.past[key])  -- its next end adds what comes after
+  reopen(ctx, key, redis.call('GET', ctx.past[key]))
   count_usage(ctx, key, 1, 0)
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')
@@ -124,7 +127,8 @@ redis.register_function('sp_revive', revive)
   dead letter would: tasks not yet published are skipped, the failed event carries the reason.
   Fenced and idempotent: one no longer running, or whose deadline is still ahead by the Redis
   clock, is left as it is (an ended one also leaves the deadlines set).
-  KEYS  the shared head, then per workflow its hash and history stream
+  KEYS  the shared head, then per workflow its hash and history stream, then their output
+        streams and history archives
   ARGV  n = 0 agents, then per workflow its id and the reason
   returns the number of workflows it failed
 ]]

@@ -8,7 +8,8 @@
   ABSENT what hash fields left out read as (fields.py), GROUP the resolver's group, VERSION
   the entry format version, DELAYED_SEPARATOR between workflow and task in a delayed set
   member, PARKED_BYTES the longest value a dead letter keeps whole, ENTRY_BYTES the largest
-  task entry (codec.py), US the counter prefixes of the usage hash.
+  task entry (codec.py), US the counter prefixes of the usage hash, HISTORY_GRACE_MS how long
+  an ended workflow's history stream outlives its last event (keys.py).
 
 Usage: while a workflow runs, the shard's usage hash counts it for each of its agents (so
 sp_prune_agents never removes an agent a running workflow names) and, when it was submitted
@@ -29,9 +30,10 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
   KEYS[7] usage hash      KEYS[8] retained zset   KEYS[9] index zset (workflow ids by creation ms)
   KEYS[8+2i], KEYS[9+2i]  tasks stream and dead stream of agent i (i = 1..n)
   KEYS[10+2n ..]          per item, in item order: its workflow hash, then that workflow's
-                          history stream (every event of the workflow, kept as long as it)
+                          history stream (every event of the workflow; see archive() below)
   then, per item again    its output stream (chunks its agents emit, kept as long as it):
                           after the pairs, so a function indexing items by pair needs no change
+  then, per item again    its history archive (ctx.past), after the output streams
   ARGV[1] = n, ARGV[1+i] = name of agent i, ARGV[2+n ..] function-specific (see each file)
 
 Idempotency: a task's start, completion or requeue applies only while the task is queued
@@ -62,12 +64,13 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
-  ctx.history, ctx.output = {}, {}
-  local items = (#keys - ctx.wf_base) / 3
+  ctx.history, ctx.output, ctx.past = {}, {}, {}
+  local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
     ctx.history[key] = keys[ctx.wf_base + 2 * item]
     ctx.output[key] = keys[ctx.wf_base + 2 * items + item]
+    ctx.past[key] = keys[ctx.wf_base + 3 * items + item]
   end
   return ctx
 end
@@ -87,6 +90,63 @@ local function hmget(key, fields)
   return out
 end
 
+local function is_over(status)
+  return status == WS.completed or status == WS.failed or status == WS.cancelled
+end
+
+-- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
+-- final event, then any late one) is copied, in the same call, from the stream to its archive
+-- (ctx.past: one JSON array a line, [id, field, value, ...], without the `wf` field, which the
+-- reader adds back): the entries after the archive's last.  The archive expires with the hash
+-- (never, when the hash is kept forever); the stream only outlives its last event by
+-- HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and the finished
+-- workflow keeps its history in a compact string.
+
+-- The id of an archive's last entry (the first element of its last line), or nil.
+local function last_archived(past)
+  if not past then return nil end
+  local i = #past - 1
+  while i > 0 and string.byte(past, i) ~= 10 do i = i - 1 end
+  return string.match(past, '^%["([^"]+)"', i + 1)
+end
+
+-- A stream that expired after an earlier end is made again with no entry and the archive's
+-- last id as its last, so its new ids follow the archived ones whatever the clock did.
+local function reopen(ctx, key, past)
+  local hist = ctx.history[key]
+  if past and redis.call('EXISTS', hist) == 0 then
+    redis.call('XADD', hist, 'MAXLEN', 0, last_archived(past), EF.v, VERSION)
+  end
+end
+
+-- `past` is the archive as it was (false: none yet).
+local function archive(ctx, key, past)
+  local hist = ctx.history[key]
+  local last = last_archived(past)
+  local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
+  if #entries > 0 then
+    local lines = {}
+    for i, entry in ipairs(entries) do
+      local line, flat = {entry[1]}, entry[2]
+      for j = 1, #flat, 2 do
+        if flat[j] ~= EF.wf then
+          line[#line + 1], line[#line + 2] = flat[j], flat[j + 1]
+        end
+      end
+      lines[i] = cjson.encode(line) .. '\n'
+    end
+    -- SET, not APPEND: a string APPEND grows is allocated twice its length
+    redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
+  end
+  local left = redis.call('PTTL', key)
+  if left > 0 then
+    redis.call('PEXPIRE', ctx.past[key], left)
+  else
+    redis.call('PERSIST', ctx.past[key])
+  end
+  redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
+end
+
 -- A lifecycle event, on the shard's events stream and on the workflow's own history.
 local function emit(ctx, key, wf, kind, task, att, at, ...)
   local fields
@@ -96,7 +156,13 @@ local function emit(ctx, key, wf, kind, task, att, at, ...)
     fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
   end
   redis.call('XADD', ctx.events, '*', unpack(fields))
+  local over, past = is_over(redis.call('HGET', key, WF.status)), false
+  if over then
+    past = redis.call('GET', ctx.past[key])
+    reopen(ctx, key, past)
+  end
   redis.call('XADD', ctx.history[key], '*', unpack(fields))
+  if over then archive(ctx, key, past) end
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
@@ -220,7 +286,8 @@ local function release_retained(ctx)
   if #due > 0 then redis.call('ZREM', ctx.retained, unpack(due)) end
 end
 
--- A finished workflow's hash, history and output expire after its ttl (ms, 0: never).
+-- A finished workflow's hash and output expire after its ttl (ms, 0: never); its history
+-- is archived by the final event's emit(), and the archive expires with the hash.
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
@@ -230,7 +297,6 @@ local function expire(ctx, key, ttl)
   count_usage(ctx, key, -1, ttl)
   if ttl > 0 then
     redis.call('PEXPIRE', key, ttl)
-    redis.call('PEXPIRE', ctx.history[key], ttl)
     redis.call('PEXPIRE', ctx.output[key], ttl)
   end
 end
@@ -270,8 +336,10 @@ local function fail_workflow(ctx, key, wf, reason)
 end
 
 -- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
--- the count of tasks left and, for the last one, the workflow's end go in one HSET.  The
--- result's bytes count for the workflow's `tenant`, if any, while it runs.
+-- the count of tasks left and, for the last one, the workflow's end go in one HSET, after the
+-- task_done event (so the history of a workflow that completes is archived once, by its
+-- completed event, archive() above).  The result's bytes count for the workflow's `tenant`,
+-- if any, while it runs.
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
                           ttl, tenant)
   left = tonumber(left or '0') - 1
@@ -283,8 +351,8 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
       fields[#fields + 1] = v
     end
   end
-  redis.call('HSET', key, unpack(fields))
   emit(ctx, key, wf, EV.task_done, t, att, ended)
+  redis.call('HSET', key, unpack(fields))
   if status ~= WS.running then return end  -- an ended workflow's bytes are counted already
   if tenant then
     redis.call('HINCRBY', key, WF.bytes, #out)

@@ -1,0 +1,180 @@
+"""Following one workflow: its events after a start, up to its final event.
+
+A follower first catches up with what is kept (``catch_up``: its archive and history stream,
+and its output stream, in one transaction: once the workflow ended, its history stream expires
+after a grace and its archive alone holds what was in it, ``history.py``), then reads its
+history and output streams as they grow (``events.read_streams``), and ends after its final
+event, unless the workflow was resumed after it.  When a read finds nothing and the workflow
+has ended meanwhile, it catches up once more (the stream may be gone) and ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.asyncio import Redis
+
+from streamproc.errors import WorkflowNotFound
+from streamproc.ops import history
+from streamproc.ops.events import (
+    BATCH,
+    BLOCK_MS,
+    Event,
+    Position,
+    cursors_now,
+    has_ended,
+    mark_superseded,
+    position_of,
+    read_from,
+    read_streams,
+)
+from streamproc.store.codec import decode_fields, entry_order
+from streamproc.store.fields import WorkflowField
+from streamproc.store.keys import Keyspace, check_id
+from streamproc.store.state import TERMINAL
+
+Had = tuple[Position, Position]  # the last positions a reader had of history and of output
+
+
+async def catch_up(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, had: Had, output: bool
+) -> tuple[list[Event], str | None]:
+    """The workflow's kept events after what the reader ``had`` (from its archive and history
+    stream, and its output stream unless ``output`` is false), in order, and its status as
+    they were read (None: no such workflow).  A reader starts here: once the workflow ended,
+    its history stream goes after a grace (``ops/history.py``) and its archive alone holds
+    what was in it."""
+    start = f"{had[1][0]}-{had[1][1]}" if output else None
+    kept = await history.snapshot(redis, keyspace, workflow_id, start)
+    events = [Event(i.decode(), decode_fields(f)) for i, f in (*kept.history, *kept.output)]
+    events = [e for e in events if e.position > had[e.is_output]]
+    events.sort(key=lambda e: e.position)
+    return await mark_superseded(redis, keyspace, events), kept.status
+
+
+def cursors_after(
+    keyspace: Keyspace, workflow_id: str, had: Had, events: list[Event], output: bool
+) -> tuple[dict[str, bytes], Had]:
+    """Where a reader that ``had`` that much and then ``events`` (in order) reads each of the
+    workflow's streams on, and what it had then."""
+    last = list(had)
+    for event in events:
+        last[event.is_output] = event.position
+    hist, out = keyspace.history(workflow_id), keyspace.output(workflow_id)
+    cursors = {hist: _cursor(last[0], 0)}
+    if output:
+        cursors[out] = _cursor(last[1], 1)
+    return cursors, (last[0], last[1])
+
+
+def _cursor(position: Position, stream: int) -> bytes:
+    """The XREAD cursor of a stream (0 history, 1 output) past everything up to
+    ``position``: an output entry of the same id as a history position comes after it."""
+    ms, seq, of = position
+    return read_from(position) if stream > of else f"{ms}-{seq}".encode()
+
+
+async def follow_workflow(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str = "0"
+) -> AsyncIterator[Event]:
+    """The workflow's events and output after ``start`` (from its own history and output
+    streams, so nothing of other workflows is read), ending once it is read up to a final event
+    (completed, failed or cancelled) with nothing after it."""
+    key = keyspace.workflow(check_id("workflow id", workflow_id))
+    if start == "$":
+        if not await redis.exists(key):
+            raise WorkflowNotFound(workflow_id)
+        streams = [keyspace.history(workflow_id), keyspace.output(workflow_id)]
+        cursors = await cursors_now(redis, streams, start)
+        had = _had(cursors[streams[0]], cursors[streams[1]])
+    else:
+        events, status = await catch_up(redis, keyspace, workflow_id, _from(start), True)
+        if status is None:
+            raise WorkflowNotFound(workflow_id)
+        for event in events:
+            if event.workflow == workflow_id:
+                yield event
+        if status in TERMINAL:
+            return  # over when read: everything it had is in these events
+        cursors, had = cursors_after(keyspace, workflow_id, _from(start), events, True)
+    ended = False
+    while True:
+        read = await read_streams(redis, cursors, BLOCK_MS)
+        events = await mark_superseded(redis, keyspace, read)
+        _, had = cursors_after(keyspace, workflow_id, had, events, True)
+        for event in events:
+            if event.workflow == workflow_id:
+                ended = event.kind in TERMINAL
+                yield event
+        if ended and len(events) < BATCH:
+            return
+        if not events and await has_ended(redis, key):
+            # Ended during the empty read (its stream may be gone by now: its archive has it)
+            last, _ = await catch_up(redis, keyspace, workflow_id, had, True)
+            for event in last:
+                if event.workflow == workflow_id:
+                    yield event
+            return
+
+
+async def follow_state(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, start: str | None, output: bool
+) -> AsyncIterator[dict[str, Any]]:
+    """``Client.follow``: the workflow's events as shown (from now on, or after ``start``), with
+    its output unless ``output`` is false, up to its final event."""
+    key = keyspace.workflow(check_id("workflow id", workflow_id))
+    if start is not None:
+        events, status = await catch_up(redis, keyspace, workflow_id, _from(start), output)
+        if status is None:
+            raise WorkflowNotFound(workflow_id)
+        for event in events:
+            yield event.shown()
+            if event.kind in TERMINAL:
+                return
+        if status in TERMINAL:
+            return  # its final event came before ``start``
+        cursors, had = cursors_after(keyspace, workflow_id, _from(start), events, output)
+    else:
+        streams = [keyspace.history(workflow_id)]
+        if output:
+            streams.append(keyspace.output(workflow_id))
+        async with redis.pipeline(transaction=True) as pipe:
+            for stream in streams:
+                pipe.xrevrange(stream, count=1)
+            pipe.hget(key, WorkflowField.STATUS)
+            *lasts, now = await pipe.execute()
+        if now is None:
+            raise WorkflowNotFound(workflow_id)
+        if now.decode() in TERMINAL:
+            return
+        ids = [t[0][0] if t else b"0-0" for t in lasts]
+        cursors = dict(zip(streams, ids, strict=True))
+        had = _had(ids[0], ids[-1] if output else b"0-0")
+    while True:
+        read = await read_streams(redis, cursors, BLOCK_MS)
+        over = not read and await has_ended(redis, key)
+        if over:  # during the empty read: what came after ``had`` is kept (its archive)
+            events, status = await catch_up(redis, keyspace, workflow_id, had, output)
+            if status is None:
+                raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
+        else:
+            events = await mark_superseded(redis, keyspace, read)
+        _, had = cursors_after(keyspace, workflow_id, had, events, output)
+        for event in events:
+            yield event.shown()
+            if event.kind in TERMINAL:
+                return
+        if over:
+            return
+
+
+def _from(start: str) -> Had:
+    """What a reader that starts after ``start`` (a position) had."""
+    position = position_of(start)
+    return position, position
+
+
+def _had(history_id: bytes, output_id: bytes) -> Had:
+    """What a reader had that read each stream up to these ids."""
+    return (*entry_order(history_id), 0), (*entry_order(output_id), 1)

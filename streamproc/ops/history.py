@@ -1,0 +1,88 @@
+"""Reading a workflow's history: the one place that knows where it is kept.
+
+While a workflow runs, its history is its stream (``{ns:s}:hist:<id>``).  The engine function
+that ends it copies the stream to its archive (``{ns:s}:past:<id>``, a string: one JSON array
+``[id, field, value, ...]`` a line, the ``wf`` field left out), and so does every later call
+that emits an event for it (a late outcome, a revival's next end); the stream then expires
+``HISTORY_GRACE_MS`` after its last event (``lua/engine/common.lua``).  So the history is the
+archive's entries, then the stream's entries after the last archived id, read together in one
+transaction; each entry comes back as XRANGE gives it, ``(id, {field: value})``, its ``wf``
+field back in the place ``emit`` gives it (after ``v`` and ``kind``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple, cast
+
+import orjson
+from redis.asyncio import Redis
+
+from streamproc.store.codec import entry_order
+from streamproc.store.entries import EntryField
+from streamproc.store.fields import WorkflowField
+from streamproc.store.keys import Keyspace
+
+Entry = tuple[bytes, dict[bytes, bytes]]
+WF = EntryField.WF.encode()
+
+
+class Snapshot(NamedTuple):
+    """A workflow as one transaction saw it."""
+
+    status: str | None  # None: no such workflow (never submitted, or expired)
+    history: list[Entry]  # every event kept, in order
+    output: list[Entry]  # its output stream's entries from the id asked for on
+
+
+async def snapshot(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, output_from: str | None = None
+) -> Snapshot:
+    """The workflow's status and history, and its output from ``output_from`` on (none when
+    None), read in one transaction."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hget(keyspace.workflow(workflow_id), WorkflowField.STATUS)
+        pipe.get(keyspace.past(workflow_id))
+        pipe.xrange(keyspace.history(workflow_id))
+        if output_from is not None:
+            pipe.xrange(keyspace.output(workflow_id), output_from)
+        status, past, stream, *output = await pipe.execute()
+    shown = None if status is None else status.decode()
+    return Snapshot(shown, merge(workflow_id, past, stream), output[0] if output else [])
+
+
+def merge(workflow_id: str, past: bytes | None, stream: list[Entry]) -> list[Entry]:
+    """The archived entries, then those of the stream after them (the stream still holds
+    those archived until its grace passes)."""
+    archived = parse(workflow_id, past)
+    if not archived:
+        return stream
+    last = entry_order(archived[-1][0])
+    return archived + [entry for entry in stream if entry_order(entry[0]) > last]
+
+
+def parse(workflow_id: str, past: bytes | None) -> list[Entry]:
+    """The entries of an archive, each with its ``wf`` field back."""
+    workflow = workflow_id.encode()
+    entries = []
+    for line in (past or b"").split(b"\n"):
+        if not line:
+            continue
+        entry_id, *flat = _loads(line)
+        pairs = list(zip(flat[::2], flat[1::2], strict=True))
+        fields = dict(pairs[:2])
+        fields[WF] = workflow
+        fields.update(pairs[2:])
+        entries.append((entry_id, fields))
+    return entries
+
+
+def _loads(line: bytes) -> list[bytes]:
+    """One archived entry's parts as the bytes the stream held: JSON from Lua's cjson, which
+    copies bytes as they are, so a value that is not UTF-8 is read back byte for byte."""
+    try:
+        parts = cast(list[str], orjson.loads(line))
+    except orjson.JSONDecodeError:
+        parts = json.loads(line.decode(errors="surrogateescape"))
+        return [part.encode(errors="surrogateescape") for part in parts]
+    return [part.encode() for part in parts]

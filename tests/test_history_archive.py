@@ -1,0 +1,199 @@
+"""An ended workflow's history moves to a compact archive (``{ns:s}:past:<id>``) in the call
+that ends it; its stream outlives the end by a grace only.  Every reader (history, follow,
+events --workflow, the API's event stream) sees the same events, with the same ids, before
+and after the stream is gone; late events and a revival's next end reach the archive once."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from streamproc import Client, ClientSettings, Keyspace
+from streamproc.http.auth import ApiSettings
+from streamproc.ops import deadletters
+from streamproc.ops.follow import follow_workflow
+from streamproc.ops.history import parse
+from streamproc.store.keys import HISTORY_GRACE_MS
+from tests.conftest import Engine, eventually
+from tests.http_helpers import AUTH, Http, serving, sse_frames
+from tests.output_agents import spec, talking_engine
+from tests.test_output_readers import blocked_follower
+
+
+@pytest.fixture
+async def talking(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
+    async with talking_engine(redis_url, keyspace) as running:
+        yield running
+
+
+async def stream_gone(redis: Redis, keyspace: Keyspace, workflow_id: str) -> None:
+    """The grace passes at once: the history stream expires, the archive alone is left."""
+    stream = keyspace.history(workflow_id)
+    await redis.pexpire(stream, 1)
+    await eventually(lambda: _absent(redis, stream))
+
+
+async def _absent(redis: Redis, key: str) -> bool:
+    return not await redis.exists(key)
+
+
+async def archived(redis: Redis, keyspace: Keyspace, workflow_id: str) -> list[str]:
+    """The ids in the workflow's archive, in order."""
+    return [i.decode() for i, _ in parse(workflow_id, await redis.get(keyspace.past(workflow_id)))]
+
+
+async def test_an_ended_history_reads_the_same_once_its_stream_expired(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "a", "agent": "flaky", "input": {"fail": 1}}]}
+    workflow_id = await client.submit(spec)
+    await client.wait(workflow_id, timeout=20)
+    before = await client.history(workflow_id)
+    past, stream = keyspace.past(workflow_id), keyspace.history(workflow_id)
+    assert await archived(redis, keyspace, workflow_id) == [e["id"] for e in before]
+    assert abs(await redis.pttl(past) - await redis.pttl(keyspace.workflow(workflow_id))) < 1000
+    assert 0 < await redis.pttl(stream) <= HISTORY_GRACE_MS
+    assert await redis.strlen(past) < 150 * len(before)  # compact: a line an entry
+    followed = [e async for e in follow_workflow(redis, keyspace, workflow_id)]
+    await stream_gone(redis, keyspace, workflow_id)
+    assert await client.history(workflow_id) == before
+    shown = [e async for e in client.follow(workflow_id, start="0", output=False)]
+    assert shown == [{k: v for k, v in e.items() if k != "id"} for e in before]
+    assert [e async for e in follow_workflow(redis, keyspace, workflow_id)] == followed
+    later = [e async for e in follow_workflow(redis, keyspace, workflow_id, before[1]["id"])]
+    assert [e.id for e in later] == [e["id"] for e in before[2:]]
+
+
+async def test_a_follower_blocked_while_the_workflow_ends_gets_its_final_event_at_once(
+    client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as plain:
+        workflow_id = await plain.submit({"tasks": [{"id": "a", "agent": "nobody"}]})
+    events: list[dict[str, Any]] = []
+
+    async def follow() -> None:
+        async for event in client.follow(workflow_id, output=False):
+            events.append(event)
+
+    following = asyncio.create_task(follow())
+    await eventually(lambda: blocked_follower(redis))
+    began = time.monotonic()
+    await client.cancel(workflow_id, "enough")
+    await asyncio.wait_for(following, 20)
+    assert time.monotonic() - began < 0.8  # woken by the event, not by the 1 s read timeout
+    assert [e["kind"] for e in events] == ["cancelled"]
+
+
+async def test_the_event_stream_resumes_from_the_archive_with_the_same_ids(
+    talking: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await client.submit(spec("second_try"))
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    http: Http
+    async with serving(client, ApiSettings()) as http:
+        url = f"/workflows/{workflow_id}/events"
+        async with asyncio.timeout(20):
+            frames = sse_frames(await (await http.get(url, headers=AUTH)).text())
+            await stream_gone(redis, keyspace, workflow_id)
+            assert sse_frames(await (await http.get(url, headers=AUTH)).text()) == frames
+            at_output = next(i for i, f in enumerate(frames) if f["event"] == "output")
+            resumed = await http.get(
+                url, headers={**AUTH, "Last-Event-ID": frames[at_output]["id"]}
+            )
+            assert sse_frames(await resumed.text()) == frames[at_output + 1 :]
+    assert frames[-1]["event"] == "completed"
+    assert [f["event"] for f in frames].count("output") == 2
+
+
+async def test_late_events_and_a_revived_end_reach_the_archive_once_in_order(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "a", "agent": "fixable"}, {"id": "g", "agent": "gate"}]}
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    assert (await client.wait(workflow_id, timeout=20)).status == "failed"
+    await stream_gone(redis, keyspace, workflow_id)
+    await redis.rpush(f"open:{workflow_id}:g", 1)  # g ends after its workflow failed
+    await eventually(lambda: _done(client, workflow_id, "g"))
+    kinds = [e["kind"] for e in await client.history(workflow_id)]
+    assert kinds[-2:] == ["failed", "task_done"]
+    assert len(await archived(redis, keyspace, workflow_id)) == len(kinds)
+    assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= HISTORY_GRACE_MS
+    await stream_gone(redis, keyspace, workflow_id)
+    await redis.set(f"fixed:{workflow_id}", 1)
+    [dead] = [
+        d
+        for d in await deadletters.list_dead(redis, keyspace, "fixable")
+        if d.workflow == workflow_id
+    ]
+    await deadletters.requeue(redis, keyspace, "fixable", dead.entry_id)
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    history = await client.history(workflow_id)
+    ids = [e["id"] for e in history]
+    assert await archived(redis, keyspace, workflow_id) == ids
+    assert sorted(ids, key=lambda i: tuple(map(int, i.split("-")))) == ids
+    assert len(set(ids)) == len(ids)
+    assert [e["kind"] for e in history].count("completed") == 1
+    assert [e["kind"] for e in history][len(kinds) :][0] == "resumed"
+
+
+async def _done(client: Client, workflow_id: str, task: str) -> bool:
+    return any(
+        e["kind"] == "task_done" and e.get("task") == task
+        for e in await client.history(workflow_id)
+    )
+
+
+async def test_a_workflow_kept_forever_keeps_its_archive_and_its_stream_still_expires(
+    engine: Engine, redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    async with Client(redis_url, ClientSettings(keyspace=keyspace, workflow_ttl=0)) as forever:
+        workflow_id = await forever.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+        await forever.wait(workflow_id, timeout=20)
+        assert await redis.pttl(keyspace.workflow(workflow_id)) == -1
+        assert await redis.pttl(keyspace.past(workflow_id)) == -1
+        assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= HISTORY_GRACE_MS
+        before = await forever.history(workflow_id)
+        await stream_gone(redis, keyspace, workflow_id)
+        assert await forever.history(workflow_id) == before
+        assert [e["kind"] for e in before][-1] == "completed"
+    assert (
+        orjson.loads((await redis.get(keyspace.past(workflow_id))).split(b"\n")[0])[0]
+        == (before[0]["id"])
+    )
+
+
+async def test_any_text_in_an_archived_event_reads_back_as_it_was(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    reason = 'say "no"\n["1-0", \\ ] é 😀 \t/'
+    await client.cancel(workflow_id, reason)
+    await stream_gone(redis, keyspace, workflow_id)
+    await redis.rpush(f"open:{workflow_id}:g", 1)  # a late outcome after the archived reason
+    await eventually(lambda: _done(client, workflow_id, "g"))
+    await stream_gone(redis, keyspace, workflow_id)
+    history = await client.history(workflow_id)
+    assert [e["kind"] for e in history] == ["submitted", "task_started", "cancelled", "task_done"]
+    assert history[2]["reason"] == reason
+
+
+async def test_an_archived_value_that_is_not_utf8_reads_back_byte_for_byte(redis: Redis) -> None:
+    raw = b"\xff\xfe caf\xc3"  # what a foreign writer might put in a field
+    line = await redis.eval(  # type: ignore[misc]
+        "return cjson.encode({ARGV[1], 'v', '1', 'kind', 'task_started', 'by', ARGV[2]})",
+        0,
+        "1-0",
+        raw,
+    )
+    [(entry_id, fields)] = parse("wf-1", line + b"\n")
+    assert entry_id == b"1-0"
+    assert fields == {b"v": b"1", b"kind": b"task_started", b"wf": b"wf-1", b"by": raw}
+    assert list(fields) == [b"v", b"kind", b"wf", b"by"]  # wf where emit puts it
