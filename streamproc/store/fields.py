@@ -23,11 +23,12 @@ default result), ``P`` the payload of the signal that resumed its ``WaitFor``.  
 (:class:`SignalField`): ``o:<id>`` each signal applied (its name), ``v:<id>`` the payload of
 one kept until a wait takes it; ``pending`` lists those ids in arrival order.
 
-A field that would hold its default may be absent, and its absence reads as that default
+A field that would hold its default is not written, and its absence reads as that default
 (in Python and in Lua alike): a count of 0 (``f``, ``k``, ``c``, ``edges``), an empty text
 (``n``, ``d``, ``T``, ``reason``), and the values of :data:`ABSENT` (``a`` of a first
-attempt, ``R``, ``rounds``, the ``max_*`` limits).  This release still writes them all, as
-the release before it reads only a hash that holds them; the next one leaves them out.
+attempt, ``R``, ``rounds``, the ``max_*`` limits).  A hash written with every field present
+reads the same.  The release before this one already read absent fields so and still wrote
+them all, so the two run side by side; older releases cannot read a hash without them.
 """
 
 from __future__ import annotations
@@ -55,7 +56,6 @@ class WorkflowField(StrEnum):
     ROUNDS = "rounds"
     DIGEST = "digest"
     TIMEOUT = "timeout"  # ms after `created` by which it must end (sp_expire); absent: none
-    DEADLINE = "deadline"  # created + timeout, written for releases whose sp_expire reads it
     AGENTS = "agents"  # its agents, each counted in the shard's usage while it runs
     TENANT = "tenant"  # the tenant it is counted for (absent: none)
     BYTES = "bytes"  # its inputs' and results' bytes counted for its tenant
@@ -251,7 +251,7 @@ def adjust_rounds(raw: Mapping[bytes, bytes]) -> int:
     return _present(_Reader(raw).get(WorkflowField.ROUNDS), WorkflowField.ROUNDS)
 
 
-# What the fields below read as when absent (a field holding this value may be left out).  They
+# What the fields below read as when absent: a field holding this value is not written.  They
 # are the hash format's own, fixed, equal today to the spec's and the client's defaults (so
 # most workflows leave them all out): a change to those defaults must not change what a
 # stored workflow means, so it must not change these.

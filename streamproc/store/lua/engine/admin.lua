@@ -75,8 +75,7 @@ local function revive_task(ctx, key, wf, t, state)
   local f = redis.call('HMGET', key, TF.attempt .. t, TF.entry .. t)
   local att = f[1] or ABSENT.attempt
   if state == TS.failed then
-    redis.call('HSET', key, TF.failures .. t, 0, TF.lost .. t, 0)
-    redis.call('HDEL', key, TF.waiting_since .. t)
+    redis.call('HDEL', key, TF.failures .. t, TF.lost .. t, TF.waiting_since .. t)
     append_history(key, t, {attempt = tonumber(att), outcome = 'requeued',
                             reason = 'from dead letters', at = ctx.now})
   end

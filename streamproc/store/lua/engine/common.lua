@@ -304,7 +304,9 @@ end
 -- Counts the ending in ctx.ended, which the functions return for the caller's metrics.
 local function finish(key, status, ctx, reason)
   ctx.ended[status] = (ctx.ended[status] or 0) + 1
-  redis.call('HSET', key, WF.status, status, WF.ended, ctx.now, WF.reason, reason or '')
+  local fields = {WF.status, status, WF.ended, ctx.now}
+  if reason and reason ~= '' then fields[5], fields[6] = WF.reason, reason end  -- none: absent
+  redis.call('HSET', key, unpack(fields))
   expire(ctx, key, redis.call('HGET', key, WF.ttl))
 end
 
@@ -347,7 +349,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
                   TF.ended .. t, ended, TF.consumer .. t, by, WF.left, left}
   if completes then
-    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now, WF.reason, ''}) do
+    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now}) do
       fields[#fields + 1] = v
     end
   end
@@ -360,6 +362,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   end
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
+      redis.call('HDEL', key, TF.unmet .. child)  -- absent reads as 0 (fields.py)
       if not publish(ctx, key, wf, child) then return end  -- the workflow failed
     end
   end

@@ -103,6 +103,15 @@ local function spawn_refusal(key, parent, tasks, waiters)
   return nil
 end
 
+-- Append `field` and `value` to the HSET arguments `fields`, unless `value` is what the field
+-- reads as when absent (fields.py): such a field is left out.
+local function unless_absent(fields, field, value, absent)
+  if value ~= absent then
+    fields[#fields + 1] = field
+    fields[#fields + 1] = value
+  end
+end
+
 -- Write `tasks` (validated) into the workflow as added by `parent`.  Each waits for its needs
 -- not yet done, and every task of `waiters` also waits for all of them.  Their ids are
 -- appended to the workflow's order (but for superseded ones added again, which are there,
@@ -120,22 +129,23 @@ local function add_tasks(key, parent, tasks, waiters)
     else
       redis.call('HDEL', key, TF.result .. id, TF.began .. id, TF.ended .. id, TF.error .. id,
                  TF.consumer .. id, TF.waiting_since .. id, TF.mapped .. id, TF.map .. id,
-                 TF.adjusted .. id)
+                 TF.adjusted .. id, TF.needs .. id, TF.dependents .. id, TF.unmet .. id,
+                 TF.failures .. id, TF.lost .. id, TF.retries .. id, TF.timeout .. id)
     end
     for _, need in ipairs(task[4]) do
       if redis.call('HGET', key, TF.state .. need) ~= TS.done then unmet = unmet + 1 end
       added[need] = added[need] or {}
       added[need][#added[need] + 1] = id
     end
-    local fields = {TF.agent .. id, task[2], TF.input .. id, task[3],
-                    TF.needs .. id, table.concat(task[4], ' '), TF.dependents .. id, waiting_for,
-                    TF.unmet .. id, unmet, TF.state .. id, TS.waiting, TF.attempt .. id, attempt,
-                    TF.failures .. id, 0, TF.lost .. id, 0, TF.retries .. id, task[5],
-                    TF.timeout .. id, task[6], TF.spawner .. id, parent}
-    if task[7] ~= '' then
-      fields[#fields + 1] = TF.map .. id
-      fields[#fields + 1] = task[7]
-    end
+    local fields = {TF.agent .. id, task[2], TF.input .. id, task[3], TF.state .. id, TS.waiting,
+                    TF.spawner .. id, parent}
+    unless_absent(fields, TF.attempt .. id, attempt, tonumber(ABSENT.attempt))
+    unless_absent(fields, TF.needs .. id, table.concat(task[4], ' '), '')
+    unless_absent(fields, TF.dependents .. id, waiting_for, '')
+    unless_absent(fields, TF.unmet .. id, unmet, 0)
+    unless_absent(fields, TF.retries .. id, task[5], tonumber(ABSENT.retries))
+    unless_absent(fields, TF.timeout .. id, task[6], '')
+    unless_absent(fields, TF.map .. id, task[7], '')
     redis.call('HSET', key, unpack(fields))
   end
   for need, children in pairs(added) do

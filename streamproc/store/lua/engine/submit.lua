@@ -62,10 +62,7 @@ local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
   count_usage(ctx, key, 1, 0)
   redis.call('ZADD', ctx.index, ctx.now, wf)
   local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
-  if timeout > 0 then
-    redis.call('HSET', key, WF.deadline, ctx.now + timeout)
-    redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key)
-  end
+  if timeout > 0 then redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key) end
   emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
   for _, t in ipairs(split(roots)) do
     if not publish(ctx, key, wf, t) then break end  -- the workflow failed
