@@ -122,7 +122,8 @@ async def test_late_events_and_a_revived_end_reach_the_archive_once_in_order(
     await redis.rpush(f"open:{workflow_id}:g", 1)  # g ends after its workflow failed
     await eventually(lambda: _done(client, workflow_id, "g"))
     kinds = [e["kind"] for e in await client.history(workflow_id)]
-    assert kinds[-2:] == ["failed", "task_done"]
+    # g's start may be recorded after the failure (its worker's next flush): late too
+    assert kinds[-1] == "task_done" and kinds.index("failed") < len(kinds) - 1
     assert len(await archived(redis, keyspace, workflow_id)) == len(kinds)
     assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= HISTORY_GRACE_MS
     await stream_gone(redis, keyspace, workflow_id)

@@ -135,6 +135,7 @@ ENGINE = Library.packaged(
         f"engine/{file}.lua"
         for file in (
             "common",
+            "history",
             "dead",
             "submit",
             "grow",

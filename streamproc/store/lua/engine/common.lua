@@ -1,7 +1,7 @@
 --[[ common.lua: the engine library's calling convention and the helpers its functions share;
-  it registers no function.  The engine library is this file, then dead.lua, submit.lua,
-  grow.lua, map.lua, wait.lua, adjust.lua, resolve.lua, started.lua, recovery.lua, admin.lua
-  and prune.lua, joined in that order under the prelude of constants shared with Python
+  it registers no function.  The engine library is this file, then history.lua, dead.lua,
+  submit.lua, grow.lua, map.lua, wait.lua, adjust.lua, resolve.lua, started.lua, recovery.lua,
+  admin.lua and prune.lua, joined in that order under the prelude of constants shared with Python
   (streamproc/store/functions.py): WF workflow fields, TF per-task field prefixes (TF.state ..
   task), TS task states, WS workflow statuses, KIND completion kinds, SG the field prefixes
   of signals, EF the fields of stream entries and EV lifecycle event kinds (entries.py),
@@ -30,7 +30,7 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
   KEYS[7] usage hash      KEYS[8] retained zset   KEYS[9] index zset (workflow ids by creation ms)
   KEYS[8+2i], KEYS[9+2i]  tasks stream and dead stream of agent i (i = 1..n)
   KEYS[10+2n ..]          per item, in item order: its workflow hash, then that workflow's
-                          history stream (every event of the workflow; see archive() below)
+                          history stream (every event of the workflow; see history.lua)
   then, per item again    its output stream (chunks its agents emit, kept as long as it):
                           after the pairs, so a function indexing items by pair needs no change
   then, per item again    its history archive (ctx.past), after the output streams
@@ -94,58 +94,8 @@ local function is_over(status)
   return status == WS.completed or status == WS.failed or status == WS.cancelled
 end
 
--- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
--- final event, then any late one) is copied, in the same call, from the stream to its archive
--- (ctx.past: one JSON array a line, [id, field, value, ...], without the `wf` field, which the
--- reader adds back): the entries after the archive's last.  The archive expires with the hash
--- (never, when the hash is kept forever); the stream only outlives its last event by
--- HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and the finished
--- workflow keeps its history in a compact string.
-
--- The id of an archive's last entry (the first element of its last line), or nil.
-local function last_archived(past)
-  if not past then return nil end
-  local i = #past - 1
-  while i > 0 and string.byte(past, i) ~= 10 do i = i - 1 end
-  return string.match(past, '^%["([^"]+)"', i + 1)
-end
-
--- A stream that expired after an earlier end is made again with no entry and the archive's
--- last id as its last, so its new ids follow the archived ones whatever the clock did.
-local function reopen(ctx, key, past)
-  local hist = ctx.history[key]
-  if past and redis.call('EXISTS', hist) == 0 then
-    redis.call('XADD', hist, 'MAXLEN', 0, last_archived(past), EF.v, VERSION)
-  end
-end
-
--- `past` is the archive as it was (false: none yet).
-local function archive(ctx, key, past)
-  local hist = ctx.history[key]
-  local last = last_archived(past)
-  local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
-  if #entries > 0 then
-    local lines = {}
-    for i, entry in ipairs(entries) do
-      local line, flat = {entry[1]}, entry[2]
-      for j = 1, #flat, 2 do
-        if flat[j] ~= EF.wf then
-          line[#line + 1], line[#line + 2] = flat[j], flat[j + 1]
-        end
-      end
-      lines[i] = cjson.encode(line) .. '\n'
-    end
-    -- SET, not APPEND: a string APPEND grows is allocated twice its length
-    redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
-  end
-  local left = redis.call('PTTL', key)
-  if left > 0 then
-    redis.call('PEXPIRE', ctx.past[key], left)
-  else
-    redis.call('PERSIST', ctx.past[key])
-  end
-  redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
-end
+-- Defined in history.lua: an ended workflow's history is archived (see there).
+local reopen, archive
 
 -- A lifecycle event, on the shard's events stream and on the workflow's own history.
 local function emit(ctx, key, wf, kind, task, att, at, ...)

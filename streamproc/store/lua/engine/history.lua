@@ -1,0 +1,56 @@
+--[[ history.lua: an ended workflow's history archive; it registers no function.  common.lua
+  declares reopen and archive, since emit needs them before this file is joined.
+]]
+
+-- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
+-- final event, then any late one) is copied, in the same call, from the stream to its archive
+-- (ctx.past: one JSON array a line, [id, field, value, ...], without the `wf` field, which the
+-- reader adds back): the entries after the archive's last.  The archive expires with the hash
+-- (never, when the hash is kept forever); the stream only outlives its last event by
+-- HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and the finished
+-- workflow keeps its history in a compact string.
+
+-- The id of an archive's last entry (the first element of its last line), or nil.
+local function last_archived(past)
+  if not past then return nil end
+  local i = #past - 1
+  while i > 0 and string.byte(past, i) ~= 10 do i = i - 1 end
+  return string.match(past, '^%["([^"]+)"', i + 1)
+end
+
+-- A stream that expired after an earlier end is made again with no entry and the archive's
+-- last id as its last, so its new ids follow the archived ones whatever the clock did.
+reopen = function(ctx, key, past)
+  local hist = ctx.history[key]
+  if past and redis.call('EXISTS', hist) == 0 then
+    redis.call('XADD', hist, 'MAXLEN', 0, last_archived(past), EF.v, VERSION)
+  end
+end
+
+-- `past` is the archive as it was (false: none yet).
+archive = function(ctx, key, past)
+  local hist = ctx.history[key]
+  local last = last_archived(past)
+  local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
+  if #entries > 0 then
+    local lines = {}
+    for i, entry in ipairs(entries) do
+      local line, flat = {entry[1]}, entry[2]
+      for j = 1, #flat, 2 do
+        if flat[j] ~= EF.wf then
+          line[#line + 1], line[#line + 2] = flat[j], flat[j + 1]
+        end
+      end
+      lines[i] = cjson.encode(line) .. '\n'
+    end
+    -- SET, not APPEND: a string APPEND grows is allocated twice its length
+    redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
+  end
+  local left = redis.call('PTTL', key)
+  if left > 0 then
+    redis.call('PEXPIRE', ctx.past[key], left)
+  else
+    redis.call('PERSIST', ctx.past[key])
+  end
+  redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
+end
