@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -67,9 +67,10 @@ class AdjustRequest:
     input: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Completion:
-    """A ``done`` entry: the outcome of one attempt, as the worker reported it."""
+class Completion(NamedTuple):
+    """A ``done`` entry: the outcome of one attempt, as the worker reported it (a named tuple,
+    not a frozen dataclass: the resolver makes one per completion, and a tuple is built in a
+    fifth of the time)."""
 
     entry_id: bytes
     kind: bytes  # a CompletionKind
