@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -23,10 +24,9 @@ from streamproc.store.keys import Keyspace
 from streamproc.transport.retrying import until_redis_answers
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(NamedTuple):
     """One write: XADD ``fields`` to ``target`` and XACK ``entry_id`` from ``stream`` (both
-    keys of ``shard``)."""
+    keys of ``shard``).  A named tuple: one is made per task."""
 
     shard: int
     stream: str

@@ -43,9 +43,9 @@ _ADJUST, _WAIT = CompletionKind.ADJUST.encode(), CompletionKind.WAIT.encode()
 _SPAWN, _AWAIT = CompletionKind.SPAWN.encode(), CompletionKind.AWAIT.encode()
 
 
-@dataclass(frozen=True, slots=True)
-class TaskEvent:
-    """A task-ready entry of ``tasks:<agent>``: one attempt of one task."""
+class TaskEvent(NamedTuple):
+    """A task-ready entry of ``tasks:<agent>``: one attempt of one task (a named tuple, as
+    ``Completion``: the worker makes one per task)."""
 
     entry_id: bytes
     workflow: str
