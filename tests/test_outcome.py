@@ -77,6 +77,21 @@ async def test_the_task_timeout_is_an_error_that_names_it() -> None:
     assert await outcome_of(agent, timeout=0.05) == Outcome(b"error", b"timed out after 0.05s")
 
 
+@pytest.mark.parametrize("ending", ["returns", "raises"])
+async def test_an_agent_that_outlives_its_timeout_by_catching_the_cancel_still_timed_out(
+    ending: str,
+) -> None:
+    async def agent(task: Task) -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            if ending == "raises":
+                raise ValueError("cleanup failed") from None
+        return "late"
+
+    assert await outcome_of(agent, timeout=0.05) == Outcome(b"error", b"timed out after 0.05s")
+
+
 @pytest.mark.parametrize("timeout", [None, 60.0], ids=["no-task-timeout", "within-it"])
 async def test_an_agents_own_timeout_error_is_reported_as_itself(timeout: float | None) -> None:
     async def agent(task: Task) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from redis.exceptions import ResponseError
+
 from streamproc import RedisSettings
 from streamproc.engine.linger import Linger
 from streamproc.transport.connection import WRITE_BUFFER_LIMIT, LeanConnection
@@ -46,4 +49,30 @@ async def test_lean_connection_carries_multiword_and_large_commands(redis_url: s
         assert fields == {b"a": b"1.5", b"b": b"2"}
     finally:
         await redis.delete("lean:big", "lean:s")
+        await redis.aclose()
+
+
+async def test_replies_read_from_the_buffer_keep_errors_in_their_place(redis_url: str) -> None:
+    """A pipeline's replies arrive together and are read from the buffer, without a timer
+    each: an error still lands at its command, and a transaction's replies stay in order."""
+    redis = RedisSettings.from_url(redis_url).connect()
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in range(100):
+                pipe.set(f"lean:k{i}", i)
+            pipe.lpush("lean:k0", "x")  # WRONGTYPE, in the middle
+            pipe.get("lean:k99")
+            replies = await pipe.execute(raise_on_error=False)
+        assert replies[:100] == [True] * 100
+        assert isinstance(replies[100], ResponseError) and "WRONGTYPE" in str(replies[100])
+        assert replies[101] == b"99"
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr("lean:n").lpush("lean:k1", "x").incr("lean:n")
+            replies = await pipe.execute(raise_on_error=False)
+        assert replies[0] == 1 and isinstance(replies[1], ResponseError) and replies[2] == 2
+        with pytest.raises(ResponseError, match="WRONGTYPE"):
+            await redis.lpush("lean:k2", "x")
+        assert await redis.get("lean:k2") == b"2"  # the connection is still in step
+    finally:
+        await redis.delete(*(f"lean:k{i}" for i in range(100)), "lean:n")
         await redis.aclose()

@@ -10,8 +10,10 @@ Redis a function call per flush, not a round trip per task.
 from __future__ import annotations
 
 import asyncio
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -23,10 +25,9 @@ from streamproc.store.keys import Keyspace
 from streamproc.transport.retrying import until_redis_answers
 
 
-@dataclass(frozen=True, slots=True)
-class Report:
+class Report(NamedTuple):
     """One write: XADD ``fields`` to ``target`` and XACK ``entry_id`` from ``stream`` (both
-    keys of ``shard``)."""
+    keys of ``shard``).  A named tuple: one is made per task."""
 
     shard: int
     stream: str
@@ -102,11 +103,11 @@ class Outbox:
         same attempt is ignored by the resolver.  A start is posted before its task's report
         and written in the same or an earlier transaction; a lost one (a crash) leaves the
         resolver to emit it with the completion, and a repeated one changes nothing."""
-        by_shard: dict[int, _Batch] = {}
+        by_shard: defaultdict[int, _Batch] = defaultdict(_Batch)
         for report in self._outbox:
-            by_shard.setdefault(report.shard, _Batch()).reports.append(report)
+            by_shard[report.shard].reports.append(report)
         for shard, start in self._starts:
-            by_shard.setdefault(shard, _Batch()).starts.append(start)
+            by_shard[shard].starts.append(start)
         self._outbox, self._starts = [], []
         shards = list(by_shard.items())
         for done, (shard, batch) in enumerate(shards):

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -56,9 +57,8 @@ class OutputWriter:
     def emitter(self, event: TaskEvent) -> Emitter:
         """What the task of ``event`` emits through (called on the loop's thread)."""
         loop = asyncio.get_running_loop()
-        key = self.keyspace.output(event.workflow)
         thread = threading.get_ident()
-        return Emitter(self, loop, thread, key, event.workflow, event.task, event.attempt)
+        return Emitter(self, loop, thread, event.workflow, event.task, event.attempt)
 
     def offer(self, key: str, fields: dict[bytes, bytes | str | int]) -> None:
         size = sum(len(v) if isinstance(v, bytes | str) else 8 for v in fields.values())
@@ -126,12 +126,16 @@ class Emitter:
     writer: OutputWriter
     loop: asyncio.AbstractEventLoop
     loop_thread: int
-    key: str
     workflow: str
     task: str
     attempt: int
     count: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def key(self) -> str:
+        """The workflow's output stream, named at the first chunk (most tasks emit none)."""
+        return self.writer.keyspace.output(self.workflow)
 
     def put(self, chunk: Chunk) -> None:
         """Queue ``chunk`` as the attempt's next; :class:`EmitRefused` past ``MAX_CHUNKS``."""

@@ -6,6 +6,7 @@ side spells them and the on-Redis layout is written down once, here.
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 
 from streamproc.store.state import WorkflowStatus
 
@@ -66,9 +67,10 @@ class EntryField(StrEnum):
     LOST = "lost"
     HISTORY = "history"
 
-    @property
+    @cached_property
     def key(self) -> bytes:
-        """The name as a field of an entry as read (bytes)."""
+        """The name as a field of an entry as read (bytes); cached, as codecs look it up for
+        every field of every entry."""
         return self.value.encode()
 
 
