@@ -219,3 +219,14 @@ def test_the_cache_keeps_at_most_its_size_least_recently_used_out_first() -> Non
     cached(shapes, specs[0])  # t0 is used again: t1 is now the least recent
     cached(shapes, specs[3])
     assert [shape_key(s)[0] in shapes._shapes for s in specs] == [True, False, True, True]
+
+
+def test_the_same_spec_object_again_is_laid_out_once_unless_its_inputs_changed() -> None:
+    shapes = Shapes()
+    spec = WorkflowSpec.from_dict(base([{"n": 1}, None, None]))
+    first = shapes.blueprint(spec, SETTINGS, None)
+    assert shapes.blueprint(spec, SETTINGS, None) is first  # nothing to check again
+    spec.tasks[0].input["n"] = 2  # the caller changed an input in place
+    again = shapes.blueprint(spec, SETTINGS, None)
+    assert again is not first and again.args == uncached(spec)
+    assert cached(shapes, spec, {"nobody"}) == uncached(spec, {"nobody"})  # agents re-checked
