@@ -170,11 +170,6 @@ class Keyspace:
         """The archive of an ended workflow's history (``ops/history.py`` reads it)."""
         return f"{self._tag(self.shard_of(workflow_id))}:past:{workflow_id}"
 
-    def past_of(self, workflow_key: str) -> str:
-        """The history archive that belongs with a workflow hash key."""
-        tag, _, workflow_id = workflow_key.partition(":wf:")
-        return f"{tag}:past:{workflow_id}"
-
     def output(self, workflow_id: str) -> str:
         """The stream of chunks the workflow's agents emit while they run."""
         return f"{self._tag(self.shard_of(workflow_id))}:out:{workflow_id}"

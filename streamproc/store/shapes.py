@@ -99,7 +99,8 @@ class Shapes:
         ``WorkflowSpec.validate``), and lay out what its submit writes."""
         last = self._last
         if isinstance(spec, WorkflowSpec) and last is not None and _same(last, spec, settings):
-            return last.blueprint if _known(last, known) else self._blueprint(spec, settings, known)
+            known_now = _known(last.blueprint.agents, known)
+            return last.blueprint if known_now else self._blueprint(spec, settings, known)
         blueprint = self._blueprint(spec, settings, known)
         if isinstance(spec, WorkflowSpec) and (inputs := _encoded_inputs(spec)) is not None:
             self._last = Resubmitted(spec, inputs, settings, blueprint)
@@ -113,7 +114,7 @@ class Shapes:
     ) -> calls.Blueprint:
         key, inputs = shape_key(spec)
         shape = self._shapes.get(key) if key is not None else None
-        if shape is None or shape.settings is not settings or not _known(shape, known):
+        if shape is None or shape.settings is not settings or not _known(shape.agents, known):
             return self._add(key, spec, settings, known)
         self._shapes.move_to_end(key)  # type: ignore[arg-type]  # a shape was found by it
         return shape.blueprint(inputs)
@@ -137,9 +138,8 @@ class Shapes:
         return blueprint
 
 
-def _known(shape: Shape | Resubmitted, known: Collection[str] | None) -> bool:
-    """Whether every agent of ``shape`` is still known (the set may have changed since)."""
-    agents = shape.agents if isinstance(shape, Shape) else shape.blueprint.agents
+def _known(agents: list[str], known: Collection[str] | None) -> bool:
+    """Whether every one of ``agents`` is still known (the set may have changed since)."""
     return known is None or all(agent in known for agent in agents)
 
 
