@@ -1,13 +1,17 @@
 """A task's start is recorded when it happens: the workflow hash shows it running, with its
 start time and consumer, and ``task_started`` is in the events and the workflow's history
-while the agent still runs, once, in the order things happened."""
+while the agent still runs, once, in the order things happened.  A task that ends before its
+worker's next flush has its start recorded with its completion, by the resolver."""
 
 from __future__ import annotations
+
+import asyncio
 
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.store import calls
+from streamproc.engine.outbox import Outbox, Report
+from streamproc.store import calls, codec
 from streamproc.store.fields import parse_state
 from streamproc.store.state import TaskState
 from tests.conftest import Engine, eventually
@@ -103,3 +107,63 @@ async def test_a_duplicate_superseded_or_late_start_changes_nothing(
             "task_done",
             "completed",
         ]
+
+
+async def test_a_start_flushed_with_its_own_report_is_recorded_by_the_resolver(
+    redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    """A task quicker than a round trip: its start and its report reach the outbox before one
+    flush, which sends the report alone (no ``sp_started``); the resolver records the start
+    from the completion.  A start flushed without its report is still sent at once."""
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        quick, slow = [
+            await client.submit({"tasks": [{"id": "a", "agent": "manual"}]}) for _ in range(2)
+        ]
+        stream = keyspace.tasks(0, "manual")
+        await redis.xgroup_create(stream, "manual", id="0")
+        read = await redis.xreadgroup("manual", "w1", {stream: ">"}, count=2)
+        events = {
+            event.workflow: event
+            for event in (codec.decode_task(i, f, "manual") for i, f in read[0][1])
+        }
+
+        def start(workflow_id: str, at: int) -> calls.Start:
+            event = events[workflow_id]
+            return calls.Start(workflow_id, "a", 1, event.entry_id, at, "w1")
+
+        def report(workflow_id: str, began: int, ended: int) -> Report:
+            event = events[workflow_id]
+            fields = codec.encode_completion(event, b"ok", b'"A"', began, ended, "w1", None)
+            return Report(0, stream, "manual", event.entry_id, keyspace.done(0), fields)
+
+        outbox = Outbox(redis, keyspace)
+        flushing = asyncio.create_task(outbox.flush_loop())
+        outbox.started(0, stream, start(slow, 5))
+        await outbox.flushed()
+        assert (await raw_task(redis, keyspace, slow, "a")).state == "running"
+
+        outbox.started(0, stream, start(quick, 10))
+        outbox.post(report(quick, 10, 12))
+        outbox.post(report(slow, 5, 14))
+        outbox.close()
+        await flushing
+        assert [(await raw_task(redis, keyspace, wf, "a")).state for wf in (quick, slow)] == [
+            "queued",  # no start was sent for it
+            "running",
+        ]
+        assert await redis.xlen(keyspace.done(0)) == 2
+        resolver = Engine(redis_url, keyspace)
+        resolver.start_resolver()
+        try:
+            final = await client.wait(quick, timeout=20)
+        finally:
+            await resolver.stop()
+        task = final.tasks[0]
+        assert (final.status, task.began_ms, task.ended_ms, task.consumer) == (
+            "completed", 10, 12, "w1",
+        )  # fmt: skip
+        history = await client.history(quick)
+        assert [e["kind"] for e in history] == ["submitted", "task_started", "task_done",
+                                                "completed"]  # fmt: skip
+        assert (history[1]["at"], history[1]["by"]) == ("10", "w1")
+        assert [e["kind"] for e in await client.history(slow)].count("task_started") == 1

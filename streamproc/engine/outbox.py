@@ -4,7 +4,9 @@ A report is a completion for ``done`` (or a raw entry for the agent's dead lette
 with the XACK of the task entry it answers; a start says a task began (``sp_started``).
 Queuing them lets one round trip serve every task that started or finished meanwhile: the
 starts of one read ride with the reports of tasks that finished, so recording them costs
-Redis a function call per flush, not a round trip per task.
+Redis a function call per flush, not a round trip per task.  A start whose task's report goes
+in the same flush (a task quicker than a round trip) is not sent at all: the resolver records
+it with the completion, as it does for any start it never saw (``sp_resolve``).
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ class _Batch:
     """What one shard's transaction writes."""
 
     reports: list[Report] = field(default_factory=list)
-    starts: list[calls.Start] = field(default_factory=list)
+    starts: list[tuple[str, calls.Start]] = field(default_factory=list)  # (its stream, start)
+    covered: list[tuple[str, calls.Start]] = field(default_factory=list)  # their reports here
 
 
 class Outbox:
@@ -53,7 +56,7 @@ class Outbox:
         self.redis = redis
         self.keyspace = keyspace
         self._outbox: list[Report] = []
-        self._starts: list[tuple[int, calls.Start]] = []
+        self._starts: list[tuple[int, str, calls.Start]] = []
         self._outbox_ready = asyncio.Event()
         self._writing: list[Report] = []  # the reports being written now
         self._closing = False
@@ -65,9 +68,10 @@ class Outbox:
         self._posted += 1
         self._outbox_ready.set()
 
-    def started(self, shard: int, start: calls.Start) -> None:
-        """Record that a task of ``shard`` began, with the next flush."""
-        self._starts.append((shard, start))
+    def started(self, shard: int, stream: str, start: calls.Start) -> None:
+        """Record that a task of ``shard`` (its entry in ``stream``) began, with the next
+        flush."""
+        self._starts.append((shard, stream, start))
         self._posted += 1
         self._outbox_ready.set()
 
@@ -102,12 +106,17 @@ class Outbox:
         before it leaves the entries pending for reclaim, and a duplicate completion of the
         same attempt is ignored by the resolver.  A start is posted before its task's report
         and written in the same or an earlier transaction; a lost one (a crash) leaves the
-        resolver to emit it with the completion, and a repeated one changes nothing."""
+        resolver to emit it with the completion, and a repeated one changes nothing; so a start
+        whose report is in this flush is left to the resolver."""
         by_shard: defaultdict[int, _Batch] = defaultdict(_Batch)
+        reported: set[tuple[str, bytes | str]] = set()
         for report in self._outbox:
             by_shard[report.shard].reports.append(report)
-        for shard, start in self._starts:
-            by_shard[shard].starts.append(start)
+            reported.add((report.stream, report.entry_id))
+        for shard, stream, start in self._starts:
+            batch = by_shard[shard]
+            covered = (stream, start.entry) in reported
+            (batch.covered if covered else batch.starts).append((stream, start))
         self._outbox, self._starts = [], []
         shards = list(by_shard.items())
         for done, (shard, batch) in enumerate(shards):
@@ -117,12 +126,13 @@ class Outbox:
             except BaseException:
                 for unwritten_shard, unwritten in reversed(shards[done:]):
                     self._outbox[:0] = unwritten.reports
-                    self._starts[:0] = [(unwritten_shard, s) for s in unwritten.starts]
+                    starts = unwritten.starts + unwritten.covered
+                    self._starts[:0] = [(unwritten_shard, *start) for start in starts]
                 raise
             finally:
                 self._writing = []
             async with self._flushed:
-                self._written += len(batch.reports) + len(batch.starts)
+                self._written += len(batch.reports) + len(batch.starts) + len(batch.covered)
                 self._flushed.notify_all()
 
     async def _write(self, shard: int, batch: _Batch) -> None:
@@ -133,7 +143,9 @@ class Outbox:
             acks.setdefault((report.stream, report.group), []).append(report.entry_id)
         for (stream, group), ids in acks.items():
             pipe.xack(stream, group, *ids)
-        starts = batch.starts and calls.started_arguments(self.keyspace, shard, batch.starts)
+        starts = batch.starts and calls.started_arguments(
+            self.keyspace, shard, [start for _, start in batch.starts]
+        )
         if starts:
             calls.STARTED.queue(pipe, starts)
         if batch.reports:  # the crash windows are those of a flush that reports outcomes

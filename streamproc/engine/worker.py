@@ -199,7 +199,7 @@ class Worker(Consumer):
         start = calls.Start(
             event.workflow, event.task, event.attempt, event.entry_id, began, self.consumer
         )
-        self.outbox.started(shard, start)
+        self.outbox.started(shard, stream, start)
         agent = self.agents[event.agent]
         emitter = self.output.emitter(event)
         cap = self.settings.max_result_bytes
