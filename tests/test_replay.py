@@ -187,6 +187,7 @@ async def test_unknown_ids_and_tasks_and_contradictory_flags_are_refused_in_one_
         "--live": [original.id, "--live", "--from-task", "b"],
         "--from-recorded": [original.id, "--from-recorded", "--live"],
         "--from-task": [original.id, "--from-recorded", "--from-task", "b"],
+        "cannot run agent ledger here": [original.id, "--live"],  # no --import
     }
     for named, args in refused.items():
         result = await run("replay", "run", *args, *at(redis_url, keyspace))

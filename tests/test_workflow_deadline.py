@@ -1,5 +1,6 @@
 """A workflow-level ``timeout``: past it, a workflow still running fails, naming what it
-waited for; one that ended first is left alone."""
+waited for; one that ended first is left alone.  A workflow revived from a dead letter keeps
+its deadline, and one past it is not revived."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
-from streamproc.errors import SpecError
+from streamproc.errors import DeadLetterRefused, SpecError
+from streamproc.ops import deadletters
 from streamproc.spec import WorkflowSpec
 from streamproc.spec_checks import MAX_TIMEOUT
-from tests.conftest import Engine
+from tests.conftest import Engine, eventually
 
 
 async def test_a_workflow_nobody_serves_fails_at_its_deadline_naming_the_agent(
@@ -44,3 +46,68 @@ def test_a_workflow_timeout_must_be_positive_seconds_within_the_bound(timeout: o
     spec = WorkflowSpec.from_dict({"timeout": timeout, "tasks": [{"id": "t", "agent": "echo"}]})
     with pytest.raises(SpecError, match="workflow 'timeout' must be seconds in"):
         spec.validate()
+
+
+async def revive_after_dead_letter(
+    redis_url: str, client: Client, redis: Redis, keyspace: Keyspace, timeout: int
+) -> tuple[str, str]:
+    """A workflow with ``timeout`` whose task is dead-lettered (then nothing serves it): its
+    id and the dead entry's."""
+    first = Engine(redis_url, keyspace)
+    first.start_worker(("echo", "fixable"))
+    spec = {
+        "timeout": timeout,
+        "tasks": [
+            {"id": "a", "agent": "echo", "input": 1},
+            {"id": "fix", "agent": "fixable", "needs": ["a"], "retries": 0},
+        ],
+    }
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: failed(client, workflow_id))
+    await first.stop()
+    [(entry_id, _)] = await redis.xrange(keyspace.dead(0, "fixable"))
+    assert await redis.zcard(keyspace.deadlines(0)) == 0  # its end left the deadlines set
+    return workflow_id, entry_id.decode()
+
+
+async def failed(client: Client, workflow_id: str) -> bool:
+    return (await client.get(workflow_id)).status == "failed"
+
+
+async def test_a_revived_workflow_still_fails_at_its_deadline(
+    resolver_only: Engine, client: Client, redis: Redis, keyspace: Keyspace, redis_url: str
+) -> None:
+    workflow_id, entry_id = await revive_after_dead_letter(
+        redis_url, client, redis, keyspace, timeout=4
+    )
+    await deadletters.requeue(redis, keyspace, "fixable", entry_id)
+    state = await client.get(workflow_id)
+    assert state.status == "running"
+    deadline = state.created_ms + 4000
+    assert await redis.zscore(keyspace.deadlines(0), keyspace.workflow(workflow_id)) == deadline
+
+    state = await client.wait(workflow_id, timeout=15)  # nothing serves the requeued task
+    assert state.status == "failed"
+    assert state.reason.startswith("deadline of 4s passed: task fix (agent fixable)")
+    assert await redis.zcard(keyspace.deadlines(0)) == 0
+
+
+async def test_a_workflow_past_its_deadline_is_not_revived(
+    resolver_only: Engine, client: Client, redis: Redis, keyspace: Keyspace, redis_url: str
+) -> None:
+    workflow_id, entry_id = await revive_after_dead_letter(
+        redis_url, client, redis, keyspace, timeout=1
+    )
+    created = (await client.get(workflow_id)).created_ms
+
+    async def past_deadline() -> bool:
+        seconds, micros = await redis.time()
+        return seconds * 1000 + micros // 1000 > created + 1000
+
+    await eventually(past_deadline)
+    with pytest.raises(
+        DeadLetterRefused, match=r"past its deadline \(its timeout ended \d+s ago\)"
+    ):
+        await deadletters.requeue(redis, keyspace, "fixable", entry_id)
+    assert (await client.get(workflow_id)).status == "failed"
+    assert [i.decode() for i, _ in await redis.xrange(keyspace.dead(0, "fixable"))] == [entry_id]

@@ -61,6 +61,13 @@ async def run(
             fail(str(exc), 2)
         recorder = rp.RecordedAgent(recording, kept_live)
         agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
+        unserved = sorted({t.agent for t in plan.tasks if t.agent} - agents.keys())
+        if unserved:  # no worker here would ever run them: the replay would never end
+            fail(
+                f"cannot run agent {', '.join(unserved)} here: give the module that registers "
+                "it with --import",
+                2,
+            )
         strict = not live and from_task is None
         slots = WorkerSettings.concurrency + rp.held_slots(recorded)
         async with running_engine(ctx.redis, ctx.keyspace, agents, slots):

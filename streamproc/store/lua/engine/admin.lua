@@ -13,7 +13,9 @@ sp_cancel: stop a running workflow.  Tasks not yet published are skipped (and le
 
 sp_revive: resume a workflow that failed when a task was dead-lettered, once the cause is
   fixed.  The workflow runs again (its expiry removed, its archived history kept: its next
-  end archives only what came after); every failed task starts over as a new attempt with
+  end archives only what came after; its deadline, if it has a timeout, watched again: one
+  whose deadline passed is refused, as it would fail again at once); every failed task
+  starts over as a new attempt with
   its failure counters cleared; skipped tasks wait again, their unmet needs recounted, and
   those whose needs are all done are published; it counts in the usage hash again
   (common.lua).  The dead entry is deleted.
@@ -39,6 +41,13 @@ local function cancel(keys, args)
   return 1
 end
 
+-- A workflow's deadline (ms, Redis clock), or nil when it has no timeout.
+local function deadline_of(key)
+  local f = redis.call('HMGET', key, WF.created, WF.timeout)
+  if not f[2] then return nil end
+  return tonumber(f[1]) + tonumber(f[2])
+end
+
 -- Why a dead entry cannot revive its workflow, or nil when it can.
 local function revive_refusal(ctx, key, id, agent, wf, t)
   if not ctx.dead[agent] then return 'no dead-letter stream given for agent ' .. agent end
@@ -55,6 +64,11 @@ local function revive_refusal(ctx, key, id, agent, wf, t)
   if f[1] ~= WS.failed then return 'workflow ' .. wf .. ' is ' .. f[1] .. ', not failed' end
   if f[2] ~= TS.failed then
     return 'task ' .. t .. ' is ' .. tostring(f[2] or 'unknown') .. ', not failed'
+  end
+  local deadline = deadline_of(key)
+  if deadline and deadline <= ctx.now then
+    return 'workflow ' .. wf .. ' is past its deadline (its timeout ended ' ..
+           math.floor((ctx.now - deadline) / 1000) .. 's ago): it would fail again at once'
   end
   return nil
 end
@@ -108,6 +122,8 @@ local function revive(keys, args)
   redis.call('PERSIST', ctx.past[key])  -- its next end adds what comes after
   reopen(ctx, key, redis.call('GET', ctx.past[key]))
   count_usage(ctx, key, 1, 0)
+  local deadline = deadline_of(key)
+  if deadline then redis.call('ZADD', ctx.deadlines, deadline, key) end
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')
   for i, d in ipairs(order) do
@@ -137,10 +153,10 @@ local function expire_overdue(keys, args)
   for a = ctx.arg_base + 1, #args, 2 do
     item = item + 1
     local key = keys[ctx.wf_base + 2 * item - 1]
-    local f = redis.call('HMGET', key, WF.status, WF.created, WF.timeout)
-    if f[1] ~= WS.running or not f[3] then
+    local deadline = deadline_of(key)
+    if redis.call('HGET', key, WF.status) ~= WS.running or not deadline then
       redis.call('ZREM', ctx.deadlines, key)
-    elseif tonumber(f[2]) + tonumber(f[3]) <= ctx.now then  -- its deadline
+    elseif deadline <= ctx.now then
       fail_workflow(ctx, key, args[a], args[a + 1])
       failed = failed + 1
     end
