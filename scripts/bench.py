@@ -256,8 +256,9 @@ async def reap(proc: subprocess.Popen[bytes], sig: int | None, timeout: float) -
 
 
 # Run by a watchdog process: when the bench dies (even by SIGKILL) PDEATHSIG sends it SIGTERM,
-# and it stops the redis-server the bench started (EmbeddedRedis sets no PDEATHSIG) and removes
-# its data dir.  After a normal exit the server is already gone and the kill does nothing.
+# and it removes the data dir of the redis-server the bench started, which EmbeddedRedis's own
+# PDEATHSIG stops but leaves behind; the kill only makes sure the server is going.  After a
+# normal exit the server is already gone and the kill does nothing.
 WATCHDOG = """
 import os, shutil, signal, sys
 pid, data_dir = int(sys.argv[1]), sys.argv[2]

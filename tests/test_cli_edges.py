@@ -1,12 +1,14 @@
 """Where the command line meets the machine: a reader that goes away, a port already taken,
-Ctrl-C with a private Redis, a mistyped Redis URL, ``--import`` from the current directory,
-and exit codes that tell an error from an answer."""
+Ctrl-C or kill -9 with a private Redis, a mistyped Redis URL, ``--import`` from the current
+directory, and exit codes that tell an error from an answer."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -157,6 +159,33 @@ async def test_ctrl_c_stops_up_and_its_private_redis_promptly_and_cleanly() -> N
     assert "retrying" not in text
     assert not answers(int(private.group(1)))
     assert not await asyncio.to_thread(Path(private.group(2)).exists)
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="only Linux stops a child when its owner dies")
+async def test_a_killed_up_takes_its_private_redis_with_it() -> None:
+    process, log = start_up(default_url=f"redis://127.0.0.1:{free_port()}/0")
+    private = None
+    try:
+        private = await eventually(lambda: logged(process, log, PRIVATE), timeout=TIMEOUT)
+        port = int(private.group(1))
+        assert answers(port)
+        process.kill()  # SIGKILL to the owner alone: no graceful stop, no signal to its group
+        await asyncio.to_thread(process.wait, TIMEOUT)
+        await eventually(lambda: asyncio.to_thread(lambda: not answers(port)), timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        if private is not None:  # what may be left: a server that outlived its owner, its data
+            shut_down(int(private.group(1)))
+            shutil.rmtree(private.group(2), ignore_errors=True)
+
+
+def shut_down(port: int) -> None:
+    """``SHUTDOWN NOSAVE`` to a redis-server on ``port``, if one answers there."""
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1) as sock:
+        sock.sendall(b"SHUTDOWN NOSAVE\r\n")
+        sock.recv(64)
 
 
 def test_an_unreachable_redis_url_given_to_up_is_an_error_not_a_private_redis() -> None:

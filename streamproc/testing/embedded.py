@@ -3,11 +3,16 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -21,8 +26,35 @@ def free_port() -> int:
         return port
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def stopped_with_owner() -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel SIGTERM the child when its owner dies,
+    however it dies (SIGKILL included), so a private server never outlives it; elsewhere None.
+
+    The kernel sends it when the *thread* that forked the child ends, so start the child from
+    a thread that lives as long as the owner: the main thread.  prctl is looked up before the
+    fork, so the child runs as little Python as possible; an owner that died before the
+    request took effect is seen as a changed parent pid."""
+    if sys.platform != "linux":
+        return None
+    prctl = ctypes.CDLL(None).prctl
+    owner = os.getpid()
+
+    def preexec() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != owner:
+            os._exit(1)
+
+    return preexec
+
+
 class EmbeddedRedis:
-    """``with EmbeddedRedis() as server: server.url``; persistence is appendonly by default."""
+    """``with EmbeddedRedis() as server: server.url``; persistence is appendonly by default.
+
+    On Linux the server is stopped when the thread that called :meth:`start` ends (see
+    :func:`stopped_with_owner`), even if its process is killed; its data dir then stays."""
 
     def __init__(self, port: int | None = None, data_dir: Path | None = None, *extra: str) -> None:
         if shutil.which("redis-server") is None:
@@ -63,7 +95,11 @@ class EmbeddedRedis:
         # Its own session: Ctrl-C in a terminal signals the whole foreground process group,
         # and the server must outlive its owner's graceful shutdown, which stops it last.
         self.process = subprocess.Popen(  # noqa: S603
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=stopped_with_owner(),
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
