@@ -152,6 +152,8 @@ async def test_a_run_with_a_wait_replays_from_the_record_and_live(
         workflow_id,
         "--from-task",
         "approve",
+        "--import",
+        "tests.agents_for_tests",
         *where,
         env=cli_env(),
         stdout=asyncio.subprocess.DEVNULL,
