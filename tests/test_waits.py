@@ -14,13 +14,11 @@ from streamproc import (
     ClientSettings,
     Conflict,
     Keyspace,
-    Spawn,
     SpecError,
     SyncClient,
     WorkflowNotFound,
     WorkflowSpec,
 )
-from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.errors import BadSignal, SignalTooLarge
 from streamproc.ops.history import snapshot
 from streamproc.store.signals import MAX_SIGNAL_BYTES
@@ -151,11 +149,6 @@ def test_a_wait_is_declared_with_a_signal_name_and_no_agent(
 ) -> None:
     with pytest.raises(SpecError, match=re.escape(error)):
         WorkflowSpec.from_dict({"tasks": [task]}).validate()
-
-
-def test_a_spawned_task_runs_an_agent() -> None:
-    with pytest.raises(SpawnRefused, match="a spawned task runs an agent, not a wait"):
-        encode_spawn(Spawn([{"id": "w", "wait_for": "ok"}]), "plan", None, 1 << 20)
 
 
 async def test_cancel_and_deadlines_end_a_wait(

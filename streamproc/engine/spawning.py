@@ -8,6 +8,9 @@ step that records the completion (``lua/engine/grow.lua``).
 
 The encoding is a JSON array with one entry per task, each after the tasks of the spawn it
 needs: ``[id, agent, input as JSON text, needs, retries, timeout ("" none), map ("" none)]``.
+A declared wait (``wait_for``, no agent) has agent ``""`` and two more elements, ``wait_for``
+and its default as JSON text (``""`` none); an agent's task keeps the seven, so a resolver of
+0.3, which knows only those, still applies it (and refuses a wait's as malformed).
 The input travels as text so the Lua never decodes it (its JSON decoder rounds large numbers).
 """
 
@@ -43,8 +46,6 @@ def encode_spawn(spawn: Spawn, spawner: str, agents: Collection[str] | None, cap
         seen: dict[str, int] = {}
         for task in tasks:
             seen[task.id] = validate_task(task, seen, agents, _ANY_INPUT)
-            if task.wait_for is not None:
-                raise SpecError(f"task {task.id!r}: a spawned task runs an agent, not a wait")
         ordered = topological_order({t.id: [n for n in t.needs if n in seen] for t in tasks})
     except SpecError as exc:
         raise SpawnRefused(f"spawn from {spawner} refused: {exc}") from None
@@ -64,4 +65,7 @@ def _entry(task: TaskSpec) -> list[object]:
     timeout = "" if task.timeout is None else repr(float(task.timeout))
     needs = list(dict.fromkeys(task.needs))
     input_text = orjson.dumps(task.input).decode()
-    return [task.id, task.agent, input_text, needs, task.retries, timeout, task.map or ""]
+    if task.wait_for is None:
+        return [task.id, task.agent, input_text, needs, task.retries, timeout, task.map or ""]
+    default = "" if task.default is None else orjson.dumps(task.default).decode()
+    return [task.id, "", input_text, needs, task.retries, timeout, "", task.wait_for, default]

@@ -5,7 +5,10 @@
   ids may be added again.  It registers no function.
 
 A spawn arrives as JSON (engine/spawning.py): one entry per task, each after the tasks of the
-spawn it needs: id, agent, input as JSON text, needs, retries, timeout ('' none), map ('' none).
+spawn it needs: id, agent, input as JSON text, needs, retries, timeout ('' none), map ('' none),
+and for a declared wait (agent '', no map) two more: its signal's name and its default as JSON
+text ('' none).  A spawned wait is written as submit writes a declared one (TF.wait_for,
+TF.default, no TF.agent), so publish starts it once its needs are done (wait.lua).
 The worker checked what it could without the workflow; what needs the workflow is checked
 here, before anything is written: a refused spawn adds nothing and fails its spawner.
 ]]
@@ -29,20 +32,28 @@ local function decode_spawn(text)
     return nil  -- not an array
   end
   for _, task in ipairs(tasks) do
-    if type(task) ~= 'table' or not is_name(task[1]) or not is_name(task[2])
-        or type(task[3]) ~= 'string' or not is_text_list(task[4])
-        or type(task[5]) ~= 'number' or type(task[6]) ~= 'string'
-        or type(task[7]) ~= 'string' then
+    if type(task) ~= 'table' or not is_name(task[1]) or type(task[3]) ~= 'string'
+        or not is_text_list(task[4]) or type(task[5]) ~= 'number'
+        or type(task[6]) ~= 'string' or type(task[7]) ~= 'string' then
+      return nil
+    end
+    if task[8] == nil then  -- an agent's task
+      if not is_name(task[2]) or task[9] ~= nil then return nil end
+    elseif task[2] ~= '' or task[7] ~= '' or not is_name(task[8])
+        or type(task[9]) ~= 'string' or task[10] ~= nil then
       return nil
     end
   end
   return tasks
 end
 
+-- Whether a decoded spawned task is a declared wait (it runs no agent).
+local function is_wait(task) return task[8] ~= nil end
+
 -- An agent of a spawn this call has no stream keys for (the caller reloads and retries).
 local function spawn_missing_agent(ctx, tasks)
   for _, task in ipairs(tasks or {}) do
-    if not ctx.streams[task[2]] then return task[2] end
+    if not is_wait(task) and not ctx.streams[task[2]] then return task[2] end
   end
   return nil
 end
@@ -130,15 +141,21 @@ local function add_tasks(key, parent, tasks, waiters)
       redis.call('HDEL', key, TF.result .. id, TF.began .. id, TF.ended .. id, TF.error .. id,
                  TF.consumer .. id, TF.waiting_since .. id, TF.mapped .. id, TF.map .. id,
                  TF.adjusted .. id, TF.needs .. id, TF.dependents .. id, TF.unmet .. id,
-                 TF.failures .. id, TF.lost .. id, TF.retries .. id, TF.timeout .. id)
+                 TF.failures .. id, TF.lost .. id, TF.retries .. id, TF.timeout .. id,
+                 TF.agent .. id, TF.wait_for .. id, TF.default .. id, TF.signal .. id)
     end
     for _, need in ipairs(task[4]) do
       if redis.call('HGET', key, TF.state .. need) ~= TS.done then unmet = unmet + 1 end
       added[need] = added[need] or {}
       added[need][#added[need] + 1] = id
     end
-    local fields = {TF.agent .. id, task[2], TF.input .. id, task[3], TF.state .. id, TS.waiting,
-                    TF.spawner .. id, parent}
+    local fields = {TF.input .. id, task[3], TF.state .. id, TS.waiting, TF.spawner .. id, parent}
+    if is_wait(task) then
+      fields[#fields + 1], fields[#fields + 2] = TF.wait_for .. id, task[8]
+      unless_absent(fields, TF.default .. id, task[9], '')
+    else
+      fields[#fields + 1], fields[#fields + 2] = TF.agent .. id, task[2]
+    end
     unless_absent(fields, TF.attempt .. id, attempt, tonumber(ABSENT.attempt))
     unless_absent(fields, TF.needs .. id, table.concat(task[4], ' '), '')
     unless_absent(fields, TF.dependents .. id, waiting_for, '')
@@ -239,7 +256,7 @@ local function count_new_agents(ctx, key, tasks)
   local agents = split(redis.call('HGET', key, WF.agents))
   for _, agent in ipairs(agents) do known[agent] = true end
   for _, task in ipairs(tasks) do
-    if not known[task[2]] then
+    if not is_wait(task) and not known[task[2]] then
       known[task[2]] = true
       fresh[#fresh + 1] = task[2]
       agents[#agents + 1] = task[2]
