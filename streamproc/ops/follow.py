@@ -22,7 +22,6 @@ from streamproc.ops.events import (
     BLOCK_MS,
     Event,
     Position,
-    cursors_now,
     has_ended,
     mark_superseded,
     position_of,
@@ -83,11 +82,7 @@ async def follow_workflow(
     (completed, failed or cancelled) with nothing after it."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
     if start == "$":
-        if not await redis.exists(key):
-            raise WorkflowNotFound(workflow_id)
-        streams = [keyspace.history(workflow_id), keyspace.output(workflow_id)]
-        cursors = await cursors_now(redis, streams, start)
-        had = _had(cursors[streams[0]], cursors[streams[1]])
+        cursors, had, _ = await _now(redis, keyspace, workflow_id, True)
     else:
         events, status = await catch_up(redis, keyspace, workflow_id, _from(start), True)
         if status is None:
@@ -136,21 +131,9 @@ async def follow_state(
             return  # its final event came before ``start``
         cursors, had = cursors_after(keyspace, workflow_id, _from(start), events, output)
     else:
-        streams = [keyspace.history(workflow_id)]
-        if output:
-            streams.append(keyspace.output(workflow_id))
-        async with redis.pipeline(transaction=True) as pipe:
-            for stream in streams:
-                pipe.xrevrange(stream, count=1)
-            pipe.hget(key, WorkflowField.STATUS)
-            *lasts, now = await pipe.execute()
-        if now is None:
-            raise WorkflowNotFound(workflow_id)
-        if now.decode() in TERMINAL:
+        cursors, had, status = await _now(redis, keyspace, workflow_id, output)
+        if status in TERMINAL:
             return
-        ids = [t[0][0] if t else b"0-0" for t in lasts]
-        cursors = dict(zip(streams, ids, strict=True))
-        had = _had(ids[0], ids[-1] if output else b"0-0")
     while True:
         read = await read_streams(redis, cursors, BLOCK_MS)
         over = not read and await has_ended(redis, key)
@@ -167,6 +150,27 @@ async def follow_state(
                 return
         if over:
             return
+
+
+async def _now(
+    redis: Redis, keyspace: Keyspace, workflow_id: str, output: bool
+) -> tuple[dict[str, bytes], Had, str]:
+    """For a reader that starts now: where it reads the workflow's history stream (and its
+    output stream, with ``output``) on, what it had then, and the workflow's status, read in
+    one transaction (:class:`WorkflowNotFound` when there is no such workflow)."""
+    streams = [keyspace.history(workflow_id)]
+    if output:
+        streams.append(keyspace.output(workflow_id))
+    async with redis.pipeline(transaction=True) as pipe:
+        for stream in streams:
+            pipe.xrevrange(stream, count=1)
+        pipe.hget(keyspace.workflow(workflow_id), WorkflowField.STATUS)
+        *lasts, status = await pipe.execute()
+    if status is None:
+        raise WorkflowNotFound(workflow_id)
+    ids = [last[0][0] if last else b"0-0" for last in lasts]
+    had = _had(ids[0], ids[-1] if output else b"0-0")
+    return dict(zip(streams, ids, strict=True)), had, status.decode()
 
 
 def _from(start: str) -> Had:
