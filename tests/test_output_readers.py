@@ -78,10 +78,11 @@ async def test_a_plain_function_agent_emits_with_emit_sync(
     assert ids == sorted(ids)  # merged with the lifecycle events by time
     kinds = [e["kind"] for e in events]
     assert kinds.index("output") > kinds.index("task_started")  # the start is written first
-    # Each chunk is written before the task's end; the ends of two streams may share an id
-    # (the same ms), which the merge cannot order, so a chunk's id is at most task_done's.
-    done = ids[kinds.index("task_done")]
-    assert all(i <= done for i, k in zip(ids, kinds, strict=True) if k == "output")
+    # Each chunk is written before the task's end; entries of two streams written in the same
+    # ms have ids the merge cannot order (each stream numbers its own), so a chunk's time is
+    # at most task_done's.
+    done_ms = ids[kinds.index("task_done")][0]
+    assert all(i[0] <= done_ms for i, k in zip(ids, kinds, strict=True) if k == "output")
     assert kinds[-1] == "completed"
 
 
