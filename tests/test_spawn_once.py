@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from streamproc import Client, ClientSettings, Keyspace, Spawn, TaskSpec
 from streamproc.engine.spawning import encode_spawn
 from streamproc.ops.history import snapshot
+from streamproc.ops.status import declared_waits
 from streamproc.store import calls, codec
 from streamproc.store.codec import Entry
 from tests.conftest import Engine, eventually
@@ -112,3 +113,36 @@ async def test_a_malformed_spawn_is_refused_and_adds_nothing(
     assert state.status == "failed"
     assert state.reason == "task plan dead-lettered: spawn from plan refused: malformed spawn"
     assert [t.id for t in state.tasks] == ["plan", "reduce"]
+
+
+async def test_a_spawned_wait_is_added_and_counted_once_however_often_its_spawn_arrives(
+    engine: Engine, redis_url: str, keyspace: Keyspace, redis: Redis
+) -> None:
+    """Row E8 for a declared wait: duplicated and zombie copies of the spawner's completion
+    add no second wait and count no second awaiting task."""
+    spawn = encode_spawn(Spawn([TaskSpec("approve", wait_for="approval")]), "plan", None, 1 << 20)
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        workflow_id = await client.submit(SPEC)
+        copy = {**completion(workflow_id, "plan", 1, b'"planned"'), "kind": "spawn", "spawn": spawn}
+        done = keyspace.done(0)
+        for _ in range(3):  # the completion and two duplicates
+            await redis.xadd(done, copy)
+
+        async def awaiting() -> bool:
+            tasks = {t.id: t.state for t in (await client.get(workflow_id)).tasks}
+            return tasks.get("approve") == "awaiting"
+
+        await eventually(awaiting)
+        assert await declared_waits(redis, keyspace) == 1
+        sent = await client.signal(workflow_id, "approval", "yes")
+        assert (sent.outcome, sent.task) == ("applied", "approve")
+        await eventually(lambda: published_are(redis, keyspace, [b"plan", b"reduce"]))
+        await redis.xadd(done, copy)  # a zombie, after the wait ended
+        await redis.xadd(done, completion(workflow_id, "reduce", 1))
+        final = await client.wait(workflow_id, timeout=20)
+    assert final.status == "completed"
+    assert [t.id for t in final.tasks] == ["plan", "reduce", "approve"]
+    assert final.results["approve"] == "yes"
+    assert await declared_waits(redis, keyspace) == 0
+    kinds = [f[b"kind"] for _, f in (await snapshot(redis, keyspace, workflow_id)).history]
+    assert kinds.count(b"tasks_spawned") == 1 and kinds.count(b"signalled") == 1
