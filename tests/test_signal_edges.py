@@ -145,20 +145,25 @@ async def test_a_run_with_a_wait_replays_from_the_record_and_live(
     original = await client.wait(workflow_id, timeout=20)
     recorded = await run("replay", "run", workflow_id, *where)
     assert recorded.code == 0 and "no difference" in recorded.out, recorded  # no signal needed
+    live = ["--from-task", "approve", "--import", "tests.agents_for_tests"]
+    replayed = await live_replay_signalled(client, [workflow_id, *live, *where], "again")
+    assert (await client.get(replayed)).results["approve"] == "again"
+    assert original.results["approve"] == "yes"
+
+
+async def live_replay_signalled(client: Client, args: list[str], payload: object) -> str:
+    """Run ``streamproc replay run ARGS``, a replay whose task ``approve`` waits, live, for the
+    signal ``approval``: send it ``payload`` once it awaits, and return the replay's id once
+    the replay ended well."""
     process = await asyncio.create_subprocess_exec(
         str(STREAMPROC),
         "replay",
         "run",
-        workflow_id,
-        "--from-task",
-        "approve",
-        "--import",
-        "tests.agents_for_tests",
-        *where,
+        *args,
         env=cli_env(),
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
-    )  # approve waits again, live, for a signal of its own
+    )
     assert process.stderr is not None
     try:
         async with asyncio.timeout(30):
@@ -166,11 +171,10 @@ async def test_a_run_with_a_wait_replays_from_the_record_and_live(
                 assert line, "the replay ended before it began"
             replayed = line.split()[-1]
             await eventually(lambda: is_in(client, replayed, "approve", "awaiting"))
-            await client.signal(replayed, "approval", "again")
+            await client.signal(replayed, "approval", payload)
             assert await process.wait() == 0
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert (await client.get(replayed)).results["approve"] == "again"
-    assert original.results["approve"] == "yes"
+    return replayed

@@ -5,7 +5,6 @@ spawn that breaks a rule of declared waits is refused in one line."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import orjson
@@ -16,20 +15,16 @@ from streamproc import Client, ClientSettings, Keyspace, Spawn, WorkflowState
 from streamproc.engine.spawning import encode_spawn
 from streamproc.ops.status import declared_waits
 from streamproc.store.fields import TaskField, WorkflowField
-from tests.cli_runner import STREAMPROC, at, cli_env, run
+from tests.cli_runner import at, run
 from tests.conftest import Engine, eventually
 from tests.test_duplicate_events import completion
 from tests.test_replay import replayed_id
+from tests.test_signal_edges import live_replay_signalled
 from tests.test_spawn import plan, refused
-from tests.test_waits import state_of
+from tests.test_waits import is_in, state_of
 
 APPROVE = {"id": "approve", "wait_for": "approval", "timeout": 3600}
 SEND = {"id": "send", "agent": "echo", "input": "mail", "needs": ["approve"]}
-
-
-async def is_in(client: Client, workflow_id: str, task: str, state: str) -> bool:
-    """For ``eventually``: ``task`` is in ``state`` (a spawned task may not be there yet)."""
-    return any(t.id == task and t.state == state for t in (await client.get(workflow_id)).tasks)
 
 
 async def test_a_spawned_wait_awaits_a_signal_whose_payload_its_dependents_receive(
@@ -192,27 +187,9 @@ async def test_a_run_with_a_spawned_wait_replays_from_the_record_and_live(
     again = await client.get(await replayed_id(result.err))
     assert again.results == original.results
     live = ["--from-task", "approve", "--import", "tests.agents_for_tests"]
-    args = ("replay", "run", workflow_id, *live, *at(redis_url, keyspace))
-    process = await asyncio.create_subprocess_exec(
-        str(STREAMPROC),
-        *args,
-        env=cli_env(),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )  # plan spawns approve again from the record, and approve waits, live, for a signal
-    assert process.stderr is not None
-    try:
-        async with asyncio.timeout(30):
-            while not (line := (await process.stderr.readline()).decode()).startswith("replay"):
-                assert line, "the replay ended before it began"
-            replayed = line.split()[-1]
-            await eventually(lambda: is_in(client, replayed, "approve", "awaiting"))
-            await client.signal(replayed, "approval", "again")
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+    # plan spawns approve again from the record, and approve waits, live, for a signal
+    where = at(redis_url, keyspace)
+    replayed = await live_replay_signalled(client, [workflow_id, *live, *where], "again")
     state = await client.get(replayed)
     assert state.results["send"]["deps"]["approve"] == "again"
     assert {t.id: t.agent for t in state.tasks} == {
