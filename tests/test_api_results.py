@@ -105,3 +105,13 @@ async def test_show_elides_a_large_result_and_show_result_prints_it_whole(
     assert orjson.loads(whole.out) == LARGE
     unknown = await run("show", workflow_id, "--result", "nope", *at(redis_url, keyspace))
     assert unknown.code != 0 and "unknown task 'nope'" in unknown.err, unknown
+
+
+async def test_a_declared_waits_input_is_served_though_it_runs_no_agent(
+    engine: Engine, client: Client, http: Http
+) -> None:
+    spec = {"id": "gated", "tasks": [{"id": "approve", "wait_for": "approval", "input": 3}]}
+    assert (await call(http, "POST", "/workflows", ACME, spec))[0] == 201
+    assert await call(http, "GET", "/workflows/gated/tasks/approve/input", ACME) == (200, 3)
+    status, body = await call(http, "GET", "/workflows/gated/tasks/nope/input", ACME)
+    assert (status, body["error"]) == (404, "unknown task 'nope' in workflow 'gated'")

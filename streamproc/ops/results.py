@@ -45,10 +45,10 @@ async def task_input(
     """The input ``task_id`` of the workflow stored as ``workflow_id`` runs with (after any
     adjustment, the new one); the workflow is ``shown_as`` in errors."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
-    fields = [WorkflowField.STATUS, TaskField.AGENT.of(task_id), TaskField.INPUT.of(task_id)]
-    status, agent, given = await redis.hmget(key, fields)
+    fields = [WorkflowField.STATUS, TaskField.STATE.of(task_id), TaskField.INPUT.of(task_id)]
+    status, state, given = await redis.hmget(key, fields)
     if status is None:
         raise WorkflowNotFound(shown_as)
-    if agent is None:
+    if state is None:  # every task has a state; a declared wait has no agent
         raise TaskNotFound(task_id, shown_as)
     return orjson.loads(given or b"null")
