@@ -60,7 +60,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
 import io
 import math
 import os
@@ -88,7 +87,7 @@ from streamproc.config import ClientSettings
 from streamproc.spec import TaskSpec, WorkflowSpec
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace
-from streamproc.testing.embedded import EmbeddedRedis, free_port
+from streamproc.testing.embedded import EmbeddedRedis, free_port, stopped_with_owner
 
 
 @agent("noop")
@@ -209,28 +208,19 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None]:
-    """A preexec_fn: the child gets ``sig`` when the bench dies, even by SIGKILL.  Daemons
-    get SIGKILL: their Redis goes away with the bench, so a graceful stop would wait forever."""
-
-    def preexec() -> None:
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None).prctl(1, sig)  # PR_SET_PDEATHSIG
-
-    return preexec
-
-
 def spawn(
     argv: list[str], log: Path | None = None, death: int = signal.SIGKILL, **kwargs: Any
 ) -> subprocess.Popen[bytes]:
-    """Popen from the main thread (PDEATHSIG follows the forking thread)."""
+    """Popen from the main thread (PDEATHSIG follows the forking thread).  Daemons get
+    SIGKILL when the bench dies: their Redis goes away with it, so a graceful stop would wait
+    forever."""
     out: Any = log.open("wb") if log else kwargs.pop("stdout", None)
     try:
         proc = subprocess.Popen(
             argv,
             stdout=out,
             stderr=subprocess.STDOUT if log else None,
-            preexec_fn=_die_with_parent(death) if sys.platform == "linux" else None,
+            preexec_fn=stopped_with_owner(death),
             **kwargs,
         )
     finally:

@@ -29,9 +29,10 @@ def free_port() -> int:
 PR_SET_PDEATHSIG = 1
 
 
-def stopped_with_owner() -> Callable[[], None] | None:
-    """On Linux, a ``preexec_fn`` that has the kernel SIGTERM the child when its owner dies,
-    however it dies (SIGKILL included), so a private server never outlives it; elsewhere None.
+def stopped_with_owner(sig: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """On Linux, a ``preexec_fn`` that has the kernel send the child ``sig`` when its owner
+    dies, however it dies (SIGKILL included), so a private server never outlives it; elsewhere
+    None.
 
     The kernel sends it when the *thread* that forked the child ends, so start the child from
     a thread that lives as long as the owner: the main thread.  prctl is looked up before the
@@ -43,7 +44,7 @@ def stopped_with_owner() -> Callable[[], None] | None:
     owner = os.getpid()
 
     def preexec() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        prctl(PR_SET_PDEATHSIG, sig)
         if os.getppid() != owner:
             os._exit(1)
 

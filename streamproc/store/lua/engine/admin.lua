@@ -41,15 +41,15 @@ local function cancel(keys, args)
   return 1
 end
 
--- A workflow's deadline (ms, Redis clock), or nil when it has no timeout.
-local function deadline_of(key)
-  local f = redis.call('HMGET', key, WF.created, WF.timeout)
-  if not f[2] then return nil end
-  return tonumber(f[1]) + tonumber(f[2])
+-- A workflow's deadline (ms, Redis clock) from its created and timeout fields, or nil when it
+-- has no timeout.
+local function deadline_of(created, timeout)
+  if not timeout then return nil end
+  return tonumber(created) + tonumber(timeout)
 end
 
--- Why a dead entry cannot revive its workflow, or nil when it can.
-local function revive_refusal(ctx, key, id, agent, wf, t)
+-- Why a dead entry cannot revive its workflow, or nil when it can (`deadline`: deadline_of).
+local function revive_refusal(ctx, key, id, agent, wf, t, deadline)
   if not ctx.dead[agent] then return 'no dead-letter stream given for agent ' .. agent end
   local found = redis.call('XRANGE', ctx.dead[agent], id, id)
   if #found == 0 then return 'no dead letter ' .. id .. ' for agent ' .. agent end
@@ -65,7 +65,6 @@ local function revive_refusal(ctx, key, id, agent, wf, t)
   if f[2] ~= TS.failed then
     return 'task ' .. t .. ' is ' .. tostring(f[2] or 'unknown') .. ', not failed'
   end
-  local deadline = deadline_of(key)
   if deadline and deadline <= ctx.now then
     return 'workflow ' .. wf .. ' is past its deadline (its timeout ended ' ..
            math.floor((ctx.now - deadline) / 1000) .. 's ago): it would fail again at once'
@@ -108,7 +107,8 @@ local function revive(keys, args)
   local ctx = context(keys, args)
   local key, b = keys[ctx.wf_base + 1], ctx.arg_base
   local id, agent, wf, t = args[b + 1], args[b + 2], args[b + 3], args[b + 4]
-  local refusal = revive_refusal(ctx, key, id, agent, wf, t)
+  local deadline = deadline_of(unpack(redis.call('HMGET', key, WF.created, WF.timeout)))
+  local refusal = revive_refusal(ctx, key, id, agent, wf, t, deadline)
   if refusal then return {0, refusal} end
   local order = split(redis.call('HGET', key, WF.order))
   local missing = missing_agent(ctx, key, order)
@@ -122,7 +122,6 @@ local function revive(keys, args)
   redis.call('PERSIST', ctx.past[key])  -- its next end adds what comes after
   reopen(ctx, key, redis.call('GET', ctx.past[key]))
   count_usage(ctx, key, 1, 0)
-  local deadline = deadline_of(key)
   if deadline then redis.call('ZADD', ctx.deadlines, deadline, key) end
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,
        'task ' .. t .. ' requeued from dead letters')
@@ -153,8 +152,9 @@ local function expire_overdue(keys, args)
   for a = ctx.arg_base + 1, #args, 2 do
     item = item + 1
     local key = keys[ctx.wf_base + 2 * item - 1]
-    local deadline = deadline_of(key)
-    if redis.call('HGET', key, WF.status) ~= WS.running or not deadline then
+    local f = redis.call('HMGET', key, WF.status, WF.created, WF.timeout)
+    local deadline = deadline_of(f[2], f[3])
+    if f[1] ~= WS.running or not deadline then
       redis.call('ZREM', ctx.deadlines, key)
     elseif deadline <= ctx.now then
       fail_workflow(ctx, key, args[a], args[a + 1])
