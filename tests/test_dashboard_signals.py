@@ -1,6 +1,7 @@
 """The dashboard sends a signal to a task awaiting it, in a real headless chromium: the form in
 the task's details, a payload checked as JSON in the page before anything is sent, a fresh
-Idempotency-Key per send, and the API's refusal shown as its one line.  Screenshots go to
+Idempotency-Key per send, the API's refusal shown as its one line, and the redraw each event of
+the run brings moving nothing a user is working in.  Screenshots go to
 test-output/screenshots/."""
 
 from __future__ import annotations
@@ -21,6 +22,14 @@ GATED = {
         {"id": "draft", "agent": "echo", "input": "text"},
         {"id": "approve", "wait_for": "approval", "timeout": 3600, "needs": ["draft"]},
         {"id": "send", "agent": "echo", "needs": ["approve"]},
+    ]
+}
+# `approve` awaits beside three other waits: a signal to one of those redraws the page at a
+# moment a test chooses.
+BESIDE = {
+    "tasks": [
+        {"id": "approve", "wait_for": "approval", "timeout": 3600},
+        *({"id": f"tick{n}", "wait_for": f"tick{n}", "timeout": 3600} for n in (1, 2, 3)),
     ]
 }
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -99,4 +108,44 @@ async def test_a_read_token_is_shown_the_refusal_and_signals_nothing(
     await expect(form.get_by_role("button", name="Send")).to_be_disabled()
     await tab.shot("signal-refused")
     await still_awaiting(client, workflow_id)  # refused: nothing applied, nothing kept
+    assert tab.errors == []
+
+
+async def redrawn(tab: Tab, client: Client, workflow_id: str, tick: str) -> None:
+    """Another task of the run ends, and the page is redrawn for it."""
+    await client.signal(workflow_id, tick, "go")
+    await expect(node(tab, tick)).to_have_attribute("data-state", "done")
+
+
+async def test_a_click_under_way_and_what_is_typed_outlive_a_redraw(
+    engine: Engine, tab: Tab, client: Client
+) -> None:
+    """Every lifecycle event of the run redraws the page, and a redraw moves nothing a user is
+    working in: a click pressed (not yet released) on a node or on Send still lands, and the
+    payload being typed keeps its text and its caret."""
+    workflow_id = await submit(tab.base, BESIDE)
+    await tab.open(f"#/workflows/{workflow_id}")
+    await expect(node(tab, "tick3")).to_have_attribute("data-state", "awaiting")
+    await node(tab, "approve").hover()
+    await tab.page.mouse.down()
+    await redrawn(tab, client, workflow_id, "tick1")
+    await tab.page.mouse.up()
+    form = tab.page.locator('form[data-part="signal"]')
+    payload = form.get_by_label("Payload (JSON)")
+    await expect(payload).to_have_value("{}")
+
+    await payload.focus()
+    await tab.page.keyboard.press("ControlOrMeta+A")
+    await tab.page.keyboard.type("{by: ")
+    await redrawn(tab, client, workflow_id, "tick2")
+    await tab.page.keyboard.type("ann}")
+    await expect(payload).to_have_value("{by: ann}")
+    await expect(payload).to_be_focused()
+
+    await form.get_by_role("button", name="Send").hover()
+    await tab.page.mouse.down()
+    await redrawn(tab, client, workflow_id, "tick3")
+    await tab.page.mouse.up()
+    await expect(form.get_by_role("alert")).to_contain_text("The payload is not JSON")
+    await still_awaiting(client, workflow_id)
     assert tab.errors == []

@@ -24,6 +24,24 @@ export const el = (tag, attrs = {}, ...children) => fill(document.createElement(
 export const svg = (tag, attrs = {}, ...children) =>
   fill(document.createElementNS(SVG_NS, tag), attrs, children);
 
+/**
+ * Make `shown` (in the page) read as `fresh`, keeping every node of it that already does: only
+ * what changed is swapped.  A redraw that took a node out, even to put an equal one back, would
+ * drop its focus (what is typed next goes nowhere) and a click pressed on it but not yet
+ * released.  A node kept keeps its listeners: `fresh`'s must do what `shown`'s do wherever the
+ * two read the same.
+ */
+export function patch(shown, fresh) {
+  if (shown.isEqualNode(fresh)) return;
+  const theirs = [...fresh.childNodes];
+  const ours = [...shown.childNodes];
+  if (ours.length !== theirs.length || !shown.cloneNode(false).isEqualNode(fresh.cloneNode(false))) {
+    shown.replaceWith(fresh);
+    return;
+  }
+  ours.forEach((node, i) => patch(node, theirs[i]));
+}
+
 /** Any JSON value as indented text. */
 export const json = (value) => (value === undefined ? "" : JSON.stringify(value, null, 2));
 
