@@ -10,8 +10,9 @@ duplicate executions (allowed, counted), dead letters complete / total (I3).  Re
 per injected fault, the seconds from the fault to the moment it stopped mattering:
 
 A1  worker SIGKILLed every 3 s (then restarted): kill -> its pending entries all taken over
-A2  workers armed with the failpoint worker.after_xadd_before_xack for the first 5 s, each
-    restarted as it dies: death -> its pending entries all taken over
+A2  workers reporting to the resolver (--via-resolver: the window exists only for them) armed
+    with the failpoint worker.after_xadd_before_xack for the first 5 s, each restarted as it
+    dies: death -> its pending entries all taken over
 A5  a worker SIGSTOPped for 2 x VT, then SIGCONT: stop -> its pending entries taken over
 A6  one workflow in ten has a poison task: submit -> its dead letter (time to DLQ)
 A7  a worker with a full batch SIGTERMed, then restarted: SIGTERM -> exit (shutdown s)
@@ -134,13 +135,14 @@ class Run:
     ids: list[str] = field(default_factory=list)
     figures: dict[str, Any] = field(default_factory=dict)  # a row's own, by name
 
-    def start_worker(self, failpoint: str = "") -> Daemon:
+    def start_worker(self, failpoint: str = "", *extra: str) -> Daemon:
         daemon = worker(
             self.engine.url,
             self.keyspace.namespace,
             AGENTS,
             "--concurrency",
             "32",
+            *extra,
             failpoint=failpoint,
             ledger_url=self.ledger_url,
         )
@@ -245,7 +247,7 @@ async def row_a2(run: Run, end: asyncio.Event) -> None:
         daemon.kill()
         run.retire(daemon)
     for _ in range(3):
-        run.start_worker("worker.after_xadd_before_xack")
+        run.start_worker("worker.after_xadd_before_xack", "--via-resolver")
     armed_until = time.monotonic() + 5
     watchers: list[asyncio.Task[None]] = []
     while not end.is_set() and len(run.workers) + len(watchers) < 100:
@@ -253,9 +255,8 @@ async def row_a2(run: Run, end: asyncio.Event) -> None:
             if not daemon.alive:
                 run.retire(daemon)
                 watchers.append(asyncio.create_task(taken_over(run, daemon, time.monotonic())))
-                run.start_worker(
-                    "worker.after_xadd_before_xack" if time.monotonic() < armed_until else ""
-                )
+                armed = time.monotonic() < armed_until
+                run.start_worker("worker.after_xadd_before_xack" if armed else "", "--via-resolver")
         await asyncio.sleep(0.05)
     await asyncio.gather(*watchers)
 
@@ -578,8 +579,12 @@ async def row_c1(run: Run, end: asyncio.Event) -> None:
             await server.config_set("protected-mode", "no")  # that address is the pair's only
         await observe_done(run)
         ledger_port = int(run.ledger.connection_pool.connection_kwargs["port"])
-        cut = start_worker_at(
-            run, ns.url(run.engine.port), ledger_url=ns.url(ledger_port), prefix=ns.prefix
+        cut = start_worker_at(  # its completions go where writes_by reads them
+            run,
+            ns.url(run.engine.port),
+            "--via-resolver",
+            ledger_url=ns.url(ledger_port),
+            prefix=ns.prefix,
         )
         try:
             await holding(run, cut)
@@ -601,7 +606,9 @@ async def row_c1(run: Run, end: asyncio.Event) -> None:
 async def row_c2(run: Run, end: asyncio.Event) -> None:
     async with FaultProxy(run.engine.port) as proxy:
         await observe_done(run)
-        held = start_worker_at(run, proxy.url, "--socket-timeout", str(C2_SOCKET_TIMEOUT))
+        held = start_worker_at(
+            run, proxy.url, "--via-resolver", "--socket-timeout", str(C2_SOCKET_TIMEOUT)
+        )
         try:
             await holding(run, held)
             proxy.blackhole()

@@ -182,6 +182,15 @@ class WorkerSettings:
     read_linger: float = 0.001
     # None: every agent may use all ``concurrency`` slots (streamproc/autoscale/fleet.py when set).
     autoscale: AutoscaleSettings | None = None
+    # A failed task's next attempt waits min(retry_cap, retry_base * 2^(failures - 1)) seconds,
+    # jittered: set by the worker that applies the failure (the resolver's own for those it
+    # applies from the completion stream).
+    retry_base: float = 1.0
+    retry_cap: float = 60.0
+    # False: report completions to the completion stream for the resolver to apply (they are
+    # then there for ``replay stream``), as a worker whose Redis user may not write every
+    # agent's task stream does by itself.
+    apply_completions: bool = True
 
     def __post_init__(self) -> None:
         if not self.agents:

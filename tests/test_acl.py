@@ -58,8 +58,25 @@ def url(user: str, where: str) -> str:
     return f"redis://{user}:{user}@{where}/0"
 
 
+async def reported(where: str) -> int:
+    """Completions ever reported to the resolver (added to the completion stream)."""
+    admin = Redis.from_url(url("sp-admin", where))
+    try:
+        done = Keyspace("sp").done(0)
+        return (
+            int((await admin.xinfo_stream(done))["entries-added"])
+            if await admin.exists(done)
+            else 0
+        )
+    finally:
+        await admin.aclose()
+
+
 async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
+    """The worker may not write the other agents' streams, so it reports its completions to
+    the resolver instead of applying them."""
     keyspace = Keyspace("sp")
+    before = await reported(locked_down)
     engine = Engine(url("sp-resolver", locked_down), keyspace)
     engine.start_resolver()
     engine.redis = engine.redis.from_url(url("sp-worker-echo", locked_down))
@@ -75,6 +92,27 @@ async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
     assert state.status == "completed"
     assert state.results["b"] == {"input": None, "deps": {"a": 1}}
     assert gate.results["gate"] == "yes"
+    assert await reported(locked_down) - before == 4
+
+
+async def test_a_worker_granted_every_task_stream_applies_its_own_completions(
+    locked_down: str,
+) -> None:
+    admin = Redis.from_url(url("sp-admin", locked_down))
+    await admin.execute_command("ACL", "SETUSER", "sp-worker-echo", "~{sp:*}:tasks:*", "+smembers")
+    await admin.aclose()
+    keyspace = Keyspace("sp")
+    before = await reported(locked_down)
+    engine = Engine(url("sp-producer", locked_down), keyspace)  # no resolver runs
+    engine.redis = engine.redis.from_url(url("sp-worker-echo", locked_down))
+    engine.start_worker(("echo",))
+    try:
+        async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
+            state = await c.wait(await c.submit(SPEC), timeout=20)
+    finally:
+        await engine.stop()
+    assert state.results["b"] == {"input": None, "deps": {"a": 1}}
+    assert await reported(locked_down) == before
 
 
 async def test_the_producer_may_ask_for_replicas_and_fsync(locked_down: str) -> None:

@@ -11,7 +11,7 @@ from streamproc.engine.spawning import encode_spawn
 from streamproc.ops.history import snapshot
 from streamproc.ops.status import declared_waits
 from streamproc.store import calls, codec
-from streamproc.store.codec import Entry
+from streamproc.store.codec import Acks, Entry
 from tests.conftest import Engine, eventually
 from tests.test_duplicate_events import completion
 
@@ -57,9 +57,10 @@ async def test_a_duplicated_redelivered_or_zombie_spawn_completion_spawns_once(
         [(_, fields)] = await redis.xrange(done, first, first)
         again: Entry = (first, fields)
         retry = calls.Retry(10, 10, 1.0)
-        resolved = await calls.resolve(
-            redis, keyspace, 0, ["manual"], retry, [codec.decode_completion(*again)]
+        args = calls.resolve_arguments(
+            keyspace, 0, ["manual"], retry, [codec.decode_completion(*again)], Acks.DONE
         )
+        resolved = await calls.RESOLVE(redis, args)
         assert (resolved.consumed, resolved.stale) == (1, 1)
         for task in ("q0", "q1", "q2"):
             await redis.xadd(done, completion(workflow_id, task, 1))

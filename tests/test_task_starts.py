@@ -1,7 +1,8 @@
 """A task's start is recorded when it happens: the workflow hash shows it running, with its
 start time and consumer, and ``task_started`` is in the events and the workflow's history
 while the agent still runs, once, in the order things happened.  A task that ends before its
-worker's next flush has its start recorded with its completion, by the resolver."""
+worker's next flush has its start recorded with its completion, by ``sp_resolve`` (run by the
+worker itself, or by the resolver for a worker that reports to it)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import asyncio
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.engine.outbox import Outbox, Report
+from streamproc.engine.completions import Completions
+from streamproc.engine.outbox import Outbox
 from streamproc.store import calls, codec
 from streamproc.store.fields import parse_state
 from streamproc.store.state import TaskState
@@ -131,20 +133,20 @@ async def test_a_start_flushed_with_its_own_report_is_recorded_by_the_resolver(
             event = events[workflow_id]
             return calls.Start(workflow_id, "a", 1, event.entry_id, at, "w1")
 
-        def report(workflow_id: str, began: int, ended: int) -> Report:
-            event = events[workflow_id]
-            fields = codec.encode_completion(event, b"ok", b'"A"', began, ended, "w1", None)
-            return Report(0, stream, "manual", event.entry_id, keyspace.done(0), fields)
+        def report(workflow_id: str, began: int, ended: int) -> None:
+            completion = codec.completion_of(events[workflow_id], b"ok", b'"A"', began, ended, "w1")
+            outbox.finished(0, stream, completion)
 
-        outbox = Outbox(redis, keyspace)
+        completions = Completions(redis, keyspace, 1.0, 60.0)
+        outbox = Outbox(redis, keyspace, completions, applying=False)  # the resolver applies
         flushing = asyncio.create_task(outbox.flush_loop())
         outbox.started(0, stream, start(slow, 5))
         await outbox.flushed()
         assert (await raw_task(redis, keyspace, slow, "a")).state == "running"
 
         outbox.started(0, stream, start(quick, 10))
-        outbox.post(report(quick, 10, 12))
-        outbox.post(report(slow, 5, 14))
+        report(quick, 10, 12)
+        report(slow, 5, 14)
         outbox.close()
         await flushing
         assert [(await raw_task(redis, keyspace, wf, "a")).state for wf in (quick, slow)] == [

@@ -79,6 +79,7 @@ def worker_settings(
     concurrency: int,
     visibility: float,
     autoscale: AutoscaleSettings | None = None,
+    apply_completions: bool = True,
 ) -> WorkerSettings:
     return WorkerSettings(
         agents=agents,
@@ -88,6 +89,7 @@ def worker_settings(
         heartbeat_interval=visibility / 6,
         claim_interval=min(5.0, visibility / 3),
         autoscale=autoscale,
+        apply_completions=apply_completions,
     )
 
 
@@ -97,6 +99,12 @@ def worker_settings(
     "--agent", "agent_names", required=True, help="Agent names to serve, comma separated."
 )
 @worker_options
+@click.option(
+    "--via-resolver",
+    is_flag=True,
+    help="Report completions to the completion stream for the resolver to apply (kept there "
+    "for replay stream) instead of applying them here.",
+)
 @autoscale_options
 @shutdown_option
 @metrics_options
@@ -105,6 +113,7 @@ async def worker(
     agent_names: str,
     concurrency: int,
     visibility_timeout: float,
+    via_resolver: bool,
     autoscale: bool,
     min_consumers: int,
     max_consumers: int | None,
@@ -121,7 +130,9 @@ async def worker(
         if autoscale
         else None
     )
-    settings = worker_settings(ctx, names, concurrency, visibility_timeout, scaling)
+    settings = worker_settings(
+        ctx, names, concurrency, visibility_timeout, scaling, apply_completions=not via_resolver
+    )
     components = with_metrics(
         ctx, [Worker(ctx.redis, settings, registered()).run], metrics_port, metrics_addr
     )

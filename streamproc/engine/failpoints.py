@@ -6,14 +6,16 @@ The fault tests (tests/faults/) and ``scripts/chaos`` arm them in worker, resolv
 API subprocesses to hit a window exactly, instead of hoping a random kill lands in it:
 
 ====================================  ============================================================
-``worker.after_xadd_before_xack``     a worker's flush sent its completions but not their XACKs
+``worker.after_xadd_before_xack``     a worker's flush sent its completions to the resolver
+                                      (``--via-resolver``), not their XACKs
 ``worker.before_exec``                a worker's flush sent MULTI and its queued commands, no EXEC
 ``resolver.mid_batch``                the resolver read a batch of completions, applied none
 ``api.after_submit_before_response``  the API created a workflow but has not replied yet
 ====================================  ============================================================
 
 There is no ``resolver.after_lua_before_xack``: the resolver's XACK runs inside the
-``sp_resolve`` function, so no process can die between the two.
+``sp_resolve`` function, so no process can die between the two; nor can a worker applying its
+own completions, whose XACKs run inside it too.
 """
 
 from __future__ import annotations

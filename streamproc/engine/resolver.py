@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 import time
 from collections.abc import Collection
 from functools import partial
@@ -19,8 +18,8 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from streamproc import metrics
 from streamproc.config import RedisSettings, ResolverSettings
+from streamproc.engine.completions import Completions
 from streamproc.engine.consumer import Consumer, claim_idle
 from streamproc.engine.daemon import pause
 from streamproc.engine.deadline import fail_overdue
@@ -30,10 +29,10 @@ from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
-from streamproc.store.agents import prune_agents, shard_agents
-from streamproc.store.codec import Completion, Entry, StreamReply
+from streamproc.store.agents import prune_agents
+from streamproc.store.codec import Acks, Completion, Entry, StreamReply
 from streamproc.store.entries import EntryField as EF
-from streamproc.store.keys import ID_PATTERN, RESOLVER_GROUP
+from streamproc.store.keys import RESOLVER_GROUP
 from streamproc.transport.groups import (
     drop_idle_debug_groups,
     ensure_group,
@@ -56,7 +55,9 @@ class Resolver(Consumer):
         self.keyspace = settings.keyspace
         self.reconciler = Reconciler(self.redis, self.keyspace)
         self._restarted = False
-        self._agents: dict[int, list[str]] = {}
+        self.completions = Completions(
+            self.redis, self.keyspace, settings.retry_base, settings.retry_cap
+        )
         self._unsettled: set[int] = set()  # shards whose last batch may be read, not applied
         self._prune_from: dict[int, int] = {}  # each shard's next index rank to check (index.py)
 
@@ -70,7 +71,7 @@ class Resolver(Consumer):
     async def _join(self) -> None:
         for shard in self.keyspace.all_shards():
             await ensure_group(self.redis, self.keyspace.done(shard), RESOLVER_GROUP)
-            self._agents[shard] = await shard_agents(self.redis, self.keyspace, shard)
+            self.completions.refresh(shard)
 
     async def _start_loops(self, loops: asyncio.TaskGroup, stop: asyncio.Event) -> None:
         loops.create_task(self._reconcile_loop(stop))
@@ -135,29 +136,7 @@ class Resolver(Consumer):
                 pipe.xack(self.keyspace.done(shard), RESOLVER_GROUP, entry_id)
         if len(pipe):
             await pipe.execute()
-        while good:
-            consumed, missing = await self._resolve(shard, good)
-            good = good[consumed:]
-            if missing:
-                self._learn_agent(shard, missing)
-
-    async def _resolve(self, shard: int, batch: list[Completion]) -> tuple[int, str]:
-        settings = self.settings
-        jitter = 0.5 + random.random() / 2
-        retry = calls.Retry(int(settings.retry_base * 1000), int(settings.retry_cap * 1000), jitter)
-        began = time.perf_counter()
-        consumed, stale, missing, completed, failed = await calls.resolve(
-            self.redis, self.keyspace, shard, self._agents[shard], retry, batch
-        )
-        metrics.batch_applied(time.perf_counter() - began, consumed, stale, completed, failed)
-        if stale:
-            log.info("ignored %d duplicate or superseded completions", stale)
-        return consumed, missing
-
-    def _learn_agent(self, shard: int, agent: str) -> None:
-        if not ID_PATTERN.fullmatch(agent) or agent in self._agents[shard]:
-            raise RuntimeError(f"resolver cannot route tasks of agent {agent!r}")
-        self._agents[shard].append(agent)
+        await self.completions.apply(shard, good, Acks.DONE)
 
     # -- delayed retries ---------------------------------------------------------------------
 
@@ -179,11 +158,11 @@ class Resolver(Consumer):
         )
         due = [m for m, score in members if score <= now]
         while due:
-            agents = self._agents[shard]
+            agents = await self.completions.agents(shard)
             _, missing = await calls.release(self.redis, self.keyspace, shard, agents, due)
             if not missing:
                 return
-            self._learn_agent(shard, missing)
+            self.completions.learn(shard, missing)
 
     # -- recovery and retention --------------------------------------------------------------
 
@@ -247,7 +226,8 @@ class Resolver(Consumer):
         window_ms = int(self.settings.stream_retention * 1000)
         retained = f"{max(seconds * 1000 + micros // 1000 - window_ms, 0)}-0".encode()
         streams = [(self.keyspace.done(shard), RESOLVER_GROUP)]
-        streams += [(self.keyspace.tasks(shard, agent), agent) for agent in self._agents[shard]]
+        agents = await self.completions.agents(shard)
+        streams += [(self.keyspace.tasks(shard, agent), agent) for agent in agents]
         for stream, owner in streams:
             idle = self.settings.debug_group_idle
             expired = await drop_idle_debug_groups(self.redis, stream, owner, idle)
@@ -267,7 +247,7 @@ class Resolver(Consumer):
         for shard, pruned in (await prune_agents(self.redis, self.keyspace)).items():
             if pruned:
                 log.info("forgot agents nothing uses any more: %s", ", ".join(pruned))
-                self._agents[shard] = [a for a in self._agents[shard] if a not in pruned]
+                self.completions.forget(shard, pruned)
 
 
 async def acknowledged_floor(

@@ -2,7 +2,8 @@
 
 Per (agent, shard) one reader does XREADGROUP COUNT/BLOCK into a shared pool of
 ``concurrency`` slots.  Starts and finished tasks queue in an outbox that one flusher writes
-as a single transaction (``sp_started``, XADD to ``done`` + XACK; ``outbox.py``).  Keeping
+as a single transaction (``sp_started``, and ``sp_resolve`` applying the completions and
+acknowledging their entries; ``outbox.py``).  Keeping
 the claims on running entries, and taking over those of a dead worker, is ``claims.py``'s.
 """
 
@@ -19,6 +20,7 @@ from streamproc import metrics
 from streamproc.autoscale.fleet import Autoscaler
 from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.engine.claims import Claims
+from streamproc.engine.completions import Completions
 from streamproc.engine.consumer import Consumer
 from streamproc.engine.daemon import pause
 from streamproc.engine.linger import Linger
@@ -58,7 +60,10 @@ class Worker(Consumer):
         self.runtime = Runtime(redis, settings.keyspace)
         self._free = settings.concurrency
         self._running: dict[tuple[str, bytes], asyncio.Task[None]] = {}
-        self.outbox = Outbox(self.redis, settings.keyspace)
+        completions = Completions(
+            self.redis, settings.keyspace, settings.retry_base, settings.retry_cap
+        )
+        self.outbox = Outbox(self.redis, settings.keyspace, completions, settings.apply_completions)
         self.output = OutputWriter(self.redis, settings.keyspace, self.outbox.flushed)
         self._rereading: dict[str, bytes | str] = {}  # stream -> own pending read after this id
         self._slot_freed = asyncio.Event()
@@ -207,7 +212,7 @@ class Worker(Consumer):
         if emitter.count:
             await self.output.flushed()
         ended = now_ms()
-        fields = codec.encode_completion(
+        completion = codec.completion_of(
             event,
             outcome.kind,
             outcome.output,
@@ -223,8 +228,7 @@ class Worker(Consumer):
         metrics.task_finished(event.agent, outcome.kind.decode(), (ended - began) / 1000)
         if self.autoscaler is not None:
             self.autoscaler.observe(event.agent, (ended - began) / 1000)
-        done = self.settings.keyspace.done(shard)
-        self.outbox.post(Report(shard, stream, event.agent, event.entry_id, done, fields))
+        self.outbox.finished(shard, stream, completion)
 
     def _reject(
         self, agent: str, shard: int, stream: str, entry_id: bytes, exc: CodecError
@@ -246,10 +250,8 @@ class Worker(Consumer):
             return
         event = TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], None, {}, None)
         reason = f"malformed task entry: {exc.reason}".encode()
-        fields = codec.encode_completion(
-            event, b"fatal", reason, now_ms(), now_ms(), self.consumer, None
-        )
-        self.outbox.post(Report(shard, stream, agent, entry_id, keyspace.done(shard), fields))
+        completion = codec.completion_of(event, b"fatal", reason, now_ms(), now_ms(), self.consumer)
+        self.outbox.finished(shard, stream, completion)
 
     # -- autoscaling ---------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from streamproc.spec import Limits, WorkflowSpec
-from streamproc.store.codec import Completion, CompletionKind
+from streamproc.store.codec import Acks, Completion, CompletionKind
 from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.initial_hash import initial_fields
 from streamproc.store.keys import Keyspace, delayed_task
@@ -146,19 +146,21 @@ RESOLVE = Function("sp_resolve", ENGINE, _resolved)
 FAILED = frozenset({CompletionKind.ERROR.encode(), CompletionKind.FATAL.encode()})
 
 
-async def resolve(
-    redis: Redis,
+def resolve_arguments(
     keyspace: Keyspace,
     shard: int,
     agents: Sequence[str],
     retry: Retry,
     completions: Sequence[Completion],
-) -> Resolved:
-    """Apply ``completions`` (of one shard's done stream) and acknowledge them."""
-    args: list[Arg] = [retry.base_ms, retry.cap_ms, retry.jitter]
+    acks: Acks,
+) -> list[Arg]:
+    """One ``sp_resolve`` call's arguments: ``completions``, all of ``shard``; acknowledging
+    their task entries needs each one's agent among ``agents``."""
+    args: list[Arg] = [retry.base_ms, retry.cap_ms, retry.jitter, acks]
+    tasks = acks is Acks.TASKS
     for c in completions:
         args += (c.kind, c.workflow, c.task, c.attempt, c.output, c.began, c.ended)
-        args += (c.consumer, c.entry_id, c.source)
+        args += (c.consumer, c.agent if tasks else c.entry_id, c.source)
         if c.adjust is not None:
             args += c.adjust
         if c.wait is not None:
@@ -170,7 +172,7 @@ async def resolve(
         if c.awaits is not None:
             args.append(c.awaits)
     workflow_ids = [c.workflow.decode() for c in completions]
-    return await RESOLVE(redis, layout(keyspace, shard, agents, workflow_ids, args))
+    return layout(keyspace, shard, agents, workflow_ids, args)
 
 
 class Released(NamedTuple):

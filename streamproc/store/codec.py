@@ -39,6 +39,14 @@ class CompletionKind(StrEnum):
     FATAL = "fatal"
 
 
+class Acks(StrEnum):
+    """What an ``sp_resolve`` call acknowledges: the ``done`` entries the completions were
+    read from (the resolver), or the task entries they answer (a worker applying its own)."""
+
+    DONE = "done"
+    TASKS = "tasks"
+
+
 _KINDS = frozenset(kind.encode() for kind in CompletionKind)
 _ADJUST, _WAIT = CompletionKind.ADJUST.encode(), CompletionKind.WAIT.encode()
 _SPAWN, _AWAIT = CompletionKind.SPAWN.encode(), CompletionKind.AWAIT.encode()
@@ -69,11 +77,11 @@ class AdjustRequest:
 
 
 class Completion(NamedTuple):
-    """A ``done`` entry: the outcome of one attempt, as the worker reported it (a named tuple,
-    not a frozen dataclass: the resolver makes one per completion, and a tuple is built in a
-    fifth of the time)."""
+    """The outcome of one attempt, as the worker reports it: applied by the worker itself, or
+    a ``done`` entry the resolver reads (a named tuple, not a frozen dataclass: one is made
+    per task, and a tuple is built in a fifth of the time)."""
 
-    entry_id: bytes
+    entry_id: bytes  # its done entry (b"": none, the worker applies it)
     kind: bytes  # a CompletionKind
     workflow: bytes
     task: bytes
@@ -89,6 +97,7 @@ class Completion(NamedTuple):
     spawn: bytes | None = None  # the tasks a spawn adds (engine/spawning.py), kind b"spawn"
     awaits: bytes | None = None  # the timeout in ms (0: none) of kind b"await", whose output
     # is the signal's name
+    agent: bytes = b""  # the agent whose stream held the task entry (b"": not said)
 
 
 def task_ref(fields: Fields) -> tuple[str, str, int] | None:
@@ -128,44 +137,65 @@ def decode_task(entry_id: bytes, fields: Fields, agent: str) -> TaskEvent:
     return TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], payload, deps, timeout, signal)
 
 
-def encode_completion(
+def completion_of(
     event: TaskEvent,
     kind: bytes,
     output: bytes,
     began: int,
     ended: int,
     consumer: str,
-    adjust: AdjustRequest | None,
+    adjust: AdjustRequest | None = None,
     wait: tuple[int, int] | None = None,
     traceback: str = "",
     spawn: bytes | None = None,
     awaits: int | None = None,
-) -> dict[bytes, bytes | str | int]:
+) -> Completion:
+    """The completion of ``event``'s attempt, as its worker reports it."""
+    return Completion(
+        b"",
+        kind,
+        event.workflow.encode(),
+        event.task.encode(),
+        str(event.attempt).encode(),
+        output,
+        str(began).encode(),
+        str(ended).encode(),
+        consumer.encode(),
+        None if adjust is None else (adjust.task.encode(), adjust.reason.encode(), adjust.input),
+        None if wait is None else (str(wait[0]).encode(), str(wait[1]).encode()),
+        event.entry_id,
+        traceback.encode(errors="replace"),
+        spawn,
+        None if awaits is None else str(awaits).encode(),
+        event.agent.encode(),
+    )
+
+
+def completion_fields(c: Completion) -> dict[bytes, bytes | str | int]:
+    """``c`` as the fields of its ``done`` entry."""
     fields: dict[bytes, bytes | str | int] = {
         EF.V.key: VERSION,
-        EF.KIND.key: kind,
-        EF.WF.key: event.workflow,
-        EF.TASK.key: event.task,
-        EF.AGENT.key: event.agent,
-        EF.ATT.key: event.attempt,
-        EF.OUT.key: output,
-        EF.T0.key: began,
-        EF.T1.key: ended,
-        EF.BY.key: consumer,
-        EF.SRC.key: event.entry_id,
+        EF.KIND.key: c.kind,
+        EF.WF.key: c.workflow,
+        EF.TASK.key: c.task,
+        EF.AGENT.key: c.agent,
+        EF.ATT.key: c.attempt,
+        EF.OUT.key: c.output,
+        EF.T0.key: c.began,
+        EF.T1.key: c.ended,
+        EF.BY.key: c.consumer,
+        EF.SRC.key: c.source,
     }
-    if adjust is not None:
-        fields.update(
-            {EF.ADJ.key: adjust.task, EF.WHY.key: adjust.reason, EF.ADJIN.key: adjust.input}
-        )
-    if wait is not None:
-        fields.update({EF.RETRY_MS.key: wait[0], EF.GIVE_UP_MS.key: wait[1]})
-    if traceback:
-        fields[EF.TB.key] = traceback
-    if spawn is not None:
-        fields[EF.SPAWN.key] = spawn
-    if awaits is not None:
-        fields[EF.WAIT_MS.key] = awaits
+    if c.adjust is not None:
+        fields.update({EF.ADJ.key: c.adjust[0], EF.WHY.key: c.adjust[1], EF.ADJIN.key: c.adjust[2]})
+    if c.wait is not None:
+        fields.update({EF.RETRY_MS.key: c.wait[0], EF.GIVE_UP_MS.key: c.wait[1]})
+    if c.traceback:
+        fields[EF.TB.key] = c.traceback
+    if c.spawn is not None:
+        fields[EF.SPAWN.key] = c.spawn
+    if c.awaits is not None:
+        fields[EF.WAIT_MS.key] = c.awaits
     return fields
 
 
@@ -199,6 +229,7 @@ def decode_completion(entry_id: bytes, fields: Fields) -> Completion:
             fields.get(EF.TB.key, b""),
             fields[EF.SPAWN.key] if kind == _SPAWN else None,
             fields[EF.WAIT_MS.key] if kind == _AWAIT else None,
+            fields.get(EF.AGENT.key, b""),
         )
     except KeyError as exc:
         raise CodecError(f"missing field {exc.args[0]!r}", fields) from None

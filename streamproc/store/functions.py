@@ -34,7 +34,13 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
-from streamproc.store.codec import MAX_ENTRY_BYTES, PARKED_VALUE_BYTES, VERSION, CompletionKind
+from streamproc.store.codec import (
+    MAX_ENTRY_BYTES,
+    PARKED_VALUE_BYTES,
+    VERSION,
+    Acks,
+    CompletionKind,
+)
 from streamproc.store.entries import EntryField, EventKind
 from streamproc.store.fields import (
     ABSENT,
@@ -163,6 +169,7 @@ ENGINE = Library.packaged(
         "TS": by_name(TaskStatus),
         "WS": by_name(WorkflowStatus),
         "KIND": by_name(CompletionKind),
+        "ACKS": by_name(Acks),
         "EF": by_name(EntryField),
         "EV": by_name(EventKind),
         "US": by_name(UsageField),

@@ -5,7 +5,10 @@ tests/test_crash_recovery.py, tests/test_dead_letters.py and tests/test_graceful
 
 A2 runs twice, as the row asks: ``worker.after_xadd_before_xack`` splits the flush into two
 round trips (the window a non-transactional pipeline has), ``worker.before_exec`` dies inside
-the flush's MULTI, its commands queued but no EXEC sent.
+the flush's MULTI, its commands queued but no EXEC sent.  The XADD-to-XACK window exists only
+for a worker that reports to the resolver (``--via-resolver``, or a least-privilege one): one
+that applies its completions acknowledges their entries inside ``sp_resolve``, as the resolver
+does (A3), so only its MULTI window is tested.
 
 A3 names two failpoints.  ``resolver.after_lua_before_xack`` cannot exist: the resolver's XACK
 of a batch runs inside the ``sp_resolve`` Redis Function, atomically with the state changes and
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import signal
 
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
@@ -34,7 +38,11 @@ async def test_a2_worker_killed_between_completion_and_ack_applies_once(
 ) -> None:
     ids = await client.submit_many([ledger_chain(2, 0.05) for _ in range(10)])
     doomed = worker(
-        redis_url, keyspace.namespace, "ledger", failpoint="worker.after_xadd_before_xack"
+        redis_url,
+        keyspace.namespace,
+        "ledger",
+        "--via-resolver",  # the window exists only for completions sent to the resolver
+        failpoint="worker.after_xadd_before_xack",
     )
     try:
         assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
@@ -60,19 +68,30 @@ async def _pending_is(redis: Redis, stream: str, group: str, count: int) -> bool
     return await _pending(redis, stream, group) == count
 
 
+@pytest.mark.parametrize("mode", [(), ("--via-resolver",)], ids=["applying", "via-resolver"])
 async def test_a2_worker_killed_inside_its_multi_before_exec_applies_nothing_then_once(
-    resolver_only: Engine, redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
+    resolver_only: Engine,
+    redis_url: str,
+    keyspace: Keyspace,
+    client: Client,
+    redis: Redis,
+    mode: tuple[str, ...],
 ) -> None:
-    """The transactional half of A2: the flush's MULTI and its queued XADDs and XACKs reached
-    Redis, EXEC did not.  Redis drops the transaction with the connection, so the tasks whose
-    reports it held are still pending and unreported, and each is re-run and applied once."""
+    """The transactional half of A2: the flush's MULTI and its queued commands (the
+    ``sp_resolve`` applying its completions, or their XADDs to the completion stream and
+    the XACKs) reached Redis, EXEC did not.  Redis drops the transaction with the
+    connection, so the tasks whose completions it held are still pending and unapplied, and
+    each is re-run and applied once."""
     ids = await client.submit_many([ledger_chain(2, 0.05) for _ in range(10)])
-    doomed = worker(redis_url, keyspace.namespace, "ledger", failpoint="worker.before_exec")
+    doomed = worker(redis_url, keyspace.namespace, "ledger", *mode, failpoint="worker.before_exec")
     try:
         assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
         ran = await _run_by(redis, ids, doomed.process.pid)
         assert ran, "the doomed worker ran tasks before its first flush"
         assert await redis.xlen(keyspace.done(0)) == 0, "no XADD of the flush was applied"
+        for workflow_id, task in ran:
+            state = await client.get(workflow_id)
+            assert next(t for t in state.tasks if t.id == task).state != "done"
         stream = keyspace.tasks(0, "ledger")
         for workflow_id, task in ran:  # nor any XACK: each entry still pending, still its
             entry = next(t.entry for t in (await client.get(workflow_id)).tasks if t.id == task)
@@ -106,7 +125,7 @@ async def test_a3_resolver_killed_mid_batch_applies_each_completion_once(
     redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
 ) -> None:
     engine = Engine(redis_url, keyspace)
-    engine.start_worker(("ledger",))
+    engine.start_worker(("ledger",), apply_completions=False)  # the resolver applies
     doomed = resolver(redis_url, keyspace.namespace, failpoint="resolver.mid_batch")
     try:
         ids = await client.submit_many([ledger_chain(3, 0.02) for _ in range(10)])

@@ -32,7 +32,7 @@ async def test_a_resolver_killed_holding_spawn_completions_leaves_each_spawn_app
     redis_url: str, keyspace: Keyspace, client: Client, redis: Redis
 ) -> None:
     engine = Engine(redis_url, keyspace)
-    engine.start_worker(("planner", "ledger"))
+    engine.start_worker(("planner", "ledger"), apply_completions=False)
     doomed = resolver(redis_url, keyspace.namespace, failpoint="resolver.mid_batch")
     try:
         ids = await client.submit_many([planned(3) for _ in range(10)])

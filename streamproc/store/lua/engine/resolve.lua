@@ -1,12 +1,16 @@
 --[[ resolve.lua: sp_resolve applies completions; sp_release publishes the retries they
   scheduled once due.
 
-sp_resolve: apply a batch of completions from the done stream, then XACK them.
+sp_resolve: apply a batch of completions, then XACK what they answer: the resolver's
+  done-stream entries, or the task entries a worker ran and reports itself (no done entry).
   KEYS  the shared head (common.lua), the streams of the shard's agents, then per completion
         its workflow's hash and history stream
-  ARGV  n, agents, then retry base ms, retry cap ms, jitter factor, then 10 per completion:
+  ARGV  n, agents, then retry base ms, retry cap ms, jitter factor, what to acknowledge
+        (ACKS.done, or ACKS.tasks: the task entries, in the stream of the agent each names;
+        that agent among the call's), then 10 per completion:
         kind (KIND), workflow, task, attempt, output or error text, began ms, ended ms,
-        consumer, done-stream entry id, the task entry it ran ('' when not known); an
+        consumer, its done-stream entry id (acking ACKS.tasks: the agent whose stream holds
+        the task entry), the task entry it ran ('' when not known); an
         adjust adds 3: target task, reason, new input; a wait adds 2: retry in ms, give up
         after ms; an error or fatal adds 1: its traceback ('' when none), kept in the
         attempt's history record; a spawn adds 1: its tasks (grow.lua); an await (its output
@@ -80,6 +84,29 @@ local function apply_wait(ctx, key, wf, t, att, reason, began, ended, by, retry_
   emit(ctx, key, wf, EV.task_waiting, t, att, ended, EF.reason, reason, EF.retry_ms, retry_ms)
 end
 
+-- The acknowledgements of one sp_resolve call: the done entries it applied, or (acking
+-- ACKS.tasks) the task entries whose completions it applied, by stream.  add() takes the
+-- completion's position in ARGV.
+local function acknowledger(ctx, args, mode)
+  local by_stream, count = {}, 0
+  local acks = {}
+  function acks.add(a)
+    local stream, group, id = ctx.done, GROUP, args[a + 8]
+    if mode == ACKS.tasks then
+      stream, group, id = ctx.streams[args[a + 8]], args[a + 8], args[a + 9]
+    end
+    local ids = by_stream[stream]
+    if not ids then ids = {group = group}; by_stream[stream] = ids end
+    ids[#ids + 1] = id
+    count = count + 1
+  end
+  function acks.send()
+    for stream, ids in pairs(by_stream) do redis.call('XACK', stream, ids.group, unpack(ids)) end
+    return count
+  end
+  return acks
+end
+
 local function reject_completion(ctx, wf, t, att, entry, reason, out)
   redis.call('XADD', ctx.dead_done, '*', EF.v, VERSION, EF.wf, wf, EF.task, t, EF.att, att,
              EF.entry, entry, EF.reason, reason, EF.output, out, EF.at, ctx.now)
@@ -95,12 +122,14 @@ local function resolve(keys, args)
   local b = ctx.arg_base
   local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
                  jitter = tonumber(args[b + 3])}
-  local stale, acked = 0, {}
-  local item, a = 0, b + 4
+  local acks = acknowledger(ctx, args, args[b + 4])
+  local stale = 0
+  local item, a = 0, b + 5
   while a <= #args do
     item = item + 1
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
     local source = args[a + 9]
+    local entry = args[b + 4] == ACKS.tasks and source or args[a + 8]
     local stride = 10
     if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12
     elseif kind == KIND.error or kind == KIND.fatal or kind == KIND.spawn
@@ -110,9 +139,9 @@ local function resolve(keys, args)
                          TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl,
                          WF.tenant)
     if not f[1] then
-      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown workflow', args[a + 4])
+      reject_completion(ctx, wf, t, att, entry, 'unknown workflow', args[a + 4])
     elseif not f[4] then
-      reject_completion(ctx, wf, t, att, args[a + 8], 'unknown task', args[a + 4])
+      reject_completion(ctx, wf, t, att, entry, 'unknown task', args[a + 4])
     elseif not published(f[2]) or (f[3] or ABSENT.attempt) ~= att
         or (source ~= '' and f[6] ~= source) then
       stale = stale + 1
@@ -127,8 +156,7 @@ local function resolve(keys, args)
         missing = missing or spawn_missing_agent(ctx, spawned)
       end
       if missing or not ctx.dead[f[4]] then
-        if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
-        return {#acked, stale, missing or f[4], ended_counts(ctx)}
+        return {acks.send(), stale, missing or f[4], ended_counts(ctx)}
       end
       if f[2] == TS.queued then  -- no start recorded: an older worker, or a malformed entry
         emit(ctx, key, wf, EV.task_started, t, att, args[a + 5], EF.by, args[a + 7])
@@ -153,11 +181,10 @@ local function resolve(keys, args)
                     args[a + 7], retry, args[a + 10])
       end
     end
-    acked[#acked + 1] = args[a + 8]
+    acks.add(a)
     a = a + stride
   end
-  if #acked > 0 then redis.call('XACK', ctx.done, GROUP, unpack(acked)) end
-  return {#acked, stale, '', ended_counts(ctx)}
+  return {acks.send(), stale, '', ended_counts(ctx)}
 end
 
 local function release(keys, args)
