@@ -19,6 +19,7 @@ from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
 from tests.conftest import Engine, eventually
+from tests.test_worker_applies import entries_added
 
 SPEC = {
     "tasks": [
@@ -62,12 +63,7 @@ async def reported(where: str) -> int:
     """Completions ever reported to the resolver (added to the completion stream)."""
     admin = Redis.from_url(url("sp-admin", where))
     try:
-        done = Keyspace("sp").done(0)
-        return (
-            int((await admin.xinfo_stream(done))["entries-added"])
-            if await admin.exists(done)
-            else 0
-        )
+        return await entries_added(admin, Keyspace("sp").done(0))
     finally:
         await admin.aclose()
 

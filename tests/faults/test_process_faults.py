@@ -27,10 +27,7 @@ from streamproc import Client, Keyspace
 from tests.conftest import Engine, eventually
 from tests.faults import oracle
 from tests.faults.workload import all_ready, ledger_chain, resolver, worker
-
-
-async def _pending(redis: Redis, stream: str, group: str) -> int:
-    return int((await redis.xpending(stream, group))["pending"])
+from tests.test_worker_applies import pending
 
 
 async def test_a2_worker_killed_between_completion_and_ack_applies_once(
@@ -47,7 +44,7 @@ async def test_a2_worker_killed_between_completion_and_ack_applies_once(
     try:
         assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
         stream = keyspace.tasks(0, "ledger")
-        assert await _pending(redis, stream, "ledger") > 0, "completions sent, XACKs not"
+        assert await pending(redis, stream, "ledger") > 0, "completions sent, XACKs not"
         resolver_only.start_worker(("ledger",))
         verdict = await oracle.check(client, redis, ids)
         verdict.assert_invariants()
@@ -59,13 +56,13 @@ async def test_a2_worker_killed_between_completion_and_ack_applies_once(
             s for s in verdict.states.values() if s.tasks[0].attempt == 1 and s.tasks[0].lost == 0
         ]
         assert crossed and all(f"-{doomed.process.pid}-" in s.tasks[0].consumer for s in crossed)
-        await eventually(lambda: _pending_is(redis, stream, "ledger", 0), timeout=15)
+        await eventually(lambda: pending_is(redis, stream, "ledger", 0), timeout=15)
     finally:
         doomed.kill()
 
 
-async def _pending_is(redis: Redis, stream: str, group: str, count: int) -> bool:
-    return await _pending(redis, stream, group) == count
+async def pending_is(redis: Redis, stream: str, group: str, count: int) -> bool:
+    return await pending(redis, stream, group) == count
 
 
 @pytest.mark.parametrize("mode", [(), ("--via-resolver",)], ids=["applying", "via-resolver"])
@@ -105,7 +102,7 @@ async def test_a2_worker_killed_inside_its_multi_before_exec_applies_nothing_the
             [state] = [t for t in verdict.states[workflow_id].tasks if t.id == task]
             assert state.attempt == 2 and f"-{doomed.process.pid}-" not in state.consumer
         assert verdict.dup_exec == len(ran), "re-run once each (duplicate execution, one effect)"
-        await eventually(lambda: _pending_is(redis, stream, "ledger", 0), timeout=15)
+        await eventually(lambda: pending_is(redis, stream, "ledger", 0), timeout=15)
     finally:
         doomed.kill()
 
@@ -130,7 +127,7 @@ async def test_a3_resolver_killed_mid_batch_applies_each_completion_once(
     try:
         ids = await client.submit_many([ledger_chain(3, 0.02) for _ in range(10)])
         assert await doomed.wait() == -signal.SIGKILL, doomed.log_text()
-        assert await _pending(redis, keyspace.done(0), "resolver") > 0, "a batch read, unapplied"
+        assert await pending(redis, keyspace.done(0), "resolver") > 0, "a batch read, unapplied"
         engine.start_resolver()  # its sweep takes the dead resolver's batch over after 3 s
         verdict = await oracle.check(client, redis, ids)
         verdict.assert_invariants()
@@ -164,7 +161,7 @@ async def test_a8_agent_pool_down_while_submitting_drains_and_other_agents_are_u
         verdict = await oracle.check(client, redis, first + backlog)
         verdict.assert_invariants()
         assert verdict.statuses == {"completed": 25} and verdict.dup_exec == 0
-        assert await _pending(redis, keyspace.tasks(0, "ledger"), "ledger") == 0
+        assert await pending(redis, keyspace.tasks(0, "ledger"), "ledger") == 0
     finally:
         for process in pool:
             process.kill()

@@ -87,12 +87,12 @@ end
 -- The acknowledgements of one sp_resolve call: the done entries it applied, or (acking
 -- ACKS.tasks) the task entries whose completions it applied, by stream.  add() takes the
 -- completion's position in ARGV.
-local function acknowledger(ctx, args, mode)
+local function acknowledger(ctx, args, acking_tasks)
   local by_stream, count = {}, 0
   local acks = {}
   function acks.add(a)
     local stream, group, id = ctx.done, GROUP, args[a + 8]
-    if mode == ACKS.tasks then
+    if acking_tasks then
       stream, group, id = ctx.streams[args[a + 8]], args[a + 8], args[a + 9]
     end
     local ids = by_stream[stream]
@@ -122,14 +122,15 @@ local function resolve(keys, args)
   local b = ctx.arg_base
   local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
                  jitter = tonumber(args[b + 3])}
-  local acks = acknowledger(ctx, args, args[b + 4])
+  local acking_tasks = args[b + 4] == ACKS.tasks
+  local acks = acknowledger(ctx, args, acking_tasks)
   local stale = 0
   local item, a = 0, b + 5
   while a <= #args do
     item = item + 1
     local kind, wf, t, att = args[a], args[a + 1], args[a + 2], args[a + 3]
     local source = args[a + 9]
-    local entry = args[b + 4] == ACKS.tasks and source or args[a + 8]
+    local entry = acking_tasks and source or args[a + 8]
     local stride = 10
     if kind == KIND.adjust then stride = 13 elseif kind == KIND.wait then stride = 12
     elseif kind == KIND.error or kind == KIND.fatal or kind == KIND.spawn
