@@ -160,12 +160,15 @@ async def test_no_limit_at_zero(sharded: Client) -> None:
 
 
 MENDED: set[str] = set()
+RELEASE = asyncio.Event()
 
 
 async def mendable(task: Task) -> Any:
-    """Fails for good until its workflow is in ``MENDED``."""
+    """Fails for good until its workflow is in ``MENDED``; then holds until ``RELEASE``, so
+    the test reads what is in flight while the revived task runs."""
     if task.workflow not in MENDED:
         raise PermanentError("not mended yet")
+    await RELEASE.wait()
     return task.input
 
 
@@ -194,6 +197,7 @@ async def test_a_revived_workflow_counts_in_flight_again_until_it_ends(
             [dead] = await deadletters.list_dead(redis, keyspace, "mendable")
             await deadletters.requeue(redis, keyspace, "mendable", dead.entry_id)
             in_flight[0] = (await usage(redis, keyspace, "acme", [0])).workflows
+            RELEASE.set()
             assert (await client.wait("acme.mend", timeout=10)).status == "completed"
             assert (await usage(redis, keyspace, "acme", [0])).workflows == 0
     finally:
