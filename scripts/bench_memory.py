@@ -13,7 +13,8 @@ A finished workflow's history stream outlives its end by ``HISTORY_GRACE_MS`` on
 archive holds it after): the scenario waits for the sampled streams to expire before measuring.
 
 Breakdown per workflow: ``MEMORY USAGE`` (every field sampled) of a finished workflow's hash
-and of its history archive (medians of a few), the events stream's growth divided by the
+and of its history archive (medians of a few; a folded workflow's archive holds its task
+fields too, README *History and retention*), the events stream's growth divided by the
 batch, and the rest of the growth (key and expiry bookkeeping, allocator rounding).
 """
 

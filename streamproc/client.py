@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -22,7 +22,7 @@ from streamproc.ops.history import snapshot as read_history
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.ops.signals import SignalSent, encode_payload, send
 from streamproc.spec import WorkflowSpec
-from streamproc.store import admin, calls, functions, tenants
+from streamproc.store import admin, calls, folded, functions, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
 from streamproc.store.keys import check_id
@@ -232,8 +232,8 @@ class Client:
 
     async def get(self, workflow_id: str) -> WorkflowState:
         """The workflow's current state, task by task."""
-        key = self.keyspace.workflow(check_id("workflow id", workflow_id))
-        raw = cast(dict[bytes, bytes], await self.redis.hgetall(key))
+        check_id("workflow id", workflow_id)
+        raw = await folded.workflow_hash(self.redis, self.keyspace, workflow_id)
         if not raw:
             raise WorkflowNotFound(workflow_id)
         return parse_state(workflow_id, raw)

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.spec import Limits
-from streamproc.store import fields
+from streamproc.store import fields, folded
 from streamproc.store.fields import ABSENT, TaskField, WorkflowField, parse_state
 from tests.conftest import Engine
 
@@ -46,7 +46,7 @@ async def finished_hash(client: Client, spec: dict[str, Any]) -> dict[bytes, byt
     workflow_id = await client.submit(spec)
     state = await client.wait(workflow_id, timeout=20)
     assert state.status == "completed", state.reason
-    return dict(await client.redis.hgetall(client.keyspace.workflow(workflow_id)))
+    return await folded.workflow_hash(client.redis, client.keyspace, workflow_id)
 
 
 async def test_a_finished_one_task_workflow_keeps_only_these_fields(
@@ -85,7 +85,7 @@ async def test_values_other_than_the_defaults_are_kept_and_read_back(
     async with Client(redis_url, ClientSettings(keyspace=keyspace, limits=limits)) as client:
         workflow_id = await client.submit(spec)
         state = await client.wait(workflow_id, timeout=20)
-        raw = await client.redis.hgetall(keyspace.workflow(workflow_id))
+        raw = await folded.workflow_hash(client.redis, keyspace, workflow_id)
     assert state.status == "failed"  # no retry: its first failure dead-lettered it
     assert (state.tasks[0].failures, state.tasks[1].state) == (1, "skipped")
     assert "dead-lettered: failed 1 time" in state.reason

@@ -9,7 +9,7 @@ from typing import cast
 from redis.asyncio import Redis
 
 from streamproc import metrics
-from streamproc.store import admin
+from streamproc.store import admin, folded
 from streamproc.store.fields import WorkflowField, parse_state
 from streamproc.store.keys import Keyspace, workflow_of
 from streamproc.store.state import TaskStatus
@@ -37,7 +37,7 @@ async def fail_overdue(redis: Redis, keyspace: Keyspace, shard: int, now_ms: int
 
 async def overdue_reason(redis: Redis, keyspace: Keyspace, key: bytes) -> str:
     """``deadline of 30s passed: task t (agent nope) waiting, no consumer serves it``."""
-    raw = cast(dict[bytes, bytes], await redis.hgetall(key))
+    raw = await folded.workflow_hash(redis, keyspace, workflow_of(key))
     if not raw:
         return "deadline passed"
     state = parse_state(workflow_of(key), raw)

@@ -25,6 +25,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from streamproc.store import folded
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
@@ -125,10 +126,11 @@ async def mark_superseded(redis: Redis, keyspace: Keyspace, events: list[Event])
                 tasks.append(_task(event))
     if not asked:
         return events
-    async with redis.pipeline(transaction=False) as pipe:
-        for workflow_id, tasks in asked.items():
-            pipe.hmget(keyspace.workflow(workflow_id), [TaskField.ATTEMPT.of(t) for t in tasks])
-        replies = await pipe.execute()
+    replies = await folded.hmget_many(
+        redis,
+        keyspace,
+        [(wf, [TaskField.ATTEMPT.of(t) for t in tasks]) for wf, tasks in asked.items()],
+    )
     current = {
         (workflow_id, task): int(attempt or ABSENT[TaskField.ATTEMPT])
         for (workflow_id, tasks), attempts in zip(asked.items(), replies, strict=True)

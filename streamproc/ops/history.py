@@ -62,11 +62,12 @@ def merge(workflow_id: str, past: bytes | None, stream: list[Entry]) -> list[Ent
 
 
 def parse(workflow_id: str, past: bytes | None) -> list[Entry]:
-    """The entries of an archive, each with its ``wf`` field back."""
+    """The entries of an archive, each with its ``wf`` field back (its first line may be the
+    workflow's folded fields, a JSON object: not an entry, see ``store/folded.py``)."""
     workflow = workflow_id.encode()
     entries = []
     for line in (past or b"").split(b"\n"):
-        if not line:
+        if not line or line.startswith(b"{"):
             continue
         entry_id, *flat = _loads(line)
         pairs = list(zip(flat[::2], flat[1::2], strict=True))

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from streamproc.engine.index import unindex_missing
 from streamproc.errors import SpecError
+from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TaskStatus, WorkflowStatus
@@ -274,12 +275,11 @@ async def _summaries(
     expired += [wf for wf, row in zip(workflow_ids, rows, strict=True) if row[0] is None]
     wanted = [(wf, row) for wf, row in zip(workflow_ids, rows, strict=True) if row[0] is not None]
     wanted = [(wf, row) for wf, row in wanted if query.wants(row)][:needed]
-    async with redis.pipeline(transaction=False) as pipe:
-        for workflow_id, row in wanted:
-            tasks = (row[5] or b"").decode().split()
-            fields = [TaskField.STATE.of(task) for task in tasks] or [WorkflowField.STATUS]
-            pipe.hmget(keyspace.workflow(workflow_id), fields)
-        states = cast(list[list[bytes | None]], await pipe.execute())
+    asked = [
+        (workflow_id, [TaskField.STATE.of(t) for t in (row[5] or b"").decode().split()])
+        for workflow_id, row in wanted
+    ]
+    states = await folded.hmget_many(redis, keyspace, asked)
     out = {}
     for (workflow_id, row), task_states in zip(wanted, states, strict=True):
         status, name, created, ended, reason, order = row

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -37,7 +37,7 @@ from streamproc.errors import (
 )
 from streamproc.registry import Spawn, Task
 from streamproc.spec import TaskSpec, WorkflowSpec
-from streamproc.store import fields
+from streamproc.store import fields, folded
 from streamproc.store.state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
 REPLAY_AGENT = "replay"
@@ -94,9 +94,7 @@ async def load_recorded(client: Client, workflow_id: str) -> Recording:
     state = await client.get(workflow_id)
     if state.status == WorkflowStatus.RUNNING:
         raise Conflict(f"workflow {workflow_id} is still running")
-    raw = cast(
-        dict[bytes, bytes], await client.redis.hgetall(client.keyspace.workflow(workflow_id))
-    )
+    raw = await folded.workflow_hash(client.redis, client.keyspace, workflow_id)
     spawner_of = {t.id: t.spawner for t in state.tasks}
     maps = {t.id for t in state.tasks if t.map}
     declared: list[TaskSpec] = []

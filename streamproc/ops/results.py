@@ -14,6 +14,7 @@ import orjson
 from redis.asyncio import Redis
 
 from streamproc.errors import TaskNotFound, WorkflowNotFound
+from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import WorkflowState
@@ -44,9 +45,9 @@ async def task_input(
 ) -> Any:
     """The input ``task_id`` of the workflow stored as ``workflow_id`` runs with (after any
     adjustment, the new one); the workflow is ``shown_as`` in errors."""
-    key = keyspace.workflow(check_id("workflow id", workflow_id))
     fields = [WorkflowField.STATUS, TaskField.STATE.of(task_id), TaskField.INPUT.of(task_id)]
-    status, state, given = await redis.hmget(key, fields)
+    asked = [(check_id("workflow id", workflow_id), fields)]
+    [[status, state, given]] = await folded.hmget_many(redis, keyspace, asked)
     if status is None:
         raise WorkflowNotFound(shown_as)
     if state is None:  # every task has a state; a declared wait has no agent

@@ -23,6 +23,11 @@ default result), ``P`` the payload of the signal that resumed its ``WaitFor``.  
 (:class:`SignalField`): ``o:<id>`` each signal applied (its name), ``v:<id>`` the payload of
 one kept until a wait takes it; ``pending`` lists those ids in arrival order.
 
+An ended workflow whose hash outgrew Redis's compact encoding is folded (history.lua): its
+per-task and signal fields move to one JSON object, the first line of its history archive,
+and ``folded`` holds that line's length; :mod:`streamproc.store.folded` reads them back, and
+every engine function unfolds a hash it is given before reading it.
+
 A field that would hold its default is not written, and its absence reads as that default
 (in Python and in Lua alike): a count of 0 (``f``, ``k``, ``c``, ``edges``), an empty text
 (``n``, ``d``, ``T``, ``reason``), and the values of :data:`ABSENT` (``a`` of a first
@@ -66,6 +71,7 @@ class WorkflowField(StrEnum):
     MAX_MAP = "max_map"
     PENDING = "pending"  # ids of signals kept for a wait not begun, space separated
     SIGNALS = "signals"  # signals applied, counted against MAX_SIGNALS
+    FOLDED = "folded"  # ended: the bytes of its task fields' line at its archive's start
 
 
 class SignalField(StrEnum):

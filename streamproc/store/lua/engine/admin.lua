@@ -134,8 +134,8 @@ local function revive(keys, args)
   return {1, ''}
 end
 
-redis.register_function('sp_cancel', cancel)
-redis.register_function('sp_revive', revive)
+redis.register_function('sp_cancel', folding(cancel))
+redis.register_function('sp_revive', folding(revive))
 
 --[[ sp_expire: fail the running workflows whose deadline (workflow-level timeout) passed, as a
   dead letter would: tasks not yet published are skipped, the failed event carries the reason.
@@ -164,4 +164,4 @@ local function expire_overdue(keys, args)
   return failed
 end
 
-redis.register_function('sp_expire', expire_overdue)
+redis.register_function('sp_expire', folding(expire_overdue))

@@ -54,6 +54,12 @@ local function split(s)
   return out
 end
 
+-- Defined in history.lua: an ended workflow's task fields are folded into its archive, and
+-- unfolded by context() below before a function reads them.
+local fold, unfold
+-- The context of the function call under way (context() sets it, register() reads it).
+local called
+
 local function context(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
@@ -64,15 +70,39 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
-  ctx.history, ctx.output, ctx.past = {}, {}, {}
+  ctx.history, ctx.output, ctx.past, ctx.refold = {}, {}, {}, {}
   local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
     ctx.history[key] = keys[ctx.wf_base + 2 * item]
     ctx.output[key] = keys[ctx.wf_base + 2 * items + item]
     ctx.past[key] = keys[ctx.wf_base + 3 * items + item]
+    unfold(ctx, key)
   end
+  called = ctx
   return ctx
+end
+
+-- Every function is registered as folding(itself): once it returned, each workflow that
+-- ended, was unfolded or had an event while over during the call is folded (if over then).
+local function folding(fn)
+  return function(keys, args)
+    called = nil
+    local out = fn(keys, args)
+    if called then
+      for _, key in ipairs(called.refold) do fold(called, key) end
+    end
+    called = nil
+    return out
+  end
+end
+
+-- The workflow is to be folded when the call ends (register() above), if it is over then.
+local function refold(ctx, key)
+  if not ctx.refold[key] then
+    ctx.refold[key] = true
+    ctx.refold[#ctx.refold + 1] = key
+  end
 end
 
 -- The member of the delayed set that stands for a task.
@@ -242,6 +272,7 @@ end
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
 local function expire(ctx, key, ttl)
+  refold(ctx, key)
   redis.call('ZREM', ctx.deadlines, key)
   ttl = tonumber(ttl or '0')
   count_usage(ctx, key, -1, ttl)

@@ -29,6 +29,7 @@ end
 
 -- `past` is the archive as it was (false: none yet).
 archive = function(ctx, key, past)
+  refold(ctx, key)
   local hist = ctx.history[key]
   local last = last_archived(past)
   local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
@@ -53,4 +54,67 @@ archive = function(ctx, key, past)
     redis.call('PERSIST', ctx.past[key])
   end
   redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
+end
+
+-- An ended workflow whose hash Redis keeps as a hashtable (more than 128 fields, or a value
+-- over 64 bytes: an input or a result, mostly) costs about 50 bytes a field.  Folded, its
+-- per-task and signal fields ("<letter>:<name>") move to one JSON object, the first line of
+-- its archive, and the hash is written again with the rest and `folded` (that line's length),
+-- small enough for the compact listpack encoding.  A smaller hash is left as it is: folding
+-- it would save nothing.
+
+-- HSET of field/value pairs, in chunks (Lua's unpack() has a small stack limit).
+local function hset_pairs(key, flat)
+  for first = 1, #flat, 1000 do
+    redis.call('HSET', key, unpack(flat, first, math.min(first + 999, #flat)))
+  end
+end
+
+-- The archive is written again (SET keeps no expiry: it gets the hash's).
+local function set_past(ctx, key, text)
+  if text == '' then
+    redis.call('DEL', ctx.past[key])
+    return
+  end
+  redis.call('SET', ctx.past[key], text)
+  local left = redis.call('PTTL', key)
+  if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
+end
+
+fold = function(ctx, key)
+  if not is_over(redis.call('HGET', key, WF.status))
+      or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
+    return
+  end
+  local flat = redis.call('HGETALL', key)
+  local kept, moved = {}, {}
+  for i = 1, #flat, 2 do
+    if string.byte(flat[i], 2) == 58 then  -- "<letter>:"
+      moved[flat[i]] = flat[i + 1]
+    else
+      kept[#kept + 1], kept[#kept + 2] = flat[i], flat[i + 1]
+    end
+  end
+  if next(moved) == nil then return end
+  local line = cjson.encode(moved) .. '\n'
+  kept[#kept + 1], kept[#kept + 2] = WF.folded, #line
+  local left = redis.call('PTTL', key)
+  redis.call('DEL', key)
+  hset_pairs(key, kept)
+  if left > 0 then redis.call('PEXPIRE', key, left) end
+  set_past(ctx, key, line .. (redis.call('GET', ctx.past[key]) or ''))
+end
+
+unfold = function(ctx, key)
+  local size = tonumber(redis.call('HGET', key, WF.folded))
+  if not size then return end
+  local past = redis.call('GET', ctx.past[key]) or ''
+  local flat = {}
+  for field, value in pairs(cjson.decode(string.sub(past, 1, size))) do
+    flat[#flat + 1], flat[#flat + 2] = field, value
+  end
+  redis.call('HDEL', key, WF.folded)
+  hset_pairs(key, flat)
+  set_past(ctx, key, string.sub(past, size + 1))
+  refold(ctx, key)
 end

@@ -217,5 +217,5 @@ local function release(keys, args)
   return {released, ''}
 end
 
-redis.register_function('sp_resolve', resolve)
-redis.register_function('sp_release', release)
+redis.register_function('sp_resolve', folding(resolve))
+redis.register_function('sp_release', folding(release))

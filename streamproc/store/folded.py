@@ -1,0 +1,72 @@
+"""Reading a workflow hash whatever its form: an ended workflow's per-task and signal fields
+may be folded into the first line of its history archive (``history.lua``), one JSON object
+``folded`` bytes long.  Readers of a workflow's task fields read them through here."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import cast
+
+import orjson
+from redis.asyncio import Redis
+
+from streamproc.store.fields import WorkflowField
+from streamproc.store.keys import Keyspace
+
+FOLDED = WorkflowField.FOLDED.encode()
+Row = list[bytes | None]
+
+
+def _unfolded(raw: dict[bytes, bytes], line: bytes) -> dict[bytes, bytes] | None:
+    """``raw`` with the fields of its fold ``line`` back, or None when ``line`` is not a whole
+    fold (the workflow was unfolded, and maybe folded again, since ``raw`` was read)."""
+    if not line.startswith(b"{") or not line.endswith(b"\n"):
+        return None
+    try:
+        moved = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    whole = {name: value for name, value in raw.items() if name != FOLDED}
+    whole.update((name.encode(), value.encode()) for name, value in moved.items())
+    return whole
+
+
+async def workflow_hash(redis: Redis, keyspace: Keyspace, workflow_id: str) -> dict[bytes, bytes]:
+    """The workflow's hash as HGETALL gives it, folded fields included (empty: none such).
+    The hash and its fold are read in one transaction, so they always match."""
+    key, past = keyspace.workflow(workflow_id), keyspace.past(workflow_id)
+    raw = cast(dict[bytes, bytes], await redis.hgetall(key))
+    while (size := raw.get(FOLDED)) is not None:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key)
+            pipe.getrange(past, 0, int(size) - 1)
+            now, line = await pipe.execute()
+        if now.get(FOLDED) == size and (whole := _unfolded(now, line)) is not None:
+            return whole
+        raw = now
+    return raw
+
+
+async def hmget_many(
+    redis: Redis, keyspace: Keyspace, asked: Sequence[tuple[str, Sequence[str]]]
+) -> list[Row]:
+    """HMGET of each (workflow id, fields) asked, folded fields included: one pipeline, and
+    one more for the folded workflows among them."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for workflow_id, fields in asked:
+            pipe.hmget(keyspace.workflow(workflow_id), [*fields, WorkflowField.FOLDED])
+        rows = cast(list[Row], await pipe.execute())
+    folded = [(i, size) for i, row in enumerate(rows) if (size := row.pop()) is not None]
+    if not folded:
+        return rows
+    async with redis.pipeline(transaction=False) as pipe:
+        for i, size in folded:
+            pipe.getrange(keyspace.past(asked[i][0]), 0, int(size) - 1)
+        lines = cast(list[bytes], await pipe.execute())
+    for (i, _), line in zip(folded, lines, strict=True):
+        workflow_id, fields = asked[i]
+        whole = _unfolded({}, line)
+        if whole is None:  # unfolded since: read it again whole
+            whole = await workflow_hash(redis, keyspace, workflow_id)
+        rows[i] = [rows[i][j] or whole.get(field.encode()) for j, field in enumerate(fields)]
+    return rows
