@@ -165,6 +165,18 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
         await asyncio.sleep(interval)
 
 
+def with_starts(events: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The events with the start a ``task_done`` carries (``began``, ``by``: its worker ended
+    it before reporting its start) as the ``task_started`` it stands for, just before it: one
+    form whichever way the start was recorded."""
+    out = []
+    for event in events:
+        if event["kind"] == "task_done" and "began" in event:
+            out.append({**event, "kind": "task_started", "at": event["began"]})
+        out.append(event)
+    return out
+
+
 async def some_task(client: Client, ids: list[str], state: str = "done") -> bool:
     """For ``eventually``: a task of one of these workflows is in ``state``."""
     states = [await client.get(workflow_id) for workflow_id in ids]

@@ -14,7 +14,7 @@ from streamproc.ops.listing import Query, list_workflows
 from streamproc.ops.results import task_input
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.folded import hmget_many
-from tests.conftest import Engine, eventually
+from tests.conftest import Engine, eventually, with_starts
 from tests.test_cancel import started
 
 LONG = "a long input, well over the 64 bytes a compact hash value may hold " * 2
@@ -49,7 +49,7 @@ async def test_an_ended_workflow_folds_and_every_reader_sees_it_whole(
     assert state.tasks[0].result == {"text": LONG}
     assert all(t.began_ms and t.ended_ms and t.consumer for t in state.tasks)
     assert await task_input(redis, keyspace, workflow_id, "a", workflow_id) == {"text": LONG}
-    kinds = [event["kind"] for event in await client.history(workflow_id)]
+    kinds = [event["kind"] for event in with_starts(await client.history(workflow_id))]
     assert kinds[0] == "submitted" and kinds[-1] == "completed" and len(kinds) == 6
     page = await list_workflows(redis, keyspace, Query(limit=10))
     [summary] = page.workflows

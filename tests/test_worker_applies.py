@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from streamproc import Client, Keyspace
 from streamproc.store import calls, codec
 from streamproc.store.codec import Acks
-from tests.conftest import Engine, eventually
+from tests.conftest import Engine, eventually, with_starts
 
 CHAIN = {
     "tasks": [
@@ -45,7 +45,7 @@ async def test_a_worker_alone_runs_a_chain_to_its_end_through_no_completion_stre
     assert state.results["c"] == {"input": None, "deps": {"b": {"input": None, "deps": {"a": 1}}}}
     assert await entries_added(redis, keyspace.done(0)) == 0
     assert await pending(redis, keyspace.tasks(0, "echo"), "echo") == 0
-    history = [(e["kind"], e.get("task")) for e in await client.history(state.id)]
+    history = [(e["kind"], e.get("task")) for e in with_starts(await client.history(state.id))]
     assert history == [
         ("submitted", None),
         *[(kind, t) for t in "abc" for kind in ("task_started", "task_done")],

@@ -2,7 +2,8 @@
 
 A worker's consumer name says which host and process ran a task, shared by every tenant's
 tasks: a tenant learns the fleet's layout from it, and whose tasks ran beside its own.
-Operators see it (in task state, attempt history and ``task_started`` events).
+Operators see it (in task state, attempt history, and the ``by`` of ``task_started`` events
+and of ``task_done`` events that carry their task's start).
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from typing import Any
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
 
-WORKER_EVENTS = frozenset(
-    {EventKind.TASK_STARTED}
-)  # their ``by`` is a worker (task_adjusted's a task)
+# their ``by`` is a worker (task_adjusted's a task)
+WORKER_EVENTS = frozenset({EventKind.TASK_STARTED, EventKind.TASK_DONE})
 
 
 def tenant_state(state: dict[str, Any]) -> dict[str, Any]:

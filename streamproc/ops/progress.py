@@ -94,7 +94,11 @@ def render_history(
     lines = ["  history:"]
     for e in events:
         at = (float(e.get(EF.AT) or created_ms) - created_ms) / 1000
-        detail = " ".join(f"{k}={v}" for k, v in e.items() if k not in ENVELOPE)
+        detail = " ".join(
+            f"{k}={(float(v) - created_ms) / 1000:.3f}s" if k == EF.BEGAN else f"{k}={v}"
+            for k, v in e.items()
+            if k not in ENVELOPE
+        )
         task = f"{e.get(EF.TASK, '')}#{e[EF.ATT]}" if e.get(EF.TASK) else ""
         lines.append(f"  {at:8.3f}s  {e['kind']:<14} {task:<14} {detail}".rstrip())
         traceback = tracebacks.get((e.get(EF.TASK, ""), e.get(EF.ATT, "")))

@@ -32,7 +32,8 @@ class EntryField(StrEnum):
     OUT = "out"  # the orjson result, or the error text
     T0 = "t0"
     T1 = "t1"
-    BY = "by"  # the worker (completions, task_started) or the adjusting task (task_adjusted)
+    BY = "by"  # the worker (completions, task_started, a task_done with `began`) or the
+    # adjusting task (task_adjusted)
     SRC = "src"  # the task entry that ran
     ADJ = "adj"  # an adjust request's target task, reason and new input
     WHY = "why"
@@ -54,6 +55,7 @@ class EntryField(StrEnum):
     TARGET = "target"
     ROUND = "round"
     ADJUSTING = "adjusting"
+    BEGAN = "began"  # of a task_done whose start no task_started recorded: when it began
     # output chunks (``Task.emit``; an entry's kind is always ``output``)
     SEQ = "seq"  # the chunk's place in its attempt's output, from 0
     FORMAT = "format"  # text (the agent emitted a str) or json (any other value)

@@ -129,6 +129,13 @@ def _check_effects(verdict: Verdict, state: WorkflowState, history: list[dict[st
     ]
 
 
+def _began(event: dict[str, str]) -> str | None:
+    """When the task began, as its task_started, or a task_done carrying its start, says."""
+    if event["kind"] == "task_started":
+        return event["at"]
+    return event.get("began")
+
+
 def _check_order(
     verdict: Verdict, state: WorkflowState, history: list[dict[str, str]], same_clock: bool
 ) -> None:
@@ -141,7 +148,7 @@ def _check_order(
         for need in needs[task]:
             if need not in ended:
                 verdict.order_violations.append(f"{state.id}: {kind} {task} before {need} done")
-            elif same_clock and kind == "task_started" and int(event["at"]) < ended[need]:
+            elif same_clock and int(_began(event) or ended[need]) < ended[need]:
                 verdict.order_violations.append(f"{state.id}: {task} began before {need} ended")
         if kind == "task_done":
             ended[task] = int(event["at"])

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from streamproc import Client, ClientSettings, Conflict, Keyspace
 from streamproc.testing.embedded import EmbeddedRedis
 from tests import wait_agents  # noqa: F401  (registers asker, which the engine here serves)
-from tests.conftest import Engine, eventually
+from tests.conftest import Engine, eventually, with_starts
 from tests.daemon import Daemon
 from tests.test_waits import GATED, asking
 
@@ -26,7 +26,7 @@ async def all_in(client: Client, ids: list[str], task: str, state: str) -> bool:
 
 
 async def kinds_of(client: Client, workflow_id: str) -> list[str]:
-    return [event["kind"] for event in await client.history(workflow_id)]
+    return [event["kind"] for event in with_starts(await client.history(workflow_id))]
 
 
 async def test_a_worker_killed_while_its_tasks_wait_leaves_the_waits_holding(

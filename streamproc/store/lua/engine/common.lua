@@ -322,9 +322,10 @@ end
 -- the count of tasks left and, for the last one, the workflow's end go in one HSET, after the
 -- task_done event (so the history of a workflow that completes is archived once, by its
 -- completed event, archive() above).  The result's bytes count for the workflow's `tenant`,
--- if any, while it runs.
+-- if any, while it runs.  `with_start`: no start of this attempt was recorded, so the event
+-- carries it (`began`, `by`), one event where a task_started would be a second.
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
-                          ttl, tenant)
+                          ttl, tenant, with_start)
   left = tonumber(left or '0') - 1
   local completes = left == 0 and status == WS.running
   local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
@@ -334,7 +335,11 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
       fields[#fields + 1] = v
     end
   end
-  emit(ctx, key, wf, EV.task_done, t, att, ended)
+  if with_start then
+    emit(ctx, key, wf, EV.task_done, t, att, ended, EF.began, began, EF.by, by)
+  else
+    emit(ctx, key, wf, EV.task_done, t, att, ended)
+  end
   redis.call('HSET', key, unpack(fields))
   if status ~= WS.running then return end  -- an ended workflow's bytes are counted already
   if tenant then

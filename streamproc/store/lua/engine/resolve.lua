@@ -19,7 +19,10 @@ sp_resolve: apply a batch of completions, then XACK what they answer: the resolv
         stops before a completion whose task or dependents use an agent it has no keys for,
         leaving that one and the rest unacknowledged
   A completion applies to a queued or running task (task_started is emitted by sp_started
-  as the worker begins; here only when no start was recorded), and only to the entry the
+  as the worker begins; a task whose start was not recorded, as a worker leaves out the
+  start of a task that ended before its next flush, gets its start here: within its
+  task_done event, as `began` and `by`, when it succeeded, else as a task_started event
+  first), and only to the entry the
   task was last published as (its TF.entry field), not just to its attempt number: after
   Redis lost recent writes (a failover, a torn AOF tail) the same attempt can be published
   again as a new entry, and a completion of the lost one, computed from results that no
@@ -159,7 +162,8 @@ local function resolve(keys, args)
       if missing or not ctx.dead[f[4]] then
         return {acks.send(), stale, missing or f[4], ended_counts(ctx)}
       end
-      if f[2] == TS.queued then  -- no start recorded: an older worker, or a malformed entry
+      local unstarted = f[2] == TS.queued  -- no start recorded (see the top of this file)
+      if unstarted and kind ~= KIND.ok then
         emit(ctx, key, wf, EV.task_started, t, att, args[a + 5], EF.by, args[a + 7])
       end
       if kind == KIND.adjust and adjust(ctx, key, wf, t, att, f[1], args[a + 10],
@@ -176,7 +180,7 @@ local function resolve(keys, args)
                     spawned)
       elseif kind == KIND.ok or kind == KIND.adjust then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
-                   dependents, f[1], f[7], f[8], f[9])
+                   dependents, f[1], f[7], f[8], f[9], unstarted and kind == KIND.ok)
       else
         apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
                     args[a + 7], retry, args[a + 10])
