@@ -5,9 +5,10 @@ end to the next step's start, in 1,000 workflows of 10 no-op steps in a chain, s
 Every step asks the no-op agent for its start time in microseconds (input ``"stamp"``), so a
 hop is timed to the microsecond: the next step's start minus this step's (a no-op step ends
 within microseconds of its start).  The events stream gives the same hops in whole ms, two
-ways: ``task_done``'s ``at`` (the worker's end time) to the next ``task_started``'s ``at``
-(its start time), and the ids of those two entries (when Redis recorded each: the resolver's
-``task_done``, the worker's ``sp_started``, which a worker sends with its next flush).
+ways: ``task_done``'s ``at`` (the worker's end time) to the next step's start time (its
+``task_started``'s ``at``, or the ``began`` of a ``task_done`` that carries its start), and
+the ids of those entries (when Redis recorded each: the ``task_done``, and the
+``task_started`` a worker sends with its next flush, or the next ``task_done`` itself).
 """
 
 from __future__ import annotations
@@ -167,6 +168,8 @@ async def event_hops(redis: Redis, events: str, cursor: bytes) -> dict[str, floa
             if into is not None:
                 key = (fields[EntryField.WF.key], fields[EntryField.TASK.key])
                 into[key] = (int(fields[EntryField.AT.key]), entry_ms(entry_id))
+                if (began := fields.get(EntryField.BEGAN.key)) is not None:
+                    started[key] = (int(began), entry_ms(entry_id))
     by_at: list[float] = []
     by_id: list[float] = []
     for (wf, task), (done_at, done_id) in done.items():
