@@ -113,3 +113,19 @@ async def test_a_late_completion_unfolds_the_cancelled_workflow_and_is_recorded(
     assert fold[TaskField.STATE.of("slow")] == "done"
     kinds = [event["kind"] for event in await client.history(workflow_id)]
     assert kinds[-2:] == ["cancelled", "task_done"]
+
+
+async def test_a_fold_whose_archive_was_deleted_reads_as_no_task_fields_and_fails_nothing(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "a", "agent": "echo", "input": {"text": LONG}}]}
+    workflow_id = await client.submit(spec)
+    await client.wait(workflow_id, timeout=20)
+    assert await folded(redis, keyspace, workflow_id)
+    await redis.delete(keyspace.past(workflow_id))
+    state = await client.get(workflow_id)
+    assert (state.status, [(t.id, t.state) for t in state.tasks]) == ("completed", [("a", "")])
+    assert await client.cancel(workflow_id) is False  # it ended: nothing to cancel
+    key = keyspace.workflow(workflow_id)
+    assert not await redis.hexists(key, WorkflowField.FOLDED)  # the engine dropped the fold
+    assert await redis.hget(key, WorkflowField.STATUS) == b"completed"

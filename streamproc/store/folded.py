@@ -15,6 +15,7 @@ from streamproc.store.keys import Keyspace
 
 FOLDED = WorkflowField.FOLDED.encode()
 Row = list[bytes | None]
+READS = 3  # transactions a reader tries while the workflow is folded again under it
 
 
 def _unfolded(raw: dict[bytes, bytes], line: bytes) -> dict[bytes, bytes] | None:
@@ -26,25 +27,33 @@ def _unfolded(raw: dict[bytes, bytes], line: bytes) -> dict[bytes, bytes] | None
         moved = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
-    whole = {name: value for name, value in raw.items() if name != FOLDED}
+    whole = _without_fold(raw)
     whole.update((name.encode(), value.encode()) for name, value in moved.items())
     return whole
 
 
 async def workflow_hash(redis: Redis, keyspace: Keyspace, workflow_id: str) -> dict[bytes, bytes]:
     """The workflow's hash as HGETALL gives it, folded fields included (empty: none such).
-    The hash and its fold are read in one transaction, so they always match."""
+    The hash and its fold are read in one transaction, so they always match; a fold its
+    archive no longer holds (deleted by hand) reads as no task fields, as the engine reads it
+    (``history.lua``)."""
     key, past = keyspace.workflow(workflow_id), keyspace.past(workflow_id)
     raw = cast(dict[bytes, bytes], await redis.hgetall(key))
-    while (size := raw.get(FOLDED)) is not None:
+    for _ in range(READS):
+        size = raw.get(FOLDED)
+        if size is None:
+            return raw
         async with redis.pipeline(transaction=True) as pipe:
             pipe.hgetall(key)
             pipe.getrange(past, 0, int(size) - 1)
-            now, line = await pipe.execute()
-        if now.get(FOLDED) == size and (whole := _unfolded(now, line)) is not None:
-            return whole
-        raw = now
-    return raw
+            raw, line = await pipe.execute()
+        if raw.get(FOLDED) == size:  # else folded again, to another size, since: read again
+            return _unfolded(raw, line) or _without_fold(raw)
+    return _without_fold(raw)
+
+
+def _without_fold(raw: dict[bytes, bytes]) -> dict[bytes, bytes]:
+    return {name: value for name, value in raw.items() if name != FOLDED}
 
 
 async def hmget_many(

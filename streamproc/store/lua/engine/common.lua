@@ -57,7 +57,7 @@ end
 -- Defined in history.lua: an ended workflow's task fields are folded into its archive, and
 -- unfolded by context() below before a function reads them.
 local fold, unfold
--- The context of the function call under way (context() sets it, register() reads it).
+-- The context of the function call under way (context() sets it, folding() reads it).
 local called
 
 local function context(keys, args)
@@ -97,7 +97,7 @@ local function folding(fn)
   end
 end
 
--- The workflow is to be folded when the call ends (register() above), if it is over then.
+-- The workflow is to be folded when the call ends (folding() above), if it is over then.
 local function refold(ctx, key)
   if not ctx.refold[key] then
     ctx.refold[key] = true

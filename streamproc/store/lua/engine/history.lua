@@ -105,15 +105,17 @@ fold = function(ctx, key)
   set_past(ctx, key, line .. (redis.call('GET', ctx.past[key]) or ''))
 end
 
+-- A fold its archive no longer holds (the archive deleted by hand) is dropped: the workflow
+-- keeps its own fields, and no function fails on it again and again.
 unfold = function(ctx, key)
   local size = tonumber(redis.call('HGET', key, WF.folded))
   if not size then return end
-  local past = redis.call('GET', ctx.past[key]) or ''
-  local flat = {}
-  for field, value in pairs(cjson.decode(string.sub(past, 1, size))) do
-    flat[#flat + 1], flat[#flat + 2] = field, value
-  end
   redis.call('HDEL', key, WF.folded)
+  local past = redis.call('GET', ctx.past[key]) or ''
+  local whole, moved = pcall(cjson.decode, string.sub(past, 1, size))
+  if not whole or type(moved) ~= 'table' then return end
+  local flat = {}
+  for field, value in pairs(moved) do flat[#flat + 1], flat[#flat + 2] = field, value end
   hset_pairs(key, flat)
   set_past(ctx, key, string.sub(past, size + 1))
   refold(ctx, key)
