@@ -110,13 +110,17 @@ local function delayed_member(wf, t)
   return wf .. DELAYED_SEPARATOR .. t
 end
 
--- HMGET in chunks: Lua's unpack() has a small stack limit.
+-- each(...) with the elements of list, 1000 at a time (an even count, so field/value pairs
+-- stay whole): Lua's unpack() has a small stack limit.
+local function in_chunks(list, each)
+  for first = 1, #list, 1000 do each(unpack(list, first, math.min(first + 999, #list))) end
+end
+
 local function hmget(key, fields)
   local out = {}
-  for first = 1, #fields, 1000 do
-    local part = redis.call('HMGET', key, unpack(fields, first, math.min(first + 999, #fields)))
-    for _, v in ipairs(part) do out[#out + 1] = v end
-  end
+  in_chunks(fields, function(...)
+    for _, v in ipairs(redis.call('HMGET', key, ...)) do out[#out + 1] = v end
+  end)
   return out
 end
 

@@ -27,6 +27,17 @@ reopen = function(ctx, key, past)
   end
 end
 
+-- The archive expires with the hash (never, when the hash is kept forever); the hash's PTTL.
+local function expire_past(ctx, key)
+  local left = redis.call('PTTL', key)
+  if left > 0 then
+    redis.call('PEXPIRE', ctx.past[key], left)
+  else
+    redis.call('PERSIST', ctx.past[key])
+  end
+  return left
+end
+
 -- `past` is the archive as it was (false: none yet).
 archive = function(ctx, key, past)
   refold(ctx, key)
@@ -47,12 +58,7 @@ archive = function(ctx, key, past)
     -- SET, not APPEND: a string APPEND grows is allocated twice its length
     redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
   end
-  local left = redis.call('PTTL', key)
-  if left > 0 then
-    redis.call('PEXPIRE', ctx.past[key], left)
-  else
-    redis.call('PERSIST', ctx.past[key])
-  end
+  local left = expire_past(ctx, key)
   redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
 end
 
@@ -63,11 +69,8 @@ end
 -- small enough for the compact listpack encoding.  A smaller hash is left as it is: folding
 -- it would save nothing.
 
--- HSET of field/value pairs, in chunks (Lua's unpack() has a small stack limit).
 local function hset_pairs(key, flat)
-  for first = 1, #flat, 1000 do
-    redis.call('HSET', key, unpack(flat, first, math.min(first + 999, #flat)))
-  end
+  in_chunks(flat, function(...) redis.call('HSET', key, ...) end)
 end
 
 -- The archive is written again (SET keeps no expiry: it gets the hash's).
@@ -77,8 +80,7 @@ local function set_past(ctx, key, text)
     return
   end
   redis.call('SET', ctx.past[key], text)
-  local left = redis.call('PTTL', key)
-  if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
+  expire_past(ctx, key)
 end
 
 fold = function(ctx, key)
