@@ -239,6 +239,10 @@ class Function(Generic[R]):
     def queue(self, pipe: Pipeline, arguments: list[Arg]) -> None:
         queue(pipe, self.name, arguments, self.library)
 
+    def command(self, arguments: list[Arg]) -> list[Arg]:
+        """The FCALL command itself, to send by other means than redis-py's."""
+        return ["FCALL", self.library.function(self.name), *arguments]
+
 
 def text(value: bytes | str) -> str:
     """A string reply (bytes unless the connection decodes replies)."""

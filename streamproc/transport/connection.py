@@ -143,6 +143,17 @@ LEAN = {
 }
 
 
+def detach(connection: AbstractConnection) -> asyncio.StreamWriter:
+    """The socket of a connected redis-py ``connection``, which from now on is the caller's:
+    the connection no longer knows it (nor closes it).  The caller keeps the writer: once it
+    is collected, its socket is closed."""
+    writer = connection._writer
+    if writer is None:
+        raise exceptions.ConnectionError("not connected")
+    connection._reader = connection._writer = None
+    return writer
+
+
 def use_lean_connections(redis: Redis) -> Redis:
     """Swap the pool's connection class for its lean twin (before any connection exists)."""
     pool = redis.connection_pool

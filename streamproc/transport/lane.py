@@ -1,0 +1,157 @@
+"""One connection a client keeps for its submits, outside redis-py's connection pool.
+
+A submit is one FCALL, and redis-py spends more client CPU around a command (pool checkout and
+release, a retry wrapper, a timer per read, observability hooks) than the round trip itself
+costs: in ``scripts/bench --only submit-cpu``, a PING through ``Redis.ping()`` takes about
+twice the client CPU of a PING on this lane.  redis-py still opens the connection (TLS, unix
+sockets, AUTH, SELECT, HELLO stay its own); then the lane takes the socket over.  Commands are
+written as they come and each reply answers the oldest command waiting, so concurrent submits
+share the connection, pipelined; hiredis parses the replies.
+
+A connection that is lost, or that answers nothing for the socket timeout while commands
+wait, fails every command waiting on it; the call is then sent again on a new connection
+under the client's retry policy, as redis-py retries any command (a submit is idempotent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import hiredis
+from redis._parsers.base import BaseParser
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError, InvalidResponse, TimeoutError
+
+from streamproc.transport.connection import detach
+
+Command = Sequence[str | bytes | int | float]
+_pack: Callable[[tuple[Any, ...]], bytes] = hiredis.pack_command  # its stub: a 1-tuple
+
+
+class Lane:
+    """``await lane.send([command, ...])``: the replies, in order; a command Redis refused has
+    its :class:`ResponseError` in its place (as a pipeline's ``raise_on_error=False``)."""
+
+    def __init__(self, redis: Redis) -> None:
+        self._pool = redis.connection_pool
+        self._retry = redis.get_retry() or Retry(NoBackoff(), retries=0)
+        self._timeout: float | None = self._pool.connection_kwargs.get("socket_timeout")
+        self._replies: _Replies | None = None
+        self._connecting = asyncio.Lock()
+
+    async def send(self, commands: Sequence[Command]) -> list[Any]:
+        packed = b"".join([_pack(tuple(command)) for command in commands])
+        count = len(commands)
+        return await self._retry.call_with_retry(lambda: self._send(packed, count), self._drop)
+
+    async def close(self) -> None:
+        if self._replies is not None:
+            self._replies.transport.close()
+            self._replies = None
+
+    async def _send(self, packed: bytes, count: int) -> list[Any]:
+        replies = self._replies
+        if replies is None or replies.failed is not None:
+            replies = await self._connect()
+        return await replies.send(packed, count)
+
+    async def _connect(self) -> _Replies:
+        async with self._connecting:
+            if self._replies is None or self._replies.failed is not None:
+                connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
+                await connection.connect()
+                self._replies = _Replies(detach(connection), self._timeout)
+            return self._replies
+
+    async def _drop(self, error: Exception) -> None:
+        """After a failed send: the next one opens a new connection."""
+        if self._replies is not None and self._replies.failed is not None:
+            self._replies.transport.abort()
+            self._replies = None
+
+
+class _Replies(asyncio.Protocol):
+    """The lane's socket: commands written, their replies parsed and handed out in order."""
+
+    def __init__(self, socket: asyncio.StreamWriter, timeout: float | None) -> None:
+        self._socket = socket  # kept: collecting it would close the transport
+        self.transport = socket.transport
+        self.timeout = timeout
+        self.failed: Exception | None = None
+        self._reader = hiredis.Reader(
+            protocolError=InvalidResponse, replyError=BaseParser.parse_error
+        )
+        self._waiting: deque[asyncio.Future[Any]] = deque()
+        self._loop = asyncio.get_running_loop()
+        self._progress = 0.0  # when a reply last came, or a command was sent to an idle socket
+        self._watchdog: asyncio.TimerHandle | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self.transport.set_protocol(self)
+
+    async def send(self, packed: bytes, count: int) -> list[Any]:
+        if self.failed is not None:
+            raise self.failed
+        if not self._waiting:
+            self._progress = self._loop.time()
+            if self._watchdog is None and self.timeout:
+                self._watchdog = self._loop.call_at(self._progress + self.timeout, self._check)
+        futures = [self._loop.create_future() for _ in range(count)]
+        self._waiting.extend(futures)
+        self.transport.write(packed)
+        try:
+            if self._drained is not None:
+                await asyncio.shield(self._drained)
+            return [await future for future in futures]
+        except BaseException:
+            for future in futures:  # each failed alike: the first one's error is raised
+                if future.done() and not future.cancelled():
+                    future.exception()
+            raise
+
+    def data_received(self, data: bytes) -> None:
+        self._reader.feed(data)
+        self._progress = self._loop.time()
+        while (reply := self._reader.gets()) is not False:
+            future = self._waiting.popleft()
+            if not future.done():  # its caller may have been cancelled
+                future.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail(ConnectionError(f"Connection to Redis lost: {exc or 'closed by the server'}"))
+
+    def pause_writing(self) -> None:
+        self._drained = self._loop.create_future()
+
+    def resume_writing(self) -> None:
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+        self._drained = None
+
+    def _check(self) -> None:
+        """Fail the connection when commands have waited a socket timeout with no reply."""
+        self._watchdog = None
+        if not self._waiting or self.failed is not None or self.timeout is None:
+            return
+        silent_until = self._progress + self.timeout
+        if self._loop.time() < silent_until:
+            self._watchdog = self._loop.call_at(silent_until, self._check)
+            return
+        self._fail(TimeoutError(f"Redis answered nothing for {self.timeout:g}s"))
+        self.transport.abort()
+
+    def _fail(self, error: Exception) -> None:
+        if self.failed is None:
+            self.failed = error
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        for waiting in self._waiting:
+            if not waiting.done():
+                waiting.set_exception(self.failed)
+        self._waiting.clear()
+        self.resume_writing()  # a sender held by a full buffer goes on to read its failure
