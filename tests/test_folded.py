@@ -13,7 +13,7 @@ from streamproc.ops import deadletters
 from streamproc.ops.listing import Query, list_workflows
 from streamproc.ops.results import task_input
 from streamproc.store.fields import TaskField, WorkflowField
-from streamproc.store.folded import hmget_many
+from streamproc.store.folded import hmget_many, workflow_hash
 from tests.conftest import Engine, eventually, with_starts
 from tests.test_cancel import started
 
@@ -56,6 +56,30 @@ async def test_an_ended_workflow_folds_and_every_reader_sees_it_whole(
     assert (summary.id, summary.tasks["total"], summary.tasks["done"]) == (workflow_id, 2, 2)
     rows = await hmget_many(redis, keyspace, [(workflow_id, ["status", "s:b", "nope"])])
     assert rows == [[b"completed", b"done", None]]
+
+
+async def test_a_folds_times_are_offsets_from_creation_and_read_back_to_the_millisecond(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "a", "agent": "echo", "input": {"text": LONG}}]}
+    workflow_id = await client.submit(spec)
+    await client.wait(workflow_id, timeout=20)
+    assert await folded(redis, keyspace, workflow_id)
+    past = await redis.get(keyspace.past(workflow_id))
+    fold = orjson.loads(past.split(b"\n", 1)[0])
+    created = int(await redis.hget(keyspace.workflow(workflow_id), WorkflowField.CREATED))
+    times = [TaskField.QUEUED.of("a"), TaskField.BEGAN.of("a"), TaskField.ENDED.of("a")]
+    assert all(isinstance(fold[field], int) and abs(fold[field]) < 60_000 for field in times)
+    assert isinstance(fold[TaskField.ENTRY.of("a")], str)  # not a time: kept as it was
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    assert [int(whole[field.encode()]) for field in times] == [created + fold[f] for f in times]
+    [done] = [e for e in await client.history(workflow_id) if e["kind"] == "task_done"]
+    assert whole[TaskField.ENDED.of("a").encode()] == done["at"].encode()
+    # The engine unfolds it (a cancel reads it) and folds it again as the call ends: the same
+    # fields to the byte, times included.
+    assert await client.cancel(workflow_id) is False
+    assert await folded(redis, keyspace, workflow_id)
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
 
 
 async def test_a_small_ended_workflow_keeps_its_hash_as_it_is(

@@ -1,6 +1,7 @@
 """Reading a workflow hash whatever its form: an ended workflow's per-task and signal fields
 may be folded into the first line of its history archive (``history.lua``), one JSON object
-``folded`` bytes long.  Readers of a workflow's task fields read them through here."""
+``folded`` bytes long, where a task's times are numbers: milliseconds after the workflow's
+``created``.  Readers of a workflow's task fields read them through here."""
 
 from __future__ import annotations
 
@@ -14,21 +15,26 @@ from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace
 
 FOLDED = WorkflowField.FOLDED.encode()
+CREATED = WorkflowField.CREATED.encode()
 Row = list[bytes | None]
 READS = 3  # transactions a reader tries while the workflow is folded again under it
 
 
 def _unfolded(raw: dict[bytes, bytes], line: bytes) -> dict[bytes, bytes] | None:
-    """``raw`` with the fields of its fold ``line`` back, or None when ``line`` is not a whole
-    fold (the workflow was unfolded, and maybe folded again, since ``raw`` was read)."""
+    """``raw`` (its ``created`` at least) with the fields of its fold ``line`` back, or None
+    when ``line`` is not a whole fold (the workflow was unfolded, and maybe folded again,
+    since ``raw`` was read)."""
     if not line.startswith(b"{") or not line.endswith(b"\n"):
         return None
     try:
         moved = orjson.loads(line)
     except orjson.JSONDecodeError:
         return None
+    created = int(raw.get(CREATED) or 0)
     whole = _without_fold(raw)
-    whole.update((name.encode(), value.encode()) for name, value in moved.items())
+    for name, value in moved.items():
+        time = isinstance(value, int)
+        whole[name.encode()] = str(created + value).encode() if time else value.encode()
     return whole
 
 
@@ -63,8 +69,10 @@ async def hmget_many(
     one more for the folded workflows among them."""
     async with redis.pipeline(transaction=False) as pipe:
         for workflow_id, fields in asked:
-            pipe.hmget(keyspace.workflow(workflow_id), [*fields, WorkflowField.FOLDED])
+            key = keyspace.workflow(workflow_id)
+            pipe.hmget(key, [*fields, WorkflowField.CREATED, WorkflowField.FOLDED])
         rows = cast(list[Row], await pipe.execute())
+    created = [row.pop(-2) for row in rows]
     folded = [(i, size) for i, row in enumerate(rows) if (size := row.pop()) is not None]
     if not folded:
         return rows
@@ -74,7 +82,7 @@ async def hmget_many(
         lines = cast(list[bytes], await pipe.execute())
     for (i, _), line in zip(folded, lines, strict=True):
         workflow_id, fields = asked[i]
-        whole = _unfolded({}, line)
+        whole = _unfolded({CREATED: created[i] or b"0"}, line)
         if whole is None:  # unfolded since: read it again whole
             whole = await workflow_hash(redis, keyspace, workflow_id)
         rows[i] = [rows[i][j] or whole.get(field.encode()) for j, field in enumerate(fields)]

@@ -83,16 +83,29 @@ local function set_past(ctx, key, text)
   expire_past(ctx, key)
 end
 
+-- A task's times (ms) are folded as JSON numbers, their distance from the workflow's
+-- creation: a few digits where the time takes thirteen.  Every other value stays a string.
+local TIMES = {[TF.queued] = true, [TF.began] = true, [TF.ended] = true,
+               [TF.waiting_since] = true}
+
+local function folded_value(field, value, created)
+  if created and TIMES[string.sub(field, 1, 2)] and string.match(value, '^%d+$') then
+    return tonumber(value) - created
+  end
+  return value
+end
+
 fold = function(ctx, key)
   if not is_over(redis.call('HGET', key, WF.status))
       or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
     return
   end
+  local created = tonumber(redis.call('HGET', key, WF.created))
   local flat = redis.call('HGETALL', key)
   local kept, moved = {}, {}
   for i = 1, #flat, 2 do
     if string.byte(flat[i], 2) == 58 then  -- "<letter>:"
-      moved[flat[i]] = flat[i + 1]
+      moved[flat[i]] = folded_value(flat[i], flat[i + 1], created)
     else
       kept[#kept + 1], kept[#kept + 2] = flat[i], flat[i + 1]
     end
@@ -116,8 +129,12 @@ unfold = function(ctx, key)
   local past = redis.call('GET', ctx.past[key]) or ''
   local whole, moved = pcall(cjson.decode, string.sub(past, 1, size))
   if not whole or type(moved) ~= 'table' then return end
+  local created = tonumber(redis.call('HGET', key, WF.created)) or 0
   local flat = {}
-  for field, value in pairs(moved) do flat[#flat + 1], flat[#flat + 2] = field, value end
+  for field, value in pairs(moved) do
+    if type(value) == 'number' then value = string.format('%d', created + value) end
+    flat[#flat + 1], flat[#flat + 2] = field, value
+  end
   hset_pairs(key, flat)
   set_past(ctx, key, string.sub(past, size + 1))
   refold(ctx, key)
