@@ -88,12 +88,12 @@ class RedisSettings:
         options: dict[str, Any] = dict(
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.socket_timeout,
-            socket_keepalive=True,
-            socket_keepalive_options=self.keepalive_options(),
             health_check_interval=self.health_check_interval,
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries),
             retry_on_error=[ConnectionError, TimeoutError],
         )
+        if not self.url.startswith("unix://"):  # TCP keep-alive: a unix socket has none
+            options.update(socket_keepalive=True, socket_keepalive_options=self.keepalive_options())
         if self.cluster:
             cluster = EngineCluster.from_url(
                 self.url, max_connections=self.cluster_node_connections, **options

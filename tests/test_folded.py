@@ -29,6 +29,16 @@ async def folded(redis: Redis, keyspace: Keyspace, workflow_id: str) -> bool:
     )
 
 
+async def folded_workflow(client: Client, redis: Redis, keyspace: Keyspace) -> str:
+    """A one-task workflow with a long input, run to its end: folded."""
+    workflow_id = await client.submit(
+        {"tasks": [{"id": "a", "agent": "echo", "input": {"text": LONG}}]}
+    )
+    await client.wait(workflow_id, timeout=20)
+    assert await folded(redis, keyspace, workflow_id)
+    return workflow_id
+
+
 async def test_an_ended_workflow_folds_and_every_reader_sees_it_whole(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
@@ -61,10 +71,7 @@ async def test_an_ended_workflow_folds_and_every_reader_sees_it_whole(
 async def test_a_folds_times_are_offsets_from_creation_and_read_back_to_the_millisecond(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
-    spec = {"tasks": [{"id": "a", "agent": "echo", "input": {"text": LONG}}]}
-    workflow_id = await client.submit(spec)
-    await client.wait(workflow_id, timeout=20)
-    assert await folded(redis, keyspace, workflow_id)
+    workflow_id = await folded_workflow(client, redis, keyspace)
     past = await redis.get(keyspace.past(workflow_id))
     fold = orjson.loads(past.split(b"\n", 1)[0])
     created = int(await redis.hget(keyspace.workflow(workflow_id), WorkflowField.CREATED))
@@ -142,10 +149,7 @@ async def test_a_late_completion_unfolds_the_cancelled_workflow_and_is_recorded(
 async def test_a_fold_whose_archive_was_deleted_reads_as_no_task_fields_and_fails_nothing(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
-    spec = {"tasks": [{"id": "a", "agent": "echo", "input": {"text": LONG}}]}
-    workflow_id = await client.submit(spec)
-    await client.wait(workflow_id, timeout=20)
-    assert await folded(redis, keyspace, workflow_id)
+    workflow_id = await folded_workflow(client, redis, keyspace)
     await redis.delete(keyspace.past(workflow_id))
     state = await client.get(workflow_id)
     assert (state.status, [(t.id, t.state) for t in state.tasks]) == ("completed", [("a", "")])

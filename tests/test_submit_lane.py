@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -68,6 +69,17 @@ async def test_a_submit_after_its_connection_was_killed_goes_on_a_new_one(
             await redis.client_kill_filter(_id=connection["id"])
         workflow_id = await c.submit(one_task(2))
         assert await input_of(redis, keyspace, workflow_id) == 2
+
+
+async def test_a_client_reaches_redis_over_a_unix_socket_and_submits_on_its_lane(
+    tmp_path: Path, keyspace: Keyspace
+) -> None:
+    socket_path = tmp_path / "redis.sock"
+    with EmbeddedRedis(None, tmp_path, "--unixsocket", str(socket_path)) as server:
+        async with Client(f"unix://{socket_path}", ClientSettings(keyspace=keyspace)) as c:
+            ids = await asyncio.gather(*(c.submit(one_task(n)) for n in range(20)))
+            async with Redis.from_url(server.url) as redis:
+                assert [await input_of(redis, keyspace, i) for i in ids] == list(range(20))
 
 
 async def test_a_silent_connection_fails_the_submit_within_the_socket_timeout(
