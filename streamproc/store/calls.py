@@ -91,8 +91,8 @@ def _submitted(reply: list[Any]) -> list[Submitted]:
 
 
 SUBMIT = Function("sp_submit", ENGINE, _submitted)
-"""Queue ``submit_arguments`` on a pipeline with ``SUBMIT.queue``, read its reply with
-``SUBMIT.reply``; or call it with ``submit``."""
+"""``Client`` sends ``SUBMIT.command(submit_arguments(...))`` and reads its reply with
+``SUBMIT.reply``."""
 
 
 NO_TENANT: list[Arg] = ["", 0, 0, 0, 0]  # the quota arguments of a submit for no tenant
@@ -109,13 +109,6 @@ def submit_arguments(
     agents = sorted({a for workflow in workflows for a in workflow.blueprint.agents})
     shard = keyspace.shard_of(workflows[0].workflow_id)
     return layout(keyspace, shard, agents, [w.workflow_id for w in workflows], args)
-
-
-async def submit(
-    redis: Redis, keyspace: Keyspace, workflows: Sequence[NewWorkflow]
-) -> list[Submitted]:
-    """Create ``workflows`` (all of one shard) and publish their root tasks."""
-    return await SUBMIT(redis, submit_arguments(keyspace, workflows))
 
 
 # -- sp_resolve and sp_release (resolve.lua) ------------------------------------------------
