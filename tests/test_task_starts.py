@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.engine.completions import Completions
 from streamproc.engine.outbox import Outbox
+from streamproc.ops.progress import print_events
 from streamproc.store import calls, codec
 from streamproc.store.fields import parse_state
 from streamproc.store.state import TaskState
@@ -112,7 +114,7 @@ async def test_a_duplicate_superseded_or_late_start_changes_nothing(
 
 
 async def test_a_start_flushed_with_its_own_report_is_recorded_by_the_resolver(
-    redis_url: str, redis: Redis, keyspace: Keyspace
+    redis_url: str, redis: Redis, keyspace: Keyspace, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A task quicker than a round trip: its start and its report reach the outbox before one
     flush, which sends the report alone (no ``sp_started``); the resolver records the start
@@ -167,4 +169,8 @@ async def test_a_start_flushed_with_its_own_report_is_recorded_by_the_resolver(
         history = await client.history(quick)
         assert [e["kind"] for e in history] == ["submitted", "task_done", "completed"]
         assert (history[1]["began"], history[1]["at"], history[1]["by"]) == ("10", "12", "w1")
+        capsys.readouterr()
+        await print_events(client, quick)  # the progress view shows the start all the same
+        printed = [line.split()[1] for line in capsys.readouterr().err.splitlines()]
+        assert printed == ["submitted", "task_started", "task_done", "completed"]
         assert [e["kind"] for e in await client.history(slow)].count("task_started") == 1

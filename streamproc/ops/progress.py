@@ -29,17 +29,25 @@ async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
 async def print_events(client: Client, workflow_id: str) -> WorkflowState:
     """Print each event of the workflow (from its first: it was just submitted, and its
     first tasks may have run already) timed from now by the moment it happened, and each chunk
-    an agent emits (as JSON, so it stays on its line); return the final state."""
+    an agent emits (as JSON, so it stays on its line); a task_done that carries its task's
+    start (``began``) is printed after a task_started line of its own, so every task shows
+    its start; return the final state."""
     started_ms = time.time() * 1000
+
+    def echo(at: float, kind: str, task: str, detail: str = "") -> None:
+        elapsed = max(0.0, (at - started_ms) / 1000)
+        click.echo(f"{elapsed:7.2f}s  {kind:<14} {task:<12} {detail}".rstrip(), err=True)
+
     async for event in client.follow(workflow_id, start="0"):
         at = float(event.get(EF.AT) or time.time() * 1000)
-        elapsed = max(0.0, (at - started_ms) / 1000)
         detail = event.get(EF.ERROR) or event.get(EF.REASON) or event.get(EF.TASKS) or ""
         if event[EF.KIND] == EventKind.OUTPUT:
             superseded = " (superseded)" if event.get("superseded") else ""
             detail = as_json(event.get(EF.CHUNK)) + superseded
         task = event.get(EF.TASK, "")
-        click.echo(f"{elapsed:7.2f}s  {event[EF.KIND]:<14} {task:<12} {detail}".rstrip(), err=True)
+        if EF.BEGAN in event:  # a short task's start, recorded within its task_done
+            echo(float(event[EF.BEGAN]), EventKind.TASK_STARTED, task)
+        echo(at, event[EF.KIND], task, detail)
     return await client.get(workflow_id)
 
 
