@@ -23,6 +23,7 @@ from streamproc import (
 )
 from streamproc.engine.resolver import Resolver
 from streamproc.engine.worker import Worker
+from streamproc.ops.events import with_start
 from streamproc.registry import registered
 from streamproc.store.fields import TaskField
 from streamproc.testing.embedded import EmbeddedRedis
@@ -165,16 +166,20 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
         await asyncio.sleep(interval)
 
 
+def until(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """``eventually`` outside an event loop: call ``check()`` until it is truthy, or fail
+    saying ``what`` was awaited after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout}s")
+        time.sleep(0.05)
+
+
 def with_starts(events: list[dict[str, str]]) -> list[dict[str, str]]:
-    """The events with the start a ``task_done`` carries (``began``, ``by``: its worker ended
-    it before reporting its start) as the ``task_started`` it stands for, just before it: one
-    form whichever way the start was recorded."""
-    out = []
-    for event in events:
-        if event["kind"] == "task_done" and "began" in event:
-            out.append({**event, "kind": "task_started", "at": event["began"]})
-        out.append(event)
-    return out
+    """The events with each start a ``task_done`` carries as the ``task_started`` it stands
+    for, just before it (``ops/events.with_start``)."""
+    return [shown for event in events for shown in with_start(event)]
 
 
 async def some_task(client: Client, ids: list[str], state: str = "done") -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -18,7 +17,7 @@ from streamproc import Client, ClientSettings, Keyspace, RedisSettings
 from streamproc.cli.verb import redacted
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import free_port
-from tests.conftest import Engine
+from tests.conftest import Engine, until
 
 
 def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
@@ -73,20 +72,19 @@ def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, 
 
 def wait_for_tls(port: int, ca: Path, timeout: float = 10.0) -> None:
     context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def answers() -> bool:
         try:
             with (
                 socket.create_connection(("localhost", port), 0.5) as raw,
                 context.wrap_socket(raw, server_hostname="localhost") as tls,
             ):
                 tls.sendall(b"PING\r\n")
-                if tls.recv(16).startswith(b"+PONG"):
-                    return
+                return tls.recv(16).startswith(b"+PONG")
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.05)
+            return False
+
+    until(answers, f"redis-server answering over TLS on port {port}", timeout)
 
 
 async def test_a_workflow_runs_over_tls_with_checks_on(tls_server: tuple[int, Path, Path]) -> None:

@@ -205,6 +205,15 @@ def _by_slot(cursors: dict[str, bytes]) -> list[dict[str, bytes]]:
     return list(groups.values())
 
 
+def with_start(event: dict[str, str]) -> list[dict[str, str]]:
+    """The event, after the ``task_started`` its start stands for when it is a ``task_done``
+    that carries its task's start (``began``, ``by``: its worker ended it before reporting
+    the start): one form for readers, whichever way the start was recorded."""
+    if event["kind"] == EventKind.TASK_DONE and EF.BEGAN in event:
+        return [{**event, "kind": EventKind.TASK_STARTED, "at": event[EF.BEGAN]}, event]
+    return [event]
+
+
 async def tail(redis: Redis, keyspace: Keyspace, start: str = "$") -> AsyncIterator[Event]:
     """Every shard's events after ``start`` (an entry id, ``0`` for all, ``$`` for new ones),
     forever."""

@@ -10,6 +10,7 @@ import click
 import orjson
 
 from streamproc.client import Client
+from streamproc.ops.events import with_start
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
 from streamproc.store.state import WorkflowState
@@ -33,21 +34,16 @@ async def print_events(client: Client, workflow_id: str) -> WorkflowState:
     start (``began``) is printed after a task_started line of its own, so every task shows
     its start; return the final state."""
     started_ms = time.time() * 1000
-
-    def echo(at: float, kind: str, task: str, detail: str = "") -> None:
-        elapsed = max(0.0, (at - started_ms) / 1000)
-        click.echo(f"{elapsed:7.2f}s  {kind:<14} {task:<12} {detail}".rstrip(), err=True)
-
-    async for event in client.follow(workflow_id, start="0"):
-        at = float(event.get(EF.AT) or time.time() * 1000)
-        detail = event.get(EF.ERROR) or event.get(EF.REASON) or event.get(EF.TASKS) or ""
-        if event[EF.KIND] == EventKind.OUTPUT:
-            superseded = " (superseded)" if event.get("superseded") else ""
-            detail = as_json(event.get(EF.CHUNK)) + superseded
-        task = event.get(EF.TASK, "")
-        if EF.BEGAN in event:  # a short task's start, recorded within its task_done
-            echo(float(event[EF.BEGAN]), EventKind.TASK_STARTED, task)
-        echo(at, event[EF.KIND], task, detail)
+    async for followed in client.follow(workflow_id, start="0"):
+        for event in with_start(followed):
+            at = float(event.get(EF.AT) or time.time() * 1000)
+            elapsed = max(0.0, (at - started_ms) / 1000)
+            detail = event.get(EF.ERROR) or event.get(EF.REASON) or event.get(EF.TASKS) or ""
+            if event[EF.KIND] == EventKind.OUTPUT:
+                superseded = " (superseded)" if event.get("superseded") else ""
+                detail = as_json(event.get(EF.CHUNK)) + superseded
+            kind, task = event[EF.KIND], event.get(EF.TASK, "")
+            click.echo(f"{elapsed:7.2f}s  {kind:<14} {task:<12} {detail}".rstrip(), err=True)
     return await client.get(workflow_id)
 
 

@@ -55,18 +55,22 @@ class Lane:
             self._replies = None
 
     async def _send(self, packed: bytes, count: int) -> list[Any]:
-        replies = self._replies
-        if replies is None or replies.failed is not None:
-            replies = await self._connect()
+        replies = self._usable() or await self._connect()
         return await replies.send(packed, count)
 
+    def _usable(self) -> _Replies | None:
+        """The connection, unless there is none or it failed."""
+        replies = self._replies
+        return replies if replies is not None and replies.failed is None else None
+
     async def _connect(self) -> _Replies:
-        async with self._connecting:
-            if self._replies is None or self._replies.failed is not None:
+        async with self._connecting:  # concurrent senders open one connection, not several
+            replies = self._usable()
+            if replies is None:
                 connection = self._pool.make_connection()  # type: ignore[no-untyped-call]
                 await connection.connect()
-                self._replies = _Replies(detach(connection), self._timeout)
-            return self._replies
+                replies = self._replies = _Replies(detach(connection), self._timeout)
+            return replies
 
     async def _drop(self, error: Exception) -> None:
         """After a failed send: the next one opens a new connection."""

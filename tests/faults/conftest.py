@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ from redis import Redis
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.testing.fakes import FakeServer
+from tests.conftest import until
 from tests.daemon import STARTED
 
 CANARY = f"SPCANARY-{uuid.uuid4()}"
@@ -106,10 +106,7 @@ def flushed(server: EmbeddedRedis, timeout: float = 10.0) -> None:
     with Redis.from_url(server.url) as redis:
         redis.set(probe, probe)
         redis.delete(probe)
-    deadline = time.monotonic() + timeout
-    while probe.encode() not in append_only_log(server):
-        assert time.monotonic() < deadline, f"the probe is not in the AOF after {timeout}s"
-        time.sleep(0.05)
+    until(lambda: probe.encode() in append_only_log(server), "the probe in the AOF", timeout)
 
 
 def append_only_log(server: EmbeddedRedis) -> bytes:

@@ -100,17 +100,18 @@ fold = function(ctx, key)
       or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
     return
   end
-  local created = tonumber(redis.call('HGET', key, WF.created))
   local flat = redis.call('HGETALL', key)
-  local kept, moved = {}, {}
+  local kept, moved, created = {}, {}, nil
   for i = 1, #flat, 2 do
     if string.byte(flat[i], 2) == 58 then  -- "<letter>:"
-      moved[flat[i]] = folded_value(flat[i], flat[i + 1], created)
+      moved[flat[i]] = flat[i + 1]
     else
       kept[#kept + 1], kept[#kept + 2] = flat[i], flat[i + 1]
+      if flat[i] == WF.created then created = tonumber(flat[i + 1]) end
     end
   end
   if next(moved) == nil then return end
+  for field, value in pairs(moved) do moved[field] = folded_value(field, value, created) end
   local line = cjson.encode(moved) .. '\n'
   kept[#kept + 1], kept[#kept + 2] = WF.folded, #line
   local left = redis.call('PTTL', key)
