@@ -187,7 +187,47 @@ async def test_any_text_in_an_archived_event_reads_back_as_it_was(
     assert history[2]["reason"] == reason
 
 
+async def test_an_archived_event_keeps_its_times_in_a_few_digits_and_reads_back_whole(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+    await client.wait(workflow_id, timeout=20)
+    stream = await redis.xrange(keyspace.history(workflow_id))
+    lines = (await redis.get(keyspace.past(workflow_id))).decode().splitlines()
+    assert [orjson.loads(line)[:2] for line in lines] == [
+        [i.decode(), f[b"kind"].decode()] for i, f in stream
+    ]
+    for line, (entry_id, fields) in zip(lines, stream, strict=True):
+        ms = int(entry_id.split(b"-")[0])
+        assert '"v"' not in line and '"wf"' not in line
+        parts = orjson.loads(line)
+        times = dict(zip(parts[2::2], parts[3::2], strict=True))
+        assert times["at"] == int(fields[b"at"]) - ms  # a number: a digit or two
+        assert times.get("began", 0) == int(fields.get(b"began", ms)) - ms
+    assert await client.history(workflow_id) == [
+        {"id": i.decode(), **{k.decode(): v.decode() for k, v in f.items()}} for i, f in stream
+    ]
+    assert [list(f) for _, f in parse(workflow_id, "\n".join(lines).encode())] == [
+        list(f) for _, f in stream
+    ]
+
+
+def test_an_archived_time_written_as_text_reads_back_as_it_was() -> None:
+    line = b'["1700000000000-3","task_done","at",-2,"began","0123","note","7"]'
+    [(entry_id, fields)] = parse("wf-1", line)
+    assert entry_id == b"1700000000000-3"
+    assert fields == {
+        b"v": b"1",
+        b"kind": b"task_done",
+        b"wf": b"wf-1",
+        b"at": b"1699999999998",
+        b"began": b"0123",
+        b"note": b"7",
+    }
+
+
 async def test_an_archived_value_that_is_not_utf8_reads_back_byte_for_byte(redis: Redis) -> None:
+    """A line as 0.7 wrote it (every part a string, `v` kept): read as it was."""
     raw = b"\xff\xfe caf\xc3"  # what a foreign writer might put in a field
     line = await redis.eval(  # type: ignore[misc]
         "return cjson.encode({ARGV[1], 'v', '1', 'kind', 'task_started', 'by', ARGV[2]})",

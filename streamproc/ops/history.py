@@ -2,7 +2,8 @@
 
 While a workflow runs, its history is its stream (``{ns:s}:hist:<id>``).  The engine function
 that ends it copies the stream to its archive (``{ns:s}:past:<id>``, a string: one JSON array
-``[id, field, value, ...]`` a line, the ``wf`` field left out), and so does every later call
+``[id, kind, field, value, ...]`` a line, ``v`` and ``wf`` left out; see ``_fields``), and so
+does every later call
 that emits an event for it (a late outcome, a revival's next end); the stream then expires
 ``HISTORY_GRACE_MS`` after its last event (``lua/engine/common.lua``).  So the history is the
 archive's entries, then the stream's entries after the last archived id, read together in one
@@ -18,13 +19,13 @@ from typing import NamedTuple, cast
 import orjson
 from redis.asyncio import Redis
 
-from streamproc.store.codec import entry_order
+from streamproc.store.codec import VERSION, entry_order
 from streamproc.store.entries import EntryField
 from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace
 
 Entry = tuple[bytes, dict[bytes, bytes]]
-WF = EntryField.WF.encode()
+WF, V, KIND = EntryField.WF.key, EntryField.V.key, EntryField.KIND.key
 
 
 class Snapshot(NamedTuple):
@@ -70,20 +71,33 @@ def parse(workflow_id: str, past: bytes | None) -> list[Entry]:
         if not line or line.startswith(b"{"):
             continue
         entry_id, *flat = _loads(line)
-        pairs = list(zip(flat[::2], flat[1::2], strict=True))
-        fields = dict(pairs[:2])
-        fields[WF] = workflow
-        fields.update(pairs[2:])
-        entries.append((entry_id, fields))
+        entries.append((cast(bytes, entry_id), _fields(workflow, cast(bytes, entry_id), flat)))
     return entries
 
 
-def _loads(line: bytes) -> list[bytes]:
-    """One archived entry's parts as the bytes the stream held: JSON from Lua's cjson, which
-    copies bytes as they are, so a value that is not UTF-8 is read back byte for byte."""
+def _fields(workflow: bytes, entry_id: bytes, flat: list[bytes | int]) -> dict[bytes, bytes]:
+    """An archived entry's fields in the order ``emit`` gave them: ``v``, ``kind``, ``wf``, then
+    the rest.  A line is ``[id, kind, field, value, ...]``, each time (a number) its distance
+    in ms from the id's (``archive_line`` in ``history.lua``); 0.7 wrote ``[id, "v", "1",
+    "kind", kind, field, value, ...]``, every value a string."""
+    if flat[0] == V:
+        flat = [*flat[:4], WF, workflow, *flat[4:]]
+    else:
+        flat = [V, VERSION, KIND, flat[0], WF, workflow, *flat[1:]]
+    ms = int(entry_id.split(b"-")[0])
+    return {
+        cast(bytes, name): value if isinstance(value, bytes) else str(ms + value).encode()
+        for name, value in zip(flat[::2], flat[1::2], strict=True)
+    }
+
+
+def _loads(line: bytes) -> list[bytes | int]:
+    """One archived entry's parts, each text as the bytes the stream held: JSON from Lua's
+    cjson, which copies bytes as they are, so a value that is not UTF-8 is read back byte for
+    byte."""
     try:
-        parts = cast(list[str], orjson.loads(line))
+        parts = cast(list[str | int], orjson.loads(line))
     except orjson.JSONDecodeError:
         parts = json.loads(line.decode(errors="surrogateescape"))
-        return [part.encode(errors="surrogateescape") for part in parts]
-    return [part.encode() for part in parts]
+        return [p.encode(errors="surrogateescape") if isinstance(p, str) else p for p in parts]
+    return [p.encode() if isinstance(p, str) else p for p in parts]

@@ -4,8 +4,8 @@
 
 -- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
 -- final event, then any late one) is copied, in the same call, from the stream to its archive
--- (ctx.past: one JSON array a line, [id, field, value, ...], without the `wf` field, which the
--- reader adds back): the entries after the archive's last.  The archive expires with the hash
+-- (ctx.past: one line an entry, archive_line below): the entries after the archive's last.
+-- The archive expires with the hash
 -- (never, when the hash is kept forever); the stream only outlives its last event by
 -- HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and the finished
 -- workflow keeps its history in a compact string.
@@ -38,6 +38,31 @@ local function expire_past(ctx, key)
   return left
 end
 
+-- The times of an event (ms), archived as JSON numbers: their distance from the entry id's ms.
+local LINE_TIMES = {[EF.at] = true, [EF.began] = true}
+
+-- An entry as a line of the archive: the JSON array [id, kind, field, value, ...], without
+-- `v` (always VERSION) and `wf` (the archive's own), which the reader adds back; a time (a
+-- number of ms, written without a leading zero) takes a digit or two where it took thirteen
+-- (ops/history.py reads it).  Archives of 0.7 and before have lines [id, 'v', '1', 'kind',
+-- kind, field, value, ...] with every value a string: the reader takes both.
+local function archive_line(entry)
+  local ms = tonumber(string.match(entry[1], '^%d+'))
+  local line, flat = {entry[1], ''}, entry[2]
+  for j = 1, #flat, 2 do
+    local field, value = flat[j], flat[j + 1]
+    if field == EF.kind then
+      line[2] = value
+    elseif field ~= EF.v and field ~= EF.wf then
+      if LINE_TIMES[field] and #value < 14 and string.match(value, '^[1-9]%d*$') then
+        value = tonumber(value) - ms  -- exact: cjson writes 14 digits, these take 13 at most
+      end
+      line[#line + 1], line[#line + 2] = field, value
+    end
+  end
+  return cjson.encode(line) .. '\n'
+end
+
 -- `past` is the archive as it was (false: none yet).
 archive = function(ctx, key, past)
   refold(ctx, key)
@@ -46,15 +71,7 @@ archive = function(ctx, key, past)
   local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
   if #entries > 0 then
     local lines = {}
-    for i, entry in ipairs(entries) do
-      local line, flat = {entry[1]}, entry[2]
-      for j = 1, #flat, 2 do
-        if flat[j] ~= EF.wf then
-          line[#line + 1], line[#line + 2] = flat[j], flat[j + 1]
-        end
-      end
-      lines[i] = cjson.encode(line) .. '\n'
-    end
+    for i, entry in ipairs(entries) do lines[i] = archive_line(entry) end
     -- SET, not APPEND: a string APPEND grows is allocated twice its length
     redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
   end
