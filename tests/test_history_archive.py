@@ -1,7 +1,8 @@
-"""An ended workflow's history moves to a compact archive (``{ns:s}:past:<id>``) in the call
-that ends it; its stream outlives the end by a grace only.  Every reader (history, follow,
-events --workflow, the API's event stream) sees the same events, with the same ids, before
-and after the stream is gone; late events and a revival's next end reach the archive once."""
+"""A workflow's history is its compact archive (``{ns:s}:past:<id>``), one line an event,
+written in the call that emits it; its history stream exists only while someone follows it
+(``sp_watch``), and outlives the end by ``WATCH_MS`` at most.  Every reader (history, follow,
+events --workflow, the API's event stream) sees the same events, with the same ids, whether
+the stream is there or not; late events and a revival's next end reach the archive once."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from streamproc.http.auth import ApiSettings
 from streamproc.ops import deadletters
 from streamproc.ops.follow import follow_workflow
 from streamproc.ops.history import parse
-from streamproc.store.keys import HISTORY_GRACE_MS
+from streamproc.store.keys import WATCH_MS
 from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, Http, serving, sse_frames
 from tests.output_agents import spec, talking_engine
@@ -33,7 +34,7 @@ async def talking(redis_url: str, keyspace: Keyspace) -> AsyncIterator[Engine]:
 
 
 async def stream_gone(redis: Redis, keyspace: Keyspace, workflow_id: str) -> None:
-    """The grace passes at once: the history stream expires, the archive alone is left."""
+    """Its followers' hold lapses at once: the history stream expires, if there was one."""
     stream = keyspace.history(workflow_id)
     await redis.pexpire(stream, 1)
     await eventually(lambda: _absent(redis, stream))
@@ -58,7 +59,7 @@ async def test_an_ended_history_reads_the_same_once_its_stream_expired(
     past, stream = keyspace.past(workflow_id), keyspace.history(workflow_id)
     assert await archived(redis, keyspace, workflow_id) == [e["id"] for e in before]
     assert abs(await redis.pttl(past) - await redis.pttl(keyspace.workflow(workflow_id))) < 1000
-    assert 0 < await redis.pttl(stream) <= HISTORY_GRACE_MS
+    assert await redis.pttl(stream) != -1  # gone, or expiring: never kept
     fold = int(await redis.hget(keyspace.workflow(workflow_id), "folded") or 0)
     assert await redis.strlen(past) - fold < 150 * len(before)  # compact: a line an entry
     followed = [e async for e in follow_workflow(redis, keyspace, workflow_id)]
@@ -126,7 +127,9 @@ async def test_late_events_and_a_revived_end_reach_the_archive_once_in_order(
     # g's start may be recorded after the failure (its worker's next flush): late too
     assert kinds[-1] == "task_done" and kinds.index("failed") < len(kinds) - 1
     assert len(await archived(redis, keyspace, workflow_id)) == len(kinds)
-    assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= HISTORY_GRACE_MS
+    assert await redis.strlen(keyspace.past(workflow_id)) == len(
+        await redis.get(keyspace.past(workflow_id))
+    )
     await stream_gone(redis, keyspace, workflow_id)
     await redis.set(f"fixed:{workflow_id}", 1)
     [dead] = [
@@ -156,11 +159,14 @@ async def test_a_workflow_kept_forever_keeps_its_archive_and_its_stream_still_ex
     engine: Engine, redis_url: str, redis: Redis, keyspace: Keyspace
 ) -> None:
     async with Client(redis_url, ClientSettings(keyspace=keyspace, workflow_ttl=0)) as forever:
-        workflow_id = await forever.submit({"tasks": [{"id": "a", "agent": "echo"}]})
-        await forever.wait(workflow_id, timeout=20)
+        workflow_id = await forever.submit({"tasks": [{"id": "a", "agent": "gate"}]})
+        waiting = asyncio.create_task(forever.wait(workflow_id, timeout=20))
+        await eventually(lambda: redis.exists(keyspace.history(workflow_id)))  # followed
+        await redis.rpush(f"open:{workflow_id}:a", 1)
+        await waiting
         assert await redis.pttl(keyspace.workflow(workflow_id)) == -1
         assert await redis.pttl(keyspace.past(workflow_id)) == -1
-        assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= HISTORY_GRACE_MS
+        assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= WATCH_MS
         before = await forever.history(workflow_id)
         await stream_gone(redis, keyspace, workflow_id)
         assert await forever.history(workflow_id) == before
@@ -187,12 +193,131 @@ async def test_any_text_in_an_archived_event_reads_back_as_it_was(
     assert history[2]["reason"] == reason
 
 
+async def test_a_running_workflow_keeps_its_history_in_its_archive_and_a_stream_only_when_followed(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    stream = keyspace.history(workflow_id)
+    assert not await redis.exists(stream)  # nobody follows
+    running = await client.history(workflow_id)
+    assert running[0]["kind"] == "submitted"
+    assert await archived(redis, keyspace, workflow_id) == [e["id"] for e in running]
+    seen: list[str] = []
+
+    async def follow() -> None:
+        async for event in client.follow(workflow_id, output=False):
+            seen.append(event["kind"])
+
+    following = asyncio.create_task(follow())
+    await eventually(lambda: redis.exists(stream))
+    assert 0 < await redis.pttl(stream) <= WATCH_MS
+    await redis.rpush(f"open:{workflow_id}:g", 1)
+    await asyncio.wait_for(following, 20)
+    assert seen[-2:] == ["task_done", "completed"]
+    live = await redis.xrange(stream)  # what the follower read, under the archive's ids
+    assert [i.decode() for i, _ in live] == (await archived(redis, keyspace, workflow_id))[
+        -len(live) :
+    ]
+
+
+async def test_a_follower_whose_stream_expired_while_it_was_away_misses_no_event(
+    engine: Engine,
+    client: Client,
+    redis: Redis,
+    keyspace: Keyspace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streamproc.ops.history.WATCH_MS", 300)  # renewed every 0.1 s
+    spec = {"tasks": [{"id": "a", "agent": "gate"}, {"id": "b", "agent": "gate", "needs": ["a"]}]}
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # a runs
+    seen: list[tuple[str, str | None]] = []
+
+    async def follow() -> None:
+        async for event in client.follow(workflow_id, output=False):
+            seen.append((event["kind"], event.get("task")))
+
+    following = asyncio.create_task(follow())
+    await eventually(lambda: redis.exists(keyspace.history(workflow_id)))
+    await redis.delete(keyspace.history(workflow_id))  # as if it expired: events bypass it
+    await redis.rpush(f"open:{workflow_id}:a", 1)
+    await eventually(lambda: _runs(redis, workflow_id, 2))  # b runs
+    await eventually(lambda: _seen(seen, ("task_done", "a")))
+    assert (await client.get(workflow_id)).status == "running"  # not its end's catch-up
+    await redis.rpush(f"open:{workflow_id}:b", 1)
+    await asyncio.wait_for(following, 20)
+    kinds = [e["kind"] for e in await client.history(workflow_id)]
+    assert [kind for kind, _ in seen] == [k for k in kinds if k != "submitted"][-len(seen) :]
+    assert seen[-1] == ("completed", None)
+
+
+async def test_an_api_event_stream_whose_history_stream_expired_misses_no_event(
+    engine: Engine,
+    client: Client,
+    redis: Redis,
+    keyspace: Keyspace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("streamproc.ops.history.WATCH_MS", 300)  # renewed every 0.1 s
+    spec = {"tasks": [{"id": "a", "agent": "gate"}, {"id": "b", "agent": "gate", "needs": ["a"]}]}
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # a runs
+    async with serving(client, ApiSettings()) as http:
+        response = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
+        received = b""
+        async with asyncio.timeout(20):
+            await eventually(lambda: redis.exists(keyspace.history(workflow_id)))
+            await redis.delete(keyspace.history(workflow_id))  # as if it expired
+            await redis.rpush(f"open:{workflow_id}:a", 1)
+            while b"event: task_done" not in received:  # a's, from the archive
+                received += await response.content.readany()
+            assert (await client.get(workflow_id)).status == "running"  # not its end's catch-up
+            await redis.rpush(f"open:{workflow_id}:b", 1)
+            received += await response.content.read()
+    history = await client.history(workflow_id)
+    assert [f["id"] for f in sse_frames(received.decode())] == [e["id"] for e in history]
+    assert history[-1]["kind"] == "completed"
+
+
+async def _seen(seen: list[tuple[str, str | None]], event: tuple[str, str]) -> bool:
+    return event in seen
+
+
+async def _runs(redis: Redis, workflow_id: str, started: int) -> bool:
+    return await redis.llen(f"ledger:{workflow_id}") == started
+
+
+async def test_a_workflow_submitted_before_its_archive_grew_as_it_ran_keeps_its_first_events(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    """A workflow that ran under 0.7 kept its events in its history stream only, until its
+    end: its next event moves them to its archive, and its history reads whole."""
+    workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    before = await client.history(workflow_id)
+    stream, past = keyspace.history(workflow_id), keyspace.past(workflow_id)
+    for event in before:  # as 0.7 kept it: in the stream, no archive
+        fields = {k: v for k, v in event.items() if k != "id"}
+        await redis.xadd(stream, fields, id=event["id"])  # type: ignore[arg-type]
+    await redis.delete(past)
+    assert await client.history(workflow_id) == before  # read from the stream
+    await redis.rpush(f"open:{workflow_id}:g", 1)
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    history = await client.history(workflow_id)
+    assert history[: len(before)] == before
+    assert [e["kind"] for e in history][-2:] == ["task_done", "completed"]
+    assert await archived(redis, keyspace, workflow_id) == [e["id"] for e in history]
+    assert 0 < await redis.pttl(stream) <= WATCH_MS  # adopted: it goes
+
+
 async def test_an_archived_event_keeps_its_times_in_a_few_digits_and_reads_back_whole(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
     workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
     await client.wait(workflow_id, timeout=20)
-    stream = await redis.xrange(keyspace.history(workflow_id))
+    events = await redis.xrange(keyspace.events(keyspace.shard_of(workflow_id)))
+    stream = [(i, f) for i, f in events if f[b"wf"] == workflow_id.encode()]
     lines = (await redis.get(keyspace.past(workflow_id))).decode().splitlines()
     assert [orjson.loads(line)[:2] for line in lines] == [
         [i.decode(), f[b"kind"].decode()] for i, f in stream

@@ -7,12 +7,13 @@ blocking XREAD (one per slot on a Cluster), on one connection, and hands each ev
 streams that follow its workflow: open streams cost memory, not connections.  Output chunks
 are marked superseded (one HMGET per workflow that had any, pipelined) as they are handed out.
 
-A follower first catches up on its own with what is kept after its start (``Last-Event-ID``):
-once a workflow ended, its history is archived and its stream expires after a grace
-(``ops/follow.py``).  Then it joins: the hub reads a workflow from the earliest position any
-follower had, and each follower skips what it has already had.  A
-follower that joins during a read gets nothing of that read (its events could come before
-ones it has not had yet); the next read, at most ``BLOCK_MS`` later, starts from its start.
+A follower first takes hold of the workflow's history stream (``history.Watch``: events go to
+it only while someone follows; the hub renews the hold while anyone follows) and catches up on
+its own with what is kept after its start (``Last-Event-ID``, ``ops/follow.py``).  Then it
+joins: the hub reads a workflow from the earliest position any follower had, and each follower
+skips what it has already had.  A follower that joins during a read gets nothing of that read
+(its events could come before ones it has not had yet); the next read, at most ``BLOCK_MS``
+later, starts from its start.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from streamproc.ops.events import (
     read_streams,
 )
 from streamproc.ops.follow import catch_up
+from streamproc.ops.history import Watch
 from streamproc.store.codec import entry_order
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TERMINAL
@@ -73,6 +75,7 @@ class Followed:
     its followers."""
 
     cursors: dict[str, bytes]
+    watch: Watch
     followers: set[Follower] = field(default_factory=set)
     check_at: float = 0.0
 
@@ -89,13 +92,15 @@ class Hub:
         """The workflow's events after ``start``, ending after its final event: first what is
         kept (its history may be archived already, its stream gone), then as they come."""
         had = position_of(start)
+        watch = Watch(self.redis, self.keyspace, workflow_id)
+        await watch()
         events, status = await catch_up(self.redis, self.keyspace, workflow_id, (had, had), True)
         for event in events:
             had = event.position
             yield event
         if status is None or status in TERMINAL:
             return
-        follower = self._join(workflow_id, had)
+        follower = self._join(workflow_id, had, watch)
         try:
             while (item := await follower.queue.get()) is not None:
                 if isinstance(item, Exception):
@@ -104,13 +109,14 @@ class Hub:
         finally:
             self._leave(workflow_id, follower)
 
-    def _join(self, workflow_id: str, after: Position) -> Follower:
+    def _join(self, workflow_id: str, after: Position, watch: Watch) -> Follower:
         follower = Follower(after)
         cursor = read_from(follower.after)
         followed = self._followed.get(workflow_id)
         if followed is None:
             streams = (self.keyspace.history(workflow_id), self.keyspace.output(workflow_id))
-            followed = self._followed[workflow_id] = Followed(dict.fromkeys(streams, cursor))
+            followed = Followed(dict.fromkeys(streams, cursor), watch)
+            self._followed[workflow_id] = followed
         for stream, at in followed.cursors.items():
             if entry_order(cursor) < entry_order(at):
                 followed.cursors[stream] = cursor
@@ -167,23 +173,26 @@ class Hub:
                     self._end(workflow_id, followers)
             elif followed.check_at <= now:
                 followed.check_at = now + CHECK_EVERY
-                await self._end_if_over(workflow_id, followed, followers)
+                await self._end_if_over(workflow_id, followers)
+            if await followed.watch.lapsed():  # what came meanwhile is in the archive only
+                await self._catch_up(workflow_id, followers)
 
-    async def _end_if_over(
-        self, workflow_id: str, followed: Followed, followers: frozenset[Follower]
-    ) -> None:
+    async def _end_if_over(self, workflow_id: str, followers: frozenset[Follower]) -> None:
         """End the streams of a workflow that is over though no final event came (it came
-        during the read just done, or its stream expired before it was read: catch up with
-        what is kept, from the earliest any follower had)."""
+        during the read just done)."""
         if not await has_ended(self.redis, self.keyspace.workflow(workflow_id)):
             return
+        await self._catch_up(workflow_id, followers)
+        self._end(workflow_id, followers)
+
+    async def _catch_up(self, workflow_id: str, followers: frozenset[Follower]) -> None:
+        """Offer what is kept, from the earliest any follower had."""
         if followers:
             had = min(follower.after for follower in followers)
             events, _ = await catch_up(self.redis, self.keyspace, workflow_id, (had, had), True)
             for event in events:
                 for follower in followers:
                     follower.offer(event)
-        self._end(workflow_id, followers)
 
     def _end(self, workflow_id: str, followers: frozenset[Follower]) -> None:
         for follower in followers:

@@ -1,17 +1,18 @@
 """Following one workflow: its events after a start, up to its final event.
 
-A follower first catches up with what is kept (``catch_up``: its archive and history stream,
-and its output stream, in one transaction: once the workflow ended, its history stream expires
-after a grace and its archive alone holds what was in it, ``history.py``), then reads its
-history and output streams as they grow (``events.read_streams``), and ends after its final
-event, unless the workflow was resumed after it.  When a read finds nothing and the workflow
-has ended meanwhile, it catches up once more (the stream may be gone) and ends.
+A follower first takes hold of the workflow's history stream (``history.Watch``: events go to
+it only while someone follows), then catches up with what is kept (``catch_up``: its archive
+and its output stream, in one transaction, ``history.py``), then reads its history and output
+streams as they grow (``events.read_streams``), and ends after its final event, unless the
+workflow was resumed after it.  When a read finds nothing and the workflow has ended
+meanwhile, or its history stream had expired while the follower was away, it catches up
+again from its archive.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 
@@ -28,8 +29,8 @@ from streamproc.ops.events import (
     read_from,
     read_streams,
 )
+from streamproc.ops.history import Entry
 from streamproc.store.codec import decode_fields, entry_order
-from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import TERMINAL
 
@@ -39,11 +40,9 @@ Had = tuple[Position, Position]  # the last positions a reader had of history an
 async def catch_up(
     redis: Redis, keyspace: Keyspace, workflow_id: str, had: Had, output: bool
 ) -> tuple[list[Event], str | None]:
-    """The workflow's kept events after what the reader ``had`` (from its archive and history
-    stream, and its output stream unless ``output`` is false), in order, and its status as
-    they were read (None: no such workflow).  A reader starts here: once the workflow ended,
-    its history stream goes after a grace (``ops/history.py``) and its archive alone holds
-    what was in it."""
+    """The workflow's kept events after what the reader ``had`` (from its archive, and its
+    output stream unless ``output`` is false), in order, and its status as they were read
+    (None: no such workflow).  A reader starts here, once it holds a ``history.Watch``."""
     start = f"{had[1][0]}-{had[1][1]}" if output else None
     kept = await history.snapshot(redis, keyspace, workflow_id, start)
     events = [Event(i.decode(), decode_fields(f)) for i, f in (*kept.history, *kept.output)]
@@ -77,13 +76,15 @@ def _cursor(position: Position, stream: int) -> bytes:
 async def follow_workflow(
     redis: Redis, keyspace: Keyspace, workflow_id: str, start: str = "0"
 ) -> AsyncIterator[Event]:
-    """The workflow's events and output after ``start`` (from its own history and output
-    streams, so nothing of other workflows is read), ending once it is read up to a final event
-    (completed, failed or cancelled) with nothing after it."""
+    """The workflow's events and output after ``start`` (from its own archive, history and
+    output streams, so nothing of other workflows is read), ending once it is read up to a
+    final event (completed, failed or cancelled) with nothing after it."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
+    watch = history.Watch(redis, keyspace, workflow_id)
     if start == "$":
-        cursors, had, _ = await _now(redis, keyspace, workflow_id, True)
+        cursors, had, _ = await _now(redis, keyspace, workflow_id, watch, True)
     else:
+        await watch()
         events, status = await catch_up(redis, keyspace, workflow_id, _from(start), True)
         if status is None:
             raise WorkflowNotFound(workflow_id)
@@ -104,13 +105,16 @@ async def follow_workflow(
                 yield event
         if ended and len(events) < BATCH:
             return
-        if not events and await has_ended(redis, key):
-            # Ended during the empty read (its stream may be gone by now: its archive has it)
-            last, _ = await catch_up(redis, keyspace, workflow_id, had, True)
-            for event in last:
+        over = not events and await has_ended(redis, key)
+        if over or await watch.lapsed():
+            # Ended during the empty read, or its stream expired meanwhile: its archive has it
+            events, _ = await catch_up(redis, keyspace, workflow_id, had, True)
+            cursors, had = cursors_after(keyspace, workflow_id, had, events, True)
+            for event in events:
                 if event.workflow == workflow_id:
                     yield event
-            return
+            if over:
+                return
 
 
 async def follow_state(
@@ -119,7 +123,9 @@ async def follow_state(
     """``Client.follow``: the workflow's events as shown (from now on, or after ``start``), with
     its output unless ``output`` is false, up to its final event."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
+    watch = history.Watch(redis, keyspace, workflow_id)
     if start is not None:
+        await watch()
         events, status = await catch_up(redis, keyspace, workflow_id, _from(start), output)
         if status is None:
             raise WorkflowNotFound(workflow_id)
@@ -131,19 +137,21 @@ async def follow_state(
             return  # its final event came before ``start``
         cursors, had = cursors_after(keyspace, workflow_id, _from(start), events, output)
     else:
-        cursors, had, status = await _now(redis, keyspace, workflow_id, output)
+        cursors, had, status = await _now(redis, keyspace, workflow_id, watch, output)
         if status in TERMINAL:
             return
     while True:
         read = await read_streams(redis, cursors, BLOCK_MS)
         over = not read and await has_ended(redis, key)
-        if over:  # during the empty read: what came after ``had`` is kept (its archive)
+        if over or await watch.lapsed():
+            # Ended during the empty read, or its stream expired meanwhile: its archive has it
             events, status = await catch_up(redis, keyspace, workflow_id, had, output)
             if status is None:
                 raise WorkflowNotFound(workflow_id)  # expired or deleted while we waited
+            cursors, had = cursors_after(keyspace, workflow_id, had, events, output)
         else:
             events = await mark_superseded(redis, keyspace, read)
-        _, had = cursors_after(keyspace, workflow_id, had, events, output)
+            _, had = cursors_after(keyspace, workflow_id, had, events, output)
         for event in events:
             yield event.shown()
             if event.kind in TERMINAL:
@@ -153,24 +161,22 @@ async def follow_state(
 
 
 async def _now(
-    redis: Redis, keyspace: Keyspace, workflow_id: str, output: bool
+    redis: Redis, keyspace: Keyspace, workflow_id: str, watch: history.Watch, output: bool
 ) -> tuple[dict[str, bytes], Had, str]:
     """For a reader that starts now: where it reads the workflow's history stream (and its
-    output stream, with ``output``) on, what it had then, and the workflow's status, read in
-    one transaction (:class:`WorkflowNotFound` when there is no such workflow)."""
-    streams = [keyspace.history(workflow_id)]
-    if output:
-        streams.append(keyspace.output(workflow_id))
-    async with redis.pipeline(transaction=True) as pipe:
-        for stream in streams:
-            pipe.xrevrange(stream, count=1)
-        pipe.hget(keyspace.workflow(workflow_id), WorkflowField.STATUS)
-        *lasts, status = await pipe.execute()
-    if status is None:
+    output stream, with ``output``) on, what it had then, and the workflow's status
+    (:class:`WorkflowNotFound` when there is no such workflow)."""
+    watched = await watch()
+    if watched.status is None:
         raise WorkflowNotFound(workflow_id)
-    ids = [last[0][0] if last else b"0-0" for last in lasts]
-    had = _had(ids[0], ids[-1] if output else b"0-0")
-    return dict(zip(streams, ids, strict=True)), had, status.decode()
+    history_id = (watched.last or "0-0").encode()
+    cursors = {keyspace.history(workflow_id): history_id}
+    output_id = b"0-0"
+    if output:
+        last = cast(list[Entry], await redis.xrevrange(keyspace.output(workflow_id), count=1))
+        output_id = last[0][0] if last else b"0-0"
+        cursors[keyspace.output(workflow_id)] = output_id
+    return cursors, _had(history_id, output_id), watched.status
 
 
 def _from(start: str) -> Had:

@@ -1,11 +1,12 @@
 """Reading a workflow's history: the one place that knows where it is kept.
 
-While a workflow runs, its history is its stream (``{ns:s}:hist:<id>``).  The engine function
-that ends it copies the stream to its archive (``{ns:s}:past:<id>``, a string: one JSON array
-``[id, kind, field, value, ...]`` a line, ``v`` and ``wf`` left out; see ``_fields``), and so
-does every later call
-that emits an event for it (a late outcome, a revival's next end); the stream then expires
-``HISTORY_GRACE_MS`` after its last event (``lua/engine/common.lua``).  So the history is the
+A workflow's history is its archive (``{ns:s}:past:<id>``, a string): the engine function
+that emits an event appends it there as one JSON array ``[id, kind, field, value, ...]``
+(``v`` and ``wf`` left out; see ``_fields``), under the id it has in the shard's events
+stream (``lua/engine/history.lua``).  While someone follows the workflow, each event also goes
+to its history stream (``{ns:s}:hist:<id>``), which a follower keeps alive with :class:`Watch`
+and reads as it grows (``follow.py``).  A workflow submitted before 0.8 kept its first events
+in that stream only, until its next event moved them to the archive: so the history is the
 archive's entries, then the stream's entries after the last archived id, read together in one
 transaction; each entry comes back as XRANGE gives it, ``(id, {field: value})``, its ``wf``
 field back in the place ``emit`` gives it (after ``v`` and ``kind``).
@@ -14,15 +15,17 @@ field back in the place ``emit`` gives it (after ``v`` and ``kind``).
 from __future__ import annotations
 
 import json
+import time
 from typing import NamedTuple, cast
 
 import orjson
 from redis.asyncio import Redis
 
+from streamproc.store.calls import Watched, watch
 from streamproc.store.codec import VERSION, entry_order
 from streamproc.store.entries import EntryField
 from streamproc.store.fields import WorkflowField
-from streamproc.store.keys import Keyspace
+from streamproc.store.keys import WATCH_MS, Keyspace
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 WF, V, KIND = EntryField.WF.key, EntryField.V.key, EntryField.KIND.key
@@ -53,13 +56,33 @@ async def snapshot(
 
 
 def merge(workflow_id: str, past: bytes | None, stream: list[Entry]) -> list[Entry]:
-    """The archived entries, then those of the stream after them (the stream still holds
-    those archived until its grace passes)."""
+    """The archived entries, then those of the stream after them (a followed workflow's stream
+    holds only entries archived too)."""
     archived = parse(workflow_id, past)
     if not archived:
         return stream
     last = entry_order(archived[-1][0])
     return archived + [entry for entry in stream if entry_order(entry[0]) > last]
+
+
+class Watch:
+    """A follower's hold on the workflow's history stream (``sp_watch``): taken before it
+    reads what is kept, so no event after that is missed, and renewed every third of
+    ``WATCH_MS``."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace, workflow_id: str) -> None:
+        self.redis, self.keyspace, self.workflow_id = redis, keyspace, workflow_id
+        self.due = 0.0
+
+    async def __call__(self) -> Watched:
+        watched = await watch(self.redis, self.keyspace, self.workflow_id)
+        self.due = time.monotonic() + WATCH_MS / 3000
+        return watched
+
+    async def lapsed(self) -> bool:
+        """Renew the hold when due; whether the stream had to be made again (it expired while
+        the follower was away: what came meanwhile is in the archive only)."""
+        return time.monotonic() >= self.due and (await self()).made
 
 
 def parse(workflow_id: str, past: bytes | None) -> list[Entry]:

@@ -190,6 +190,30 @@ async def release(
     return await RELEASE(redis, layout(keyspace, shard, agents, [wf for wf, _ in due], args))
 
 
+# -- sp_watch (history.lua) ------------------------------------------------------------------
+
+
+class Watched(NamedTuple):
+    status: str | None  # None: no such workflow
+    made: bool  # its history stream was made: no event before this call is in it
+    last: str | None  # the id of its last event (None: none)
+
+
+def _watched(reply: list[Any]) -> Watched:
+    status, made, last = reply
+    return Watched(text(status) if status else None, made == 1, text(last) if last else None)
+
+
+WATCH = Function("sp_watch", ENGINE, _watched)
+
+
+async def watch(redis: Redis, keyspace: Keyspace, workflow_id: str) -> Watched:
+    """Keep the workflow's history stream, where its events come as they happen, for a
+    follower (made if it runs and has none; it lives ``WATCH_MS`` after this call)."""
+    shard = keyspace.shard_of(workflow_id)
+    return await WATCH(redis, layout(keyspace, shard, [], [workflow_id], []))
+
+
 # -- sp_started (started.lua) ----------------------------------------------------------------
 
 

@@ -50,7 +50,7 @@ from streamproc.store.fields import (
     UsageField,
     WorkflowField,
 )
-from streamproc.store.keys import DELAYED_SEPARATOR, HISTORY_GRACE_MS, RESOLVER_GROUP
+from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP, WATCH_MS
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ ENGINE = Library.packaged(
         "DELAYED_SEPARATOR": DELAYED_SEPARATOR,
         "PARKED_BYTES": str(PARKED_VALUE_BYTES),
         "ENTRY_BYTES": str(MAX_ENTRY_BYTES),
-        "HISTORY_GRACE_MS": str(HISTORY_GRACE_MS),
+        "WATCH_MS": str(WATCH_MS),
         "WF": by_name(WorkflowField),
         "TF": {field.name.lower(): field.prefix for field in TaskField},
         "SG": {field.name.lower(): field.prefix for field in SignalField},

@@ -26,11 +26,11 @@ key                            type    holds
                                        scored by expiry (ms): their bytes, still counted
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
-``{ns:s}:hist:<workflow>``     stream  the workflow's every event while it runs; once it
-                                       ended, kept ``HISTORY_GRACE_MS`` after its last event
-``{ns:s}:past:<workflow>``     string  its archived history, from its end on, expiring with
-                                       its hash: one JSON array a line, ``[id, field, value,
-                                       ...]`` (every field of the entry but ``wf``)
+``{ns:s}:hist:<workflow>``     stream  its events as they come, while someone follows it
+                                       (``sp_watch``: it lives ``WATCH_MS`` after the last)
+``{ns:s}:past:<workflow>``     string  its history, expiring with its hash: one JSON array
+                                       a line, ``[id, kind, field, value, ...]`` (not ``v``
+                                       nor ``wf``; times in ms after the id's)
 ``{ns:s}:out:<workflow>``      stream  chunks its agents emit, capped, expiring with its hash
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
 ``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
@@ -64,9 +64,9 @@ DELAYED_SEPARATOR = " "  # a delayed set member is "<workflow> <task>"
 # Consumer groups made for debugging (``replay stream --group``) carry this prefix, so they
 # are never taken for an agent's group or the resolver's, and expire when idle.
 DEBUG_GROUP_PREFIX = "debug-"
-# How long an ended workflow's history stream outlives its last event (ms): followers blocked
-# on it get its final event at once; after it, its archive (``past``) alone holds the history.
-HISTORY_GRACE_MS = 10_000
+# How long a workflow's history stream lives after a follower last asked for it (ms): followers
+# ask again every third of it (``ops/follow.py``), and it is made again if it expired.
+WATCH_MS = 60_000
 
 
 def workflow_of(key: bytes | str) -> str:
@@ -167,7 +167,7 @@ class Keyspace:
         return f"{tag}:hist:{workflow_id}"
 
     def past(self, workflow_id: str) -> str:
-        """The archive of an ended workflow's history (``ops/history.py`` reads it)."""
+        """The archive of the workflow's history (``ops/history.py`` reads it)."""
         return f"{self._tag(self.shard_of(workflow_id))}:past:{workflow_id}"
 
     def output(self, workflow_id: str) -> str:

@@ -12,11 +12,10 @@ sp_cancel: stop a running workflow.  Tasks not yet published are skipped (and le
         workflow
 
 sp_revive: resume a workflow that failed when a task was dead-lettered, once the cause is
-  fixed.  The workflow runs again (its expiry removed, its archived history kept: its next
-  end archives only what came after; its deadline, if it has a timeout, watched again: one
-  whose deadline passed is refused, as it would fail again at once); every failed task
-  starts over as a new attempt with
-  its failure counters cleared; skipped tasks wait again, their unmet needs recounted, and
+  fixed.  The workflow runs again (its expiry removed, its history going on; its deadline,
+  if it has a timeout, watched again: one whose deadline passed is refused, as it would fail
+  again at once); every failed task starts over as a new attempt with its failure counters
+  cleared; skipped tasks wait again, their unmet needs recounted, and
   those whose needs are all done are published; it counts in the usage hash again
   (common.lua).  The dead entry is deleted.
   All or nothing: a refused call changes nothing.
@@ -117,10 +116,8 @@ local function revive(keys, args)
   redis.call('HSET', key, WF.status, WS.running)
   redis.call('HDEL', key, WF.reason, WF.ended)
   redis.call('PERSIST', key)
-  redis.call('PERSIST', ctx.history[key])  -- if its grace has not passed yet
   redis.call('PERSIST', ctx.output[key])
-  redis.call('PERSIST', ctx.past[key])  -- its next end adds what comes after
-  reopen(ctx, key, redis.call('GET', ctx.past[key]))
+  redis.call('PERSIST', ctx.past[key])  -- its history goes on
   count_usage(ctx, key, 1, 0)
   if deadline then redis.call('ZADD', ctx.deadlines, deadline, key) end
   emit(ctx, key, wf, EV.resumed, nil, nil, ctx.now, EF.reason,

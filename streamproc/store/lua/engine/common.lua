@@ -8,8 +8,8 @@
   ABSENT what hash fields left out read as (fields.py), GROUP the resolver's group, VERSION
   the entry format version, DELAYED_SEPARATOR between workflow and task in a delayed set
   member, PARKED_BYTES the longest value a dead letter keeps whole, ENTRY_BYTES the largest
-  task entry (codec.py), US the counter prefixes of the usage hash, HISTORY_GRACE_MS how long
-  an ended workflow's history stream outlives its last event (keys.py).
+  task entry (codec.py), US the counter prefixes of the usage hash, WATCH_MS how long a
+  workflow's history stream lives after a follower last asked for it (keys.py).
 
 Usage: while a workflow runs, the shard's usage hash counts it for each of its agents (so
 sp_prune_agents never removes an agent a running workflow names) and, when it was submitted
@@ -30,7 +30,7 @@ Calling convention shared by every function (laid out by streamproc/store/calls.
   KEYS[7] usage hash      KEYS[8] retained zset   KEYS[9] index zset (workflow ids by creation ms)
   KEYS[8+2i], KEYS[9+2i]  tasks stream and dead stream of agent i (i = 1..n)
   KEYS[10+2n ..]          per item, in item order: its workflow hash, then that workflow's
-                          history stream (every event of the workflow; see history.lua)
+                          history stream (its followers' live view; see history.lua)
   then, per item again    its output stream (chunks its agents emit, kept as long as it):
                           after the pairs, so a function indexing items by pair needs no change
   then, per item again    its history archive (ctx.past), after the output streams
@@ -54,9 +54,10 @@ local function split(s)
   return out
 end
 
--- Defined in history.lua: an ended workflow's task fields are folded into its archive, and
--- unfolded by context() below before a function reads them.
-local fold, unfold
+-- Defined in history.lua: an ended workflow is settled as a call ends (its task fields
+-- folded into its archive, if its hash grew large), and unfolded by context() below before
+-- a function reads it; each event is recorded in the workflow's history.
+local settle, unfold, record_event
 -- The context of the function call under way (context() sets it, folding() reads it).
 local called
 
@@ -84,13 +85,13 @@ local function context(keys, args)
 end
 
 -- Every function is registered as folding(itself): once it returned, each workflow that
--- ended, was unfolded or had an event while over during the call is folded (if over then).
+-- ended, was unfolded or had an event while over during the call is settled (if over then).
 local function folding(fn)
   return function(keys, args)
     called = nil
     local out = fn(keys, args)
     if called then
-      for _, key in ipairs(called.refold) do fold(called, key) end
+      for _, key in ipairs(called.refold) do settle(called, key) end
     end
     called = nil
     return out
@@ -128,10 +129,13 @@ local function is_over(status)
   return status == WS.completed or status == WS.failed or status == WS.cancelled
 end
 
--- Defined in history.lua: an ended workflow's history is archived (see there).
-local reopen, archive
+-- A number as text, as an entry holds it (every number an event carries is whole).
+local function number_text(value)
+  if value == math.floor(value) then return string.format('%d', value) end
+  return tostring(value)
+end
 
--- A lifecycle event, on the shard's events stream and on the workflow's own history.
+-- A lifecycle event, on the shard's events stream and in the workflow's history.
 local function emit(ctx, key, wf, kind, task, att, at, ...)
   local fields
   if task then
@@ -139,14 +143,10 @@ local function emit(ctx, key, wf, kind, task, att, at, ...)
   else
     fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
   end
-  redis.call('XADD', ctx.events, '*', unpack(fields))
-  local over, past = is_over(redis.call('HGET', key, WF.status)), false
-  if over then
-    past = redis.call('GET', ctx.past[key])
-    reopen(ctx, key, past)
+  for i = 2, #fields, 2 do
+    if type(fields[i]) == 'number' then fields[i] = number_text(fields[i]) end
   end
-  redis.call('XADD', ctx.history[key], '*', unpack(fields))
-  if over then archive(ctx, key, past) end
+  record_event(ctx, key, redis.call('XADD', ctx.events, '*', unpack(fields)), kind, fields)
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
@@ -271,7 +271,7 @@ local function release_retained(ctx)
 end
 
 -- A finished workflow's hash and output expire after its ttl (ms, 0: never); its history
--- is archived by the final event's emit(), and the archive expires with the hash.
+-- archive expires with the hash (settle(), once the call is over).
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
@@ -323,11 +323,10 @@ local function fail_workflow(ctx, key, wf, reason)
 end
 
 -- `left` and `ttl` are the hash's fields as read before this completion: the task's outcome,
--- the count of tasks left and, for the last one, the workflow's end go in one HSET, after the
--- task_done event (so the history of a workflow that completes is archived once, by its
--- completed event, archive() above).  The result's bytes count for the workflow's `tenant`,
--- if any, while it runs.  `with_start`: no start of this attempt was recorded, so the event
--- carries it (`began`, `by`), one event where a task_started would be a second.
+-- the count of tasks left and, for the last one, the workflow's end go in one HSET.  The
+-- result's bytes count for the workflow's `tenant`, if any, while it runs.  `with_start`: no
+-- start of this attempt was recorded, so the event carries it (`began`, `by`), one event
+-- where a task_started would be a second.
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
                           ttl, tenant, with_start)
   left = tonumber(left or '0') - 1

@@ -1,14 +1,30 @@
---[[ history.lua: an ended workflow's history archive; it registers no function.  common.lua
-  declares reopen and archive, since emit needs them before this file is joined.
-]]
+--[[ history.lua: a workflow's history, kept in its archive and shown live to its followers;
+  it registers sp_watch.  common.lua declares record_event, settle and unfold, since emit,
+  folding and context need them before this file is joined.
 
--- A workflow's history is its stream while it runs.  Whatever is emitted once it is over (its
--- final event, then any late one) is copied, in the same call, from the stream to its archive
--- (ctx.past: one line an entry, archive_line below): the entries after the archive's last.
--- The archive expires with the hash
--- (never, when the hash is kept forever); the stream only outlives its last event by
--- HISTORY_GRACE_MS, so followers blocked on it get the final event at once, and the finished
--- workflow keeps its history in a compact string.
+A workflow's history is its archive (ctx.past, a string): each event emit() adds to the
+shard's events stream is appended to it, in the same call and under the same id, as one line
+(archive_line below).  So the history is whole whatever fails, and no stream is made per
+workflow for it.  While the workflow runs the archive grows by APPEND; once it is over (the
+call that ends it, and any later one that records a late event) the archive is written again
+at its exact size (APPEND leaves room to grow) and expires with the hash (never, when the
+hash is kept forever).
+
+Followers read the events as they come from the workflow's history stream (ctx.history),
+which exists only while someone follows: sp_watch makes it, empty, and gives it WATCH_MS to
+live (a follower calls it again before that passes), and record_event() adds each event to
+it while it exists (XADD NOMKSTREAM), under the events stream's id.  The stream outlives the
+workflow's end by WATCH_MS at most.
+
+sp_watch
+  KEYS  the shared head, no agents, then the workflow's hash, history stream, output stream
+        and archive
+  ARGV  0
+  Makes the history stream (empty) if the workflow runs and it has none, and gives it
+  WATCH_MS to live.
+  returns {the workflow's status (false: no such workflow), 1 if it made the stream else 0,
+        the id of the workflow's last event (false: none)}
+]]
 
 -- The id of an archive's last entry (the first element of its last line), or nil.
 local function last_archived(past)
@@ -16,15 +32,6 @@ local function last_archived(past)
   local i = #past - 1
   while i > 0 and string.byte(past, i) ~= 10 do i = i - 1 end
   return string.match(past, '^%["([^"]+)"', i + 1)
-end
-
--- A stream that expired after an earlier end is made again with no entry and the archive's
--- last id as its last, so its new ids follow the archived ones whatever the clock did.
-reopen = function(ctx, key, past)
-  local hist = ctx.history[key]
-  if past and redis.call('EXISTS', hist) == 0 then
-    redis.call('XADD', hist, 'MAXLEN', 0, last_archived(past), EF.v, VERSION)
-  end
 end
 
 -- The archive expires with the hash (never, when the hash is kept forever); the hash's PTTL.
@@ -41,14 +48,15 @@ end
 -- The times of an event (ms), archived as JSON numbers: their distance from the entry id's ms.
 local LINE_TIMES = {[EF.at] = true, [EF.began] = true}
 
--- An entry as a line of the archive: the JSON array [id, kind, field, value, ...], without
--- `v` (always VERSION) and `wf` (the archive's own), which the reader adds back; a time (a
--- number of ms, written without a leading zero) takes a digit or two where it took thirteen
--- (ops/history.py reads it).  Archives of 0.7 and before have lines [id, 'v', '1', 'kind',
--- kind, field, value, ...] with every value a string: the reader takes both.
-local function archive_line(entry)
-  local ms = tonumber(string.match(entry[1], '^%d+'))
-  local line, flat = {entry[1], ''}, entry[2]
+-- An entry (its id and field/value list) as a line of the archive: the JSON array [id, kind,
+-- field, value, ...], without `v` (always VERSION) and `wf` (the archive's own), which the
+-- reader adds back; a time (a number of ms, written without a leading zero) takes a digit or
+-- two where it took thirteen (ops/history.py reads it).  Archives of 0.7 and before have
+-- lines [id, 'v', '1', 'kind', kind, field, value, ...], every value a string: the reader
+-- takes both.
+local function archive_line(id, flat)
+  local ms = tonumber(string.match(id, '^%d+'))
+  local line = {id, ''}
   for j = 1, #flat, 2 do
     local field, value = flat[j], flat[j + 1]
     if field == EF.kind then
@@ -63,20 +71,28 @@ local function archive_line(entry)
   return cjson.encode(line) .. '\n'
 end
 
--- `past` is the archive as it was (false: none yet).
-archive = function(ctx, key, past)
-  refold(ctx, key)
-  local hist = ctx.history[key]
-  local last = last_archived(past)
-  local entries = redis.call('XRANGE', hist, last and ('(' .. last) or '-', '+')
-  if #entries > 0 then
-    local lines = {}
-    for i, entry in ipairs(entries) do lines[i] = archive_line(entry) end
-    -- SET, not APPEND: a string APPEND grows is allocated twice its length
-    redis.call('SET', ctx.past[key], (past or '') .. table.concat(lines))
+-- A workflow submitted before 0.8 kept its first events in its history stream only: when a
+-- later event makes its archive (`line`, just appended), they go before it.
+local function adopt_stream(ctx, key, line)
+  local lines = {}
+  for i, entry in ipairs(redis.call('XRANGE', ctx.history[key], '-', '+')) do
+    lines[i] = archive_line(entry[1], entry[2])
   end
-  local left = expire_past(ctx, key)
-  redis.call('PEXPIRE', hist, math.min(tonumber(HISTORY_GRACE_MS), left > 0 and left or math.huge))
+  if #lines == 0 then return end
+  lines[#lines + 1] = line
+  redis.call('SET', ctx.past[key], table.concat(lines))
+  redis.call('PEXPIRE', ctx.history[key], WATCH_MS)  -- followers keep it as long as they need
+end
+
+-- The event of `kind` just added to the events stream as `id` (with `fields`) goes to the
+-- workflow's history.
+record_event = function(ctx, key, id, kind, fields)
+  local line = archive_line(id, fields)
+  if redis.call('APPEND', ctx.past[key], line) == #line and kind ~= EV.submitted then
+    adopt_stream(ctx, key, line)  -- the archive was made just now
+  end
+  redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields))  -- when followed
+  if is_over(redis.call('HGET', key, WF.status)) then refold(ctx, key) end
 end
 
 -- An ended workflow whose hash Redis keeps as a hashtable (more than 128 fields, or a value
@@ -112,11 +128,8 @@ local function folded_value(field, value, created)
   return value
 end
 
-fold = function(ctx, key)
-  if not is_over(redis.call('HGET', key, WF.status))
-      or redis.call('OBJECT', 'ENCODING', key) ~= 'hashtable' then
-    return
-  end
+-- Folds the workflow's hash into its archive; returns whether it did (it had task fields).
+local function fold(ctx, key)
   local flat = redis.call('HGETALL', key)
   local kept, moved, created = {}, {}, nil
   for i = 1, #flat, 2 do
@@ -127,7 +140,7 @@ fold = function(ctx, key)
       if flat[i] == WF.created then created = tonumber(flat[i + 1]) end
     end
   end
-  if next(moved) == nil then return end
+  if next(moved) == nil then return false end
   for field, value in pairs(moved) do moved[field] = folded_value(field, value, created) end
   local line = cjson.encode(moved) .. '\n'
   kept[#kept + 1], kept[#kept + 2] = WF.folded, #line
@@ -136,6 +149,16 @@ fold = function(ctx, key)
   hset_pairs(key, kept)
   if left > 0 then redis.call('PEXPIRE', key, left) end
   set_past(ctx, key, line .. (redis.call('GET', ctx.past[key]) or ''))
+  return true
+end
+
+-- A workflow over when a call ends (folding() calls this for each it ended, unfolded or
+-- recorded an event of while over) is folded if its hash is a hashtable, and its archive is
+-- written at its exact size, expiring with the hash, either way.
+settle = function(ctx, key)
+  if not is_over(redis.call('HGET', key, WF.status)) then return end
+  if redis.call('OBJECT', 'ENCODING', key) == 'hashtable' and fold(ctx, key) then return end
+  set_past(ctx, key, redis.call('GET', ctx.past[key]) or '')
 end
 
 -- A fold its archive no longer holds (the archive deleted by hand) is dropped: the workflow
@@ -157,3 +180,17 @@ unfold = function(ctx, key)
   set_past(ctx, key, string.sub(past, size + 1))
   refold(ctx, key)
 end
+
+local function watch(keys, args)
+  local base = 9 + 2 * tonumber(args[1])  -- as context() counts, without reading the workflow
+  local key, hist, past = keys[base + 1], keys[base + 2], keys[base + 4]
+  local status, made = redis.call('HGET', key, WF.status), 0
+  if status and not is_over(status) and redis.call('EXISTS', hist) == 0 then
+    redis.call('XADD', hist, 'MAXLEN', 0, '0-1', EF.v, VERSION)
+    made = 1
+  end
+  redis.call('PEXPIRE', hist, WATCH_MS)
+  return {status, made, last_archived(redis.call('GET', past)) or false}
+end
+
+redis.register_function('sp_watch', watch)
