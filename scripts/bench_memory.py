@@ -12,6 +12,9 @@ batches stay under, so all their events are still in it.
 Nobody follows these workflows, so none has a history stream (a follower's would expire
 ``WATCH_MS`` after it let go): the scenario checks that none is left before it measures.
 
+Then 10,000 workflows of one declared wait (``wait_for``), which nobody follows: the bytes
+each keeps while it waits for its signal (it runs: no fold, no expiry).
+
 Breakdown per workflow: ``MEMORY USAGE`` (every field sampled) of a finished workflow's hash
 and of its history archive (medians of a few; a folded workflow's archive holds its task
 fields too, README *History and retention*), the events stream's growth divided by the
@@ -96,6 +99,20 @@ async def run_batch(
     return ids
 
 
+def waiting_spec(n: int) -> dict[str, Any]:
+    return {"tasks": [{"id": "approve", "wait_for": "approval", "timeout": 3600, "input": n}]}
+
+
+async def waiting_bytes(client: Client, admin: Redis, count: int) -> int:
+    """Bytes per running workflow parked on a declared wait that nobody follows: submitted,
+    it waits at once (its ``task_awaiting`` is written by the submit itself)."""
+    before = await used_memory(admin)
+    for offset in range(0, count, 100):
+        specs = [waiting_spec(offset + i) for i in range(min(100, count - offset))]
+        await client.submit_many(specs)
+    return round((await used_memory(admin) - before) / count)
+
+
 async def usage(redis: Redis, key: str) -> int:
     return int(await redis.memory_usage(key, samples=0) or 0)
 
@@ -143,6 +160,7 @@ async def memory_scenario(opts: Options, admin: Redis) -> Result:
                         - parts["history_bytes"]
                         - parts["events_share_bytes"]
                     )
+                waiting = await waiting_bytes(client, admin, count)
             cpu = await eng.end(admin)
         finally:
             await watch_redis.aclose()
@@ -158,7 +176,8 @@ async def memory_scenario(opts: Options, admin: Redis) -> Result:
         workflows=count * 2,
         seconds=(now_ms() - first) / 1000,
         latencies=[],
-        latency=f"none; used_memory growth per finished workflow: {summary}",
+        latency=f"none; used_memory growth per finished workflow: {summary}; per running "
+        f"workflow waiting for a signal: {waiting} B",
         cpu=cpu,
-        extra={"memory": extra},
+        extra={"memory": extra, "waiting_bytes_per_workflow": waiting},
     )
