@@ -27,6 +27,8 @@ Scenarios (``--quick`` runs a tenth of each):
 ``lat``         500 one-task workflows/s offered for 10 s, open loop (each submit is its own
                 asyncio task, launched on schedule; at most 64 in flight).
 ``submit-cpu``  client CPU per submit of a fresh spec, no worker (``bench_submit.py``).
+``redis-cpu``   Redis CPU per workflow to submit it and to run it, nothing else running
+                (``bench_redis_cpu.py``).
 ``chain``       per-hop latency of 10-step chains, 100 workflows/s (``bench_chain.py``).
 ``memory``      Redis memory per finished workflow, streams trimmed (``bench_memory.py``).
 
@@ -118,9 +120,20 @@ if __name__ == "bench":  # imported by a worker or resolver started by the bench
 
 SCRIPTS = Path(__file__).resolve().parent
 STREAMPROC = Path(sys.executable).parent / "streamproc"
-ALL_SCENARIOS = ("limit", "flat", "flat-batch", "dag", "lat", "submit-cpu", "chain", "memory")
+ALL_SCENARIOS = (
+    "limit",
+    "flat",
+    "flat-batch",
+    "dag",
+    "lat",
+    "submit-cpu",
+    "redis-cpu",
+    "chain",
+    "memory",
+)
 EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
-UNBOUNDED_BY_LIMIT = ("submit-cpu", "chain", "memory")  # no tasks/s to set beside the ceiling
+# no tasks/s to set beside the ceiling
+UNBOUNDED_BY_LIMIT = ("submit-cpu", "redis-cpu", "chain", "memory")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
@@ -1019,6 +1032,7 @@ def summarise_profile(opts: Options, scenario: str, role: str) -> None:
 async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) -> list[Result]:
     import bench_chain  # these import this module as "bench": see main()
     import bench_memory
+    import bench_redis_cpu
     import bench_submit
 
     opts = Options(
@@ -1047,6 +1061,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "lat": lambda: lat_scenario(opts, admin),
         "submit-only": lambda: submit_only_scenario(opts),
         "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
+        "redis-cpu": lambda: bench_redis_cpu.redis_cpu_scenario(opts.url, admin, opts.quick),
         "chain": lambda: bench_chain.chain_scenario(opts, admin),
         "memory": lambda: bench_memory.memory_scenario(opts, admin),
     }
