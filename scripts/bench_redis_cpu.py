@@ -1,7 +1,7 @@
 """The ``redis-cpu`` scenario of ``scripts/bench`` (measurement only): redis-server's CPU per
 workflow, with nothing else running at the same time.
 
-Each round submits 3,000 fresh specs of one shape (``bench_submit.SHAPES``: the seed's five
+Each round submits 3,000 fresh specs of one shape (``bench_memory.BATCHES``: the seed's five
 tasks and one task, all served by a no-op agent), one ``await client.submit()`` at a time with
 no engine running: the submit side.  Then a worker and a resolver start in this process and
 run them all to the end: the run side (completions, publishing, the history, the end).
@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bench import BenchError, Result
-from bench_submit import SHAPES
+from bench_memory import BATCHES
 from redis.asyncio import Redis
 
 from streamproc import Task
@@ -35,16 +35,6 @@ ROUNDS = 3
 
 async def noop(task: Task) -> None:
     return None
-
-
-def served_by_noop(make: Callable[[int], dict[str, Any]]) -> Callable[[int], dict[str, Any]]:
-    def spec(n: int) -> dict[str, Any]:
-        made = make(n)
-        for task in made["tasks"]:
-            task["agent"] = "noop"
-        return made
-
-    return spec
 
 
 async def redis_cpu_us(admin: Redis) -> float:
@@ -84,10 +74,8 @@ async def redis_cpu_scenario(url: str, admin: Redis, quick: bool) -> Result:
     rounds: dict[str, list[tuple[float, float]]] = {}
     wall = time.perf_counter()
     for _ in range(ROUNDS):
-        for shape, make in SHAPES.items():
-            rounds.setdefault(shape, []).append(
-                await one_round(url, admin, served_by_noop(make), count)
-            )
+        for shape, make in BATCHES.items():
+            rounds.setdefault(shape, []).append(await one_round(url, admin, make, count))
     medians = {
         shape: {
             "submit": round(statistics.median(s for s, _ in sides), 1),
@@ -98,7 +86,7 @@ async def redis_cpu_scenario(url: str, admin: Redis, quick: bool) -> Result:
     return Result(
         scenario="redis-cpu",
         tasks=ROUNDS * count * 6,
-        workflows=ROUNDS * count * len(SHAPES),
+        workflows=ROUNDS * count * len(BATCHES),
         seconds=time.perf_counter() - wall,
         latencies=[],
         latency=(

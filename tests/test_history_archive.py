@@ -221,6 +221,17 @@ async def test_a_running_workflow_keeps_its_history_in_its_archive_and_a_stream_
     ]
 
 
+async def two_gates_with_a_short_hold(
+    client: Client, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A workflow a -> b of gates, a running; followers renew their hold every 0.1 s."""
+    monkeypatch.setattr("streamproc.ops.history.WATCH_MS", 300)
+    spec = {"tasks": [{"id": "a", "agent": "gate"}, {"id": "b", "agent": "gate", "needs": ["a"]}]}
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # a runs
+    return workflow_id
+
+
 async def test_a_follower_whose_stream_expired_while_it_was_away_misses_no_event(
     engine: Engine,
     client: Client,
@@ -228,10 +239,7 @@ async def test_a_follower_whose_stream_expired_while_it_was_away_misses_no_event
     keyspace: Keyspace,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("streamproc.ops.history.WATCH_MS", 300)  # renewed every 0.1 s
-    spec = {"tasks": [{"id": "a", "agent": "gate"}, {"id": "b", "agent": "gate", "needs": ["a"]}]}
-    workflow_id = await client.submit(spec)
-    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # a runs
+    workflow_id = await two_gates_with_a_short_hold(client, redis, monkeypatch)
     seen: list[tuple[str, str | None]] = []
 
     async def follow() -> None:
@@ -259,10 +267,7 @@ async def test_an_api_event_stream_whose_history_stream_expired_misses_no_event(
     keyspace: Keyspace,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr("streamproc.ops.history.WATCH_MS", 300)  # renewed every 0.1 s
-    spec = {"tasks": [{"id": "a", "agent": "gate"}, {"id": "b", "agent": "gate", "needs": ["a"]}]}
-    workflow_id = await client.submit(spec)
-    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # a runs
+    workflow_id = await two_gates_with_a_short_hold(client, redis, monkeypatch)
     async with serving(client, ApiSettings()) as http:
         response = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
         received = b""

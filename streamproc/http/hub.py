@@ -90,7 +90,7 @@ class Hub:
 
     async def follow(self, workflow_id: str, start: str = "0") -> AsyncGenerator[Event, None]:
         """The workflow's events after ``start``, ending after its final event: first what is
-        kept (its history may be archived already, its stream gone), then as they come."""
+        kept (its archive), then as they come."""
         had = position_of(start)
         watch = Watch(self.redis, self.keyspace, workflow_id)
         await watch()
