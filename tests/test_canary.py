@@ -28,7 +28,7 @@ from streamproc.http.app import make_app, serve
 from streamproc.http.auth import ApiSettings
 from streamproc.ops.deadletters import DeadLetter, list_dead
 from streamproc.outbound.llm import LLMClient, LLMSettings
-from streamproc.outbound.providers import RetryPolicy, SearchChain
+from streamproc.outbound.providers import RetryPolicy, SearchChain, close_session
 from streamproc.outbound.providers.serpapi import SerpApi
 from streamproc.outbound.providers.settings import KEY_VARIABLES
 from streamproc.outbound.providers.tavily import Tavily
@@ -307,11 +307,14 @@ async def test_a_broken_reply_leaves_no_key_in_the_error_or_its_logged_traceback
     caplog.set_level(logging.DEBUG)
     errors: list[ProviderError] = []
     async with server:
-        for attempt in (partial(chain.search, "q", 5), partial(llm.ask, "q")):
-            with pytest.raises(ProviderError) as caught:
-                await attempt()
-            logging.getLogger(__name__).error("the request failed", exc_info=caught.value)
-            errors.append(caught.value)
+        try:
+            for attempt in (partial(chain.search, "q", 5), partial(llm.ask, "q")):
+                with pytest.raises(ProviderError) as caught:
+                    await attempt()
+                logging.getLogger(__name__).error("the request failed", exc_info=caught.value)
+                errors.append(caught.value)
+        finally:
+            await close_session()  # the providers' shared session, opened by these calls
     assert [e.provider for e in errors] == ["search", "llm"]
     assert all("connection failed (ClientResponseError)" in str(e) for e in errors), errors
     sent = b"".join(heads)
