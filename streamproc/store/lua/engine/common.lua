@@ -61,7 +61,9 @@ local settle, unfold, record_event
 -- The context of the function call under way (context() sets it, folding() reads it).
 local called
 
-local function context(keys, args)
+-- The call's keys by role, as the calling convention above lays them out (ctx.workflows:
+-- each workflow's hash key, in item order), without reading any workflow.
+local function keys_of(keys, args)
   local n = tonumber(args[1])
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
                dead_done = keys[5], deadlines = keys[6], usage = keys[7], retained = keys[8],
@@ -71,15 +73,22 @@ local function context(keys, args)
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
-  ctx.history, ctx.output, ctx.past, ctx.refold = {}, {}, {}, {}
+  ctx.history, ctx.output, ctx.past, ctx.refold, ctx.workflows = {}, {}, {}, {}, {}
   local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
+    ctx.workflows[item] = key
     ctx.history[key] = keys[ctx.wf_base + 2 * item]
     ctx.output[key] = keys[ctx.wf_base + 2 * items + item]
     ctx.past[key] = keys[ctx.wf_base + 3 * items + item]
-    unfold(ctx, key)
   end
+  return ctx
+end
+
+-- The call's keys, each of its workflows unfolded, and the call marked as under way.
+local function context(keys, args)
+  local ctx = keys_of(keys, args)
+  for _, key in ipairs(ctx.workflows) do unfold(ctx, key) end
   called = ctx
   return ctx
 end

@@ -182,15 +182,16 @@ unfold = function(ctx, key)
 end
 
 local function watch(keys, args)
-  local base = 9 + 2 * tonumber(args[1])  -- as context() counts, without reading the workflow
-  local key, hist, past = keys[base + 1], keys[base + 2], keys[base + 4]
+  local ctx = keys_of(keys, args)  -- not context(): a watch reads the workflow, never unfolds it
+  local key = ctx.workflows[1]
+  local hist = ctx.history[key]
   local status, made = redis.call('HGET', key, WF.status), 0
   if status and not is_over(status) and redis.call('EXISTS', hist) == 0 then
     redis.call('XADD', hist, 'MAXLEN', 0, '0-1', EF.v, VERSION)
     made = 1
   end
   redis.call('PEXPIRE', hist, WATCH_MS)
-  return {status, made, last_archived(redis.call('GET', past)) or false}
+  return {status, made, last_archived(redis.call('GET', ctx.past[key])) or false}
 end
 
 redis.register_function('sp_watch', watch)
