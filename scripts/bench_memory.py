@@ -15,10 +15,10 @@ Nobody follows these workflows, so none has a history stream (a follower's would
 Then 10,000 workflows of one declared wait (``wait_for``), which nobody follows: the bytes
 each keeps while it waits for its signal (it runs: no fold, no expiry).
 
-Breakdown per workflow: ``MEMORY USAGE`` (every field sampled) of a finished workflow's hash
-and of its history archive (medians of a few; a folded workflow's archive holds its task
-fields too, README *History and retention*), the events stream's growth divided by the
-batch, and the rest of the growth (key and expiry bookkeeping, allocator rounding).
+Breakdown per workflow: ``MEMORY USAGE`` of a finished workflow's archive, which holds all
+of it (its hash is stowed there as it ends, README *History and retention*; the median of a
+few), the events stream's growth divided by the batch, and the rest of the growth (the
+index, key and expiry bookkeeping, allocator rounding).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.store.keys import WATCH_MS, Keyspace
 
-SAMPLED = 9  # workflows whose hash and history MEMORY USAGE is read
+SAMPLED = 9  # workflows whose archive MEMORY USAGE is read
 TRIM_WAIT = 60.0
 GRACE_WAIT = WATCH_MS / 1000 + 30.0
 
@@ -139,35 +139,28 @@ async def memory_scenario(opts: Options, admin: Redis) -> Result:
                     sample = ids[:: max(1, len(ids) // SAMPLED)][:SAMPLED]
                     after = await used_memory(admin)
                     events_after = await usage(admin, ks.events(0))
-                    hashes = [await usage(admin, ks.workflow(wf)) for wf in sample]
+                    if [wf for wf in sample if await admin.exists(ks.workflow(wf))]:
+                        raise BenchError("memory: a finished workflow kept its hash")
                     histories = [await usage(admin, ks.past(wf)) for wf in sample]
                     per = (after - before) / count
                     extra[name] = {
                         "used_memory_before": before,
                         "used_memory_after": after,
                         "bytes_per_workflow": round(per),
-                        "hash_bytes": statistics.median(hashes),
-                        "history_bytes": statistics.median(histories),
-                        "hash_encoding": (
-                            await admin.object("encoding", ks.workflow(ids[0]))
-                        ).decode(),
+                        "archive_bytes": statistics.median(histories),
                         "events_share_bytes": round((events_after - events_before) / count),
                     }
                     parts = extra[name]
                     parts["rest_bytes"] = round(
-                        per
-                        - parts["hash_bytes"]
-                        - parts["history_bytes"]
-                        - parts["events_share_bytes"]
+                        per - parts["archive_bytes"] - parts["events_share_bytes"]
                     )
                 waiting = await waiting_bytes(client, admin, count)
             cpu = await eng.end(admin)
         finally:
             await watch_redis.aclose()
     summary = "; ".join(
-        f"{name}: {e['bytes_per_workflow']} B/workflow (hash {e['hash_bytes']:.0f}, archive "
-        f"{e['history_bytes']:.0f}, events {e['events_share_bytes']}, rest {e['rest_bytes']}; "
-        f"hash encoding {e['hash_encoding']})"
+        f"{name}: {e['bytes_per_workflow']} B/workflow (archive {e['archive_bytes']:.0f}, "
+        f"events {e['events_share_bytes']}, rest {e['rest_bytes']})"
         for name, e in extra.items()
     )
     return Result(

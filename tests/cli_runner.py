@@ -106,4 +106,10 @@ async def submitted_count(redis: Redis, keyspace: Keyspace, workflow_id: str) ->
 
 
 async def workflow_keys(redis: Redis, keyspace: Keyspace) -> list[bytes]:
-    return [k async for k in redis.scan_iter(match=f"{{{keyspace.namespace}:*:wf:*")]
+    """The hash key of every workflow there, running (its hash) or ended (stowed in its
+    archive)."""
+    ids = set()
+    for kind in ("wf", "past"):
+        async for key in redis.scan_iter(match=f"{{{keyspace.namespace}:*:{kind}:*"):
+            ids.add(key.decode().rsplit(f":{kind}:", 1)[1])
+    return sorted(keyspace.workflow(workflow_id).encode() for workflow_id in ids)

@@ -14,7 +14,7 @@ from streamproc.engine.index import prune
 from streamproc.errors import NotReplicated
 from streamproc.ops.deadletters import purge, purge_one
 from streamproc.ops.search_stats import search_figures
-from streamproc.store import functions
+from streamproc.store import folded, functions
 from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
@@ -204,7 +204,7 @@ async def test_the_producer_lists_workflows_and_the_resolver_prunes_the_index(
 
 
 async def gone(client: Client, workflow_id: str) -> bool:
-    return not await client.redis.exists(client.keyspace.workflow(workflow_id))
+    return not await folded.exists(client.redis, client.keyspace, workflow_id)
 
 
 async def test_a_worker_writes_output_streams_and_the_producer_reads_them(

@@ -37,7 +37,7 @@ async def test_cancel_skips_waiting_tasks_and_a_late_completion_publishes_nothin
     assert await client.cancel(workflow_id, reason="operator said so") is True
     state = await client.get(workflow_id)
     assert (state.status, state.reason) == ("cancelled", "operator said so")
-    assert state.ended_ms is not None and await redis.pttl(keyspace.workflow(workflow_id)) > 0
+    assert state.ended_ms is not None and await redis.pttl(keyspace.past(workflow_id)) > 0
     assert [t.state for t in state.tasks] == ["running", "skipped", "skipped"]
 
     await redis.rpush(f"open:{workflow_id}:slow", 1)

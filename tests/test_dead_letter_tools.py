@@ -84,7 +84,7 @@ async def test_requeue_after_a_fix_resumes_the_workflow_and_it_completes(
     assert state.results["after"]["deps"]["side"] == {"gate": "side", "deps": ["a"]}
     assert state.results["tail"] == {"input": None, "deps": {"side": tasks["side"].result}}
     assert await dead_ids(redis, keyspace, "fixable") == []
-    assert await redis.pttl(keyspace.workflow(workflow_id)) > 0  # finished again: expires
+    assert await redis.pttl(keyspace.past(workflow_id)) > 0  # finished again: stowed, expires
 
     events = [
         f for _, f in await redis.xrange(keyspace.events(0)) if f[b"wf"] == workflow_id.encode()
@@ -104,8 +104,8 @@ async def test_a_requeued_workflow_runs_again_without_expiry_and_its_entry_is_go
     workflow_id = await client.submit(SIMPLE_SPEC)
     await eventually(lambda: failed(client, workflow_id))
     await first.stop()  # nothing serves the task now, so its requeued state stays visible
-    key = keyspace.workflow(workflow_id)
-    assert await redis.pttl(key) > 0
+    key, past = keyspace.workflow(workflow_id), keyspace.past(workflow_id)
+    assert await redis.pttl(past) > 0 and not await redis.exists(key)  # stowed: it expires
     [entry_id] = await dead_ids(redis, keyspace, "fixable")
 
     dead = await deadletters.requeue(redis, keyspace, "fixable", entry_id)
@@ -114,7 +114,7 @@ async def test_a_requeued_workflow_runs_again_without_expiry_and_its_entry_is_go
     assert (state.status, state.reason, state.ended_ms) == ("running", "", None)
     fix = state.tasks[1]
     assert (fix.state, fix.attempt, fix.failures) == ("queued", 2, 0)
-    assert await redis.pttl(key) == -1
+    assert await redis.pttl(key) == await redis.pttl(past) == -1  # its hash back, no expiry
     [(_, published)] = await redis.xrange(keyspace.tasks(0, "fixable"), fix.entry, fix.entry)
     assert published[b"att"] == b"2" and published[b"deps"] == b'{"a":1}'
     assert await dead_ids(redis, keyspace, "fixable") == []

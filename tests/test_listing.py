@@ -16,6 +16,7 @@ from streamproc import Client, ClientSettings, Keyspace, SyncClient
 from streamproc.engine.index import prune
 from streamproc.errors import SpecError
 from streamproc.ops.listing import WorkflowPage, WorkflowSummary
+from streamproc.store import folded
 from streamproc.store.state import TaskStatus
 from tests.cli_runner import assert_one_line_error, at, run, run_sync
 from tests.conftest import Engine, eventually
@@ -144,7 +145,7 @@ async def test_expired_workflows_leave_the_index_and_ttl_zero_ones_stay(
         assert sum(index_size) == 7
 
         async def expired() -> bool:
-            return not any([await redis.exists(spread.workflow(i)) for i in gone])
+            return not any([await folded.exists(redis, spread, i) for i in gone])
 
         await eventually(expired)
         assert [s.id for s in (await short.list()).workflows] == [stays]

@@ -16,6 +16,7 @@ from streamproc.http.auth import ApiSettings
 from streamproc.ops.history import snapshot
 from streamproc.registry import registered
 from streamproc.store.fields import WorkflowField
+from streamproc.store.folded import hmget_many
 from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, TOKEN, serving, sse_frames
 
@@ -166,7 +167,7 @@ async def test_adjusting_what_a_map_maps_over_supersedes_its_instances_and_maps_
     assert (tasks["search[0]"].attempt, tasks["search[2]"].state) == (2, "superseded")
     assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
     assert tasks["search"].needs == ["plan", "search[0]", "search[1]"]
-    edges = await client.redis.hget(client.keyspace.workflow(state.id), WorkflowField.EDGES)
+    [[edges]] = await hmget_many(client.redis, client.keyspace, [(state.id, [WorkflowField.EDGES])])
     assert int(edges) == sum(len(t.needs) for t in state.tasks if t.state != "superseded")
 
 

@@ -64,7 +64,7 @@ async def test_the_output_stream_expires_with_its_workflow(
         assert (await client.wait(workflow_id, timeout=20)).status == "completed"
     ttl = await redis.pttl(output)
     assert 0 < ttl <= 60_000
-    assert abs(ttl - await redis.pttl(keyspace.workflow(workflow_id))) < 1000
+    assert abs(ttl - await redis.pttl(keyspace.past(workflow_id))) < 1000  # stowed there
 
 
 async def test_a_requeued_workflows_output_stream_no_longer_expires_with_its_failure(

@@ -11,6 +11,7 @@ from streamproc import Client, ClientSettings, Keyspace, Limits
 from streamproc.ops.history import snapshot
 from streamproc.registry import registered
 from streamproc.store.fields import WorkflowField
+from streamproc.store.folded import hmget_many
 from tests.conftest import Engine
 
 QUERIES = [{"id": f"q{i}", "agent": "echo", "input": i} for i in range(3)]
@@ -166,7 +167,9 @@ async def test_adjusting_a_spawner_supersedes_its_spawn_and_it_spawns_anew(
     assert (tasks["q0"].attempt, state.results["q0"]["input"]) == (2, "new")
     assert tasks["reduce"].needs == ["plan", "q0", "q2"]
     assert state.results["reduce"] == "weak"  # its second round was refused: the limit is 1
-    edges = await client.redis.hget(client.keyspace.workflow(workflow_id), WorkflowField.EDGES)
+    [[edges]] = await hmget_many(
+        client.redis, client.keyspace, [(workflow_id, [WorkflowField.EDGES])]
+    )
     kept = [t for t in state.tasks if t.state != "superseded"]
     assert int(edges) == sum(len(t.needs) for t in kept)  # what the limit counts stays true
     history = await client.history(workflow_id)

@@ -15,6 +15,7 @@ from streamproc import Client, ClientSettings, Keyspace, Spawn, WorkflowState
 from streamproc.engine.spawning import encode_spawn
 from streamproc.ops.status import declared_waits
 from streamproc.store.fields import TaskField, WorkflowField
+from streamproc.store.folded import hmget_many
 from tests.cli_runner import at, run
 from tests.conftest import Engine, eventually
 from tests.test_duplicate_events import completion
@@ -38,7 +39,7 @@ async def test_a_spawned_wait_awaits_a_signal_whose_payload_its_dependents_recei
     assert (tasks["approve"].agent, tasks["approve"].wait_for) == ("", "approval")
     assert (tasks["approve"].spawner, tasks["send"].state) == ("plan", "waiting")
     assert await declared_waits(redis, client.keyspace) == 1
-    agents = await redis.hget(client.keyspace.workflow(workflow_id), WorkflowField.AGENTS)
+    [[agents]] = await hmget_many(redis, client.keyspace, [(workflow_id, [WorkflowField.AGENTS])])
     assert agents == b"echo planner"  # a wait runs no agent: none joins
     show = await run("show", workflow_id, *at(redis_url, keyspace))
     assert "approve" in show.out and "signal approval" in show.out, show
@@ -166,9 +167,9 @@ async def test_cancel_skips_a_spawned_wait_and_an_adjustment_supersedes_it(
     assert (tasks["approve"].agent, tasks["approve"].wait_for) == ("echo", "")
     assert (tasks["approve"].attempt, tasks["check"].state) == (2, "superseded")
     assert state.results["approve"]["input"] == "no wait"
-    key = client.keyspace.workflow(adjusted)
     gone = [TaskField.WAIT_FOR.of("approve"), TaskField.DEFAULT.of("approve")]
-    assert await redis.hmget(key, gone) == [None, None]  # the wait's fields went with it
+    kept = await hmget_many(redis, client.keyspace, [(adjusted, gone)])
+    assert kept == [[None, None]]  # the wait's fields went with it
     assert await declared_waits(redis, client.keyspace) == 0
     assert await redis.zcard(client.keyspace.delayed(0)) == 0
 

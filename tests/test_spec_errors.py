@@ -493,7 +493,7 @@ async def test_submitting_an_invalid_spec_writes_nothing_to_redis(
     assert await keys_under(redis, keyspace) == []
     # The same scan does see what a valid submit writes.
     await client.submit({"tasks": [{"id": "a", "agent": "echo"}]}, "valid")
-    assert keyspace.workflow("valid").encode() in await keys_under(redis, keyspace)
+    assert keyspace.past("valid").encode() in await keys_under(redis, keyspace)
 
 
 async def submitted_events(redis: Redis, keyspace: Keyspace, workflow_id: str) -> list[bytes]:

@@ -14,6 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc import Client, ClientSettings, Keyspace, WorkflowConflict
 from streamproc.config import RedisSettings
+from streamproc.store.folded import hmget_many
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.faults.tcpproxy import FaultProxy
 
@@ -26,7 +27,8 @@ def one_task(n: int) -> dict[str, object]:
 
 async def input_of(redis: Redis, keyspace: Keyspace, workflow_id: str) -> int:
     """The input the workflow's task was submitted with, as Redis keeps it."""
-    return int(await redis.hget(keyspace.workflow(workflow_id), "i:t"))
+    [[given]] = await hmget_many(redis, keyspace, [(workflow_id, ["i:t"])])
+    return int(given)
 
 
 async def named_connections(redis: Redis) -> list[dict[str, object]]:

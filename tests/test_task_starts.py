@@ -17,13 +17,14 @@ from streamproc.engine.outbox import Outbox
 from streamproc.ops.progress import print_events
 from streamproc.store import calls, codec
 from streamproc.store.fields import parse_state
+from streamproc.store.folded import workflow_hash
 from streamproc.store.state import TaskState
 from tests.conftest import Engine, eventually
 
 
 async def raw_task(redis: Redis, keyspace: Keyspace, workflow_id: str, task: str) -> TaskState:
     """The task as the workflow hash holds it (no lookup of pending entries)."""
-    raw = await redis.hgetall(keyspace.workflow(workflow_id))
+    raw = await workflow_hash(redis, keyspace, workflow_id)
     return next(t for t in parse_state(workflow_id, raw).tasks if t.id == task)
 
 

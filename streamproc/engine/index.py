@@ -22,10 +22,11 @@ PRUNE_ROUNDS = 10  # batches one pass over a shard may take, while they find exp
 
 
 async def missing(redis: Redis, keyspace: Keyspace, workflow_ids: list[str]) -> list[str]:
-    """Those of ``workflow_ids`` whose hash is gone."""
+    """Those of ``workflow_ids`` that are gone: no hash, and no archive (where an ended
+    workflow is stowed)."""
     async with redis.pipeline(transaction=False) as pipe:
         for workflow_id in workflow_ids:
-            pipe.exists(keyspace.workflow(workflow_id))
+            pipe.exists(keyspace.workflow(workflow_id), keyspace.past(workflow_id))
         found = await pipe.execute()
     return [wf for wf, there in zip(workflow_ids, found, strict=True) if not there]
 

@@ -45,6 +45,7 @@ from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
 from streamproc.spec import WorkflowSpec
+from streamproc.store import folded
 from streamproc.store.keys import check_id
 from streamproc.transport.epoch import Epoch
 from streamproc.transport.retrying import until_redis_answers
@@ -224,7 +225,7 @@ async def events_token(request: web.Request) -> web.Response:
     """A token that opens this workflow's event stream from a URL (``event_tokens.py``)."""
     client, grant, given = request.app[CLIENT], request[GRANT], request.match_info["id"]
     stored = grant.stored_id(given)
-    if not await client.redis.exists(client.keyspace.workflow(check_id("workflow id", stored))):
+    if not await folded.exists(client.redis, client.keyspace, check_id("workflow id", stored)):
         raise WorkflowNotFound(given)
     tokens = request.app[TOKENS]
     return reply({"token": tokens.issue(stored, grant.tenant), "expires_in": tokens.ttl})

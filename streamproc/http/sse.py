@@ -29,6 +29,7 @@ from streamproc.errors import WorkflowNotFound
 from streamproc.http.hub import Hub
 from streamproc.http.redact import tenant_event
 from streamproc.ops.events import Event
+from streamproc.store import folded
 from streamproc.store.keys import ID_PATTERN, check_id
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ async def stream_events(
     start = request.headers.get("Last-Event-ID", "0")
     if start != "0" and not is_stream_id(start):
         raise web.HTTPBadRequest(text="Last-Event-ID must be an event's id (ms-seq[:out])")
-    if not await hub.redis.exists(hub.keyspace.workflow(check_id("workflow id", workflow_id))):
+    if not await folded.exists(hub.redis, hub.keyspace, check_id("workflow id", workflow_id)):
         raise WorkflowNotFound(shown_id)
     response = web.StreamResponse(headers=HEADERS)
     await response.prepare(request)

@@ -14,13 +14,12 @@ field back in the place ``emit`` gives it (after ``v`` and ``kind``).
 
 from __future__ import annotations
 
-import json
 import time
 from typing import NamedTuple, cast
 
-import orjson
 from redis.asyncio import Redis
 
+from streamproc.store import folded
 from streamproc.store.calls import Watched, watch
 from streamproc.store.codec import VERSION, entry_order
 from streamproc.store.entries import EntryField
@@ -51,6 +50,8 @@ async def snapshot(
         if output_from is not None:
             pipe.xrange(keyspace.output(workflow_id), output_from)
         status, past, stream, *output = await pipe.execute()
+    if status is None:  # stowed, or gone
+        status = (folded.stowed(past) or {}).get(WorkflowField.STATUS.encode())
     shown = None if status is None else status.decode()
     return Snapshot(shown, merge(workflow_id, past, stream), output[0] if output else [])
 
@@ -87,13 +88,17 @@ class Watch:
 
 def parse(workflow_id: str, past: bytes | None) -> list[Entry]:
     """The entries of an archive, each with its ``wf`` field back (its first line may be the
-    workflow's folded fields, a JSON object: not an entry, see ``store/folded.py``)."""
+    workflow's stowed or folded fields, a JSON object: not an entry, see
+    ``store/folded.py``)."""
     workflow = workflow_id.encode()
+    created = folded.stowed_created(past)  # a stowed archive's ids are ms after it
     entries = []
     for line in (past or b"").split(b"\n"):
         if not line or line.startswith(b"{"):
             continue
         entry_id, *flat = _loads(line)
+        if created is not None:
+            entry_id = folded.shift_id(cast(bytes, entry_id), created)
         entries.append((cast(bytes, entry_id), _fields(workflow, cast(bytes, entry_id), flat)))
     return entries
 
@@ -115,12 +120,7 @@ def _fields(workflow: bytes, entry_id: bytes, flat: list[bytes | int]) -> dict[b
 
 
 def _loads(line: bytes) -> list[bytes | int]:
-    """One archived entry's parts, each text as the bytes the stream held: JSON from Lua's
-    cjson, which copies bytes as they are, so a value that is not UTF-8 is read back byte for
-    byte."""
-    try:
-        parts = cast(list[str | int], orjson.loads(line))
-    except orjson.JSONDecodeError:
-        parts = json.loads(line.decode(errors="surrogateescape"))
-        return [p.encode(errors="surrogateescape") if isinstance(p, str) else p for p in parts]
-    return [p.encode() if isinstance(p, str) else p for p in parts]
+    """One archived entry's parts, each text as the bytes the stream held (a value that is not
+    UTF-8 is read back byte for byte: ``folded.loads``)."""
+    parts = cast(list[str | int], folded.loads(line))
+    return [p.encode(errors="surrogateescape") if isinstance(p, str) else p for p in parts]

@@ -268,10 +268,7 @@ async def _summaries(
     page is full at the last); adds those that expired to ``expired``."""
     if not workflow_ids:
         return {}
-    async with redis.pipeline(transaction=False) as pipe:
-        for workflow_id in workflow_ids:
-            pipe.hmget(keyspace.workflow(workflow_id), SUMMARY)
-        rows = cast(list[list[bytes | None]], await pipe.execute())
+    rows = await folded.hmget_many(redis, keyspace, [(wf, SUMMARY) for wf in workflow_ids])
     expired += [wf for wf, row in zip(workflow_ids, rows, strict=True) if row[0] is None]
     wanted = [(wf, row) for wf, row in zip(workflow_ids, rows, strict=True) if row[0] is not None]
     wanted = [(wf, row) for wf, row in wanted if query.wants(row)][:needed]

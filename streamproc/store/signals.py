@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
+from streamproc.store import folded
 from streamproc.store.calls import layout
 from streamproc.store.fields import WorkflowField
 from streamproc.store.functions import ENGINE, Arg, Function, text
@@ -46,7 +47,7 @@ async def signal(
     """Send the signal ``name`` (``payload`` as JSON) to ``workflow_id``, applied once per
     ``signal_id``.  The call names the workflow's agents, since the signal may publish."""
     shard = keyspace.shard_of(workflow_id)
-    named = await redis.hget(keyspace.workflow(workflow_id), WorkflowField.AGENTS)
+    [[named]] = await folded.hmget_many(redis, keyspace, [(workflow_id, [WorkflowField.AGENTS])])
     agents = sorted(text(named or b"").split())
     args: list[Arg] = [workflow_id, name, signal_id, payload, MAX_KEPT, MAX_SIGNALS]
     while True:

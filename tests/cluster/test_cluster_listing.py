@@ -7,6 +7,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings
 from streamproc.engine.index import prune
+from streamproc.store.folded import exists
 from tests.conftest import eventually
 
 ONE = {"name": "one", "tasks": [{"id": "a", "agent": "echo", "input": 1}]}
@@ -35,8 +36,7 @@ async def test_pages_merge_every_shards_index_and_expired_workflows_leave_it(
             await client.cancel(workflow_id)
 
         async def expired() -> bool:
-            keys = [cluster_keyspace.workflow(i) for i in ended]
-            return not any([await cluster_redis.exists(key) for key in keys])
+            return not any([await exists(cluster_redis, cluster_keyspace, i) for i in ended])
 
         await eventually(expired)
         assert sorted(w.id for w in (await client.list(limit=500)).workflows) == sorted(ids[12:])

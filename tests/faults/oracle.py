@@ -33,6 +33,7 @@ from streamproc import Client, Keyspace
 from streamproc.ops.history import parse
 from streamproc.store.codec import Entry, entry_order
 from streamproc.store.fields import WorkflowField
+from streamproc.store.folded import hmget_many
 from streamproc.store.state import TERMINAL, WorkflowState
 
 TASK_DEAD_FIELDS = (b"wf", b"task", b"att", b"deliveries", b"reason")
@@ -73,11 +74,10 @@ async def wait_ended(client: Client, ids: Iterable[str], timeout: float) -> dict
     status: dict[str, str] = {}
     pending = list(ids)
     while True:
-        pipe = client.redis.pipeline(transaction=False)
-        for workflow_id in pending:
-            pipe.hget(client.keyspace.workflow(workflow_id), WorkflowField.STATUS)
+        asked = [(workflow_id, [WorkflowField.STATUS]) for workflow_id in pending]
         try:
-            replies = await pipe.execute() if pending else []
+            rows = await hmget_many(client.redis, client.keyspace, asked) if asked else []
+            replies = [status for [status] in rows]
         except RedisConnectionError:  # Redis restarting (B1, C5): ask again
             replies = [b"unknown"] * len(pending)
         for workflow_id, reply in zip(pending, replies, strict=True):

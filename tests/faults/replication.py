@@ -73,7 +73,7 @@ async def present(redis: Redis, keyspace: Keyspace, ids: list[str]) -> list[str]
     """Those of ``ids`` whose workflow exists on ``redis``."""
     pipe = redis.pipeline(transaction=False)
     for workflow_id in ids:
-        pipe.exists(keyspace.workflow(workflow_id))
+        pipe.exists(keyspace.workflow(workflow_id), keyspace.past(workflow_id))
     return [w for w, found in zip(ids, await pipe.execute(), strict=True) if found]
 
 

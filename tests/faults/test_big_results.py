@@ -68,7 +68,7 @@ async def test_d5_results_of_10_and_100_mb_fail_once_with_the_reason_and_never_r
             )
             assert (state.tasks[0].attempt, state.tasks[0].failures) == (1, 1), "not retried"
             assert await redis.llen(f"ledger:{workflow_id}") == 1, "run once"
-            assert await redis.memory_usage(keyspace.workflow(workflow_id)) < 64 << 10
+            assert await redis.memory_usage(keyspace.past(workflow_id)) < 64 << 10  # stowed
         dead = await redis.xrange(keyspace.dead(0, "big"))
         assert len(dead) == 2 and all(b"result too large" in f[b"reason"] for _, f in dead)
         assert verdict.dlq_complete == 2

@@ -26,6 +26,7 @@ from streamproc.engine.reconcile import Reconciler
 from streamproc.engine.resolver import Resolver
 from streamproc.errors import WorkflowNotFound
 from streamproc.store.fields import TaskField
+from streamproc.store.folded import hmget_many
 from streamproc.testing.embedded import EmbeddedRedis
 from streamproc.transport.groups import ensure_group
 from tests.conftest import Engine, eventually, fast_resolver, some_task
@@ -97,10 +98,10 @@ async def test_b3_torn_aof_tail_loses_only_the_last_second_and_nothing_stays_run
 
 
 async def _entry_of(client: Client, workflow_id: str, task: str) -> bytes:
-    fields = await client.redis.hmget(
-        client.keyspace.workflow(workflow_id), TaskField.ENTRY.of(task)
+    [[entry]] = await hmget_many(
+        client.redis, client.keyspace, [(workflow_id, [TaskField.ENTRY.of(task)])]
     )
-    return cast(bytes, fields[0])
+    return cast(bytes, entry)
 
 
 async def test_reconciler_republishes_a_queued_task_whose_entry_no_stream_holds(

@@ -95,12 +95,28 @@ record_event = function(ctx, key, id, kind, fields)
   if is_over(redis.call('HGET', key, WF.status)) then refold(ctx, key) end
 end
 
--- An ended workflow whose hash Redis keeps as a hashtable (more than 128 fields, or a value
--- over 64 bytes: an input or a result, mostly) costs about 50 bytes a field.  Folded, its
--- per-task and signal fields ("<letter>:<name>") move to one JSON object, the first line of
--- its archive, and the hash is written again with the rest and `folded` (that line's length),
--- small enough for the compact listpack encoding.  A smaller hash is left as it is: folding
--- it would save nothing.
+--[[ An ended workflow is stowed: its hash, a key of its own beside the archive (about 170
+bytes of bookkeeping a key, and 50 a field once Redis keeps it as a hashtable), goes, and
+its fields become one JSON object, the archive's first line, which expires as the hash would
+have.  Its own fields keep their names and values; its per-task and signal fields
+("<letter>:<name>") are kept by letter: "<letter>:" holds each name's value (null: none),
+or one value when all names have the same, the names being its tasks in order and then
+any others, which "#" lists when there are any; `left`, 0 once it ended but for a late
+task, is left out when 0.  Times (its end, its tasks' queued, began, ended, waiting since)
+are JSON numbers, and the <ms> of entry ids "<ms>-<seq>" (its tasks' entries, and the ids
+of the archive's lines after it) is a number too: their distance from the workflow's
+creation, a few digits where a time takes thirteen.  context() brings the hash back
+(unfold) before a function reads the workflow; the call's end stows it again (settle).
+Python readers go through store/folded.py.
+
+0.8 kept the hash of an ended workflow, and moved only the task fields of a large one to its
+archive's first line ({"<letter>:<name>": value}, the hash's `folded` field that line's
+length): unfold() reads that form too.
+]]
+
+local NAMES = '#'
+local TIMES = {[TF.queued] = true, [TF.began] = true, [TF.ended] = true,
+               [TF.waiting_since] = true}
 
 local function hset_pairs(key, flat)
   in_chunks(flat, function(...) redis.call('HSET', key, ...) end)
@@ -116,55 +132,142 @@ local function set_past(ctx, key, text)
   expire_past(ctx, key)
 end
 
--- A task's times (ms) are folded as JSON numbers, their distance from the workflow's
--- creation: a few digits where the time takes thirteen.  Every other value stays a string.
-local TIMES = {[TF.queued] = true, [TF.began] = true, [TF.ended] = true,
-               [TF.waiting_since] = true}
+-- An entry id "<ms>-<seq>" with its <ms> moved by `by` ms (anything else as it is).
+local function shift_id(id, by)
+  local ms, seq = string.match(id, '^(%-?%d+)%-(%d+)$')
+  if not ms then return id end
+  return string.format('%d-%s', tonumber(ms) + by, seq)
+end
 
-local function folded_value(field, value, created)
-  if created and TIMES[string.sub(field, 1, 2)] and string.match(value, '^%d+$') then
-    return tonumber(value) - created
-  end
+-- A per-task or signal value (of the field starting with `letter`) as stowed.
+local function stowed_value(letter, value, created)
+  if TIMES[letter] and string.match(value, '^%d+$') then return tonumber(value) - created end
+  if letter == TF.entry then return shift_id(value, -created) end
   return value
 end
 
--- Folds the workflow's hash into its archive; returns whether it did (it had task fields).
-local function fold(ctx, key)
-  local flat = redis.call('HGETALL', key)
-  local kept, moved, created = {}, {}, nil
-  for i = 1, #flat, 2 do
-    if string.byte(flat[i], 2) == 58 then  -- "<letter>:"
-      moved[flat[i]] = flat[i + 1]
-    else
-      kept[#kept + 1], kept[#kept + 2] = flat[i], flat[i + 1]
-      if flat[i] == WF.created then created = tonumber(flat[i + 1]) end
+-- A stowed value back as the hash holds it.
+local function unstowed_value(letter, value, created)
+  if type(value) == 'number' then return string.format('%d', created + value) end
+  if letter == TF.entry then return shift_id(value, created) end
+  return value
+end
+
+-- The archive's lines with the <ms> of their ids moved by `by` ms (a line's id is the only
+-- place `["` can be: a quote in a string is escaped).
+local function shift_lines(lines, by)
+  local shifted = string.gsub('\n' .. lines, '\n%["([^"]*)"', function(id)
+    return '\n["' .. shift_id(id, by) .. '"'
+  end)
+  return string.sub(shifted, 2)
+end
+
+-- The values of a letter, one a name (nil: none), as stowed.
+local function column(values, count)
+  local first, same = values[1], true
+  for i = 1, count do
+    if values[i] == nil then
+      values[i], same = cjson.null, false
+    elseif values[i] ~= first then
+      same = false
     end
   end
-  if next(moved) == nil then return false end
-  for field, value in pairs(moved) do moved[field] = folded_value(field, value, created) end
-  local line = cjson.encode(moved) .. '\n'
-  kept[#kept + 1], kept[#kept + 2] = WF.folded, #line
+  if same then return first end
+  return values
+end
+
+local function stow(ctx, key)
+  local flat = redis.call('HGETALL', key)
+  local line, names, index, columns, created, tasks = {}, {}, {}, {}, 0, 0
+  for i = 1, #flat, 2 do
+    if flat[i] == WF.created then created = tonumber(flat[i + 1]) or 0 end
+    if flat[i] == WF.order then
+      for _, t in ipairs(split(flat[i + 1])) do
+        names[#names + 1] = t
+        index[t] = #names
+      end
+      tasks = #names
+    end
+  end
+  for i = 1, #flat, 2 do
+    local field, value = flat[i], flat[i + 1]
+    if string.byte(field, 2) == 58 then  -- "<letter>:<name>"
+      local letter, name = string.sub(field, 1, 2), string.sub(field, 3)
+      if not index[name] then
+        names[#names + 1] = name
+        index[name] = #names
+      end
+      columns[letter] = columns[letter] or {}
+      columns[letter][index[name]] = stowed_value(letter, value, created)
+    elseif field == WF.ended then
+      line[field] = stowed_value(TF.ended, value, created)
+    elseif field ~= WF.left or value ~= '0' then
+      line[field] = value
+    end
+  end
+  if #names > tasks then
+    local others = {}
+    for i = tasks + 1, #names do others[#others + 1] = names[i] end
+    line[NAMES] = others
+  end
+  for letter, values in pairs(columns) do line[letter] = column(values, #names) end
   local left = redis.call('PTTL', key)
+  local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
   redis.call('DEL', key)
-  hset_pairs(key, kept)
+  redis.call('SET', ctx.past[key], cjson.encode(line) .. '\n' .. past)
+  if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
+end
+
+-- The first line of a stowed archive, decoded, and its length; nil if `past` is not one.
+local function stowed(past)
+  if not past or string.byte(past, 1) ~= 123 then return nil end  -- "{"
+  local size = string.find(past, '\n', 1, true)
+  if not size then return nil end
+  local whole, line = pcall(cjson.decode, string.sub(past, 1, size))
+  if not whole or type(line) ~= 'table' or not line[WF.created] then return nil end
+  return line, size
+end
+
+local function unstow(ctx, key)
+  local past = redis.call('GET', ctx.past[key])
+  local line, size = stowed(past)
+  if not line then return end
+  local created = tonumber(line[WF.created]) or 0
+  local names, flat = split(line[WF.order]), {WF.left, line[WF.left] or '0'}
+  for _, name in ipairs(line[NAMES] or {}) do names[#names + 1] = name end
+  for field, value in pairs(line) do
+    if string.byte(field, 2) == 58 then
+      for i, name in ipairs(names) do
+        local v = value
+        if type(value) == 'table' then v = value[i] end
+        if v ~= nil and v ~= cjson.null then
+          flat[#flat + 1], flat[#flat + 2] = field .. name, unstowed_value(field, v, created)
+        end
+      end
+    elseif field ~= NAMES and field ~= WF.left then
+      flat[#flat + 1], flat[#flat + 2] = field, unstowed_value(field, value, created)
+    end
+  end
+  local left = redis.call('PTTL', ctx.past[key])
+  hset_pairs(key, flat)
   if left > 0 then redis.call('PEXPIRE', key, left) end
-  set_past(ctx, key, line .. (redis.call('GET', ctx.past[key]) or ''))
-  return true
+  set_past(ctx, key, shift_lines(string.sub(past, size + 1), created))
+  refold(ctx, key)
 end
 
 -- A workflow over when a call ends (folding() calls this for each it ended, unfolded or
--- recorded an event of while over) is folded if its hash is a hashtable, and its archive is
--- written at its exact size, expiring with the hash, either way.
+-- recorded an event of while over) is stowed.
 settle = function(ctx, key)
-  if not is_over(redis.call('HGET', key, WF.status)) then return end
-  if redis.call('OBJECT', 'ENCODING', key) == 'hashtable' and fold(ctx, key) then return end
-  set_past(ctx, key, redis.call('GET', ctx.past[key]) or '')
+  if is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
 end
 
--- A fold its archive no longer holds (the archive deleted by hand) is dropped: the workflow
--- keeps its own fields, and no function fails on it again and again.
+-- A stowed workflow gets its hash back; a 0.8 fold its archive no longer holds (the archive
+-- deleted by hand) is dropped: the workflow keeps its own fields, and no function fails on it
+-- again and again.
 unfold = function(ctx, key)
-  local size = tonumber(redis.call('HGET', key, WF.folded))
+  local f = redis.call('HMGET', key, WF.folded, WF.status)
+  if not f[2] then return unstow(ctx, key) end  -- every hash has a status
+  local size = tonumber(f[1])
   if not size then return end
   redis.call('HDEL', key, WF.folded)
   local past = redis.call('GET', ctx.past[key]) or ''
@@ -185,13 +288,20 @@ local function watch(keys, args)
   local ctx = keys_of(keys, args)  -- not context(): a watch reads the workflow, never unfolds it
   local key = ctx.workflows[1]
   local hist = ctx.history[key]
+  local past = redis.call('GET', ctx.past[key])
   local status, made = redis.call('HGET', key, WF.status), 0
+  local last = last_archived(past)
+  local line = not status and stowed(past)
+  if line then
+    status = line[WF.status]
+    if last then last = shift_id(last, tonumber(line[WF.created]) or 0) end
+  end
   if status and not is_over(status) and redis.call('EXISTS', hist) == 0 then
     redis.call('XADD', hist, 'MAXLEN', 0, '0-1', EF.v, VERSION)
     made = 1
   end
   redis.call('PEXPIRE', hist, WATCH_MS)
-  return {status, made, last_archived(redis.call('GET', ctx.past[key])) or false}
+  return {status or false, made, last or false}
 end
 
 redis.register_function('sp_watch', watch)

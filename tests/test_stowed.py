@@ -1,0 +1,212 @@
+"""An ended workflow is stowed: its hash goes, and its fields become the first line of its
+history archive (``history.lua``), which expires as the hash would have.  Every reader sees
+the same workflow before and after, and whatever touches it again (a revival, a late
+completion, a cancel) brings the hash back first and stows it again as it ends.  A workflow
+that ended under 0.8 (its hash kept, its task fields folded into its archive) reads whole,
+and is stowed by the next function that touches it."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from streamproc import Client, Keyspace
+from streamproc.config import ClientSettings
+from streamproc.errors import WorkflowNotFound
+from streamproc.ops import deadletters
+from streamproc.ops.listing import Query, list_workflows
+from streamproc.ops.results import task_input
+from streamproc.registry import registered
+from streamproc.store.fields import TaskField, WorkflowField
+from streamproc.store.folded import hmget_many, shift_id, workflow_hash
+from tests.conftest import Engine, eventually, with_starts
+from tests.test_cancel import started
+
+LONG = "a long input, well over the 64 bytes a compact hash value may hold " * 2
+
+
+async def stowed_line(redis: Redis, keyspace: Keyspace, workflow_id: str) -> dict | None:
+    """The workflow's stowed fields (its archive's first line) when its hash is gone, else
+    None."""
+    if await redis.exists(keyspace.workflow(workflow_id)):
+        return None
+    past = await redis.get(keyspace.past(workflow_id))
+    return orjson.loads(past.split(b"\n", 1)[0]) if past and past.startswith(b"{") else None
+
+
+async def ended_workflow(client: Client, redis: Redis, keyspace: Keyspace, agent: str) -> str:
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": agent, "input": 1}]})
+    await client.wait(workflow_id, timeout=20)
+    assert await stowed_line(redis, keyspace, workflow_id)
+    return workflow_id
+
+
+async def test_an_ended_workflow_is_stowed_and_every_reader_sees_it_whole(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {
+        "tasks": [
+            {"id": "a", "agent": "echo", "input": {"text": LONG}},
+            {"id": "b", "agent": "echo", "needs": ["a"]},
+        ]
+    }
+    workflow_id = await client.submit(spec)
+    state = await client.wait(workflow_id, timeout=20)
+    line = await stowed_line(redis, keyspace, workflow_id)
+    assert line and line[WorkflowField.STATUS] == "completed"
+    assert line[TaskField.STATE.prefix] == "done"  # one value: every task has it
+    assert line[TaskField.NEEDS.prefix] == [None, "a"]  # by task, in order
+    assert "#" not in line  # no names beside the tasks
+    assert 0 < await redis.pttl(keyspace.past(workflow_id)) <= 7 * 24 * 3600 * 1000
+    assert state.status == "completed"
+    assert [(t.id, t.state, t.agent, t.needs) for t in state.tasks] == [
+        ("a", "done", "echo", []),
+        ("b", "done", "echo", ["a"]),
+    ]
+    assert state.tasks[0].result == {"text": LONG}
+    assert all(t.began_ms and t.ended_ms and t.consumer and t.entry for t in state.tasks)
+    assert await task_input(redis, keyspace, workflow_id, "a", workflow_id) == {"text": LONG}
+    kinds = [event["kind"] for event in with_starts(await client.history(workflow_id))]
+    assert kinds[0] == "submitted" and kinds[-1] == "completed" and len(kinds) == 6
+    page = await list_workflows(redis, keyspace, Query(limit=10))
+    [summary] = page.workflows
+    assert (summary.id, summary.tasks["total"], summary.tasks["done"]) == (workflow_id, 2, 2)
+    assert summary.status == "completed"
+    rows = await hmget_many(redis, keyspace, [(workflow_id, ["status", "s:b", "nope"])])
+    assert rows == [[b"completed", b"done", None]]
+
+
+async def test_stowed_times_and_entry_ids_are_offsets_from_creation_read_back_exactly(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "slow", "agent": "gate", "input": 1}]})
+    await eventually(lambda: started(redis, keyspace, workflow_id))
+    running = await workflow_hash(redis, keyspace, workflow_id)  # a hash as the engine keeps
+    await redis.rpush(f"open:{workflow_id}:slow", 1)
+    await client.wait(workflow_id, timeout=20)
+    line = await stowed_line(redis, keyspace, workflow_id)
+    assert line
+    created = int(line[WorkflowField.CREATED])
+    times = [TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED]
+    assert all(isinstance(line[f.prefix], int) and abs(line[f.prefix]) < 60_000 for f in times)
+    assert isinstance(line[WorkflowField.ENDED], int)
+    ms, seq = line[TaskField.ENTRY.prefix].split("-")
+    assert abs(int(ms)) < 60_000 and seq.isdigit()
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    entry = TaskField.ENTRY.of("slow").encode()
+    assert whole[entry] == running[entry] == f"{created + int(ms)}-{seq}".encode()
+    assert [int(whole[f.of("slow").encode()]) for f in times] == [
+        created + line[f.prefix] for f in times
+    ]
+    assert WorkflowField.LEFT not in line and whole[WorkflowField.LEFT.encode()] == b"0"
+    [done] = [e for e in await client.history(workflow_id) if e["kind"] == "task_done"]
+    assert whole[TaskField.ENDED.of("slow").encode()] == done["at"].encode()
+    # The archive's lines after it have their ids' ms as offsets too.
+    lines = (await redis.get(keyspace.past(workflow_id))).split(b"\n")[1:-1]
+    offsets = [orjson.loads(line)[0] for line in lines]
+    history = await client.history(workflow_id)
+    assert [shift_id(i.encode(), created).decode() for i in offsets] == [e["id"] for e in history]
+    assert all(abs(int(i.split("-")[0])) < 60_000 for i in offsets)
+    # The engine brings the hash back (a cancel reads it) and stows it again as the call
+    # ends: the same fields to the byte.
+    assert await client.cancel(workflow_id) is False
+    assert await stowed_line(redis, keyspace, workflow_id) == line
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
+
+
+async def test_a_revived_workflow_gets_its_hash_back_runs_again_and_is_stowed_as_it_ends(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "a", "agent": "fixable", "input": {"text": LONG}}]}
+    workflow_id = await client.submit(spec)
+    assert (await client.wait(workflow_id, timeout=20)).status == "failed"
+    assert await stowed_line(redis, keyspace, workflow_id)
+    await redis.set(f"fixed:{workflow_id}", 1)
+    [dead] = await deadletters.list_dead(redis, keyspace, "fixable")
+    await deadletters.requeue(redis, keyspace, "fixable", dead.entry_id)
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "completed"
+    [task] = state.tasks
+    assert (task.state, task.attempt, task.result) == ("done", 2, {"fixed": "a", "attempt": 2})
+    assert [record["outcome"] for record in task.history] == ["fatal", "requeued"]
+    assert await stowed_line(redis, keyspace, workflow_id)
+    past = await redis.get(keyspace.past(workflow_id))
+    assert past.count(b"\n{") == 0 and past.startswith(b"{")  # one stowed line, at the start
+    kinds = [event["kind"] for event in await client.history(workflow_id)]
+    assert kinds.count("failed") == 1 and kinds[-1] == "completed"
+
+
+async def test_a_late_completion_of_a_cancelled_workflow_is_recorded_and_stowed(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = {"tasks": [{"id": "slow", "agent": "gate", "input": {"text": LONG}}]}
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: started(redis, keyspace, workflow_id))
+    assert await client.cancel(workflow_id) is True
+    assert await stowed_line(redis, keyspace, workflow_id)
+    await redis.rpush(f"open:{workflow_id}:slow", 1)
+
+    async def recorded() -> bool:
+        return (await client.get(workflow_id)).tasks[0].state == "done"
+
+    await eventually(recorded)
+    state = await client.get(workflow_id)
+    assert state.status == "cancelled" and state.tasks[0].result == {"gate": "slow", "deps": []}
+    line = await stowed_line(redis, keyspace, workflow_id)
+    assert line and line[TaskField.STATE.prefix] == "done"
+    kinds = [event["kind"] for event in await client.history(workflow_id)]
+    assert kinds[-2:] == ["cancelled", "task_done"]
+
+
+async def test_a_workflow_kept_forever_is_stowed_with_no_expiry(
+    engine: Engine, redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    settings = ClientSettings(keyspace=keyspace, workflow_ttl=0)
+    async with Client(redis_url, settings, agents=registered()) as client:
+        workflow_id = await ended_workflow(client, redis, keyspace, "echo")
+    assert await redis.pttl(keyspace.past(workflow_id)) == -1
+
+
+def folded_08(whole: dict[bytes, bytes], created: int) -> tuple[dict[bytes, bytes], bytes]:
+    """A workflow's hash and archive's first line as 0.8 left a large ended one: task fields
+    folded into one JSON object, times as offsets, the hash's ``folded`` its length."""
+    times = {f.value for f in (TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED)}
+    moved = {
+        k.decode(): int(v) - created if k[:1].decode() in times else v.decode()
+        for k, v in whole.items()
+        if k[1:2] == b":"
+    }
+    line = orjson.dumps(moved) + b"\n"
+    kept = {k: v for k, v in whole.items() if k[1:2] != b":"}
+    return {**kept, WorkflowField.FOLDED.encode(): str(len(line)).encode()}, line
+
+
+async def test_a_workflow_folded_by_0_8_reads_whole_and_is_stowed_when_touched(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await ended_workflow(client, redis, keyspace, "echo")
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    before = await client.get(workflow_id)
+    past = await redis.get(keyspace.past(workflow_id))
+    history = past.split(b"\n", 1)[1]
+    kept, line = folded_08(whole, int(whole[WorkflowField.CREATED.encode()]))
+    key = keyspace.workflow(workflow_id)
+    await redis.hset(key, mapping=kept)
+    await redis.set(keyspace.past(workflow_id), line + history)
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
+    assert await client.get(workflow_id) == before
+    assert await client.cancel(workflow_id) is False  # a function reads it: stowed since
+    assert await stowed_line(redis, keyspace, workflow_id)
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
+    assert [e["kind"] for e in await client.history(workflow_id)][-1] == "completed"
+
+
+async def test_a_stowed_workflow_whose_archive_was_deleted_is_gone(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    workflow_id = await ended_workflow(client, redis, keyspace, "echo")
+    await redis.delete(keyspace.past(workflow_id))
+    with pytest.raises(WorkflowNotFound):
+        await client.get(workflow_id)
+    assert await hmget_many(redis, keyspace, [(workflow_id, ["status"])]) == [[None]]
