@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import builtins
 import logging
-import uuid
 from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
@@ -25,7 +24,7 @@ from streamproc.spec import WorkflowSpec
 from streamproc.store import admin, calls, folded, functions, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
-from streamproc.store.keys import check_id
+from streamproc.store.keys import check_id, new_workflow_id
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.transport import durability
@@ -184,7 +183,7 @@ class Client:
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
     ) -> calls.NewWorkflow:
         blueprint = self._shapes.blueprint(spec, self.settings, self.agents)
-        workflow_id = check_id("workflow id", workflow_id) if workflow_id else uuid.uuid4().hex
+        workflow_id = check_id("workflow id", workflow_id) if workflow_id else new_workflow_id()
         return calls.NewWorkflow(workflow_id, blueprint)
 
     def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[functions.Arg]]:

@@ -102,16 +102,21 @@ async def test_stowed_times_and_entry_ids_are_offsets_from_creation_read_back_ex
     assert WorkflowField.LEFT not in line and whole[WorkflowField.LEFT.encode()] == b"0"
     [done] = [e for e in await client.history(workflow_id) if e["kind"] == "task_done"]
     assert whole[TaskField.ENDED.of("slow").encode()] == done["at"].encode()
-    # The archive's lines after it have their ids' ms as offsets too.
-    lines = (await redis.get(keyspace.past(workflow_id))).split(b"\n")[1:-1]
-    offsets = [orjson.loads(line)[0] for line in lines]
+    # The archive's lines after it have their ids' ms as offsets too, and a `by` naming the
+    # task's consumer is 1: each reads back as it was.
+    archive = await redis.get(keyspace.past(workflow_id))
+    lines = [orjson.loads(line) for line in archive.split(b"\n")[1:-1]]
     history = await client.history(workflow_id)
-    assert [shift_id(i.encode(), created).decode() for i in offsets] == [e["id"] for e in history]
-    assert all(abs(int(i.split("-")[0])) < 60_000 for i in offsets)
+    ids = [shift_id(line[0].encode(), created).decode() for line in lines]
+    assert ids == [e["id"] for e in history]
+    assert all(abs(int(line[0].split("-")[0])) < 60_000 for line in lines)
+    named = [(e["by"], li) for e, li in zip(history, lines, strict=True) if "by" in e]
+    assert [e["kind"] for e in history if "by" in e] == ["task_started"]
+    assert all(li[-2:] == ["by", 1] and by == line[TaskField.CONSUMER.prefix] for by, li in named)
     # The engine brings the hash back (a cancel reads it) and stows it again as the call
-    # ends: the same fields to the byte.
+    # ends: the same archive to the byte.
     assert await client.cancel(workflow_id) is False
-    assert await stowed_line(redis, keyspace, workflow_id) == line
+    assert await redis.get(keyspace.past(workflow_id)) == archive
     assert await workflow_hash(redis, keyspace, workflow_id) == whole
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from streamproc.errors import SpecError
+from streamproc.store.keys import new_workflow_id
 
 MAX_INT = 2**63 - 1  # what Redis, and every consumer of a result, takes as an integer
 
@@ -79,7 +79,7 @@ def chosen_id(body: dict[str, Any], header: str | None) -> str:
     in_body = "id" in body
     given = body.pop("id") if in_body else header
     if given is None and not in_body:
-        return uuid.uuid4().hex
+        return new_workflow_id()
     if not isinstance(given, str) or not given:
         shown = "the body's id" if in_body else "the Idempotency-Key header"
         raise SpecError(f"invalid workflow id {given!r} in {shown}: use a non-empty string")

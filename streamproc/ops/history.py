@@ -23,11 +23,14 @@ from streamproc.store import folded
 from streamproc.store.calls import Watched, watch
 from streamproc.store.codec import VERSION, entry_order
 from streamproc.store.entries import EntryField
-from streamproc.store.fields import WorkflowField
+from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import WATCH_MS, Keyspace
 
 Entry = tuple[bytes, dict[bytes, bytes]]
 WF, V, KIND = EntryField.WF.key, EntryField.V.key, EntryField.KIND.key
+AT, ATT = EntryField.AT.key, EntryField.ATT.key
+TASK, BY = EntryField.TASK.key, EntryField.BY.key
+CREATED = WorkflowField.CREATED.encode()
 
 
 class Snapshot(NamedTuple):
@@ -91,27 +94,48 @@ def parse(workflow_id: str, past: bytes | None) -> list[Entry]:
     workflow's stowed or folded fields, a JSON object: not an entry, see
     ``store/folded.py``)."""
     workflow = workflow_id.encode()
-    created = folded.stowed_created(past)  # a stowed archive's ids are ms after it
+    stowed = folded.stowed(past)  # its lines' ids are ms after its creation, `by` may be 1
+    consumers = {
+        task: name
+        for field, name in (stowed or {}).items()
+        if (task := TaskField.CONSUMER.task(field)) is not None
+    }
     entries = []
     for line in (past or b"").split(b"\n"):
         if not line or line.startswith(b"{"):
             continue
         entry_id, *flat = _loads(line)
-        if created is not None:
-            entry_id = folded.shift_id(cast(bytes, entry_id), created)
+        if stowed is not None:
+            entry_id = folded.shift_id(cast(bytes, entry_id), int(stowed[CREATED]))
+            flat = _by_named(flat, consumers)
         entries.append((cast(bytes, entry_id), _fields(workflow, cast(bytes, entry_id), flat)))
     return entries
+
+
+def _by_named(flat: list[bytes | int], consumers: dict[bytes, bytes]) -> list[bytes | int]:
+    """A stowed line's parts with a ``by`` of 1 back as its task's consumer."""
+    names = flat[1::2]
+    if names[:1] != [TASK] or BY not in names:
+        return flat
+    at = 2 * names.index(BY) + 2
+    if flat[at] != 1 or (consumer := consumers.get(cast(bytes, flat[2]))) is None:
+        return flat
+    return [*flat[:at], consumer, *flat[at + 1 :]]
 
 
 def _fields(workflow: bytes, entry_id: bytes, flat: list[bytes | int]) -> dict[bytes, bytes]:
     """An archived entry's fields in the order ``emit`` gave them: ``v``, ``kind``, ``wf``, then
     the rest.  A line is ``[id, kind, field, value, ...]``, each time (a number) its distance
-    in ms from the id's (``archive_line`` in ``history.lua``); 0.7 wrote ``[id, "v", "1",
-    "kind", kind, field, value, ...]``, every value a string."""
+    in ms from the id's, ``at`` left out when 0 (``archive_line`` in ``history.lua``); 0.7
+    wrote ``[id, "v", "1", "kind", kind, field, value, ...]``, every value a string."""
     if flat[0] == V:
         flat = [*flat[:4], WF, workflow, *flat[4:]]
     else:
         flat = [V, VERSION, KIND, flat[0], WF, workflow, *flat[1:]]
+        names = flat[::2]
+        if AT not in names:  # left out: 0 ms after the id's; it comes after `att`, else `wf`
+            after = 2 * names.index(ATT) + 2 if ATT in names else 6
+            flat[after:after] = [AT, 0]
     ms = int(entry_id.split(b"-")[0])
     return {
         cast(bytes, name): value if isinstance(value, bytes) else str(ms + value).encode()

@@ -47,13 +47,6 @@ def _stowed_line(past: bytes | None) -> dict[str, Any] | None:
     return kept if isinstance(kept, dict) and WorkflowField.CREATED in kept else None
 
 
-def stowed_created(past: bytes | None) -> int | None:
-    """The ``created`` of a stowed archive (its lines' ids are ms after it), or None when
-    ``past`` is not one."""
-    kept = _stowed_line(past)
-    return None if kept is None else int(kept[WorkflowField.CREATED])
-
-
 def stowed(past: bytes | None) -> dict[bytes, bytes] | None:
     """The hash a stowed archive's first line holds (``history.lua`` says how), or None when
     ``past`` is not one."""

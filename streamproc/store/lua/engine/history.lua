@@ -51,7 +51,8 @@ local LINE_TIMES = {[EF.at] = true, [EF.began] = true}
 -- An entry (its id and field/value list) as a line of the archive: the JSON array [id, kind,
 -- field, value, ...], without `v` (always VERSION) and `wf` (the archive's own), which the
 -- reader adds back; a time (a number of ms, written without a leading zero) takes a digit or
--- two where it took thirteen (ops/history.py reads it).  Archives of 0.7 and before have
+-- two where it took thirteen, and `at` is left out when it is the id's own ms, as it mostly
+-- is (ops/history.py reads it).  Archives of 0.7 and before have
 -- lines [id, 'v', '1', 'kind', kind, field, value, ...], every value a string: the reader
 -- takes both.
 local function archive_line(id, flat)
@@ -65,7 +66,7 @@ local function archive_line(id, flat)
       if LINE_TIMES[field] and #value < 14 and string.match(value, '^[1-9]%d*$') then
         value = tonumber(value) - ms  -- exact: cjson writes 14 digits, these take 13 at most
       end
-      line[#line + 1], line[#line + 2] = field, value
+      if field ~= EF.at or value ~= 0 then line[#line + 1], line[#line + 2] = field, value end
     end
   end
   return cjson.encode(line) .. '\n'
@@ -105,7 +106,8 @@ any others, which "#" lists when there are any; `left`, 0 once it ended but for 
 task, is left out when 0.  Times (its end, its tasks' queued, began, ended, waiting since)
 are JSON numbers, and the <ms> of entry ids "<ms>-<seq>" (its tasks' entries, and the ids
 of the archive's lines after it) is a number too: their distance from the workflow's
-creation, a few digits where a time takes thirteen.  context() brings the hash back
+creation, a few digits where a time takes thirteen.  In the lines after it, an event's `by`
+that names its task's consumer (the task's "w:" value, as it mostly does) is 1.  context() brings the hash back
 (unfold) before a function reads the workflow; the call's end stows it again (settle).
 Python readers go through store/folded.py.
 
@@ -162,6 +164,33 @@ local function shift_lines(lines, by)
   return string.sub(shifted, 2)
 end
 
+-- The archive's lines with each `by` that names the consumer of the line's task (consumers:
+-- task -> name) as 1 (`compact`), or back.  Task ids need no escaping in JSON; a name that
+-- does is never matched, and stays as it is.
+local function by_consumer(lines, consumers, compact)
+  return (string.gsub(lines, '[^\n]+', function(line)
+    local t = string.match(line, '^%["[^"]*","[^"]*","task","([^"]*)"')
+    local name = t and consumers[t]
+    if not name then return line end
+    local named, short = ',"by","' .. name .. '"', ',"by",1'
+    if not compact then named, short = short, named end
+    local i, j = string.find(line, named, 1, true)
+    if not i then return line end
+    return string.sub(line, 1, i - 1) .. short .. string.sub(line, j + 1)
+  end))
+end
+
+-- The consumer of each task (its "w:" field) in a hash's field list or a stowed line.
+local function consumers_in(flat)
+  local named = {}
+  for i = 1, #flat, 2 do
+    if string.sub(flat[i], 1, 2) == TF.consumer then
+      named[string.sub(flat[i], 3)] = flat[i + 1]
+    end
+  end
+  return named
+end
+
 -- The values of a letter, one a name (nil: none), as stowed.
 local function column(values, count)
   local first, same = values[1], true
@@ -213,6 +242,7 @@ local function stow(ctx, key)
   for letter, values in pairs(columns) do line[letter] = column(values, #names) end
   local left = redis.call('PTTL', key)
   local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
+  past = by_consumer(past, consumers_in(flat), true)
   redis.call('DEL', key)
   redis.call('SET', ctx.past[key], cjson.encode(line) .. '\n' .. past)
   if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
@@ -251,7 +281,8 @@ local function unstow(ctx, key)
   local left = redis.call('PTTL', ctx.past[key])
   hset_pairs(key, flat)
   if left > 0 then redis.call('PEXPIRE', key, left) end
-  set_past(ctx, key, shift_lines(string.sub(past, size + 1), created))
+  local lines = by_consumer(string.sub(past, size + 1), consumers_in(flat), false)
+  set_past(ctx, key, shift_lines(lines, created))
   refold(ctx, key)
 end
 
