@@ -155,29 +155,22 @@ local function unstowed_value(letter, value, created)
   return value
 end
 
--- The archive's lines with the <ms> of their ids moved by `by` ms (a line's id is the only
--- place `["` can be: a quote in a string is escaped).
-local function shift_lines(lines, by)
-  local shifted = string.gsub('\n' .. lines, '\n%["([^"]*)"', function(id)
-    return '\n["' .. shift_id(id, by) .. '"'
+-- The archive's lines as stowed (`stowing`: the <ms> of their ids moved by `by`, each `by`
+-- that names the consumer of the line's task as 1) or back (consumers: task -> name).  A
+-- line's id is the only place `["` can be (a quote in a string is escaped), and task ids need
+-- no escaping in JSON; a name that does is never matched, and stays as it is.
+local function convert_lines(lines, by, consumers, stowing)
+  local converted = string.gsub('\n' .. lines, '\n%["([^"]*)"([^\n]*)', function(id, rest)
+    local name = consumers[string.match(rest, '^,"[^"]*","task","([^"]*)"') or '']
+    if name then
+      local named, short = ',"by","' .. name .. '"', ',"by",1'
+      if not stowing then named, short = short, named end
+      local i, j = string.find(rest, named, 1, true)
+      if i then rest = string.sub(rest, 1, i - 1) .. short .. string.sub(rest, j + 1) end
+    end
+    return '\n["' .. shift_id(id, by) .. '"' .. rest
   end)
-  return string.sub(shifted, 2)
-end
-
--- The archive's lines with each `by` that names the consumer of the line's task (consumers:
--- task -> name) as 1 (`compact`), or back.  Task ids need no escaping in JSON; a name that
--- does is never matched, and stays as it is.
-local function by_consumer(lines, consumers, compact)
-  return (string.gsub(lines, '[^\n]+', function(line)
-    local t = string.match(line, '^%["[^"]*","[^"]*","task","([^"]*)"')
-    local name = t and consumers[t]
-    if not name then return line end
-    local named, short = ',"by","' .. name .. '"', ',"by",1'
-    if not compact then named, short = short, named end
-    local i, j = string.find(line, named, 1, true)
-    if not i then return line end
-    return string.sub(line, 1, i - 1) .. short .. string.sub(line, j + 1)
-  end))
+  return string.sub(converted, 2)
 end
 
 -- The consumer of each task (its "w:" field) in a hash's field list or a stowed line.
@@ -241,8 +234,8 @@ local function stow(ctx, key)
   end
   for letter, values in pairs(columns) do line[letter] = column(values, #names) end
   local left = redis.call('PTTL', key)
-  local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
-  past = by_consumer(past, consumers_in(flat), true)
+  local past = convert_lines(redis.call('GET', ctx.past[key]) or '', -created,
+                             consumers_in(flat), true)
   redis.call('DEL', key)
   redis.call('SET', ctx.past[key], cjson.encode(line) .. '\n' .. past)
   if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
@@ -281,8 +274,7 @@ local function unstow(ctx, key)
   local left = redis.call('PTTL', ctx.past[key])
   hset_pairs(key, flat)
   if left > 0 then redis.call('PEXPIRE', key, left) end
-  local lines = by_consumer(string.sub(past, size + 1), consumers_in(flat), false)
-  set_past(ctx, key, shift_lines(lines, created))
+  set_past(ctx, key, convert_lines(string.sub(past, size + 1), created, consumers_in(flat)))
   refold(ctx, key)
 end
 
