@@ -87,6 +87,7 @@ from streamproc import Task, agent
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace
 from streamproc.testing.embedded import EmbeddedRedis, free_port, stopped_with_owner
@@ -590,7 +591,7 @@ class EventWatcher:
         stuck = [wf for wf in self.submitted if wf not in self.ended]
         lines = [f"\n{len(stuck)} submitted workflows never ended; the first {limit}:"]
         for wf in stuck[:limit]:
-            state = await self.redis.hgetall(self.keyspace.workflow(wf.decode()))
+            state = await folded.workflow_hash(self.redis, self.keyspace, wf.decode())
             brief = {
                 k.decode(): v.decode(errors="replace")[:60]
                 for k, v in state.items()
@@ -798,10 +799,9 @@ async def submit_only_scenario(opts: Options) -> Result:
 
 async def start_stamps(redis: Redis, keyspace: Keyspace, ids: list[bytes]) -> dict[bytes, float]:
     """Each workflow's task start in ms, as its agent stamped it (its result, in µs)."""
-    pipe = redis.pipeline(transaction=False)
-    for wf in ids:
-        pipe.hget(keyspace.workflow(wf.decode()), TaskField.RESULT.of("t1"))
-    return {wf: int(stamp) / 1000 for wf, stamp in zip(ids, await pipe.execute(), strict=True)}
+    asked = [(wf.decode(), [TaskField.RESULT.of("t1")]) for wf in ids]
+    rows = await folded.hmget_many(redis, keyspace, asked)
+    return {wf: int(cast(bytes, stamp)) / 1000 for wf, [stamp] in zip(ids, rows, strict=True)}
 
 
 def dump(

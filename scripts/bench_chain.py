@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from bench import (
     BenchError,
@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 
 from streamproc.client import Client
 from streamproc.config import ClientSettings
+from streamproc.store import folded
 from streamproc.store.entries import EntryField, EventKind
 from streamproc.store.fields import TaskField
 from streamproc.store.keys import Keyspace
@@ -126,12 +127,10 @@ class Steps(NamedTuple):
 async def read_steps(redis: Redis, keyspace: Keyspace, ids: list[bytes]) -> list[Steps]:
     """Each workflow's steps' start and publish times, from its hash."""
     fields = [TaskField.RESULT.of(s) for s in STEP_IDS] + [TaskField.ENTRY.of(s) for s in STEP_IDS]
-    pipe = redis.pipeline(transaction=False)
-    for wf in ids:
-        pipe.hmget(keyspace.workflow(wf.decode()), fields)
+    rows = await folded.hmget_many(redis, keyspace, [(wf.decode(), fields) for wf in ids])
     return [
         Steps([int(v) for v in values[:STEPS]], [entry_ms(v) for v in values[STEPS:]])
-        for values in await pipe.execute()
+        for values in cast(list[list[bytes]], rows)  # every step ran: none is missing
     ]
 
 

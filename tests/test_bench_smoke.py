@@ -1,25 +1,33 @@
-"""``scripts/bench --only submit-cpu --quick`` runs end to end (its own redis-server, no worker)
-and prints its figures.  Nothing here checks a figure: the machine's load decides them."""
+"""``scripts/bench --quick`` scenarios run end to end (each with its own redis-server) and
+print their figures: submit-cpu (no worker), and lat, chain and memory, which read what the
+workflows they ran kept (ended workflows stowed).  Nothing here checks a figure against a
+target: the machine's load decides them."""
 
 from __future__ import annotations
 
 import subprocess
+from typing import Any
 
 import orjson
 
 from tests.cli_runner import ROOT
 
 
-def test_the_submit_cpu_scenario_runs_and_reports_each_shape() -> None:
-    argv = ["--only", "submit-cpu", "--quick", "--no-limit", "--json"]
+def bench(*scenarios: str, timeout: float) -> list[dict[str, Any]]:
+    """The JSON rows of ``scripts/bench --only <scenarios> --quick``."""
+    argv = ["--only", ",".join(scenarios), "--quick", "--no-limit", "--json"]
     done = subprocess.run(
         [str(ROOT / "scripts" / "bench"), *argv],
         capture_output=True,
-        timeout=60,
+        timeout=timeout,
         check=False,
     )
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    [row] = [orjson.loads(line) for line in done.stdout.splitlines()]
+    return [orjson.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_the_submit_cpu_scenario_runs_and_reports_each_shape() -> None:
+    [row] = bench("submit-cpu", timeout=60)
     assert row["scenario"] == "submit-cpu"
     assert set(row["cpu_us"]) == {
         "5 tasks",
@@ -29,3 +37,12 @@ def test_the_submit_cpu_scenario_runs_and_reports_each_shape() -> None:
         "PING",
     }
     assert all(us > 0 for us in row["cpu_us"].values())
+
+
+def test_the_lat_chain_and_memory_scenarios_read_what_their_workflows_kept() -> None:
+    lat, chain, memory = bench("lat", "chain", "memory", timeout=240)
+    assert (lat["scenario"], lat["workflows"], chain["hops"]) == ("lat", 500, 900)
+    assert lat["p99_ms"] > 0 and chain["hop_p99_us"] > 0  # read from the workflows' results
+    shapes = memory["memory"]
+    assert set(shapes) == {"5 tasks", "1 task"}
+    assert all(shape["archive_bytes"] > 0 for shape in shapes.values())
