@@ -106,8 +106,8 @@ any others, which "#" lists when there are any; `left`, 0 once it ended but for 
 task, is left out when 0.  Times (its end, its tasks' queued, began, ended, waiting since)
 are JSON numbers, and the <ms> of entry ids "<ms>-<seq>" (its tasks' entries, and the ids
 of the archive's lines after it) is a number too: their distance from the workflow's
-creation, a few digits where a time takes thirteen.  In the lines after it, an event's `by`
-that names its task's consumer (the task's "w:" value, as it mostly does) is 1.  context() brings the hash back
+creation, a few digits where a time takes thirteen.  When all its tasks had one consumer
+(their "w:" is one value), an event's `by` naming it is 1 in the lines after it.  context() brings the hash back
 (unfold) before a function reads the workflow; the call's end stows it again (settle).
 Python readers go through store/folded.py.
 
@@ -155,33 +155,23 @@ local function unstowed_value(letter, value, created)
   return value
 end
 
--- The archive's lines as stowed (`stowing`: the <ms> of their ids moved by `by`, each `by`
--- that names the consumer of the line's task as 1) or back (consumers: task -> name).  A
--- line's id is the only place `["` can be (a quote in a string is escaped), and task ids need
--- no escaping in JSON; a name that does is never matched, and stays as it is.
-local function convert_lines(lines, by, consumers, stowing)
-  local converted = string.gsub('\n' .. lines, '\n%["([^"]*)"([^\n]*)', function(id, rest)
-    local name = consumers[string.match(rest, '^,"[^"]*","task","([^"]*)"') or '']
-    if name then
-      local named, short = ',"by","' .. name .. '"', ',"by",1'
-      if not stowing then named, short = short, named end
-      local i, j = string.find(rest, named, 1, true)
-      if i then rest = string.sub(rest, 1, i - 1) .. short .. string.sub(rest, j + 1) end
-    end
-    return '\n["' .. shift_id(id, by) .. '"' .. rest
+-- The archive's lines with the <ms> of their ids moved by `by` (a line's id is the only place
+-- `["` can be: a quote in a string is escaped).
+local function shift_lines(lines, by)
+  local shifted = string.gsub('\n' .. lines, '\n%["(%-?%d+)%-', function(ms)
+    return '\n["' .. (tonumber(ms) + by) .. '-'
   end)
-  return string.sub(converted, 2)
+  return string.sub(shifted, 2)
 end
 
--- The consumer of each task (its "w:" field) in a hash's field list or a stowed line.
-local function consumers_in(flat)
-  local named = {}
-  for i = 1, #flat, 2 do
-    if string.sub(flat[i], 1, 2) == TF.consumer then
-      named[string.sub(flat[i], 3)] = flat[i + 1]
-    end
+-- The archive's lines with each `by` that names `consumer` as 1 (`compact`), or back: when
+-- every task of a workflow had the same consumer, the one a task's lines name, nearly always.
+local function by_consumer(lines, consumer, compact)
+  local named = ',"by","' .. consumer .. '"'
+  if compact then
+    return (string.gsub(lines, string.gsub(named, '%p', '%%%0'), ',"by",1'))
   end
-  return named
+  return (string.gsub(lines, ',"by",1([,%]])', string.gsub(named, '%%', '%%%%') .. '%1'))
 end
 
 -- The values of a letter, one a name (nil: none), as stowed.
@@ -234,8 +224,8 @@ local function stow(ctx, key)
   end
   for letter, values in pairs(columns) do line[letter] = column(values, #names) end
   local left = redis.call('PTTL', key)
-  local past = convert_lines(redis.call('GET', ctx.past[key]) or '', -created,
-                             consumers_in(flat), true)
+  local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
+  if type(line[TF.consumer]) == 'string' then past = by_consumer(past, line[TF.consumer], true) end
   redis.call('DEL', key)
   redis.call('SET', ctx.past[key], cjson.encode(line) .. '\n' .. past)
   if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
@@ -274,7 +264,9 @@ local function unstow(ctx, key)
   local left = redis.call('PTTL', ctx.past[key])
   hset_pairs(key, flat)
   if left > 0 then redis.call('PEXPIRE', key, left) end
-  set_past(ctx, key, convert_lines(string.sub(past, size + 1), created, consumers_in(flat)))
+  local lines = shift_lines(string.sub(past, size + 1), created)
+  if type(line[TF.consumer]) == 'string' then lines = by_consumer(lines, line[TF.consumer]) end
+  set_past(ctx, key, lines)
   refold(ctx, key)
 end
 
