@@ -378,6 +378,19 @@ def test_an_at_left_out_reads_back_as_the_ids_ms_in_its_place() -> None:
     ]
 
 
+def test_a_stowed_archive_reads_its_offsets_and_its_by_back_in_either_line_form() -> None:
+    """A stowed archive's lines have ids as ms after its creation and a `by` naming the
+    tasks' one consumer as 1, in 0.8's compact lines and in 0.7's (a workflow that ended
+    under 0.7 and is stowed now) alike."""
+    stowed = b'{"created":"1700000000000","order":"a","w:":"vm-1","status":"completed"}\n'
+    lines = b'["5-0","v","1","kind","task_started","task","a","att","1","at","1700000000005",'
+    lines += b'"by",1]\n["9-1","task_done","task","a","att","1","began",-4,"by",1]\n'
+    [(started_id, started), (done_id, done)] = parse("wf-1", stowed + lines)
+    assert (started_id, done_id) == (b"1700000000005-0", b"1700000000009-1")
+    assert started[b"by"] == done[b"by"] == b"vm-1"
+    assert (done[b"at"], done[b"began"]) == (b"1700000000009", b"1700000000005")
+
+
 async def test_an_archived_value_that_is_not_utf8_reads_back_byte_for_byte(redis: Redis) -> None:
     """A line as 0.7 wrote it (every part a string, `v` kept): read as it was."""
     raw = b"\xff\xfe caf\xc3"  # what a foreign writer might put in a field

@@ -3,7 +3,7 @@ history archive (``history.lua``), which expires as the hash would have.  Every 
 the same workflow before and after, and whatever touches it again (a revival, a late
 completion, a cancel) brings the hash back first and stows it again as it ends.  A workflow
 that ended under 0.8 (its hash kept, its task fields folded into its archive) reads whole,
-and is stowed by the next function that touches it."""
+and is stowed by the next function that reads it (bringing its hash back first)."""
 
 from __future__ import annotations
 
@@ -215,3 +215,24 @@ async def test_a_stowed_workflow_whose_archive_was_deleted_is_gone(
     with pytest.raises(WorkflowNotFound):
         await client.get(workflow_id)
     assert await hmget_many(redis, keyspace, [(workflow_id, ["status"])]) == [[None]]
+
+
+async def test_a_stowed_value_that_is_not_utf8_reads_back_byte_for_byte(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    """Lua's cjson copies bytes as they are: a field no UTF-8 decoder takes (written here by
+    hand, as a foreign writer might) is stowed and read back unchanged, by Python and by the
+    engine when it brings the hash back."""
+    workflow_id = await client.submit({"tasks": [{"id": "slow", "agent": "gate", "input": 1}]})
+    await eventually(lambda: started(redis, keyspace, workflow_id))
+    raw = b'\xff\xfe caf\xc3 \x00 "quoted" / \\'
+    await redis.hset(keyspace.workflow(workflow_id), "x:odd", raw)
+    await redis.rpush(f"open:{workflow_id}:slow", 1)
+    await client.wait(workflow_id, timeout=20)
+    assert not await redis.exists(keyspace.workflow(workflow_id))  # stowed
+    with pytest.raises(orjson.JSONDecodeError):  # a line orjson refuses...
+        orjson.loads((await redis.get(keyspace.past(workflow_id))).split(b"\n")[0])
+    assert (await workflow_hash(redis, keyspace, workflow_id))[b"x:odd"] == raw  # ...not us
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    assert await client.cancel(workflow_id) is False  # the engine unstows and stows it again
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole

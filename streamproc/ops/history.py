@@ -113,12 +113,15 @@ def parse(workflow_id: str, past: bytes | None) -> list[Entry]:
 
 
 def _by_named(flat: list[bytes | int], consumers: dict[bytes, bytes]) -> list[bytes | int]:
-    """A stowed line's parts with a ``by`` of 1 back as its task's consumer."""
-    names = flat[1::2]
-    if names[:1] != [TASK] or BY not in names:
+    """A stowed line's parts (after its id, in either form ``_fields`` reads) with a ``by`` of
+    1 back as its task's consumer."""
+    first = 0 if flat[0] == V else 1  # where its field/value pairs start
+    names = flat[first::2]
+    if TASK not in names or BY not in names:
         return flat
-    at = 2 * names.index(BY) + 2
-    if flat[at] != 1 or (consumer := consumers.get(cast(bytes, flat[2]))) is None:
+    at = first + 2 * names.index(BY) + 1
+    task = flat[first + 2 * names.index(TASK) + 1]
+    if flat[at] != 1 or (consumer := consumers.get(cast(bytes, task))) is None:
         return flat
     return [*flat[:at], consumer, *flat[at + 1 :]]
 

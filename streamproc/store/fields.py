@@ -23,10 +23,11 @@ default result), ``P`` the payload of the signal that resumed its ``WaitFor``.  
 (:class:`SignalField`): ``o:<id>`` each signal applied (its name), ``v:<id>`` the payload of
 one kept until a wait takes it; ``pending`` lists those ids in arrival order.
 
-An ended workflow whose hash outgrew Redis's compact encoding is folded (history.lua): its
-per-task and signal fields move to one JSON object, the first line of its history archive,
-and ``folded`` holds that line's length; :mod:`streamproc.store.folded` reads them back, and
-every engine function unfolds a hash it is given before reading it.
+An ended workflow is stowed (history.lua): its hash is deleted and its fields become one JSON
+object, the first line of its history archive (0.8 kept the hash of a large one, its per-task
+and signal fields folded into that line, ``folded`` holding its length);
+:mod:`streamproc.store.folded` reads either form, and every engine function brings the hash
+back before reading it.
 
 A field that would hold its default is not written, and its absence reads as that default
 (in Python and in Lua alike): a count of 0 (``f``, ``k``, ``c``, ``edges``), an empty text
@@ -71,7 +72,7 @@ class WorkflowField(StrEnum):
     MAX_MAP = "max_map"
     PENDING = "pending"  # ids of signals kept for a wait not begun, space separated
     SIGNALS = "signals"  # signals applied, counted against MAX_SIGNALS
-    FOLDED = "folded"  # ended: the bytes of its task fields' line at its archive's start
+    FOLDED = "folded"  # ended under 0.8: the bytes of its task fields' line in its archive
 
 
 class SignalField(StrEnum):

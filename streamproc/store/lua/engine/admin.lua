@@ -131,8 +131,8 @@ local function revive(keys, args)
   return {1, ''}
 end
 
-redis.register_function('sp_cancel', folding(cancel))
-redis.register_function('sp_revive', folding(revive))
+redis.register_function('sp_cancel', stowing(cancel))
+redis.register_function('sp_revive', stowing(revive))
 
 --[[ sp_expire: fail the running workflows whose deadline (workflow-level timeout) passed, as a
   dead letter would: tasks not yet published are skipped, the failed event carries the reason.
@@ -161,4 +161,4 @@ local function expire_overdue(keys, args)
   return failed
 end
 
-redis.register_function('sp_expire', folding(expire_overdue))
+redis.register_function('sp_expire', stowing(expire_overdue))

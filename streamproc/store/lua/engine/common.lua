@@ -54,11 +54,11 @@ local function split(s)
   return out
 end
 
--- Defined in history.lua: an ended workflow is settled as a call ends (its task fields
--- folded into its archive, if its hash grew large), and unfolded by context() below before
--- a function reads it; each event is recorded in the workflow's history.
-local settle, unfold, record_event
--- The context of the function call under way (context() sets it, folding() reads it).
+-- Defined in history.lua: an ended workflow is settled as a call ends (stowed in its archive,
+-- its hash deleted), and its hash is brought back by context() below (unstow) before a
+-- function reads it; each event is recorded in the workflow's history.
+local settle, unstow, record_event
+-- The context of the function call under way (context() sets it, stowing() reads it).
 local called
 
 -- The call's keys by role, as the calling convention above lays them out (ctx.workflows:
@@ -73,7 +73,7 @@ local function keys_of(keys, args)
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
-  ctx.history, ctx.output, ctx.past, ctx.refold, ctx.workflows = {}, {}, {}, {}, {}
+  ctx.history, ctx.output, ctx.past, ctx.restow, ctx.workflows = {}, {}, {}, {}, {}
   local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
@@ -85,33 +85,33 @@ local function keys_of(keys, args)
   return ctx
 end
 
--- The call's keys, each of its workflows unfolded, and the call marked as under way.
+-- The call's keys, each of its workflows unstowed, and the call marked as under way.
 local function context(keys, args)
   local ctx = keys_of(keys, args)
-  for _, key in ipairs(ctx.workflows) do unfold(ctx, key) end
+  for _, key in ipairs(ctx.workflows) do unstow(ctx, key) end
   called = ctx
   return ctx
 end
 
--- Every function is registered as folding(itself): once it returned, each workflow that
--- ended, was unfolded or had an event while over during the call is settled (if over then).
-local function folding(fn)
+-- Every function is registered as stowing(itself): once it returned, each workflow that
+-- ended, was unstowed or had an event while over during the call is settled (if over then).
+local function stowing(fn)
   return function(keys, args)
     called = nil
     local out = fn(keys, args)
     if called then
-      for _, key in ipairs(called.refold) do settle(called, key) end
+      for _, key in ipairs(called.restow) do settle(called, key) end
     end
     called = nil
     return out
   end
 end
 
--- The workflow is to be folded when the call ends (folding() above), if it is over then.
-local function refold(ctx, key)
-  if not ctx.refold[key] then
-    ctx.refold[key] = true
-    ctx.refold[#ctx.refold + 1] = key
+-- The workflow is to be stowed when the call ends (stowing() above), if it is over then.
+local function restow(ctx, key)
+  if not ctx.restow[key] then
+    ctx.restow[key] = true
+    ctx.restow[#ctx.restow + 1] = key
   end
 end
 
@@ -285,7 +285,7 @@ end
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
 local function expire(ctx, key, ttl)
-  refold(ctx, key)
+  restow(ctx, key)
   redis.call('ZREM', ctx.deadlines, key)
   ttl = tonumber(ttl or '0')
   count_usage(ctx, key, -1, ttl)

@@ -1,6 +1,6 @@
 --[[ history.lua: a workflow's history, kept in its archive and shown live to its followers;
-  it registers sp_watch.  common.lua declares record_event, settle and unfold, since emit,
-  folding and context need them before this file is joined.
+  it registers sp_watch.  common.lua declares record_event, settle and unstow, since emit,
+  stowing and context need them before this file is joined.
 
 A workflow's history is its archive (ctx.past, a string): each event emit() adds to the
 shard's events stream is appended to it, in the same call and under the same id, as one line
@@ -93,7 +93,7 @@ record_event = function(ctx, key, id, kind, fields)
     adopt_stream(ctx, key, line)  -- the archive was made just now
   end
   redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields))  -- when followed
-  if is_over(redis.call('HGET', key, WF.status)) then refold(ctx, key) end
+  if is_over(redis.call('HGET', key, WF.status)) then restow(ctx, key) end
 end
 
 --[[ An ended workflow is stowed: its hash, a key of its own beside the archive (about 170
@@ -108,12 +108,12 @@ are JSON numbers, and the <ms> of entry ids "<ms>-<seq>" (its tasks' entries, an
 of the archive's lines after it) is a number too: their distance from the workflow's
 creation, a few digits where a time takes thirteen.  When all its tasks had one consumer
 (their "w:" is one value), an event's `by` naming it is 1 in the lines after it.  context() brings the hash back
-(unfold) before a function reads the workflow; the call's end stows it again (settle).
+(unstow) before a function reads the workflow; the call's end stows it again (settle).
 Python readers go through store/folded.py.
 
 0.8 kept the hash of an ended workflow, and moved only the task fields of a large one to its
 archive's first line ({"<letter>:<name>": value}, the hash's `folded` field that line's
-length): unfold() reads that form too.
+length): unstow() reads that form too.
 ]]
 
 local NAMES = '#'
@@ -241,7 +241,7 @@ local function stowed(past)
   return line, size
 end
 
-local function unstow(ctx, key)
+local function restore_hash(ctx, key)
   local past = redis.call('GET', ctx.past[key])
   local line, size = stowed(past)
   if not line then return end
@@ -267,10 +267,10 @@ local function unstow(ctx, key)
   local lines = shift_lines(string.sub(past, size + 1), created)
   if type(line[TF.consumer]) == 'string' then lines = by_consumer(lines, line[TF.consumer]) end
   set_past(ctx, key, lines)
-  refold(ctx, key)
+  restow(ctx, key)
 end
 
--- A workflow over when a call ends (folding() calls this for each it ended, unfolded or
+-- A workflow over when a call ends (stowing() calls this for each it ended, unstowed or
 -- recorded an event of while over) is stowed.
 settle = function(ctx, key)
   if is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
@@ -279,9 +279,9 @@ end
 -- A stowed workflow gets its hash back; a 0.8 fold its archive no longer holds (the archive
 -- deleted by hand) is dropped: the workflow keeps its own fields, and no function fails on it
 -- again and again.
-unfold = function(ctx, key)
+unstow = function(ctx, key)
   local f = redis.call('HMGET', key, WF.folded, WF.status)
-  if not f[2] then return unstow(ctx, key) end  -- every hash has a status
+  if not f[2] then return restore_hash(ctx, key) end  -- every hash has a status
   local size = tonumber(f[1])
   if not size then return end
   redis.call('HDEL', key, WF.folded)
@@ -296,11 +296,11 @@ unfold = function(ctx, key)
   end
   hset_pairs(key, flat)
   set_past(ctx, key, string.sub(past, size + 1))
-  refold(ctx, key)
+  restow(ctx, key)
 end
 
 local function watch(keys, args)
-  local ctx = keys_of(keys, args)  -- not context(): a watch reads the workflow, never unfolds it
+  local ctx = keys_of(keys, args)  -- not context(): a watch reads the workflow, never unstows it
   local key = ctx.workflows[1]
   local hist = ctx.history[key]
   local past = redis.call('GET', ctx.past[key])

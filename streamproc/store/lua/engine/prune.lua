@@ -51,4 +51,4 @@ local function prune_agents(keys, args)
   return pruned
 end
 
-redis.register_function('sp_prune_agents', folding(prune_agents))
+redis.register_function('sp_prune_agents', stowing(prune_agents))

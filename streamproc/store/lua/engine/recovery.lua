@@ -44,4 +44,4 @@ local function requeue(keys, args)
   return {moved, ctx.ended[WS.failed] or 0}
 end
 
-redis.register_function('sp_requeue', folding(requeue))
+redis.register_function('sp_requeue', stowing(requeue))

@@ -221,5 +221,5 @@ local function release(keys, args)
   return {released, ''}
 end
 
-redis.register_function('sp_resolve', folding(resolve))
-redis.register_function('sp_release', folding(release))
+redis.register_function('sp_resolve', stowing(resolve))
+redis.register_function('sp_release', stowing(release))

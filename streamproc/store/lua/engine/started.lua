@@ -33,4 +33,4 @@ local function started(keys, args)
   return recorded
 end
 
-redis.register_function('sp_started', folding(started))
+redis.register_function('sp_started', stowing(started))

@@ -121,6 +121,6 @@ local function unindex(keys, args)
   return dropped
 end
 
-redis.register_function('sp_submit', folding(submit))
-redis.register_function('sp_usage', folding(usage))
-redis.register_function('sp_unindex', folding(unindex))
+redis.register_function('sp_submit', stowing(submit))
+redis.register_function('sp_usage', stowing(usage))
+redis.register_function('sp_unindex', stowing(unindex))

@@ -157,4 +157,4 @@ local function signal(keys, args)
   return {'kept', ''}
 end
 
-redis.register_function('sp_signal', folding(signal))
+redis.register_function('sp_signal', stowing(signal))
