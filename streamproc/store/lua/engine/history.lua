@@ -107,9 +107,9 @@ task, is left out when 0.  Times (its end, its tasks' queued, began, ended, wait
 are JSON numbers, and the <ms> of entry ids "<ms>-<seq>" (its tasks' entries, and the ids
 of the archive's lines after it) is a number too: their distance from the workflow's
 creation, a few digits where a time takes thirteen.  When all its tasks had one consumer
-(their "w:" is one value), an event's `by` naming it is 1 in the lines after it.  context() brings the hash back
-(unstow) before a function reads the workflow; the call's end stows it again (settle).
-Python readers go through store/folded.py.
+(their "w:" is one value), an event's `by` naming it is 1 in the lines after it.
+context() brings the hash back (unstow) before a function reads the workflow; the call's
+end stows it again (settle).  Python readers go through store/folded.py.
 
 0.8 kept the hash of an ended workflow, and moved only the task fields of a large one to its
 archive's first line ({"<letter>:<name>": value}, the hash's `folded` field that line's
