@@ -93,10 +93,13 @@ async def test_d1_workers_under_maxmemory_keep_running_and_lose_nothing(
         await client.redis.config_set("maxmemory", used + 64 * 1024)
         runs = await _runs(redis, accepted)
         refused = await _oom_refusals(client.redis)
-        # Hold the limit until a task finished under it and Redis refused its report.  Any
-        # workflow's task will do: one workflow alone may sit between two tasks, which only
-        # the resolver (refused under the limit too) could publish.
+        # Hold the limit until a task ran under it (any workflow's: one alone may sit between
+        # two tasks, which only the resolver, refused too, could publish); then take the
+        # headroom away (how much the run writes until then varies) until Redis refused a
+        # report.
         await eventually(lambda: _ran_more(redis, accepted, runs), timeout=10)
+        used = (await client.redis.info("memory"))["used_memory"]
+        await client.redis.config_set("maxmemory", used // 2)
         await eventually(lambda: _refused_since(client.redis, refused), timeout=10)
         await client.redis.config_set("maxmemory", 0)
         assert not any(task.done() for task in ledger_engine.tasks), "a daemon died"

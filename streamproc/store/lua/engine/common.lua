@@ -74,6 +74,7 @@ local function keys_of(keys, args)
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
   ctx.history, ctx.output, ctx.past, ctx.restow, ctx.workflows = {}, {}, {}, {}, {}
+  ctx.ttl, ctx.unfollowed = {}, {}
   local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
@@ -94,7 +95,8 @@ local function context(keys, args)
 end
 
 -- Every function is registered as stowing(itself): once it returned, each workflow that
--- ended, was unstowed or had an event while over during the call is settled (if over then).
+-- ended or was unstowed during the call, or was an ended hash when it began, is settled (if
+-- over then).
 local function stowing(fn)
   return function(keys, args)
     called = nil
@@ -279,8 +281,8 @@ local function release_retained(ctx)
   if #due > 0 then redis.call('ZREM', ctx.retained, unpack(due)) end
 end
 
--- A finished workflow's hash and output expire after its ttl (ms, 0: never); its history
--- archive expires with the hash (settle(), once the call is over).
+-- A finished workflow's output expires after its ttl (ms, 0: never), and so does its stowed
+-- archive (settle(), once the call is over: ctx.ttl; its hash is gone by then).
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
@@ -288,11 +290,9 @@ local function expire(ctx, key, ttl)
   restow(ctx, key)
   redis.call('ZREM', ctx.deadlines, key)
   ttl = tonumber(ttl or '0')
+  ctx.ttl[key] = ttl
   count_usage(ctx, key, -1, ttl)
-  if ttl > 0 then
-    redis.call('PEXPIRE', key, ttl)
-    redis.call('PEXPIRE', ctx.output[key], ttl)
-  end
+  if ttl > 0 then redis.call('PEXPIRE', ctx.output[key], ttl) end
 end
 
 -- Counts the ending in ctx.ended, which the functions return for the caller's metrics.

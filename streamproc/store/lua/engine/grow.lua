@@ -168,7 +168,8 @@ local function add_tasks(key, parent, tasks, waiters)
   for need, children in pairs(added) do
     local before = redis.call('HGET', key, TF.dependents .. need) or ''
     local joined = table.concat(children, ' ')
-    redis.call('HSET', key, TF.dependents .. need, before == '' and joined or before .. ' ' .. joined)
+    if before ~= '' then joined = before .. ' ' .. joined end
+    redis.call('HSET', key, TF.dependents .. need, joined)
   end
   local joined = table.concat(ids, ' ')
   for _, waiter in ipairs(waiters) do

@@ -92,8 +92,10 @@ record_event = function(ctx, key, id, kind, fields)
   if redis.call('APPEND', ctx.past[key], line) == #line and kind ~= EV.submitted then
     adopt_stream(ctx, key, line)  -- the archive was made just now
   end
-  redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields))  -- when followed
-  if is_over(redis.call('HGET', key, WF.status)) then restow(ctx, key) end
+  if not ctx.unfollowed[key]
+      and not redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields)) then
+    ctx.unfollowed[key] = true  -- no one follows it; none can start before this call ends
+  end
 end
 
 --[[ An ended workflow is stowed: its hash, a key of its own beside the archive (about 170
@@ -117,8 +119,6 @@ length): unstow() reads that form too.
 ]]
 
 local NAMES = '#'
-local TIMES = {[TF.queued] = true, [TF.began] = true, [TF.ended] = true,
-               [TF.waiting_since] = true}
 
 local function hset_pairs(key, flat)
   in_chunks(flat, function(...) redis.call('HSET', key, ...) end)
@@ -141,10 +141,15 @@ local function shift_id(id, by)
   return string.format('%d-%s', tonumber(ms) + by, seq)
 end
 
--- A per-task or signal value (of the field starting with `letter`) as stowed.
+-- How a per-task or signal value is stowed, by its field's letter: a time as a JSON number, its
+-- distance from the workflow's creation, and an entry id's <ms> the same way; any other as it is.
+local OFFSET = {[TF.queued] = 'time', [TF.began] = 'time', [TF.ended] = 'time',
+                [TF.waiting_since] = 'time', [TF.entry] = 'id'}
+
 local function stowed_value(letter, value, created)
-  if TIMES[letter] and string.match(value, '^%d+$') then return tonumber(value) - created end
-  if letter == TF.entry then return shift_id(value, -created) end
+  local offset = OFFSET[letter]
+  if offset == 'time' and string.find(value, '^%d+$') then return tonumber(value) - created end
+  if offset == 'id' then return shift_id(value, -created) end
   return value
 end
 
@@ -155,23 +160,54 @@ local function unstowed_value(letter, value, created)
   return value
 end
 
--- The archive's lines with the <ms> of their ids moved by `by` (a line's id is the only place
--- `["` can be: a quote in a string is escaped).
+-- The archive's lines with the <ms> of their ids moved by `by`.  Found with plain searches
+-- (a pattern tried at every byte of the archive takes several times as long): stowing is on
+-- the hot path, the call that ends a workflow.
 local function shift_lines(lines, by)
-  local shifted = string.gsub('\n' .. lines, '\n%["(%-?%d+)%-', function(ms)
-    return '\n["' .. (tonumber(ms) + by) .. '-'
-  end)
-  return string.sub(shifted, 2)
+  local out, from, size = {}, 1, #lines
+  while from <= size do
+    local eol = string.find(lines, '\n', from, true) or size
+    local ms, rest = string.match(lines, '^%["(%-?%d+)()%-', from)
+    if ms then
+      out[#out + 1] = string.format('["%d', tonumber(ms) + by)
+      out[#out + 1] = string.sub(lines, rest, eol)
+    else
+      out[#out + 1] = string.sub(lines, from, eol)
+    end
+    from = eol + 1
+  end
+  return table.concat(out)
+end
+
+-- `text` with every `old` replaced by `new`, where the byte after it is one of `before` (any,
+-- when nil).
+local function replace_plain(text, old, new, before)
+  local out, from = {}, 1
+  while true do
+    local at = string.find(text, old, from, true)
+    if not at then break end
+    local after = at + #old
+    local next_byte = string.sub(text, after, after)
+    if not before or (next_byte ~= '' and string.find(before, next_byte, 1, true)) then
+      out[#out + 1] = string.sub(text, from, at - 1)
+      out[#out + 1] = new
+      from = after
+    else
+      out[#out + 1] = string.sub(text, from, after - 1)
+      from = after
+    end
+  end
+  if from == 1 then return text end
+  out[#out + 1] = string.sub(text, from)
+  return table.concat(out)
 end
 
 -- The archive's lines with each `by` that names `consumer` as 1 (`compact`), or back: when
 -- every task of a workflow had the same consumer, the one a task's lines name, nearly always.
 local function by_consumer(lines, consumer, compact)
   local named = ',"by","' .. consumer .. '"'
-  if compact then
-    return (string.gsub(lines, string.gsub(named, '%p', '%%%0'), ',"by",1'))
-  end
-  return (string.gsub(lines, ',"by",1([,%]])', string.gsub(named, '%%', '%%%%') .. '%1'))
+  if compact then return replace_plain(lines, named, ',"by",1') end
+  return replace_plain(lines, ',"by",1', named, ',]')
 end
 
 -- The values of a letter, one a name (nil: none), as stowed.
@@ -188,29 +224,51 @@ local function column(values, count)
   return values
 end
 
+-- A task or signal field's letter and name ({'<letter>:', '<name>'}; false: the workflow's
+-- own field): kept from call to call, as every workflow has much the same field names.
+local FIELD_PARTS, field_parts_count = {}, 0
+local function field_parts(field)
+  local parts = FIELD_PARTS[field]
+  if parts == nil then
+    parts = string.byte(field, 2) == 58 and {string.sub(field, 1, 2), string.sub(field, 3)}
+    if field_parts_count >= 10000 then FIELD_PARTS, field_parts_count = {}, 0 end
+    FIELD_PARTS[field], field_parts_count = parts, field_parts_count + 1
+  end
+  return parts
+end
+
 local function stow(ctx, key)
   local flat = redis.call('HGETALL', key)
-  local line, names, index, columns, created, tasks = {}, {}, {}, {}, 0, 0
+  local created, order
   for i = 1, #flat, 2 do
-    if flat[i] == WF.created then created = tonumber(flat[i + 1]) or 0 end
-    if flat[i] == WF.order then
-      for _, t in ipairs(split(flat[i + 1])) do
-        names[#names + 1] = t
-        index[t] = #names
-      end
-      tasks = #names
+    local field = flat[i]
+    if field == WF.created then
+      created = flat[i + 1]
+    elseif field == WF.order then
+      order = flat[i + 1]
     end
+    if created and order then break end
   end
+  created = tonumber(created) or 0
+  local line, names, index, columns = {}, split(order), {}, {}
+  for i, name in ipairs(names) do index[name] = i end
+  local tasks = #names
   for i = 1, #flat, 2 do
     local field, value = flat[i], flat[i + 1]
-    if string.byte(field, 2) == 58 then  -- "<letter>:<name>"
-      local letter, name = string.sub(field, 1, 2), string.sub(field, 3)
-      if not index[name] then
-        names[#names + 1] = name
-        index[name] = #names
+    local parts = field_parts(field)
+    if parts then
+      local letter, name = parts[1], parts[2]
+      local at = index[name]
+      if not at then
+        at = #names + 1
+        names[at], index[name] = name, at
       end
-      columns[letter] = columns[letter] or {}
-      columns[letter][index[name]] = stowed_value(letter, value, created)
+      local values = columns[letter]
+      if not values then
+        values = {}
+        columns[letter] = values
+      end
+      values[at] = stowed_value(letter, value, created)
     elseif field == WF.ended then
       line[field] = stowed_value(TF.ended, value, created)
     elseif field ~= WF.left or value ~= '0' then
@@ -223,12 +281,16 @@ local function stow(ctx, key)
     line[NAMES] = others
   end
   for letter, values in pairs(columns) do line[letter] = column(values, #names) end
-  local left = redis.call('PTTL', key)
+  local left = ctx.ttl[key] or redis.call('PTTL', key)  -- ended in this call: its ttl
   local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
   if type(line[TF.consumer]) == 'string' then past = by_consumer(past, line[TF.consumer], true) end
   redis.call('DEL', key)
-  redis.call('SET', ctx.past[key], cjson.encode(line) .. '\n' .. past)
-  if left > 0 then redis.call('PEXPIRE', ctx.past[key], left) end
+  local text = cjson.encode(line) .. '\n' .. past
+  if left > 0 then
+    redis.call('SET', ctx.past[key], text, 'PX', left)
+  else
+    redis.call('SET', ctx.past[key], text)
+  end
 end
 
 -- The first line of a stowed archive, decoded, and its length; nil if `past` is not one.
@@ -270,8 +332,8 @@ local function restore_hash(ctx, key)
   restow(ctx, key)
 end
 
--- A workflow over when a call ends (stowing() calls this for each it ended, unstowed or
--- recorded an event of while over) is stowed.
+-- A workflow over when a call ends (stowing() calls this for each it ended or unstowed, or
+-- found over as a hash) is stowed.
 settle = function(ctx, key)
   if is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
 end
@@ -282,6 +344,7 @@ end
 unstow = function(ctx, key)
   local f = redis.call('HMGET', key, WF.folded, WF.status)
   if not f[2] then return restore_hash(ctx, key) end  -- every hash has a status
+  if is_over(f[2]) then restow(ctx, key) end  -- a hash 0.8 kept when it ended
   local size = tonumber(f[1])
   if not size then return end
   redis.call('HDEL', key, WF.folded)
