@@ -29,6 +29,8 @@ Scenarios (``--quick`` runs a tenth of each):
 ``submit-cpu``  client CPU per submit of a fresh spec, no worker (``bench_submit.py``).
 ``redis-cpu``   Redis CPU per workflow to submit it and to run it, nothing else running
                 (``bench_redis_cpu.py``).
+``redis-ir``    the same as instructions counted by valgrind, repeatable to 0.1 % (not run by
+                default: ``--only redis-ir``; ``bench_redis_ir.py``).
 ``chain``       per-hop latency of 10-step chains, 100 workflows/s (``bench_chain.py``).
 ``memory``      Redis memory per finished workflow, streams trimmed (``bench_memory.py``).
 
@@ -132,9 +134,9 @@ ALL_SCENARIOS = (
     "chain",
     "memory",
 )
-EXTRA_SCENARIOS = ("limit-1proc", "submit-only")
+EXTRA_SCENARIOS = ("limit-1proc", "submit-only", "redis-ir")
 # no tasks/s to set beside the ceiling
-UNBOUNDED_BY_LIMIT = ("submit-cpu", "redis-cpu", "chain", "memory")
+UNBOUNDED_BY_LIMIT = ("submit-cpu", "redis-cpu", "redis-ir", "chain", "memory")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
@@ -1033,6 +1035,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
     import bench_chain  # these import this module as "bench": see main()
     import bench_memory
     import bench_redis_cpu
+    import bench_redis_ir
     import bench_submit
 
     opts = Options(
@@ -1062,6 +1065,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "submit-only": lambda: submit_only_scenario(opts),
         "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
         "redis-cpu": lambda: bench_redis_cpu.redis_cpu_scenario(opts.url, admin, opts.quick),
+        "redis-ir": lambda: bench_redis_ir.redis_ir_scenario(opts.quick),
         "chain": lambda: bench_chain.chain_scenario(opts, admin),
         "memory": lambda: bench_memory.memory_scenario(opts, admin),
     }

@@ -1,7 +1,7 @@
 """``scripts/bench --quick`` scenarios run end to end (each with its own redis-server) and
-print their figures: submit-cpu (no worker), and lat, chain and memory, which read what the
-workflows they ran kept (ended workflows stowed).  Nothing here checks a figure against a
-target: the machine's load decides them."""
+print their figures: submit-cpu (no worker), redis-ir (Redis under valgrind), and lat, chain
+and memory, which read what the workflows they ran kept (ended workflows stowed).  Nothing
+here checks a figure against a target: the machine's load decides them."""
 
 from __future__ import annotations
 
@@ -46,3 +46,15 @@ def test_the_lat_chain_and_memory_scenarios_read_what_their_workflows_kept() -> 
     shapes = memory["memory"]
     assert set(shapes) == {"5 tasks", "1 task"}
     assert all(shape["archive_bytes"] > 0 for shape in shapes.values())
+
+
+def test_the_redis_ir_scenario_counts_each_side_of_each_shape() -> None:
+    """Under valgrind (on every machine here): a 5-task workflow runs five completions where a
+    one-task one runs one, so it must count more instructions on the run side."""
+    [row] = bench("redis-ir", timeout=240)
+    shapes = row["redis_instructions"]
+    assert set(shapes) == {"5 tasks", "1 task"}
+    for figures in shapes.values():
+        assert figures["submit"] > 0 and figures["run"] > 0
+        assert figures["total"] == figures["submit"] + figures["run"]
+    assert shapes["5 tasks"]["run"] > 2 * shapes["1 task"]["run"]
