@@ -62,13 +62,15 @@ local settle, unstow, record_event
 local called
 
 -- The call's keys by role, as the calling convention above lays them out (ctx.workflows:
--- each workflow's hash key, in item order), without reading any workflow.
+-- each workflow's hash key, in item order), without reading any workflow.  Numbers go to
+-- redis.call as text where it is cheap to have (ctx.now_text): Redis formats a number
+-- argument with "%.17g", which costs several times what "%d" does.
 local function keys_of(keys, args)
-  local n = tonumber(args[1])
+  local n, now = tonumber(args[1]), now_ms()
   local ctx = {events = keys[1], delayed = keys[2], done = keys[3], agents = keys[4],
                dead_done = keys[5], deadlines = keys[6], usage = keys[7], retained = keys[8],
-               index = keys[9], streams = {}, dead = {}, now = now_ms(), ended = {},
-               wf_base = 9 + 2 * n, arg_base = 1 + n}
+               index = keys[9], streams = {}, dead = {}, now = now, ended = {},
+               now_text = string.format('%d', now), wf_base = 9 + 2 * n, arg_base = 1 + n}
   for i = 1, n do
     ctx.streams[args[1 + i]] = keys[8 + 2 * i]
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
@@ -223,7 +225,8 @@ local function publish(ctx, key, wf, t)
     return false
   end
   local id = redis.call('XADD', ctx.streams[f[1]], '*', unpack(entry))
-  redis.call('HSET', key, TF.state .. t, TS.queued, TF.queued .. t, ctx.now, TF.entry .. t, id)
+  redis.call('HSET', key, TF.state .. t, TS.queued, TF.queued .. t, ctx.now_text, TF.entry .. t,
+             id)
   return true
 end
 
@@ -250,11 +253,12 @@ end
 -- in the usage hash; an ended tenant workflow's bytes are released once its ttl passes.
 local function count_usage(ctx, key, delta, ttl)
   local f = redis.call('HMGET', key, WF.agents, WF.tenant, WF.bytes)
+  local by = delta > 0 and '1' or '-1'
   for _, agent in ipairs(split(f[1])) do
-    redis.call('HINCRBY', ctx.usage, US.agent .. agent, delta)
+    redis.call('HINCRBY', ctx.usage, US.agent .. agent, by)
   end
   if not f[2] then return end
-  redis.call('HINCRBY', ctx.usage, US.workflows .. f[2], delta)
+  redis.call('HINCRBY', ctx.usage, US.workflows .. f[2], by)
   local member = f[2] .. ' ' .. (f[3] or '0') .. ' ' .. key
   if delta > 0 then
     redis.call('ZREM', ctx.retained, member)
@@ -286,19 +290,19 @@ end
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
 -- deadlines set and stops counting in the usage hash here too: its member is its hash key,
 -- which every caller has.
-local function expire(ctx, key, ttl)
+local function expire(ctx, key, ttl_text)
   restow(ctx, key)
   redis.call('ZREM', ctx.deadlines, key)
-  ttl = tonumber(ttl or '0')
+  local ttl = tonumber(ttl_text or '0')
   ctx.ttl[key] = ttl
   count_usage(ctx, key, -1, ttl)
-  if ttl > 0 then redis.call('PEXPIRE', ctx.output[key], ttl) end
+  if ttl > 0 then redis.call('PEXPIRE', ctx.output[key], ttl_text) end
 end
 
 -- Counts the ending in ctx.ended, which the functions return for the caller's metrics.
 local function finish(key, status, ctx, reason)
   ctx.ended[status] = (ctx.ended[status] or 0) + 1
-  local fields = {WF.status, status, WF.ended, ctx.now}
+  local fields = {WF.status, status, WF.ended, ctx.now_text}
   if reason and reason ~= '' then fields[5], fields[6] = WF.reason, reason end  -- none: absent
   redis.call('HSET', key, unpack(fields))
   expire(ctx, key, redis.call('HGET', key, WF.ttl))
@@ -341,9 +345,9 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   left = tonumber(left or '0') - 1
   local completes = left == 0 and status == WS.running
   local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
-                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, left}
+                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, number_text(left)}
   if completes then
-    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now}) do
+    for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now_text}) do
       fields[#fields + 1] = v
     end
   end

@@ -287,7 +287,7 @@ local function stow(ctx, key)
   redis.call('DEL', key)
   local text = cjson.encode(line) .. '\n' .. past
   if left > 0 then
-    redis.call('SET', ctx.past[key], text, 'PX', left)
+    redis.call('SET', ctx.past[key], text, 'PX', string.format('%d', left))
   else
     redis.call('SET', ctx.past[key], text)
   end

@@ -51,7 +51,9 @@ end
 local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
   fields[#fields + 1] = WF.digest
   fields[#fields + 1] = digest
-  for _, v in ipairs({WF.status, WS.running, WF.created, ctx.now}) do fields[#fields + 1] = v end
+  for _, v in ipairs({WF.status, WS.running, WF.created, ctx.now_text}) do
+    fields[#fields + 1] = v
+  end
   if quota.tenant ~= '' then
     for _, v in ipairs({WF.tenant, quota.tenant, WF.bytes, bytes}) do fields[#fields + 1] = v end
     redis.call('HINCRBY', ctx.usage, US.bytes .. quota.tenant, bytes)
@@ -60,7 +62,7 @@ local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
     redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
   end
   count_usage(ctx, key, 1, 0)
-  redis.call('ZADD', ctx.index, ctx.now, wf)
+  redis.call('ZADD', ctx.index, ctx.now_text, wf)
   local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
   if timeout > 0 then redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key) end
   emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
