@@ -173,6 +173,30 @@ async def test_a_workflow_kept_forever_is_stowed_with_no_expiry(
     assert await redis.pttl(keyspace.past(workflow_id)) == -1
 
 
+async def test_an_ended_hash_left_without_expiry_is_stowed_with_its_whole_ttl(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    """An ending whose call failed after writing the end (a script error) leaves an ended
+    hash with no expiry, never stowed: the next function that touches it stows it, and the
+    archive takes the workflow's ttl, not "kept forever"."""
+    workflow_id = await client.submit({"tasks": [{"id": "slow", "agent": "gate"}]})
+    await eventually(lambda: started(redis, keyspace, workflow_id))
+    key = keyspace.workflow(workflow_id)
+    await redis.hset(key, WorkflowField.STATUS, "failed")
+    assert await redis.pttl(key) == -1
+    assert await client.cancel(workflow_id) is False  # not running: it only touches it
+    assert await stowed_line(redis, keyspace, workflow_id)
+    ttl = int(client.settings.workflow_ttl * 1000)
+    assert ttl - 60_000 < await redis.pttl(keyspace.past(workflow_id)) <= ttl
+    await redis.rpush(f"open:{workflow_id}:slow", 1)  # its late completion keeps that ttl
+
+    async def recorded() -> bool:
+        return (await client.get(workflow_id)).tasks[0].state == "done"
+
+    await eventually(recorded)
+    assert ttl - 60_000 < await redis.pttl(keyspace.past(workflow_id)) <= ttl
+
+
 def folded_08(whole: dict[bytes, bytes], created: int) -> tuple[dict[bytes, bytes], bytes]:
     """A workflow's hash and archive's first line as 0.8 left a large ended one: task fields
     folded into one JSON object, times as offsets, the hash's ``folded`` its length."""

@@ -281,7 +281,10 @@ local function stow(ctx, key)
     line[NAMES] = others
   end
   for letter, values in pairs(columns) do line[letter] = column(values, #names) end
-  local left = ctx.ttl[key] or redis.call('PTTL', key)  -- ended in this call: its ttl
+  -- Ended in this call: its ttl; else what is left of it, or all of it when the hash has no
+  -- expiry (an ending whose call failed after writing the end, as a script error does).
+  local left = ctx.ttl[key] or redis.call('PTTL', key)
+  if left < 0 then left = tonumber(line[WF.ttl]) or 0 end
   local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
   if type(line[TF.consumer]) == 'string' then past = by_consumer(past, line[TF.consumer], true) end
   redis.call('DEL', key)
