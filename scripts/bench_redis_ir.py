@@ -93,12 +93,11 @@ class Callgrind:
             raise BenchError(f"redis-ir: callgrind_control failed: {error.decode().strip()}")
         dump = self.dir / f"ir.out.{self.dumps}"
         deadline = time.monotonic() + DUMP_WAIT_S
-        while not (dump.exists() and "\ntotals:" in dump.read_text()):
+        while (text := dump.read_text() if dump.exists() else "").find("\ntotals:") < 0:
             if time.monotonic() > deadline:
                 raise BenchError(f"redis-ir: no counters dumped to {dump}")
             await asyncio.sleep(0.1)
-        totals = dump.read_text().split("\ntotals:", 1)[1].split()
-        return int(totals[0])
+        return int(text.split("\ntotals:", 1)[1].split()[0])
 
     def stop(self) -> None:
         self.process.terminate()

@@ -188,14 +188,10 @@ local function replace_plain(text, old, new, before)
     if not at then break end
     local after = at + #old
     local next_byte = string.sub(text, after, after)
-    if not before or (next_byte ~= '' and string.find(before, next_byte, 1, true)) then
-      out[#out + 1] = string.sub(text, from, at - 1)
-      out[#out + 1] = new
-      from = after
-    else
-      out[#out + 1] = string.sub(text, from, after - 1)
-      from = after
-    end
+    local replaced = not before or (next_byte ~= '' and string.find(before, next_byte, 1, true))
+    out[#out + 1] = string.sub(text, from, at - 1)
+    out[#out + 1] = replaced and new or old
+    from = after
   end
   if from == 1 then return text end
   out[#out + 1] = string.sub(text, from)
@@ -336,9 +332,10 @@ local function restore_hash(ctx, key)
 end
 
 -- A workflow over when a call ends (stowing() calls this for each it ended or unstowed, or
--- found over as a hash) is stowed.
+-- found over as a hash) is stowed; one that ended in this call (expire() kept its ttl) is
+-- over without asking.
 settle = function(ctx, key)
-  if is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
+  if ctx.ttl[key] or is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
 end
 
 -- A stowed workflow gets its hash back; a 0.8 fold its archive no longer holds (the archive
