@@ -65,7 +65,7 @@ async def one_round(
         submitted = await redis_cpu_us(admin)
         async with running_engine(RedisSettings.from_url(url), keyspace, {"noop": noop}):
             await all_ended(admin, keyspace, count)
-            ran = await redis_cpu_us(admin)
+        ran = await redis_cpu_us(admin)  # the engine stopped: its stower is done too
     return (submitted - before) / count, (ran - submitted) / count
 
 

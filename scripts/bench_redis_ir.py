@@ -126,7 +126,7 @@ async def one_shape(
             submitted = await server.instructions()
             async with running_engine(settings, keyspace, {"noop": noop}):
                 await all_ended(admin, keyspace, WARM + count)
-                ran = await server.instructions()
+            ran = await server.instructions()  # the engine stopped: its stower is done too
     finally:
         await admin.aclose()
     return submitted / count, ran / count

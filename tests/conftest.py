@@ -166,6 +166,16 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
         await asyncio.sleep(interval)
 
 
+async def stowed(redis: Redis, keyspace: Keyspace, workflow_id: str) -> None:
+    """Wait until the engine stowed an ended workflow (its hash gone): the process whose call
+    ended it stows it just after (engine/stower.py)."""
+
+    async def gone() -> bool:
+        return not await redis.exists(keyspace.workflow(workflow_id))
+
+    await eventually(gone)
+
+
 def until(check: Callable[[], object], what: str, timeout: float = 10.0) -> None:
     """``eventually`` outside an event loop: call ``check()`` until it is truthy, or fail
     saying ``what`` was awaited after ``timeout`` seconds."""

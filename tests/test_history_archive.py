@@ -22,7 +22,7 @@ from streamproc.ops.follow import follow_workflow
 from streamproc.ops.history import parse
 from streamproc.store.folded import shift_id
 from streamproc.store.keys import WATCH_MS
-from tests.conftest import Engine, eventually
+from tests.conftest import Engine, eventually, stowed
 from tests.http_helpers import AUTH, Http, serving, sse_frames
 from tests.output_agents import spec, talking_engine
 from tests.test_output_readers import blocked_follower
@@ -165,7 +165,7 @@ async def test_a_workflow_kept_forever_keeps_its_archive_and_its_stream_still_ex
         await eventually(lambda: redis.exists(keyspace.history(workflow_id)))  # followed
         await redis.rpush(f"open:{workflow_id}:a", 1)
         await waiting
-        assert not await redis.exists(keyspace.workflow(workflow_id))  # stowed
+        await stowed(redis, keyspace, workflow_id)
         assert await redis.pttl(keyspace.past(workflow_id)) == -1
         assert 0 < await redis.pttl(keyspace.history(workflow_id)) <= WATCH_MS
         before = await forever.history(workflow_id)

@@ -13,26 +13,33 @@ from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
 from streamproc.config import ClientSettings
+from streamproc.engine.stower import Stower
 from streamproc.errors import WorkflowNotFound
 from streamproc.ops import deadletters
 from streamproc.ops.listing import Query, list_workflows
 from streamproc.ops.results import task_input
 from streamproc.registry import registered
+from streamproc.store import calls, codec
+from streamproc.store.codec import Acks
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.folded import hmget_many, shift_id, workflow_hash
-from tests.conftest import Engine, eventually, with_starts
+from tests.conftest import Engine, eventually, stowed, with_starts
 from tests.test_cancel import started
 
 LONG = "a long input, well over the 64 bytes a compact hash value may hold " * 2
 
 
-async def stowed_line(redis: Redis, keyspace: Keyspace, workflow_id: str) -> dict | None:
-    """The workflow's stowed fields (its archive's first line) when its hash is gone, else
-    None."""
-    if await redis.exists(keyspace.workflow(workflow_id)):
-        return None
-    past = await redis.get(keyspace.past(workflow_id))
-    return orjson.loads(past.split(b"\n", 1)[0]) if past and past.startswith(b"{") else None
+async def stowed_line(redis: Redis, keyspace: Keyspace, workflow_id: str) -> dict:
+    """The workflow's stowed fields (its archive's first line) once its hash is gone: the
+    engine stows a workflow its completion ended just after the call that ended it."""
+
+    async def line() -> dict | None:
+        if await redis.exists(keyspace.workflow(workflow_id)):
+            return None
+        past = await redis.get(keyspace.past(workflow_id))
+        return orjson.loads(past.split(b"\n", 1)[0]) if past and past.startswith(b"{") else None
+
+    return await eventually(line)
 
 
 async def ended_workflow(client: Client, redis: Redis, keyspace: Keyspace, agent: str) -> str:
@@ -114,9 +121,11 @@ async def test_stowed_times_and_entry_ids_are_offsets_from_creation_read_back_ex
     assert [e["kind"] for e in history if "by" in e] == ["task_started"]
     assert all(li[-2:] == ["by", 1] and by == line[TaskField.CONSUMER.prefix] for by, li in named)
     # The engine brings the hash back (a cancel reads it) and stows it again as the call
-    # ends: the same archive to the byte.
+    # ends: the same archive (its first line made by Lua now, its fields in another order).
     assert await client.cancel(workflow_id) is False
-    assert await redis.get(keyspace.past(workflow_id)) == archive
+    again = await redis.get(keyspace.past(workflow_id))
+    assert orjson.loads(again.split(b"\n", 1)[0]) == orjson.loads(archive.split(b"\n", 1)[0])
+    assert again.split(b"\n", 1)[1] == archive.split(b"\n", 1)[1]
     assert await workflow_hash(redis, keyspace, workflow_id) == whole
 
 
@@ -253,10 +262,104 @@ async def test_a_stowed_value_that_is_not_utf8_reads_back_byte_for_byte(
     await redis.hset(keyspace.workflow(workflow_id), "x:odd", raw)
     await redis.rpush(f"open:{workflow_id}:slow", 1)
     await client.wait(workflow_id, timeout=20)
-    assert not await redis.exists(keyspace.workflow(workflow_id))  # stowed
+    await stowed(redis, keyspace, workflow_id)
     with pytest.raises(orjson.JSONDecodeError):  # a line orjson refuses...
         orjson.loads((await redis.get(keyspace.past(workflow_id))).split(b"\n")[0])
     whole = await workflow_hash(redis, keyspace, workflow_id)
     assert whole[b"x:odd"] == raw  # ...not us
     assert await client.cancel(workflow_id) is False  # the engine unstows and stows it again
     assert await workflow_hash(redis, keyspace, workflow_id) == whole
+
+
+@pytest.mark.parametrize(
+    "tasks",
+    [
+        [  # fan-out and fan-in, a retried task, text JSON escapes differently in Lua
+            {"id": "a", "agent": "echo", "input": {"text": 'é / ✓ \\ "q" \n'}},
+            {"id": "b", "agent": "flaky", "input": {"fail": 1}, "needs": ["a"], "retries": 2},
+            {"id": "c", "agent": "echo", "input": LONG, "needs": ["a"]},
+            {"id": "d", "agent": "echo", "needs": ["b", "c"]},
+        ],
+        [  # a failure, and a task it skipped
+            {"id": "a", "agent": "poison", "input": 1},
+            {"id": "b", "agent": "echo", "needs": ["a"]},
+        ],
+    ],
+    ids=["completed", "failed"],
+)
+async def test_the_engine_stows_as_lua_does_what_its_process_stowed(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace, tasks: list[dict]
+) -> None:
+    """A workflow a completion ended is stowed by the process that applied it (store/stow.py),
+    not by Redis; the engine's own stow (history.lua), when a call brings the hash back, makes
+    the same first line (its fields perhaps in another order) and the same lines after it."""
+    workflow_id = await client.submit({"tasks": tasks})
+    await client.wait(workflow_id, timeout=20)
+    await stowed(redis, keyspace, workflow_id)
+    by_process = await redis.get(keyspace.past(workflow_id))
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    assert await client.cancel(workflow_id) is False  # unstowed, stowed again by Lua
+    by_lua = await redis.get(keyspace.past(workflow_id))
+    first, lines = by_process.split(b"\n", 1)
+    assert orjson.loads(first) == orjson.loads(by_lua.split(b"\n", 1)[0])
+    assert lines == by_lua.split(b"\n", 1)[1]
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
+
+
+async def ended_by_hand(redis: Redis, keyspace: Keyspace, client: Client) -> str:
+    """A workflow ended by an ``sp_resolve`` call of the test's own, which no stower follows:
+    its hash stays, ended."""
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo", "input": 1}]})
+    stream = keyspace.tasks(0, "echo")
+    await redis.xgroup_create(stream, "echo", id="0")
+    [[_, [(entry_id, fields)]]] = await redis.xreadgroup("echo", "w1", {stream: ">"}, count=1)
+    task = codec.decode_task(entry_id, fields, "echo")
+    completion = codec.completion_of(task, b"ok", b"1", 1, 2, "w1")
+    retry = calls.Retry(10, 10, 1.0)
+    args = calls.resolve_arguments(keyspace, 0, ["echo"], retry, [completion], Acks.TASKS)
+    assert (await calls.RESOLVE(redis, args)).ended == [workflow_id]
+    return workflow_id
+
+
+async def test_sp_stow_writes_only_where_the_workflow_is_as_its_stower_read_it(
+    redis: Redis, keyspace: Keyspace, client: Client
+) -> None:
+    """The hash sp_resolve leaves ended expires with its archive, as the stowed archive would;
+    sp_stow stows it only while it is over and has as many fields and as long an archive as
+    the stower read (any later change stows it or adds to its archive)."""
+    workflow_id = await ended_by_hand(redis, keyspace, client)
+    key, past = keyspace.workflow(workflow_id), keyspace.past(workflow_id)
+    ttl = ClientSettings().workflow_ttl * 1000
+    assert ttl - 60_000 < await redis.pttl(key) <= ttl
+    assert ttl - 60_000 < await redis.pttl(past) <= ttl
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    fields, archived = await redis.hlen(key), await redis.strlen(past)
+    for counts in ((fields + 1, archived), (fields, archived - 1)):
+        stow = calls.stow_arguments(keyspace, 0, [calls.Read(workflow_id, *counts, b"{}\n")])
+        assert await calls.STOW(redis, stow) == 0
+    assert await redis.hgetall(key) == whole
+    assert await Stower(redis, keyspace).stow(0, [workflow_id]) == 1
+    assert not await redis.exists(key)
+    assert ttl - 60_000 < await redis.pttl(past) <= ttl
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
+
+
+async def test_sp_stow_leaves_a_running_workflow_alone(
+    redis: Redis, keyspace: Keyspace, client: Client
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo", "input": 1}]})
+    assert await Stower(redis, keyspace).stow(0, [workflow_id]) == 0
+    assert (await client.get(workflow_id)).status == "running"
+
+
+async def test_an_ended_hash_no_stower_stowed_is_stowed_by_the_next_call_that_touches_it(
+    redis: Redis, keyspace: Keyspace, client: Client
+) -> None:
+    """The process whose call ended a workflow died before stowing it: the hash reads whole,
+    and the next function call that reads it stows it."""
+    workflow_id = await ended_by_hand(redis, keyspace, client)
+    state = await client.get(workflow_id)
+    assert state.status == "completed" and state.tasks[0].result == 1
+    assert await client.cancel(workflow_id) is False
+    assert await stowed_line(redis, keyspace, workflow_id)
+    assert await client.get(workflow_id) == state

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 
 from streamproc import metrics
+from streamproc.engine.stower import Stower
 from streamproc.store import calls
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Acks, Completion
@@ -37,6 +38,7 @@ class Completions:
         self.keyspace = keyspace
         self._retry = (int(retry_base * 1000), int(retry_cap * 1000))
         self._agents: dict[int, list[str]] = {}
+        self.stower = Stower(redis, keyspace)  # stows the workflows the calls ended
 
     async def agents(self, shard: int) -> list[str]:
         """The agents ``shard`` routes to, as far as known here (read once, then learned)."""
@@ -76,13 +78,14 @@ class Completions:
             began = time.perf_counter()
             args = await self.arguments(shard, batch, acks)
             resolved = await calls.RESOLVE(self.redis, args)
-            self.record(resolved, time.perf_counter() - began)
+            self.record(shard, resolved, time.perf_counter() - began)
             batch = batch[resolved.consumed :]
             if resolved.missing:
                 self.learn(shard, resolved.missing)
 
-    @staticmethod
-    def record(resolved: calls.Resolved, seconds: float) -> None:
+    def record(self, shard: int, resolved: calls.Resolved, seconds: float) -> None:
+        """A call's outcome: its metrics, and the workflows it ended go to the stower."""
+        self.stower.add(shard, resolved.ended)
         metrics.batch_applied(
             seconds, resolved.consumed, resolved.stale, resolved.completed, resolved.failed
         )

@@ -224,7 +224,7 @@ class Outbox:
                 error = error or (None if _missing_library(reply) else reply)
                 continue
             resolved = calls.RESOLVE.reply(reply)
-            self.completions.record(resolved, seconds)
+            self.completions.record(shard, resolved, seconds)
             left += chunk[resolved.consumed :]
             if resolved.missing:
                 self.completions.learn(shard, resolved.missing)

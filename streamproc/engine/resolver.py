@@ -82,6 +82,9 @@ class Resolver(Consumer):
             loops.create_task(self._release_loop(shard, stop))
             loops.create_task(self._sweep_loop(shard, stop))
         loops.create_task(self._trim_loop(stop))
+        loops.create_task(self.completions.stower.run())
+        await stop.wait()
+        self.completions.stower.close()  # what a batch finishing after this ends stays a hash
 
     async def _leave(self) -> None:
         for shard in self.keyspace.all_shards():

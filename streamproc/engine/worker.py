@@ -92,7 +92,8 @@ class Worker(Consumer):
         ``stop`` the running tasks finish, the flusher writes their reports, then all end."""
         loops.create_task(self.claims.heartbeat_loop(self._closing))
         loops.create_task(self.claims.sweep_loop(self._closing))
-        loops.create_task(self.outbox.flush_loop())
+        loops.create_task(self._flush_loop())
+        loops.create_task(self.outbox.completions.stower.run())
         loops.create_task(self.output.flush_loop())
         if self.autoscaler is not None:
             loops.create_task(self._autoscale_loop(self.autoscaler))
@@ -110,6 +111,13 @@ class Worker(Consumer):
         self._closing.set()  # upkeep loops end; the flusher writes what is left first
         self.outbox.close()
         self.output.close()
+
+    async def _flush_loop(self) -> None:
+        """The outbox's flusher; the stower ends once it stowed what the last flush ended."""
+        try:
+            await self.outbox.flush_loop()
+        finally:
+            self.outbox.completions.stower.close()
 
     async def _leave(self) -> None:
         await until_redis_answers(self.claims.hand_back)

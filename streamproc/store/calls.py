@@ -128,11 +128,13 @@ class Resolved(NamedTuple):
     missing: str  # the agent the call lacked keys for, where it stopped ("": none)
     completed: int  # workflows these completions completed
     failed: int  # workflows they failed
+    ended: list[str]  # the ids of the workflows they ended, left for the caller to stow
 
 
 def _resolved(reply: list[Any]) -> Resolved:
-    consumed, stale, missing, completed, failed = reply
-    return Resolved(int(consumed), int(stale), text(missing), int(completed), int(failed))
+    consumed, stale, missing, completed, failed, ended = reply
+    ids = [text(workflow_id) for workflow_id in ended]
+    return Resolved(int(consumed), int(stale), text(missing), int(completed), int(failed), ids)
 
 
 RESOLVE = Function("sp_resolve", ENGINE, _resolved)
@@ -212,6 +214,27 @@ async def watch(redis: Redis, keyspace: Keyspace, workflow_id: str) -> Watched:
     follower (made if it runs and has none; it lives ``WATCH_MS`` after this call)."""
     shard = keyspace.shard_of(workflow_id)
     return await WATCH(redis, layout(keyspace, shard, [], [workflow_id], []))
+
+
+# -- sp_stow (history.lua) -------------------------------------------------------------------
+
+
+class Read(NamedTuple):
+    """An ended workflow as its stower read it, and what it made of it."""
+
+    workflow_id: str
+    fields: int  # its hash's field count
+    archived: int  # its archive's length
+    stowed: bytes  # its stowed archive (b"": for sp_stow to make)
+
+
+STOW = Function("sp_stow", ENGINE, int)
+
+
+def stow_arguments(keyspace: Keyspace, shard: int, read: Sequence[Read]) -> list[Arg]:
+    """One ``sp_stow`` call's arguments: workflows of ``shard``."""
+    args: list[Arg] = [part for r in read for part in (r.fields, r.archived, r.stowed)]
+    return layout(keyspace, shard, [], [r.workflow_id for r in read], args)
 
 
 # -- sp_started (started.lua) ----------------------------------------------------------------

@@ -24,6 +24,14 @@ sp_watch
   WATCH_MS to live.
   returns {the workflow's status (false: no such workflow), 1 if it made the stream else 0,
         the id of the workflow's last event (false: none)}
+
+sp_stow
+  KEYS  the shared head, no agents, then per workflow its hash, history stream, output stream
+        and archive
+  ARGV  0, then 3 per workflow: its hash's field count and its archive's length as the caller
+        read them, and the stowed archive it made of them (store/stow.py; '': stow it here)
+  Stows each workflow still as read (see stow_read below).
+  returns how many it stowed
 ]]
 
 -- The id of an archive's last entry (the first element of its last line), or nil.
@@ -111,7 +119,9 @@ of the archive's lines after it) is a number too: their distance from the workfl
 creation, a few digits where a time takes thirteen.  When all its tasks had one consumer
 (their "w:" is one value), an event's `by` naming it is 1 in the lines after it.
 context() brings the hash back (unstow) before a function reads the workflow; the call's
-end stows it again (settle).  Python readers go through store/folded.py.
+end stows it again (settle).  A workflow sp_resolve ends is stowed by the process that called
+it instead (store/stow.py makes the same line; sp_stow writes it).  Python readers go through
+store/folded.py.
 
 0.8 kept the hash of an ended workflow, and moved only the task fields of a large one to its
 archive's first line ({"<letter>:<name>": value}, the hash's `folded` field that line's
@@ -233,6 +243,21 @@ local function field_parts(field)
   return parts
 end
 
+-- The stowed archive `text` takes the hash's place, and expires as the hash would have: ended
+-- in this call, after its ttl; else what is left of it, or all of its ttl (`ttl`, else the
+-- hash's) when the hash has no expiry (an ending whose call failed after writing the end, as
+-- a script error does).
+local function write_stowed(ctx, key, text, ttl)
+  local left = ctx.ttl[key] or redis.call('PTTL', key)
+  if left < 0 then left = tonumber(ttl or redis.call('HGET', key, WF.ttl)) or 0 end
+  redis.call('DEL', key)
+  if left > 0 then
+    redis.call('SET', ctx.past[key], text, 'PX', string.format('%d', left))
+  else
+    redis.call('SET', ctx.past[key], text)
+  end
+end
+
 local function stow(ctx, key)
   local flat = redis.call('HGETALL', key)
   local created, order
@@ -277,19 +302,9 @@ local function stow(ctx, key)
     line[NAMES] = others
   end
   for letter, values in pairs(columns) do line[letter] = column(values, #names) end
-  -- Ended in this call: its ttl; else what is left of it, or all of it when the hash has no
-  -- expiry (an ending whose call failed after writing the end, as a script error does).
-  local left = ctx.ttl[key] or redis.call('PTTL', key)
-  if left < 0 then left = tonumber(line[WF.ttl]) or 0 end
   local past = shift_lines(redis.call('GET', ctx.past[key]) or '', -created)
   if type(line[TF.consumer]) == 'string' then past = by_consumer(past, line[TF.consumer], true) end
-  redis.call('DEL', key)
-  local text = cjson.encode(line) .. '\n' .. past
-  if left > 0 then
-    redis.call('SET', ctx.past[key], text, 'PX', string.format('%d', left))
-  else
-    redis.call('SET', ctx.past[key], text)
-  end
+  write_stowed(ctx, key, cjson.encode(line) .. '\n' .. past, line[WF.ttl])
 end
 
 -- The first line of a stowed archive, decoded, and its length; nil if `past` is not one.
@@ -331,11 +346,27 @@ local function restore_hash(ctx, key)
   restow(ctx, key)
 end
 
+-- A workflow sp_resolve ended is left for its caller to stow (ctx.ended_ids: converting a
+-- hash takes most of a completion's time in Redis, and Redis has one thread; sp_stow below
+-- writes what the caller made of it): its hash and archive expire meanwhile as the archive
+-- would have.
+local function leave_ended(ctx, key, ttl)
+  if ttl > 0 then
+    local text = string.format('%d', ttl)
+    redis.call('PEXPIRE', key, text)
+    redis.call('PEXPIRE', ctx.past[key], text)
+  end
+  local _, at = string.find(key, ':wf:', 1, true)
+  ctx.ended_ids[#ctx.ended_ids + 1] = string.sub(key, at + 1)
+end
+
 -- A workflow over when a call ends (stowing() calls this for each it ended or unstowed, or
 -- found over as a hash) is stowed; one that ended in this call (expire() kept its ttl) is
 -- over without asking.
 settle = function(ctx, key)
-  if ctx.ttl[key] or is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
+  local ttl = ctx.ttl[key]
+  if ttl and ctx.ended_ids then return leave_ended(ctx, key, ttl) end
+  if ttl or is_over(redis.call('HGET', key, WF.status)) then stow(ctx, key) end
 end
 
 -- A stowed workflow gets its hash back; a 0.8 fold its archive no longer holds (the archive
@@ -382,4 +413,25 @@ local function watch(keys, args)
   return {status or false, made, last or false}
 end
 
+-- What the caller made of the hashes sp_resolve left ended (store/stow.py) is written where
+-- each is as the caller read it: its hash over, with as many fields, and its archive
+-- as long.  Any later change to an ended workflow goes through a function that stows it
+-- (its hash gone) or adds an event to its archive, so a workflow changed since is left as it
+-- is; its next call stows it.  An empty text has it stowed here.
+local function stow_read(keys, args)
+  local ctx = keys_of(keys, args)
+  local stowed = 0
+  for item, key in ipairs(ctx.workflows) do
+    local a = ctx.arg_base + 3 * item - 2
+    if redis.call('HLEN', key) == tonumber(args[a])
+        and redis.call('STRLEN', ctx.past[key]) == tonumber(args[a + 1])
+        and is_over(redis.call('HGET', key, WF.status)) then
+      if args[a + 2] == '' then stow(ctx, key) else write_stowed(ctx, key, args[a + 2]) end
+      stowed = stowed + 1
+    end
+  end
+  return stowed
+end
+
 redis.register_function('sp_watch', watch)
+redis.register_function('sp_stow', stow_read)

@@ -15,9 +15,10 @@ sp_resolve: apply a batch of completions, then XACK what they answer: the resolv
         after ms; an error or fatal adds 1: its traceback ('' when none), kept in the
         attempt's history record; a spawn adds 1: its tasks (grow.lua); an await (its output
         the signal's name) adds 1: its timeout in ms, 0 for none (wait.lua)
-  returns {consumed, stale, missing agent or '', workflows completed, workflows failed}: it
-        stops before a completion whose task or dependents use an agent it has no keys for,
-        leaving that one and the rest unacknowledged
+  returns {consumed, stale, missing agent or '', workflows completed, workflows failed, the
+        ids of the workflows it ended, whose hashes it left for the caller to stow (sp_stow,
+        history.lua)}: it stops before a completion whose task or dependents use an agent it
+        has no keys for, leaving that one and the rest unacknowledged
   A completion applies to a queued or running task (task_started is emitted by sp_started
   as the worker begins; a task whose start was not recorded, as a worker leaves out the
   start of a task that ended before its next flush, gets its start here: within its
@@ -115,13 +116,17 @@ local function reject_completion(ctx, wf, t, att, entry, reason, out)
              EF.entry, entry, EF.reason, reason, EF.output, out, EF.at, ctx.now)
 end
 
--- The workflows this call completed and failed, for the caller's metrics.
-local function ended_counts(ctx)
-  return ctx.ended[WS.completed] or 0, ctx.ended[WS.failed] or 0
+-- The reply: what was consumed, how much of it was stale, the missing agent or '', the
+-- workflows this call completed and failed (for the caller's metrics), and those it ended,
+-- for the caller to stow (ctx.ended_ids, filled as the call ends).
+local function resolved(ctx, consumed, stale, missing)
+  return {consumed, stale, missing, ctx.ended[WS.completed] or 0, ctx.ended[WS.failed] or 0,
+          ctx.ended_ids}
 end
 
 local function resolve(keys, args)
   local ctx = context(keys, args)
+  ctx.ended_ids = {}  -- filled as the call ends (settle), before Redis reads the reply
   local b = ctx.arg_base
   local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
                  jitter = tonumber(args[b + 3])}
@@ -160,7 +165,7 @@ local function resolve(keys, args)
         missing = missing or spawn_missing_agent(ctx, spawned)
       end
       if missing or not ctx.dead[f[4]] then
-        return {acks.send(), stale, missing or f[4], ended_counts(ctx)}
+        return resolved(ctx, acks.send(), stale, missing or f[4])
       end
       local unstarted = f[2] == TS.queued  -- no start recorded (see the top of this file)
       if unstarted and kind ~= KIND.ok then
@@ -189,7 +194,7 @@ local function resolve(keys, args)
     acks.add(a)
     a = a + stride
   end
-  return {acks.send(), stale, '', ended_counts(ctx)}
+  return resolved(ctx, acks.send(), stale, '')
 end
 
 local function release(keys, args)

@@ -1,0 +1,85 @@
+"""Stowing the workflows this process's ``sp_resolve`` calls ended (``store/stow.py`` says why
+it is done here and not in Redis).
+
+A stower reads each ended workflow's hash and archive in one transaction, makes its stowed
+archive, and has ``sp_stow`` write it where the workflow is still as read.  One it does not
+stow (Redis failed, or the process stopped first) stays a hash, whole and read the same by
+every reader; it expires with its archive, and the next function call that touches it stows
+it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from streamproc.store import calls
+from streamproc.store.keys import Keyspace
+from streamproc.store.stow import stowed_archive
+
+log = logging.getLogger(__name__)
+BATCH = 100  # workflows read in one transaction and stowed in one call, at most
+
+
+class Stower:
+    """Stows the workflows :meth:`add` is given, in :meth:`run`, until :meth:`close`."""
+
+    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+        self.redis = redis
+        self.keyspace = keyspace
+        self._pending: dict[int, list[str]] = {}
+        self._ready = asyncio.Event()
+        self._closing = False
+
+    def add(self, shard: int, workflow_ids: Sequence[str]) -> None:
+        """Stow these ended workflows of ``shard``."""
+        if workflow_ids:
+            self._pending.setdefault(shard, []).extend(workflow_ids)
+            self._ready.set()
+
+    def close(self) -> None:
+        """None comes any more: :meth:`run` ends once it stowed what it was given."""
+        self._closing = True
+        self._ready.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            pending, self._pending = self._pending, {}
+            for shard, ids in pending.items():
+                for first in range(0, len(ids), BATCH):
+                    await self.stow(shard, ids[first : first + BATCH])
+            if self._closing and not self._pending:
+                return
+
+    async def stow(self, shard: int, workflow_ids: Sequence[str]) -> int:
+        """Stow these ended workflows of ``shard``; how many were.  A failure is logged: they
+        stay hashes."""
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for workflow_id in workflow_ids:
+                    pipe.hgetall(self.keyspace.workflow(workflow_id))
+                    pipe.get(self.keyspace.past(workflow_id))
+                replies = await pipe.execute()
+            hashes, archives = replies[::2], replies[1::2]
+            read = [
+                calls.Read(workflow_id, len(raw), len(past or b""), _made(raw, past or b""))
+                for workflow_id, raw, past in zip(workflow_ids, hashes, archives, strict=True)
+                if raw
+            ]
+            if not read:
+                return 0
+            return await calls.STOW(self.redis, calls.stow_arguments(self.keyspace, shard, read))
+        except RedisError as exc:
+            log.warning("%d ended workflows stay unstowed for now: %s", len(workflow_ids), exc)
+            return 0
+
+
+def _made(raw: dict[bytes, bytes], past: bytes) -> bytes:
+    """The stowed archive, or b"" for ``sp_stow`` to make it."""
+    return stowed_archive(raw, past) or b""

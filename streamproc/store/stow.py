@@ -1,0 +1,89 @@
+"""An ended workflow's hash and archive made into its stowed archive, as ``history.lua``'s
+``stow`` makes it (it says what the form is; ``folded.py`` reads it back).
+
+``sp_resolve`` leaves the workflows it ends as hashes, and the process that called it stows
+them (``engine/stower.py``): turning some sixty fields into one line takes most of a
+completion's time in Redis, which runs every client's commands on one thread; here it costs
+the caller's CPU instead.  ``sp_stow`` writes the result only where the workflow is still as
+it was read.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from streamproc.store.fields import TaskField, WorkflowField
+from streamproc.store.folded import NAMES, shift_id
+
+_TIMES = {TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED, TaskField.WAITING_SINCE}
+TIMES = frozenset(f.prefix for f in _TIMES)
+ENTRY = TaskField.ENTRY.prefix
+CONSUMER = TaskField.CONSUMER.prefix
+DIGITS = re.compile(r"[0-9]+")
+LINE_ID = re.compile(rb'\["(-?\d+)-')
+
+
+def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
+    """The stowed archive of an ended workflow's hash ``raw`` (as HGETALL gives it, in its
+    order) and archive ``past``; None when a value is not UTF-8 (Lua's JSON copies bytes as
+    they are) or its creation time is not a number: ``sp_stow`` stows that one itself."""
+    try:
+        fields = {name.decode(): value.decode() for name, value in raw.items()}
+    except UnicodeDecodeError:
+        return None
+    if not DIGITS.fullmatch(created_text := fields.get(WorkflowField.CREATED, "")):
+        return None
+    created = int(created_text)
+    names = fields.get(WorkflowField.ORDER, "").split()
+    tasks = len(names)
+    index = {name: i for i, name in enumerate(names)}
+    line: dict[str, Any] = {}
+    columns: dict[str, dict[int, str | int]] = {}
+    for field, value in fields.items():
+        if field[1:2] == ":":
+            letter, name = field[:2], field[2:]
+            at = index.get(name)
+            if at is None:
+                at = index[name] = len(names)
+                names.append(name)
+            columns.setdefault(letter, {})[at] = _stowed_value(letter, value, created)
+        elif field == WorkflowField.ENDED:
+            line[field] = _stowed_value(TaskField.ENDED.prefix, value, created)
+        elif field != WorkflowField.LEFT or value != "0":
+            line[field] = value
+    if len(names) > tasks:
+        line[NAMES] = names[tasks:]
+    for letter, values in columns.items():
+        line[letter] = _column(values, len(names))
+    lines = _shift_lines(past, -created)
+    consumer = line.get(CONSUMER)
+    if isinstance(consumer, str):
+        lines = lines.replace(b',"by","' + consumer.encode() + b'"', b',"by",1')
+    return orjson.dumps(line) + b"\n" + lines
+
+
+def _stowed_value(letter: str, value: str, created: int) -> str | int:
+    if letter in TIMES and DIGITS.fullmatch(value):
+        return int(value) - created
+    if letter == ENTRY:
+        return shift_id(value.encode(), -created).decode()
+    return value
+
+
+def _column(values: dict[int, str | int], count: int) -> str | int | list[str | int | None]:
+    """One value when every name has the same, else a value a name (None: none)."""
+    column = [values.get(i) for i in range(count)]
+    first = column[0]
+    return first if first is not None and all(v == first for v in column) else column
+
+
+def _shift_lines(lines: bytes, by: int) -> bytes:
+    """The archive's lines with the <ms> of their ids moved by ``by``."""
+    out = lines.split(b"\n")
+    for i, line in enumerate(out):
+        if found := LINE_ID.match(line):
+            out[i] = b'["%d%s' % (int(found[1]) + by, line[found.end(1) :])
+    return b"\n".join(out)
