@@ -23,6 +23,7 @@ from streamproc.store.stow import stowed_archive
 
 log = logging.getLogger(__name__)
 BATCH = 100  # workflows read in one transaction and stowed in one call, at most
+GATHER_S = 0.02  # how long a wake waits for a whole batch: fewer, larger calls cost less
 
 
 class Stower:
@@ -49,6 +50,8 @@ class Stower:
     async def run(self) -> None:
         while True:
             await self._ready.wait()
+            if not self._closing and sum(map(len, self._pending.values())) < BATCH:
+                await asyncio.sleep(GATHER_S)
             self._ready.clear()
             pending, self._pending = self._pending, {}
             for shard, ids in pending.items():

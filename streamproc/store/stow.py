@@ -18,11 +18,13 @@ import orjson
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.folded import NAMES, shift_id
 
-_TIMES = {TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED, TaskField.WAITING_SINCE}
-TIMES = frozenset(f.prefix for f in _TIMES)
-ENTRY = TaskField.ENTRY.prefix
+TIME, ID = "time", "id"
+OFFSETS = {  # the fields whose value is stowed as its distance from the creation time
+    **{f.prefix: TIME for f in (TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED)},
+    TaskField.WAITING_SINCE.prefix: TIME,
+    TaskField.ENTRY.prefix: ID,
+}
 CONSUMER = TaskField.CONSUMER.prefix
-DIGITS = re.compile(r"[0-9]+")
 LINE_ID = re.compile(rb'\["(-?\d+)-')
 
 
@@ -34,7 +36,7 @@ def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
         fields = {name.decode(): value.decode() for name, value in raw.items()}
     except UnicodeDecodeError:
         return None
-    if not DIGITS.fullmatch(created_text := fields.get(WorkflowField.CREATED, "")):
+    if not _whole(created_text := fields.get(WorkflowField.CREATED, "")):
         return None
     created = int(created_text)
     names = fields.get(WorkflowField.ORDER, "").split()
@@ -49,9 +51,11 @@ def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
             if at is None:
                 at = index[name] = len(names)
                 names.append(name)
-            columns.setdefault(letter, {})[at] = _stowed_value(letter, value, created)
+            offset = OFFSETS.get(letter)
+            stowed = _offset(offset, value, created) if offset else value
+            columns.setdefault(letter, {})[at] = stowed
         elif field == WorkflowField.ENDED:
-            line[field] = _stowed_value(TaskField.ENDED.prefix, value, created)
+            line[field] = _offset(TIME, value, created)
         elif field != WorkflowField.LEFT or value != "0":
             line[field] = value
     if len(names) > tasks:
@@ -65,16 +69,21 @@ def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
     return orjson.dumps(line) + b"\n" + lines
 
 
-def _stowed_value(letter: str, value: str, created: int) -> str | int:
-    if letter in TIMES and DIGITS.fullmatch(value):
-        return int(value) - created
-    if letter == ENTRY:
-        return shift_id(value.encode(), -created).decode()
-    return value
+def _whole(text: str) -> bool:
+    return text.isdigit() and text.isascii()
+
+
+def _offset(offset: str, value: str, created: int) -> str | int:
+    """A time (a whole number of ms) as its distance from ``created``, and an entry id's ms."""
+    if offset == TIME:
+        return int(value) - created if _whole(value) else value
+    return shift_id(value.encode(), -created).decode()
 
 
 def _column(values: dict[int, str | int], count: int) -> str | int | list[str | int | None]:
     """One value when every name has the same, else a value a name (None: none)."""
+    if count == 1 and 0 in values:
+        return values[0]
     column = [values.get(i) for i in range(count)]
     first = column[0]
     return first if first is not None and all(v == first for v in column) else column
