@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
 from tests.cli_runner import at, run
-from tests.conftest import Engine, with_starts
+from tests.conftest import Engine, stowed, with_starts
 
 
 async def test_history_keeps_every_change_in_order_and_expires_with_the_workflow(
@@ -43,7 +43,7 @@ async def test_history_keeps_every_change_in_order_and_expires_with_the_workflow
     assert times == sorted(times)
     past_ttl = await redis.pttl(keyspace.past(workflow_id))  # its archive (test_history_archive)
     assert 0 < past_ttl <= 7 * 24 * 3600 * 1000  # the workflow, stowed there, expires with it
-    assert not await redis.exists(keyspace.workflow(workflow_id))
+    await stowed(redis, keyspace, workflow_id)
 
 
 async def test_show_history_prints_the_timeline(
