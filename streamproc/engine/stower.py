@@ -49,6 +49,7 @@ class Stower:
         self._ready.set()
 
     async def run(self) -> None:
+        """Stow what is added, gathering a batch at each wake, until closed and done."""
         while True:
             await self._ready.wait()
             if not self._closing and sum(map(len, self._pending.values())) < BATCH:

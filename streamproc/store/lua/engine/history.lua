@@ -346,10 +346,10 @@ local function restore_hash(ctx, key)
   restow(ctx, key)
 end
 
--- A workflow sp_resolve ended is left for its caller to stow (ctx.ended_ids: converting a
--- hash takes most of a completion's time in Redis, and Redis has one thread; sp_stow below
--- writes what the caller made of it): its hash and archive expire meanwhile as the archive
--- would have.
+-- A workflow sp_resolve ended is left for its caller to stow (ctx.ended_ids: converting its
+-- hash was a fifth of what a workflow cost Redis, whose one thread every client waits for;
+-- sp_stow below writes what the caller made of it): its hash and archive expire meanwhile as
+-- the stowed archive would have.
 local function leave_ended(ctx, key, ttl)
   if ttl > 0 then
     local text = string.format('%d', ttl)
