@@ -363,3 +363,19 @@ async def test_an_ended_hash_no_stower_stowed_is_stowed_by_the_next_call_that_to
     assert await client.cancel(workflow_id) is False
     assert await stowed_line(redis, keyspace, workflow_id)
     assert await client.get(workflow_id) == state
+
+
+async def test_the_resolver_stows_the_ended_hashes_its_sweep_finds(
+    redis: Redis, keyspace: Keyspace, client: Client, redis_url: str
+) -> None:
+    """A worker died between ending workflows and stowing them: the resolver's sweep (at its
+    start, and every reconcile interval) finds them among the hashes it reads, and stows them."""
+    workflow_id = await ended_by_hand(redis, keyspace, client)
+    state = await client.get(workflow_id)
+    resolver = Engine(redis_url, keyspace)
+    resolver.start_resolver()
+    try:
+        assert await stowed_line(redis, keyspace, workflow_id)
+    finally:
+        await resolver.stop()
+    assert await client.get(workflow_id) == state

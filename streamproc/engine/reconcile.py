@@ -14,17 +14,22 @@ later), so it is published again, as a new attempt by ``sp_requeue`` with reason
 ``reconciled``, only on a later sweep that finds it still stranded after the resolver has
 applied every completion written before it was first seen.  A late completion of the old
 attempt is then refused as superseded.
+
+A sweep reads every workflow hash of the shard, so it also hands the ended ones it finds,
+those whose worker died before stowing them, to the resolver's stower (``stower.py``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import partial
 from typing import NamedTuple, cast
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from streamproc.engine.stower import Stower
 from streamproc.store import calls, fields
 from streamproc.store.codec import entry_order
 from streamproc.store.fields import WorkflowField
@@ -33,6 +38,7 @@ from streamproc.store.state import WorkflowStatus
 from streamproc.transport.groups import group_positions
 
 log = logging.getLogger(__name__)
+Ended = Callable[[list[str]], None]
 SCAN_COUNT = 500
 NEVER_DEAD_LETTER = 1 << 30  # sp_requeue's lost-delivery cap: a re-drive is no lost delivery
 
@@ -45,8 +51,11 @@ class Queued(NamedTuple):
     entry: bytes
 
 
-async def queued_tasks(redis: Redis, keyspace: Keyspace, shard: int) -> list[Queued]:
-    """Every queued or running task of the shard's running workflows."""
+async def queued_tasks(
+    redis: Redis, keyspace: Keyspace, shard: int, ended: Ended | None = None
+) -> list[Queued]:
+    """Every queued or running task of the shard's running workflows; ``ended`` is given the
+    ids of the ended workflows found still hashes (their stower did not stow them)."""
     found: list[Queued] = []
     keys = [key async for key in redis.scan_iter(match=keyspace.workflows(shard), count=SCAN_COUNT)]
     running = WorkflowStatus.RUNNING.encode()
@@ -55,20 +64,28 @@ async def queued_tasks(redis: Redis, keyspace: Keyspace, shard: int) -> list[Que
         pipe = redis.pipeline(transaction=False)
         for key in batch:
             pipe.hget(key, WorkflowField.STATUS)
-        live = [
-            k for k, status in zip(batch, await pipe.execute(), strict=True) if status == running
-        ]
+        statuses = list(zip(batch, await pipe.execute(), strict=True))
+        live = [k for k, status in statuses if status == running]
+        if ended is not None:
+            ended([_id(k) for k, status in statuses if status not in (running, None)])
         for key in live:
             raw = cast(dict[bytes, bytes], await redis.hgetall(key))
-            workflow = key.decode().rsplit(":wf:", 1)[1]
-            found += (Queued(workflow, *queued) for queued in fields.queued_tasks(raw))
+            found += (Queued(_id(key), *queued) for queued in fields.queued_tasks(raw))
     return found
 
 
-async def stranded(redis: Redis, keyspace: Keyspace, shard: int) -> set[Queued]:
-    """Queued tasks whose entry is neither pending nor yet to be read by their agent's group."""
+def _id(key: bytes) -> str:
+    """The workflow id of a hash key."""
+    return key.decode().rsplit(":wf:", 1)[1]
+
+
+async def stranded(
+    redis: Redis, keyspace: Keyspace, shard: int, ended: Ended | None = None
+) -> set[Queued]:
+    """Queued tasks whose entry is neither pending nor yet to be read by their agent's group
+    (``ended``: as for :func:`queued_tasks`)."""
     out: set[Queued] = set()
-    tasks = await queued_tasks(redis, keyspace, shard)
+    tasks = await queued_tasks(redis, keyspace, shard, ended)
     for agent in {t.agent for t in tasks}:
         stream = keyspace.tasks(shard, agent)
         group = (await group_positions(redis, stream)).get(agent.encode())
@@ -109,15 +126,17 @@ class Reconciler:
     to that entry and the task is still stranded (a completion of it would have been among
     them: a worker writes the completion and acknowledges the task entry in one MULTI)."""
 
-    def __init__(self, redis: Redis, keyspace: Keyspace) -> None:
+    def __init__(self, redis: Redis, keyspace: Keyspace, stower: Stower | None = None) -> None:
         self.redis, self.keyspace = redis, keyspace
+        self.stower = stower  # given the ended workflows a sweep finds still hashes
         self.first_seen: dict[Queued, tuple[int, int]] = {}
 
     async def sweep(self) -> int:
         """One pass over every shard; the number of tasks published again."""
         moved, seen = 0, dict[Queued, tuple[int, int]]()
         for shard in self.keyspace.all_shards():
-            found = await stranded(self.redis, self.keyspace, shard)
+            ended = None if self.stower is None else partial(self.stower.add, shard)
+            found = await stranded(self.redis, self.keyspace, shard, ended)
             if not found:
                 continue
             unapplied = await first_unapplied(self.redis, self.keyspace.done(shard))

@@ -53,11 +53,11 @@ class Resolver(Consumer):
         super().__init__(redis, settings.keyspace, settings.block_ms)
         self.settings = settings
         self.keyspace = settings.keyspace
-        self.reconciler = Reconciler(self.redis, self.keyspace)
         self._restarted = False
         self.completions = Completions(
             self.redis, self.keyspace, settings.retry_base, settings.retry_cap
         )
+        self.reconciler = Reconciler(self.redis, self.keyspace, self.completions.stower)
         self._unsettled: set[int] = set()  # shards whose last batch may be read, not applied
         self._prune_from: dict[int, int] = {}  # each shard's next index rank to check (index.py)
 
