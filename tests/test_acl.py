@@ -18,7 +18,7 @@ from streamproc.store import folded, functions
 from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
-from tests.conftest import Engine, eventually
+from tests.conftest import Engine, eventually, stowed
 from tests.test_worker_applies import entries_added
 
 SPEC = {
@@ -68,6 +68,16 @@ async def reported(where: str) -> int:
         await admin.aclose()
 
 
+async def all_stowed(where: str, keyspace: Keyspace, workflow_ids: list[str]) -> None:
+    """Wait until the engine, under its roles' rules, stowed these ended workflows."""
+    admin = Redis.from_url(url("sp-admin", where))
+    try:
+        for workflow_id in workflow_ids:
+            await stowed(admin, keyspace, workflow_id)
+    finally:
+        await admin.aclose()
+
+
 async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
     """The worker may not write the other agents' streams, so it reports its completions to
     the resolver instead of applying them."""
@@ -89,6 +99,7 @@ async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
     assert state.results["b"] == {"input": None, "deps": {"a": 1}}
     assert gate.results["gate"] == "yes"
     assert await reported(locked_down) - before == 4
+    await all_stowed(locked_down, keyspace, [state.id, gated])  # by the resolver
 
 
 async def test_a_worker_granted_every_task_stream_applies_its_own_completions(
@@ -105,10 +116,41 @@ async def test_a_worker_granted_every_task_stream_applies_its_own_completions(
     try:
         async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
             state = await c.wait(await c.submit(SPEC), timeout=20)
+            await all_stowed(locked_down, keyspace, [state.id])  # by the worker
     finally:
         await engine.stop()
     assert state.results["b"] == {"input": None, "deps": {"a": 1}}
     assert await reported(locked_down) == before
+
+
+async def test_a_user_that_may_not_stow_leaves_ended_workflows_whole_and_says_so_once(
+    locked_down: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker user granted what an older acl.conf granted (no STRLEN): its workflows
+    complete, stay hashes, and the worker says once what to grant."""
+    admin = Redis.from_url(url("sp-admin", locked_down))
+    await admin.execute_command(
+        "ACL", "SETUSER", "sp-worker-echo", "~{sp:*}:tasks:*", "+smembers", "-strlen"
+    )
+    keyspace = Keyspace("sp")
+    engine = Engine(url("sp-producer", locked_down), keyspace)  # no resolver runs
+    engine.redis = engine.redis.from_url(url("sp-worker-echo", locked_down))
+    engine.start_worker(("echo",))
+    try:
+        async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
+            first = await c.wait(await c.submit(SPEC), timeout=20)
+            await eventually(lambda: refused_stow(caplog))
+            second = await c.wait(await c.submit(SPEC), timeout=20)
+    finally:
+        await engine.stop()
+    assert (first.status, second.status) == ("completed", "completed")
+    assert await admin.exists(keyspace.workflow(first.id), keyspace.workflow(second.id)) == 2
+    assert await refused_stow(caplog) == 1
+    await admin.aclose()
+
+
+async def refused_stow(caplog: pytest.LogCaptureFixture) -> int:
+    return sum("may not stow" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
 
 
 async def test_the_producer_may_ask_for_replicas_and_fsync(locked_down: str) -> None:

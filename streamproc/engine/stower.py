@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoPermissionError, RedisError
 
 from streamproc.store import calls
 from streamproc.store.keys import Keyspace
@@ -36,10 +36,11 @@ class Stower:
         self._pending: dict[int, list[str]] = {}
         self._ready = asyncio.Event()
         self._closing = False
+        self._permitted = True  # until Redis refuses this user what stowing takes
 
     def add(self, shard: int, workflow_ids: Sequence[str]) -> None:
         """Stow these ended workflows of ``shard``."""
-        if workflow_ids:
+        if workflow_ids and self._permitted:
             self._pending.setdefault(shard, []).extend(workflow_ids)
             self._ready.set()
 
@@ -81,8 +82,22 @@ class Stower:
                 return 0
             return await calls.STOW(self.redis, calls.stow_arguments(self.keyspace, shard, read))
         except RedisError as exc:
-            log.warning("%d ended workflows stay unstowed for now: %s", len(workflow_ids), exc)
+            if _refused(exc):
+                log.error(
+                    "this process's Redis user may not stow ended workflows (%s): they stay "
+                    "hashes until they expire or a call touches them; grant what "
+                    "deploy/acl.conf grants",
+                    exc,
+                )
+                self._permitted = False
+            else:
+                log.warning("%d ended workflows stay unstowed for now: %s", len(workflow_ids), exc)
             return 0
+
+
+def _refused(error: RedisError) -> bool:
+    """Redis refused this user a command: itself (NOPERM), or one a function calls."""
+    return isinstance(error, NoPermissionError) or "can't run this command" in str(error)
 
 
 def _made(raw: dict[bytes, bytes], past: bytes) -> bytes:
