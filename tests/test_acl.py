@@ -102,17 +102,24 @@ async def test_each_role_runs_with_only_its_rules(locked_down: str) -> None:
     await all_stowed(locked_down, keyspace, [state.id, gated])  # by the resolver
 
 
+async def applying_worker(where: str, keyspace: Keyspace, *rules: str) -> Engine:
+    """A worker alone (no resolver), its user granted every task stream and ``rules``: it
+    applies its own completions."""
+    admin = Redis.from_url(url("sp-admin", where))
+    await admin.execute_command("ACL", "SETUSER", "sp-worker-echo", "~{sp:*}:tasks:*", *rules)
+    await admin.aclose()
+    engine = Engine(url("sp-producer", where), keyspace)
+    engine.redis = engine.redis.from_url(url("sp-worker-echo", where))
+    engine.start_worker(("echo",))
+    return engine
+
+
 async def test_a_worker_granted_every_task_stream_applies_its_own_completions(
     locked_down: str,
 ) -> None:
-    admin = Redis.from_url(url("sp-admin", locked_down))
-    await admin.execute_command("ACL", "SETUSER", "sp-worker-echo", "~{sp:*}:tasks:*", "+smembers")
-    await admin.aclose()
     keyspace = Keyspace("sp")
     before = await reported(locked_down)
-    engine = Engine(url("sp-producer", locked_down), keyspace)  # no resolver runs
-    engine.redis = engine.redis.from_url(url("sp-worker-echo", locked_down))
-    engine.start_worker(("echo",))
+    engine = await applying_worker(locked_down, keyspace, "+smembers")
     try:
         async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
             state = await c.wait(await c.submit(SPEC), timeout=20)
@@ -128,14 +135,8 @@ async def test_a_user_that_may_not_stow_leaves_ended_workflows_whole_and_says_so
 ) -> None:
     """A worker user granted what an older acl.conf granted (no STRLEN): its workflows
     complete, stay hashes, and the worker says once what to grant."""
-    admin = Redis.from_url(url("sp-admin", locked_down))
-    await admin.execute_command(
-        "ACL", "SETUSER", "sp-worker-echo", "~{sp:*}:tasks:*", "+smembers", "-strlen"
-    )
     keyspace = Keyspace("sp")
-    engine = Engine(url("sp-producer", locked_down), keyspace)  # no resolver runs
-    engine.redis = engine.redis.from_url(url("sp-worker-echo", locked_down))
-    engine.start_worker(("echo",))
+    engine = await applying_worker(locked_down, keyspace, "+smembers", "-strlen")
     try:
         async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
             first = await c.wait(await c.submit(SPEC), timeout=20)
@@ -144,9 +145,10 @@ async def test_a_user_that_may_not_stow_leaves_ended_workflows_whole_and_says_so
     finally:
         await engine.stop()
     assert (first.status, second.status) == ("completed", "completed")
+    admin = Redis.from_url(url("sp-admin", locked_down))
     assert await admin.exists(keyspace.workflow(first.id), keyspace.workflow(second.id)) == 2
-    assert await refused_stow(caplog) == 1
     await admin.aclose()
+    assert await refused_stow(caplog) == 1
 
 
 async def refused_stow(caplog: pytest.LogCaptureFixture) -> int:
