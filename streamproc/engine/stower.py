@@ -23,8 +23,8 @@ from streamproc.store.stow import stowed_archive
 
 log = logging.getLogger(__name__)
 BATCH = 25  # workflows read in one transaction and stowed in one call, at most: the
-# conversion runs on the event loop the worker reads and flushes on, a batch of 25 about 1 ms
-GATHER_S = 0.02  # how long a wake waits for a whole batch: fewer, larger calls cost less
+# conversions run on the event loop the worker reads and flushes on, one at a time
+GATHER_S = 0.05  # how long a wake waits for a whole batch: fewer, larger calls cost less
 
 
 class Stower:
@@ -73,11 +73,12 @@ class Stower:
                     pipe.get(self.keyspace.past(workflow_id))
                 replies = await pipe.execute()
             hashes, archives = replies[::2], replies[1::2]
-            read = [
-                calls.Read(workflow_id, len(raw), len(past or b""), _made(raw, past or b""))
-                for workflow_id, raw, past in zip(workflow_ids, hashes, archives, strict=True)
-                if raw
-            ]
+            read = []
+            for workflow_id, raw, past in zip(workflow_ids, hashes, archives, strict=True):
+                if raw:
+                    made = _made(raw, past or b"")
+                    read.append(calls.Read(workflow_id, len(raw), len(past or b""), made))
+                    await asyncio.sleep(0)  # the worker's reads and flushes go in between
             if not read:
                 return 0
             return await calls.STOW(self.redis, calls.stow_arguments(self.keyspace, shard, read))
