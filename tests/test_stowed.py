@@ -23,6 +23,7 @@ from streamproc.store import calls, codec
 from streamproc.store.codec import Acks
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.folded import hmget_many, shift_id, workflow_hash
+from streamproc.store.stow import STOW, Read, stow_arguments
 from tests.conftest import Engine, eventually, stowed, with_starts
 from tests.test_cancel import started
 
@@ -335,8 +336,8 @@ async def test_sp_stow_writes_only_where_the_workflow_is_as_its_stower_read_it(
     whole = await workflow_hash(redis, keyspace, workflow_id)
     fields, archived = await redis.hlen(key), await redis.strlen(past)
     for counts in ((fields + 1, archived), (fields, archived - 1)):
-        stow = calls.stow_arguments(keyspace, 0, [calls.Read(workflow_id, *counts, b"{}\n")])
-        assert await calls.STOW(redis, stow) == 0
+        stow = stow_arguments(keyspace, 0, [Read(workflow_id, *counts, b"{}\n")])
+        assert await STOW(redis, stow) == 0
     assert await redis.hgetall(key) == whole
     assert await Stower(redis, keyspace).stow(0, [workflow_id]) == 1
     assert not await redis.exists(key)

@@ -17,9 +17,8 @@ from collections.abc import Sequence
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, RedisError
 
-from streamproc.store import calls
 from streamproc.store.keys import Keyspace
-from streamproc.store.stow import stowed_archive
+from streamproc.store.stow import STOW, Read, stow_arguments, stowed_archive
 
 log = logging.getLogger(__name__)
 BATCH = 25  # workflows read in one transaction and stowed in one call, at most: the
@@ -77,11 +76,11 @@ class Stower:
             for workflow_id, raw, past in zip(workflow_ids, hashes, archives, strict=True):
                 if raw:
                     made = _made(raw, past or b"")
-                    read.append(calls.Read(workflow_id, len(raw), len(past or b""), made))
+                    read.append(Read(workflow_id, len(raw), len(past or b""), made))
                     await asyncio.sleep(0)  # the worker's reads and flushes go in between
             if not read:
                 return 0
-            return await calls.STOW(self.redis, calls.stow_arguments(self.keyspace, shard, read))
+            return await STOW(self.redis, stow_arguments(self.keyspace, shard, read))
         except RedisError as exc:
             if _refused(exc):
                 log.error(

@@ -216,27 +216,6 @@ async def watch(redis: Redis, keyspace: Keyspace, workflow_id: str) -> Watched:
     return await WATCH(redis, layout(keyspace, shard, [], [workflow_id], []))
 
 
-# -- sp_stow (history.lua) -------------------------------------------------------------------
-
-
-class Read(NamedTuple):
-    """An ended workflow as its stower read it, and what it made of it."""
-
-    workflow_id: str
-    fields: int  # its hash's field count
-    archived: int  # its archive's length
-    stowed: bytes  # its stowed archive (b"": for sp_stow to make)
-
-
-STOW = Function("sp_stow", ENGINE, int)
-
-
-def stow_arguments(keyspace: Keyspace, shard: int, read: Sequence[Read]) -> list[Arg]:
-    """One ``sp_stow`` call's arguments: workflows of ``shard``."""
-    args: list[Arg] = [part for r in read for part in (r.fields, r.archived, r.stowed)]
-    return layout(keyspace, shard, [], [r.workflow_id for r in read], args)
-
-
 # -- sp_started (started.lua) ----------------------------------------------------------------
 
 

@@ -13,7 +13,8 @@ Python (hash and entry field names, what an absent hash field reads as, event ki
 names, the resolver's group, the entry format version), rendered here from the Python
 modules that own them, then its Lua files in order.  No Lua file spells one of those
 constants, and the digest covers them.  The typed calls of each library's
-functions are in ``calls.py`` (engine; also ``admin.py``, ``agents.py`` and ``tenants.py``),
+functions are in ``calls.py`` (engine; also ``admin.py``, ``agents.py``, ``stow.py`` and
+``tenants.py``),
 ``limits.py`` and ``cache.py``.
 """
 

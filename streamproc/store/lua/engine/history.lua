@@ -170,9 +170,8 @@ local function unstowed_value(letter, value, created)
   return value
 end
 
--- The archive's lines with the <ms> of their ids moved by `by`.  Found with plain searches
--- (a pattern tried at every byte of the archive takes several times as long): stowing is on
--- the hot path, the call that ends a workflow.
+-- The archive's lines with the <ms> of their ids moved by `by`.  Found with plain searches:
+-- a pattern tried at every byte of the archive takes several times as long.
 local function shift_lines(lines, by)
   local out, from, size = {}, 1, #lines
   while from <= size do
@@ -230,19 +229,6 @@ local function column(values, count)
   return values
 end
 
--- A task or signal field's letter and name ({'<letter>:', '<name>'}; false: the workflow's
--- own field): kept from call to call, as every workflow has much the same field names.
-local FIELD_PARTS, field_parts_count = {}, 0
-local function field_parts(field)
-  local parts = FIELD_PARTS[field]
-  if parts == nil then
-    parts = string.byte(field, 2) == 58 and {string.sub(field, 1, 2), string.sub(field, 3)}
-    if field_parts_count >= 10000 then FIELD_PARTS, field_parts_count = {}, 0 end
-    FIELD_PARTS[field], field_parts_count = parts, field_parts_count + 1
-  end
-  return parts
-end
-
 -- The stowed archive `text` takes the hash's place, and expires as the hash would have: ended
 -- in this call, after its ttl; else what is left of it, or all of its ttl (`ttl`, else the
 -- hash's) when the hash has no expiry (an ending whose call failed after writing the end, as
@@ -276,9 +262,8 @@ local function stow(ctx, key)
   local tasks = #names
   for i = 1, #flat, 2 do
     local field, value = flat[i], flat[i + 1]
-    local parts = field_parts(field)
-    if parts then
-      local letter, name = parts[1], parts[2]
+    if string.byte(field, 2) == 58 then  -- "<letter>:<name>"
+      local letter, name = string.sub(field, 1, 2), string.sub(field, 3)
       local at = index[name]
       if not at then
         at = #names + 1
