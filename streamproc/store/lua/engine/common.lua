@@ -76,7 +76,7 @@ local function keys_of(keys, args)
     ctx.dead[args[1 + i]] = keys[9 + 2 * i]
   end
   ctx.history, ctx.output, ctx.past, ctx.restow, ctx.workflows = {}, {}, {}, {}, {}
-  ctx.ttl, ctx.unfollowed = {}, {}
+  ctx.ttl, ctx.followed = {}, {}
   local items = (#keys - ctx.wf_base) / 4
   for item = 1, items do
     local key = keys[ctx.wf_base + 2 * item - 1]
@@ -88,10 +88,17 @@ local function keys_of(keys, args)
   return ctx
 end
 
--- The call's keys, each of its workflows unstowed, and the call marked as under way.
+-- The call's keys, each of its workflows unstowed (once, though several items name it), and
+-- the call marked as under way.
 local function context(keys, args)
   local ctx = keys_of(keys, args)
-  for _, key in ipairs(ctx.workflows) do unstow(ctx, key) end
+  local seen = {}
+  for _, key in ipairs(ctx.workflows) do
+    if not seen[key] then
+      seen[key] = true
+      unstow(ctx, key)
+    end
+  end
   called = ctx
   return ctx
 end
@@ -148,26 +155,48 @@ local function number_text(value)
   return tostring(value)
 end
 
--- A lifecycle event, on the shard's events stream and in the workflow's history.
+-- A lifecycle event, on the shard's events stream and in the workflow's history.  Its fields
+-- are v, kind, wf, then task and att if it has them, at, and `...` (field/value pairs).
 local function emit(ctx, key, wf, kind, task, att, at, ...)
-  local fields
+  if type(att) == 'number' then att = number_text(att) end
+  if type(at) == 'number' then at = number_text(at) end
+  local extra = {...}
+  for i = 2, #extra, 2 do
+    if type(extra[i]) == 'number' then extra[i] = number_text(extra[i]) end
+  end
+  local id
   if task then
-    fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task, task, EF.att, att, EF.at, at, ...}
+    id = redis.call('XADD', ctx.events, '*', EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task,
+                    task, EF.att, att, EF.at, at, unpack(extra))
   else
-    fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
+    id = redis.call('XADD', ctx.events, '*', EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at,
+                    unpack(extra))
   end
-  for i = 2, #fields, 2 do
-    if type(fields[i]) == 'number' then fields[i] = number_text(fields[i]) end
-  end
-  record_event(ctx, key, redis.call('XADD', ctx.events, '*', unpack(fields)), kind, fields)
+  record_event(ctx, key, id, kind, wf, task, att, at, extra)
+end
+
+-- What publish() reads of task t (its agent first): a completion reads its dependents once,
+-- for its checks and to publish them.  Written out: a loop over field names cost Redis more
+-- than the two HMGETs a dependent this saves.
+local function read_to_publish(key, t)
+  return redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t, TF.attempt .. t,
+                    TF.timeout .. t, TF.map .. t, TF.wait_for .. t, TF.signal .. t)
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
--- stale: it reloads the agents set and retries).
-local function missing_agent(ctx, key, tasks)
-  if #tasks == 0 then return nil end
+-- stale: it reloads the agents set and retries); `known` (optional) holds what
+-- read_to_publish() read of some of them, by task.
+local function missing_agent(ctx, key, tasks, known)
   local fields = {}
-  for i, t in ipairs(tasks) do fields[i] = TF.agent .. t end
+  for _, t in ipairs(tasks) do
+    local read = known and known[t]
+    if not read then
+      fields[#fields + 1] = TF.agent .. t
+    elseif read[1] and not ctx.streams[read[1]] then
+      return read[1]
+    end
+  end
+  if #fields == 0 then return nil end
   for _, agent in ipairs(hmget(key, fields)) do
     if agent and not ctx.streams[agent] then return agent end
   end
@@ -194,10 +223,9 @@ end
 -- and a declared wait waits).
 -- A fan-in can join results far larger than any one of them: past ENTRY_BYTES the task is not
 -- published but dead-lettered, and its workflow fails.  Returns whether it was published.
-local function publish(ctx, key, wf, t)
-  local f = redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t,
-                       TF.attempt .. t, TF.timeout .. t, TF.map .. t, TF.wait_for .. t,
-                       TF.signal .. t)
+-- `f`: what read_to_publish() read of t in this call, if it did.
+local function publish(ctx, key, wf, t, f)
+  f = f or read_to_publish(key, t)
   f[4] = f[4] or ABSENT.attempt
   if f[6] then return run_map(ctx, key, wf, t, f) end
   if f[7] and not f[1] then
@@ -339,9 +367,10 @@ end
 -- the count of tasks left and, for the last one, the workflow's end go in one HSET.  The
 -- result's bytes count for the workflow's `tenant`, if any, while it runs.  `with_start`: no
 -- start of this attempt was recorded, so the event carries it (`began`, `by`), one event
--- where a task_started would be a second.
+-- where a task_started would be a second.  `ahead` (optional): what read_to_publish() read of
+-- the dependents.
 local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependents, status, left,
-                          ttl, tenant, with_start)
+                          ttl, tenant, with_start, ahead)
   left = tonumber(left or '0') - 1
   local completes = left == 0 and status == WS.running
   local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
@@ -365,7 +394,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   for _, child in ipairs(dependents) do
     if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
       redis.call('HDEL', key, TF.unmet .. child)  -- absent reads as 0 (fields.py)
-      if not publish(ctx, key, wf, child) then return end  -- the workflow failed
+      if not publish(ctx, key, wf, child, ahead and ahead[child]) then return end  -- failed
     end
   end
   if completes then

@@ -80,6 +80,28 @@ local function archive_line(id, flat)
   return cjson.encode(line) .. '\n'
 end
 
+-- A time (ms, as text) in an archive line: its distance from the line's id's ms (a number).
+local function line_time(value, ms)
+  if #value < 14 and string.find(value, '^[1-9]%d*$') then return tonumber(value) - ms end
+  return value
+end
+
+-- archive_line() of an event emit() adds (`extra`: its fields after `at`), made from its parts
+-- rather than from its field list: every event pays for its line, and a loop over its fields
+-- cost Redis about as much as the commands that write them.
+local function event_line(id, kind, task, att, at, extra)
+  local ms = tonumber(string.match(id, '^%d+'))
+  local line = task and {id, kind, EF.task, task, EF.att, att} or {id, kind}
+  at = line_time(at, ms)
+  if at ~= 0 then line[#line + 1], line[#line + 2] = EF.at, at end
+  for j = 1, #extra, 2 do
+    local value = extra[j + 1]
+    if extra[j] == EF.began then value = line_time(value, ms) end
+    line[#line + 1], line[#line + 2] = extra[j], value
+  end
+  return cjson.encode(line) .. '\n'
+end
+
 -- A workflow submitted before 0.8 kept its first events in its history stream only: when a
 -- later event makes its archive (`line`, just appended), they go before it.
 local function adopt_stream(ctx, key, line)
@@ -93,17 +115,24 @@ local function adopt_stream(ctx, key, line)
   redis.call('PEXPIRE', ctx.history[key], WATCH_MS)  -- followers keep it as long as they need
 end
 
--- The event of `kind` just added to the events stream as `id` (with `fields`) goes to the
--- workflow's history.
-record_event = function(ctx, key, id, kind, fields)
-  local line = archive_line(id, fields)
+-- The event of `kind` just added to the events stream as `id` (emit() gives its parts) goes
+-- to the workflow's history.
+record_event = function(ctx, key, id, kind, wf, task, att, at, extra)
+  local line = event_line(id, kind, task, att, at, extra)
   if redis.call('APPEND', ctx.past[key], line) == #line and kind ~= EV.submitted then
     adopt_stream(ctx, key, line)  -- the archive was made just now
   end
-  if not ctx.unfollowed[key]
-      and not redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields)) then
-    ctx.unfollowed[key] = true  -- no one follows it; none can start before this call ends
+  local followed = ctx.followed[key]
+  if followed == nil then  -- asked once a call: none can start following before it ends
+    followed = redis.call('EXISTS', ctx.history[key]) == 1
+    ctx.followed[key] = followed
   end
+  if not followed then return end
+  local fields = task and {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task, task, EF.att, att}
+                 or {EF.v, VERSION, EF.kind, kind, EF.wf, wf}
+  fields[#fields + 1], fields[#fields + 2] = EF.at, at
+  for _, value in ipairs(extra) do fields[#fields + 1] = value end
+  redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields))
 end
 
 --[[ An ended workflow is stowed: its hash, a key of its own beside the archive (about 170

@@ -47,23 +47,24 @@ local function array_items(text)
 end
 
 -- Whether publishing t may complete it at once: a mapped task (no items), or a declared wait
--- (a signal kept for it).
-local function completes_at_once(key, t)
+-- (a signal kept for it).  `read`: what read_to_publish() read of t, if it did.
+local function completes_at_once(key, t, read)
+  if read then return read[6] or (read[7] and not read[1]) end
   local f = redis.call('HMGET', key, TF.map .. t, TF.wait_for .. t, TF.agent .. t)
   return f[1] or (f[2] and not f[3])
 end
 
 -- The tasks that publishing `tasks` may publish in the same step: those, and the dependents
 -- of one among them that may complete at once, and so on.  Its caller needs stream keys for
--- all their agents.
-local function reachable(key, tasks)
+-- all their agents.  `known` (optional): what read_to_publish() read of some of them.
+local function reachable(key, tasks, known)
   local out, seen = {}, {}
   for _, t in ipairs(tasks) do
     out[#out + 1], seen[t] = t, true
   end
   local i = 1
   while i <= #out do
-    if completes_at_once(key, out[i]) then
+    if completes_at_once(key, out[i], known and known[out[i]]) then
       for _, d in ipairs(split(redis.call('HGET', key, TF.dependents .. out[i]))) do
         if not seen[d] then out[#out + 1], seen[d] = d, true end
       end

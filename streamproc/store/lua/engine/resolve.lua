@@ -156,7 +156,12 @@ local function resolve(keys, args)
       stale = stale + 1
     else
       local dependents = split(f[5])
-      local missing = missing_agent(ctx, key, reachable(key, dependents))
+      local ahead
+      if kind == KIND.ok then
+        ahead = {}
+        for _, d in ipairs(dependents) do ahead[d] = read_to_publish(key, d) end
+      end
+      local missing = missing_agent(ctx, key, reachable(key, dependents, ahead), ahead)
       local spawned
       if kind == KIND.adjust then
         missing = missing or missing_agent(ctx, key, reachable(key, {args[a + 10]}))
@@ -185,7 +190,7 @@ local function resolve(keys, args)
                     spawned)
       elseif kind == KIND.ok or kind == KIND.adjust then
         apply_done(ctx, key, wf, t, att, args[a + 4], args[a + 5], args[a + 6], args[a + 7],
-                   dependents, f[1], f[7], f[8], f[9], unstarted and kind == KIND.ok)
+                   dependents, f[1], f[7], f[8], f[9], unstarted and kind == KIND.ok, ahead)
       else
         apply_error(ctx, key, wf, t, att, kind, args[a + 4], args[a + 5], args[a + 6],
                     args[a + 7], retry, args[a + 10])
