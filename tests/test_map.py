@@ -71,6 +71,23 @@ async def test_a_map_over_no_items_is_done_with_an_empty_list(
     assert [t.id for t in state.tasks] == ["plan", "search", "reduce"]
 
 
+@pytest.mark.parametrize("reduce_first", [False, True])
+async def test_a_map_done_at_once_and_its_sibling_both_count_toward_a_fan_in(
+    engine: Engine, client: Client, reduce_first: bool
+) -> None:
+    """plan's completion publishes an empty map, which is done within that step and counts
+    toward reduce, which needs plan too: reduce runs once, whichever of the two plan's
+    completion counts first."""
+    spec = mapped([])
+    spec["tasks"][2]["needs"] = ["plan", "search"]
+    if reduce_first:
+        spec["tasks"][1:] = spec["tasks"][:0:-1]
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "completed"
+    assert state.results["reduce"]["deps"] == {"plan": [], "search": []}
+    assert {t.id: t.attempt for t in state.tasks} == {"plan": 1, "search": 1, "reduce": 1}
+
+
 async def test_items_reach_the_instances_exactly_as_written(engine: Engine, client: Client) -> None:
     items = [9007199254740993, 9223372036854775807, 0.1, {"deep": [1, [2, "]"]]}, '"{,\\']
     state = await client.wait(await client.submit(mapped(items)), timeout=20)

@@ -175,12 +175,13 @@ local function emit(ctx, key, wf, kind, task, att, at, ...)
   record_event(ctx, key, id, kind, wf, task, att, at, extra)
 end
 
--- What publish() reads of task t (its agent first): a completion reads its dependents once,
--- for its checks and to publish them.  Written out: a loop over field names cost Redis more
--- than the two HMGETs a dependent this saves.
+-- What publish() reads of task t (its agent first), and its unmet needs: a completion reads
+-- its dependents once, for its checks, its counts and to publish them.  Written out: a loop
+-- over field names cost Redis more than the two HMGETs a dependent this saves.
 local function read_to_publish(key, t)
   return redis.call('HMGET', key, TF.agent .. t, TF.input .. t, TF.needs .. t, TF.attempt .. t,
-                    TF.timeout .. t, TF.map .. t, TF.wait_for .. t, TF.signal .. t)
+                    TF.timeout .. t, TF.map .. t, TF.wait_for .. t, TF.signal .. t,
+                    TF.unmet .. t)
 end
 
 -- Agents of the given tasks that this call has no stream keys for (the caller's agent list is
@@ -392,9 +393,12 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
     redis.call('HINCRBY', ctx.usage, US.bytes .. tenant, #out)
   end
   for _, child in ipairs(dependents) do
-    if redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
+    local read = ahead and ahead[child]
+    -- A count read as 1 waits for t alone, so no completion nested in this loop (a map done
+    -- at once) can have changed it; any other count is decremented where it is.
+    if (read and read[9] == '1') or redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
       redis.call('HDEL', key, TF.unmet .. child)  -- absent reads as 0 (fields.py)
-      if not publish(ctx, key, wf, child, ahead and ahead[child]) then return end  -- failed
+      if not publish(ctx, key, wf, child, read) then return end  -- the workflow failed
     end
   end
   if completes then
