@@ -125,7 +125,7 @@ async def gate(task: Task) -> Any:
 
 @agent("big")
 async def big(task: Task) -> Any:
-    """Return a string of input['mb'] MiB: a result over the worker's inline cap."""
+    """Return a string of input["mb"] MiB (a result may take up to 1 MiB)."""
     ledger().rpush(f"ledger:{task.workflow}", f"{task.id} {task.attempt} {os.getpid()}")
     return "x" * int(task.input["mb"] * (1 << 20))
 

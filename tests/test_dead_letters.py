@@ -194,3 +194,20 @@ async def test_a_huge_malformed_entry_is_parked_cut_to_64_kib_per_field(
     [(_, dead)] = await redis.xrange(keyspace.dead(0, "echo"))
     assert dead[b"small"] == b"kept"
     assert dead[b"junk"] == b"x" * 65536 + b"... (1048576 bytes in all)"
+
+
+async def test_a_fan_in_whose_needs_results_outgrow_a_task_entry_fails_its_workflow(
+    resolver_only: Engine, client: Client
+) -> None:
+    """Nine results of 0.95 MiB join into more than a task entry may hold (8 MiB): the task
+    that needs them is dead-lettered instead of published, and its workflow fails."""
+    resolver_only.start_worker(("big", "echo"))
+    parts = [{"id": f"p{i}", "agent": "big", "input": {"mb": 0.95}} for i in range(9)]
+    join = {"id": "join", "agent": "echo", "needs": [part["id"] for part in parts]}
+    state = await client.wait(await client.submit({"tasks": [*parts, join]}), timeout=60)
+    assert state.status == "failed"
+    assert state.reason == (
+        "task join dead-lettered: inputs too large: 8.6 MiB of input and needs' results,"
+        " over the 8 MiB bound"
+    )
+    assert {t.id: t.state for t in state.tasks}["join"] == "failed"

@@ -137,7 +137,11 @@ local function in_chunks(list, each)
   for first = 1, #list, 1000 do each(unpack(list, first, math.min(first + 999, #list))) end
 end
 
+-- HMGET of any number of fields: one call when they fit in one (nearly always).
 local function hmget(key, fields)
+  local count = #fields
+  if count == 0 then return {} end
+  if count <= 1000 then return redis.call('HMGET', key, unpack(fields)) end
   local out = {}
   in_chunks(fields, function(...)
     for _, v in ipairs(redis.call('HMGET', key, ...)) do out[#out + 1] = v end
@@ -213,9 +217,11 @@ local run_wait
 
 -- The bytes an entry of these field/value pairs takes, counted as the worker's codec counts
 -- them (codec._check_envelope), so no entry the worker would refuse is ever written.
+local ENTRY_LIMIT = ENTRY_BYTES + 0  -- a number: tonumber() cannot run as the library loads
+
 local function entry_bytes(fields)
   local n = 0
-  for _, v in ipairs(fields) do n = n + #v end
+  for i = 1, #fields do n = n + #fields[i] end  -- not ipairs(): a C call per element
   return n
 end
 
@@ -224,8 +230,9 @@ end
 -- and a declared wait waits).
 -- A fan-in can join results far larger than any one of them: past ENTRY_BYTES the task is not
 -- published but dead-lettered, and its workflow fails.  Returns whether it was published.
--- `f`: what read_to_publish() read of t in this call, if it did.
-local function publish(ctx, key, wf, t, f)
+-- `f`: what read_to_publish() read of t in this call, if it did; `done`, `result`: a task
+-- this call just completed and the result it wrote, which t's needs may spare reading.
+local function publish(ctx, key, wf, t, f, done, result)
   f = f or read_to_publish(key, t)
   f[4] = f[4] or ABSENT.attempt
   if f[6] then return run_map(ctx, key, wf, t, f) end
@@ -234,12 +241,14 @@ local function publish(ctx, key, wf, t, f)
   end
   local deps = '{}'
   local needs = split(f[3])
-  if #needs > 0 then
+  if #needs == 1 and needs[1] == done then
+    deps = '{"' .. done .. '":' .. result .. '}'
+  elseif #needs > 0 then
     local fields = {}
-    for i, dep in ipairs(needs) do fields[i] = TF.result .. dep end
+    for i = 1, #needs do fields[i] = TF.result .. needs[i] end
     local results = hmget(key, fields)
     local parts = {}
-    for i, dep in ipairs(needs) do parts[i] = '"' .. dep .. '":' .. (results[i] or 'null') end
+    for i = 1, #needs do parts[i] = '"' .. needs[i] .. '":' .. (results[i] or 'null') end
     deps = '{' .. table.concat(parts, ',') .. '}'
   end
   local entry = {EF.v, VERSION, EF.wf, wf, EF.task, t, EF.agent, f[1], EF.att, f[4],
@@ -247,10 +256,10 @@ local function publish(ctx, key, wf, t, f)
   if f[8] then
     entry[#entry + 1], entry[#entry + 2] = EF.signal_payload, f[8]
   end
-  if entry_bytes(entry) > tonumber(ENTRY_BYTES) then
+  if entry_bytes(entry) > ENTRY_LIMIT then
     dead_letter(ctx, key, wf, t, f[1], f[4], string.format(
       "inputs too large: %.1f MiB of input and needs' results, over the %d MiB bound",
-      (#f[2] + #deps) / 1048576, tonumber(ENTRY_BYTES) / 1048576))
+      (#f[2] + #deps) / 1048576, ENTRY_LIMIT / 1048576))
     return false
   end
   local id = redis.call('XADD', ctx.streams[f[1]], '*', unpack(entry))
@@ -375,7 +384,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
   left = tonumber(left or '0') - 1
   local completes = left == 0 and status == WS.running
   local fields = {TF.state .. t, TS.done, TF.result .. t, out, TF.began .. t, began,
-                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, number_text(left)}
+                  TF.ended .. t, ended, TF.consumer .. t, by, WF.left, string.format('%d', left)}
   if completes then
     for _, v in ipairs({WF.status, WS.completed, WF.ended, ctx.now_text}) do
       fields[#fields + 1] = v
@@ -398,7 +407,7 @@ local function apply_done(ctx, key, wf, t, att, out, began, ended, by, dependent
     -- at once) can have changed it; any other count is decremented where it is.
     if (read and read[9] == '1') or redis.call('HINCRBY', key, TF.unmet .. child, -1) == 0 then
       redis.call('HDEL', key, TF.unmet .. child)  -- absent reads as 0 (fields.py)
-      if not publish(ctx, key, wf, child, read) then return end  -- the workflow failed
+      if not publish(ctx, key, wf, child, read, t, out) then return end  -- the workflow failed
     end
   end
   if completes then
