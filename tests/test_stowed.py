@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from streamproc import Client, Keyspace
 from streamproc.config import ClientSettings
 from streamproc.engine.stower import Stower
-from streamproc.errors import WorkflowNotFound
+from streamproc.errors import WorkflowConflict, WorkflowNotFound
 from streamproc.ops import deadletters
 from streamproc.ops.listing import Query, list_workflows
 from streamproc.ops.results import task_input
@@ -83,6 +83,24 @@ async def test_an_ended_workflow_is_stowed_and_every_reader_sees_it_whole(
     assert summary.status == "completed"
     rows = await hmget_many(redis, keyspace, [(workflow_id, ["status", "s:b", "nope"])])
     assert rows == [[b"completed", b"done", None]]
+
+
+async def test_submitting_a_stowed_workflow_again_creates_nothing_and_keeps_it_stowed(
+    engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
+) -> None:
+    """sp_submit finds the stowed workflow under its id: the same spec returns it as it is,
+    another raises WorkflowConflict, and it stays stowed, its history untouched."""
+    spec = {"tasks": [{"id": "a", "agent": "echo", "input": 1}]}
+    workflow_id = await client.submit(spec, "again")
+    await client.wait(workflow_id, timeout=20)
+    line = await stowed_line(redis, keyspace, workflow_id)
+    history = await client.history(workflow_id)
+    assert await client.create(spec, workflow_id) == (workflow_id, False)
+    with pytest.raises(WorkflowConflict):
+        await client.submit({"tasks": [{"id": "a", "agent": "echo", "input": 2}]}, workflow_id)
+    assert await stowed_line(redis, keyspace, workflow_id) == line
+    assert await client.history(workflow_id) == history
+    assert (await client.get(workflow_id)).status == "completed"
 
 
 async def test_stowed_times_and_entry_ids_are_offsets_from_creation_read_back_exactly(

@@ -89,14 +89,17 @@ local function keys_of(keys, args)
 end
 
 -- The call's keys, each of its workflows unstowed (once, though several items name it), and
--- the call marked as under way.
-local function context(keys, args)
+-- the call marked as under way.  `lazily`: the function unstows those it reads itself
+-- (sp_submit, whose workflows are mostly new).
+local function context(keys, args, lazily)
   local ctx = keys_of(keys, args)
-  local seen = {}
-  for _, key in ipairs(ctx.workflows) do
-    if not seen[key] then
-      seen[key] = true
-      unstow(ctx, key)
+  if not lazily then
+    local seen = {}
+    for _, key in ipairs(ctx.workflows) do
+      if not seen[key] then
+        seen[key] = true
+        unstow(ctx, key)
+      end
     end
   end
   called = ctx

@@ -48,18 +48,18 @@ local function over_quota(ctx, quota, bytes)
   return nil
 end
 
-local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
-  fields[#fields + 1] = WF.digest
-  fields[#fields + 1] = digest
-  for _, v in ipairs({WF.status, WS.running, WF.created, ctx.now_text}) do
-    fields[#fields + 1] = v
+-- The workflow's hash is its fields args[from..to] and its own: one HSET straight from ARGV
+-- (copying them into a table first cost Redis as much as the HSET), in chunks when long.
+local function create(ctx, key, wf, digest, roots, args, from, to, quota, bytes)
+  local last = math.min(from + 999, to)
+  redis.call('HSET', key, WF.digest, digest, WF.status, WS.running, WF.created, ctx.now_text,
+             unpack(args, from, last))
+  for first = last + 1, to, 1000 do
+    redis.call('HSET', key, unpack(args, first, math.min(first + 999, to)))
   end
   if quota.tenant ~= '' then
-    for _, v in ipairs({WF.tenant, quota.tenant, WF.bytes, bytes}) do fields[#fields + 1] = v end
+    redis.call('HSET', key, WF.tenant, quota.tenant, WF.bytes, bytes)
     redis.call('HINCRBY', ctx.usage, US.bytes .. quota.tenant, bytes)
-  end
-  for first = 1, #fields, 1000 do
-    redis.call('HSET', key, unpack(fields, first, math.min(first + 999, #fields)))
   end
   count_usage(ctx, key, 1, 0)
   redis.call('ZADD', ctx.index, ctx.now_text, wf)
@@ -71,8 +71,10 @@ local function create(ctx, key, wf, digest, roots, fields, quota, bytes)
   end
 end
 
+-- A workflow is new when it has neither a hash nor an archive (one EXISTS); else it is
+-- unstowed, as context() would have, and its digest read.
 local function submit(keys, args)
-  local ctx = context(keys, args)
+  local ctx = context(keys, args, true)
   if tonumber(args[1]) > 0 then  -- none when every task is a declared wait
     redis.call('SADD', ctx.agents, unpack(args, 2, 1 + tonumber(args[1])))
   end
@@ -83,12 +85,15 @@ local function submit(keys, args)
     item = item + 1
     local key = keys[ctx.wf_base + 2 * item - 1]
     local wf, digest, roots, n = args[a], args[a + 1], args[a + 2], tonumber(args[a + 3])
-    local existing = redis.call('HGET', key, WF.digest)
+    local existing = false
+    if redis.call('EXISTS', key, ctx.past[key]) > 0 then
+      unstow(ctx, key)
+      existing = redis.call('HGET', key, WF.digest)
+    end
     if existing then
       outcomes[item] = existing == digest and 0 or -1
     else
-      local fields, bytes, refused = {}, 0, nil
-      for i = a + 4, a + 3 + n do fields[#fields + 1] = args[i] end
+      local bytes, refused = 0, nil
       if quota.tenant ~= '' then
         for i = a + 4, a + 3 + n do bytes = bytes + #args[i] end
         refused = over_quota(ctx, quota, bytes)
@@ -96,7 +101,7 @@ local function submit(keys, args)
       if refused then
         outcomes[item] = refused
       else
-        create(ctx, key, wf, digest, roots, fields, quota, bytes)
+        create(ctx, key, wf, digest, roots, args, a + 4, a + 3 + n, quota, bytes)
         outcomes[item] = 1
       end
     end
