@@ -292,13 +292,15 @@ end
 
 -- The workflow counts (delta 1: it runs again) or stops counting (-1: it ended, kept ttl ms)
 -- in the usage hash; an ended tenant workflow's bytes are released once its ttl passes.
+-- Returns its timeout (ms, 0: none), read with the rest: its callers need it too.
 local function count_usage(ctx, key, delta, ttl)
-  local f = redis.call('HMGET', key, WF.agents, WF.tenant, WF.bytes)
+  local f = redis.call('HMGET', key, WF.agents, WF.tenant, WF.bytes, WF.timeout)
   local by = delta > 0 and '1' or '-1'
   for _, agent in ipairs(split(f[1])) do
     redis.call('HINCRBY', ctx.usage, US.agent .. agent, by)
   end
-  if not f[2] then return end
+  local timeout = tonumber(f[4] or '0') or 0
+  if not f[2] then return timeout end
   redis.call('HINCRBY', ctx.usage, US.workflows .. f[2], by)
   local member = f[2] .. ' ' .. (f[3] or '0') .. ' ' .. key
   if delta > 0 then
@@ -306,6 +308,7 @@ local function count_usage(ctx, key, delta, ttl)
   elseif ttl > 0 then
     redis.call('ZADD', ctx.retained, ctx.now + ttl, member)
   end
+  return timeout
 end
 
 -- t begins (1) or stops (-1) awaiting a signal: the usage hash counts awaiting tasks per agent
@@ -329,14 +332,13 @@ end
 -- A finished workflow's output expires after its ttl (ms, 0: never), and so does its stowed
 -- archive (settle(), once the call is over: ctx.ttl; its hash is gone by then).
 -- Every ending passes here (finish(), and a completion), so the workflow leaves the
--- deadlines set and stops counting in the usage hash here too: its member is its hash key,
--- which every caller has.
+-- deadlines set (only one with a timeout is in it) and stops counting in the usage hash here
+-- too: its member is its hash key, which every caller has.
 local function expire(ctx, key, ttl_text)
   restow(ctx, key)
-  redis.call('ZREM', ctx.deadlines, key)
   local ttl = tonumber(ttl_text or '0')
   ctx.ttl[key] = ttl
-  count_usage(ctx, key, -1, ttl)
+  if count_usage(ctx, key, -1, ttl) > 0 then redis.call('ZREM', ctx.deadlines, key) end
   if ttl > 0 then redis.call('PEXPIRE', ctx.output[key], ttl_text) end
 end
 

@@ -124,8 +124,24 @@ local function resolved(ctx, consumed, stale, missing)
           ctx.ended_ids}
 end
 
+-- What sp_resolve reads of a workflow for a completion of its task t, and whether 0.8 folded
+-- it.  A workflow is unstowed when the call first reads it, and read again if that brought
+-- its hash back (a late completion of a stowed or folded one), rather than every workflow
+-- of the call being asked first whether it is stowed (one HMGET each).
+local function read_for_completion(ctx, key, t)
+  local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
+                       TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl,
+                       WF.tenant, WF.folded)
+  if ctx.unstowed[key] then return f end
+  ctx.unstowed[key] = true
+  if f[1] and not f[10] and not is_over(f[1]) then return f end
+  unstow(ctx, key)
+  return read_for_completion(ctx, key, t)
+end
+
 local function resolve(keys, args)
-  local ctx = context(keys, args)
+  local ctx = context(keys, args, true)
+  ctx.unstowed = {}
   ctx.ended_ids = {}  -- filled as the call ends (settle), before Redis reads the reply
   local b = ctx.arg_base
   local retry = {base = tonumber(args[b + 1]), cap = tonumber(args[b + 2]),
@@ -144,9 +160,7 @@ local function resolve(keys, args)
     elseif kind == KIND.error or kind == KIND.fatal or kind == KIND.spawn
         or kind == KIND.await then stride = 11 end
     local key = keys[ctx.wf_base + 2 * item - 1]
-    local f = redis.call('HMGET', key, WF.status, TF.state .. t, TF.attempt .. t,
-                         TF.agent .. t, TF.dependents .. t, TF.entry .. t, WF.left, WF.ttl,
-                         WF.tenant)
+    local f = read_for_completion(ctx, key, t)
     if not f[1] then
       reject_completion(ctx, wf, t, att, entry, 'unknown workflow', args[a + 4])
     elseif not f[4] then

@@ -61,9 +61,8 @@ local function create(ctx, key, wf, digest, roots, args, from, to, quota, bytes)
     redis.call('HSET', key, WF.tenant, quota.tenant, WF.bytes, bytes)
     redis.call('HINCRBY', ctx.usage, US.bytes .. quota.tenant, bytes)
   end
-  count_usage(ctx, key, 1, 0)
+  local timeout = count_usage(ctx, key, 1, 0)
   redis.call('ZADD', ctx.index, ctx.now_text, wf)
-  local timeout = tonumber(redis.call('HGET', key, WF.timeout) or '0')
   if timeout > 0 then redis.call('ZADD', ctx.deadlines, ctx.now + timeout, key) end
   emit(ctx, key, wf, EV.submitted, nil, nil, ctx.now)
   for _, t in ipairs(split(roots)) do
