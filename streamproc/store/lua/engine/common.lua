@@ -163,23 +163,19 @@ local function number_text(value)
 end
 
 -- A lifecycle event, on the shard's events stream and in the workflow's history.  Its fields
--- are v, kind, wf, then task and att if it has them, at, and `...` (field/value pairs).
+-- are v, kind, wf, then task and att if it has them, at, and `...` (field/value pairs):
+-- event_line() (history.lua) reads them in this order.
 local function emit(ctx, key, wf, kind, task, att, at, ...)
-  if type(att) == 'number' then att = number_text(att) end
-  if type(at) == 'number' then at = number_text(at) end
-  local extra = {...}
-  for i = 2, #extra, 2 do
-    if type(extra[i]) == 'number' then extra[i] = number_text(extra[i]) end
-  end
-  local id
+  local fields
   if task then
-    id = redis.call('XADD', ctx.events, '*', EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task,
-                    task, EF.att, att, EF.at, at, unpack(extra))
+    fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task, task, EF.att, att, EF.at, at, ...}
   else
-    id = redis.call('XADD', ctx.events, '*', EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at,
-                    unpack(extra))
+    fields = {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.at, at, ...}
   end
-  record_event(ctx, key, id, kind, wf, task, att, at, extra)
+  for i = 2, #fields, 2 do
+    if type(fields[i]) == 'number' then fields[i] = number_text(fields[i]) end
+  end
+  record_event(ctx, key, redis.call('XADD', ctx.events, '*', unpack(fields)), kind, fields)
 end
 
 -- What publish() reads of task t (its agent first), and its unmet needs: a completion reads

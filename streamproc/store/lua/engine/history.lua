@@ -56,6 +56,12 @@ end
 -- The times of an event (ms), archived as JSON numbers: their distance from the entry id's ms.
 local LINE_TIMES = {[EF.at] = true, [EF.began] = true}
 
+-- A time (ms, as text) in an archive line: its distance from the line's id's ms (a number).
+local function line_time(value, ms)
+  if #value < 14 and string.find(value, '^[1-9]%d*$') then return tonumber(value) - ms end
+  return value
+end
+
 -- An entry (its id and field/value list) as a line of the archive: the JSON array [id, kind,
 -- field, value, ...], without `v` (always VERSION) and `wf` (the archive's own), which the
 -- reader adds back; a time (a number of ms, written without a leading zero) takes a digit or
@@ -71,33 +77,31 @@ local function archive_line(id, flat)
     if field == EF.kind then
       line[2] = value
     elseif field ~= EF.v and field ~= EF.wf then
-      if LINE_TIMES[field] and #value < 14 and string.match(value, '^[1-9]%d*$') then
-        value = tonumber(value) - ms  -- exact: cjson writes 14 digits, these take 13 at most
-      end
+      if LINE_TIMES[field] then value = line_time(value, ms) end
       if field ~= EF.at or value ~= 0 then line[#line + 1], line[#line + 2] = field, value end
     end
   end
   return cjson.encode(line) .. '\n'
 end
 
--- A time (ms, as text) in an archive line: its distance from the line's id's ms (a number).
-local function line_time(value, ms)
-  if #value < 14 and string.find(value, '^[1-9]%d*$') then return tonumber(value) - ms end
-  return value
-end
-
--- archive_line() of an event emit() adds (`extra`: its fields after `at`), made from its parts
--- rather than from its field list: every event pays for its line, and a loop over its fields
--- cost Redis about as much as the commands that write them.
-local function event_line(id, kind, task, att, at, extra)
+-- archive_line() of an event as emit() lays its fields out (v, kind, wf, then task and att if
+-- it has them, then at and the rest), taking the head by position rather than looping over it:
+-- every event pays for its line, and that loop cost Redis about as much as the commands that
+-- write the event.  Times take 13 digits at most, so cjson's 14 write them exactly.
+local function event_line(id, fields)
   local ms = tonumber(string.match(id, '^%d+'))
-  local line = task and {id, kind, EF.task, task, EF.att, att} or {id, kind}
+  local line, at, rest
+  if fields[7] == EF.task then
+    line, at, rest = {id, fields[4], EF.task, fields[8], EF.att, fields[10]}, fields[12], 13
+  else
+    line, at, rest = {id, fields[4]}, fields[8], 9
+  end
   at = line_time(at, ms)
   if at ~= 0 then line[#line + 1], line[#line + 2] = EF.at, at end
-  for j = 1, #extra, 2 do
-    local value = extra[j + 1]
-    if extra[j] == EF.began then value = line_time(value, ms) end
-    line[#line + 1], line[#line + 2] = extra[j], value
+  for j = rest, #fields, 2 do
+    local value = fields[j + 1]
+    if fields[j] == EF.began then value = line_time(value, ms) end
+    line[#line + 1], line[#line + 2] = fields[j], value
   end
   return cjson.encode(line) .. '\n'
 end
@@ -115,10 +119,10 @@ local function adopt_stream(ctx, key, line)
   redis.call('PEXPIRE', ctx.history[key], WATCH_MS)  -- followers keep it as long as they need
 end
 
--- The event of `kind` just added to the events stream as `id` (emit() gives its parts) goes
--- to the workflow's history.
-record_event = function(ctx, key, id, kind, wf, task, att, at, extra)
-  local line = event_line(id, kind, task, att, at, extra)
+-- The event of `kind` just added to the events stream as `id` (with `fields`) goes to the
+-- workflow's history.
+record_event = function(ctx, key, id, kind, fields)
+  local line = event_line(id, fields)
   if redis.call('APPEND', ctx.past[key], line) == #line and kind ~= EV.submitted then
     adopt_stream(ctx, key, line)  -- the archive was made just now
   end
@@ -127,12 +131,7 @@ record_event = function(ctx, key, id, kind, wf, task, att, at, extra)
     followed = redis.call('EXISTS', ctx.history[key]) == 1
     ctx.followed[key] = followed
   end
-  if not followed then return end
-  local fields = task and {EF.v, VERSION, EF.kind, kind, EF.wf, wf, EF.task, task, EF.att, att}
-                 or {EF.v, VERSION, EF.kind, kind, EF.wf, wf}
-  fields[#fields + 1], fields[#fields + 2] = EF.at, at
-  for _, value in ipairs(extra) do fields[#fields + 1] = value end
-  redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields))
+  if followed then redis.pcall('XADD', ctx.history[key], 'NOMKSTREAM', id, unpack(fields)) end
 end
 
 --[[ An ended workflow is stowed: its hash, a key of its own beside the archive (about 170
