@@ -54,6 +54,26 @@ async def test_a_redis_without_persistence_is_warned_about(
             await redis.aclose()
 
 
+async def test_each_warning_is_said_once_a_process_for_each_redis(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``demo`` runs a worker and a resolver in one process, each with its own client."""
+    with (
+        EmbeddedRedis(None, None, "--appendonly", "no") as one,
+        EmbeddedRedis(None, None, "--appendonly", "no") as other,
+    ):
+        clients = [Redis.from_url(server.url) for server in (one, one, other)]
+        try:
+            with caplog.at_level(logging.WARNING, logger="streamproc.transport.preflight"):
+                for redis in clients:
+                    await check_server(redis)
+        finally:
+            for redis in clients:
+                await redis.aclose()
+    warned = [r.getMessage() for r in caplog.records if "persists nothing" in r.getMessage()]
+    assert len(warned) == 2  # one for each Redis
+
+
 def test_an_unauthenticated_remote_redis_is_flagged() -> None:
     assert unauthenticated_remote({"host": "10.0.0.5"})
     assert not unauthenticated_remote({"host": "10.0.0.5", "password": "pw"})

@@ -3,7 +3,8 @@
 A Redis on another host reached without a password is warned about.  An evicting
 ``maxmemory-policy`` drops workflow state and stream entries silently under
 memory pressure, so a daemon refuses to start on one.  A Redis that persists nothing loses
-every workflow on restart; that is allowed (tests, demos) but said loudly.  A role that may
+every workflow on restart; that is allowed (tests, demos) but said loudly, once a process
+for each Redis (``demo`` runs a worker and a resolver, which check it each).  A role that may
 not run CONFIG GET (least-privilege ACLs) skips the checks with a warning: the admin role
 that set Redis up is expected to have checked.
 
@@ -27,6 +28,7 @@ log = logging.getLogger(__name__)
 
 
 LOOPBACK = ("127.", "::1", "localhost")
+_warned: set[tuple[str, str]] = set()  # (Redis, warning) pairs this process has logged
 
 
 def unauthenticated_remote(connection: Mapping[str, Any]) -> bool:
@@ -39,10 +41,12 @@ def unauthenticated_remote(connection: Mapping[str, Any]) -> bool:
 async def check_server(redis: Redis) -> None:
     pool = getattr(redis, "connection_pool", None)  # a Cluster client has one per node
     connection = getattr(pool, "connection_kwargs", {})
+    server = " ".join(str(connection.get(part, "")) for part in ("host", "port", "path", "db"))
     if unauthenticated_remote(connection):
-        log.warning(
-            "connected to Redis on %s without a password: use an ACL user (deploy/acl.conf)",
-            connection.get("host"),
+        _warn_once(
+            server,
+            f"connected to Redis on {connection.get('host')} without a password: use an ACL "
+            "user (deploy/acl.conf)",
         )
     try:
         config = await redis.config_get("maxmemory-policy")
@@ -51,8 +55,9 @@ async def check_server(redis: Redis) -> None:
     except AuthenticationError as exc:  # retried as an outage otherwise, forever
         raise ConfigError(f"Redis refused the credentials: {exc}") from None
     except (NoPermissionError, ResponseError) as exc:
-        log.warning(
-            "cannot read the Redis configuration (%s): eviction and persistence unchecked", exc
+        _warn_once(
+            server,
+            f"cannot read the Redis configuration ({exc}): eviction and persistence unchecked",
         )
         return
     policy = _text(config.get("maxmemory-policy"))
@@ -62,10 +67,17 @@ async def check_server(redis: Redis) -> None:
             "could vanish under memory pressure; set maxmemory-policy noeviction"
         )
     if config.get("appendonly") != "yes" and not (config.get("save") or "").strip():
-        log.warning(
+        _warn_once(
+            server,
             "Redis persists nothing (appendonly no, no save points): a restart loses every "
-            "workflow; use appendonly yes in production"
+            "workflow; use appendonly yes in production",
         )
+
+
+def _warn_once(server: str, message: str) -> None:
+    if (server, message) not in _warned:
+        _warned.add((server, message))
+        log.warning(message)
 
 
 def _text(value: object) -> str:
