@@ -23,50 +23,62 @@ from streamproc.store.folded import NAMES, shift_id
 from streamproc.store.functions import ENGINE, Arg, Function
 from streamproc.store.keys import Keyspace
 
-TIME, ID = "time", "id"
-OFFSETS = {  # the fields whose value is stowed as its distance from the creation time
-    **{f.prefix: TIME for f in (TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED)},
-    TaskField.WAITING_SINCE.prefix: TIME,
-    TaskField.ENTRY.prefix: ID,
+TIMES = {  # the letters of the fields whose value is stowed as its distance from creation
+    f.prefix.encode()
+    for f in (TaskField.QUEUED, TaskField.BEGAN, TaskField.ENDED, TaskField.WAITING_SINCE)
 }
+ENTRY = TaskField.ENTRY.prefix.encode()  # an entry id: its <ms> is stowed that way
 CONSUMER = TaskField.CONSUMER.prefix
-LINE_ID = re.compile(rb'\["(-?\d+)-')
+CREATED, ORDER = WorkflowField.CREATED.encode(), WorkflowField.ORDER.encode()
+ENDED, LEFT = WorkflowField.ENDED.encode(), WorkflowField.LEFT.encode()
+LINE_ID = re.compile(rb'^\["(-?\d+)-', re.MULTILINE)
 
 
 def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
     """The stowed archive of an ended workflow's hash ``raw`` (as HGETALL gives it, in its
     order) and archive ``past``; None when a value is not UTF-8 (Lua's JSON copies bytes as
-    they are) or its creation time is not a number: ``sp_stow`` stows that one itself."""
-    try:
-        fields = {name.decode(): value.decode() for name, value in raw.items()}
-    except UnicodeDecodeError:
-        return None
-    if not _whole(created_text := fields.get(WorkflowField.CREATED, "")):
+    they are) or its creation time is not a number: ``sp_stow`` stows that one itself.
+
+    It runs once for every workflow that ends, in the worker's event loop: fields stay bytes
+    until they are stowed, and only those that are not numbers are decoded."""
+    created_text = raw.get(CREATED, b"")
+    if not created_text.isdigit():
         return None
     created = int(created_text)
-    names = fields.get(WorkflowField.ORDER, "").split()
+    names = raw.get(ORDER, b"").split()
     tasks = len(names)
     index = {name: i for i, name in enumerate(names)}
     line: dict[str, Any] = {}
-    columns: dict[str, dict[int, str | int]] = {}
-    for field, value in fields.items():
-        if field[1:2] == ":":
-            letter, name = field[:2], field[2:]
-            at = index.get(name)
-            if at is None:
-                at = index[name] = len(names)
-                names.append(name)
-            offset = OFFSETS.get(letter)
-            stowed = _offset(offset, value, created) if offset else value
-            columns.setdefault(letter, {})[at] = stowed
-        elif field == WorkflowField.ENDED:
-            line[field] = _offset(TIME, value, created)
-        elif field != WorkflowField.LEFT or value != "0":
-            line[field] = value
-    if len(names) > tasks:
-        line[NAMES] = names[tasks:]
-    for letter, values in columns.items():
-        line[letter] = _column(values, len(names))
+    columns: dict[bytes, dict[int, str | int]] = {}
+    try:
+        for field, value in raw.items():
+            if field[1:2] == b":":
+                letter, name = field[:2], field[2:]
+                at = index.get(name)
+                if at is None:
+                    at = index[name] = len(names)
+                    names.append(name)
+                stowed: str | int
+                if letter in TIMES and value.isdigit():
+                    stowed = int(value) - created
+                elif letter == ENTRY:
+                    stowed = shift_id(value, -created).decode()
+                else:
+                    stowed = value.decode()
+                column = columns.get(letter)
+                if column is None:
+                    column = columns[letter] = {}
+                column[at] = stowed
+            elif field == ENDED and value.isdigit():
+                line[WorkflowField.ENDED.value] = int(value) - created
+            elif field != LEFT or value != b"0":
+                line[field.decode()] = value.decode()
+        if len(names) > tasks:
+            line[NAMES] = [name.decode() for name in names[tasks:]]
+        for letter, values in columns.items():
+            line[letter.decode()] = _column(values, len(names))
+    except UnicodeDecodeError:
+        return None
     lines = _shift_lines(past, -created)
     consumer = line.get(CONSUMER)
     if isinstance(consumer, str):
@@ -74,33 +86,16 @@ def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
     return orjson.dumps(line) + b"\n" + lines
 
 
-def _whole(text: str) -> bool:
-    return text.isdigit() and text.isascii()
-
-
-def _offset(offset: str, value: str, created: int) -> str | int:
-    """A time (a whole number of ms) as its distance from ``created``, and an entry id's ms."""
-    if offset == TIME:
-        return int(value) - created if _whole(value) else value
-    return shift_id(value.encode(), -created).decode()
-
-
 def _column(values: dict[int, str | int], count: int) -> str | int | list[str | int | None]:
     """One value when every name has the same, else a value a name (None: none)."""
-    if count == 1 and 0 in values:
+    if len(values) == count and len(set(values.values())) == 1:
         return values[0]
-    column = [values.get(i) for i in range(count)]
-    first = column[0]
-    return first if first is not None and all(v == first for v in column) else column
+    return [values.get(i) for i in range(count)]
 
 
 def _shift_lines(lines: bytes, by: int) -> bytes:
     """The archive's lines with the <ms> of their ids moved by ``by``."""
-    out = lines.split(b"\n")
-    for i, line in enumerate(out):
-        if found := LINE_ID.match(line):
-            out[i] = b'["%d%s' % (int(found[1]) + by, line[found.end(1) :])
-    return b"\n".join(out)
+    return LINE_ID.sub(lambda found: b'["%d-' % (int(found[1]) + by), lines)
 
 
 class Read(NamedTuple):
