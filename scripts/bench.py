@@ -85,7 +85,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from streamproc import Task, agent
+from streamproc import Task, agent, event_loop
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.spec import TaskSpec, WorkflowSpec
@@ -1166,7 +1166,7 @@ def main(argv: Sequence[str]) -> int:
     args = parse_args(argv)
     if args.limit_consumer:
         url, stream, group, count = args.limit_consumer
-        asyncio.run(limit_consumer_main(url, stream, group, int(count)))
+        event_loop.run(limit_consumer_main(url, stream, group, int(count)))
         return 0
     if shutil.which("redis-server") is None:
         say("error: redis-server is not on PATH (scripts/setup installs it with apt-get/dnf/brew)")
@@ -1189,7 +1189,7 @@ def main(argv: Sequence[str]) -> int:
         server.start()
         start_watchdog(server)
         say(f"redis-server {server.url} (appendonly, data in {server.data_dir}); logs in {log_dir}")
-        results = asyncio.run(run(args, server, log_dir))
+        results = event_loop.run(run(args, server, log_dir))
         ok = True
     except BenchError as exc:
         say(f"error: {exc}\n(daemon logs kept in {log_dir})")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mappin
 from datetime import datetime
 from typing import Any, TypeVar
 
+from streamproc import event_loop
 from streamproc.client import Client
 from streamproc.ops.listing import DEFAULT_LIMIT, WorkflowPage
 from streamproc.ops.signals import SignalSent
@@ -22,7 +23,7 @@ class SyncClient:
     """The same API for scripts without an event loop: ``with SyncClient(url) as c: ...``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        self._runner = asyncio.Runner()
+        self._runner = asyncio.Runner(loop_factory=event_loop.loop_factory())
         self._client = self._run(self._make(*args, **kwargs))
 
     @staticmethod

@@ -3,7 +3,6 @@ expected failures turned into a one-line error and an exit code."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import importlib
 import os
@@ -19,6 +18,7 @@ from click.core import ParameterSource
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
 
+from streamproc import event_loop
 from streamproc.cli import logs
 from streamproc.cli.options import COMMON, attach
 from streamproc.config import RedisSettings
@@ -57,7 +57,7 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         url = options["redis_url"]
         try:
             ctx = Context(options)
-            code = asyncio.run(fn(ctx, **options))
+            code = event_loop.run(fn(ctx, **options))
         except AuthenticationError as exc:  # a ConnectionError too, so caught first
             fail(f"Redis refused the credentials: {exc}", 2)
         except (ConnectionError, TimeoutError) as exc:

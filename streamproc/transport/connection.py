@@ -54,6 +54,9 @@ class LeanWrites(AbstractConnection):
             command = command.encode()
         writer = self._writer
         assert writer is not None  # connected above
+        if writer.transport.is_closing():  # lost: uvloop raises RuntimeError at a write
+            await self.disconnect(nowait=True)
+            raise exceptions.ConnectionError("Error while writing to socket: connection closed")
         try:
             if isinstance(command, bytes):
                 writer.write(command)

@@ -98,6 +98,8 @@ class _Replies(asyncio.Protocol):
         self.transport.set_protocol(self)
 
     async def send(self, packed: bytes, count: int) -> list[Any]:
+        if self.failed is None and self.transport.is_closing():  # uvloop refuses the write
+            self._fail(ConnectionError("Connection to Redis lost: closed"))
         if self.failed is not None:
             raise self.failed
         if not self._waiting:
