@@ -956,7 +956,13 @@ def commandstats(info: dict[str, Any], top: int = 20) -> str:
 
 FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^()]*)\)$")
 # Leaves that mean "waiting": the event loop's epoll, an idle executor thread.
-IDLE_LEAVES = ("select (selectors.py)", "_worker (concurrent/futures/thread.py)")
+# Leaves that wait: asyncio's selector, an idle thread, and uvloop's loop, which runs in C
+# under Runner.run (its own dispatching, which py-spy cannot tell apart, counts as waiting).
+IDLE_LEAVES = (
+    "select (selectors.py)",
+    "_worker (concurrent/futures/thread.py)",
+    "Runner.run (asyncio/runners.py)",
+)
 
 
 def _short(frame: str) -> str:
