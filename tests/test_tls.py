@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 from redis.exceptions import ConnectionError, TimeoutError
 
-from streamproc import Client, ClientSettings, Keyspace, RedisSettings
+from streamproc import Client, ClientSettings, Keyspace, RedisSettings, SyncClient
 from streamproc.cli.verb import redacted
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import free_port
-from tests.conftest import Engine, until
+from tests.conftest import Engine, until, worker_process
+from tests.daemon import Daemon
 
 
 def make_ca(directory: Path, name: str) -> tuple[Path, Path]:
@@ -102,6 +103,24 @@ async def test_a_workflow_runs_over_tls_with_checks_on(tls_server: tuple[int, Pa
     finally:
         await engine.stop()
     assert state.status == "completed"
+
+
+def test_a_workflow_runs_over_tls_between_processes_on_uvloop(
+    tls_server: tuple[int, Path, Path],
+) -> None:
+    """Commands and SyncClient run on uvloop's event loop (the test above, on asyncio's):
+    its TLS transport carries the worker's and resolver's connections and the submit lane."""
+    port, ca, _ = tls_server
+    url = f"rediss://localhost:{port}/0?ssl_ca_certs={ca}"
+    keyspace = Keyspace("tls-uvloop")
+    daemons = [worker_process(url, keyspace, "echo"), Daemon(url, keyspace.namespace, "resolver")]
+    try:
+        with SyncClient(url, ClientSettings(keyspace=keyspace)) as client:
+            state = client.wait(client.submit({"tasks": [{"id": "a", "agent": "echo"}]}), 20)
+    finally:
+        for daemon in daemons:
+            daemon.kill()
+    assert state.status == "completed", [d.log_text() for d in daemons]
 
 
 async def test_plaintext_and_a_wrong_ca_are_refused(tls_server: tuple[int, Path, Path]) -> None:
