@@ -4,9 +4,10 @@ dependency wherever it is built: not on Windows), else asyncio's own;
 
 Every task a worker runs costs round trips to Redis, and so does every submit: uvloop spends
 about half of what asyncio's selector loop does around each one (a PING's client CPU, 36
-against 66 µs here), and ``scripts/bench`` runs ``dag`` about 9 % faster with it (docs/
-benchmarks.md).  The code stays plain asyncio (``TaskGroup``, one stop event) either way; an
-application that runs its own loop (``asyncio.run`` around ``Client``) keeps the loop it chose.
+against 66 µs here), and ``scripts/bench`` runs ``flat`` and ``dag`` up to a tenth faster
+with it (docs/benchmarks.md).  The code stays plain asyncio (``TaskGroup``, one stop event)
+either way; an application that runs its own loop (``asyncio.run`` around ``Client``) keeps
+the loop it chose.
 """
 
 from __future__ import annotations
