@@ -85,7 +85,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from streamproc import Task, agent, event_loop
+from streamproc import Task, agent
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.spec import TaskSpec, WorkflowSpec
@@ -93,6 +93,7 @@ from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace
 from streamproc.testing.embedded import EmbeddedRedis, free_port, stopped_with_owner
+from streamproc.transport import event_loop
 
 
 @agent("noop")
@@ -955,7 +956,6 @@ def commandstats(info: dict[str, Any], top: int = 20) -> str:
 # -- profiles --------------------------------------------------------------------------------
 
 FRAME = re.compile(r"^(?P<fn>.*?) \((?P<file>[^()]*)\)$")
-# Leaves that mean "waiting": the event loop's epoll, an idle executor thread.
 # Leaves that wait: asyncio's selector, an idle thread, and uvloop's loop, which runs in C
 # under Runner.run (its own dispatching, which py-spy cannot tell apart, counts as waiting).
 IDLE_LEAVES = (

@@ -8,13 +8,13 @@ from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Mappin
 from datetime import datetime
 from typing import Any, TypeVar
 
-from streamproc import event_loop
 from streamproc.client import Client
 from streamproc.ops.listing import DEFAULT_LIMIT, WorkflowPage
 from streamproc.ops.signals import SignalSent
 from streamproc.spec import WorkflowSpec
 from streamproc.store.state import WorkflowState
 from streamproc.store.tenants import Quota
+from streamproc.transport import event_loop
 
 T = TypeVar("T")
 

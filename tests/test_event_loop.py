@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from streamproc import event_loop
 from streamproc.errors import ConfigError
+from streamproc.transport import event_loop
 from tests.cli_runner import cli_env, run_sync
 
 

@@ -18,12 +18,12 @@ from click.core import ParameterSource
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
 
-from streamproc import event_loop
 from streamproc.cli import logs
 from streamproc.cli.options import COMMON, attach
 from streamproc.config import RedisSettings
 from streamproc.errors import StreamprocError
 from streamproc.store.keys import Keyspace
+from streamproc.transport import event_loop
 
 
 class Context:

@@ -1,1 +1,1 @@
-"""redis-py set-up and the Redis primitives the daemons build on."""
+"""redis-py set-up, the Redis primitives the daemons build on, and the event loop they run on."""
