@@ -96,8 +96,10 @@ class Client:
         already existed with this spec), decided atomically by Redis.  With ``quota``, the
         workflow counts for its tenant, and one past a limit raises :class:`LimitReached`."""
         item = self._prepare(spec, workflow_id)
-        shard = self.keyspace.shard_of(item.workflow_id)
-        counted = await tenants.quota_arguments(self.redis, self.keyspace, quota, shard)
+        counted = calls.NO_TENANT
+        if quota is not None:
+            shard = self.keyspace.shard_of(item.workflow_id)
+            counted = await tenants.quota_arguments(self.redis, self.keyspace, quota, shard)
         [[outcome]] = await self._submit_calls(
             [calls.submit_arguments(self.keyspace, [item], counted)]
         )

@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from streamproc.errors import LimitReached
-from streamproc.store.calls import NO_TENANT, Submitted, layout
+from streamproc.store.calls import Submitted, layout
 from streamproc.store.functions import ENGINE, Arg, Function
 from streamproc.store.keys import Keyspace
 
@@ -59,13 +59,9 @@ async def usage(redis: Redis, keyspace: Keyspace, tenant: str, shards: Sequence[
     return Usage(sum(u.workflows for u in replies), sum(u.bytes for u in replies))
 
 
-async def quota_arguments(
-    redis: Redis, keyspace: Keyspace, quota: Quota | None, shard: int
-) -> list[Arg]:
+async def quota_arguments(redis: Redis, keyspace: Keyspace, quota: Quota, shard: int) -> list[Arg]:
     """``sp_submit``'s arguments for ``quota``, on ``shard``: the tenant, each limit and the
     tenant's usage on the other shards (read only for a limit that is set)."""
-    if quota is None:
-        return NO_TENANT
     limited = quota.max_workflows or quota.max_bytes
     others = [s for s in keyspace.all_shards() if s != shard] if limited else []
     elsewhere = await usage(redis, keyspace, quota.tenant, others)
