@@ -21,10 +21,11 @@ from streamproc.ops.history import snapshot as read_history
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.ops.signals import SignalSent, encode_payload, send
 from streamproc.spec import WorkflowSpec
-from streamproc.store import admin, calls, folded, functions, tenants
+from streamproc.store import admin, calls, folded, functions, packed, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
 from streamproc.store.keys import check_id, new_workflow_id
+from streamproc.store.packed import Piece
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.transport import durability
@@ -141,7 +142,7 @@ class Client:
             for item, outcome in zip(prepared, outcomes, strict=True)
         ]
 
-    async def _submit_calls(self, args: list[list[functions.Arg]]) -> list[list[calls.Submitted]]:
+    async def _submit_calls(self, args: list[list[Piece]]) -> list[list[calls.Submitted]]:
         """``sp_submit`` each call in one round trip, followed on the same connection, when
         durable, by WAITAOF, which waits for their fsync (Redis 7.2+), and with ``replicas``
         by WAIT, which waits until that many replicas have them (see durability.py).  A
@@ -165,19 +166,21 @@ class Client:
             durability.check_replicas(acknowledged, s.replicas, s.replica_timeout)
         return [calls.SUBMIT.reply(reply) for reply in replies]
 
-    async def _pipeline(self, args: list[list[functions.Arg]], waitaof: bool) -> list[Any]:
+    async def _pipeline(self, args: list[list[Piece]], waitaof: bool) -> list[Any]:
         """The replies of ``sp_submit`` per call, then WAITAOF's and WAIT's when asked for, a
         refused command's error in its place."""
-        commands = [calls.SUBMIT.command(call) for call in args]
+        waits: list[list[functions.Arg]] = []
         if waitaof:
-            commands.append(["WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000)])
+            waits.append(["WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000)])
         if self.settings.replicas:
             timeout_ms = int(self.settings.replica_timeout * 1000)
-            commands.append(["WAIT", self.settings.replicas, timeout_ms])
+            waits.append(["WAIT", self.settings.replicas, timeout_ms])
         if self._lane is not None:
-            return await self._lane.send(commands)
+            return await self._lane.send([*map(calls.submit_command, args), *waits])
         pipe = self.redis.pipeline(transaction=False)
-        for command in commands:
+        for call in args:
+            pipe.execute_command(*calls.SUBMIT.command(packed.flat(call)))
+        for command in waits:
             pipe.execute_command(*command)
         return await pipe.execute(raise_on_error=False)
 
@@ -188,7 +191,7 @@ class Client:
         workflow_id = check_id("workflow id", workflow_id) if workflow_id else new_workflow_id()
         return calls.NewWorkflow(workflow_id, blueprint)
 
-    def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[functions.Arg]]:
+    def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[Piece]]:
         """One ``sp_submit`` call's arguments per chunk (workflows of one shard)."""
         return [calls.submit_arguments(self.keyspace, chunk) for chunk in chunks]
 

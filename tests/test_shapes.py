@@ -1,12 +1,14 @@
 """The cache of spec shapes (store/shapes.py): a submit served from it refuses what a full
-validation refuses, with the same message, and lays out the same hash as the uncached path;
-specs that differ in anything but their inputs never share a shape."""
+validation refuses, with the same message, and lays out the same hash as the uncached path,
+packed to the same bytes; specs that differ in anything but their inputs never share a
+shape."""
 
 from __future__ import annotations
 
 import copy
 from typing import Any
 
+import hiredis
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 from streamproc import SpecError, TaskSpec, WorkflowSpec
 from streamproc.config import ClientSettings
 from streamproc.spec import Limits
-from streamproc.store import calls
+from streamproc.store import calls, packed
 from streamproc.store.shapes import Shapes, shape_key
 
 SETTINGS = ClientSettings(limits=Limits(max_input_bytes=64))
@@ -46,10 +48,15 @@ def uncached(spec: dict[str, Any] | WorkflowSpec, known: set[str] | None = None)
 
 
 def cached(shapes: Shapes, spec: Any, known: set[str] | None = None) -> Any:
+    """The blueprint arguments from the cache (its packed runs checked against them), or the
+    refusal's message."""
     try:
-        return shapes.blueprint(spec, SETTINGS, known).args
+        blueprint = shapes.blueprint(spec, SETTINGS, known)
     except SpecError as exc:
         return f"refused: {exc}"
+    assert packed.flat(blueprint.pieces) == blueprint.args
+    assert packed.command(blueprint.pieces) == hiredis.pack_command(tuple(blueprint.args))
+    return blueprint.args
 
 
 def warm(known: set[str] | None = None) -> Shapes:

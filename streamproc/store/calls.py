@@ -19,10 +19,12 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from streamproc.spec import Limits, WorkflowSpec
+from streamproc.store import packed
 from streamproc.store.codec import Acks, Completion, CompletionKind
 from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.initial_hash import initial_fields
 from streamproc.store.keys import Keyspace, delayed_task
+from streamproc.store.packed import Packed, Piece
 
 
 def layout(
@@ -33,23 +35,47 @@ def layout(
     args: Sequence[Arg],
 ) -> list[Arg]:
     """numkeys, KEYS and ARGV in the layout every engine function shares."""
-    keys: list[Arg] = [*_leading_keys(keyspace, shard, tuple(agents))]
+    head, named = _fixed(keyspace, shard, tuple(agents), len(workflow_ids))
+    return [*head.args, *_workflow_keys(keyspace, workflow_ids), *named.args, *args]
+
+
+def layout_pieces(
+    keyspace: Keyspace,
+    shard: int,
+    agents: Sequence[str],
+    workflow_ids: Sequence[str],
+    args: Sequence[Piece],
+) -> list[Piece]:
+    """:func:`layout` as pieces (``packed.py``): what every call of a shard, agents and
+    number of workflows repeats is packed once."""
+    head, named = _fixed(keyspace, shard, tuple(agents), len(workflow_ids))
+    return [head, *_workflow_keys(keyspace, workflow_ids), named, *args]
+
+
+@lru_cache(maxsize=1024)
+def _fixed(
+    keyspace: Keyspace, shard: int, agents: tuple[str, ...], workflows: int
+) -> tuple[Packed, Packed]:
+    """numkeys, the shard's fixed keys, then each agent's tasks and dead streams; the count
+    of agents and their names.  The same for every call of a shard, agents and number of
+    workflows, so made once."""
+    keys = keyspace.head(shard)
+    for agent in agents:
+        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
+    numkeys = len(keys) + 4 * workflows  # see _workflow_keys
+    return Packed.of([numkeys, *keys]), Packed.of([len(agents), *agents])
+
+
+def _workflow_keys(keyspace: Keyspace, workflow_ids: Sequence[str]) -> list[str]:
+    """Each workflow's hash and history stream, then each one's output stream, then each
+    one's archive."""
     per_workflow = [keyspace.workflow_keys(workflow_id) for workflow_id in workflow_ids]
+    keys: list[str] = []
     for hash_key, history, _, _ in per_workflow:
         keys += (hash_key, history)
     keys += (output for _, _, output, _ in per_workflow)
     keys += (past for _, _, _, past in per_workflow)
-    return [len(keys), *keys, len(agents), *agents, *args]
-
-
-@lru_cache(maxsize=1024)
-def _leading_keys(keyspace: Keyspace, shard: int, agents: tuple[str, ...]) -> tuple[str, ...]:
-    """The shard's fixed keys, then each agent's tasks and dead streams: the same for every
-    call of a shard and agents, so made once (a submit spent a tenth of its CPU on them)."""
-    keys = keyspace.head(shard)
-    for agent in agents:
-        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
-    return tuple(keys)
+    return keys
 
 
 # -- sp_submit (submit.lua) -----------------------------------------------------------------
@@ -73,6 +99,7 @@ class Blueprint:
 
     agents: list[str]
     args: list[Arg]
+    pieces: list[Piece]  # the same arguments, packed in runs (packed.py)
 
     @classmethod
     def of(cls, spec: WorkflowSpec, ttl_ms: int, limits: Limits) -> Blueprint:
@@ -81,7 +108,8 @@ class Blueprint:
         roots = " ".join(t.id for t in spec.tasks if not t.needs)
         hash_args = initial_fields(spec, ttl_ms, limits)
         agents = sorted({t.agent for t in spec.tasks if t.agent})
-        return cls(agents, [spec.digest(), roots, len(hash_args), *hash_args])
+        args: list[Arg] = [spec.digest(), roots, len(hash_args), *hash_args]
+        return cls(agents, args, [Packed.of(args)])
 
     def hash_bytes(self) -> int:
         """The bytes of the hash arguments, as ``sp_submit`` counts them for a tenant."""
@@ -108,22 +136,32 @@ SUBMIT = Function("sp_submit", ENGINE, _submitted)
 
 
 NO_TENANT: list[Arg] = ["", 0, 0, 0, 0]  # the quota arguments of a submit for no tenant
+_NO_TENANT = Packed.of(NO_TENANT)
 
 
 def submit_arguments(
     keyspace: Keyspace, workflows: Sequence[NewWorkflow], quota: Sequence[Arg] = NO_TENANT
-) -> list[Arg]:
-    """One ``sp_submit`` call's arguments: ``workflows``, all of one shard, counted for the
-    tenant ``quota`` names (``tenants.quota_arguments``), or for none."""
-    args: list[Arg] = list(quota)
+) -> list[Piece]:
+    """One ``sp_submit`` call's arguments, as pieces (``packed.py``): ``workflows``, all of
+    one shard, counted for the tenant ``quota`` names (``tenants.quota_arguments``), or for
+    none."""
+    args: list[Piece] = [_NO_TENANT] if quota is NO_TENANT else list(quota)
     for workflow in workflows:
-        args += (workflow.workflow_id, *workflow.blueprint.args)
+        args += (workflow.workflow_id, *workflow.blueprint.pieces)
     if len(workflows) == 1:  # already sorted, once each
         agents = workflows[0].blueprint.agents
     else:
         agents = sorted({a for workflow in workflows for a in workflow.blueprint.agents})
     shard = keyspace.shard_of(workflows[0].workflow_id)
-    return layout(keyspace, shard, agents, [w.workflow_id for w in workflows], args)
+    return layout_pieces(keyspace, shard, agents, [w.workflow_id for w in workflows], args)
+
+
+def submit_command(arguments: Sequence[Piece]) -> bytes:
+    """The FCALL of ``sp_submit`` with ``arguments`` (:func:`submit_arguments`), packed."""
+    return packed.command([_FCALL_SUBMIT, *arguments])
+
+
+_FCALL_SUBMIT = Packed.of(SUBMIT.command([]))
 
 
 # -- sp_resolve and sp_release (resolve.lua) ------------------------------------------------

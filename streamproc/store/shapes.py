@@ -29,6 +29,7 @@ from streamproc.spec import TaskSpec, WorkflowSpec, check_inputs, digest
 from streamproc.store import calls
 from streamproc.store.fields import TaskField
 from streamproc.store.functions import Arg
+from streamproc.store.packed import Packed, Piece
 
 SHAPES = 256  # shapes kept per client, least recently used dropped first
 TASK_FIELDS = tuple(f.name for f in fields(TaskSpec) if f.name != "input")
@@ -44,6 +45,8 @@ class Shape:
     args: list[Arg]  # Blueprint.args, its first submit's digest and inputs in them
     slots: list[int]  # where in args each task's input goes
     settings: ClientSettings
+    varying: list[int]  # where in args a submit's own values go (digest, inputs), in order
+    runs: list[Packed]  # the args after each of those, up to the next, packed once
 
     @classmethod
     def of(
@@ -57,8 +60,11 @@ class Shape:
             slots = [at[TaskField.INPUT.of(t.id)] for t in spec.tasks]
         except KeyError:
             return None
+        varying = sorted({0, *slots})  # the digest first
+        ends = [*varying[1:], len(args)]
+        runs = [Packed.of(args[at + 1 : end]) for at, end in zip(varying, ends, strict=True)]
         # A copy, so a caller changing its spec's default later changes no later digest.
-        return cls(copy.deepcopy(spec), blueprint.agents, args, slots, settings)
+        return cls(copy.deepcopy(spec), blueprint.agents, args, slots, settings, varying, runs)
 
     def blueprint(self, inputs: list[Any]) -> calls.Blueprint:
         """The blueprint of the spec of this shape with ``inputs`` (one per task, checked
@@ -68,7 +74,10 @@ class Shape:
         args[0] = digest(self.spec, inputs)
         for slot, value in zip(self.slots, encoded, strict=True):
             args[slot] = value
-        return calls.Blueprint(self.agents, args)
+        pieces: list[Piece] = []
+        for at, run in zip(self.varying, self.runs, strict=True):
+            pieces += (args[at], run)
+        return calls.Blueprint(self.agents, args, pieces)
 
 
 class Resubmitted(NamedTuple):

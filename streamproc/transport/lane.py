@@ -44,8 +44,9 @@ class Lane:
         self._replies: _Replies | None = None
         self._connecting = asyncio.Lock()
 
-    async def send(self, commands: Sequence[Command]) -> list[Any]:
-        packed = b"".join([_pack(tuple(command)) for command in commands])
+    async def send(self, commands: Sequence[Command | bytes]) -> list[Any]:
+        """Each command is its arguments, or already packed as RESP."""
+        packed = b"".join([c if isinstance(c, bytes) else _pack(tuple(c)) for c in commands])
         count = len(commands)
         return await self._retry.call_with_retry(lambda: self._send(packed, count), self._drop)
 
