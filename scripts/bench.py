@@ -31,6 +31,8 @@ Scenarios (``--quick`` runs a tenth of each):
                 (``bench_redis_cpu.py``).
 ``redis-ir``    the same as instructions counted by valgrind, repeatable to 0.1 % (not run by
                 default: ``--only redis-ir``; ``bench_redis_ir.py``).
+``submit-ir``   the client's instructions per submit of a fresh spec, counted by valgrind (not
+                run by default: ``--only submit-ir``; ``bench_submit_ir.py``).
 ``chain``       per-hop latency of 10-step chains, 100 workflows/s (``bench_chain.py``).
 ``memory``      Redis memory per finished workflow, streams trimmed (``bench_memory.py``).
 
@@ -135,9 +137,9 @@ ALL_SCENARIOS = (
     "chain",
     "memory",
 )
-EXTRA_SCENARIOS = ("limit-1proc", "submit-only", "redis-ir")
+EXTRA_SCENARIOS = ("limit-1proc", "submit-only", "redis-ir", "submit-ir")
 # no tasks/s to set beside the ceiling
-UNBOUNDED_BY_LIMIT = ("submit-cpu", "redis-cpu", "redis-ir", "chain", "memory")
+UNBOUNDED_BY_LIMIT = ("submit-cpu", "submit-ir", "redis-cpu", "redis-ir", "chain", "memory")
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
@@ -1043,6 +1045,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
     import bench_redis_cpu
     import bench_redis_ir
     import bench_submit
+    import bench_submit_ir
 
     opts = Options(
         url=server.url,
@@ -1070,6 +1073,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "lat": lambda: lat_scenario(opts, admin),
         "submit-only": lambda: submit_only_scenario(opts),
         "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
+        "submit-ir": lambda: bench_submit_ir.submit_ir_scenario(opts.url, opts.quick),
         "redis-cpu": lambda: bench_redis_cpu.redis_cpu_scenario(opts.url, admin, opts.quick),
         "redis-ir": lambda: bench_redis_ir.redis_ir_scenario(opts.quick),
         "chain": lambda: bench_chain.chain_scenario(opts, admin),

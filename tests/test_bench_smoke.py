@@ -1,7 +1,8 @@
 """``scripts/bench --quick`` scenarios run end to end (each with its own redis-server) and
-print their figures: submit-cpu (no worker), redis-ir (Redis under valgrind), and lat, chain
-and memory, which read what the workflows they ran kept (ended workflows stowed).  Nothing
-here checks a figure against a target: the machine's load decides them."""
+print their figures: submit-cpu (no worker), redis-ir (Redis under valgrind), submit-ir (the
+producer under valgrind), and lat, chain and memory, which read what the workflows they ran
+kept (ended workflows stowed).  Nothing here checks a figure against a target: the
+machine's load decides them."""
 
 from __future__ import annotations
 
@@ -58,3 +59,11 @@ def test_the_redis_ir_scenario_counts_each_side_of_each_shape() -> None:
         assert figures["submit"] > 0 and figures["run"] > 0
         assert figures["total"] == figures["submit"] + figures["run"]
     assert shapes["5 tasks"]["run"] > 2 * shapes["1 task"]["run"]
+
+
+def test_the_submit_ir_scenario_counts_a_larger_spec_as_more_work() -> None:
+    """Under valgrind: five tasks are more to check, encode and send than one."""
+    [row] = bench("submit-ir", timeout=240)
+    shapes = row["instructions"]
+    assert set(shapes) == {"5 tasks", "1 task"}
+    assert shapes["5 tasks"] > shapes["1 task"] > 0
