@@ -71,8 +71,9 @@ def check_task_input(task_id: str, mapped: str | None, value: Any, limits: Limit
     """The input ``value`` of task ``task_id`` (which maps over ``mapped``, or not) as JSON,
     or :class:`SpecError`: not JSON, too large, or, mapped, not a mapping with room for the
     item."""
-    mappable = value is None or (isinstance(value, Mapping) and "item" not in value)
-    if mapped is not None and not mappable:
+    if mapped is not None and not (
+        value is None or (isinstance(value, Mapping) and "item" not in value)
+    ):
         raise SpecError(
             f"task {task_id!r}: a mapped task's input must be a mapping without 'item' (or none)",
             task=task_id,

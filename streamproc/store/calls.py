@@ -69,6 +69,8 @@ def _fixed(
 def _workflow_keys(keyspace: Keyspace, workflow_ids: Sequence[str]) -> list[str]:
     """Each workflow's hash and history stream, then each one's output stream, then each
     one's archive."""
+    if len(workflow_ids) == 1:  # a submit's: its four in that order
+        return list(keyspace.workflow_keys(workflow_ids[0]))
     per_workflow = [keyspace.workflow_keys(workflow_id) for workflow_id in workflow_ids]
     keys: list[str] = []
     for hash_key, history, _, _ in per_workflow:

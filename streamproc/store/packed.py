@@ -40,10 +40,6 @@ Piece = Arg | Packed
 
 def bulk(arg: Arg) -> bytes:
     """One argument as a RESP bulk string, as hiredis packs it."""
-    if isinstance(arg, str):
-        arg = arg.encode()
-    if isinstance(arg, bytes):
-        return b"$%d\r\n%b\r\n" % (len(arg), arg)
     return Packed.of([arg]).resp
 
 
@@ -52,19 +48,21 @@ def command(pieces: Sequence[Piece]) -> bytes:
     count = 0
     parts = [b""]
     for piece in pieces:
-        if type(piece) is Packed:
+        if isinstance(piece, Packed):
             count += len(piece.args)
             parts.append(piece.resp)
             continue
         count += 1
-        if type(piece) is str:
-            piece = piece.encode()
+        if isinstance(piece, str):
+            data = piece.encode()
+        elif isinstance(piece, bytes):
+            data = piece
         elif type(piece) is int:
-            piece = b"%d" % piece
-        if type(piece) is bytes:
-            parts += (b"$%d\r\n" % len(piece), piece, b"\r\n")
-        else:
-            parts.append(bulk(piece))  # type: ignore[arg-type]  # not Packed: checked above
+            data = b"%d" % piece
+        else:  # a float, a bool
+            parts.append(bulk(piece))
+            continue
+        parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
     parts[0] = b"*%d\r\n" % count
     return b"".join(parts)
 

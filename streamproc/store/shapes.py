@@ -169,6 +169,8 @@ def _encoded_inputs(spec: WorkflowSpec) -> bytes | None:
 def shape_key(spec: WorkflowSpec | Mapping[str, Any]) -> tuple[bytes | None, list[Any]]:
     """The key of ``spec``'s shape (None when it has none: checked in full every time), and
     its tasks' inputs.  A mapping keys on its own items, before parsing, which a hit skips."""
+    head: Any
+    body: list[Any]
     try:
         if isinstance(spec, WorkflowSpec):
             tasks: Any = spec.tasks
@@ -177,8 +179,9 @@ def shape_key(spec: WorkflowSpec | Mapping[str, Any]) -> tuple[bytes | None, lis
             body = [[type(t), *(getattr(t, name) for name in TASK_FIELDS)] for t in tasks]
         elif type(spec) is dict and type(tasks := spec.get("tasks")) is list:
             inputs = [t.get("input") for t in tasks]
-            head = [(k, v) for k, v in spec.items() if k != "tasks"]
-            body = [[(k, v) for k, v in _plain(t).items() if k != "input"] for t in tasks]
+            head = spec.copy()
+            del head["tasks"]
+            body = [_without_input(t) for t in tasks]
         else:
             return None, []
         return pickle.dumps((head, body), protocol=pickle.HIGHEST_PROTOCOL), inputs
@@ -186,7 +189,9 @@ def shape_key(spec: WorkflowSpec | Mapping[str, Any]) -> tuple[bytes | None, lis
         return None, []
 
 
-def _plain(task: Any) -> dict[str, Any]:
+def _without_input(task: Any) -> dict[str, Any]:
     if type(task) is not dict:
         raise TypeError("a task other than a plain dict is parsed every time")
-    return task
+    copied = task.copy()
+    copied.pop("input", None)
+    return copied
