@@ -100,8 +100,7 @@ class Blueprint:
     those arguments)."""
 
     agents: list[str]
-    args: list[Arg]
-    pieces: list[Piece]  # the same arguments, packed in runs (packed.py)
+    pieces: list[Piece]  # the arguments, runs of them packed (packed.py)
 
     @classmethod
     def of(cls, spec: WorkflowSpec, ttl_ms: int, limits: Limits) -> Blueprint:
@@ -111,7 +110,12 @@ class Blueprint:
         hash_args = initial_fields(spec, ttl_ms, limits)
         agents = sorted({t.agent for t in spec.tasks if t.agent})
         args: list[Arg] = [spec.digest(), roots, len(hash_args), *hash_args]
-        return cls(agents, args, [Packed.of(args)])
+        return cls(agents, [Packed.of(args)])
+
+    @property
+    def args(self) -> list[Arg]:
+        """The arguments one by one (for a tenant's bytes, and redis-py's packing)."""
+        return packed.flat(self.pieces)
 
     def hash_bytes(self) -> int:
         """The bytes of the hash arguments, as ``sp_submit`` counts them for a tenant."""

@@ -42,11 +42,9 @@ class Shape:
 
     spec: WorkflowSpec  # a copy of its first submit's: only its fields but inputs are read
     agents: list[str]
-    args: list[Arg]  # Blueprint.args, its first submit's digest and inputs in them
-    slots: list[int]  # where in args each task's input goes
     settings: ClientSettings
-    varying: list[int]  # where in args a submit's own values go (digest, inputs), in order
-    runs: list[Packed]  # the args after each of those, up to the next, packed once
+    values: list[int]  # where each value of a submit's own goes: 0 its digest, i its i-th input
+    runs: list[Packed]  # the arguments after each of those values, up to the next one
 
     @classmethod
     def of(
@@ -60,24 +58,23 @@ class Shape:
             slots = [at[TaskField.INPUT.of(t.id)] for t in spec.tasks]
         except KeyError:
             return None
-        varying = sorted({0, *slots})  # the digest first
+        value_at = {0: 0} | {slot: i + 1 for i, slot in enumerate(slots)}  # the digest first
+        varying = sorted(value_at)
         ends = [*varying[1:], len(args)]
-        runs = [Packed.of(args[at + 1 : end]) for at, end in zip(varying, ends, strict=True)]
+        runs = [Packed.of(args[a + 1 : end]) for a, end in zip(varying, ends, strict=True)]
+        values = [value_at[a] for a in varying]
         # A copy, so a caller changing its spec's default later changes no later digest.
-        return cls(copy.deepcopy(spec), blueprint.agents, args, slots, settings, varying, runs)
+        return cls(copy.deepcopy(spec), blueprint.agents, settings, values, runs)
 
     def blueprint(self, inputs: list[Any]) -> calls.Blueprint:
         """The blueprint of the spec of this shape with ``inputs`` (one per task, checked
         here)."""
         encoded = check_inputs(self.spec.tasks, inputs, self.settings.limits)
-        args = self.args.copy()
-        args[0] = digest(self.spec, inputs)
-        for slot, value in zip(self.slots, encoded, strict=True):
-            args[slot] = value
+        own: list[Arg] = [digest(self.spec, inputs), *encoded]
         pieces: list[Piece] = []
-        for at, run in zip(self.varying, self.runs, strict=True):
-            pieces += (args[at], run)
-        return calls.Blueprint(self.agents, args, pieces)
+        for value, run in zip(self.values, self.runs, strict=True):
+            pieces += (own[value], run)
+        return calls.Blueprint(self.agents, pieces)
 
 
 class Resubmitted(NamedTuple):
