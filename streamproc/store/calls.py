@@ -129,11 +129,11 @@ class NewWorkflow(NamedTuple):
     blueprint: Blueprint
 
 
+_OUTCOMES = {int(outcome): outcome for outcome in Submitted}  # a lookup costs less than a call
+
+
 def _submitted(reply: list[Any]) -> list[Submitted]:
     return [_OUTCOMES[int(outcome)] for outcome in reply]
-
-
-_OUTCOMES = {int(outcome): outcome for outcome in Submitted}  # a lookup costs less than a call
 
 
 SUBMIT = Function("sp_submit", ENGINE, _submitted)

@@ -77,6 +77,12 @@ def workflow_of(key: bytes | str) -> str:
     return text.rsplit(":", 1)[1]
 
 
+IDS_PER_DRAW = 256
+_fresh_ids: deque[str] = deque()
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_fresh_ids.clear)
+
+
 def new_workflow_id() -> str:
     """A fresh workflow id: 96 random bits in 24 hex digits (a uuid's 32 would cost every
     event, key and index entry of the workflow 8 bytes more, for bits no one needs).
@@ -90,12 +96,6 @@ def new_workflow_id() -> str:
         except IndexError:
             drawn = os.urandom(12 * IDS_PER_DRAW).hex()
             _fresh_ids.extend(drawn[i : i + 24] for i in range(0, len(drawn), 24))
-
-
-IDS_PER_DRAW = 256
-_fresh_ids: deque[str] = deque()
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_fresh_ids.clear)
 
 
 def check_id(kind: str, value: str) -> str:

@@ -4,11 +4,12 @@ A producer sends a new spec on every submit, but most of them differ from one an
 their tasks' inputs.  A spec's shape is everything else (ids, agents, needs, retries,
 timeouts, map, wait_for, default; its name, adjust_rounds and timeout), and what depends on
 the shape alone is the costly part of a submit: its checks (ids, cycles, limits), its parsing
-and most of its hash.  So a shape is checked and laid out once, and each submit of it still
-checks and encodes its own inputs (``spec.check_inputs``), digests its own spec and fills its
-own inputs into a copy of the shape's hash arguments.
+and most of its hash.  So a shape is checked, laid out and packed once (``packed.py``), and
+each submit of it still checks and encodes its own inputs (``spec.check_inputs``), digests
+its own spec, and puts the two between the shape's packed runs of arguments.
 
-The key of a shape is its fields pickled (inputs left out): two specs share one only when
+The key of a shape is its fields pickled (inputs left out; a dict spec's own dicts, copied
+without them): two specs share one only when
 every field but the inputs is of the same type and value, so whatever the checks would say
 of one they say of the other.  A spec that does not pickle is checked in full every time.
 """
