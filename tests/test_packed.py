@@ -14,6 +14,7 @@ from streamproc.config import ClientSettings
 from streamproc.store import calls, packed
 from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace
+from streamproc.store.layout import layout
 
 
 def one_task(n: int) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def test_a_submit_packs_as_its_arguments_one_by_one(shards: int, quota: list[Any
             args = [*quota]
             for item in chunk:
                 args += (item.workflow_id, *item.blueprint.args)
-            assert packed.flat(pieces) == calls.layout(client.keyspace, shard, agents, ids, args)
+            assert packed.flat(pieces) == layout(client.keyspace, shard, agents, ids, args)
 
 
 def test_every_kind_of_argument_packs_as_hiredis_packs_it() -> None:

@@ -1,7 +1,7 @@
 """Typed calls of the engine's administrative Redis Functions (``lua/engine/admin.lua``):
 cancelling a workflow, failing those past their deadline, reviving one from a dead letter,
 and dropping expired workflows from the index (``sp_unindex``, in ``submit.lua``).
-They share the engine functions' KEYS and ARGV layout (:func:`streamproc.store.calls.layout`).
+They share the engine functions' KEYS and ARGV layout (:func:`streamproc.store.layout.layout`).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
-from streamproc.store.calls import layout
 from streamproc.store.functions import ENGINE, Function, text
 from streamproc.store.keys import Keyspace
+from streamproc.store.layout import layout
 
 
 class Cancelled(IntEnum):

@@ -7,9 +7,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from streamproc.store.calls import layout
 from streamproc.store.functions import ENGINE, Function, text
 from streamproc.store.keys import Keyspace
+from streamproc.store.layout import layout
 
 PRUNE_CHUNK = 200  # agents per sp_prune_agents call: Redis serves other clients between calls
 

@@ -1,11 +1,6 @@
-"""Typed calls of the engine library's Redis Functions (``lua/engine/*.lua``): the one place
-that lays out their KEYS and ARGV, and reads their replies.
-
-Every engine function takes the same leading KEYS and ARGV (``lua/engine/common.lua``): the
-shard's fixed keys, the tasks and dead-letter streams of each agent named, then the hash and
-history stream of each workflow the call is about, then each one's output stream, then each
-one's history archive; ARGV opens
-with the agents' count and names, and goes on as each function's header says.
+"""Typed calls of the engine library's Redis Functions (``lua/engine/*.lua``): each one's
+ARGV, laid out after the KEYS and ARGV every engine function shares (``layout.py``), and
+how its reply reads.
 """
 
 from __future__ import annotations
@@ -13,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
-from functools import lru_cache
 from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
@@ -24,61 +18,8 @@ from streamproc.store.codec import Acks, Completion, CompletionKind
 from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.initial_hash import initial_fields
 from streamproc.store.keys import Keyspace, delayed_task
+from streamproc.store.layout import layout, layout_pieces
 from streamproc.store.packed import Packed, Piece
-
-
-def layout(
-    keyspace: Keyspace,
-    shard: int,
-    agents: Sequence[str],
-    workflow_ids: Sequence[str],
-    args: Sequence[Arg],
-) -> list[Arg]:
-    """numkeys, KEYS and ARGV in the layout every engine function shares."""
-    head, named = _fixed(keyspace, shard, tuple(agents), len(workflow_ids))
-    return [*head.args, *_workflow_keys(keyspace, workflow_ids), *named.args, *args]
-
-
-def layout_pieces(
-    keyspace: Keyspace,
-    shard: int,
-    agents: Sequence[str],
-    workflow_ids: Sequence[str],
-    args: Sequence[Piece],
-) -> list[Piece]:
-    """:func:`layout` as pieces (``packed.py``): what every call of a shard, agents and
-    number of workflows repeats is packed once."""
-    head, named = _fixed(keyspace, shard, tuple(agents), len(workflow_ids))
-    return [head, *_workflow_keys(keyspace, workflow_ids), named, *args]
-
-
-@lru_cache(maxsize=1024)
-def _fixed(
-    keyspace: Keyspace, shard: int, agents: tuple[str, ...], workflows: int
-) -> tuple[Packed, Packed]:
-    """numkeys, the shard's fixed keys, then each agent's tasks and dead streams; the count
-    of agents and their names.  The same for every call of a shard, agents and number of
-    workflows, so made once."""
-    keys = keyspace.head(shard)
-    for agent in agents:
-        keys += (keyspace.tasks(shard, agent), keyspace.dead(shard, agent))
-    numkeys = len(keys) + 4 * workflows  # see _workflow_keys
-    return Packed.of([numkeys, *keys]), Packed.of([len(agents), *agents])
-
-
-def _workflow_keys(keyspace: Keyspace, workflow_ids: Sequence[str]) -> list[str]:
-    """Each workflow's hash and history stream, then each one's output stream, then each
-    one's archive."""
-    if len(workflow_ids) == 1:  # a submit's: its four in that order
-        return list(keyspace.workflow_keys(workflow_ids[0]))
-    per_workflow = [keyspace.workflow_keys(workflow_id) for workflow_id in workflow_ids]
-    keys: list[str] = []
-    for hash_key, history, _, _ in per_workflow:
-        keys += (hash_key, history)
-    keys += (output for _, _, output, _ in per_workflow)
-    keys += (past for _, _, _, past in per_workflow)
-    return keys
-
 
 # -- sp_submit (submit.lua) -----------------------------------------------------------------
 

@@ -9,10 +9,10 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from streamproc.store import folded
-from streamproc.store.calls import layout
 from streamproc.store.fields import WorkflowField
 from streamproc.store.functions import ENGINE, Arg, Function, text
 from streamproc.store.keys import Keyspace
+from streamproc.store.layout import layout
 
 MAX_SIGNAL_BYTES = 64 * 1024  # of one payload, as JSON
 MAX_KEPT = 100  # signals kept at once for waits not begun, per workflow

@@ -17,11 +17,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from streamproc.store.calls import layout
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.folded import NAMES, shift_id
 from streamproc.store.functions import ENGINE, Arg, Function
 from streamproc.store.keys import Keyspace
+from streamproc.store.layout import layout
 
 TIMES = {  # the letters of the fields whose value is stowed as its distance from creation
     f.prefix.encode()

@@ -17,9 +17,10 @@ from typing import Any, NamedTuple
 from redis.asyncio import Redis
 
 from streamproc.errors import LimitReached
-from streamproc.store.calls import Submitted, layout
+from streamproc.store.calls import Submitted
 from streamproc.store.functions import ENGINE, Arg, Function
 from streamproc.store.keys import Keyspace
+from streamproc.store.layout import layout
 
 IN_FLIGHT_RETRY_AFTER = 5  # seconds: a workflow in flight may end any moment
 STORED_RETRY_AFTER = 60  # seconds: bytes are released as ended workflows' retention passes

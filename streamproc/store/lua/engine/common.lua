@@ -24,7 +24,7 @@ Every state change of a workflow, as Redis Functions (FUNCTION LOAD once, FCALL 
 each one is atomic and no runtime role needs EVAL.  Key names are documented in keys.py; no
 key is built here.
 
-Calling convention shared by every function (laid out by streamproc/store/calls.py):
+Calling convention shared by every function (laid out by streamproc/store/layout.py):
   KEYS[1] events stream   KEYS[2] delayed zset   KEYS[3] done stream
   KEYS[4] agents set      KEYS[5] dead-done stream   KEYS[6] deadlines zset
   KEYS[7] usage hash      KEYS[8] retained zset   KEYS[9] index zset (workflow ids by creation ms)
