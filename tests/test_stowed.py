@@ -7,6 +7,8 @@ and is stowed by the next function that reads it (bringing its hash back first).
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -23,7 +25,7 @@ from streamproc.store import calls, codec
 from streamproc.store.codec import Acks
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.folded import hmget_many, shift_id, workflow_hash
-from streamproc.store.stow import STOW, Read, stow_arguments
+from streamproc.store.stow import STOW, Read, stow_arguments, stowed_archive
 from tests.conftest import Engine, eventually, stowed, with_starts
 from tests.test_cancel import started
 
@@ -398,3 +400,93 @@ async def test_the_resolver_stows_the_ended_hashes_its_sweep_finds(
     finally:
         await resolver.stop()
     assert await client.get(workflow_id) == state
+
+
+BASE = {  # an ended two-task workflow's hash, as sp_resolve leaves it
+    b"created": b"1700000000000",
+    b"order": b"a b",
+    b"status": b"completed",
+    b"ended": b"1700000000900",
+    b"left": b"0",
+    b"ttl": b"0",
+    b"s:a": b"done",
+    b"s:b": b"done",
+    b"q:a": b"1700000000001",
+    b"q:b": b"1700000000400",
+    b"m:a": b"1700000000001-0",
+    b"m:b": b"1700000000400-3",
+    b"w:a": b"vm-1",
+    b"w:b": b"vm-1",
+    b"r:a": b'{"n":1}',
+    b"r:b": b'{"n":1}',
+}
+PAST = (
+    b'["1700000000000-0","submitted"]\n'
+    b'["1700000000399-2","task_done","task","a","att","1","by","vm-1"]\n'
+    b'["1700000000900-1","completed","at",-1]\n'
+)
+VARIANTS = {
+    "as ended": {},
+    "another order": {b"order": b"b a"},
+    "a signal's field": {b"S:approve": b'{"ok":true}'},
+    "a field one task lacks": {b"T:b": b"60.0"},
+    "values that differ": {b"w:b": b"vm-2", b"r:b": b"[]"},
+    "a separator in a value": {b"e:a": b"bad\x00input", b"e:b": b"x"},
+    "a time that is no number": {b"q:b": b"soon"},
+    "an entry id of another form": {b"m:b": b"7"},
+    "still a task left": {b"left": b"1"},
+    "no task at all": {b"order": b""},
+}
+
+
+@pytest.mark.parametrize("changes", VARIANTS.values(), ids=VARIANTS.keys())
+async def test_a_stower_stows_what_lua_would_for_hashes_of_every_form(
+    redis: Redis, keyspace: Keyspace, changes: dict[bytes, bytes]
+) -> None:
+    """Python's stow (store/stow.py, which works out where each field goes once per set of
+    field names) makes the first line Lua's makes (sp_stow given nothing to write) and the
+    same lines after it, for the same hash read back in Redis's order."""
+    stowed_by = {}
+    for maker, workflow_id in (("python", "wf-python"), ("lua", "wf-lua")):
+        key, past = keyspace.workflow(workflow_id), keyspace.past(workflow_id)
+        await redis.hset(key, mapping={**BASE, **changes})
+        await redis.set(past, PAST)
+        raw = await redis.hgetall(key)
+        made = stowed_archive(raw, PAST) if maker == "python" else b""
+        assert made is not None
+        read = Read(workflow_id, len(raw), len(PAST), made)
+        assert await STOW(redis, stow_arguments(keyspace, 0, [read])) == 1
+        stowed_by[maker] = await redis.get(past)
+    by_python, by_lua = (stowed_by[m].split(b"\n", 1) for m in ("python", "lua"))
+    assert orjson.loads(by_python[0]) == orjson.loads(by_lua[0])
+    assert by_python[1] == by_lua[1]
+
+
+def test_a_value_that_is_not_utf8_is_left_for_lua_to_stow() -> None:
+    assert stowed_archive({**BASE, b"e:a": b"\xff\xfe"}, PAST) is None
+    assert stowed_archive({**BASE, b"e:\xff": b"x"}, PAST) is None
+
+
+async def test_a_running_stower_reads_and_writes_on_a_lane_of_its_own(
+    redis: Redis, keyspace: Keyspace, client: Client
+) -> None:
+    """While it runs, a stower reads and stows on its own connection (hiredis parses the
+    replies); what it stows reads back whole, and the connection closes as it stops."""
+    workflow_id = await ended_by_hand(redis, keyspace, client)
+    whole = await workflow_hash(redis, keyspace, workflow_id)
+    clients = len(await redis.client_list())
+    stower = Stower(redis, keyspace)
+    stower.add(0, [workflow_id])
+    running = asyncio.create_task(stower.run())
+    await stowed(redis, keyspace, workflow_id)
+    assert stower._lane is not None
+    assert len(await redis.client_list()) == clients + 1  # the lane
+    stower.close()
+    await asyncio.wait_for(running, timeout=20)
+    assert stower._lane is None
+    assert await workflow_hash(redis, keyspace, workflow_id) == whole
+
+    async def lane_closed() -> bool:
+        return len(await redis.client_list()) == clients
+
+    await eventually(lane_closed)

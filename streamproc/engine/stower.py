@@ -13,12 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoPermissionError, RedisError
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
+from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
 from streamproc.store.stow import STOW, Read, stow_arguments, stowed_archive
+from streamproc.transport.lane import Lane
 
 log = logging.getLogger(__name__)
 BATCH = 25  # workflows read in one transaction and stowed in one call, at most: the
@@ -36,6 +40,7 @@ class Stower:
         self._ready = asyncio.Event()
         self._closing = False
         self._permitted = True  # until Redis refuses this user what stowing takes
+        self._lane: Lane | None = None  # while it runs (not on a Cluster): see _read
 
     def add(self, shard: int, workflow_ids: Sequence[str]) -> None:
         """Stow these ended workflows of ``shard``."""
@@ -50,27 +55,30 @@ class Stower:
 
     async def run(self) -> None:
         """Stow what is added, gathering a batch at each wake, until closed and done."""
-        while True:
-            await self._ready.wait()
-            if not self._closing and sum(map(len, self._pending.values())) < BATCH:
-                await asyncio.sleep(GATHER_S)
-            self._ready.clear()
-            pending, self._pending = self._pending, {}
-            for shard, ids in pending.items():
-                for first in range(0, len(ids), BATCH):
-                    await self.stow(shard, ids[first : first + BATCH])
-            if self._closing and not self._pending:
-                return
+        if not isinstance(self.redis, RedisCluster):
+            self._lane = Lane(self.redis)
+        try:
+            while True:
+                await self._ready.wait()
+                if not self._closing and sum(map(len, self._pending.values())) < BATCH:
+                    await asyncio.sleep(GATHER_S)
+                self._ready.clear()
+                pending, self._pending = self._pending, {}
+                for shard, ids in pending.items():
+                    for first in range(0, len(ids), BATCH):
+                        await self.stow(shard, ids[first : first + BATCH])
+                if self._closing and not self._pending:
+                    return
+        finally:
+            if self._lane is not None:
+                await self._lane.close()
+                self._lane = None
 
     async def stow(self, shard: int, workflow_ids: Sequence[str]) -> int:
         """Stow these ended workflows of ``shard``; how many were.  A failure is logged: they
         stay hashes."""
         try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for workflow_id in workflow_ids:
-                    pipe.hgetall(self.keyspace.workflow(workflow_id))
-                    pipe.get(self.keyspace.past(workflow_id))
-                replies = await pipe.execute()
+            replies = await self._read(workflow_ids)
             hashes, archives = replies[::2], replies[1::2]
             read = []
             for workflow_id, raw, past in zip(workflow_ids, hashes, archives, strict=True):
@@ -80,7 +88,7 @@ class Stower:
                     await asyncio.sleep(0)  # the worker's reads and flushes go in between
             if not read:
                 return 0
-            return await STOW(self.redis, stow_arguments(self.keyspace, shard, read))
+            return await self._write(stow_arguments(self.keyspace, shard, read))
         except RedisError as exc:
             if _refused(exc):
                 log.error(
@@ -93,6 +101,40 @@ class Stower:
             else:
                 log.warning("%d ended workflows stay unstowed for now: %s", len(workflow_ids), exc)
             return 0
+
+    async def _read(self, workflow_ids: Sequence[str]) -> list[Any]:
+        """Each workflow's hash (a dict) and archive, read in one transaction: on the lane
+        while running, where hiredis parses the replies (redis-py's pipeline took three times
+        the client CPU, a third of what stowing cost), else through redis-py."""
+        keys = [(self.keyspace.workflow(w), self.keyspace.past(w)) for w in workflow_ids]
+        if self._lane is None:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for hash_key, past_key in keys:
+                    pipe.hgetall(hash_key)
+                    pipe.get(past_key)
+                return list(await pipe.execute())
+        reads = [command for h, p in keys for command in (("HGETALL", h), ("GET", p))]
+        *queued, replies = await self._lane.send([("MULTI",), *reads, ("EXEC",)])
+        for reply in (*queued, replies):
+            if isinstance(reply, ResponseError):
+                raise reply
+        return [_as_dict(reply) if i % 2 == 0 else reply for i, reply in enumerate(replies)]
+
+    async def _write(self, arguments: list[Any]) -> int:
+        """``sp_stow``: on the lane while running; through redis-py, which loads the library
+        first when Redis lacks it, otherwise."""
+        if self._lane is not None:
+            [reply] = await self._lane.send([STOW.command(arguments)])
+            if not isinstance(reply, ResponseError):
+                return STOW.reply(reply)
+            if not is_missing_library(reply):
+                raise reply
+        return await STOW(self.redis, arguments)
+
+
+def _as_dict(reply: dict[bytes, bytes] | list[bytes]) -> dict[bytes, bytes]:
+    """An HGETALL reply: a map under RESP3, a flat list of fields and values under RESP2."""
+    return reply if isinstance(reply, dict) else dict(zip(reply[::2], reply[1::2], strict=True))
 
 
 def _refused(error: RedisError) -> bool:

@@ -12,7 +12,10 @@ was read.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from enum import Enum
+from functools import lru_cache
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -31,7 +34,8 @@ ENTRY = TaskField.ENTRY.prefix.encode()  # an entry id: its <ms> is stowed that 
 CONSUMER = TaskField.CONSUMER.prefix
 CREATED, ORDER = WorkflowField.CREATED.encode(), WorkflowField.ORDER.encode()
 ENDED, LEFT = WorkflowField.ENDED.encode(), WorkflowField.LEFT.encode()
-LINE_ID = re.compile(rb'^\["(-?\d+)-', re.MULTILINE)
+LINE_ID = re.compile(rb'^\["(-?\d+)-')
+LINE_START = b'\n["'
 
 
 def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
@@ -39,46 +43,40 @@ def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
     order) and archive ``past``; None when a value is not UTF-8 (Lua's JSON copies bytes as
     they are) or its creation time is not a number: ``sp_stow`` stows that one itself.
 
-    It runs once for every workflow that ends, in the worker's event loop: fields stay bytes
-    until they are stowed, and only those that are not numbers are decoded."""
+    It runs once for every workflow that ends, in the worker's event loop: where each field
+    goes is worked out once per set of field names (:func:`_plan`), and the values are
+    decoded in one go."""
     created_text = raw.get(CREATED, b"")
     if not created_text.isdigit():
         return None
     created = int(created_text)
-    names = raw.get(ORDER, b"").split()
-    tasks = len(names)
-    index = {name: i for i, name in enumerate(names)}
-    line: dict[str, Any] = {}
-    columns: dict[bytes, dict[int, str | int]] = {}
     try:
-        for field, value in raw.items():
-            if field[1:2] == b":":
-                letter, name = field[:2], field[2:]
-                at = index.get(name)
-                if at is None:
-                    at = index[name] = len(names)
-                    names.append(name)
-                stowed: str | int
-                if letter in TIMES and value.isdigit():
-                    stowed = int(value) - created
-                elif letter == ENTRY:
-                    stowed = shift_id(value, -created).decode()
-                else:
-                    stowed = value.decode()
-                column = columns.get(letter)
-                if column is None:
-                    column = columns[letter] = {}
-                column[at] = stowed
-            elif field == ENDED and value.isdigit():
-                line[WorkflowField.ENDED.value] = int(value) - created
-            elif field != LEFT or value != b"0":
-                line[field.decode()] = value.decode()
-        if len(names) > tasks:
-            line[NAMES] = [name.decode() for name in names[tasks:]]
-        for letter, values in columns.items():
-            line[letter.decode()] = _column(values, len(names))
+        plan = _plan(tuple(raw), raw.get(ORDER, b""))
+        texts: list[str | None] = [*_decoded(list(raw.values())), None]
     except UnicodeDecodeError:
         return None
+    values: list[bytes | None] = [*raw.values(), None]  # the last: a name's absent field
+    line: dict[str, Any] = {name: texts[at] for name, at in plan.fields}
+    ended = values[plan.ended] if plan.ended is not None else None
+    if ended is not None and ended.isdigit():
+        line[WorkflowField.ENDED.value] = int(ended) - created
+    if plan.left is not None and values[plan.left] == b"0":
+        del line[WorkflowField.LEFT.value]
+    if plan.extra:
+        line[NAMES] = plan.extra
+    for letter, form, of in plan.columns:
+        column: Sequence[Any] = of(texts)
+        if form is _Form.TIME:
+            column = [
+                int(v) - created if v is not None and v.isdigit() else text
+                for v, text in zip(of(values), column, strict=True)
+            ]
+        elif form is _Form.ENTRY:
+            column = [None if v is None else _shift_entry(v, -created) for v in of(values)]
+        first = column[0]
+        line[letter] = (
+            first if None not in column and column.count(first) == len(column) else column
+        )
     lines = _shift_lines(past, -created)
     consumer = line.get(CONSUMER)
     if isinstance(consumer, str):
@@ -86,16 +84,106 @@ def stowed_archive(raw: dict[bytes, bytes], past: bytes) -> bytes | None:
     return orjson.dumps(line) + b"\n" + lines
 
 
-def _column(values: dict[int, str | int], count: int) -> str | int | list[str | int | None]:
-    """One value when every name has the same, else a value a name (None: none)."""
-    if len(values) == count and len(set(values.values())) == 1:
-        return values[0]
-    return [values.get(i) for i in range(count)]
+class _Form(Enum):
+    """How a per-task or signal field's values are stowed."""
+
+    TEXT = 1
+    TIME = 2  # its distance from creation, when a number
+    ENTRY = 3  # an entry id, its <ms> so
+
+
+class _Plan(NamedTuple):
+    """Where each value of a hash with these field names goes in its stowed line: positions
+    are in HGETALL's order, the last (one past the fields) standing for an absent field."""
+
+    fields: list[tuple[str, int]]  # the workflow's own fields, by name
+    ended: int | None  # where `ended` and `left` are, if the hash has them
+    left: int | None
+    extra: list[str]  # names after the tasks in `order` (signals)
+    columns: list[tuple[str, _Form, Callable[[Sequence[Any]], Sequence[Any]]]]  # by letter:
+    # what picks its values, a name's each, out of the hash's values
+
+
+@lru_cache(maxsize=256)
+def _plan(fields: tuple[bytes, ...], order: bytes) -> _Plan:
+    """The plan of hashes with these ``fields`` and ``order``: the workflows of one shape end
+    with the same fields, which HGETALL gives in the same order."""
+    names = order.split()
+    index = {name: i for i, name in enumerate(names)}
+    own: list[tuple[str, int]] = []
+    by_letter: dict[bytes, dict[int, int]] = {}
+    for position, field in enumerate(fields):
+        if field[1:2] == b":":
+            letter, name = field[:2], field[2:]
+            at = index.get(name)
+            if at is None:
+                at = index[name] = len(names)
+                names.append(name)
+            by_letter.setdefault(letter, {})[at] = position
+        else:
+            own.append((field.decode(), position))
+    absent = len(fields)
+    return _Plan(
+        fields=own,
+        ended=fields.index(ENDED) if ENDED in fields else None,
+        left=fields.index(LEFT) if LEFT in fields else None,
+        extra=[name.decode() for name in names[len(order.split()) :]],
+        columns=[
+            (
+                letter.decode(),
+                _form(letter),
+                _picker([where.get(at, absent) for at in range(len(names))]),
+            )
+            for letter, where in by_letter.items()
+        ],
+    )
+
+
+def _picker(positions: list[int]) -> Callable[[Sequence[Any]], Sequence[Any]]:
+    """What takes the items at ``positions`` out of a sequence, as a tuple."""
+    if len(positions) == 1:
+        at = positions[0]
+
+        def one(values: Sequence[Any]) -> tuple[Any]:
+            return (values[at],)
+
+        return one
+    return itemgetter(*positions)
+
+
+def _shift_entry(entry_id: bytes, by: int) -> str:
+    """:func:`shift_id`, as text, without its regular expression when the id is plain."""
+    ms, dash, seq = entry_id.partition(b"-")
+    if dash and ms.isdigit() and seq.isdigit():
+        return f"{int(ms) + by}-{seq.decode()}"
+    return shift_id(entry_id, by).decode()
+
+
+def _form(letter: bytes) -> _Form:
+    return _Form.TIME if letter in TIMES else _Form.ENTRY if letter == ENTRY else _Form.TEXT
+
+
+def _decoded(values: list[bytes]) -> list[str]:
+    """``values`` as text: one decode for all of them, unless one holds the separator."""
+    texts = b"\0".join(values).decode().split("\0")
+    return texts if len(texts) == len(values) else [value.decode() for value in values]
 
 
 def _shift_lines(lines: bytes, by: int) -> bytes:
-    """The archive's lines with the <ms> of their ids moved by ``by``."""
-    return LINE_ID.sub(lambda found: b'["%d-' % (int(found[1]) + by), lines)
+    """The archive's lines with the <ms> of their ids moved by ``by``: each line is a JSON
+    array, its id first (a newline inside one is escaped), so a line starts after b'\\n["'."""
+
+    def shifted(found: re.Match[bytes]) -> bytes:
+        return b'["%d-' % (int(found[1]) + by)
+
+    heads = (b"\n" + lines).split(LINE_START)
+    for i, head in enumerate(heads[1:], 1):
+        ms, dash, rest = head.partition(b"-")
+        if dash and ms.isdigit():
+            heads[i] = b"%d-%s" % (int(ms) + by, rest)
+        else:  # a negative <ms>, or no id: as the pattern reads it
+            heads[i] = LINE_ID.sub(shifted, b'["' + head)[2:]
+    return LINE_START.join(heads)[1:]
 
 
 class Read(NamedTuple):
