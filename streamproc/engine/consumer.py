@@ -1,10 +1,11 @@
 """The shell both daemons share: a consumer in Redis's consumer groups.
 
 A :class:`Consumer` owns two connections (commands, and a reader the client never retries),
-its consumer name, and the epoch check that tells a Redis which came back empty from one that
-merely restarted.  A daemon (worker, resolver) supplies what it joins, the loops it runs and
-how it leaves; the shell prepares Redis, runs those loops beside the epoch watch, explains a
-failure a Redis reset caused, and closes the connections.
+its reads of streams in groups (group_reads.py), its consumer name, and the epoch check
+that tells a Redis which came back empty from one that merely restarted.  A daemon (worker,
+resolver) supplies what it joins, the loops it runs and how it leaves; the shell prepares
+Redis, runs those loops beside the epoch watch, explains a failure a Redis reset caused, and
+closes the connections.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from streamproc.store import functions
 from streamproc.store.codec import Entry
 from streamproc.store.keys import Keyspace
 from streamproc.transport.epoch import Epoch
+from streamproc.transport.group_reads import GroupReads
 from streamproc.transport.preflight import check_server
 from streamproc.transport.retrying import until_redis_answers
 
@@ -63,6 +65,7 @@ class Consumer(ABC):
         # whose reply was lost (see each daemon's _read_once).
         self.reader: Redis = replace(redis, command_retries=0).connect()
         self.consumer = consumer_name()
+        self.reads = GroupReads(self.reader, self.consumer)
         self.epoch = Epoch(self.redis, keyspace)
 
     @abstractmethod
@@ -107,6 +110,7 @@ class Consumer(ABC):
         finally:
             await self.redis.aclose()
             await self.reader.aclose()
+            await self.reads.close()
 
     async def _read_loop(
         self,

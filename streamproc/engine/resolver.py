@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from functools import partial
 from typing import cast
 
@@ -30,7 +30,7 @@ from streamproc.engine.reconcile import Reconciler
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
 from streamproc.store.agents import prune_agents
-from streamproc.store.codec import Acks, Completion, Entry, StreamReply
+from streamproc.store.codec import Acks, Completion, GroupEntry
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import RESOLVER_GROUP
 from streamproc.transport.groups import (
@@ -105,23 +105,16 @@ class Resolver(Consumer):
         done = self.keyspace.done(shard)
         since = "0" if shard in self._unsettled else ">"
         self._unsettled.add(shard)
-        reply = await self.reader.xreadgroup(
-            RESOLVER_GROUP,
-            self.consumer,
-            {done: since},
-            count=count,
-            block=self.settings.block_ms,
-        )
-        got = 0
-        for _, entries in cast(StreamReply, reply) or ():
-            got += len(entries)
+        entries = await self.reads.read(RESOLVER_GROUP, done, since, count, self.settings.block_ms)
+        if entries:
             failpoint("resolver.mid_batch")
             await self.apply(shard, entries)
+        got = len(entries)
         if since == ">" or not got:
             self._unsettled.discard(shard)
         return got
 
-    async def apply(self, shard: int, entries: list[Entry]) -> None:
+    async def apply(self, shard: int, entries: Sequence[GroupEntry]) -> None:
         """Apply one batch of ``done`` entries; malformed ones go to dead-done with the reason."""
         good: list[Completion] = []
         pipe = self.redis.pipeline(transaction=False)

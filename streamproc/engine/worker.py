@@ -14,7 +14,6 @@ import logging
 import time
 from collections.abc import Mapping
 from functools import partial
-from typing import cast
 
 from streamproc import metrics
 from streamproc.autoscale.fleet import Autoscaler
@@ -31,7 +30,7 @@ from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
 from streamproc.store import calls, codec
-from streamproc.store.codec import Fields, StreamReply, TaskEvent
+from streamproc.store.codec import Fields, TaskEvent
 from streamproc.store.entries import EntryField as EF
 from streamproc.transport.groups import join_group
 from streamproc.transport.retrying import until_redis_answers
@@ -164,13 +163,8 @@ class Worker(Consumer):
         after = self._rereading.get(stream, ">")
         if after == ">":
             self._rereading[stream] = "0"  # until this read's reply is in
-        reply = cast(
-            StreamReply,
-            await self.reader.xreadgroup(
-                agent, self.consumer, {stream: after}, count=count, block=self.settings.block_ms
-            ),
-        )
-        entries = [entry for _, batch in reply or () for entry in batch]
+        block = self.settings.block_ms
+        entries = await self.reads.read(agent, stream, after, count, block)
         if after == ">" or not entries:
             del self._rereading[stream]
         else:

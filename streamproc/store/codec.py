@@ -22,6 +22,7 @@ VERSION = b"1"  # of every entry, written by Python and (given it by functions.p
 MAX_ENTRY_BYTES = 8 << 20
 Fields = dict[bytes, bytes]
 Entry = tuple[bytes, Fields]
+GroupEntry = tuple[bytes, Fields | None]  # as XREADGROUP gives it (None: trimmed since)
 StreamReply = list[tuple[bytes, list[Entry]]]  # what XREAD and XREADGROUP answer
 
 
