@@ -33,6 +33,9 @@ Scenarios (``--quick`` runs a tenth of each):
                 default: ``--only redis-ir``; ``bench_redis_ir.py``).
 ``submit-ir``   the client's instructions per submit of a fresh spec, counted by valgrind (not
                 run by default: ``--only submit-ir``; ``bench_submit_ir.py``).
+``engine-ir``   the engine's (worker and resolver) instructions per workflow run one at a time,
+                counted by valgrind (not run by default: ``--only engine-ir``;
+                ``bench_engine_ir.py``).
 ``chain``       per-hop latency of 10-step chains, 100 workflows/s (``bench_chain.py``).
 ``memory``      Redis memory per finished workflow, streams trimmed (``bench_memory.py``).
 
@@ -137,9 +140,17 @@ ALL_SCENARIOS = (
     "chain",
     "memory",
 )
-EXTRA_SCENARIOS = ("limit-1proc", "submit-only", "redis-ir", "submit-ir")
+EXTRA_SCENARIOS = ("limit-1proc", "submit-only", "redis-ir", "submit-ir", "engine-ir")
 # no tasks/s to set beside the ceiling
-UNBOUNDED_BY_LIMIT = ("submit-cpu", "submit-ir", "redis-cpu", "redis-ir", "chain", "memory")
+UNBOUNDED_BY_LIMIT = (
+    "submit-cpu",
+    "submit-ir",
+    "engine-ir",
+    "redis-cpu",
+    "redis-ir",
+    "chain",
+    "memory",
+)
 STALL_SECONDS = 30.0
 POLL_SECONDS = 0.02
 BRIEF_FIELDS = (  # the workflow hash fields a stall report shows
@@ -1041,6 +1052,7 @@ def summarise_profile(opts: Options, scenario: str, role: str) -> None:
 
 async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) -> list[Result]:
     import bench_chain  # these import this module as "bench": see main()
+    import bench_engine_ir
     import bench_memory
     import bench_redis_cpu
     import bench_redis_ir
@@ -1074,6 +1086,7 @@ async def run(args: argparse.Namespace, server: EmbeddedRedis, log_dir: Path) ->
         "submit-only": lambda: submit_only_scenario(opts),
         "submit-cpu": lambda: bench_submit.submit_cpu_scenario(opts.url, opts.quick),
         "submit-ir": lambda: bench_submit_ir.submit_ir_scenario(opts.url, opts.quick),
+        "engine-ir": lambda: bench_engine_ir.engine_ir_scenario(opts.url, opts.quick),
         "redis-cpu": lambda: bench_redis_cpu.redis_cpu_scenario(opts.url, admin, opts.quick),
         "redis-ir": lambda: bench_redis_ir.redis_ir_scenario(opts.quick),
         "chain": lambda: bench_chain.chain_scenario(opts, admin),

@@ -42,25 +42,60 @@ DUMP_WAIT_S = 60.0
 
 
 class Callgrind:
-    """A redis-server under callgrind; :meth:`instructions` dumps the counters and returns
-    the instructions executed since the previous dump."""
+    """A process under callgrind (``command``, run with its output dropped); :meth:`instructions`
+    dumps the counters and returns the instructions executed since the previous dump."""
 
-    def __init__(self, data_dir: Path) -> None:
-        for tool in ("valgrind", "callgrind_control", "redis-server"):
+    def __init__(self, data_dir: Path, command: list[str], what: str = "redis-ir") -> None:
+        for tool in ("valgrind", "callgrind_control", command[0]):
             if shutil.which(tool) is None:
                 raise BenchError(
-                    f"redis-ir: {tool} is not on PATH (Debian: apt-get install valgrind)"
+                    f"{what}: {tool} is not on PATH (Debian: apt-get install valgrind)"
                 )
-        self.dir, self.port, self.dumps = data_dir, free_port(), 0
+        self.dir, self.what, self.dumps = data_dir, what, 0
         self.process = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={data_dir}/ir.out", *command],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    async def instructions(self) -> int:
+        self.dumps += 1
+        control = await asyncio.create_subprocess_exec(
+            *("callgrind_control", "--dump", f"part{self.dumps}", str(self.process.pid)),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, error = await control.communicate()
+        if control.returncode != 0:
+            raise BenchError(f"{self.what}: callgrind_control failed: {error.decode().strip()}")
+        dump = self.dir / f"ir.out.{self.dumps}"
+        deadline = time.monotonic() + DUMP_WAIT_S
+        while (text := dump.read_text() if dump.exists() else "").find("\ntotals:") < 0:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{self.what}: no counters dumped to {dump}")
+            await asyncio.sleep(0.1)
+        return int(text.split("\ntotals:", 1)[1].split()[0])
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=DUMP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class RedisUnderCallgrind(Callgrind):
+    """A redis-server of its own under callgrind: appendonly, appendfsync everysec."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port()
+        super().__init__(
+            data_dir,
             [
-                "valgrind", "--tool=callgrind", f"--callgrind-out-file={data_dir}/ir.out",
                 "redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", str(data_dir), "--save", "", "--appendonly", "yes",
                 "--appendfsync", "everysec",
             ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
         )  # fmt: skip
 
     @property
@@ -81,34 +116,9 @@ class Callgrind:
                         ) from None
                     await asyncio.sleep(0.2)
 
-    async def instructions(self) -> int:
-        self.dumps += 1
-        control = await asyncio.create_subprocess_exec(
-            *("callgrind_control", "--dump", f"part{self.dumps}", str(self.process.pid)),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        _, error = await control.communicate()
-        if control.returncode != 0:
-            raise BenchError(f"redis-ir: callgrind_control failed: {error.decode().strip()}")
-        dump = self.dir / f"ir.out.{self.dumps}"
-        deadline = time.monotonic() + DUMP_WAIT_S
-        while (text := dump.read_text() if dump.exists() else "").find("\ntotals:") < 0:
-            if time.monotonic() > deadline:
-                raise BenchError(f"redis-ir: no counters dumped to {dump}")
-            await asyncio.sleep(0.1)
-        return int(text.split("\ntotals:", 1)[1].split()[0])
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=DUMP_WAIT_S)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
 
 async def one_shape(
-    server: Callgrind, make: Callable[[int], dict[str, Any]], count: int
+    server: RedisUnderCallgrind, make: Callable[[int], dict[str, Any]], count: int
 ) -> tuple[float, float]:
     """Instructions per workflow to submit ``count`` workflows, then to run them."""
     settings = RedisSettings.from_url(server.url)
@@ -136,7 +146,7 @@ async def redis_ir_scenario(quick: bool) -> Result:
     count = 100 if quick else 500
     wall = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="streamproc-redis-ir-") as data_dir:
-        server = Callgrind(Path(data_dir))
+        server = RedisUnderCallgrind(Path(data_dir))
         try:
             await server.ready()
             sides = {shape: await one_shape(server, make, count) for shape, make in BATCHES.items()}

@@ -67,3 +67,12 @@ def test_the_submit_ir_scenario_counts_a_larger_spec_as_more_work() -> None:
     shapes = row["instructions"]
     assert set(shapes) == {"5 tasks", "1 task"}
     assert shapes["5 tasks"] > shapes["1 task"] > 0
+
+
+def test_the_engine_ir_scenario_counts_five_tasks_as_more_work_than_one() -> None:
+    """Under valgrind: a five-task workflow is five reads, runs and completions to the one of
+    a one-task workflow, and its stowing more fields."""
+    [row] = bench("engine-ir", timeout=300)
+    shapes = row["instructions"]
+    assert set(shapes) == {"5 tasks", "1 task"}
+    assert shapes["5 tasks"] > 2 * shapes["1 task"] > 0
