@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc import Client, ClientSettings, Keyspace, WorkflowConflict
 from streamproc.config import RedisSettings
 from streamproc.store.folded import hmget_many
 from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.transport.lane import Lane, transact
 from tests.faults.tcpproxy import FaultProxy
 
 NAME = "lane-test"
@@ -99,3 +101,25 @@ async def test_a_silent_connection_fails_the_submit_within_the_socket_timeout(
             proxy.heal()
             workflow_id = await client.submit(one_task(3))
             assert await input_of(redis, keyspace, workflow_id) == 3
+
+
+async def test_a_transaction_on_a_lane_answers_as_a_redis_py_pipeline_does(
+    redis_url: str, redis: Redis
+) -> None:
+    """``transact``: each command's reply, one that failed as it ran with its error in its
+    place and the rest applied; a command Redis would not queue raises its own error, and
+    nothing of the transaction ran."""
+    lane = Lane(Redis.from_url(redis_url))
+    try:
+        await redis.delete("lane-test:n", "lane-test:text")
+        await redis.set("lane-test:text", "abc")
+        replies = await transact(
+            lane, [("INCR", "lane-test:n"), ("INCR", "lane-test:text"), ("INCR", "lane-test:n")]
+        )
+        assert replies[0::2] == [1, 2]
+        assert isinstance(replies[1], ResponseError) and "not an integer" in str(replies[1])
+        with pytest.raises(ResponseError, match="wrong number of arguments"):
+            await transact(lane, [("INCR", "lane-test:n"), ("INCR",)])
+        assert await redis.get("lane-test:n") == b"2"
+    finally:
+        await lane.close()

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.engine import failpoints
@@ -31,6 +32,7 @@ from streamproc.store import calls
 from streamproc.store.codec import Acks, Completion, completion_fields
 from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
+from streamproc.transport.lane import Lane, transact
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
@@ -89,6 +91,7 @@ class Outbox:
         self._closing = False
         self._posted = self._written = 0  # items queued, and written
         self._flushed = asyncio.Condition()
+        self._lane: Lane | None = None  # made by the first flush that applies completions
 
     def post(self, report: Report) -> None:
         self._outbox.append(report)
@@ -132,12 +135,17 @@ class Outbox:
         self._outbox_ready.set()
 
     async def flush_loop(self) -> None:
-        while True:
-            await self._outbox_ready.wait()
-            self._outbox_ready.clear()
-            await until_redis_answers(self._flush_once)
-            if self._closing and not (self._outbox or self._finished or self._starts):
-                return
+        try:
+            while True:
+                await self._outbox_ready.wait()
+                self._outbox_ready.clear()
+                await until_redis_answers(self._flush_once)
+                if self._closing and not (self._outbox or self._finished or self._starts):
+                    return
+        finally:
+            if self._lane is not None:
+                await self._lane.close()
+                self._lane = None
 
     async def _flush_once(self) -> None:
         """Write everything queued, per shard in one MULTI/EXEC, so a task entry is
@@ -211,7 +219,7 @@ class Outbox:
             calls.RESOLVE.queue(pipe, args)
         await failpoints.queue_then_die(pipe, "worker.before_exec")
         began = time.perf_counter()
-        replies = await pipe.execute(raise_on_error=False)
+        replies = await self._execute(pipe)
         seconds = time.perf_counter() - began
         applied = replies[len(replies) - len(chunks) :]
         await self._settle(starts, replies[: len(replies) - len(chunks)])
@@ -261,6 +269,17 @@ class Outbox:
             replies = await pipe.execute(raise_on_error=False)
         await self._settle(starts, replies)
         batch.reports, batch.finished, batch.starts, batch.covered = [], [], [], []
+
+    async def _execute(self, pipe: Pipeline) -> list[Any]:
+        """The transaction queued on ``pipe``, each command's reply or error in its place: sent
+        on a lane of the outbox's own, where hiredis parses the replies (redis-py's pipeline
+        cost a flush of one completion more client CPU than the rest of it); through redis-py
+        on a Cluster.  Either way, a lost connection sends it again, as redis-py would."""
+        if isinstance(self.redis, RedisCluster):
+            return await pipe.execute(raise_on_error=False)
+        if self._lane is None:
+            self._lane = Lane(self.redis)
+        return await transact(self._lane, [args for args, _ in pipe.command_stack])
 
     def _queue_starts(
         self, pipe: Pipeline, shard: int, starts: list[tuple[str, calls.Start]]

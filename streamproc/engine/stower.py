@@ -22,7 +22,7 @@ from redis.exceptions import NoPermissionError, RedisError, ResponseError
 from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
 from streamproc.store.stow import STOW, Read, stow_arguments, stowed_archive
-from streamproc.transport.lane import Lane
+from streamproc.transport.lane import Lane, transact
 
 log = logging.getLogger(__name__)
 BATCH = 25  # workflows read in one transaction and stowed in one call, at most: the
@@ -114,8 +114,8 @@ class Stower:
                     pipe.get(past_key)
                 return list(await pipe.execute())
         reads = [command for h, p in keys for command in (("HGETALL", h), ("GET", p))]
-        *queued, replies = await self._lane.send([("MULTI",), *reads, ("EXEC",)])
-        for reply in (*queued, replies):
+        replies = await transact(self._lane, reads)
+        for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply
         return [_as_dict(reply) if i % 2 == 0 else reply for i, reply in enumerate(replies)]

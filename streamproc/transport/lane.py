@@ -25,7 +25,7 @@ from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError, InvalidResponse, TimeoutError
+from redis.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
 
 from streamproc.transport.connection import detach
 
@@ -78,6 +78,16 @@ class Lane:
         if self._replies is not None and self._replies.failed is not None:
             self._replies.transport.abort()
             self._replies = None
+
+
+async def transact(lane: Lane, commands: Sequence[Command]) -> list[Any]:
+    """MULTI, ``commands``, EXEC on ``lane``: each command's reply, a command that failed as it
+    ran with its error in its place (as redis-py's ``execute(raise_on_error=False)``); one
+    Redis refused to queue is raised, as nothing ran."""
+    *queued, ran = await lane.send([("MULTI",), *commands, ("EXEC",)])
+    if isinstance(ran, ResponseError):  # EXECABORT: say why
+        raise next((reply for reply in queued if isinstance(reply, ResponseError)), ran)
+    return list(ran)
 
 
 class _Replies(asyncio.Protocol):
