@@ -29,7 +29,7 @@ from streamproc.store.packed import Piece
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.transport import durability
-from streamproc.transport.lane import Lane
+from streamproc.transport.lane import lane_for
 
 log = logging.getLogger(__name__)
 SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
@@ -54,8 +54,8 @@ class Client:
         self.keyspace = self.settings.keyspace
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
-        # Submits go on a lane of their own (cheaper per call), but a Cluster routes by slot.
-        self._lane = None if self.redis_settings.cluster else Lane(self.redis)
+        # Submits go on a lane of their own (cheaper per call); a Cluster has none.
+        self._lane = lane_for(self.redis)
         self._shapes = Shapes()
         self._fsync: durability.Fsync | None = None
 

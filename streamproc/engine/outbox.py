@@ -23,7 +23,6 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.engine import failpoints
@@ -32,7 +31,7 @@ from streamproc.store import calls
 from streamproc.store.codec import Acks, Completion, completion_fields
 from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
-from streamproc.transport.lane import Lane, transact
+from streamproc.transport.lane import lane_for, transact
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
@@ -91,7 +90,7 @@ class Outbox:
         self._closing = False
         self._posted = self._written = 0  # items queued, and written
         self._flushed = asyncio.Condition()
-        self._lane: Lane | None = None  # made by the first flush that applies completions
+        self._lane = lane_for(redis)  # None on a Cluster; connects at its first flush
 
     def post(self, report: Report) -> None:
         self._outbox.append(report)
@@ -145,7 +144,6 @@ class Outbox:
         finally:
             if self._lane is not None:
                 await self._lane.close()
-                self._lane = None
 
     async def _flush_once(self) -> None:
         """Write everything queued, per shard in one MULTI/EXEC, so a task entry is
@@ -275,10 +273,8 @@ class Outbox:
         on a lane of the outbox's own, where hiredis parses the replies (redis-py's pipeline
         cost a flush of one completion more client CPU than the rest of it); through redis-py
         on a Cluster.  Either way, a lost connection sends it again, as redis-py would."""
-        if isinstance(self.redis, RedisCluster):
-            return await pipe.execute(raise_on_error=False)
         if self._lane is None:
-            self._lane = Lane(self.redis)
+            return await pipe.execute(raise_on_error=False)
         return await transact(self._lane, [args for args, _ in pipe.command_stack])
 
     def _queue_starts(

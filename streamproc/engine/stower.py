@@ -16,13 +16,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, RedisError, ResponseError
 
 from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
 from streamproc.store.stow import STOW, Read, stow_arguments, stowed_archive
-from streamproc.transport.lane import Lane, transact
+from streamproc.transport.lane import Lane, lane_for, transact
 
 log = logging.getLogger(__name__)
 BATCH = 25  # workflows read in one transaction and stowed in one call, at most: the
@@ -55,8 +54,7 @@ class Stower:
 
     async def run(self) -> None:
         """Stow what is added, gathering a batch at each wake, until closed and done."""
-        if not isinstance(self.redis, RedisCluster):
-            self._lane = Lane(self.redis)
+        self._lane = lane_for(self.redis)
         try:
             while True:
                 await self._ready.wait()
@@ -121,8 +119,8 @@ class Stower:
         return [_as_dict(reply) if i % 2 == 0 else reply for i, reply in enumerate(replies)]
 
     async def _write(self, arguments: list[Any]) -> int:
-        """``sp_stow``: on the lane while running; through redis-py, which loads the library
-        first when Redis lacks it, otherwise."""
+        """``sp_stow``: on the lane while running; through redis-py otherwise, and when Redis
+        lacks the library (redis-py's call loads it)."""
         if self._lane is not None:
             [reply] = await self._lane.send([STOW.command(arguments)])
             if not isinstance(reply, ResponseError):

@@ -23,6 +23,7 @@ from typing import Any
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
@@ -78,6 +79,12 @@ class Lane:
         if self._replies is not None and self._replies.failed is not None:
             self._replies.transport.abort()
             self._replies = None
+
+
+def lane_for(redis: Redis) -> Lane | None:
+    """A lane to ``redis``'s server; None for a Cluster client, which routes each command by
+    its keys' slot (its callers keep redis-py's way)."""
+    return None if isinstance(redis, RedisCluster) else Lane(redis)
 
 
 async def transact(lane: Lane, commands: Sequence[Command]) -> list[Any]:
