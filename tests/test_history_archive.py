@@ -151,9 +151,12 @@ async def test_late_events_and_a_revived_end_reach_the_archive_once_in_order(
 
 
 async def _done(client: Client, workflow_id: str, task: str) -> bool:
+    return await _recorded(client, workflow_id, task, "task_done")
+
+
+async def _recorded(client: Client, workflow_id: str, task: str, kind: str) -> bool:
     return any(
-        e["kind"] == "task_done" and e.get("task") == task
-        for e in await client.history(workflow_id)
+        e["kind"] == kind and e.get("task") == task for e in await client.history(workflow_id)
     )
 
 
@@ -180,7 +183,8 @@ async def test_any_text_in_an_archived_event_reads_back_as_it_was(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
     workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
-    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    # g runs, and its start is recorded (its worker's next flush, after the agent began)
+    await eventually(lambda: _recorded(client, workflow_id, "g", "task_started"))
     reason = 'say "no"\n["1-0", \\ ] é 😀 \t/'
     await client.cancel(workflow_id, reason)
     await stream_gone(redis, keyspace, workflow_id)
