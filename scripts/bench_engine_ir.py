@@ -10,8 +10,9 @@ at a time and waits for each to end, so each read and each flush carries one tas
 per-call costs that ``dag`` and ``lat`` pay with their small batches.  The counters are
 dumped before and after ``count`` workflows (the warm-up ones and start-up are left out);
 the figure is their instructions divided by ``count``.  What the engine does while idle
-(heartbeats, blocked reads that time out) counts too, so repeated runs agree to a few
-percent, not to 0.1 %.  Needs valgrind (Debian: ``apt-get install valgrind``); the engine
+(heartbeats, blocked reads that time out) counts too, and the more the longer a run takes:
+on a quiet machine two runs agree to a few percent, on a busy one to a tenth or worse, so
+compare commits in alternating runs.  Needs valgrind (Debian: ``apt-get install valgrind``); the engine
 runs some 50 times slower under it.
 """
 

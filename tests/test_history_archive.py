@@ -155,6 +155,8 @@ async def _done(client: Client, workflow_id: str, task: str) -> bool:
 
 
 async def _recorded(client: Client, workflow_id: str, task: str, kind: str) -> bool:
+    """An event of ``kind`` for ``task`` is in the workflow's history: a task's start, say, is
+    recorded by its worker's next flush, after its agent began (the gate's ledger shows)."""
     return any(
         e["kind"] == kind and e.get("task") == task for e in await client.history(workflow_id)
     )
@@ -183,8 +185,7 @@ async def test_any_text_in_an_archived_event_reads_back_as_it_was(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
     workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
-    # g runs, and its start is recorded (its worker's next flush, after the agent began)
-    await eventually(lambda: _recorded(client, workflow_id, "g", "task_started"))
+    await eventually(lambda: _recorded(client, workflow_id, "g", "task_started"))  # g runs
     reason = 'say "no"\n["1-0", \\ ] é 😀 \t/'
     await client.cancel(workflow_id, reason)
     await stream_gone(redis, keyspace, workflow_id)
@@ -200,7 +201,7 @@ async def test_a_running_workflow_keeps_its_history_in_its_archive_and_a_stream_
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
     workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
-    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    await eventually(lambda: _recorded(client, workflow_id, "g", "task_started"))  # g runs
     stream = keyspace.history(workflow_id)
     assert not await redis.exists(stream)  # nobody follows
     running = await client.history(workflow_id)
@@ -302,7 +303,7 @@ async def test_a_workflow_submitted_before_its_archive_grew_as_it_ran_keeps_its_
     """A workflow that ran under 0.7 kept its events in its history stream only, until its
     end: its next event moves them to its archive, and its history reads whole."""
     workflow_id = await client.submit({"tasks": [{"id": "g", "agent": "gate"}]})
-    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g runs
+    await eventually(lambda: _recorded(client, workflow_id, "g", "task_started"))  # g runs
     before = await client.history(workflow_id)
     stream, past = keyspace.history(workflow_id), keyspace.past(workflow_id)
     for event in before:  # as 0.7 kept it: in the stream, no archive
