@@ -12,8 +12,8 @@ dumped before and after ``count`` workflows (the warm-up ones and start-up are l
 the figure is their instructions divided by ``count``.  What the engine does while idle
 (heartbeats, blocked reads that time out) counts too, and the more the longer a run takes:
 on a quiet machine two runs agree to a few percent, on a busy one to a tenth or worse, so
-compare commits in alternating runs.  Needs valgrind (Debian: ``apt-get install valgrind``); the engine
-runs some 50 times slower under it.
+compare commits in alternating runs.  Needs valgrind (Debian: ``apt-get install
+valgrind``); the engine runs some 50 times slower under it.
 """
 
 from __future__ import annotations
