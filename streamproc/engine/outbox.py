@@ -31,7 +31,7 @@ from streamproc.store import calls
 from streamproc.store.codec import Acks, Completion, completion_fields
 from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
-from streamproc.transport.lane import lane_for, transact
+from streamproc.transport.lane import Lane, execute_queued
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,12 @@ class Outbox:
     :meth:`started`, written by :meth:`flush_loop`."""
 
     def __init__(
-        self, redis: Redis, keyspace: Keyspace, completions: Completions, applying: bool = True
+        self,
+        redis: Redis,
+        keyspace: Keyspace,
+        completions: Completions,
+        applying: bool = True,
+        lane: Lane | None = None,
     ) -> None:
         self.redis = redis
         self.keyspace = keyspace
@@ -90,7 +95,7 @@ class Outbox:
         self._closing = False
         self._posted = self._written = 0  # items queued, and written
         self._flushed = asyncio.Condition()
-        self._lane = lane_for(redis)  # None on a Cluster; connects at its first flush
+        self._lane = lane  # applying flushes run on it, if given (its owner closes it)
 
     def post(self, report: Report) -> None:
         self._outbox.append(report)
@@ -134,16 +139,12 @@ class Outbox:
         self._outbox_ready.set()
 
     async def flush_loop(self) -> None:
-        try:
-            while True:
-                await self._outbox_ready.wait()
-                self._outbox_ready.clear()
-                await until_redis_answers(self._flush_once)
-                if self._closing and not (self._outbox or self._finished or self._starts):
-                    return
-        finally:
-            if self._lane is not None:
-                await self._lane.close()
+        while True:
+            await self._outbox_ready.wait()
+            self._outbox_ready.clear()
+            await until_redis_answers(self._flush_once)
+            if self._closing and not (self._outbox or self._finished or self._starts):
+                return
 
     async def _flush_once(self) -> None:
         """Write everything queued, per shard in one MULTI/EXEC, so a task entry is
@@ -217,7 +218,7 @@ class Outbox:
             calls.RESOLVE.queue(pipe, args)
         await failpoints.queue_then_die(pipe, "worker.before_exec")
         began = time.perf_counter()
-        replies = await self._execute(pipe)
+        replies = await execute_queued(pipe, self._lane)
         seconds = time.perf_counter() - began
         applied = replies[len(replies) - len(chunks) :]
         await self._settle(starts, replies[: len(replies) - len(chunks)])
@@ -267,15 +268,6 @@ class Outbox:
             replies = await pipe.execute(raise_on_error=False)
         await self._settle(starts, replies)
         batch.reports, batch.finished, batch.starts, batch.covered = [], [], [], []
-
-    async def _execute(self, pipe: Pipeline) -> list[Any]:
-        """The transaction queued on ``pipe``, each command's reply or error in its place: sent
-        on a lane of the outbox's own, where hiredis parses the replies (redis-py's pipeline
-        cost a flush of one completion more client CPU than the rest of it); through redis-py
-        on a Cluster.  Either way, a lost connection sends it again, as redis-py would."""
-        if self._lane is None:
-            return await pipe.execute(raise_on_error=False)
-        return await transact(self._lane, [args for args, _ in pipe.command_stack])
 
     def _queue_starts(
         self, pipe: Pipeline, shard: int, starts: list[tuple[str, calls.Start]]

@@ -21,7 +21,7 @@ from redis.exceptions import NoPermissionError, RedisError, ResponseError
 from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
 from streamproc.store.stow import STOW, Read, stow_arguments, stowed_archive
-from streamproc.transport.lane import Lane, lane_for, transact
+from streamproc.transport.lane import Lane, execute_queued, lane_for
 
 log = logging.getLogger(__name__)
 BATCH = 25  # workflows read in one transaction and stowed in one call, at most: the
@@ -104,15 +104,11 @@ class Stower:
         """Each workflow's hash (a dict) and archive, read in one transaction: on the lane
         while running, where hiredis parses the replies (redis-py's pipeline took three times
         the client CPU, a third of what stowing cost), else through redis-py."""
-        keys = [(self.keyspace.workflow(w), self.keyspace.past(w)) for w in workflow_ids]
-        if self._lane is None:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for hash_key, past_key in keys:
-                    pipe.hgetall(hash_key)
-                    pipe.get(past_key)
-                return list(await pipe.execute())
-        reads = [command for h, p in keys for command in (("HGETALL", h), ("GET", p))]
-        replies = await transact(self._lane, reads)
+        pipe = self.redis.pipeline(transaction=True)
+        for workflow_id in workflow_ids:
+            pipe.hgetall(self.keyspace.workflow(workflow_id))
+            pipe.get(self.keyspace.past(workflow_id))
+        replies = await execute_queued(pipe, self._lane)
         for reply in replies:
             if isinstance(reply, ResponseError):
                 raise reply

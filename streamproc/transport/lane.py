@@ -23,6 +23,7 @@ from typing import Any
 import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -95,6 +96,16 @@ async def transact(lane: Lane, commands: Sequence[Command]) -> list[Any]:
     if isinstance(ran, ResponseError):  # EXECABORT: say why
         raise next((reply for reply in queued if isinstance(reply, ResponseError)), ran)
     return list(ran)
+
+
+async def execute_queued(pipe: Pipeline, lane: Lane | None) -> list[Any]:
+    """The transaction queued on ``pipe`` (a redis-py pipeline, not yet sent), each command's
+    reply or its error in its place: on ``lane`` when given, where hiredis parses the raw
+    replies, else by redis-py's ``execute(raise_on_error=False)``.  Either way a lost
+    connection sends it again under the client's retry policy."""
+    if lane is None:
+        return list(await pipe.execute(raise_on_error=False))
+    return await transact(lane, [args for args, _ in pipe.command_stack])
 
 
 class _Replies(asyncio.Protocol):
