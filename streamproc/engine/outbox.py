@@ -17,58 +17,23 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError
 
 from streamproc.engine import failpoints
 from streamproc.engine.completions import Completions
+from streamproc.engine.reports import Batch, Finished, Report, missing_library, queue_reports
 from streamproc.store import calls
 from streamproc.store.codec import Acks, Completion, completion_fields
-from streamproc.store.functions import is_missing_library
 from streamproc.store.keys import Keyspace
 from streamproc.transport.lane import Lane, execute_queued
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
 BATCH = 500  # completions per sp_resolve call at most, as the resolver's batch
-
-
-class Report(NamedTuple):
-    """One write: XADD ``fields`` to ``target`` and XACK ``entry_id`` from ``stream`` (both
-    keys of ``shard``).  A named tuple: one is made per task."""
-
-    shard: int
-    stream: str
-    group: str
-    entry_id: bytes
-    target: str
-    fields: Mapping[bytes, bytes | str | int]
-
-
-class Finished(NamedTuple):
-    """The completion of a task entry of ``stream``, a stream of ``shard``."""
-
-    shard: int
-    stream: str
-    completion: Completion
-
-
-@dataclass(slots=True)
-class _Batch:
-    """What one shard's transaction writes."""
-
-    reports: list[Report] = field(default_factory=list)
-    finished: list[Finished] = field(default_factory=list)
-    starts: list[tuple[str, calls.Start]] = field(default_factory=list)  # (its stream, start)
-    covered: list[tuple[str, calls.Start]] = field(default_factory=list)  # finished here
-
-    def __len__(self) -> int:
-        return len(self.reports) + len(self.finished) + len(self.starts) + len(self.covered)
 
 
 class Outbox:
@@ -91,7 +56,7 @@ class Outbox:
         self._finished: list[Finished] = []
         self._starts: list[tuple[int, str, calls.Start]] = []
         self._outbox_ready = asyncio.Event()
-        self._writing: _Batch | None = None  # the batch being written now
+        self._writing: Batch | None = None  # the batch being written now
         self._closing = False
         self._posted = self._written = 0  # items queued, and written
         self._flushed = asyncio.Condition()
@@ -126,7 +91,7 @@ class Outbox:
     def held(self) -> set[tuple[str, bytes]]:
         """The (stream, entry id) of every task entry whose report is not yet written:
         queued or being written."""
-        writing = self._writing or _Batch()
+        writing = self._writing or Batch()
         reports = self._outbox + writing.reports
         finished = self._finished + writing.finished
         return {(r.stream, r.entry_id) for r in reports} | {
@@ -156,7 +121,7 @@ class Outbox:
         completion, and a repeated one changes nothing; so a start whose completion is in
         this flush is left to ``sp_resolve``.  What a failed write left undone is queued
         again, first."""
-        by_shard: defaultdict[int, _Batch] = defaultdict(_Batch)
+        by_shard: defaultdict[int, Batch] = defaultdict(Batch)
         reported: set[tuple[str, bytes | str]] = set()
         for report in self._outbox:
             by_shard[report.shard].reports.append(report)
@@ -187,7 +152,7 @@ class Outbox:
                     self._written += size - len(batch)
                     self._flushed.notify_all()
 
-    async def _write(self, shard: int, batch: _Batch) -> None:
+    async def _write(self, shard: int, batch: Batch) -> None:
         """Write ``batch``, emptying it of what was written."""
         if self._applying and batch.finished:
             try:
@@ -202,12 +167,12 @@ class Outbox:
                 self._applying = False
         await self._write_reports(shard, batch)
 
-    async def _write_applying(self, shard: int, batch: _Batch) -> None:
+    async def _write_applying(self, shard: int, batch: Batch) -> None:
         """One transaction: the reports, the starts, and ``sp_resolve`` calls applying the
         completions.  A call that stopped at an agent it had no keys for, or found the
         library missing, leaves the rest to :meth:`Completions.apply`, after the EXEC."""
         pipe = self.redis.pipeline(transaction=True)
-        _queue_reports(pipe, batch.reports)
+        queue_reports(pipe, batch.reports)
         starts = self._queue_starts(pipe, shard, batch.starts)
         chunks = [
             batch.finished[first : first + BATCH] for first in range(0, len(batch.finished), BATCH)
@@ -228,7 +193,7 @@ class Outbox:
         for chunk, reply in zip(chunks, applied, strict=True):
             if isinstance(reply, Exception):
                 left += chunk
-                error = error or (None if _missing_library(reply) else reply)
+                error = error or (None if missing_library(reply) else reply)
                 continue
             resolved = calls.RESOLVE.reply(reply)
             self.completions.record(shard, resolved, seconds)
@@ -242,7 +207,7 @@ class Outbox:
             await self.completions.apply(shard, [d.completion for d in left], Acks.TASKS)
         batch.finished = []
 
-    async def _write_reports(self, shard: int, batch: _Batch) -> None:
+    async def _write_reports(self, shard: int, batch: Batch) -> None:
         """One transaction: the reports, each completion as a ``done`` entry, the XACKs of
         the task entries they answer, and the starts."""
         done = self.keyspace.done(shard)
@@ -258,7 +223,7 @@ class Outbox:
             for f in batch.finished
         ]
         pipe = self.redis.pipeline(transaction=True)
-        _queue_reports(pipe, reports)
+        queue_reports(pipe, reports)
         starts = self._queue_starts(pipe, shard, batch.starts)
         if reports:  # the crash windows are those of a flush that reports outcomes
             await failpoints.queue_then_die(pipe, "worker.before_exec")
@@ -283,24 +248,9 @@ class Outbox:
     async def _settle(self, starts: list[Any], replies: list[Any]) -> None:
         """Raise the first error among ``replies``; the starts call, last of them, is made
         again on its own (loading the library) when Redis lacked the library."""
-        if starts and _missing_library(replies[-1]):
+        if starts and missing_library(replies[-1]):
             await calls.STARTED(self.redis, starts)
             replies = replies[:-1]
         errors = [reply for reply in replies if isinstance(reply, Exception)]
         if errors:
             raise errors[0]
-
-
-def _queue_reports(pipe: Pipeline, reports: list[Report]) -> None:
-    """Queue the XADD of each report, then the XACKs of the entries they answer."""
-    acks: dict[tuple[str, str], list[bytes]] = {}
-    for report in reports:
-        pipe.xadd(report.target, report.fields)  # type: ignore[arg-type]
-        acks.setdefault((report.stream, report.group), []).append(report.entry_id)
-    for (stream, group), ids in acks.items():
-        pipe.xack(stream, group, *ids)
-
-
-def _missing_library(reply: object) -> bool:
-    """Redis lost the engine's functions (flushed): the rest of the transaction still ran."""
-    return isinstance(reply, ResponseError) and is_missing_library(reply)

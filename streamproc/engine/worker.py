@@ -23,9 +23,10 @@ from streamproc.engine.completions import Completions
 from streamproc.engine.consumer import Consumer
 from streamproc.engine.daemon import pause
 from streamproc.engine.linger import Linger
-from streamproc.engine.outbox import Outbox, Report
+from streamproc.engine.outbox import Outbox
 from streamproc.engine.outcome import run_agent
 from streamproc.engine.output import OutputWriter
+from streamproc.engine.reports import Report
 from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
