@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec
 from streamproc.store import functions, packed
+from streamproc.store.fields import WorkflowField
 from streamproc.store.functions import ENGINE, Library
 
 
@@ -54,3 +55,38 @@ async def test_a_newer_release_starting_leaves_the_older_ones_functions_in_place
         [call] = client._calls([item])
         assert await functions.call(redis, "sp_submit", packed.flat(call), older) == [0]
     assert f"streamproc_{older.tag}" in await libraries(redis)
+
+
+async def loads_run(redis: Redis) -> int:
+    """How many FUNCTION LOAD commands this Redis has run."""
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_function|load", {}).get("calls", 0))
+
+
+async def test_a_start_loads_only_the_libraries_redis_lacks(redis: Redis) -> None:
+    await functions.load(redis)
+    before = await loads_run(redis)
+    persistence = await redis.info("persistence")
+    assert persistence["aof_enabled"] == 1
+    aof = persistence["aof_current_size"]
+    assert await functions.load(redis)  # a second process of this release starting
+    assert await loads_run(redis) == before
+    assert (await redis.info("persistence"))["aof_current_size"] == aof
+
+    await redis.function_delete(functions.LIMITS.name)
+    assert await functions.load(redis)
+    assert await loads_run(redis) == before + 1
+    loaded = await libraries(redis)
+    assert {library.name for library in (ENGINE, functions.LIMITS, functions.CACHE)} <= set(loaded)
+
+
+async def test_a_client_loads_the_functions_again_once_redis_lost_them(
+    redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    spec = WorkflowSpec(tasks=[TaskSpec(id="a", agent="echo", input=1)])
+    async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:
+        await client.submit(spec, "before")
+        await redis.function_flush()
+        assert await client.submit(spec, "after") == "after"
+    assert ENGINE.name in await libraries(redis)
+    assert await redis.hget(keyspace.workflow("after"), WorkflowField.STATUS) == b"running"

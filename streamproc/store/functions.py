@@ -32,6 +32,7 @@ from typing import Any, Generic, TypeVar, get_args
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
@@ -90,6 +91,14 @@ class Library:
         parts = [f"#!lua name={name}\n{prelude(constants)}"]
         parts += [folder.joinpath(*file.split("/")).read_text() for file in files]
         return cls("\n".join(parts))
+
+    @cached_property
+    def name(self) -> str:
+        """The library's name as loaded."""
+        match = _LIBRARY_NAME.match(self.source)
+        if match is None:
+            raise ValueError("a library's source begins with its '#!lua name=' line")
+        return f"{match[1]}_{self.tag}"
 
     def function(self, name: str) -> str:
         """The name ``name`` is loaded under."""
@@ -185,17 +194,34 @@ CACHE = Library.packaged("streamproc_cache", ["cache.lua"], {"CF": by_name(Cache
 
 
 async def load(redis: Redis, *libraries: Library) -> bool:
-    """Install ``libraries`` (all of this release's by default; idempotent: the same code
-    under the same name), as every daemon and client does at start.  False when this user may
-    not load functions (least privilege): an admin must have loaded this release's functions
-    (deploy/acl.conf)."""
+    """Install ``libraries`` (all of this release's by default) where Redis lacks them, as
+    every daemon and client does at start.  A library's name carries its code's digest, so
+    one loaded under that name is this code: loading it again would cost Redis a compile
+    (some milliseconds, every client waiting) and the AOF a copy of the code.  False when
+    this user may not load functions (least privilege): an admin must have loaded this
+    release's functions (deploy/acl.conf)."""
     try:
-        for library in libraries or (ENGINE, LIMITS, CACHE):
-            await redis.function_load(library.code, replace=True)
+        for library in await _missing(redis, libraries or (ENGINE, LIMITS, CACHE)):
+            await redis.function_load(library.code, replace=True)  # replace: a racing load
     except NoPermissionError:
         log.debug("not allowed to load Redis functions; using those loaded")
         return False
     return True
+
+
+async def _missing(redis: Redis, libraries: Sequence[Library]) -> Sequence[Library]:
+    """Those of ``libraries`` Redis has not loaded, asked in one round trip; all of them on a
+    Cluster (each primary keeps its own functions) or for a user who may not list them."""
+    if isinstance(redis, RedisCluster):
+        return libraries
+    pipe = redis.pipeline(transaction=False)
+    for library in libraries:
+        pipe.function_list(library=library.name)
+    try:
+        listed = await pipe.execute()
+    except NoPermissionError:
+        return libraries
+    return [library for library, found in zip(libraries, listed, strict=True) if not found]
 
 
 def is_missing_library(exc: ResponseError) -> bool:
