@@ -18,20 +18,40 @@ class FakeClock:
         return self.now
 
 
+def reads(linger: Linger, clock: FakeClock, every: float, got: int, count: int) -> list[float]:
+    """``count`` reads ``every`` seconds apart, each returning ``got`` of 32: the waits."""
+    waits = []
+    for _ in range(count):
+        clock.now += every
+        waits.append(linger.after_read(got, 32))
+    return waits
+
+
 def test_linger_waits_only_while_entries_arrive_fast() -> None:
     clock = FakeClock()
-    linger = Linger(target=16, max_wait=0.002, busy_rate=2000.0, smoothing=1.0, clock=clock)
-    clock.now += 0.01
-    assert linger.after_read(1, 32) == 0.0  # 100/s: latency matters more than round trips
-    clock.now += 0.001
-    wait = linger.after_read(8, 32)  # 8,000/s
-    assert 0.0 < wait <= 0.002
-    assert wait == min(0.002, 16 / linger.rate)
+    linger = Linger(target=16, max_wait=0.002, busy_rate=2000.0, window=0.1, clock=clock)
+    assert set(reads(linger, clock, 0.01, 1, 50)) == {0.0}  # 100/s: latency counts more
+    waits = reads(linger, clock, 0.001, 8, 500)  # 8,000/s, for five windows
+    assert 7_500 < linger.rate < 8_500
+    assert waits[-1] == min(0.002, 16 / linger.rate) and waits[-1] > 0.0
     clock.now += 0.001
     assert linger.after_read(32, 32) == 0.0  # a full batch: more is waiting, read at once
-    clock.now += 0.001
+    clock.now += 1.0
     assert linger.after_read(0, 32) == 0.0
     assert linger.rate == 0.0
+
+
+def test_a_steady_trickle_whose_entries_sometimes_come_in_pairs_never_lingers() -> None:
+    """1,000 entries a second, one a read, every tenth arriving 10 microseconds after the one
+    before: a pair is no burst (averaged per read, it once read as 100,000 a second)."""
+    clock = FakeClock()
+    linger = Linger(target=16, max_wait=0.001, busy_rate=2000.0, clock=clock)
+    waits = []
+    for i in range(2_000):
+        clock.now += 0.00001 if i % 10 == 9 else 0.0011
+        waits.append(linger.after_read(1, 32))
+    assert set(waits) == {0.0}
+    assert 800 < linger.rate < 1_200
 
 
 async def test_lean_connection_carries_multiword_and_large_commands(redis_url: str) -> None:
