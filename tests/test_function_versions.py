@@ -11,6 +11,7 @@ from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec
 from streamproc.store import functions, packed
 from streamproc.store.fields import WorkflowField
 from streamproc.store.functions import ENGINE, Library
+from tests.conftest import Engine, eventually
 
 
 def test_every_name_a_library_registers_carries_its_digest() -> None:
@@ -90,3 +91,22 @@ async def test_a_client_loads_the_functions_again_once_redis_lost_them(
         assert await client.submit(spec, "after") == "after"
     assert ENGINE.name in await libraries(redis)
     assert await redis.hget(keyspace.workflow("after"), WorkflowField.STATUS) == b"running"
+
+
+async def test_a_running_engine_loads_the_functions_again_once_redis_lost_them(
+    engine: Engine, client: Client, redis: Redis
+) -> None:
+    spec = {
+        "tasks": [
+            {"id": "g", "agent": "gate"},
+            {"id": "e", "agent": "echo", "input": 1, "needs": ["g"]},
+        ]
+    }
+    workflow_id = await client.submit(spec)
+    await eventually(lambda: redis.llen(f"ledger:{workflow_id}"))  # g's agent began
+    await redis.function_flush()
+    await redis.rpush(f"open:{workflow_id}:g", 1)  # its completion finds no function
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "completed"
+    assert state.results["e"] == {"input": 1, "deps": {"g": {"gate": "g", "deps": []}}}
+    assert ENGINE.name in await libraries(redis)
