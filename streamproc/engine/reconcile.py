@@ -68,8 +68,11 @@ async def queued_tasks(
         live = [k for k, status in statuses if status == running]
         if ended is not None:
             ended([_id(k) for k, status in statuses if status not in (running, None)])
+        pipe = redis.pipeline(transaction=False)
         for key in live:
-            raw = cast(dict[bytes, bytes], await redis.hgetall(key))
+            pipe.hgetall(key)
+        hashes = cast(list[dict[bytes, bytes]], await pipe.execute() if live else [])
+        for key, raw in zip(live, hashes, strict=True):
             found += (Queued(_id(key), *queued) for queued in fields.queued_tasks(raw))
     return found
 
