@@ -71,7 +71,7 @@ async def queued_tasks(
         pipe = redis.pipeline(transaction=False)
         for key in live:
             pipe.hgetall(key)
-        hashes = cast(list[dict[bytes, bytes]], await pipe.execute() if live else [])
+        hashes = cast(list[dict[bytes, bytes]], await pipe.execute())  # [] for none
         for key, raw in zip(live, hashes, strict=True):
             found += (Queued(_id(key), *queued) for queued in fields.queued_tasks(raw))
     return found

@@ -32,7 +32,6 @@ from typing import Any, Generic, TypeVar, get_args
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc.errors import ConfigError
@@ -54,6 +53,7 @@ from streamproc.store.fields import (
 )
 from streamproc.store.keys import DELAYED_SEPARATOR, RESOLVER_GROUP, WATCH_MS
 from streamproc.store.state import Breaker, Health, TaskStatus, Verdict, WorkflowStatus
+from streamproc.transport.cluster import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +212,7 @@ async def load(redis: Redis, *libraries: Library) -> bool:
 async def _missing(redis: Redis, libraries: Sequence[Library]) -> Sequence[Library]:
     """Those of ``libraries`` Redis has not loaded, asked in one round trip; all of them on a
     Cluster (each primary keeps its own functions) or for a user who may not list them."""
-    if isinstance(redis, RedisCluster):
+    if is_cluster(redis):
         return libraries
     pipe = redis.pipeline(transaction=False)
     for library in libraries:

@@ -64,6 +64,6 @@ def _text(arg: Any) -> str:
 
 
 def is_cluster(redis: Redis) -> bool:
-    """Whether ``redis`` is a Cluster client: the few callers whose commands span slots (an
-    XREAD over several shards) split them by slot then."""
+    """Whether ``redis`` is a Cluster client: its callers split commands that span slots (an
+    XREAD over several shards), and keep redis-py's routing where others use a lane."""
     return isinstance(redis, RedisCluster)

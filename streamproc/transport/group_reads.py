@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
 from streamproc.store.codec import GroupEntry
+from streamproc.transport.cluster import is_cluster
 from streamproc.transport.lane import Lane
 
 
@@ -35,7 +35,7 @@ class GroupReads:
     ) -> list[GroupEntry]:
         """``stream``'s entries after ``after`` (``>``: new ones), at most ``count``, waiting
         up to ``block_ms`` for one; a trimmed one's fields are None."""
-        if isinstance(self.reader, RedisCluster):
+        if is_cluster(self.reader):
             reply = await self.reader.xreadgroup(
                 group, self.consumer, {stream: after}, count=count, block=block_ms
             )

@@ -24,11 +24,11 @@ import hiredis
 from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError, InvalidResponse, ResponseError, TimeoutError
 
+from streamproc.transport.cluster import is_cluster
 from streamproc.transport.connection import detach
 
 Command = Sequence[str | bytes | int | float]
@@ -85,7 +85,7 @@ class Lane:
 def lane_for(redis: Redis) -> Lane | None:
     """A lane to ``redis``'s server; None for a Cluster client, which routes each command by
     its keys' slot (its callers keep redis-py's way)."""
-    return None if isinstance(redis, RedisCluster) else Lane(redis)
+    return None if is_cluster(redis) else Lane(redis)
 
 
 async def transact(lane: Lane, commands: Sequence[Command]) -> list[Any]:
