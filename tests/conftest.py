@@ -27,6 +27,7 @@ from streamproc.ops.events import with_start
 from streamproc.registry import registered
 from streamproc.store.fields import TaskField
 from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.transport import retrying
 from tests import agents_for_tests  # noqa: F401  (registers the test agents)
 from tests.daemon import Daemon
 
@@ -164,6 +165,16 @@ async def eventually(check, timeout: float = 20.0, interval: float = 0.05):  # t
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s (last value {value!r})")
         await asyncio.sleep(interval)
+
+
+async def outage_met(caplog: pytest.LogCaptureFixture) -> None:
+    """Until a daemon of this process has met Redis down: it logged that it retries (the test
+    clears ``caplog`` before it stops Redis)."""
+
+    async def met() -> bool:
+        return any(record.name == retrying.log.name for record in caplog.records)
+
+    await eventually(met)
 
 
 async def stowed(redis: Redis, keyspace: Keyspace, workflow_id: str) -> None:

@@ -7,11 +7,12 @@ import signal
 from collections import Counter
 from collections.abc import Callable
 
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, WorkflowSpec
 from streamproc.testing.embedded import EmbeddedRedis
-from tests.conftest import Engine, eventually, some_task
+from tests.conftest import Engine, eventually, outage_met, some_task
 from tests.daemon import Daemon
 
 
@@ -124,7 +125,9 @@ async def test_poison_task_that_kills_its_worker_is_dead_lettered_after_max_deli
     assert fields[b"deliveries"] == b"3" and fields[b"entry"]
 
 
-async def test_redis_killed_and_restarted_with_appendonly_loses_nothing(keyspace: Keyspace) -> None:
+async def test_redis_killed_and_restarted_with_appendonly_loses_nothing(
+    keyspace: Keyspace, caplog: pytest.LogCaptureFixture
+) -> None:
     with EmbeddedRedis() as server:
         engine = Engine(server.url, keyspace)
         engine.start_resolver()
@@ -139,8 +142,9 @@ async def test_redis_killed_and_restarted_with_appendonly_loses_nothing(keyspace
         async with Client(server.url, ClientSettings(keyspace=keyspace)) as client:
             ids = await client.submit_many([spec for _ in range(30)])
             await eventually(lambda: some_task(client, ids[:5]))
+            caplog.clear()
             server.kill()
-            await asyncio.sleep(0.5)  # an outage the daemons must ride out
+            await outage_met(caplog)  # an outage the daemons must ride out
             server.start()
             states = [await client.wait(workflow_id, timeout=60) for workflow_id in ids]
         assert [s.status for s in states] == ["completed"] * 30

@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -248,13 +249,15 @@ async def test_c3_connection_resets_mid_pipeline_are_retried_without_duplicate_e
         await eventually(lambda: all_ready(daemons))
         ids = await client.submit_many([ledger_dag(rng, 8, 0.01, 0.1) for _ in range(20)])
         for burst in range(16):  # the resets are the subject
+            resets = proxy.resets
             if burst % 2:
                 proxy.reset()
             else:
                 proxy.reset_after_bytes = rng.randint(100, 4000)
-            await asyncio.sleep(0.25)
+            await eventually(partial(_counted, proxy, "resets", resets))
             proxy.reset_after_bytes = None
-            await asyncio.sleep(0.25)
+            connections = proxy.connections
+            await eventually(partial(_counted, proxy, "connections", connections))  # back
         assert proxy.resets > 8
         verdict = await oracle.check(client, redis, ids)
         verdict.assert_invariants()
@@ -266,6 +269,11 @@ async def test_c3_connection_resets_mid_pipeline_are_retried_without_duplicate_e
     finally:
         for daemon in daemons:
             daemon.kill()
+
+
+async def _counted(proxy: FaultProxy, counter: str, above: int) -> bool:
+    """Whether the proxy's ``counter`` (resets, connections) has passed ``above``."""
+    return int(getattr(proxy, counter)) > above
 
 
 # -- C4 --------------------------------------------------------------------------------------

@@ -5,15 +5,15 @@ duplicate, redelivered and zombie completions of that row are in tests/test_spaw
 
 from __future__ import annotations
 
-import asyncio
 import signal
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
 from streamproc.testing.embedded import EmbeddedRedis
-from tests.conftest import Engine, eventually, some_task
+from tests.conftest import Engine, eventually, outage_met, some_task
 from tests.faults import oracle
 from tests.faults.workload import resolver
 
@@ -55,7 +55,7 @@ async def test_a_resolver_killed_holding_spawn_completions_leaves_each_spawn_app
 
 
 async def test_redis_killed_while_spawns_apply_leaves_none_half_applied(
-    keyspace: Keyspace, redis: Redis
+    keyspace: Keyspace, redis: Redis, caplog: pytest.LogCaptureFixture
 ) -> None:
     with EmbeddedRedis(None, None, "--appendfsync", "always") as server:
         engine = Engine(server.url, keyspace)
@@ -65,8 +65,9 @@ async def test_redis_killed_while_spawns_apply_leaves_none_half_applied(
             async with Client(server.url, ClientSettings(keyspace=keyspace)) as client:
                 ids = await client.submit_many([planned(3) for _ in range(30)])
                 await eventually(lambda: some_task(client, ids[:5]))
+                caplog.clear()
                 server.kill()
-                await asyncio.sleep(0.5)  # an outage the daemons must ride out
+                await outage_met(caplog)  # an outage the daemons must ride out
                 server.start()
                 verdict = await oracle.check(client, redis, ids, 60, ("planner", "ledger"))
                 verdict.assert_invariants()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Conflict, Keyspace
 from streamproc.testing.embedded import EmbeddedRedis
 from tests import wait_agents  # noqa: F401  (registers asker, which the engine here serves)
-from tests.conftest import Engine, eventually, with_starts
+from tests.conftest import Engine, eventually, outage_met, with_starts
 from tests.daemon import Daemon
 from tests.test_waits import GATED, asking
 
@@ -57,7 +58,7 @@ async def test_a_worker_killed_while_its_tasks_wait_leaves_the_waits_holding(
 
 
 async def test_redis_killed_between_signals_and_their_resumes_applies_each_once(
-    keyspace: Keyspace,
+    keyspace: Keyspace, caplog: pytest.LogCaptureFixture
 ) -> None:
     with EmbeddedRedis(None, None, "--appendfsync", "always") as server:
         engine = Engine(server.url, keyspace)
@@ -76,8 +77,9 @@ async def test_redis_killed_between_signals_and_their_resumes_applies_each_once(
                         "yes",
                         signal_id=f"s-{workflow_id}",
                     )
+                caplog.clear()
                 server.kill()  # acknowledged signals; resumed runs not yet (all) done
-                await asyncio.sleep(0.5)  # an outage the daemons must ride out
+                await outage_met(caplog)  # an outage the daemons must ride out
                 server.start()
                 for workflow_id in asked + gated:
                     state = await client.wait(workflow_id, timeout=60)
