@@ -5,13 +5,15 @@ Time on a shared 2-core machine moves by 10 to 50 % between runs minutes apart, 
 of a few percent in Redis's work per workflow is lost in ``redis-cpu``.  Here a redis-server of
 its own (appendonly, appendfsync everysec, as the others) runs under callgrind, which counts
 the instructions it executes in user space (the kernel's share of its I/O is not counted).
-For each shape of ``bench_memory.BATCHES``: 20 workflows warm it up; then ``count`` fresh
-specs are submitted, one ``await client.submit()`` at a time with no engine running (the
-submit side), and a worker and a resolver started in this process run them all to the end
-(the run side).  The counters are dumped between the phases (``callgrind_control``); each
-side's figure is its instructions divided by the workflows.  Repeated runs agree to about
-0.1 %, so one run is enough to compare two commits.  Needs valgrind (Debian: ``apt-get
-install valgrind``); the server runs some 50 times slower under it.
+For each shape (``bench_memory.BATCHES``: the seed's, its inputs 29 to 117 bytes, and one
+task; and ``dag``: the seed's graph with the ten-byte inputs of ``--peers``'s ``dag``): 20
+workflows warm it up; then ``count`` fresh specs are submitted, one ``await
+client.submit()`` at a time with no engine running (the submit side), and a worker and a
+resolver started in this process run them all to the end (the run side).  The counters are
+dumped between the phases (``callgrind_control``); each side's figure is its instructions
+divided by the workflows.  Repeated runs agree to about 0.1 %, so one run is enough to
+compare two commits.  Needs valgrind (Debian: ``apt-get install valgrind``); the server runs
+some 50 times slower under it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any
 
 from bench import BenchError, Result
 from bench_memory import BATCHES
+from bench_peers import dag_spec
 from bench_redis_cpu import all_ended, noop
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
@@ -38,6 +41,7 @@ from streamproc.store.keys import Keyspace
 from streamproc.testing.embedded import free_port
 
 WARM = 20
+SHAPES = {**BATCHES, "dag": dag_spec}
 DUMP_WAIT_S = 60.0
 
 
@@ -149,15 +153,15 @@ async def redis_ir_scenario(quick: bool) -> Result:
         server = RedisUnderCallgrind(Path(data_dir))
         try:
             await server.ready()
-            sides = {shape: await one_shape(server, make, count) for shape, make in BATCHES.items()}
+            sides = {shape: await one_shape(server, make, count) for shape, make in SHAPES.items()}
         finally:
             server.stop()
     rounded = {shape: (round(s), round(r)) for shape, (s, r) in sides.items()}
     figures = {shape: {"submit": s, "run": r, "total": s + r} for shape, (s, r) in rounded.items()}
     return Result(
         scenario="redis-ir",
-        tasks=count * 6,
-        workflows=count * len(BATCHES),
+        tasks=count * 11,
+        workflows=count * len(SHAPES),
         seconds=time.perf_counter() - wall,
         latencies=[],
         latency=(

@@ -71,6 +71,20 @@ async def test_a_finished_five_task_workflow_keeps_only_these_fields(
     assert [fields.given(raw, t).timeout for t in ("t1", "t3")] == [None, 60.0]
 
 
+async def test_a_new_workflow_hash_is_a_hashtable_without_the_field_that_made_it_one(
+    client: Client,
+) -> None:
+    """The engine reads and writes a running workflow's hash field by field: sp_submit makes
+    it a hashtable, which finds a field at once where a small hash's listpack is scanned, with
+    a field too wide for a listpack that it deletes at once; the hash keeps only its own."""
+    workflow_id = await client.submit(five_tasks())  # no engine: it stays as submitted
+    key = client.keyspace.workflow(workflow_id)
+    assert await client.redis.object("encoding", key) == b"hashtable"
+    raw = await client.redis.hgetall(key)
+    assert all(len(name) < 64 for name in raw), names(raw)
+    assert {"digest", "status", "created", "order", "g:t1", "i:t1", "s:t1"} <= names(raw)
+
+
 async def test_values_other_than_the_defaults_are_kept_and_read_back(
     engine: Engine, redis_url: str, keyspace: Keyspace
 ) -> None:
