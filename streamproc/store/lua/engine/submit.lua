@@ -50,7 +50,8 @@ end
 
 -- A field name longer than hash-max-listpack-value (64 bytes unless configured otherwise):
 -- written with a new hash and deleted at once, it leaves the hash in Redis's hashtable
--- encoding, which Redis never converts back (65 characters).
+-- encoding, which Redis does not convert back (a restart loads a small hash as a listpack
+-- again: only slower).  65 characters.
 local WIDE_FIELD = '_________________________________________________________________'
 
 -- The workflow's hash is its fields args[from..to] and its own: one HSET straight from ARGV
