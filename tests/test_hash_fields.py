@@ -75,12 +75,15 @@ async def test_a_new_workflow_hash_is_a_hashtable_without_the_field_that_made_it
     client: Client,
 ) -> None:
     """The engine reads and writes a running workflow's hash field by field: sp_submit makes
-    it a hashtable, which finds a field at once where a small hash's listpack is scanned, with
-    a field too wide for a listpack that it deletes at once; the hash keeps only its own."""
-    workflow_id = await client.submit(five_tasks())  # no engine: it stays as submitted
-    key = client.keyspace.workflow(workflow_id)
-    assert await client.redis.object("encoding", key) == b"hashtable"
-    raw = await client.redis.hgetall(key)
+    the hash of a five-task workflow a hashtable, which finds a field at once where a small
+    hash's listpack is scanned, with a field too wide for a listpack that it deletes at once;
+    a one-task workflow's few fields stay a listpack, the smaller while it waits."""
+    five, one = await client.submit_many([five_tasks(), {"tasks": [{"id": "t1", "agent": "echo"}]}])
+    encodings = [
+        await client.redis.object("encoding", client.keyspace.workflow(wf)) for wf in (five, one)
+    ]
+    assert encodings == [b"hashtable", b"listpack"]
+    raw = await client.redis.hgetall(client.keyspace.workflow(five))  # no engine: as submitted
     assert all(len(name) < 64 for name in raw), names(raw)
     assert {"digest", "status", "created", "order", "g:t1", "i:t1", "s:t1"} <= names(raw)
 

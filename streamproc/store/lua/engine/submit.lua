@@ -54,17 +54,25 @@ end
 -- again: only slower).  65 characters.
 local WIDE_FIELD = '_________________________________________________________________'
 
+-- The hash arguments at submit (16 fields, some three tasks) from which a workflow's hash
+-- is made a hashtable; a smaller one stays a listpack (see create()).
+local HASHTABLE_ARGS = 32
+
 -- The workflow's hash is its fields args[from..to] and its own: one HSET straight from ARGV
 -- (copying them into a table first cost Redis as much as the HSET), in chunks when long.
 -- It is made a hashtable (WIDE_FIELD): the engine looks up some 170 of its fields, one by
 -- one, while a five-task workflow runs, and Redis scans a small hash's listpack for each:
 -- with small inputs that was a sixth of what the workflow cost Redis (inputs or results
--- over 64 bytes convert it anyway).  An ended workflow is stowed as one string.
+-- over 64 bytes convert it anyway).  A hash of a task or two is scanned quickly, and as a
+-- hashtable would take half as much memory again while its workflow runs or waits.  An
+-- ended workflow is stowed as one string.
 local function create(ctx, key, wf, digest, roots, args, from, to, quota, bytes)
+  local wide = to - from + 1 >= HASHTABLE_ARGS
+  if wide then redis.call('HSET', key, WIDE_FIELD, '') end
   local last = math.min(from + 999, to)
-  redis.call('HSET', key, WIDE_FIELD, '', WF.digest, digest, WF.status, WS.running, WF.created,
-             ctx.now_text, unpack(args, from, last))
-  redis.call('HDEL', key, WIDE_FIELD)
+  redis.call('HSET', key, WF.digest, digest, WF.status, WS.running, WF.created, ctx.now_text,
+             unpack(args, from, last))
+  if wide then redis.call('HDEL', key, WIDE_FIELD) end
   for first = last + 1, to, 1000 do
     redis.call('HSET', key, unpack(args, first, math.min(first + 999, to)))
   end
