@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import socket
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,7 +27,7 @@ from streamproc.cli.private_redis import embedded_default
 from streamproc.cli.verb import Context, redacted, verb
 from streamproc.engine.daemon import run_until_signalled
 from streamproc.engine.inprocess import running_engine
-from streamproc.errors import ConfigError
+from streamproc.errors import CannotListen, ConfigError
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings
 from streamproc.ops.poller import StreamPoller
@@ -75,6 +76,8 @@ APPROVAL = "approval"  # the signal the approval gate of --approve waits for
 async def demo(ctx: Context, file: Path, ui: bool, ui_port: int, approve: bool) -> int:
     """Run the prototype's workflow end to end, twice (the second run shows the search cache):
     resolver and workers in this process, local search stand-ins when no API key is set."""
+    if ui:
+        check_free(ui_port)
     async with embedded_default(ctx):
         return await run_demo(ctx.redis, ctx.keyspace, file, ui_port if ui else None, approve)
 
@@ -129,14 +132,27 @@ async def dashboard(client: Client, redis: RedisSettings, port: int, workflow_id
     return await run_until_signalled([server, poller.run])
 
 
+def check_free(port: int) -> None:
+    """Refuse a dashboard port another program holds before the runs, not after them."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise CannotListen("the dashboard (--ui-port)", "127.0.0.1", port, exc) from None
+
+
 def summary(first: Run, second: Run, namespace: str) -> str:
     """What the cache saved; nothing, when an earlier run in this namespace had already
-    filled it and the first run made no upstream search either."""
+    filled it and the first run made no upstream search either.  A run's time leaves out
+    its waits for a signal (``--approve``): how soon someone approves is not the cache's."""
     runs = (
         f"first run {first.seconds:.2f}s with {first.upstream} upstream searches; second run "
         f"{second.seconds:.2f}s with {second.hits} cache hits and {second.upstream} upstream "
         "searches"
     )
+    if first.waited or second.waited:
+        runs += f" (not counting {first.waited + second.waited:.2f}s waiting for approval)"
     if first.upstream == 0:
         return (
             f"{runs}: the search cache was already warm (an earlier run in namespace "
@@ -148,7 +164,8 @@ def summary(first: Run, second: Run, namespace: str) -> str:
 @dataclass(frozen=True)
 class Run:
     workflow: str
-    seconds: float
+    seconds: float  # from submit to its end, less its waits
+    waited: float  # seconds its tasks waited for a signal
     completed: bool
     hits: int
     upstream: int
@@ -183,9 +200,15 @@ async def run_once(client: Client, spec: WorkflowSpec, label: str, hint: str | N
     seconds = time.monotonic() - started
     click.echo(render_state(state, describe, width=90))
     after = await totals(client.redis, client.keyspace)
+    waited = sum(
+        (t.ended_ms - t.began_ms) / 1000
+        for t in state.tasks
+        if t.wait_for and t.began_ms is not None and t.ended_ms is not None
+    )
     return Run(
         workflow_id,
-        seconds,
+        seconds - waited,
+        waited,
         state.status == "completed",
         after["hit"] - before["hit"],
         after["upstream"] - before["upstream"],

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import re
 import signal
+import socket
 import uuid
 
 import aiohttp
 
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import STREAMPROC, Run, cli_env, run
+
+APPROVER_DELAY = 3.0  # seconds the first approval is held back
 
 
 async def demo(redis_url: str, namespace: str) -> Run:
@@ -111,6 +114,20 @@ async def test_the_demo_with_ui_serves_its_runs_dashboard_until_ctrl_c(redis_url
             await process.wait()
 
 
+async def test_the_demo_with_ui_refuses_a_taken_port_before_running(redis_url: str) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await run("demo", "--ui", "--ui-port", str(port), "--redis-url", redis_url)
+    assert result.code == 1, result  # as api's and the daemons' taken ports
+    assert result.err == (
+        f"error: cannot listen on 127.0.0.1:{port} for the dashboard (--ui-port): "
+        "address already in use\n"
+    )
+    assert "workflow" not in result.out  # no run began
+
+
 async def test_the_demo_with_approve_waits_for_the_printed_command_before_validation(
     redis_url: str,
 ) -> None:
@@ -135,6 +152,8 @@ async def test_the_demo_with_approve_waits_for_the_printed_command_before_valida
                 lines.append(line)
                 if line.startswith("approve it with: streamproc signal "):
                     command = line.removeprefix("approve it with: streamproc ").split()
+                    if not approvals:  # someone slow to approve: not the cache's time
+                        await asyncio.sleep(APPROVER_DELAY)
                     approvals.append(await run(*command))
             assert await process.wait() == 0, "".join(lines)  # both runs completed
     finally:
@@ -145,3 +164,8 @@ async def test_the_demo_with_approve_waits_for_the_printed_command_before_valida
     assert all(a.code == 0 and "resumed task approve" in a.out for a in approvals), approvals
     gates = [line.split()[:2] for line in lines if line.startswith("  approve ")]
     assert gates == [["approve", "done"]] * 2, lines  # each run's gate took its approval
+    waits = re.search(
+        r"\(not counting ([\d.]+)s waiting for approval\): ([\d.]+)s saved$", lines[-1]
+    )
+    assert waits is not None, lines[-1]
+    assert float(waits[1]) >= APPROVER_DELAY > float(waits[2]), lines[-1]
