@@ -41,6 +41,16 @@ async def test_an_allowed_origins_preflight_is_answered_without_a_token(http: Ht
     assert response.headers["Vary"] == "Origin"
 
 
+async def test_a_preflight_allows_every_method_a_route_answers(http: Http) -> None:
+    """DELETE included: a dashboard on an allowed origin purges a dead letter with it."""
+    headers = {"Origin": ALLOWED, "Access-Control-Request-Method": "DELETE"}
+    response = await http.options("/dead/search/1-0", headers=headers)
+    assert response.status == 204, await response.text()
+    allowed = {m.strip() for m in response.headers["Access-Control-Allow-Methods"].split(",")}
+    routed = {route.method for route in http.server.app.router.routes()} - {"HEAD"}
+    assert "DELETE" in routed and routed <= allowed, (routed, allowed)
+
+
 async def test_an_allowed_origin_is_named_back_on_replies_and_errors(http: Http) -> None:
     for headers, status in (({**AUTH}, 200), ({}, 401)):
         response = await http.get("/agents", headers={"Origin": ALLOWED, **headers})

@@ -18,7 +18,7 @@ from aiohttp.typedefs import Handler, Middleware
 from streamproc.errors import ConfigError
 
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?|https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?")
-METHODS = "GET, POST, OPTIONS"
+METHODS = "GET, POST, DELETE, OPTIONS"  # every method a route answers
 HEADERS = "Authorization, Content-Type, Idempotency-Key, Last-Event-ID"
 EXPOSED = "Location, Retry-After"
 MAX_AGE = "600"  # seconds a browser may keep a preflight's answer
