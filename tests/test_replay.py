@@ -127,6 +127,7 @@ async def test_a_failed_run_replays_from_the_record_with_its_failure_and_skips(
     result = await run("replay", "run", original.id, *at(redis_url, keyspace))
     assert result.code == 0, result
     assert f"no difference between {original.id} and " in result.out
+    assert "Traceback" not in result.err and "failed for good" not in result.err, result.err
     again = await client.get(await replayed_id(result.err))
     assert again.status == "failed"
     assert [(t.id, t.state, t.error) for t in again.tasks] == [

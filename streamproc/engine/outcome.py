@@ -78,6 +78,9 @@ async def run_agent(
         log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
         wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
         return Outcome(b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), wait=wait)
+    except RecordedFailure as exc:  # replay reproducing a past failure: expected, its own
+        log.info("task failed as recorded: %s", exc, extra=_ids(event))  # trace says nothing
+        return Outcome(b"fatal", str(exc)[:MAX_ERROR_CHARS].encode(errors="replace"))
     except PermanentError as exc:
         log.warning("task failed for good: %r", exc, exc_info=exc, extra=_ids(event))
         return Outcome(b"fatal", _error_text(exc), traceback=format_traceback(exc))
@@ -185,8 +188,5 @@ def _ids(event: TaskEvent) -> dict[str, str | int]:
 
 
 def _error_text(exc: BaseException) -> bytes:
-    if isinstance(exc, RecordedFailure):
-        text = str(exc)
-    else:
-        text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:MAX_ERROR_CHARS].encode(errors="replace")
