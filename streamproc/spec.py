@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import yaml
 
+from streamproc import strict_json
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
 from streamproc.spec_checks import MAX_TIMEOUT, check_task_input, check_task_shape, is_seconds
@@ -73,8 +74,14 @@ class WorkflowSpec:
 
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowSpec:
-        if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), Sequence):
-            raise SpecError("a workflow is a mapping with a 'tasks' list")
+        if not isinstance(data, Mapping):
+            kind = _kind(data)
+            raise SpecError(f"a workflow is a mapping with a 'tasks' list, but the spec is {kind}")
+        if "tasks" not in data:
+            raise SpecError("a workflow is a mapping with a 'tasks' list, but 'tasks' is missing")
+        tasks = data["tasks"]
+        if isinstance(tasks, str | bytes) or not isinstance(tasks, Sequence):
+            raise SpecError(f"'tasks' must be a list of tasks, but it is {_kind(tasks)}")
         unknown = set(data) - WORKFLOW_KEYS
         if unknown:
             raise SpecError(
@@ -85,7 +92,7 @@ class WorkflowSpec:
         if not isinstance(name, str):
             raise SpecError("workflow 'name' must be a string")
         return cls(
-            tasks=tuple(task_from_dict(i, t) for i, t in enumerate(data["tasks"])),
+            tasks=tuple(task_from_dict(i, t) for i, t in enumerate(tasks)),
             name=name,
             adjust_rounds=data.get("adjust_rounds", 1),
             timeout=data.get("timeout"),
@@ -94,10 +101,7 @@ class WorkflowSpec:
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
         _check_size(text)
-        try:
-            return cls.from_dict(orjson.loads(text))
-        except orjson.JSONDecodeError as exc:
-            raise SpecError(f"invalid JSON: {exc}") from None
+        return cls.from_dict(strict_json.loads(text, "the JSON spec"))
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> WorkflowSpec:
@@ -105,7 +109,7 @@ class WorkflowSpec:
         try:
             return cls.from_dict(yaml.load(text, Loader=_NoAliasLoader))  # noqa: S506 (safe loader subclass)
         except yaml.YAMLError as exc:
-            raise SpecError(f"invalid YAML: {exc}") from None
+            raise SpecError(f"invalid YAML: {_yaml_problem(exc)}") from None
         except RecursionError:  # PyYAML's composer recurses once per nesting level
             raise SpecError("invalid YAML: nested too deeply") from None
 
@@ -198,6 +202,36 @@ class _NoAliasLoader(yaml.SafeLoader):
                 raise SpecError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's error on one line: where, what, and the construct it was in (an unclosed
+    ``{`` is found at the end, so where it opened is the useful part)."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return " ".join(str(exc).split())
+    text = f"{_position(exc.problem_mark)}: {exc.problem}"
+    if exc.context and exc.context_mark:
+        text += f" ({exc.context} that starts at {_position(exc.context_mark)})"
+    return text
+
+
+def _position(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _kind(value: Any) -> str:
+    """What a value read from YAML or JSON is, in words, for a refusal."""
+    if value is None:
+        return "empty"
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str | bytes):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "a mapping"
+    return "a list" if isinstance(value, list | tuple) else f"a {type(value).__name__}"
 
 
 def _check_size(text: str | bytes) -> None:

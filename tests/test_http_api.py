@@ -136,7 +136,7 @@ async def test_a_bad_spec_is_a_400_naming_the_task(http: Http) -> None:
     [
         (b"{not json", "invalid JSON"),
         (b"[1, 2]", "must be a JSON object"),
-        (b'{"tasks": 3}', "'tasks' list"),
+        (b'{"tasks": 3}', "'tasks' must be a list of tasks"),
         (b'{"tasks": [1]}', "task #0 must be a mapping"),
         (b'{"tasks": [{"id": 5, "agent": "echo"}]}', "invalid task id 5"),
         (b'{"tasks": [{"id": "a", "agent": "echo", "needs": [{}]}]}', "'needs' must be a list"),

@@ -225,10 +225,40 @@ def test_empty_workflow_is_refused() -> None:
     assert "at least one task" in str(refusal(WorkflowSpec.from_yaml("tasks: []")))
 
 
-@pytest.mark.parametrize("document", ["", "hello", "[1, 2]", "tasks: 3", "tasks: {a: 1}"])
-def test_a_document_that_is_not_a_mapping_with_a_task_list_is_refused(document: str) -> None:
-    with pytest.raises(SpecError, match="a mapping with a 'tasks' list"):
+@pytest.mark.parametrize(
+    ("document", "what"),
+    [
+        ("", "the spec is empty"),
+        ("hello", "the spec is a string"),
+        ("[1, 2]", "the spec is a list"),
+        ("name: x", "'tasks' is missing"),
+    ],
+)
+def test_a_document_that_is_not_a_mapping_with_a_task_list_is_refused(
+    document: str, what: str
+) -> None:
+    expected = f"a workflow is a mapping with a 'tasks' list, but {what}"
+    with pytest.raises(SpecError, match=f"^{re.escape(expected)}$"):
         WorkflowSpec.from_yaml(document)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "kind"),
+    [
+        ('"nope"', "a string"),
+        ("3", "a number"),
+        ('{"a": 1}', "a mapping"),
+        ("null", "empty"),
+        ("true", "true or false"),
+    ],
+)
+def test_tasks_that_are_not_a_list_are_refused_as_such(tasks: str, kind: str) -> None:
+    message = f"'tasks' must be a list of tasks, but it is {kind}"
+    expected = f"^{re.escape(message)}$"
+    with pytest.raises(SpecError, match=expected):
+        WorkflowSpec.from_json(f'{{"tasks": {tasks}}}')
+    with pytest.raises(SpecError, match=expected):
+        WorkflowSpec.from_yaml(f"tasks: {tasks}")
 
 
 def test_a_task_that_is_not_a_mapping_is_named_by_position() -> None:
@@ -432,7 +462,7 @@ def test_deeply_nested_yaml_is_refused_with_a_spec_error() -> None:
 
 
 def test_deeply_nested_json_is_refused_with_a_spec_error() -> None:
-    for depth in (500, 5000):
+    for depth in (500, 1000, 5000):  # 1000: orjson takes it, the strict checks recurse
         text = '{"tasks": [{"id": "a", "agent": "echo", "input": ' + "[" * depth + "]" * depth
         with pytest.raises(SpecError):
             WorkflowSpec.from_json(text + "}]}").validate()
@@ -447,6 +477,51 @@ def test_invalid_json_is_refused(text: str) -> None:
 def test_invalid_yaml_is_refused() -> None:
     with pytest.raises(SpecError, match="invalid YAML"):
         WorkflowSpec.from_yaml("tasks:\n\t- {id: a")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "tasks:\n  - id: a\n    input: {x: 1\n",
+            "line 4, column 1: expected ',' or '}', but got '<stream end>' "
+            "(while parsing a flow mapping that starts at line 3, column 12)",
+        ),
+        ("tasks: a: b\n", "line 1, column 9: mapping values are not allowed here"),
+        (  # no mark of its own: PyYAML's message, joined onto one line
+            "tasks: \x07\n",
+            "unacceptable character #x0007: special characters are not allowed "
+            'in "<unicode string>", position 7',
+        ),
+    ],
+)
+def test_invalid_yaml_is_one_line_that_says_where(text: str, message: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        WorkflowSpec.from_yaml(text)
+    assert str(caught.value) == f"invalid YAML: {message}"
+
+
+@pytest.mark.parametrize("number", [2**63, 2**64, -(2**63) - 1, 10**30])
+def test_a_json_spec_with_an_integer_past_64_bits_is_refused_naming_its_field(
+    number: int,
+) -> None:
+    text = f'{{"tasks": [{{"id": "a", "agent": "echo", "input": {{"n": [{number}]}}}}]}}'
+    with pytest.raises(SpecError) as caught:
+        WorkflowSpec.from_json(text)
+    assert str(caught.value) == f"the integer in 'n' is past 64 bits (at most {2**63 - 1})"
+
+
+def test_a_json_spec_keeps_the_largest_64_bit_integers_exactly() -> None:
+    text = f'{{"tasks": [{{"id": "a", "agent": "echo", "input": [{2**63 - 1}, {-(2**63)}]}}]}}'
+    assert WorkflowSpec.from_json(text).tasks[0].input == [2**63 - 1, -(2**63)]
+
+
+def test_a_json_spec_file_with_a_duplicate_key_is_refused_naming_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "spec.json"
+    path.write_text('{"tasks": [{"id": "a", "agent": "echo", "agent": "x"}]}')
+    with pytest.raises(SpecError) as caught:
+        WorkflowSpec.load(path)
+    assert str(caught.value) == "duplicate key 'agent' in the JSON spec"
 
 
 def test_json_file_is_read_as_json(tmp_path: Path) -> None:

@@ -1,21 +1,16 @@
-"""Request bodies as the API takes them: one JSON object, read within the size limit, with
-no duplicate keys (the last would silently win, as YAML specs refuse too) and no integer that
-would not come back exactly (past 64 bits orjson makes a float of it), and the workflow id
-its caller chose."""
+"""Request bodies as the API takes them: one JSON object, read within the size limit and
+parsed strictly (``strict_json``), and the workflow id its caller chose."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any
 
-import orjson
 from aiohttp import web
 
+from streamproc import strict_json
 from streamproc.errors import SpecError
 from streamproc.store.keys import new_workflow_id
-
-MAX_INT = 2**63 - 1  # what Redis, and every consumer of a result, takes as an integer
 
 
 async def read_json(request: web.Request, limit: int, timeout: float, what: str) -> bytes:
@@ -43,33 +38,10 @@ async def read_json(request: web.Request, limit: int, timeout: float, what: str)
 async def json_object(request: web.Request, limit: int, timeout: float) -> dict[str, Any]:
     """The body as a JSON object (:func:`read_json`)."""
     raw = await read_json(request, limit, timeout, "the workflow spec")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc}") from None
+    body = strict_json.loads(raw, "the JSON body")
     if not isinstance(body, dict):
         raise SpecError("the body must be a JSON object: a workflow spec")
-    json.loads(raw, object_pairs_hook=checked_pairs)  # valid JSON: only these checks raise
     return body
-
-
-def checked_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """One object's members, refused when a key repeats or a value holds an integer past
-    64 bits (nested objects were checked as they were parsed)."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise SpecError(f"duplicate key {key!r} in the JSON body")
-        if too_big(value):
-            raise SpecError(f"the integer in {key!r} is past 64 bits (at most {MAX_INT})")
-        seen[key] = value
-    return seen
-
-
-def too_big(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(too_big(item) for item in value)
-    return isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT
 
 
 def chosen_id(body: dict[str, Any], header: str | None) -> str:
