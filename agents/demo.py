@@ -24,7 +24,8 @@ import streamproc
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, TaskSpec, WorkflowSpec
 from streamproc.cli.options import EXISTING_FILE
 from streamproc.cli.private_redis import embedded_default
-from streamproc.cli.verb import Context, redacted, verb
+from streamproc.cli.verb import Context, verb
+from streamproc.config import redacted
 from streamproc.engine.daemon import run_until_signalled
 from streamproc.engine.inprocess import running_engine
 from streamproc.errors import CannotListen, ConfigError

@@ -3,10 +3,11 @@ the only place that reads the environment."""
 
 from __future__ import annotations
 
+import re
 import socket
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -50,11 +51,12 @@ class RedisSettings:
         unless ``insecure`` says it is meant (a development setup).  A Cluster is reached over
         TCP and has only database 0."""
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"not a Redis URL: {url!r} (redis://, rediss:// or unix://)")
-        database = urlsplit(url).path.strip("/")
+            raise ConfigError(f"not a Redis URL: {_shown(url)} (redis://, rediss:// or unix://)")
+        parts = _split(url)
+        query = {k.lower(): v.lower() for k, v in parse_qsl(parts.query)}
+        database = _database(url, parts.path, query.get("db"))
         if cluster and (url.startswith("unix://") or database not in ("", "0")):
             raise ConfigError("a Redis Cluster URL is redis:// or rediss:// with database 0")
-        query = {k.lower(): v.lower() for k, v in parse_qsl(urlsplit(url).query)}
         unchecked = query.get("ssl_cert_reqs") in ("none", "optional") or query.get(
             "ssl_check_hostname"
         ) in ("false", "no", "0")
@@ -100,6 +102,51 @@ class RedisSettings:
             )
             return cast(Redis, use_lean_cluster_connections(cluster))
         return use_lean_connections(Redis.from_url(self.url, **options))
+
+
+# The user:password@ of a URL, scheme optional; the password runs to the netloc's last "@".
+_CREDENTIALS = re.compile(r"^((?:[^:/?#]+://)?[^:/?#@]*):[^/?#]*@")
+
+
+def redacted(url: str) -> str:
+    """``url`` with its password, if any, replaced: URLs end up in messages and logs.  By
+    pattern, not by ``urlsplit``, which raises on some of the URLs a message is about."""
+    return _CREDENTIALS.sub(r"\1:***@", url, count=1)
+
+
+def _shown(url: str) -> str:
+    return repr(redacted(url))
+
+
+def _split(url: str) -> SplitResult:
+    """``url`` split, or :class:`ConfigError` for a host or port redis-py would only choke on
+    when connecting (a ``ValueError`` traceback), or take for its default (port 0)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(f"invalid Redis URL {_shown(url)}: malformed host ({exc})") from None
+    try:
+        valid_port = parts.port != 0 and not parts.netloc.endswith(":")
+    except ValueError:  # no number, or past 65535
+        valid_port = False
+    if not valid_port:
+        raise ConfigError(
+            f"invalid Redis URL {_shown(url)}: the port must be a number from 1 to 65535"
+        )
+    return parts
+
+
+def _database(url: str, path: str, db: str | None) -> str:
+    """The database ``url`` selects: ``db`` (its ``?db=``) if given, else its path (for TCP;
+    a unix:// path is the socket).  redis-py would take a path that is no number for 0."""
+    in_path = None if url.startswith("unix://") else path.strip("/")
+    for database in (in_path, db):
+        if database and not (database.isascii() and database.isdigit()):
+            raise ConfigError(
+                f"invalid Redis URL {_shown(url)}: the database must be a number from 0 up, "
+                f"not {database!r}"
+            )
+    return db if db is not None else in_path or ""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 from redis.exceptions import ConnectionError, TimeoutError
 
 from streamproc import Client, ClientSettings, Keyspace, RedisSettings, SyncClient
-from streamproc.cli.verb import redacted
+from streamproc.config import redacted
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import free_port
 from tests.conftest import Engine, until, worker_process
@@ -148,5 +148,5 @@ def test_switching_certificate_checks_off_needs_the_insecure_flag() -> None:
 
 def test_passwords_in_urls_are_redacted_from_messages() -> None:
     assert redacted("redis://user:s3cret@host:6379/0") == "redis://user:***@host:6379/0"
-    assert redacted("rediss://:s3cret@host/0") == "rediss://***@host/0"
+    assert redacted("rediss://:s3cret@host/0") == "rediss://:***@host/0"
     assert redacted("redis://host:6379/0") == "redis://host:6379/0"

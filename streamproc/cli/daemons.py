@@ -7,8 +7,8 @@ from prometheus_client import start_http_server
 
 from streamproc.cli.options import F, attach, metrics_options, shutdown_option, worker_options
 from streamproc.cli.private_redis import embedded_default
-from streamproc.cli.verb import Context, redacted, verb
-from streamproc.config import AutoscaleSettings, ResolverSettings, WorkerSettings
+from streamproc.cli.verb import Context, verb
+from streamproc.config import AutoscaleSettings, ResolverSettings, WorkerSettings, redacted
 from streamproc.engine.daemon import Component, run_until_signalled
 from streamproc.engine.resolver import Resolver
 from streamproc.engine.worker import Worker

@@ -10,8 +10,8 @@ import click
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError, TimeoutError
 
-from streamproc.cli.verb import Context, redacted
-from streamproc.config import RedisSettings
+from streamproc.cli.verb import Context
+from streamproc.config import RedisSettings, redacted
 from streamproc.errors import ConfigError
 from streamproc.testing.embedded import EmbeddedRedis
 

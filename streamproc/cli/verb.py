@@ -7,11 +7,10 @@ import functools
 import importlib
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 import click
 from click.core import ParameterSource
@@ -20,10 +19,12 @@ from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
 
 from streamproc.cli import logs
 from streamproc.cli.options import COMMON, attach
-from streamproc.config import RedisSettings
+from streamproc.config import RedisSettings, redacted
 from streamproc.errors import StreamprocError
 from streamproc.store.keys import Keyspace
 from streamproc.transport import event_loop
+
+NO_SUCH_DB = "DB index is out of range"  # Redis's reply to SELECT of a database it lacks
 
 
 class Context:
@@ -65,6 +66,8 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         except BrokenPipeError:
             reader_gone()
         except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
+            if NO_SUCH_DB in str(exc):  # SELECT refused on connecting: the URL is wrong
+                fail(f"cannot use Redis at {redacted(url)}: {exc}", 2)
             # One about the server itself (it evicts keys, it lost our data) exits as an
             # unreachable Redis does.
             fail(str(exc), 2 if "Redis" in str(exc) else 1)
@@ -102,6 +105,20 @@ def reader_gone() -> NoReturn:
     sys.exit(0)
 
 
+@contextmanager
+def usage_errors_in_one_line() -> Iterator[None]:
+    """Report a click usage error (an unknown verb or option, a bad value, a missing
+    argument) as every other error is, in one line and exit 2, instead of click's block of
+    usage, hint, blank line and error.  A bare group's help (``streamproc dead``) stays."""
+    try:
+        yield
+    except click.exceptions.NoArgsIsHelpError:
+        raise
+    except click.UsageError as exc:
+        see = f" (see {exc.ctx.command_path} --help)" if exc.ctx else ""
+        fail(" ".join(exc.format_message().split()) + see, 2)
+
+
 def fail(message: str, code: int) -> NoReturn:
     """End the verb with ``error: message`` on stderr and exit ``code``."""
     click.echo(f"error: {message}", err=True)
@@ -116,12 +133,3 @@ async def connected(ctx: Context) -> AsyncIterator[Redis]:
         yield redis
     finally:
         await redis.aclose()
-
-
-def redacted(url: str) -> str:
-    """``url`` with its password, if any, replaced: URLs end up in messages and logs."""
-    parts = urlsplit(url)
-    if not parts.password:
-        return url
-    user = f"{parts.username}:***@" if parts.username else "***@"
-    return parts._replace(netloc=user + parts.netloc.rsplit("@", 1)[1]).geturl()
