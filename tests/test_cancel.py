@@ -85,7 +85,7 @@ async def test_submit_wait_exits_non_zero_when_the_workflow_is_cancelled(
     assert cancelled.code == 0 and cancelled.out == "workflow to-cancel: cancelled\n", cancelled
     submitted = await submitting
     assert submitted.code == 1, submitted
-    assert submitted.err.splitlines()[-1] == "workflow to-cancel: cancelled cancelled"
+    assert submitted.err.splitlines()[-1] == "workflow to-cancel: cancelled"  # said once
     await redis.rpush("open:to-cancel:slow", 1)
 
     again = await run("cancel", "to-cancel", *at(redis_url, keyspace))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 
@@ -306,6 +307,18 @@ async def test_show_json_gives_each_task_state(
     table = await run("show", workflow_id, *at(redis_url, keyspace))
     assert table.code == 0, table
     assert table.out.splitlines()[0].startswith(f"workflow {workflow_id} shown: completed")
+
+
+async def test_show_of_a_nameless_workflow_heads_it_with_status_time_and_reason(
+    redis_url: str, keyspace: Keyspace, client: Client
+) -> None:
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+    running = await run("show", workflow_id, *at(redis_url, keyspace))
+    assert running.out.splitlines()[0] == f"workflow {workflow_id}: running", running
+    await client.cancel(workflow_id, "changed my mind")
+    cancelled = await run("show", workflow_id, *at(redis_url, keyspace))
+    headline = rf"workflow {workflow_id}: cancelled in \d+\.\d\ds: changed my mind"
+    assert re.fullmatch(headline, cancelled.out.splitlines()[0]), cancelled
 
 
 async def test_show_of_an_unknown_id_exits_non_zero_with_a_one_line_error(

@@ -1,6 +1,7 @@
 """Where the command line meets the machine: a reader that goes away, a port already taken,
 Ctrl-C or kill -9 with a private Redis, a mistyped Redis URL, ``--import`` from the current
-directory, and exit codes that tell an error from an answer."""
+directory, mistakes in the command line (each one line on stderr, exit 2), and exit codes
+that tell an error from an answer."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ from tests.cli_runner import (
     at,
     cli_env,
     run,
+    run_sync,
 )
 from tests.conftest import eventually
 
@@ -200,6 +202,62 @@ def test_an_unreachable_redis_url_given_to_up_is_an_error_not_a_private_redis() 
     assert code == 2, err
     [line] = err.splitlines()
     assert line.startswith(f"error: cannot reach Redis at {UNREACHABLE}: "), err
+
+
+# -- mistakes in the command line --------------------------------------------------------------
+
+NOT_A_STREAM_ID = "is not a stream id (<ms>-<seq>, e.g. 1700000000000-0)"
+USAGE_ERRORS = [  # the command line, the help it points to, what the error says
+    ("submit nosuch.yaml", "submit", "File 'nosuch.yaml' does not exist."),
+    ("submit flow.yaml --wiat", "submit", "No such option '--wiat'."),
+    ("lsit", "", "No such command 'lsit'."),
+    ("list --limit abc", "list", "'abc' is not a valid integer."),
+    ("status --shards 0", "status", "0 is not in the range x>=1."),
+    ("--log-format xml", "", "No such option '--log-format'."),
+    ("status --log-format xml", "status", "'xml' is not one of 'json', 'text'."),
+    ("api --tokens-file nosuch.tokens", "api", "'nosuch.tokens' does not exist."),
+    ("dead show --agent x", "dead show", "Missing argument 'ENTRY_ID'."),
+    ("dead show notanid --agent x", "dead show", f"'notanid' {NOT_A_STREAM_ID}"),
+    ("dead purge --agent x --before 1-x", "dead purge", f"'--before': '1-x' {NOT_A_STREAM_ID}"),
+    ("events --from garbage", "events", f"'--from': 'garbage' {NOT_A_STREAM_ID}"),
+    ("replay stream --start garbage", "replay stream", f"'--start': 'garbage' {NOT_A_STREAM_ID}"),
+    ("replay stream --end 1-2-3", "replay stream", f"'--end': '1-2-3' {NOT_A_STREAM_ID}"),
+]
+
+
+@pytest.mark.parametrize(("line", "verb", "said"), USAGE_ERRORS, ids=[e[0] for e in USAGE_ERRORS])
+def test_a_usage_error_is_one_line_that_names_the_help_to_read(
+    line: str, verb: str, said: str
+) -> None:
+    result = run_sync(*line.split())
+    assert_one_line_error(result, "error: ")
+    assert said in result.err, result.err
+    help_of = " ".join(["streamproc", *verb.split()])
+    assert result.err.endswith(f" (see {help_of} --help)\n"), result.err
+    assert result.code == 2 and result.out == "", result
+
+
+def test_a_group_given_no_verb_still_prints_its_help() -> None:
+    result = run_sync("dead")
+    assert result.code == 2, result
+    assert result.err.startswith("Usage: streamproc dead [OPTIONS] COMMAND [ARGS]..."), result
+
+
+def test_a_payload_file_that_cannot_be_read_is_named_in_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "nosuch.json"
+    result = run_sync("signal", "wf", "go", "--data", f"@{missing}", "--redis-url", UNREACHABLE)
+    assert_one_line_error(
+        result, f"error: --data: cannot read {missing}: No such file or directory"
+    )
+    assert result.code == 2, result
+
+
+def test_a_database_the_server_lacks_is_named_with_the_url_redacted(redis_url: str) -> None:
+    url = redis_url.replace("redis://", "redis://default:s3cret@").removesuffix("/0") + "/99"
+    result = run_sync("status", "--redis-url", url)
+    shown = url.replace(":s3cret@", ":***@")
+    assert_one_line_error(result, f"error: cannot use Redis at {shown}: DB index is out of range")
+    assert result.code == 2, result
 
 
 # -- --import --------------------------------------------------------------------------------------

@@ -250,6 +250,17 @@ async def test_a_range_that_retention_trimmed_is_reported(
     assert len(result.out.splitlines()) == 2
 
 
+async def test_a_range_with_no_entries_says_so(
+    redis: Redis, redis_url: str, keyspace: Keyspace
+) -> None:
+    stream = keyspace.tasks(0, "echo")
+    await redis.xadd(stream, {"v": "1"}, id="5-0")
+    args = ["replay", "stream", "--agent", "echo", "--start", "6"]
+    result = await run(*args, *at(redis_url, keyspace))
+    assert (result.code, result.out) == (0, ""), result
+    assert result.err == f"no entry in {stream} from 6 to +\n"
+
+
 async def test_a_past_runs_entries_outlive_trimming_within_the_retention_window(
     client: Client, redis: Redis, redis_url: str, keyspace: Keyspace
 ) -> None:

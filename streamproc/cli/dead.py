@@ -8,7 +8,7 @@ from typing import Any
 import click
 import orjson
 
-from streamproc.cli.options import json_option
+from streamproc.cli.options import StreamId, json_option
 from streamproc.cli.tables import Column, table
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.ops import deadletters
@@ -54,7 +54,7 @@ COLUMNS = [
 
 @dead.command()
 @verb
-@click.argument("entry_id")
+@click.argument("entry_id", type=StreamId())
 @agent_option
 @json_option("The entry as one JSON object.")
 async def show(ctx: Context, entry_id: str, agent: str, as_json: bool) -> None:
@@ -96,7 +96,7 @@ def iso_utc(ms: int) -> str:
 
 @dead.command()
 @verb
-@click.argument("entry_id", required=False)
+@click.argument("entry_id", type=StreamId(), required=False)
 @agent_option
 @click.option("--all", "every", is_flag=True, help="Every dead letter of the agent.")
 async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -> int:
@@ -121,7 +121,9 @@ async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -
 @dead.command()
 @verb
 @agent_option
-@click.option("--before", metavar="ID", help="Only entries with a smaller id (ms or ms-seq).")
+@click.option(
+    "--before", type=StreamId(), metavar="ID", help="Only entries with a smaller id (ms or ms-seq)."
+)
 @click.option("--yes", is_flag=True, help="Really delete them: there is no undo.")
 async def purge(ctx: Context, agent: str, before: str | None, yes: bool) -> None:
     """Delete dead letters of an agent for good."""

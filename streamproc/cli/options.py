@@ -3,6 +3,7 @@ the common ones (every verb, through ``verb``), ``--json``, and the daemons' opt
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +15,24 @@ from streamproc.config import RedisSettings
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class StreamId(click.ParamType[str, str]):
+    """A stream entry id, ``<ms>-<seq>`` or ``<ms>`` alone, or one of the special ids the
+    option takes (``$``, ``-``, ``+``): checked here, so a typo is named with its option
+    rather than coming back from Redis as "Invalid stream ID"."""
+
+    name = "stream id"
+    FORM = re.compile(r"[0-9]+(-[0-9]+)?")
+
+    def __init__(self, *specials: str) -> None:
+        self.specials = specials
+
+    def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if value in self.specials or self.FORM.fullmatch(value):
+            return value
+        self.fail(f"{value!r} is not a stream id (<ms>-<seq>, e.g. 1700000000000-0)", param, ctx)
+
 
 COMMON = [
     click.option(

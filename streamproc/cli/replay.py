@@ -8,7 +8,7 @@ import click
 import orjson
 from redis.asyncio import Redis
 
-from streamproc.cli.options import json_option
+from streamproc.cli.options import StreamId, json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings, WorkerSettings
@@ -108,8 +108,22 @@ async def diff(ctx: Context, before: str, after: str, as_json: bool) -> int:
 @verb
 @click.option("--agent", help="The agent's task stream (default: the completions stream).")
 @click.option("--shard", type=int, default=0, show_default=True)
-@click.option("--start", default="-", show_default=True, help="First entry id or ms time.")
-@click.option("--end", default="+", show_default=True, help="Last entry id or ms time.")
+@click.option(
+    "--start",
+    type=StreamId("-"),
+    default="-",
+    show_default=True,
+    metavar="ID",
+    help="First entry id or ms time.",
+)
+@click.option(
+    "--end",
+    type=StreamId("+"),
+    default="+",
+    show_default=True,
+    metavar="ID",
+    help="Last entry id or ms time.",
+)
 @click.option("--workflow", help="Only this workflow's entries.")
 @click.option(
     "--group",
@@ -151,8 +165,9 @@ async def stream(
     shown = [e for e in entries if wanted is None or e[1].get(EF.WF.key) == wanted]
     for entry_id, fields in shown:
         click.echo(orjson.dumps({"id": entry_id.decode(), **decode_fields(fields)}))
-    if workflow and not shown:
-        click.echo(f"no entry of workflow {workflow} in {key} from {start} to {end}", err=True)
+    if not shown:
+        of = f" of workflow {workflow}" if workflow else ""
+        click.echo(f"no entry{of} in {key} from {start} to {end}", err=True)
     return 0
 
 

@@ -8,7 +8,7 @@ import click
 import orjson
 
 from streamproc.cli.options import json_option
-from streamproc.cli.verb import Context, verb
+from streamproc.cli.verb import Context, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.ops.signals import SignalSent, parse_payload, send
@@ -46,7 +46,12 @@ async def signal_(
 
 def read_payload(data: str | None) -> bytes:
     """``--data``: JSON, ``@FILE`` holding JSON, or null when not given."""
-    raw = Path(data[1:]).read_bytes() if data and data.startswith("@") else (data or "null")
+    if not (data and data.startswith("@")):
+        return parse_payload(data or "null")
+    try:
+        raw = Path(data[1:]).read_bytes()
+    except OSError as exc:
+        fail(f"--data: cannot read {data[1:]}: {exc.strerror}", 2)
     return parse_payload(raw)
 
 

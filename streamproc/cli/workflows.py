@@ -11,18 +11,12 @@ from typing import Any
 import click
 import orjson
 
-from streamproc.cli.options import EXISTING_FILE, allow_agent_option, json_option
+from streamproc.cli.options import EXISTING_FILE, StreamId, allow_agent_option, json_option
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.ops import events as lifecycle
-from streamproc.ops import follow
-from streamproc.ops.progress import (
-    attempt_tracebacks,
-    follow_progress,
-    render_history,
-    render_state,
-)
+from streamproc.ops import follow, progress
 from streamproc.ops.results import elided, task_result
 from streamproc.ops.served import check_agents
 from streamproc.registry import registered
@@ -55,7 +49,7 @@ async def submit(
         click.echo(workflow_id)
         if not wait:
             return 0
-        state = await follow_progress(client, workflow_id)
+        state = await progress.follow_progress(client, workflow_id)
     return 0 if state.status == "completed" else 1
 
 
@@ -82,9 +76,10 @@ async def show(
         whole = {**elided(state.to_dict()), **({"history": events} if history else {})}
         click.echo(orjson.dumps(whole, option=orjson.OPT_INDENT_2))
         return
-    click.echo(render_state(state))
+    click.echo(progress.render_state(state))
     if history:
-        click.echo(render_history(events, state.created_ms, attempt_tracebacks(state)))
+        tracebacks = progress.attempt_tracebacks(state)
+        click.echo(progress.render_history(events, state.created_ms, tracebacks))
 
 
 @click.command()
@@ -97,6 +92,7 @@ async def show(
 @click.option(
     "--from",
     "start",
+    type=StreamId("$"),
     metavar="ID|$",
     help="Start after this entry id: 0 for all kept, $ for new ones only "
     "(default: $, or 0 with --workflow).",

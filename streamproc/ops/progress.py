@@ -23,7 +23,7 @@ def as_json(result: Any) -> str:
 async def follow_progress(client: Client, workflow_id: str) -> WorkflowState:
     """Print each event as it arrives, then how the workflow ended, in one line."""
     state = await print_events(client, workflow_id)
-    click.echo(f"workflow {workflow_id}: {state.status} {state.reason}".rstrip(), err=True)
+    click.echo(f"workflow {workflow_id}: {state.status}{why(state)}", err=True)
     return state
 
 
@@ -52,8 +52,9 @@ def render_state(
 ) -> str:
     """A table of the tasks; ``describe`` turns a task's result into its summary text."""
     took = f" in {(state.ended_ms - state.created_ms) / 1000:.2f}s" if state.ended_ms else ""
+    name = f" {state.name}" if state.name else ""
     lines = [
-        f"workflow {state.id} {state.name}: {state.status}{took} {state.reason}".rstrip(),
+        f"workflow {state.id}{name}: {state.status}{took}{why(state)}",
         f"  {'task':<12}{'agent':<12}{'state':<11}{'att':>4}{'ran ms':>8}  result",
     ]
     for t in state.tasks:
@@ -69,6 +70,12 @@ def render_state(
         lines.append(f"  {t.id:<12}{t.agent:<12}{t.state:<11}{t.attempt:>4}{ran:>8}  {summary}")
     kept = [f"  signal {s['name']} ({s['id']}, {s['size']} bytes) kept" for s in state.signals]
     return "\n".join(lines + grown(state) + kept)
+
+
+def why(state: WorkflowState) -> str:
+    """``: REASON``, or nothing when there is none or it only repeats the status (as
+    ``cancel``'s default reason, "cancelled", does)."""
+    return "" if state.reason in ("", state.status) else f": {state.reason}"
 
 
 def grown(state: WorkflowState) -> list[str]:
