@@ -9,7 +9,8 @@ fault while they run, and checks the result with the fault tests' oracle
 duplicate executions (allowed, counted), dead letters complete / total (I3).  Recovery is,
 per injected fault, the seconds from the fault to the moment it stopped mattering:
 
-A1  worker SIGKILLed every 3 s (then restarted): kill -> its pending entries all taken over
+A1  a worker holding tasks SIGKILLed at once, then every 3 s (each restarted): kill -> its
+    pending entries all taken over; figures: the kills
 A2  workers reporting to the resolver (--via-resolver: the window exists only for them) armed
     with the failpoint worker.after_xadd_before_xack for the first 5 s, each restarted as it
     dies: death -> its pending entries all taken over
@@ -52,7 +53,7 @@ G5  G1's storm with a shared rate of 5/s on A; the execution workers are SIGKILL
     restarted, then redis-server SHUTDOWN and restarted: A's busiest second after each
     restart against rate + burst, and its calls after them (one probe per Retry-After)
 
-Figures of a row's own (the B6, C and G rows') fill the last column, ``figures``.
+Figures of a row's own (the A1, B6, C and G rows') fill the last column, ``figures``.
 
 ``--rows A1,A5`` picks rows, ``--n`` sets N (default 200), ``--json`` prints one object per
 row; each row's object is also written to ``results/<row>.json``.  A row gets at most a
@@ -219,26 +220,34 @@ async def completions(run: Run) -> int:
 
 async def busy(run: Run) -> Daemon:
     """A worker holding entries (the first one, if none does yet)."""
+    return await busy_or_none(run) or run.workers[0]
+
+
+async def busy_or_none(run: Run) -> Daemon | None:
+    """A worker holding entries, waiting up to 5 s for one; None when none does."""
     for _ in range(100):
         for daemon in run.workers:
             if await pending_of(run, daemon):
                 return daemon
         await asyncio.sleep(0.05)
-    return run.workers[0]
+    return None
 
 
 # -- rows ------------------------------------------------------------------------------------
 
 
 async def row_a1(run: Run, end: asyncio.Event) -> None:
+    """A worker holding tasks killed at once, then one every 3 s while the workload runs
+    (it may all end within the first 3 s); figures: the kills."""
     watchers: list[asyncio.Task[None]] = []
-    while not end.is_set():
-        await asyncio.sleep(3)
-        victim = await busy(run)
+    while not end.is_set() and (victim := await busy_or_none(run)) is not None:
         victim.signal(signal.SIGKILL)
         run.retire(victim)
         watchers.append(asyncio.create_task(taken_over(run, victim, time.monotonic())))
         run.start_worker()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(end.wait(), 3)
+    run.figures["kills"] = len(watchers)
     await asyncio.gather(*watchers)
 
 
