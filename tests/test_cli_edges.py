@@ -33,7 +33,7 @@ from tests.cli_runner import (
     run,
     run_sync,
 )
-from tests.conftest import eventually
+from tests.conftest import Engine, eventually
 
 UNREACHABLE = "redis://127.0.0.1:1/0"
 PRIVATE = r"started a private redis-server at redis://127\.0\.0\.1:(\d+)/0 \(data in (\S+),"
@@ -235,6 +235,23 @@ def test_a_usage_error_is_one_line_that_names_the_help_to_read(
     help_of = " ".join(["streamproc", *verb.split()])
     assert result.err.endswith(f" (see {help_of} --help)\n"), result.err
     assert result.code == 2 and result.out == "", result
+
+
+async def test_an_output_position_from_the_api_follows_a_workflow_and_needs_one(
+    engine: Engine, client: Client, redis_url: str, keyspace: Keyspace
+) -> None:
+    """The API's event ids of output events end in :out; events --from takes one to
+    resume a workflow's events, and refuses it in one line without --workflow."""
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo", "input": 1}]})
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    resumed = await run(
+        "events", "--workflow", workflow_id, "--from", "0-0:out", *at(redis_url, keyspace)
+    )
+    assert resumed.code == 0, resumed
+    assert "completed" in resumed.out, resumed
+    alone = await run("events", "--from", "0-0:out", *at(redis_url, keyspace))
+    assert_one_line_error(alone, "error: --from: '0-0:out' is the position of a workflow's output")
+    assert alone.code == 2, alone
 
 
 def test_a_group_given_no_verb_still_prints_its_help() -> None:

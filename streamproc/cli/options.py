@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from streamproc.config import RedisSettings
+from streamproc.ops.events import OUTPUT_MARK
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -25,11 +26,13 @@ class StreamId(click.ParamType[str, str]):
     name = "stream id"
     FORM = re.compile(r"[0-9]+(-[0-9]+)?")
 
-    def __init__(self, *specials: str) -> None:
+    def __init__(self, *specials: str, output: bool = False) -> None:
         self.specials = specials
+        self.output = output  # an output event's position (its id and OUTPUT_MARK) too
 
     def convert(self, value: str, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        if value in self.specials or self.FORM.fullmatch(value):
+        entry_id = value.removesuffix(OUTPUT_MARK) if self.output else value
+        if value in self.specials or self.FORM.fullmatch(entry_id):
             return value
         self.fail(f"{value!r} is not a stream id (<ms>-<seq>, e.g. 1700000000000-0)", param, ctx)
 

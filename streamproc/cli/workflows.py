@@ -16,7 +16,14 @@ from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.ops import events as lifecycle
-from streamproc.ops import follow, progress
+from streamproc.ops import follow
+from streamproc.ops.events import OUTPUT_MARK
+from streamproc.ops.progress import (
+    attempt_tracebacks,
+    follow_progress,
+    render_history,
+    render_state,
+)
 from streamproc.ops.results import elided, task_result
 from streamproc.ops.served import check_agents
 from streamproc.registry import registered
@@ -49,7 +56,7 @@ async def submit(
         click.echo(workflow_id)
         if not wait:
             return 0
-        state = await progress.follow_progress(client, workflow_id)
+        state = await follow_progress(client, workflow_id)
     return 0 if state.status == "completed" else 1
 
 
@@ -76,10 +83,9 @@ async def show(
         whole = {**elided(state.to_dict()), **({"history": events} if history else {})}
         click.echo(orjson.dumps(whole, option=orjson.OPT_INDENT_2))
         return
-    click.echo(progress.render_state(state))
+    click.echo(render_state(state))
     if history:
-        tracebacks = progress.attempt_tracebacks(state)
-        click.echo(progress.render_history(events, state.created_ms, tracebacks))
+        click.echo(render_history(events, state.created_ms, attempt_tracebacks(state)))
 
 
 @click.command()
@@ -92,15 +98,17 @@ async def show(
 @click.option(
     "--from",
     "start",
-    type=StreamId("$"),
+    type=StreamId("$", output=True),
     metavar="ID|$",
     help="Start after this entry id: 0 for all kept, $ for new ones only "
-    "(default: $, or 0 with --workflow).",
+    "(default: $, or 0 with --workflow; with it, an API event id ending in :out too).",
 )
 @json_option("One JSON object per event.")
 async def events(ctx: Context, workflow_id: str | None, start: str | None, as_json: bool) -> None:
     """Follow lifecycle events of every shard, one line each: time, kind, workflow, task,
     attempt, details.  Ctrl-C ends it."""
+    if workflow_id is None and start and start.endswith(OUTPUT_MARK):
+        fail(f"--from: {start!r} is the position of a workflow's output: give --workflow", 2)
     async with connected(ctx) as redis:
         if workflow_id is None:
             stream = lifecycle.tail(redis, ctx.keyspace, start or "$")
