@@ -51,7 +51,9 @@ class RedisSettings:
         unless ``insecure`` says it is meant (a development setup).  A Cluster is reached over
         TCP and has only database 0."""
         if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError(f"not a Redis URL: {_shown(url)} (redis://, rediss:// or unix://)")
+            raise ConfigError(
+                f"not a Redis URL: {redacted(url)!r} (redis://, rediss:// or unix://)"
+            )
         parts = _split(url)
         query = {k.lower(): v.lower() for k, v in parse_qsl(parts.query)}
         database = _database(url, parts.path, query.get("db"))
@@ -114,24 +116,20 @@ def redacted(url: str) -> str:
     return _CREDENTIALS.sub(r"\1:***@", url, count=1)
 
 
-def _shown(url: str) -> str:
-    return repr(redacted(url))
-
-
 def _split(url: str) -> SplitResult:
     """``url`` split, or :class:`ConfigError` for a host or port redis-py would only choke on
     when connecting (a ``ValueError`` traceback), or take for its default (port 0)."""
     try:
         parts = urlsplit(url)
     except ValueError as exc:
-        raise ConfigError(f"invalid Redis URL {_shown(url)}: malformed host ({exc})") from None
+        raise ConfigError(f"invalid Redis URL {redacted(url)!r}: malformed host ({exc})") from None
     try:
         valid_port = parts.port != 0 and not parts.netloc.endswith(":")
     except ValueError:  # no number, or past 65535
         valid_port = False
     if not valid_port:
         raise ConfigError(
-            f"invalid Redis URL {_shown(url)}: the port must be a number from 1 to 65535"
+            f"invalid Redis URL {redacted(url)!r}: the port must be a number from 1 to 65535"
         )
     return parts
 
@@ -143,7 +141,7 @@ def _database(url: str, path: str, db: str | None) -> str:
     for database in (in_path, db):
         if database and not (database.isascii() and database.isdigit()):
             raise ConfigError(
-                f"invalid Redis URL {_shown(url)}: the database must be a number from 0 up, "
+                f"invalid Redis URL {redacted(url)!r}: the database must be a number from 0 up, "
                 f"not {database!r}"
             )
     return db if db is not None else in_path or ""

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,13 +13,13 @@ from typing import Any
 import orjson
 import yaml
 
-from streamproc import strict_json
 from streamproc.dag import topological_order
 from streamproc.errors import SpecError
 from streamproc.spec_checks import MAX_TIMEOUT, check_task_input, check_task_shape, is_seconds
 from streamproc.store.codec import MAX_ENTRY_BYTES
 
 MAX_SPEC_BYTES = 1 << 20
+MAX_INT = 2**63 - 1  # what Redis, and every consumer of a result, takes as an integer
 TASK_KEYS = frozenset(
     {"id", "agent", "input", "needs", "retries", "timeout", "map", "wait_for", "default"}
 )
@@ -101,7 +103,7 @@ class WorkflowSpec:
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
         _check_size(text)
-        return cls.from_dict(strict_json.loads(text, "the JSON spec"))
+        return cls.from_dict(loads_json(text, "the JSON spec"))
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> WorkflowSpec:
@@ -232,6 +234,43 @@ def _kind(value: Any) -> str:
     if isinstance(value, Mapping):
         return "a mapping"
     return "a list" if isinstance(value, list | tuple) else f"a {type(value).__name__}"
+
+
+def loads_json(raw: str | bytes, where: str) -> Any:
+    """JSON as users hand it in (a spec file, an API body), parsed by orjson, or
+    :class:`SpecError`: refused when a key repeats (the last would silently win, as YAML specs
+    refuse too) or an integer would not come back exactly (past 64 bits orjson makes a float
+    of it); ``where`` names it in a refusal ("the JSON body").  The standard parser runs
+    only for the checks: orjson has no hook that sees each object's keys before they
+    collapse, nor integers before they turn float."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SpecError(f"invalid JSON: {exc}") from None
+    try:
+        json.loads(raw, object_pairs_hook=functools.partial(_checked_pairs, where=where))
+    except RecursionError:  # orjson nests deeper than Python's stack lets these checks
+        raise SpecError("invalid JSON: nested too deeply") from None
+    return value
+
+
+def _checked_pairs(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
+    """One object's members, refused when a key repeats or a value holds an integer past
+    64 bits (nested objects were checked as they were parsed)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise SpecError(f"duplicate key {key!r} in {where}")
+        if _too_big(value):
+            raise SpecError(f"the integer in {key!r} is past 64 bits (at most {MAX_INT})")
+        seen[key] = value
+    return seen
+
+
+def _too_big(value: Any) -> bool:
+    if isinstance(value, list):
+        return any(_too_big(item) for item in value)
+    return isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT
 
 
 def _check_size(text: str | bytes) -> None:

@@ -1,5 +1,5 @@
 """Request bodies as the API takes them: one JSON object, read within the size limit and
-parsed strictly (``strict_json``), and the workflow id its caller chose."""
+parsed strictly (``spec.loads_json``), and the workflow id its caller chose."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
-from streamproc import strict_json
 from streamproc.errors import SpecError
+from streamproc.spec import loads_json
 from streamproc.store.keys import new_workflow_id
 
 
@@ -38,7 +38,7 @@ async def read_json(request: web.Request, limit: int, timeout: float, what: str)
 async def json_object(request: web.Request, limit: int, timeout: float) -> dict[str, Any]:
     """The body as a JSON object (:func:`read_json`)."""
     raw = await read_json(request, limit, timeout, "the workflow spec")
-    body = strict_json.loads(raw, "the JSON body")
+    body = loads_json(raw, "the JSON body")
     if not isinstance(body, dict):
         raise SpecError("the body must be a JSON object: a workflow spec")
     return body
