@@ -93,7 +93,7 @@ from redis.exceptions import ResponseError
 from streamproc import Task, agent
 from streamproc.client import Client
 from streamproc.config import ClientSettings
-from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.spec.model import TaskSpec, WorkflowSpec
 from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace

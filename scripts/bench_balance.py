@@ -59,7 +59,7 @@ from redis.asyncio import Redis
 from streamproc.client import Client
 from streamproc.config import ClientSettings
 from streamproc.outbound.cache import cache_stats
-from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.spec.model import TaskSpec, WorkflowSpec
 from streamproc.store.keys import Keyspace
 from streamproc.testing.embedded import EmbeddedRedis, free_port
 from streamproc.testing.fakes import LimitedSerpApi

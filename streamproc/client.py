@@ -20,7 +20,7 @@ from streamproc.ops import follow
 from streamproc.ops.history import snapshot as read_history
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.ops.signals import SignalSent, encode_payload, send
-from streamproc.spec import WorkflowSpec
+from streamproc.spec.model import WorkflowSpec
 from streamproc.store import admin, calls, folded, functions, packed, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state

@@ -15,7 +15,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
 from streamproc.errors import ConfigError
-from streamproc.spec import Limits
+from streamproc.spec.model import Limits
 from streamproc.store.keys import Keyspace
 from streamproc.transport.cluster import EngineCluster
 from streamproc.transport.connection import use_lean_cluster_connections, use_lean_connections

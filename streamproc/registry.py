@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamproc.errors import ConfigError
 from streamproc.runtime import Runtime
-from streamproc.spec import TaskSpec
+from streamproc.spec.model import TaskSpec
 from streamproc.store.chunks import encode_chunk
 from streamproc.store.keys import ID_PATTERN
 
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from streamproc.engine.output import Emitter
 
 ENTRY_POINT_GROUP = "streamproc.agents"
+REPLAY_AGENT = "replay"  # reserved: ``streamproc replay run`` serves it with recorded outcomes
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +98,8 @@ def agent(name: str) -> Callable[[AgentFn], AgentFn]:
     def register(fn: AgentFn) -> AgentFn:
         if not ID_PATTERN.fullmatch(name):
             raise ConfigError(f"invalid agent name {name!r}: use A-Z a-z 0-9 _ . -")
+        if name == REPLAY_AGENT:
+            raise ConfigError(f"agent name {name!r} is reserved for replays: choose another")
         if _agents.get(name, fn) is not fn:
             raise ConfigError(f"agent {name!r} is already registered to another function")
         _agents[name] = fn

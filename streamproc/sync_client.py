@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from streamproc.client import Client
 from streamproc.ops.listing import DEFAULT_LIMIT, WorkflowPage
 from streamproc.ops.signals import SignalSent
-from streamproc.spec import WorkflowSpec
+from streamproc.spec.model import WorkflowSpec
 from streamproc.store.state import WorkflowState
 from streamproc.store.tenants import Quota
 from streamproc.transport import event_loop

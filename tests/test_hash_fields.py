@@ -11,7 +11,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.spec import Limits
+from streamproc.spec.model import Limits
 from streamproc.store import fields, folded
 from streamproc.store.fields import ABSENT, TaskField, WorkflowField, parse_state
 from tests.conftest import Engine

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace, WorkflowState
 from streamproc.engine.resolver import Resolver
+from streamproc.ops.deadletters import list_dead
 from streamproc.store.keys import RESOLVER_GROUP
 from tests.cli_runner import TEST_AGENTS, at, run
 from tests.conftest import ALL_AGENTS, Engine, eventually, fast_resolver
@@ -134,6 +135,11 @@ async def test_a_failed_run_replays_from_the_record_with_its_failure_and_skips(
         (t.id, t.state, t.error) for t in original.tasks
     ]
     assert {t.agent for t in again.tasks} == {"replay"}
+    # Its failure went through a dead letter, deleted once the replay ended: requeuing it
+    # would resume the replay with no worker serving "replay".
+    assert [d.workflow for d in await list_dead(client.redis, keyspace, "poison")] == [original.id]
+    dead = await client.redis.xinfo_stream(keyspace.dead(keyspace.shard_of(again.id), "replay"))
+    assert (dead["entries-added"], dead["length"]) == (1, 0)
 
 
 async def test_a_cancelled_run_replays_from_the_record_as_cancelled_for_the_same_reason(

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from streamproc import SpecError, TaskSpec, WorkflowSpec
 from streamproc.config import ClientSettings
-from streamproc.spec import Limits
+from streamproc.spec.model import Limits
 from streamproc.store import calls, packed
 from streamproc.store.shapes import Shapes, shape_key
 

@@ -13,14 +13,17 @@ from redis.asyncio import Redis
 from streamproc import (
     Client,
     ClientSettings,
+    ConfigError,
     Keyspace,
     Limits,
     SpecError,
     TaskSpec,
     WorkflowConflict,
     WorkflowSpec,
+    agent,
 )
-from streamproc.spec import MAX_SPEC_BYTES
+from streamproc.registry import registered
+from streamproc.spec.reading import MAX_SPEC_BYTES
 
 OK_YAML = "tasks:\n  - {id: a, agent: echo}\n"
 
@@ -295,6 +298,14 @@ def test_invalid_task_id_is_refused_and_quoted(bad: str) -> None:
 def test_invalid_agent_name_is_refused(bad: str) -> None:
     error = refusal(spec_of({"id": "t", "agent": bad}))
     assert str(error).startswith(f"invalid agent name {bad!r}")
+
+
+def test_an_agent_named_replay_is_refused_at_registration() -> None:
+    """``replay run`` serves ``replay`` with recorded outcomes, so an agent of that name
+    would be replaced there, silently."""
+    with pytest.raises(ConfigError, match=r"^agent name 'replay' is reserved for replays"):
+        agent("replay")(lambda task: None)
+    assert "replay" not in registered()
 
 
 @pytest.mark.parametrize("bad", BAD_IDS[:8], ids=lambda v: repr(v)[:20])

@@ -3,7 +3,7 @@ one short call, so every other client (health checks, workers, the API) keeps an
 
 Redis runs one command at a time: the submit function writes every task's fields in one
 call, and its time grows with tasks and edges.  The default limits are set so that this call
-stays near 20 ms (``Limits`` in spec.py says how they were chosen).  Durations come from
+stays near 20 ms (``Limits`` in spec/model.py says how they were chosen).  Durations come from
 SLOWLOG of the test's own redis-server; the bound asserted is twice the target, on the
 quickest of a few submits, since a loaded machine runs everything slower and a burst of load
 can stretch any one call.

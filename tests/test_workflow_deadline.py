@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 from streamproc import Client, Keyspace
 from streamproc.errors import DeadLetterRefused, SpecError
 from streamproc.ops import deadletters
-from streamproc.spec import WorkflowSpec
-from streamproc.spec_checks import MAX_TIMEOUT
+from streamproc.spec.checks import MAX_TIMEOUT
+from streamproc.spec.model import WorkflowSpec
 from tests.conftest import Engine, eventually
 
 

@@ -22,7 +22,7 @@ import atheris
 
 with atheris.instrument_imports():
     from streamproc.errors import CodecError, SpecError
-    from streamproc.spec import WorkflowSpec
+    from streamproc.spec.model import WorkflowSpec
     from streamproc.store import codec
 
 TASK_KEYS = [b"v", b"wf", b"task", b"agent", b"att", b"in", b"deps", b"to"]

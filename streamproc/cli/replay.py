@@ -17,7 +17,7 @@ from streamproc.errors import ConfigError, Conflict, NotFound, SpecError, Stream
 from streamproc.ops import replay as rp
 from streamproc.ops import retention
 from streamproc.ops.progress import render_state
-from streamproc.registry import registered
+from streamproc.registry import REPLAY_AGENT, registered
 from streamproc.store.codec import Entry, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.state import WorkflowState
@@ -60,7 +60,7 @@ async def run(
         except (NotFound, SpecError, Conflict) as exc:
             fail(str(exc), 2)
         recorder = rp.RecordedAgent(recording, kept_live)
-        agents = {**registered(), rp.REPLAY_AGENT: recorder.run}
+        agents = {**registered(), REPLAY_AGENT: recorder.run}
         unserved = sorted({t.agent for t in plan.tasks if t.agent} - agents.keys())
         if unserved:  # no worker here would ever run them: the replay would never end
             fail(
@@ -76,6 +76,8 @@ async def run(
             if strict:
                 await rp.end_like(client, new_id, recorded, recorder)
             again = await client.wait(new_id)
+            if strict:
+                await rp.drop_dead_letters(client, new_id)
     click.echo(render_state(again))
     differences = rp.diff(recorded, again)
     print_diff(differences, workflow_id, new_id)

@@ -27,7 +27,7 @@ from streamproc.ops.progress import (
 from streamproc.ops.results import elided, task_result
 from streamproc.ops.served import check_agents
 from streamproc.registry import registered
-from streamproc.spec import WorkflowSpec
+from streamproc.spec.model import WorkflowSpec
 
 
 @click.command()

@@ -20,7 +20,7 @@ from streamproc.engine.tracebacks import format_traceback
 from streamproc.errors import PermanentError, RecordedFailure, RetryLater, WaitFor
 from streamproc.registry import Adjust, AgentFn, Spawn, Task, call_agent
 from streamproc.runtime import Runtime
-from streamproc.spec_checks import MAX_TIMEOUT, is_seconds
+from streamproc.spec.checks import MAX_TIMEOUT, is_seconds
 from streamproc.store.codec import AdjustRequest, TaskEvent
 from streamproc.store.keys import ID_PATTERN, TASK_PATTERN
 

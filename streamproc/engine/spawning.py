@@ -21,11 +21,11 @@ from collections.abc import Collection
 
 import orjson
 
-from streamproc.dag import topological_order
 from streamproc.errors import SpecError
 from streamproc.registry import Spawn
-from streamproc.spec import Limits, TaskSpec, task_from_dict
-from streamproc.spec_checks import validate_task
+from streamproc.spec.checks import validate_task
+from streamproc.spec.dag import topological_order
+from streamproc.spec.model import Limits, TaskSpec, task_from_dict
 
 # Input sizes are judged against the workflow's own limit when the spawn is applied.
 _ANY_INPUT = Limits(max_input_bytes=sys.maxsize)

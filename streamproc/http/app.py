@@ -44,7 +44,7 @@ from streamproc.ops.search_stats import search_figures
 from streamproc.ops.served import check_agents
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
-from streamproc.spec import WorkflowSpec
+from streamproc.spec.model import WorkflowSpec
 from streamproc.store import folded
 from streamproc.store.keys import check_id
 from streamproc.transport.epoch import Epoch

@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from streamproc.errors import SpecError
-from streamproc.spec import loads_json
+from streamproc.spec.reading import loads_json
 from streamproc.store.keys import new_workflow_id
 
 

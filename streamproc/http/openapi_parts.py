@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from streamproc.http.auth import ADMIN, READ, SUBMIT
-from streamproc.spec import MAX_ADJUST_ROUNDS
-from streamproc.spec_checks import MAX_TIMEOUT
+from streamproc.spec.checks import MAX_TIMEOUT
+from streamproc.spec.model import MAX_ADJUST_ROUNDS
 from streamproc.store.state import TaskStatus, WorkflowStatus
 
 ID = "^[A-Za-z0-9_.-]{1,128}$"

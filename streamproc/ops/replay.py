@@ -30,17 +30,18 @@ import orjson
 from streamproc.client import Client
 from streamproc.errors import (
     Conflict,
+    DeadLetterNotFound,
     RecordedFailure,
     RetryLater,
     SpecError,
     StreamprocError,
 )
-from streamproc.registry import Spawn, Task
-from streamproc.spec import TaskSpec, WorkflowSpec
+from streamproc.ops import deadletters
+from streamproc.registry import REPLAY_AGENT, Spawn, Task
+from streamproc.spec.model import TaskSpec, WorkflowSpec
 from streamproc.store import fields, folded
 from streamproc.store.state import TaskState, TaskStatus, WorkflowState, WorkflowStatus
 
-REPLAY_AGENT = "replay"
 HOLD = 30 * 24 * 3600.0  # a held task's wait: far longer than any replay takes to end
 STAGE_TIMEOUT = 300.0
 POLL = 0.05
@@ -185,6 +186,23 @@ async def end_like(
         if recorded.status == "cancelled" or not held_slots(recorded):
             await client.cancel(replay_id, recorded.reason)
     agent.ended.set()
+
+
+async def drop_dead_letters(client: Client, replay_id: str) -> int:
+    """Delete the dead letters a replay from the record left under the ``replay`` agent, once
+    it has ended; how many.  They repeat the recorded failures, and requeuing one would
+    resume the replay with nobody left to serve ``replay``."""
+    dropped = 0
+    for dead in await deadletters.list_dead(client.redis, client.keyspace, REPLAY_AGENT):
+        if dead.workflow == replay_id:
+            try:
+                await deadletters.purge_one(
+                    client.redis, client.keyspace, REPLAY_AGENT, dead.entry_id
+                )
+            except DeadLetterNotFound:  # someone purged it first
+                continue
+            dropped += 1
+    return dropped
 
 
 async def _until_staged(client: Client, replay_id: str, recorded: WorkflowState) -> None:

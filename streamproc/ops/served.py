@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from streamproc.client import Client
-from streamproc.spec import WorkflowSpec
+from streamproc.spec.model import WorkflowSpec
 from streamproc.store.keys import ID_PATTERN
 from streamproc.transport.groups import served_agents
 

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 from redis.asyncio import Redis
 
-from streamproc.spec import Limits, WorkflowSpec
+from streamproc.spec.model import Limits, WorkflowSpec
 from streamproc.store import packed
 from streamproc.store.codec import Acks, Completion, CompletionKind
 from streamproc.store.functions import ENGINE, Arg, Function, text

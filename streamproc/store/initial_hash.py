@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from streamproc.spec import Limits, WorkflowSpec
+from streamproc.spec.model import Limits, WorkflowSpec
 from streamproc.store.fields import ABSENT, TaskField, Value, WorkflowField
 from streamproc.store.state import TaskStatus
 

@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from streamproc.config import ClientSettings
-from streamproc.spec import TaskSpec, WorkflowSpec, check_inputs, digest
+from streamproc.spec.model import TaskSpec, WorkflowSpec, check_inputs, digest
 from streamproc.store import calls
 from streamproc.store.fields import TaskField
 from streamproc.store.functions import Arg

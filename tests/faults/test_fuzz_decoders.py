@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamproc.errors import CodecError, SpecError
-from streamproc.spec import WorkflowSpec
+from streamproc.spec.model import WorkflowSpec
 from streamproc.store import codec
 
 TASK_KEYS = [b"v", b"wf", b"task", b"agent", b"att", b"in", b"deps", b"to"]

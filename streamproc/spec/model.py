@@ -1,25 +1,22 @@
-"""Workflow specs: a DAG of tasks given as YAML, JSON or Python, validated before submit."""
+"""Workflow specs: a DAG of tasks given as YAML, JSON or Python, validated before submit, and
+the digest that tells one spec from another."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
-import yaml
 
-from streamproc.dag import topological_order
 from streamproc.errors import SpecError
-from streamproc.spec_checks import MAX_TIMEOUT, check_task_input, check_task_shape, is_seconds
+from streamproc.spec.checks import MAX_TIMEOUT, check_task_input, check_task_shape, is_seconds
+from streamproc.spec.dag import topological_order
+from streamproc.spec.reading import kind_of, read_file, read_json, read_yaml
 from streamproc.store.codec import MAX_ENTRY_BYTES
 
-MAX_SPEC_BYTES = 1 << 20
-MAX_INT = 2**63 - 1  # what Redis, and every consumer of a result, takes as an integer
 TASK_KEYS = frozenset(
     {"id", "agent", "input", "needs", "retries", "timeout", "map", "wait_for", "default"}
 )
@@ -77,13 +74,13 @@ class WorkflowSpec:
     @classmethod
     def from_dict(cls, data: Any) -> WorkflowSpec:
         if not isinstance(data, Mapping):
-            kind = _kind(data)
+            kind = kind_of(data)
             raise SpecError(f"a workflow is a mapping with a 'tasks' list, but the spec is {kind}")
         if "tasks" not in data:
             raise SpecError("a workflow is a mapping with a 'tasks' list, but 'tasks' is missing")
         tasks = data["tasks"]
         if isinstance(tasks, str | bytes) or not isinstance(tasks, Sequence):
-            raise SpecError(f"'tasks' must be a list of tasks, but it is {_kind(tasks)}")
+            raise SpecError(f"'tasks' must be a list of tasks, but it is {kind_of(tasks)}")
         unknown = set(data) - WORKFLOW_KEYS
         if unknown:
             raise SpecError(
@@ -102,27 +99,16 @@ class WorkflowSpec:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> WorkflowSpec:
-        _check_size(text)
-        return cls.from_dict(loads_json(text, "the JSON spec"))
+        return cls.from_dict(read_json(text))
 
     @classmethod
     def from_yaml(cls, text: str | bytes) -> WorkflowSpec:
-        _check_size(text)
-        try:
-            return cls.from_dict(yaml.load(text, Loader=_NoAliasLoader))  # noqa: S506 (safe loader subclass)
-        except yaml.YAMLError as exc:
-            raise SpecError(f"invalid YAML: {_yaml_problem(exc)}") from None
-        except RecursionError:  # PyYAML's composer recurses once per nesting level
-            raise SpecError("invalid YAML: nested too deeply") from None
+        return cls.from_dict(read_yaml(text))
 
     @classmethod
     def load(cls, path: str | Path) -> WorkflowSpec:
         """Read a ``.json`` file as JSON and anything else as YAML."""
-        path = Path(path)
-        if path.stat().st_size > MAX_SPEC_BYTES:
-            raise SpecError(f"{path}: larger than {MAX_SPEC_BYTES} bytes")
-        data = path.read_bytes()
-        return cls.from_json(data) if path.suffix == ".json" else cls.from_yaml(data)
+        return cls.from_dict(read_file(Path(path)))
 
     def validate(
         self, agents: Collection[str] | None = None, limits: Limits = Limits()
@@ -185,104 +171,6 @@ def digest(spec: WorkflowSpec, inputs: Sequence[Any]) -> str:
     if spec.timeout is not None:  # absent, the digest stays what it was before timeouts
         whole.append(spec.timeout)
     return hashlib.sha256(orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
-
-
-class _NoAliasLoader(yaml.SafeLoader):
-    """Safe loading without aliases, which let a tiny file expand exponentially, and without
-    duplicate keys, which PyYAML would silently resolve to the last one."""
-
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.events.AliasEvent):
-            raise SpecError("YAML aliases are not allowed in workflow specs")
-        return super().compose_node(parent, index)
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if isinstance(key, str) and key in seen:
-                raise SpecError(f"duplicate key {key!r} at line {key_node.start_mark.line + 1}")
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """PyYAML's error on one line: where, what, and the construct it was in (an unclosed
-    ``{`` is found at the end, so where it opened is the useful part)."""
-    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
-        return " ".join(str(exc).split())
-    text = f"{_position(exc.problem_mark)}: {exc.problem}"
-    if exc.context and exc.context_mark:
-        text += f" ({exc.context} that starts at {_position(exc.context_mark)})"
-    return text
-
-
-def _position(mark: yaml.Mark) -> str:
-    return f"line {mark.line + 1}, column {mark.column + 1}"
-
-
-def _kind(value: Any) -> str:
-    """What a value read from YAML or JSON is, in words, for a refusal."""
-    if value is None:
-        return "empty"
-    if isinstance(value, bool):
-        return "true or false"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str | bytes):
-        return "a string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    return "a list" if isinstance(value, list | tuple) else f"a {type(value).__name__}"
-
-
-def loads_json(raw: str | bytes, where: str) -> Any:
-    """JSON as users hand it in (a spec file, an API body), parsed by orjson, or
-    :class:`SpecError`: refused when a key repeats (the last would silently win, as YAML specs
-    refuse too) or an integer would not come back exactly (past 64 bits orjson makes a float
-    of it); ``where`` names it in a refusal ("the JSON body").  The standard parser runs
-    only for the checks: orjson has no hook that sees each object's keys before they
-    collapse, nor integers before they turn float."""
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SpecError(f"invalid JSON: {exc}") from None
-    try:
-        json.loads(raw, object_pairs_hook=functools.partial(_checked_pairs, where=where))
-    except RecursionError:  # orjson nests deeper than Python's stack lets these checks
-        raise SpecError("invalid JSON: nested too deeply") from None
-    return value
-
-
-def _checked_pairs(pairs: list[tuple[str, Any]], where: str) -> dict[str, Any]:
-    """One object's members, refused when a key repeats or a value holds an integer past
-    64 bits (nested objects were checked as they were parsed)."""
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise SpecError(f"duplicate key {key!r} in {where}")
-        if _too_big(value):
-            raise SpecError(f"the integer in {key!r} is past 64 bits (at most {MAX_INT})")
-        seen[key] = value
-    return seen
-
-
-def _too_big(value: Any) -> bool:
-    if isinstance(value, list):
-        return any(_too_big(item) for item in value)
-    return isinstance(value, int) and not -MAX_INT - 1 <= value <= MAX_INT
-
-
-def _check_size(text: str | bytes) -> None:
-    if len(text) > MAX_SPEC_BYTES:  # a character is at least a byte: refuse before encoding
-        raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
-    if isinstance(text, str):
-        try:
-            text = text.encode()
-        except UnicodeEncodeError as exc:  # a lone surrogate: not text any file could hold
-            raise SpecError(f"spec is not valid Unicode text: {exc.reason}") from None
-    if len(text) > MAX_SPEC_BYTES:
-        raise SpecError(f"spec is larger than {MAX_SPEC_BYTES} bytes")
 
 
 def task_from_dict(index: int, data: Any) -> TaskSpec:

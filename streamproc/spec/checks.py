@@ -1,4 +1,4 @@
-"""Checks of one task of a spec (``spec.py``): its id, agent or wait, retries, timeout, map
+"""Checks of one task of a spec (``model.py``): its id, agent or wait, retries, timeout, map
 and input.  A spawn checks the tasks it adds with the same rules (``engine/spawning.py``)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from streamproc.errors import SpecError
 from streamproc.store.keys import ID_PATTERN, check_id
 
 if TYPE_CHECKING:
-    from streamproc.spec import Limits, TaskSpec
+    from streamproc.spec.model import Limits, TaskSpec
 
 MAX_TIMEOUT = 7 * 24 * 3600
 
