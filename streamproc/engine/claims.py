@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 from streamproc import metrics
 from streamproc.config import WorkerSettings
 from streamproc.engine.consumer import claim_idle
-from streamproc.engine.daemon import pause
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
 from streamproc.store.codec import Entry
 from streamproc.transport.groups import leave_group
+from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)

@@ -67,23 +67,3 @@ async def run_until_signalled(components: Sequence[Component], deadline: float =
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     return 0
-
-
-async def pause(stop: asyncio.Event, seconds: float) -> bool:
-    """Sleep ``seconds``, or less if ``stop`` is set; return whether it is set.
-
-    Loops that talk to Redis end by checking ``stop`` rather than being cancelled, so a
-    cancellation never lands inside a Redis call (where a client may retry past it).
-    """
-    task = asyncio.current_task()
-    if task is not None and task.cancelling():
-        # Python 3.11 can drop a cancellation delivered inside a Redis call; honour it here.
-        raise asyncio.CancelledError
-    if stop.is_set():
-        return True
-    try:
-        async with asyncio.timeout(seconds):
-            await stop.wait()
-    except TimeoutError:
-        return False
-    return True

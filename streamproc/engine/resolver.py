@@ -21,7 +21,6 @@ from redis.asyncio import Redis
 from streamproc.config import RedisSettings, ResolverSettings
 from streamproc.engine.completions import Completions
 from streamproc.engine.consumer import Consumer, claim_idle
-from streamproc.engine.daemon import pause
 from streamproc.engine.deadline import fail_overdue
 from streamproc.engine.failpoints import failpoint
 from streamproc.engine.index import PRUNE_ROUNDS, prune
@@ -39,6 +38,7 @@ from streamproc.transport.groups import (
     group_positions,
     leave_group,
 )
+from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers as until_ready
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from streamproc.config import RedisSettings, WorkerSettings
 from streamproc.engine.claims import Claims
 from streamproc.engine.completions import Completions
 from streamproc.engine.consumer import Consumer
-from streamproc.engine.daemon import pause
 from streamproc.engine.linger import Linger
 from streamproc.engine.outbox import Outbox
 from streamproc.engine.outcome import run_agent
@@ -35,6 +34,7 @@ from streamproc.store.codec import Fields, TaskEvent
 from streamproc.store.entries import EntryField as EF
 from streamproc.transport.groups import join_group
 from streamproc.transport.lane import lane_for
+from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)

@@ -8,12 +8,12 @@ import asyncio
 from redis.asyncio import Redis
 
 from streamproc.config import RedisSettings
-from streamproc.engine.daemon import pause
 from streamproc.metrics import CACHE_COUNTERS, POLLED, STREAM_FIGURES
 from streamproc.ops.status import agent_stats, known_agents
 from streamproc.outbound.cache import cache_stats
 from streamproc.registry import registered
 from streamproc.store.keys import Keyspace
+from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
 

@@ -24,9 +24,9 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
 
-from streamproc.engine.daemon import pause
 from streamproc.errors import RedisReset
 from streamproc.store.keys import Keyspace
+from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
