@@ -188,7 +188,9 @@ class Client:
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
     ) -> calls.NewWorkflow:
         blueprint = self._shapes.blueprint(spec, self.settings, self.agents)
-        workflow_id = check_id("workflow id", workflow_id) if workflow_id else new_workflow_id()
+        workflow_id = (
+            new_workflow_id() if workflow_id is None else check_id("workflow id", workflow_id)
+        )
         return calls.NewWorkflow(workflow_id, blueprint)
 
     def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[Piece]]:
@@ -275,14 +277,21 @@ class Client:
 
     async def wait(self, workflow_id: str, timeout: float | None = None) -> WorkflowState:
         """Wait until the workflow completes, fails or is cancelled; return its final state.
-        Past ``timeout`` seconds, raise :class:`TimeoutError` saying what each task is doing."""
+        Past ``timeout`` seconds (0: ended already, or not), raise :class:`TimeoutError`
+        saying what each task is doing."""
+        if timeout is not None and not (
+            isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout >= 0
+        ):
+            raise ValueError(f"timeout must be seconds, 0 or more, or None; not {timeout!r}")
         try:
             async with asyncio.timeout(timeout):
                 async for _ in self.follow(workflow_id, output=False):
                     pass
         except TimeoutError:
             state = await self.get(workflow_id)
-            if timeout is None or state.status in TERMINAL:
+            if state.status in TERMINAL:  # it ended as the time ran out
+                return state
+            if timeout is None:  # not the deadline's
                 raise
             raise TimeoutError(
                 f"workflow {workflow_id} still {state.status} after {timeout:g}s "

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+from pathlib import Path
 
 import pytest
 
-from streamproc import Client, ClientSettings, Keyspace, SyncClient, WorkflowSpec
-from tests.cli_runner import ROOT
+from streamproc import Client, ClientSettings, Keyspace, SpecError, SyncClient, WorkflowSpec
+from tests.cli_runner import ROOT, assert_one_line_error, at, run
 from tests.conftest import Engine
 
 CHAIN = WorkflowSpec.from_dict(
@@ -70,3 +71,27 @@ async def test_the_sync_client_follows_a_workflow_and_reads_its_history(
     assert followed[-1] == "completed"
     assert history[0] == "submitted" and history[-1] == "completed"
     assert history[-len(followed) :] == followed
+
+
+async def test_an_empty_workflow_id_is_refused_not_replaced_by_a_new_one(
+    client: Client, redis_url: str, tmp_path: Path
+) -> None:
+    with pytest.raises(SpecError, match="invalid workflow id ''"):
+        await client.submit(CHAIN, workflow_id="")
+    with pytest.raises(SpecError, match="invalid workflow id ''"):
+        await client.submit_many([(CHAIN, "")])
+    spec = tmp_path / "one.yaml"
+    spec.write_text("tasks: [{id: a, agent: description}]\n")
+    result = await run("submit", str(spec), "--id", "", *at(redis_url, client.keyspace))
+    assert_one_line_error(result, "error: invalid workflow id ''")
+
+
+async def test_a_wait_with_no_time_left_returns_an_ended_workflow_and_refuses_bad_timeouts(
+    engine: Engine, client: Client
+) -> None:
+    workflow_id = await client.submit(CHAIN)
+    ended = await client.wait(workflow_id, timeout=20)
+    assert (await client.wait(workflow_id, timeout=0)).status == ended.status == "completed"
+    for bad in (-1, float("nan"), "5", True):
+        with pytest.raises(ValueError, match=r"^timeout must be seconds, 0 or more, or None"):
+            await client.wait(workflow_id, timeout=bad)  # type: ignore[arg-type]

@@ -113,10 +113,12 @@ async def test_retry_later_is_a_wait_in_milliseconds() -> None:
     ("result", "error"),
     [
         ({1, 2}, b"result is not JSON-serialisable: "),
+        ({"score": float("nan")}, b"result is not JSON-serialisable: NaN and Infinity are not"),
+        ([None, -float("inf")], b"result is not JSON-serialisable: NaN and Infinity are not"),
         ("x" * CAP, b"result too large: 1002 bytes, over the 1000-byte cap"),
         (Adjust("bad id!", 1, "why"), b"Adjust names an invalid task id 'bad id!'"),
     ],
-    ids=["not-json", "over-the-cap", "bad-adjust-target"],
+    ids=["not-json", "nan", "infinity", "over-the-cap", "bad-adjust-target"],
 )
 async def test_a_result_that_cannot_be_stored_is_fatal(result: Any, error: bytes) -> None:
     outcome = await outcome_of(lambda task: result)

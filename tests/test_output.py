@@ -91,3 +91,5 @@ def test_outside_a_worker_emit_only_checks_the_chunk() -> None:
     task.emit_sync({"also": "fine"})
     with pytest.raises(EmitRefused, match="not JSON-serialisable"):
         task.emit_sync({1, 2})
+    with pytest.raises(EmitRefused, match="NaN and Infinity are not JSON numbers"):
+        task.emit_sync({"tokens": [1.5, None, float("nan")]})

@@ -191,6 +191,7 @@ async def test_unknown_ids_and_tasks_and_contradictory_flags_are_refused_in_one_
     refused = {
         "no-such-run": ["no-such-run"],
         "no-such-task": [original.id, "--from-task", "no-such-task"],
+        "no task '' in the recorded workflow": [original.id, "--from-task", ""],
         "--live": [original.id, "--live", "--from-task", "b"],
         "--from-recorded": [original.id, "--from-recorded", "--live"],
         "--from-task": [original.id, "--from-recorded", "--from-task", "b"],

@@ -66,17 +66,25 @@ async def test_the_cli_refuses_signals_in_one_line(
     await client.wait(workflow_id, timeout=20)
     big = tmp_path / "big.json"
     big.write_text(orjson.dumps("x" * MAX_SIGNAL_BYTES).decode())
-    ended, unknown, bad, too_big = await asyncio.gather(
+    ended, unknown, bad, too_big, empty, repeated, past_64_bits = await asyncio.gather(
         run("signal", workflow_id, "approval", *where),
         run("signal", "nobody", "approval", *where),
         run("signal", workflow_id, "approval", "--data", "{nope", *where),
         run("signal", workflow_id, "approval", "--data", f"@{big}", *where),
+        run("signal", workflow_id, "approval", "--data", "", *where),
+        run("signal", workflow_id, "approval", "--data", '{"a": 1, "a": 2}', *where),
+        run("signal", workflow_id, "approval", "--data", '{"n": 123456789012345678901}', *where),
     )
     assert_one_line_error(ended, f"error: workflow '{workflow_id}' is completed")
     assert_one_line_error(unknown, "error: workflow 'nobody' not found")
     assert ended.code == unknown.code == 1
     assert_one_line_error(bad, "error: signal payload is not valid JSON")
     assert_one_line_error(too_big, "error: signal payload is 65538 bytes, over the 65536 limit")
+    # Refused, not changed on the way: an empty --data was taken as null, a repeated key as
+    # its last value, and an integer past 64 bits as a float.
+    assert_one_line_error(empty, "error: signal payload is not valid JSON: Input is a zero-len")
+    assert_one_line_error(repeated, "error: duplicate key 'a' in the signal payload")
+    assert_one_line_error(past_64_bits, "error: the integer in 'n' is past 64 bits")
 
 
 async def test_a_kept_signal_is_listed_by_show(

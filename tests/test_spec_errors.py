@@ -210,6 +210,20 @@ def test_input_that_is_not_json_names_the_task() -> None:
     assert "JSON" in str(error)
 
 
+async def test_nan_and_infinity_are_refused_not_sent_as_null(client: Client) -> None:
+    """orjson writes them as null: the task would have received null, silently."""
+    yaml_nan = WorkflowSpec.from_yaml("tasks: [{id: a, agent: echo, input: {x: .nan}}]")
+    with pytest.raises(SpecError, match=r"^task 'a': input is not JSON-serialisable: NaN and"):
+        await client.submit(yaml_nan)
+    infinite = {"tasks": [{"id": "b", "agent": "echo", "input": [None, float("inf")]}]}
+    with pytest.raises(SpecError, match=r"^task 'b': input is not JSON-serialisable: NaN and"):
+        await client.submit(infinite)
+    wait = {"tasks": [{"id": "w", "wait_for": "go", "default": {"x": -float("inf")}}]}
+    with pytest.raises(SpecError, match=r"^task 'w': 'default' is not JSON-serialisable: NaN"):
+        await client.submit(wait)
+    assert await client.submit({"tasks": [{"id": "c", "agent": "echo", "input": [None]}]})
+
+
 def test_too_many_tasks_are_refused() -> None:
     tasks = [{"id": f"t{i}", "agent": "echo"} for i in range(4)]
     assert spec_of(*tasks[:3]).validate(limits=Limits(max_tasks=3)) == ["t0", "t1", "t2"]

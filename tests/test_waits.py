@@ -128,6 +128,8 @@ async def test_signals_refused(waiting_engine: Engine, client: Client) -> None:
         await client.signal(workflow_id, "no spaces")
     with pytest.raises(BadSignal, match="not JSON-serialisable"):
         await client.signal(workflow_id, "approval", object())
+    with pytest.raises(BadSignal, match="NaN and Infinity are not JSON numbers"):
+        await client.signal(workflow_id, "approval", {"x": float("inf")})
 
 
 async def is_in(client: Client, workflow_id: str, task: str, state: str) -> bool:

@@ -55,7 +55,7 @@ async def run(
         try:
             recording = await rp.load_recorded(client, workflow_id)
             recorded, spec = recording.state, recording.spec
-            kept_live = rp.live_tasks(recorded, from_task) if from_task else set()
+            kept_live = set() if from_task is None else rp.live_tasks(recorded, from_task)
             plan = spec if live else rp.replay_spec(recorded, spec, kept_live)
         except (NotFound, SpecError, Conflict) as exc:
             fail(str(exc), 2)

@@ -45,9 +45,12 @@ async def signal_(
 
 
 def read_payload(data: str | None) -> bytes:
-    """``--data``: JSON, ``@FILE`` holding JSON, or null when not given."""
-    if not (data and data.startswith("@")):
-        return parse_payload(data or "null")
+    """``--data``: JSON, ``@FILE`` holding JSON, or null when not given (given empty, it is
+    refused as the empty text it is)."""
+    if data is None:
+        return b"null"
+    if not data.startswith("@"):
+        return parse_payload(data)
     try:
         raw = Path(data[1:]).read_bytes()
     except OSError as exc:

@@ -23,6 +23,7 @@ from streamproc.runtime import Runtime
 from streamproc.spec.checks import MAX_TIMEOUT, is_seconds
 from streamproc.store.codec import AdjustRequest, TaskEvent
 from streamproc.store.keys import ID_PATTERN, TASK_PATTERN
+from streamproc.store.payloads import dumps_payload
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 4000
@@ -162,7 +163,7 @@ def _await(wait: WaitFor, event: TaskEvent) -> Outcome:
 def _encode_result(result: Any, cap: int) -> bytes:
     """The result as JSON, or ValueError saying why it cannot be stored."""
     try:
-        output = orjson.dumps(result)
+        output = dumps_payload(result)
     except orjson.JSONEncodeError as exc:
         raise ValueError(f"result is not JSON-serialisable: {exc}") from None
     if len(output) > cap:

@@ -9,12 +9,13 @@ import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import orjson
 from redis.asyncio import Redis
 
-from streamproc.errors import BadSignal, Conflict, SignalTooLarge, WorkflowNotFound
+from streamproc.errors import BadSignal, Conflict, SignalTooLarge, SpecError, WorkflowNotFound
+from streamproc.spec.reading import loads_json
 from streamproc.store import signals as store
 from streamproc.store.keys import ID_PATTERN, Keyspace, check_id
+from streamproc.store.payloads import dumps_payload
 
 NAME_RULE = "1-128 characters from A-Z a-z 0-9 _ . -"
 
@@ -35,17 +36,21 @@ class SignalSent:
 
 
 def parse_payload(raw: bytes | str) -> bytes:
-    """A payload given as JSON text, compacted, or :class:`BadSignal` when it is not JSON."""
+    """A payload given as JSON text, compacted, or :class:`BadSignal` when it is not JSON or
+    would not arrive as written (a repeated key, an integer past 64 bits)."""
     try:
-        return orjson.dumps(orjson.loads(raw))
-    except orjson.JSONDecodeError as exc:
-        raise BadSignal(f"signal payload is not valid JSON: {exc}") from None
+        return dumps_payload(loads_json(raw, "the signal payload"))
+    except SpecError as exc:
+        said = str(exc)
+        if said.startswith("invalid JSON: "):
+            said = f"signal payload is not valid JSON: {said.removeprefix('invalid JSON: ')}"
+        raise BadSignal(said) from None
 
 
 def encode_payload(payload: Any) -> bytes:
     """``payload`` as JSON, or :class:`BadSignal`."""
     try:
-        return orjson.dumps(payload)
+        return dumps_payload(payload)
     except TypeError as exc:
         raise BadSignal(f"signal payload is not JSON-serialisable: {exc}") from None
 

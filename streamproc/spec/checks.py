@@ -6,10 +6,9 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 from streamproc.errors import SpecError
 from streamproc.store.keys import ID_PATTERN, check_id
+from streamproc.store.payloads import dumps_payload
 
 if TYPE_CHECKING:
     from streamproc.spec.model import Limits, TaskSpec
@@ -79,7 +78,7 @@ def check_task_input(task_id: str, mapped: str | None, value: Any, limits: Limit
             task=task_id,
         )
     try:
-        encoded = orjson.dumps(value)
+        encoded = dumps_payload(value)
     except TypeError as exc:
         raise SpecError(
             f"task {task_id!r}: input is not JSON-serialisable: {exc}", task=task_id
@@ -123,7 +122,7 @@ def _check_wait(task: TaskSpec) -> None:
         raise SpecError(f"task {task.id!r}: a wait cannot also 'map'", task=task.id)
     if task.default is not None:
         try:
-            orjson.dumps(task.default)
+            dumps_payload(task.default)
         except TypeError as exc:
             raise SpecError(
                 f"task {task.id!r}: 'default' is not JSON-serialisable: {exc}", task=task.id

@@ -17,6 +17,7 @@ from streamproc.errors import EmitRefused
 from streamproc.store.codec import VERSION
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
+from streamproc.store.payloads import dumps_payload
 
 MAX_CHUNK_BYTES = 64 * 1024  # one chunk, as JSON
 MAX_CHUNKS = 10_000  # per task attempt
@@ -39,7 +40,7 @@ class Chunk:
 def encode_chunk(chunk: Any) -> Chunk:
     """``chunk`` as JSON, or :class:`EmitRefused` saying why it cannot be emitted."""
     try:
-        data = orjson.dumps(chunk)
+        data = dumps_payload(chunk)
     except orjson.JSONEncodeError as exc:
         raise EmitRefused(f"chunk is not JSON-serialisable: {exc}") from None
     if len(data) > MAX_CHUNK_BYTES:

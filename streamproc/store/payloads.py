@@ -1,0 +1,36 @@
+"""Payloads as JSON (task inputs, results, signal payloads, emitted chunks), refused rather
+than changed.
+
+orjson writes a float that is NaN or infinite as ``null``, silently: a task would receive
+``null`` where its producer sent NaN.  JSON has no such numbers, so they are refused here, as
+Python's ``json`` does with ``allow_nan=False``, through the error orjson raises for what it
+cannot encode, which every caller already handles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import orjson
+
+
+def dumps_payload(value: Any) -> bytes:
+    """``value`` as JSON, or :class:`orjson.JSONEncodeError` (a :class:`TypeError`)."""
+    encoded = orjson.dumps(value)
+    if b"null" in encoded and _holds_non_finite(value):  # only then can one hide in it
+        raise orjson.JSONEncodeError("NaN and Infinity are not JSON numbers")
+    return encoded
+
+
+def _holds_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_holds_non_finite(item) for item in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_non_finite(item) for item in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return any(_holds_non_finite(getattr(value, f.name)) for f in dataclasses.fields(value))
+    return False
