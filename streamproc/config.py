@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 from dataclasses import dataclass, field
+from math import inf
 from typing import Any, cast
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
@@ -43,6 +44,14 @@ class RedisSettings:
     # raises at its cap instead of waiting, and a worker holds one blocked XREADGROUP per
     # (agent, shard), so the cap sits far above what a process opens.
     cluster_node_connections: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout", "socket_timeout", "health_check_interval"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < inf:
+                raise ConfigError(
+                    f"{name} must be a finite number of seconds over 0, not {value!r}"
+                )
 
     @classmethod
     def from_url(cls, url: str, insecure: bool = False, cluster: bool = False) -> RedisSettings:

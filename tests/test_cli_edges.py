@@ -222,6 +222,8 @@ USAGE_ERRORS = [  # the command line, the help it points to, what the error says
     ("events --from garbage", "events", f"'--from': 'garbage' {NOT_A_STREAM_ID}"),
     ("replay stream --start garbage", "replay stream", f"'--start': 'garbage' {NOT_A_STREAM_ID}"),
     ("replay stream --end 1-2-3", "replay stream", f"'--end': '1-2-3' {NOT_A_STREAM_ID}"),
+    ("list --socket-timeout nan", "list", "'nan' is not a finite number of seconds"),
+    ("resolver --stream-retention inf", "resolver", "'inf' is not a finite number of seconds"),
 ]
 
 
@@ -298,6 +300,49 @@ def test_import_finds_a_module_in_the_current_directory(
     )
     assert done.returncode == 0, done.stderr
     assert "from_cwd" in [line.split()[0] for line in done.stdout.splitlines()[1:]]
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        ("import os\n\nraise RuntimeError('no API key')\n", "RuntimeError: no API key"),
+        ("def broken(:\n", "SyntaxError: invalid syntax"),
+    ],
+    ids=["raises", "syntax-error"],
+)
+def test_a_module_that_fails_to_import_is_one_line_naming_where(
+    tmp_path: Path, code: str, said: str
+) -> None:
+    (tmp_path / "myagents.py").write_text(code)
+    done = subprocess.run(
+        [str(STREAMPROC), "status", "--import", "myagents", "--redis-url", UNREACHABLE],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=cli_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+    line = f"error: --import myagents: {said} ({tmp_path / 'myagents.py'}, line "
+    assert done.returncode == 1 and done.stderr.startswith(line), done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+async def test_a_server_that_is_not_redis_is_named_in_one_line() -> None:
+    """Something listens at the URL, but answers as an HTTP server does."""
+
+    async def answer_http(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer_http, "127.0.0.1", 0)
+    url = f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}/0"
+    async with server:
+        result = await run("list", "--redis-url", url)
+    assert_one_line_error(result, f"error: {url} does not answer as Redis does (Protocol error")
+    assert result.code == 2, result
 
 
 # -- exit codes ----------------------------------------------------------------------------------

@@ -66,3 +66,9 @@ def test_a_bad_redis_url_is_a_one_line_error_at_the_cli() -> None:
     assert_one_line_error(
         result, "error: invalid Redis URL 'redis://127.0.0.1:notaport/0': the port must be"
     )
+
+
+@pytest.mark.parametrize("bad", [-1, 0, float("nan"), float("inf"), "15", True])
+def test_a_timeout_that_is_not_a_positive_finite_number_is_refused(bad: object) -> None:
+    with pytest.raises(ConfigError, match=r"^socket_timeout must be a finite number of seconds"):
+        RedisSettings(socket_timeout=bad)  # type: ignore[arg-type]

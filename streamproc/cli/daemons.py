@@ -5,7 +5,14 @@ from __future__ import annotations
 import click
 from prometheus_client import start_http_server
 
-from streamproc.cli.options import F, attach, metrics_options, shutdown_option, worker_options
+from streamproc.cli.options import (
+    F,
+    Seconds,
+    attach,
+    metrics_options,
+    shutdown_option,
+    worker_options,
+)
 from streamproc.cli.private_redis import embedded_default
 from streamproc.cli.verb import Context, verb
 from streamproc.config import AutoscaleSettings, ResolverSettings, WorkerSettings, redacted
@@ -35,14 +42,14 @@ def autoscale_options(fn: F) -> F:
             ),
             click.option(
                 "--drain-target",
-                type=click.FloatRange(min=0.1),
+                type=Seconds(min=0.1),
                 default=30.0,
                 show_default=True,
                 help="Seconds in which the backlog should be cleared.",
             ),
             click.option(
                 "--scale-cooldown",
-                type=click.FloatRange(min=0),
+                type=Seconds(min=0),
                 default=60.0,
                 show_default=True,
                 help="How long the need must stay low before scaling down.",
@@ -144,14 +151,14 @@ def retention_options(fn: F) -> F:
     live unused: the resolver's trimming, for ``resolver`` and ``up``."""
     fn = click.option(
         "--debug-group-idle",
-        type=click.FloatRange(min=0),
+        type=Seconds(min=0),
         default=ResolverSettings.debug_group_idle,
         show_default=True,
         help="Drop a debug group (replay stream --group) unused for this many seconds.",
     )(fn)
     return click.option(
         "--stream-retention",
-        type=click.FloatRange(min=0),
+        type=Seconds(min=0),
         default=ResolverSettings.stream_retention,
         show_default=True,
         help="Keep task and completion entries this many seconds after every group "
@@ -171,7 +178,7 @@ def retention_options(fn: F) -> F:
 )
 @click.option(
     "--events-max-age",
-    type=click.FloatRange(min=0),
+    type=Seconds(min=0),
     help="Also drop events older than this many seconds (MINID).  Histories are not affected.",
 )
 @retention_options

@@ -3,6 +3,7 @@ the common ones (every verb, through ``verb``), ``--json``, and the daemons' opt
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,19 @@ from streamproc.ops.events import OUTPUT_MARK
 F = TypeVar("F", bound=Callable[..., Any])
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+
+
+class Seconds(click.FloatRange):
+    """A duration in a range, and a finite one: a comparison lets NaN through any range, and
+    an infinite timeout fails later, inside the library it is handed to."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        seconds = super().convert(value, param, ctx)
+        if not math.isfinite(seconds):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return seconds
 
 
 class StreamId(click.ParamType[str, str]):
@@ -90,7 +104,7 @@ COMMON = [
     ),
     click.option(
         "--socket-timeout",
-        type=click.FloatRange(min=0, min_open=True),
+        type=Seconds(min=0, min_open=True),
         envvar="STREAMPROC_SOCKET_TIMEOUT",
         default=RedisSettings.socket_timeout,
         show_default=True,
@@ -132,7 +146,7 @@ def worker_options(fn: F) -> F:
         [
             click.option(
                 "--visibility-timeout",
-                type=click.FloatRange(min=1),
+                type=Seconds(min=1),
                 default=30.0,
                 show_default=True,
                 help="Seconds a task may go without a heartbeat before another worker takes it.",
@@ -151,7 +165,7 @@ def worker_options(fn: F) -> F:
 
 shutdown_option = click.option(
     "--shutdown-timeout",
-    type=click.FloatRange(min=1),
+    type=Seconds(min=1),
     default=30.0,
     show_default=True,
     help="Seconds after SIGTERM before unfinished work is left pending for reclaim.",

@@ -7,6 +7,7 @@ import functools
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
@@ -15,12 +16,18 @@ from typing import Any, NoReturn
 import click
 from click.core import ParameterSource
 from redis.asyncio import Redis
-from redis.exceptions import AuthenticationError, ConnectionError, ResponseError, TimeoutError
+from redis.exceptions import (
+    AuthenticationError,
+    ConnectionError,
+    InvalidResponse,
+    ResponseError,
+    TimeoutError,
+)
 
 from streamproc.cli import logs
 from streamproc.cli.options import COMMON, attach
 from streamproc.config import RedisSettings, redacted
-from streamproc.errors import StreamprocError
+from streamproc.errors import ConfigError, StreamprocError
 from streamproc.store.keys import Keyspace
 from streamproc.transport import event_loop
 
@@ -63,6 +70,8 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
             fail(f"Redis refused the credentials: {exc}", 2)
         except (ConnectionError, TimeoutError) as exc:
             fail(f"cannot reach Redis at {redacted(url)}: {exc}", 2)
+        except InvalidResponse as exc:  # something answers there, but not as Redis does
+            fail(f"{redacted(url)} does not answer as Redis does ({exc}): is it Redis?", 2)
         except BrokenPipeError:
             reader_gone()
         except (StreamprocError, ResponseError, ModuleNotFoundError) as exc:
@@ -91,9 +100,21 @@ def import_from_cwd(modules: tuple[str, ...]) -> None:
     sys.path.insert(0, here)
     try:
         for module in modules:
-            importlib.import_module(module)
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError:  # "No module named ...": one line already
+                raise
+            except Exception as exc:  # the module's own error: said where, in one line
+                raise ConfigError(f"--import {module}: {_where_it_failed(exc)}") from None
     finally:
         sys.path.remove(here)
+
+
+def _where_it_failed(exc: Exception) -> str:
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{type(exc).__name__}: {exc} ({frame.filename}, line {frame.lineno})"
 
 
 def reader_gone() -> NoReturn:
