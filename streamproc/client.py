@@ -116,6 +116,8 @@ class Client:
         ],
     ) -> list[str]:
         """Submit a batch in one round trip; items are specs or (spec, workflow id) pairs."""
+        if isinstance(specs, WorkflowSpec | Mapping):  # its items would be taken as specs
+            raise TypeError("submit_many takes a list of specs: submit one with submit()")
         prepared = [
             self._prepare(*item) if isinstance(item, tuple) else self._prepare(item)
             for item in specs

@@ -94,12 +94,16 @@ _bundled: set[str] = set()  # agents that only the entry points brought in
 
 def agent(name: str) -> Callable[[AgentFn], AgentFn]:
     """Register the decorated function (async, or sync: run in a thread) as agent ``name``."""
+    if not isinstance(name, str):  # a bare @agent hands over the function itself
+        raise ConfigError(f'agent() takes the agent\'s name, as in @agent("search"), not {name!r}')
+    if not ID_PATTERN.fullmatch(name):
+        raise ConfigError(f"invalid agent name {name!r}: use A-Z a-z 0-9 _ . -")
+    if name == REPLAY_AGENT:
+        raise ConfigError(f"agent name {name!r} is reserved for replays: choose another")
 
     def register(fn: AgentFn) -> AgentFn:
-        if not ID_PATTERN.fullmatch(name):
-            raise ConfigError(f"invalid agent name {name!r}: use A-Z a-z 0-9 _ . -")
-        if name == REPLAY_AGENT:
-            raise ConfigError(f"agent name {name!r} is reserved for replays: choose another")
+        if not callable(fn):
+            raise ConfigError(f"agent {name!r}: {fn!r} is not a function")
         if _agents.get(name, fn) is not fn:
             raise ConfigError(f"agent {name!r} is already registered to another function")
         _agents[name] = fn

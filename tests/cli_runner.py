@@ -67,14 +67,15 @@ def run_sync(*args: str, env: dict[str, str] | None = None) -> Run:
     return Run(done.returncode, done.stdout, done.stderr)
 
 
-async def run(*args: str) -> Run:
-    """Run the CLI without blocking the event loop (the in-process engine shares it)."""
+async def run(*args: str, env: dict[str, str] | None = None) -> Run:
+    """Run the CLI without blocking the event loop (the in-process engine shares it), with
+    ``env`` added to its environment."""
     proc = await asyncio.create_subprocess_exec(
         str(STREAMPROC),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env=cli_env(),
+        env={**cli_env(), **(env or {})},
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)

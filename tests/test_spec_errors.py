@@ -314,6 +314,44 @@ def test_invalid_agent_name_is_refused(bad: str) -> None:
     assert str(error).startswith(f"invalid agent name {bad!r}")
 
 
+def test_python_specs_of_the_wrong_types_are_refused_naming_what_is_wrong() -> None:
+    """Built in Python, a spec skips the reading that checks a mapping's types."""
+    needs_text = WorkflowSpec(
+        tasks=(TaskSpec("fetch", "echo"), TaskSpec("report", "echo", needs="fetch"))  # type: ignore[arg-type]
+    )
+    error = refusal(needs_text)
+    assert str(error) == "task 'report': 'needs' must be a list of task ids"
+    mappings = WorkflowSpec(tasks=({"id": "a", "agent": "echo"},))  # type: ignore[arg-type]
+    assert str(refusal(mappings)).startswith("task #0 is a mapping, not a TaskSpec")
+    for name, said in [
+        (None, "workflow 'name' must be a string, not NoneType"),
+        (5, "workflow 'name' must be a string, not int"),
+        ("x" * 201, "workflow 'name' is 201 characters, over the 200 limit"),
+        ("evil\nname", "workflow 'name' 'evil\\nname' holds a control character (a newline?)"),
+    ]:
+        named = WorkflowSpec(tasks=(TaskSpec("a", "echo"),), name=name)  # type: ignore[arg-type]
+        assert str(refusal(named)) == said
+        with pytest.raises(SpecError, match=r"^workflow 'name' "):
+            WorkflowSpec.from_dict({"name": name, "tasks": [{"id": "a", "agent": "echo"}]})
+    assert WorkflowSpec(tasks=(TaskSpec("a", "echo"),), name="n" * 200).validate() == ["a"]
+
+
+def test_an_agent_registered_without_a_name_or_function_is_refused() -> None:
+    def fn(task: object) -> None:
+        return None
+
+    with pytest.raises(ConfigError, match="takes the agent's name"):
+        agent(fn)  # type: ignore[arg-type]  # a bare @agent
+    with pytest.raises(ConfigError, match=r"^agent 'numbered': 5 is not a function"):
+        agent("numbered")(5)  # type: ignore[arg-type]
+    assert "numbered" not in registered()
+
+
+async def test_submit_many_of_one_spec_says_to_use_submit(client: Client) -> None:
+    with pytest.raises(TypeError, match="submit_many takes a list of specs"):
+        await client.submit_many({"tasks": [{"id": "a", "agent": "echo"}]})  # type: ignore[arg-type]
+
+
 def test_an_agent_named_replay_is_refused_at_registration() -> None:
     """``replay run`` serves ``replay`` with recorded outcomes, so an agent of that name
     would be replaced there, silently."""

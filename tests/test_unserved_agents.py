@@ -41,6 +41,21 @@ async def test_submit_of_an_agent_named_with_allow_agent_is_accepted(
     where = at(redis_url, keyspace)
     result = await run("submit", spec_file(tmp_path, NOPE), "--allow-agent", "nope", *where)
     assert result.code == 0, result
+    two = {"tasks": [{"id": "t", "agent": "nope"}, {"id": "u", "agent": "other"}]}
+    env = {"STREAMPROC_ALLOW_AGENTS": "nope,other"}  # commas, as the other lists take
+    result = await run("submit", spec_file(tmp_path, two), *where, env=env)
+    assert result.code == 0, result
+
+
+async def test_an_allowed_agent_that_is_no_agent_name_is_refused_in_one_line(
+    redis_url: str, keyspace: Keyspace, tmp_path: Path
+) -> None:
+    for bad in ("no pe", ""):
+        result = await run(
+            "submit", spec_file(tmp_path, NOPE), "--allow-agent", bad, *at(redis_url, keyspace)
+        )
+        assert_one_line_error(result, f"error: Invalid value for '--allow-agent': {bad!r} is not")
+        assert result.code == 2, result
 
 
 async def test_submit_of_an_agent_a_live_worker_serves_is_accepted_without_importing_it(

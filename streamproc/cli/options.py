@@ -13,6 +13,8 @@ import click
 
 from streamproc.config import RedisSettings
 from streamproc.ops.events import OUTPUT_MARK
+from streamproc.ops.signals import NAME_RULE
+from streamproc.store.keys import ID_PATTERN
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -128,14 +130,28 @@ def json_option(help: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+def agent_names(
+    ctx: click.Context, param: click.Parameter, given: tuple[str, ...]
+) -> tuple[str, ...]:
+    """``--allow-agent`` values, each checked as an agent name; a comma separates names too,
+    as in the other variables that list things."""
+    names = tuple(name.strip() for value in given for name in value.split(","))
+    for name in names:
+        if not ID_PATTERN.fullmatch(name):
+            raise click.BadParameter(f"{name!r} is not an agent name: use {NAME_RULE}")
+    return names
+
+
 allow_agent_option = click.option(
     "--allow-agent",
     "allowed_agents",
     multiple=True,
     metavar="NAME",
     envvar="STREAMPROC_ALLOW_AGENTS",
+    callback=agent_names,
     help="Accept specs naming agent NAME though it is not registered here (--import) and no "
-    "worker serves it yet; repeatable.  [env: STREAMPROC_ALLOW_AGENTS, space separated]",
+    "worker serves it yet; repeatable.  [env: STREAMPROC_ALLOW_AGENTS, separated by spaces "
+    "or commas]",
 )
 """Submitting verbs refuse agents that would never run; this names those served elsewhere."""
 

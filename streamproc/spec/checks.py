@@ -3,7 +3,8 @@ and input.  A spawn checks the tasks it adds with the same rules (``engine/spawn
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import re
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from streamproc.errors import SpecError
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from streamproc.spec.model import Limits, TaskSpec
 
 MAX_TIMEOUT = 7 * 24 * 3600
+MAX_NAME = 200  # characters of a workflow's name: a label for lists and filters
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # would break a line of a listing or a log
 
 
 def is_seconds(value: object, allow_none: bool) -> bool:
@@ -23,6 +26,16 @@ def is_seconds(value: object, allow_none: bool) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return 0 < value <= MAX_TIMEOUT
+
+
+def check_name(name: object) -> None:
+    """A workflow's name: text of one line, at most ``MAX_NAME`` characters (it may be empty)."""
+    if not isinstance(name, str):
+        raise SpecError(f"workflow 'name' must be a string, not {type(name).__name__}")
+    if len(name) > MAX_NAME:
+        raise SpecError(f"workflow 'name' is {len(name)} characters, over the {MAX_NAME} limit")
+    if CONTROL.search(name):
+        raise SpecError(f"workflow 'name' {name[:40]!r} holds a control character (a newline?)")
 
 
 def validate_task(
@@ -47,6 +60,8 @@ def check_task_shape(task: TaskSpec, seen: Collection[str], agents: Collection[s
         )
     else:
         _check_agent(task, agents)
+    if isinstance(task.needs, str) or not isinstance(task.needs, Sequence):
+        raise SpecError(f"task {task.id!r}: 'needs' must be a list of task ids", task=task.id)
     for dep in task.needs:
         if not isinstance(dep, str):
             raise SpecError(f"task {task.id!r}: 'needs' must be a list of task ids", task=task.id)

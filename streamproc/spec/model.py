@@ -12,7 +12,13 @@ from typing import Any
 import orjson
 
 from streamproc.errors import SpecError
-from streamproc.spec.checks import MAX_TIMEOUT, check_task_input, check_task_shape, is_seconds
+from streamproc.spec.checks import (
+    MAX_TIMEOUT,
+    check_name,
+    check_task_input,
+    check_task_shape,
+    is_seconds,
+)
 from streamproc.spec.dag import topological_order
 from streamproc.spec.reading import kind_of, read_file, read_json, read_yaml
 from streamproc.store.codec import MAX_ENTRY_BYTES
@@ -88,8 +94,7 @@ class WorkflowSpec:
                 "(name, tasks, adjust_rounds, timeout)"
             )
         name = data.get("name", "")
-        if not isinstance(name, str):
-            raise SpecError("workflow 'name' must be a string")
+        check_name(name)
         return cls(
             tasks=tuple(task_from_dict(i, t) for i, t in enumerate(tasks)),
             name=name,
@@ -124,6 +129,7 @@ class WorkflowSpec:
         spec that differs from this one only in its inputs."""
         if not self.tasks:
             raise SpecError("a workflow needs at least one task")
+        check_name(self.name)
         rounds = self.adjust_rounds
         if isinstance(rounds, bool) or not isinstance(rounds, int):
             raise SpecError("'adjust_rounds' must be a whole number")
@@ -133,12 +139,17 @@ class WorkflowSpec:
             raise SpecError(f"workflow 'timeout' must be seconds in (0, {MAX_TIMEOUT}]")
         if len(self.tasks) > limits.max_tasks:
             raise SpecError(f"{len(self.tasks)} tasks: at most {limits.max_tasks} per workflow")
-        if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
-            raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
         seen: set[str] = set()
-        for task in self.tasks:
+        for index, task in enumerate(self.tasks):
+            if not isinstance(task, TaskSpec):
+                raise SpecError(
+                    f"task #{index} is {kind_of(task)}, not a TaskSpec (a spec of mappings is "
+                    "read by WorkflowSpec.from_dict, or submitted as it is)"
+                )
             check_task_shape(task, seen, agents)
             seen.add(task.id)
+        if sum(len(t.needs) for t in self.tasks) > limits.max_edges:
+            raise SpecError(f"more than {limits.max_edges} dependencies in one workflow")
         return topological_order({t.id: t.needs for t in self.tasks})
 
     def digest(self) -> str:
