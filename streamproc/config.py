@@ -40,10 +40,12 @@ class RedisSettings:
     # A dropped connection is retried a few times (every engine write is idempotent); longer
     # outages surface to the daemons' loops, which back off until Redis answers.
     command_retries: int = 5
-    # Connections per Cluster node.  A standalone pool has no cap; a Cluster node's pool
-    # raises at its cap instead of waiting, and a worker holds one blocked XREADGROUP per
-    # (agent, shard), so the cap sits far above what a process opens.
-    cluster_node_connections: int = 10_000
+    # Connections a process may open to the server (to each node of a Cluster).  A pool at
+    # its cap raises rather than waits, and every wait, follow or blocked read holds one
+    # connection while it blocks (redis-py's own cap, 100, failed the 101st of a producer's
+    # concurrent waits), so the cap sits far above what a process opens; Redis's maxclients
+    # (10,000 by default) bounds them all.
+    max_connections: int = 10_000
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout", "socket_timeout", "health_check_interval"):
@@ -109,10 +111,11 @@ class RedisSettings:
             options.update(socket_keepalive=True, socket_keepalive_options=self.keepalive_options())
         if self.cluster:
             cluster = EngineCluster.from_url(
-                self.url, max_connections=self.cluster_node_connections, **options
+                self.url, max_connections=self.max_connections, **options
             )
             return cast(Redis, use_lean_cluster_connections(cluster))
-        return use_lean_connections(Redis.from_url(self.url, **options))
+        client = Redis.from_url(self.url, max_connections=self.max_connections, **options)
+        return use_lean_connections(client)
 
 
 # The user:password@ of a URL, scheme optional; the password runs to the netloc's last "@".

@@ -95,3 +95,13 @@ async def test_a_wait_with_no_time_left_returns_an_ended_workflow_and_refuses_ba
     for bad in (-1, float("nan"), "5", True):
         with pytest.raises(ValueError, match=r"^timeout must be seconds, 0 or more, or None"):
             await client.wait(workflow_id, timeout=bad)  # type: ignore[arg-type]
+
+
+async def test_more_concurrent_waits_than_redis_pys_default_pool_all_wait(client: Client) -> None:
+    """Each wait holds a connection while it blocks; redis-py's pool caps at 100 by default
+    and raised MaxConnectionsError at the 101st, so the client opens its pool wider."""
+    gate = {"tasks": [{"id": "w", "wait_for": "go", "timeout": 60}]}
+    ids = await client.submit_many([gate] * 150)
+    waits = await asyncio.gather(*(client.wait(i, timeout=1) for i in ids), return_exceptions=True)
+    assert {type(outcome) for outcome in waits} == {TimeoutError}, waits
+    assert all("still running after 1s" in str(outcome) for outcome in waits)

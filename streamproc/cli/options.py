@@ -14,7 +14,7 @@ import click
 from streamproc.config import RedisSettings
 from streamproc.ops.events import OUTPUT_MARK
 from streamproc.ops.signals import NAME_RULE
-from streamproc.store.keys import ID_PATTERN
+from streamproc.store.keys import ID_PATTERN, MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -77,7 +77,7 @@ COMMON = [
     click.option(
         "--shards",
         envvar="STREAMPROC_SHARDS",
-        type=click.IntRange(1),
+        type=click.IntRange(1, MAX_SHARDS),
         default=1,
         show_default=True,
         help="Stream shards.  [env: STREAMPROC_SHARDS]",

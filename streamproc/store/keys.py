@@ -114,6 +114,9 @@ def delayed_task(member: bytes) -> tuple[str, str]:
     return workflow, task
 
 
+MAX_SHARDS = 1024  # a reader of every shard (list, events) holds a connection per shard
+
+
 @dataclass(frozen=True)
 class Keyspace:
     """Namespace and shard count: everything needed to name a key."""
@@ -124,8 +127,8 @@ class Keyspace:
     def __post_init__(self) -> None:
         if not ID_PATTERN.fullmatch(self.namespace):
             raise ConfigError(f"invalid namespace {self.namespace!r}")
-        if self.shards < 1:
-            raise ConfigError(f"shards must be at least 1, not {self.shards}")
+        if not 1 <= self.shards <= MAX_SHARDS:
+            raise ConfigError(f"shards must be from 1 to {MAX_SHARDS}, not {self.shards}")
 
     def shard_of(self, workflow_id: str) -> int:
         return zlib.crc32(workflow_id.encode()) % self.shards
