@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -224,6 +225,9 @@ USAGE_ERRORS = [  # the command line, the help it points to, what the error says
     ("replay stream --start garbage", "replay stream", f"'--start': 'garbage' {NOT_A_STREAM_ID}"),
     ("replay stream --end 1-2-3", "replay stream", f"'--end': '1-2-3' {NOT_A_STREAM_ID}"),
     ("list --socket-timeout nan", "list", "'nan' is not a finite number of seconds"),
+    ("worker --agent ''", "worker", "'--agent': '' is not an agent name"),
+    ("worker --agent echo,'a b'", "worker", "'--agent': 'a b' is not an agent name"),
+    ("dead list --agent ''", "dead list", "'--agent': '' is not an agent name"),
     ("resolver --stream-retention inf", "resolver", "'inf' is not a finite number of seconds"),
 ]
 
@@ -232,7 +236,7 @@ USAGE_ERRORS = [  # the command line, the help it points to, what the error says
 def test_a_usage_error_is_one_line_that_names_the_help_to_read(
     line: str, verb: str, said: str
 ) -> None:
-    result = run_sync(*line.split())
+    result = run_sync(*shlex.split(line))
     assert_one_line_error(result, "error: ")
     assert said in result.err, result.err
     help_of = " ".join(["streamproc", *verb.split()])
@@ -278,6 +282,19 @@ def test_a_database_the_server_lacks_is_named_with_the_url_redacted(redis_url: s
     shown = url.replace(":s3cret@", ":***@")
     assert_one_line_error(result, f"error: cannot use Redis at {shown}: DB index is out of range")
     assert result.code == 2, result
+
+
+def test_scaling_options_without_autoscale_or_contradicting_are_refused() -> None:
+    ignored = run_sync(
+        "worker", "--agent", "echo", "--min-consumers", "5", "--redis-url", UNREACHABLE
+    )
+    assert_one_line_error(ignored, "error: --min-consumers: for --autoscale only")
+    upside_down = run_sync(
+        "worker", "--agent", "echo", "--autoscale", "--min-consumers", "5",
+        "--max-consumers", "1", "--redis-url", UNREACHABLE,
+    )  # fmt: skip
+    assert_one_line_error(upside_down, "error: --max-consumers (1) is under --min-consumers (5)")
+    assert ignored.code == upside_down.code == 2
 
 
 # -- --import --------------------------------------------------------------------------------------

@@ -288,6 +288,7 @@ async def test_purge_refuses_without_yes_and_deletes_entries_before_an_id(
     ids = [(await redis.xadd(stream, RAW_ENTRY)).decode() for _ in range(3)]
     refused = await run("dead", "purge", "--agent", "fixable", *at(redis_url, keyspace))
     assert_one_line_error(refused, "error: purge deletes dead letters for good; add --yes")
+    assert refused.code == 2, refused
     assert await dead_ids(redis, keyspace, "fixable") == ids
 
     before = await run(

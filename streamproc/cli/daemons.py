@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import click
+from click.core import ParameterSource
 from prometheus_client import start_http_server
 
 from streamproc.cli.options import (
     F,
     Seconds,
+    agent_names,
     attach,
     metrics_options,
     shutdown_option,
     worker_options,
 )
 from streamproc.cli.private_redis import embedded_default
-from streamproc.cli.verb import Context, verb
+from streamproc.cli.verb import Context, fail, verb
 from streamproc.config import AutoscaleSettings, ResolverSettings, WorkerSettings, redacted
 from streamproc.engine.daemon import Component, run_until_signalled
 from streamproc.engine.resolver import Resolver
@@ -75,9 +77,18 @@ def with_metrics(
     return [*components, StreamPoller(ctx.redis, ctx.keyspace).run] if poll else components
 
 
-def split_names(names: str) -> tuple[str, ...]:
-    """``--agent a, b`` as its names."""
-    return tuple(name.strip() for name in names.split(",") if name.strip())
+def check_autoscale_options(autoscale: bool, low: int, high: int | None) -> None:
+    """Refuse scaling options that would be ignored (no --autoscale) or contradict."""
+    given = click.get_current_context().get_parameter_source
+    named = [
+        f"--{name.replace('_', '-')}"
+        for name in ("min_consumers", "max_consumers", "drain_target", "scale_cooldown")
+        if given(name) is ParameterSource.COMMANDLINE
+    ]
+    if named and not autoscale:
+        fail(f"{', '.join(named)}: for --autoscale only (without it, nothing scales)", 2)
+    if high is not None and high < low:
+        fail(f"--max-consumers ({high}) is under --min-consumers ({low})", 2)
 
 
 def worker_settings(
@@ -103,7 +114,11 @@ def worker_settings(
 @click.command()
 @verb
 @click.option(
-    "--agent", "agent_names", required=True, help="Agent names to serve, comma separated."
+    "--agent",
+    "agent_names",
+    required=True,
+    callback=agent_names,
+    help="Agent names to serve, comma separated.",
 )
 @worker_options
 @click.option(
@@ -117,7 +132,7 @@ def worker_settings(
 @metrics_options
 async def worker(
     ctx: Context,
-    agent_names: str,
+    agent_names: tuple[str, ...],
     concurrency: int,
     visibility_timeout: float,
     via_resolver: bool,
@@ -131,14 +146,14 @@ async def worker(
     metrics_addr: str,
 ) -> int:
     """Serve tasks of the given agents."""
-    names = split_names(agent_names)
+    check_autoscale_options(autoscale, min_consumers, max_consumers)
     scaling = (
         AutoscaleSettings(min_consumers, max_consumers, drain_target, scale_cooldown)
         if autoscale
         else None
     )
     settings = worker_settings(
-        ctx, names, concurrency, visibility_timeout, scaling, apply_completions=not via_resolver
+        ctx, agent_names, concurrency, visibility_timeout, scaling, not via_resolver
     )
     components = with_metrics(
         ctx, [Worker(ctx.redis, settings, registered()).run], metrics_port, metrics_addr
@@ -211,7 +226,7 @@ async def resolver(
 @click.option(
     "--agent",
     "agent_names",
-    default="",
+    callback=agent_names,
     help="Also serve these agents, comma separated (an installed package's, say).",
 )
 @worker_options
@@ -220,7 +235,7 @@ async def resolver(
 @metrics_options
 async def up(
     ctx: Context,
-    agent_names: str,
+    agent_names: tuple[str, ...],
     concurrency: int,
     visibility_timeout: float,
     shutdown_timeout: float,
@@ -233,7 +248,7 @@ async def up(
     none answers at the URL).  The worker serves the agents the --import modules registered
     and those named with --agent; with neither, every installed agent (entry points)."""
     async with embedded_default(ctx):
-        names = {*imported(), *split_names(agent_names)}
+        names = {*imported(), *agent_names}
         if not names:
             names = set(registered())
             click.echo("no --import or --agent: serving every installed agent", err=True)

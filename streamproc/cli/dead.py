@@ -8,13 +8,15 @@ from typing import Any
 import click
 import orjson
 
-from streamproc.cli.options import StreamId, json_option
+from streamproc.cli.options import AgentName, StreamId, json_option
 from streamproc.cli.tables import Column, table
 from streamproc.cli.verb import Context, connected, fail, verb
 from streamproc.ops import deadletters
 from streamproc.ops.progress import indented
 
-agent_option = click.option("--agent", required=True, help="The agent whose dead letters to use.")
+agent_option = click.option(
+    "--agent", type=AgentName(), required=True, help="The agent whose dead letters to use."
+)
 
 
 @click.group()
@@ -24,7 +26,7 @@ def dead() -> None:
 
 @dead.command("list")
 @verb
-@click.option("--agent", help="Only this agent's (default: every agent).")
+@click.option("--agent", type=AgentName(), help="Only this agent's (default: every agent).")
 @json_option("One JSON object per entry.")
 async def list_(ctx: Context, agent: str | None, as_json: bool) -> None:
     """Per agent, oldest first: entry id, workflow, task, attempt, deliveries, when, reason."""
@@ -103,13 +105,15 @@ async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -
     """Run a dead-lettered task again, after fixing its cause: its workflow resumes, skipped
     tasks wait again, and the entry is deleted."""
     if every == (entry_id is not None):
-        fail("give either ENTRY_ID or --all", 1)
+        fail("give either ENTRY_ID or --all", 2)
     async with connected(ctx) as redis:
         if entry_id is not None:
             dead_letter = await deadletters.requeue(redis, ctx.keyspace, agent, entry_id)
             click.echo(f"requeued {entry_id}: task {dead_letter.task} of {dead_letter.workflow}")
             return 0
         outcomes = await deadletters.requeue_all(redis, ctx.keyspace, agent)
+    if not outcomes:
+        click.echo(f"no dead letters of {agent} to requeue", err=True)
     for entry, refused in outcomes:
         if refused is None:
             click.echo(f"requeued {entry.entry_id}: task {entry.task} of {entry.workflow}")
@@ -128,7 +132,7 @@ async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -
 async def purge(ctx: Context, agent: str, before: str | None, yes: bool) -> None:
     """Delete dead letters of an agent for good."""
     if not yes:
-        fail("purge deletes dead letters for good; add --yes to do it", 1)
+        fail("purge deletes dead letters for good; add --yes to do it", 2)
     async with connected(ctx) as redis:
         deleted = await deadletters.purge(redis, ctx.keyspace, agent, before)
     click.echo(f"deleted {deleted} dead letter(s) of {agent}")

@@ -130,16 +130,25 @@ def json_option(help: str) -> Callable[[F], F]:
     return click.option("--json", "as_json", is_flag=True, help=help)
 
 
+class AgentName(click.ParamType[str, str]):
+    """An agent's name, checked here so a typo is named with its option."""
+
+    name = "agent"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not ID_PATTERN.fullmatch(value):
+            self.fail(f"{value!r} is not an agent name: use {NAME_RULE}", param, ctx)
+        return value
+
+
 def agent_names(
-    ctx: click.Context, param: click.Parameter, given: tuple[str, ...]
+    ctx: click.Context, param: click.Parameter, given: str | tuple[str, ...] | None
 ) -> tuple[str, ...]:
-    """``--allow-agent`` values, each checked as an agent name; a comma separates names too,
-    as in the other variables that list things."""
-    names = tuple(name.strip() for value in given for name in value.split(","))
-    for name in names:
-        if not ID_PATTERN.fullmatch(name):
-            raise click.BadParameter(f"{name!r} is not an agent name: use {NAME_RULE}")
-    return names
+    """An option's agent names, comma separated (and repeated, for a repeatable option),
+    each checked: an empty one is refused, as the typo it is."""
+    values = () if given is None else (given,) if isinstance(given, str) else given
+    names = [name.strip() for value in values for name in value.split(",")]
+    return tuple(AgentName().convert(name, param, ctx) for name in names)
 
 
 allow_agent_option = click.option(
