@@ -12,8 +12,10 @@ import pytest
 
 from streamproc import Client
 from streamproc.http.auth import ApiSettings
-from tests.conftest import Engine
+from tests.conftest import Engine, eventually
 from tests.http_helpers import AUTH, TOKEN, Http, serving
+from tests.test_waits import GATED as WAITING
+from tests.test_waits import is_in
 
 JSON = {"Content-Type": "application/json"}
 
@@ -59,6 +61,42 @@ async def test_an_empty_body_id_does_not_override_the_idempotency_key(http: Http
     body = orjson.dumps({"tasks": [{"id": "a", "agent": "echo"}]})
     status, reply = await post_raw(http, body, **{"Idempotency-Key": ""})
     assert status == 400 and "Idempotency-Key" in reply["error"], reply
+
+
+async def test_two_idempotency_keys_are_refused_naming_the_header_and_create_nothing(
+    http: Http,
+) -> None:
+    """The first used to win silently: 201 with id k1, though the caller also said k2."""
+    body = orjson.dumps({"tasks": [{"id": "a", "agent": "echo"}]})
+    headers = [*AUTH.items(), *JSON.items(), ("Idempotency-Key", "k1"), ("Idempotency-Key", "k2")]
+    response = await http.post("/workflows", data=body, headers=headers)
+    reply = await response.json()
+    assert (response.status, reply) == (
+        400,
+        {"error": "the Idempotency-Key header given 2 times: send one"},
+    )
+    assert (await http.get("/workflows/k1", headers=AUTH)).status == 404
+
+
+async def test_a_signal_with_two_idempotency_keys_or_an_empty_body_is_refused(
+    engine: Engine, client: Client, http: Http
+) -> None:
+    """Two keys would make either one the signal's id; an empty body was applied as null,
+    where an empty spec is a 400.  A JSON ``null`` is still a payload, and the wait takes it."""
+    workflow_id = await client.submit(WAITING)
+    await eventually(lambda: is_in(client, workflow_id, "approve", "awaiting"))
+    path = f"/workflows/{workflow_id}/signals/approval"
+    keys = [("Idempotency-Key", "s1"), ("Idempotency-Key", "s2")]
+    response = await http.post(path, data=b"1", headers=[*AUTH.items(), *JSON.items(), *keys])
+    assert response.status == 400 and "Idempotency-Key" in (await response.json())["error"]
+    response = await http.post(path, data=b"", headers={**AUTH, **JSON})
+    reply = await response.json()
+    assert response.status == 400 and "not valid JSON" in reply["error"], reply
+    assert await is_in(client, workflow_id, "approve", "awaiting")
+    response = await http.post(path, data=b"null", headers={**AUTH, **JSON})
+    assert (response.status, (await response.json())["outcome"]) == (200, "applied")
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.status == "completed" and state.results["approve"] is None
 
 
 @pytest.mark.parametrize("number", [2**63, 2**64, -(2**63) - 1, 10**30])

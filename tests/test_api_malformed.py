@@ -7,13 +7,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
 from streamproc import Client
+from streamproc.cli.api import TOKENS_VARIABLE
+from streamproc.errors import ConfigError
 from streamproc.http.app import LINGER, serve
-from streamproc.http.auth import ApiSettings, digest, parse_tokens
+from streamproc.http.auth import ApiSettings, digest, file_tokens, parse_tokens
 from streamproc.testing.embedded import free_port
+from tests.cli_runner import assert_one_line_error, cli_env, run_sync
 from tests.conftest import eventually
 
 TOKEN = "w2-secret-token-never-logged"  # noqa: S105 (a test token)
@@ -109,6 +113,41 @@ async def test_a_token_with_a_byte_that_is_no_utf8_is_a_401_not_a_500(
 def test_a_tokens_file_with_windows_line_endings_gives_the_token_without_its_cr() -> None:
     credentials = parse_tokens(f"# tokens\r\n{TOKEN} tenant=acme\r\n\r\n", "\n", "tokens.txt")
     assert [c.digest for c in credentials] == [digest(TOKEN)]
+
+
+@pytest.mark.parametrize(
+    ("raw", "error"),
+    [
+        (b"", "tokens.txt holds no token"),
+        (b"\n\n", "tokens.txt holds no token"),
+        (b"# the operator's token goes here\n", "tokens.txt holds no token"),
+        (b"\xff\xfe" + TOKEN.encode(), "tokens.txt: not UTF-8 text (byte 1)"),
+    ],
+)
+def test_a_tokens_file_without_a_token_or_not_utf8_is_refused_in_one_line(
+    raw: bytes, error: str
+) -> None:
+    """Passing a tokens file asks for authentication: one without any token used to start
+    the API as if none were configured, every loopback caller an operator.  A file that is no
+    UTF-8 was a UnicodeDecodeError traceback."""
+    with pytest.raises(ConfigError) as refused:
+        file_tokens(raw, "tokens.txt")
+    assert str(refused.value).startswith(error) and "\n" not in str(refused.value)
+
+
+def test_the_api_verb_refuses_tokens_given_as_separators_or_comments_only(tmp_path: Path) -> None:
+    """``STREAMPROC_API_TOKENS="   ,"`` and a file of comments started with no token at all."""
+    env = {**cli_env(), TOKENS_VARIABLE: "   ,"}
+    result = run_sync("api", env=env)
+    assert_one_line_error(result, f"error: {TOKENS_VARIABLE} holds no token")
+    tokens = tmp_path / "tokens"
+    for text in ("# the operator's token goes here\n\n", ""):
+        tokens.write_text(text)
+        result = run_sync("api", "--tokens-file", str(tokens))
+        assert_one_line_error(result, f"error: {tokens} holds no token")
+    tokens.write_bytes(b"\xff" + TOKEN.encode())
+    result = run_sync("api", "--tokens-file", str(tokens))
+    assert_one_line_error(result, f"error: {tokens}: not UTF-8 text (byte 1)")
 
 
 async def trickle(writer: asyncio.StreamWriter, data: bytes) -> None:

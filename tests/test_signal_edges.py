@@ -121,13 +121,14 @@ async def test_the_api_sends_a_signal_with_its_idempotency_key_as_its_id(
     assert (status, body["outcome"]) == (200, "duplicate")  # type: ignore[index]
     state = await client.wait(workflow_id, timeout=20)
     assert state.results["approve"] == {"by": "api"}
-    assert (await post(http, path, None))[0] == 409
-    assert (await post(http, "/workflows/nobody/signals/approval", None))[0] == 404
+    assert (await post(http, path, b"null"))[0] == 409
+    assert (await post(http, "/workflows/nobody/signals/approval", b"null"))[0] == 404
     assert (await post(http, path, b"{nope"))[0] == 400
     huge = orjson.dumps("x" * MAX_SIGNAL_BYTES)
     status, body = await post(http, path, huge)
     assert status == 413 and "over the 65536 limit" in body["error"], body  # type: ignore[index]
-    assert (await post(http, "/workflows/a/signals/bad%20name", None))[0] == 400
+    status, body = await post(http, "/workflows/a/signals/bad%20name", b"null")
+    assert status == 400 and "invalid signal name" in body["error"], body  # type: ignore[index]
 
 
 async def test_a_tenant_signals_its_own_workflows_only(

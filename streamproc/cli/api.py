@@ -16,7 +16,7 @@ from streamproc.config import ClientSettings
 from streamproc.engine.daemon import run_until_signalled
 from streamproc.errors import ConfigError
 from streamproc.http.app import serve
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings, file_tokens, parse_tokens
 from streamproc.registry import registered
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"
@@ -100,8 +100,8 @@ async def api(
     those given with --allow-agent."""
     tokens = parse_tokens(os.environ.get(TOKENS_VARIABLE, ""), ",", TOKENS_VARIABLE)
     if tokens_file is not None:
-        text = await asyncio.to_thread(tokens_file.read_text)
-        tokens += parse_tokens(text, "\n", str(tokens_file))
+        raw = await asyncio.to_thread(tokens_file.read_bytes)
+        tokens += file_tokens(raw, str(tokens_file))
     key = os.environ.get(SIGNING_KEY_VARIABLE)  # shared by API processes behind one address
     if key is not None and len(key) < MIN_SIGNING_KEY:
         raise ConfigError(f"{SIGNING_KEY_VARIABLE} must be at least {MIN_SIGNING_KEY} characters")

@@ -24,7 +24,7 @@ from streamproc.client import Client
 from streamproc.engine import failpoints
 from streamproc.errors import CannotListen, RedisReset, WorkflowNotFound
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
-from streamproc.http.bodies import chosen_id, json_object
+from streamproc.http.bodies import IDEMPOTENCY_KEY, chosen_id, json_object, one_header
 from streamproc.http.caps import StreamCaps
 from streamproc.http.cors import allow_origin, preflight
 from streamproc.http.dashboard import DASHBOARD_NEEDS, dashboard_routes
@@ -33,7 +33,8 @@ from streamproc.http.errors import json_errors, named_as, reply
 from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
 from streamproc.http.listing import list_route
-from streamproc.http.openapi import DOCUMENT, needs
+from streamproc.http.openapi import DOCUMENT, needs, queries
+from streamproc.http.query import known_query
 from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
 from streamproc.http.signals import signal_routes
@@ -83,6 +84,7 @@ def make_app(
             preflight(settings.cors_origins),
             json_errors,
             bearer_auth(settings.credentials, {**needs(), **DASHBOARD_NEEDS}, tokens.grant),
+            known_query(queries()),
             *guards,
         ],
     )
@@ -182,7 +184,7 @@ async def submit(request: web.Request) -> web.Response:
     grant = request[GRANT]
     settings = request.app[SETTINGS]
     body = await json_object(request, settings.client_max_size, settings.body_timeout)
-    given = chosen_id(body, request.headers.get("Idempotency-Key"))
+    given = chosen_id(body, one_header(request, IDEMPOTENCY_KEY))
     client, registry = request.app[CLIENT], request.app[AGENTS]
     with named_as(given):
         spec = WorkflowSpec.from_dict(body)

@@ -163,14 +163,35 @@ class ApiSettings:
 def parse_tokens(text: str, separator: str, source: str) -> list[Credential]:
     """Token entries from an environment value (comma separated) or a file (one a line; blank
     lines and ``#`` comments skipped).  ``source`` names the value or file in errors, which
-    never show a token."""
+    never show a token.  Text that holds only separators or comments is refused: it meant to
+    give tokens (empty text is no text: an unset variable)."""
     unit = "line" if separator == "\n" else "entry"
     credentials = []
     for number, part in enumerate(text.split(separator), 1):
         entry = part.strip()
         if entry and not entry.startswith("#"):
             credentials.append(parse_entry(entry, f"{source} {unit} {number}"))
+    if text.strip() and not credentials:  # only separators or comments: no token meant none
+        raise ConfigError(no_token(source))
     return credentials
+
+
+def file_tokens(raw: bytes, source: str) -> list[Credential]:
+    """The entries of a tokens file's bytes (:func:`parse_tokens`).  It must be UTF-8 and hold
+    a token: whoever passes a tokens file asks for authentication, and a file with none would
+    serve loopback callers as operators without one."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start + 1})") from None
+    credentials = parse_tokens(text, "\n", source)
+    if not credentials:
+        raise ConfigError(no_token(source))
+    return credentials
+
+
+def no_token(source: str) -> str:
+    return f"{source} holds no token: add one, or leave it out to serve loopback only"
 
 
 def parse_entry(entry: str, where: str) -> Credential:
@@ -257,11 +278,18 @@ def bearer_auth(
 def needed_scope(request: web.Request, needs: Needs) -> str | None:
     """The scope the request's route needs, :data:`OPEN` for none at all, None for just a
     valid token (no route matched)."""
+    key = route_key(request)
+    return None if key is None else needs.get(key, ADMIN)
+
+
+def route_key(request: web.Request) -> tuple[str, str] | None:
+    """``(METHOD, path template)`` of the route the request matched (HEAD as GET), None
+    when it matched none: how the tables of scopes and query parameters name a route."""
     route = request.match_info.route
     if request.match_info.http_exception is not None or route.resource is None:
         return None
     method = "GET" if route.method == "HEAD" else route.method
-    return needs.get((method, route.resource.canonical), ADMIN)
+    return method, route.resource.canonical
 
 
 def identify(credentials: tuple[Credential, ...], authorization: str) -> Grant:

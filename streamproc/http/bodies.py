@@ -1,5 +1,6 @@
 """Request bodies as the API takes them: one JSON object, read within the size limit and
-parsed strictly (``spec.loads_json``), and the workflow id its caller chose."""
+parsed strictly (``spec.loads_json``), and the workflow id its caller chose (in the body or
+one Idempotency-Key header)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from aiohttp import web
 from streamproc.errors import SpecError
 from streamproc.spec.reading import loads_json
 from streamproc.store.keys import new_workflow_id
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
 
 
 async def read_json(request: web.Request, limit: int, timeout: float, what: str) -> bytes:
@@ -42,6 +45,15 @@ async def json_object(request: web.Request, limit: int, timeout: float) -> dict[
     if not isinstance(body, dict):
         raise SpecError("the body must be a JSON object: a workflow spec")
     return body
+
+
+def one_header(request: web.Request, name: str) -> str | None:
+    """The request's ``name`` header, None without one; 400 when it comes twice, since
+    taking either would surprise the caller who meant the other."""
+    values = request.headers.getall(name, [])
+    if len(values) > 1:
+        raise web.HTTPBadRequest(text=f"the {name} header given {len(values)} times: send one")
+    return values[0] if values else None
 
 
 def chosen_id(body: dict[str, Any], header: str | None) -> str:

@@ -2,7 +2,8 @@
 the routes in ``api.py``; a test checks that every route is listed here.
 
 Each operation's ``security`` names the one scope it needs, and :func:`needs` hands those to
-the bearer middleware, so the document and what is enforced cannot drift apart.
+the bearer middleware; its query ``parameters`` are the only ones it takes, and :func:`queries`
+hands those to ``query.py``.  So the document and what is enforced cannot drift apart.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from typing import Any
 from streamproc.http.auth import ADMIN, OPEN, READ, SUBMIT, Needs
 from streamproc.http.openapi_fleet import FLEET_PATHS
 from streamproc.http.openapi_parts import (
+    ERROR,
     EVENT_ID,
     ID,
     JSON,
     OBJECT,
+    REASONS,
     SCHEMAS,
     STATUS,
     TEXT,
@@ -25,6 +28,7 @@ from streamproc.http.openapi_parts import (
     refusals,
     scoped,
 )
+from streamproc.http.query import Taken
 from streamproc.http.signals import PATHS as SIGNAL_PATHS
 from streamproc.ops.listing import MAX_LIMIT, SCAN_BUDGET
 
@@ -34,6 +38,7 @@ def _query(name: str, schema: dict[str, Any], description: str = "") -> dict[str
     return {**parameter, "description": description} if description else parameter
 
 
+BAD_QUERY = described_reply(REASONS[400], ERROR)  # every route's refusal of an unlisted query
 EVENT = {  # one server-sent event (the schema of an event stream describes each)
     "type": "object",
     "required": ["event", "data"],
@@ -71,7 +76,7 @@ PATHS: dict[str, Any] = {
         "get": {
             "summary": "Liveness (no auth)",
             "security": [],
-            "responses": {"200": described_reply("Alive", OBJECT)},
+            "responses": {"200": described_reply("Alive", OBJECT), "400": BAD_QUERY},
         }
     },
     "/openapi.json": {
@@ -263,3 +268,16 @@ def needs() -> Needs:
             security = operation.get("security", DOCUMENT["security"])
             scopes[method.upper(), path] = security[0]["bearer"][0] if security else OPEN
     return scopes
+
+
+def queries() -> Taken:
+    """Each operation's query parameters, by ``(METHOD, path)``: the only ones it takes."""
+    return {
+        (method.upper(), path): frozenset(
+            parameter["name"]
+            for parameter in operation.get("parameters", [])
+            if parameter["in"] == "query"
+        )
+        for path, item in PATHS.items()
+        for method, operation in item.items()
+    }

@@ -32,7 +32,8 @@ RETRY_AFTER = {
     }
 }
 REASONS = {
-    400: "Bad input (invalid id, spec or JSON)",
+    400: "Bad input (invalid id, spec or JSON, or a query parameter the operation does not "
+    "list, or one given twice)",
     401: "Missing or invalid bearer token",
     403: "The token lacks the scope this operation needs (named in 'scope')",
     404: "No such workflow, task or dead letter (a tenant sees its own workflows only)",
@@ -78,8 +79,9 @@ def described_reply(description: str, schema: dict[str, Any] | None = None) -> d
 
 def refusals(*codes: int) -> dict[str, Any]:
     """The refusals an operation may answer: ``codes``, and those of any route behind the
-    bearer check (401, 403, 503)."""
-    replies = {str(code): described_reply(REASONS[code], ERROR) for code in (*codes, 401, 403, 503)}
+    bearer check (400 for its query, 401, 403, 503)."""
+    shared = (*codes, 400, 401, 403, 503)
+    replies = {str(code): described_reply(REASONS[code], ERROR) for code in shared}
     for code in ("401", "403"):
         replies[code]["headers"] = CHALLENGE
     if "429" in replies:

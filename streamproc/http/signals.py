@@ -1,7 +1,7 @@
 """``POST /workflows/{id}/signals/{name}``: send a signal to a running workflow
-(``streamproc/ops/signals.py``), its body the payload as JSON (empty: null), and its OpenAPI
-description.  The Idempotency-Key header, when given, is the signal's id: a retry is
-applied once."""
+(``streamproc/ops/signals.py``), its body the payload as JSON (``null`` for none: an empty
+body is no JSON, refused like an empty spec), and its OpenAPI description.  The one
+Idempotency-Key header, when given, is the signal's id: a retry is applied once."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streamproc.client import Client
 from streamproc.http.auth import GRANT, SUBMIT
-from streamproc.http.bodies import read_json
+from streamproc.http.bodies import IDEMPOTENCY_KEY, one_header, read_json
 from streamproc.http.errors import named_as, reply
 from streamproc.http.openapi_parts import (
     ID,
@@ -32,11 +32,9 @@ READ_LIMIT = 4 * MAX_SIGNAL_BYTES  # a payload's JSON as sent, before it is comp
 def signal_routes(client: Client, body_timeout: float) -> list[web.RouteDef]:
     async def post_signal(request: web.Request) -> web.Response:
         given, name = request.match_info["id"], request.match_info["name"]
-        raw = b""
-        if request.content_length or request.body_exists:
-            raw = await read_json(request, READ_LIMIT, body_timeout, "the signal's payload")
-        payload = parse_payload(raw or b"null")
-        signal_id = request.headers.get("Idempotency-Key")
+        raw = await read_json(request, READ_LIMIT, body_timeout, "the signal's payload")
+        payload = parse_payload(raw)  # empty is no JSON: refused, as a spec's body is
+        signal_id = one_header(request, IDEMPOTENCY_KEY)
         stored = request[GRANT].stored_id(given)
         with named_as(given):
             sent = await send(
@@ -65,8 +63,9 @@ PATHS: dict[str, Any] = {
                 },
             ],
             "requestBody": {
-                "required": False,
-                "description": f"The payload, any JSON (at most {MAX_SIGNAL_BYTES} bytes)",
+                "required": True,
+                "description": f"The payload, any JSON (at most {MAX_SIGNAL_BYTES} bytes; "
+                "null for none)",
                 "content": {"application/json": {"schema": {}}},
             },
             "responses": {
