@@ -274,6 +274,8 @@ def test_a_payload_file_that_cannot_be_read_is_named_in_one_line(tmp_path: Path)
         result, f"error: --data: cannot read {missing}: No such file or directory"
     )
     assert result.code == 2, result
+    nameless = run_sync("signal", "wf", "go", "--data", "@", "--redis-url", UNREACHABLE)
+    assert_one_line_error(nameless, "error: --data @: give the file's name after the @")
 
 
 def test_a_database_the_server_lacks_is_named_with_the_url_redacted(redis_url: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from streamproc.config import RedisSettings
 from streamproc.errors import ConfigError
-from tests.cli_runner import assert_one_line_error, run_sync
+from tests.cli_runner import assert_one_line_error, cli_env, run_sync
 
 PORT = "the port must be a number from 1 to 65535"
 
@@ -72,3 +72,10 @@ def test_a_bad_redis_url_is_a_one_line_error_at_the_cli() -> None:
 def test_a_timeout_that_is_not_a_positive_finite_number_is_refused(bad: object) -> None:
     with pytest.raises(ConfigError, match=r"^socket_timeout must be a finite number of seconds"):
         RedisSettings(socket_timeout=bad)  # type: ignore[arg-type]
+
+
+def test_an_empty_url_variable_is_refused_not_taken_as_the_default_redis() -> None:
+    """click takes an empty variable as unset: the command went to 127.0.0.1:6379."""
+    result = run_sync("status", env={**cli_env(), "STREAMPROC_REDIS_URL": ""})
+    assert_one_line_error(result, "error: STREAMPROC_REDIS_URL is set but empty")
+    assert result.code == 2, result

@@ -542,6 +542,12 @@ def test_invalid_yaml_is_refused() -> None:
         WorkflowSpec.from_yaml("tasks:\n\t- {id: a")
 
 
+def test_a_yaml_spec_that_is_not_utf8_says_so_and_where() -> None:
+    with pytest.raises(SpecError) as caught:
+        WorkflowSpec.from_yaml(b"tasks: [{id: a, agent: \xa5}]\n")
+    assert str(caught.value) == "invalid YAML: not utf-8 text: byte 0xa5 at offset 23"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -18,6 +18,7 @@ from streamproc.store.keys import ID_PATTERN, MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+URL_VARIABLE = "STREAMPROC_REDIS_URL"
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 
@@ -56,7 +57,7 @@ class StreamId(click.ParamType[str, str]):
 COMMON = [
     click.option(
         "--redis-url",
-        envvar="STREAMPROC_REDIS_URL",
+        envvar=URL_VARIABLE,
         default="redis://127.0.0.1:6379/0",
         show_default=True,
         help="Redis URL (redis://, rediss:// or unix://).  [env: STREAMPROC_REDIS_URL]",

@@ -51,6 +51,8 @@ def read_payload(data: str | None) -> bytes:
         return b"null"
     if not data.startswith("@"):
         return parse_payload(data)
+    if data == "@":
+        fail("--data @: give the file's name after the @", 2)
     try:
         raw = Path(data[1:]).read_bytes()
     except OSError as exc:

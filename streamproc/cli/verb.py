@@ -25,7 +25,7 @@ from redis.exceptions import (
 )
 
 from streamproc.cli import logs
-from streamproc.cli.options import COMMON, attach
+from streamproc.cli.options import COMMON, URL_VARIABLE, attach
 from streamproc.config import RedisSettings, redacted
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.store.keys import Keyspace
@@ -46,6 +46,9 @@ class Context:
         import_from_cwd(options.pop("imports"))
         source = click.get_current_context().get_parameter_source("redis_url")
         self.url_given = source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        if source is ParameterSource.DEFAULT and os.environ.get(URL_VARIABLE) == "":
+            # click takes an empty variable as unset: the default is then another Redis
+            raise ConfigError(f"{URL_VARIABLE} is set but empty: give a Redis URL or unset it")
         settings = RedisSettings.from_url(
             options.pop("redis_url"),
             insecure=options.pop("insecure_dev"),

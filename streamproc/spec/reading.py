@@ -64,6 +64,8 @@ class _NoAliasLoader(yaml.SafeLoader):
 def _yaml_problem(exc: yaml.YAMLError) -> str:
     """PyYAML's error on one line: where, what, and the construct it was in (an unclosed
     ``{`` is found at the end, so where it opened is the useful part)."""
+    if isinstance(exc, yaml.reader.ReaderError) and exc.encoding != "unicode":  # bytes
+        return f"not {exc.encoding} text: byte 0x{exc.character:02x} at offset {exc.position}"
     if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
         return " ".join(str(exc).split())
     text = f"{_position(exc.problem_mark)}: {exc.problem}"
