@@ -17,7 +17,7 @@ from streamproc import Client, Keyspace, WorkflowState
 from streamproc.engine.resolver import Resolver
 from streamproc.ops.deadletters import list_dead
 from streamproc.store.keys import RESOLVER_GROUP
-from tests.cli_runner import TEST_AGENTS, at, run
+from tests.cli_runner import TEST_AGENTS, assert_one_line_error, at, run
 from tests.conftest import ALL_AGENTS, Engine, eventually, fast_resolver
 
 CHAIN = {
@@ -472,3 +472,17 @@ async def test_replay_from_a_spawned_task_runs_it_and_its_downstream_live(
     assert sorted(await executed(redis, again.id)) == ["q1", "side"]  # side waits for q1
     agents = {t.id: t.agent for t in again.tasks}
     assert agents == {"plan": "replay", "side": "ledger", "q0": "replay", "q1": "ledger"}
+
+
+async def test_a_range_that_cannot_hold_an_entry_or_contradicting_group_options_are_refused(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    where = at(redis_url, keyspace)
+    backwards = await run("replay", "stream", "--start", "5", "--end", "1", *where)
+    assert_one_line_error(backwards, "error: --start 5 is after --end 1: no entry lies between")
+    both = await run("replay", "stream", "--group", "debug-x", "--drop-group", "debug-x", *where)
+    assert_one_line_error(both, "error: --drop-group removes a group: it takes no --group")
+    assert backwards.code == both.code == 2
+    # An end given as milliseconds alone takes each entry of that millisecond.
+    same_ms = await run("replay", "stream", "--start", "5-3", "--end", "5", *where)
+    assert "is after" not in same_ms.err, same_ms

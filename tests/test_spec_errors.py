@@ -301,6 +301,14 @@ BAD_IDS = [
 ]
 
 
+def test_a_very_long_id_is_quoted_cut_with_its_length() -> None:
+    error = refusal(spec_of({"id": "x" * 5000, "agent": "echo"}))
+    assert str(error) == (
+        f"invalid task id '{'x' * 139}... (5000 characters): use 1-128 characters from "
+        "A-Z a-z 0-9 _ . -"
+    )
+
+
 @pytest.mark.parametrize("bad", BAD_IDS, ids=lambda v: repr(v)[:20])
 def test_invalid_task_id_is_refused_and_quoted(bad: str) -> None:
     error = refusal(spec_of({"id": "ok", "agent": "echo"}, {"id": bad, "agent": "echo"}))

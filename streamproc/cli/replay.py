@@ -146,6 +146,10 @@ async def stream(
     """Print a range of a stream as JSON lines without touching the live consumer groups;
     say what retention already trimmed of the range.  With --group, a separate debug
     group re-delivers the stream from --start to whoever reads it (XREADGROUP GROUP NAME)."""
+    if drop_group and (group or workflow):
+        fail(f"--drop-group removes a group: it takes no --{'group' if group else 'workflow'}", 2)
+    if start != "-" and end != "+" and entry_order(start) > _last_of(end):
+        fail(f"--start {start} is after --end {end}: no entry lies between", 2)
     key = ctx.keyspace.tasks(shard, agent) if agent else ctx.keyspace.done(shard)
     async with connected(ctx) as redis:
         if not await redis.exists(key):
@@ -171,6 +175,12 @@ async def stream(
         of = f" of workflow {workflow}" if workflow else ""
         click.echo(f"no entry{of} in {key} from {start} to {end}", err=True)
     return 0
+
+
+def _last_of(end: str) -> tuple[int, float]:
+    """Where a range's end lies: ``<ms>`` alone takes every entry of that millisecond."""
+    ms, seq = entry_order(end)
+    return (ms, seq) if "-" in end else (ms, float("inf"))
 
 
 async def _drop(redis: Redis, key: str, name: str) -> None:

@@ -102,10 +102,20 @@ def check_id(kind: str, value: str) -> str:
     """Refuse ids that could collide, glob or break a key (see the module table)."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise SpecError(
-            f"invalid {kind} {value!r}: use 1-128 characters from A-Z a-z 0-9 _ . -",
+            f"invalid {kind} {shown(value)}: use 1-128 characters from A-Z a-z 0-9 _ . -",
             task=value if kind == "task id" and isinstance(value, str) else None,
         )
     return value
+
+
+def shown(value: object, at_most: int = 140) -> str:
+    """``value`` as a message quotes it: its repr, cut when long (an id of 5,000 characters
+    would otherwise fill the screen, or a log line), with how long it was."""
+    text = repr(value)
+    if len(text) <= at_most:
+        return text
+    size = f" ({len(value)} characters)" if isinstance(value, str) else ""
+    return f"{text[:at_most]}...{size}"
 
 
 def delayed_task(member: bytes) -> tuple[str, str]:
