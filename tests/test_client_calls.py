@@ -105,3 +105,22 @@ async def test_more_concurrent_waits_than_redis_pys_default_pool_all_wait(client
     waits = await asyncio.gather(*(client.wait(i, timeout=1) for i in ids), return_exceptions=True)
     assert {type(outcome) for outcome in waits} == {TimeoutError}, waits
     assert all("still running after 1s" in str(outcome) for outcome in waits)
+
+
+@pytest.mark.parametrize(
+    ("given", "said"),
+    [
+        ({"limit": "5"}, "invalid limit '5': use a whole number from 1 to"),
+        ({"name": 5}, "invalid name 5: a workflow's name is text"),
+        ({"cursor": 123}, "invalid cursor 123: pass the one a page gave"),
+        ({"since": 1.5}, "invalid since 1.5: use ms since the epoch, ISO-8601 or a datetime"),
+    ],
+    ids=["limit", "name", "cursor", "since"],
+)
+async def test_a_listing_asked_with_the_wrong_types_says_which(
+    client: Client, given: dict[str, object], said: str
+) -> None:
+    """Each ended in a TypeError or AttributeError from deep inside the listing."""
+    with pytest.raises(SpecError) as refused:
+        await client.list(**given)  # type: ignore[arg-type]
+    assert str(refused.value).startswith(said), refused.value

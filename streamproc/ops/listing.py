@@ -77,6 +77,8 @@ def parse_since(value: str | int | datetime) -> int:
     """``since`` as ms epoch: an integer, or an ISO-8601 time (UTC unless it names a zone)."""
     if isinstance(value, datetime):
         moment = value
+    elif isinstance(value, bool) or not isinstance(value, int | str):
+        raise SpecError(f"invalid since {value!r}: use ms since the epoch, ISO-8601 or a datetime")
     elif isinstance(value, int) or value.isdigit():
         return int(value)
     else:
@@ -107,10 +109,18 @@ class Query:
         if self.status is not None and self.status not in set(WorkflowStatus):
             known = "|".join(WorkflowStatus)
             raise SpecError(f"invalid status {self.status!r}: use {known}")
-        if isinstance(self.limit, bool) or not 1 <= self.limit <= MAX_LIMIT:
+        if self.name is not None and not isinstance(self.name, str):
+            raise SpecError(f"invalid name {self.name!r}: a workflow's name is text")
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int):
+            raise SpecError(
+                f"invalid limit {self.limit!r}: use a whole number from 1 to {MAX_LIMIT}"
+            )
+        if not 1 <= self.limit <= MAX_LIMIT:
             raise SpecError(f"invalid limit {self.limit!r}: use 1 to {MAX_LIMIT}")
         if self.since is not None and self.since < 0:
             raise SpecError(f"invalid since {self.since!r}: use a time after the epoch")
+        if self.cursor is not None and not isinstance(self.cursor, str):
+            raise SpecError(f"invalid cursor {self.cursor!r}: pass the one a page gave")
         if self.cursor is not None:
             decode_cursor(self.cursor)
 
