@@ -302,6 +302,19 @@ def test_scaling_options_without_autoscale_or_contradicting_are_refused() -> Non
 # -- --import --------------------------------------------------------------------------------------
 
 
+def run_in(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The CLI run from ``folder``, where ``--import`` looks first."""
+    return subprocess.run(
+        [str(STREAMPROC), *args],
+        capture_output=True,
+        text=True,
+        cwd=folder,
+        env=cli_env(),
+        timeout=TIMEOUT,
+        check=False,
+    )
+
+
 def test_import_finds_a_module_in_the_current_directory(
     tmp_path: Path, redis_url: str, keyspace: Keyspace
 ) -> None:
@@ -309,15 +322,7 @@ def test_import_finds_a_module_in_the_current_directory(
         "from streamproc import agent\n\n\n@agent('from_cwd')\nasync def here(task):\n"
         "    return 1\n"
     )
-    done = subprocess.run(
-        [str(STREAMPROC), "status", "--import", "myagents", *at(redis_url, keyspace)],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=cli_env(),
-        timeout=TIMEOUT,
-        check=False,
-    )
+    done = run_in(tmp_path, "status", "--import", "myagents", *at(redis_url, keyspace))
     assert done.returncode == 0, done.stderr
     assert "from_cwd" in [line.split()[0] for line in done.stdout.splitlines()[1:]]
 
@@ -334,15 +339,7 @@ def test_a_module_that_fails_to_import_is_one_line_naming_where(
     tmp_path: Path, code: str, said: str
 ) -> None:
     (tmp_path / "myagents.py").write_text(code)
-    done = subprocess.run(
-        [str(STREAMPROC), "status", "--import", "myagents", "--redis-url", UNREACHABLE],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=cli_env(),
-        timeout=TIMEOUT,
-        check=False,
-    )
+    done = run_in(tmp_path, "status", "--import", "myagents", "--redis-url", UNREACHABLE)
     line = f"error: --import myagents: {said} ({tmp_path / 'myagents.py'}, line "
     assert done.returncode == 1 and done.stderr.startswith(line), done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr
