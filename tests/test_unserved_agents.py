@@ -30,7 +30,9 @@ async def test_submit_of_an_agent_neither_registered_nor_served_is_refused_namin
 ) -> None:
     where = at(redis_url, keyspace)
     result = await run("submit", spec_file(tmp_path, NOPE), *ECHO_AGENTS, *where)
-    assert_one_line_error(result, "error: task 't': unknown agent 'nope'")
+    assert_one_line_error(
+        result, "error: task 't': unknown agent 'nope': no worker serves it, and it is not one "
+    )
     assert result.code == 1
     assert [k async for k in redis.scan_iter(match=f"{{{keyspace.namespace}:*")] == []
 

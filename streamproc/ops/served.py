@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection
 
 from streamproc.client import Client
+from streamproc.errors import SpecError
 from streamproc.spec.model import WorkflowSpec
 from streamproc.store.keys import ID_PATTERN
 from streamproc.transport.groups import served_agents
@@ -21,4 +22,13 @@ async def check_agents(client: Client, spec: WorkflowSpec, known: Collection[str
         t.agent for t in spec.tasks if isinstance(t.agent, str) and ID_PATTERN.fullmatch(t.agent)
     }
     served = await served_agents(client.redis, client.keyspace, sorted(named - set(known)))
-    spec.validate({*known, *served}, client.settings.limits)
+    unknown = named - set(known) - served
+    spec.validate({*known, *served, *unknown}, client.settings.limits)  # the rest first
+    for task in spec.tasks:
+        if task.agent in unknown:
+            listed = ", ".join(sorted(known)) or "none"
+            raise SpecError(
+                f"task {task.id!r}: unknown agent {task.agent!r}: no worker serves it, and it "
+                f"is not one of those registered here or allowed ({listed})",
+                task=task.id,
+            )
