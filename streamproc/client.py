@@ -214,6 +214,8 @@ class Client:
         they may finish and their results are recorded, but nothing downstream of them runs.
         """
         workflow_id = check_id("workflow id", workflow_id)
+        if not isinstance(reason, str):
+            raise TypeError(f"a cancel's reason is text, not {reason!r}")
         outcome = await admin.cancel(self.redis, self.keyspace, workflow_id, reason)
         if outcome is admin.Cancelled.NOT_FOUND:
             raise WorkflowNotFound(workflow_id)

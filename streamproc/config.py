@@ -61,6 +61,8 @@ class RedisSettings:
         checks off (``ssl_cert_reqs=none|optional``, ``ssl_check_hostname=false``) is refused
         unless ``insecure`` says it is meant (a development setup).  A Cluster is reached over
         TCP and has only database 0."""
+        if not isinstance(url, str):
+            raise ConfigError(f"a Redis URL is text (redis://, rediss:// or unix://), not {url!r}")
         if not url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError(
                 f"not a Redis URL: {redacted(url)!r} (redis://, rediss:// or unix://)"

@@ -10,7 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from streamproc import Client, ClientSettings, Keyspace, SpecError, SyncClient, WorkflowSpec
+from streamproc import (
+    Client,
+    ClientSettings,
+    ConfigError,
+    Keyspace,
+    Limits,
+    RedisSettings,
+    SpecError,
+    SyncClient,
+    WorkflowSpec,
+)
 from tests.cli_runner import ROOT, assert_one_line_error, at, run
 from tests.conftest import Engine
 
@@ -124,3 +134,17 @@ async def test_a_listing_asked_with_the_wrong_types_says_which(
     with pytest.raises(SpecError) as refused:
         await client.list(**given)  # type: ignore[arg-type]
     assert str(refused.value).startswith(said), refused.value
+
+
+async def test_a_follow_cancel_or_settings_given_the_wrong_thing_say_which(client: Client) -> None:
+    """Each ended in a ValueError, redis-py's DataError or a TypeError from a regex."""
+    workflow_id = await client.submit(CHAIN)
+    with pytest.raises(SpecError, match=r"^invalid start 'bogus': use 0, or an event's id"):
+        async for _ in client.follow(workflow_id, start="bogus"):
+            pass
+    with pytest.raises(TypeError, match=r"^a cancel's reason is text, not None"):
+        await client.cancel(workflow_id, reason=None)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"^a Redis URL is text"):
+        RedisSettings.from_url(None)  # type: ignore[arg-type]
+    with pytest.raises(SpecError, match=r"^Limits.max_tasks must be a whole number of at least 1"):
+        Limits(max_tasks=-1)

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from streamproc.client import Client
 from streamproc.http.errors import reply
-from streamproc.http.sse import is_stream_id
 from streamproc.ops import deadletters
+from streamproc.ops.events import OUTPUT_MARK, is_position
 from streamproc.store.keys import check_id
 
 AGENT = "/dead/{agent}"
@@ -59,6 +59,6 @@ def dead_address(request: web.Request) -> tuple[str, str]:
 
 
 def checked_entry_id(entry_id: str) -> str:
-    if not is_stream_id(entry_id):
+    if "-" not in entry_id or OUTPUT_MARK in entry_id or not is_position(entry_id):
         raise web.HTTPBadRequest(text=f"invalid entry id {entry_id!r}: use ms-seq")
     return entry_id

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections.abc import AsyncGenerator
 
 import orjson
@@ -28,13 +27,11 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from streamproc.errors import WorkflowNotFound
 from streamproc.http.hub import Hub
 from streamproc.http.redact import tenant_event
-from streamproc.ops.events import Event
+from streamproc.ops.events import Event, is_position
 from streamproc.store import folded
 from streamproc.store.keys import ID_PATTERN, check_id
 
 log = logging.getLogger(__name__)
-STREAM_ID = re.compile(r"\d{1,20}-\d{1,20}(:out)?")  # an event's position: ms-seq[:out]
-MAX_ID_PART = 2**64 - 1
 HEADERS = {
     "Content-Type": "text/event-stream",
     "Cache-Control": "no-cache",
@@ -57,7 +54,7 @@ async def stream_events(
     ends or ``closing`` is set (the server stops); 400/404 before the stream starts.  A
     ``tenant`` is not shown worker names (``redact.py``)."""
     start = request.headers.get("Last-Event-ID", "0")
-    if start != "0" and not is_stream_id(start):
+    if not is_position(start):
         raise web.HTTPBadRequest(text="Last-Event-ID must be an event's id (ms-seq[:out])")
     if not await folded.exists(hub.redis, hub.keyspace, check_id("workflow id", workflow_id)):
         raise WorkflowNotFound(shown_id)
@@ -73,14 +70,6 @@ async def stream_events(
         except WorkflowNotFound:  # expired between the check and the first read
             await response.write(frame("error", {"error": str(WorkflowNotFound(shown_id))}))
     return response
-
-
-def is_stream_id(text: str) -> bool:
-    """An entry id Redis takes: ms-seq, each part a 64-bit unsigned number (Redis refuses a
-    larger one with an error, which must be a 400 here, not a 500)."""
-    return STREAM_ID.fullmatch(text) is not None and all(
-        int(part) <= MAX_ID_PART for part in text.removesuffix(":out").split("-")
-    )
 
 
 async def relay(

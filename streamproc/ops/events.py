@@ -16,6 +16,7 @@ not wait a whole ``BLOCK_MS`` for an idle one.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ import orjson
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
+from streamproc.errors import SpecError
 from streamproc.store import folded
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
@@ -39,6 +41,8 @@ BLOCK_MS = 1000
 CLUSTER_BLOCK_MS = 100
 HEAD = (EF.V, EF.KIND, EF.WF, EF.TASK, EF.ATT, EF.AT)
 OUTPUT_MARK = ":out"  # ends the position of an output event (see the module's docstring)
+POSITION = re.compile(r"(\d{1,20})(-\d{1,20})?(:out)?")  # an entry id (seq optional), mark
+MAX_ID_PART = 2**64 - 1  # of an entry id's ms and seq: Redis refuses more
 LAST_SEQ = 2**64 - 1
 Position = tuple[int, int, int]  # ms, seq, 0 for history and 1 for output
 
@@ -100,8 +104,23 @@ class Event:
         return f"{when}  {self.kind:<15} {self.workflow}  {task}  {attempt}  {detail}".rstrip()
 
 
+def is_position(text: object) -> bool:
+    """Whether ``text`` is a position Redis would take (an over-long part is its error)."""
+    return (
+        isinstance(text, str)
+        and POSITION.fullmatch(text) is not None
+        and all(int(part) <= MAX_ID_PART for part in text.removesuffix(OUTPUT_MARK).split("-"))
+    )
+
+
 def position_of(resume_id: str) -> Position:
-    """The position a ``resume_id`` (or a bare entry id) names."""
+    """The position a ``resume_id`` (or a bare entry id, or its milliseconds alone) names, or
+    :class:`SpecError`."""
+    if not is_position(resume_id):
+        raise SpecError(
+            f"invalid start {resume_id!r}: use 0, or an event's id (ms-seq, with :out for an "
+            "output event's)"
+        )
     entry_id = resume_id.removesuffix(OUTPUT_MARK)
     return (*entry_order(entry_id), 1 if entry_id != resume_id else 0)
 

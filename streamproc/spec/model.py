@@ -44,6 +44,13 @@ class Limits:
     max_input_bytes: int = 256 * 1024
     max_map: int = 1_000  # instances one mapped task may run (TaskSpec.map)
 
+    def __post_init__(self) -> None:
+        for name, value in vars(self).items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SpecError(
+                    f"Limits.{name} must be a whole number of at least 1, not {value!r}"
+                )
+
 
 @dataclass(frozen=True)
 class TaskSpec:
