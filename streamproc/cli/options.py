@@ -13,8 +13,7 @@ import click
 
 from streamproc.config import RedisSettings
 from streamproc.ops.events import OUTPUT_MARK
-from streamproc.ops.signals import NAME_RULE
-from streamproc.store.keys import ID_PATTERN, MAX_SHARDS
+from streamproc.store.keys import ID_PATTERN, ID_RULE, MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -138,7 +137,7 @@ class AgentName(click.ParamType[str, str]):
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if not ID_PATTERN.fullmatch(value):
-            self.fail(f"{value!r} is not an agent name: use {NAME_RULE}", param, ctx)
+            self.fail(f"{value!r} is not an agent name: use {ID_RULE}", param, ctx)
         return value
 
 

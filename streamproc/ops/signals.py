@@ -14,10 +14,8 @@ from redis.asyncio import Redis
 from streamproc.errors import BadSignal, Conflict, SignalTooLarge, SpecError, WorkflowNotFound
 from streamproc.spec.reading import loads_json
 from streamproc.store import signals as store
-from streamproc.store.keys import ID_PATTERN, Keyspace, check_id
+from streamproc.store.keys import ID_PATTERN, ID_RULE, Keyspace, check_id
 from streamproc.store.payloads import dumps_payload
-
-NAME_RULE = "1-128 characters from A-Z a-z 0-9 _ . -"
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ async def send(
     signal_id = uuid.uuid4().hex if signal_id is None else signal_id
     for kind, value in (("signal name", name), ("signal id", signal_id)):
         if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
-            raise BadSignal(f"invalid {kind} {value!r}: use {NAME_RULE}")
+            raise BadSignal(f"invalid {kind} {value!r}: use {ID_RULE}")
     if len(payload) > store.MAX_SIGNAL_BYTES:
         raise SignalTooLarge(
             f"signal payload is {len(payload)} bytes, over the {store.MAX_SIGNAL_BYTES} limit"

@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from streamproc.errors import ConfigError, SpecError
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}")
+ID_RULE = "1-128 characters from A-Z a-z 0-9 _ . -"  # ID_PATTERN, said in a refusal
 # A task id as the engine may write it: a user's id, or an instance of a mapped task, which
 # the engine names ``<id>[<index>]`` (and an instance of an instance's map, and so on).
 TASK_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,128}(?:\[[0-9]{1,9}\])*")
@@ -102,7 +103,7 @@ def check_id(kind: str, value: str) -> str:
     """Refuse ids that could collide, glob or break a key (see the module table)."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
         raise SpecError(
-            f"invalid {kind} {shown(value)}: use 1-128 characters from A-Z a-z 0-9 _ . -",
+            f"invalid {kind} {shown(value)}: use {ID_RULE}",
             task=value if kind == "task id" and isinstance(value, str) else None,
         )
     return value
