@@ -135,11 +135,13 @@ async def test_a_failed_run_replays_from_the_record_with_its_failure_and_skips(
         (t.id, t.state, t.error) for t in original.tasks
     ]
     assert {t.agent for t in again.tasks} == {"replay"}
-    # Its failure went through a dead letter, deleted once the replay ended: requeuing it
-    # would resume the replay with no worker serving "replay".
+    # Its failure went through a dead letter (only a dead letter fails a workflow so),
+    # deleted once the replay ended: requeuing it would resume the replay with no worker
+    # serving "replay".  (The emptied stream itself may go: the resolver prunes an agent
+    # nothing uses any more.)
+    assert again.reason.startswith("task b dead-lettered: "), again.reason
     assert [d.workflow for d in await list_dead(client.redis, keyspace, "poison")] == [original.id]
-    dead = await client.redis.xinfo_stream(keyspace.dead(keyspace.shard_of(again.id), "replay"))
-    assert (dead["entries-added"], dead["length"]) == (1, 0)
+    assert await list_dead(client.redis, keyspace, "replay") == []
 
 
 async def test_a_cancelled_run_replays_from_the_record_as_cancelled_for_the_same_reason(
