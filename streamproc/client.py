@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import logging
 from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
+from redis.exceptions import NoPermissionError, ResponseError
 
 from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
@@ -29,6 +30,7 @@ from streamproc.store.packed import Piece
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.transport import durability
+from streamproc.transport.epoch import check_shards
 from streamproc.transport.lane import lane_for
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,9 @@ class Client:
 
     async def __aenter__(self) -> Client:
         await functions.load(self.redis)
+        with contextlib.suppress(NoPermissionError):  # a role without GET: left unchecked
+            epoch = cast(bytes | None, await self.redis.get(self.keyspace.epoch(0)))
+            check_shards(self.keyspace, epoch)
         return self
 
     async def __aexit__(

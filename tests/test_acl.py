@@ -216,6 +216,11 @@ async def test_a_worker_cannot_read_another_agents_stream_and_anonymous_users_ar
 async def test_the_producer_may_submit_for_a_tenant_within_its_limits(locked_down: str) -> None:
     """A tenant's submit reads and releases its usage (sp_usage, ZRANGE of the retained set)."""
     keyspace = Keyspace("sp", shards=2)
+    admin = Redis.from_url(url("sp-admin", locked_down))
+    try:  # a deployment of two shards: not the one-shard epoch other tests' daemons began
+        await admin.delete(keyspace.epoch(0))
+    finally:
+        await admin.aclose()
     async with Client(url("sp-producer", locked_down), ClientSettings(keyspace=keyspace)) as c:
         quota = Quota("acme", max_workflows=5, max_bytes=1 << 20)
         _, created = await c.create(SPEC, "acme.acl-check", quota)

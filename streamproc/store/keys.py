@@ -25,6 +25,7 @@ key                            type    holds
 ``{ns:s}:retained``            zset    ended tenant workflows ``"<t> <bytes> <hash key>"``
                                        scored by expiry (ms): their bytes, still counted
 ``{ns:s}:epoch``               string  a random value set once: gone means Redis lost the shard
+                                       (shard 0's ends with the namespace's shard count)
 ``{ns:s}:wf:<workflow>``       hash    workflow state: status and per-task fields
 ``{ns:s}:hist:<workflow>``     stream  its events as they come, while someone follows it
                                        (``sp_watch``: it lives ``WATCH_MS`` after the last)

@@ -24,13 +24,35 @@ from typing import cast
 from redis.asyncio import Redis
 from redis.exceptions import NoPermissionError, ResponseError
 
-from streamproc.errors import RedisReset
+from streamproc.errors import ConfigError, RedisReset
 from streamproc.store.keys import Keyspace
 from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
 CHECK_INTERVAL = 1.0
+
+
+SHARDS_MARK = b"/shards="  # shard 0's epoch ends with the namespace's shard count
+
+
+def new_epoch(keyspace: Keyspace, shard: int) -> bytes:
+    """A new epoch value; shard 0's records the shard count it began with (processes only
+    compare values, so those of earlier versions, without it, still work as before)."""
+    value = uuid.uuid4().hex.encode()
+    return value + SHARDS_MARK + str(keyspace.shards).encode() if shard == 0 else value
+
+
+def check_shards(keyspace: Keyspace, epoch: bytes | None) -> None:
+    """Refuse ``keyspace`` when shard 0's ``epoch`` says the namespace runs another number
+    of shards: a workflow lands on shard ``crc32(id) mod shards``, so a producer given 4
+    where the daemons run 1 would put three in four on shards no worker reads."""
+    _, mark, count = (epoch or b"").partition(SHARDS_MARK)
+    if mark and count.isdigit() and int(count) != keyspace.shards:
+        raise ConfigError(
+            f"namespace {keyspace.namespace!r} runs {int(count)} shard(s), not "
+            f"{keyspace.shards}: give --shards {int(count)} (STREAMPROC_SHARDS)"
+        )
 
 
 class Epoch:
@@ -48,9 +70,11 @@ class Epoch:
         started = []
         try:
             for shard in self.keyspace.all_shards():
-                new = uuid.uuid4().hex.encode()
+                new = new_epoch(self.keyspace, shard)
                 key = self.keyspace.epoch(shard)
                 old = cast(bytes | None, await self.redis.set(key, new, nx=True, get=True))
+                if shard == 0:  # before any other shard's epoch is started
+                    check_shards(self.keyspace, old)
                 self.values[shard] = old or new
                 if old is None:
                     started.append(shard)
