@@ -7,9 +7,11 @@ import re
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from streamproc.errors import SpecError
 from streamproc.store.keys import ID_PATTERN, check_id
-from streamproc.store.payloads import dumps_payload
+from streamproc.store.payloads import dumps_payload, refuse_non_finite
 
 if TYPE_CHECKING:
     from streamproc.spec.model import Limits, TaskSpec
@@ -93,7 +95,9 @@ def check_task_input(task_id: str, mapped: str | None, value: Any, limits: Limit
             task=task_id,
         )
     try:
-        encoded = dumps_payload(value)
+        encoded = orjson.dumps(value)  # dumps_payload's work, inline: it runs on every submit
+        if encoded.find(b"null") >= 0:
+            refuse_non_finite(value)
     except TypeError as exc:
         raise SpecError(
             f"task {task_id!r}: input is not JSON-serialisable: {exc}", task=task_id

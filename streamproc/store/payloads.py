@@ -19,9 +19,16 @@ import orjson
 def dumps_payload(value: Any) -> bytes:
     """``value`` as JSON, or :class:`orjson.JSONEncodeError` (a :class:`TypeError`)."""
     encoded = orjson.dumps(value)
-    if b"null" in encoded and _holds_non_finite(value):  # only then can one hide in it
-        raise orjson.JSONEncodeError("NaN and Infinity are not JSON numbers")
+    if encoded.find(b"null") >= 0:  # (find: ``in`` costs twice as much on bytes)
+        refuse_non_finite(value)
     return encoded
+
+
+def refuse_non_finite(value: Any) -> None:
+    """:class:`orjson.JSONEncodeError` when ``value``, encoded with a null, holds NaN or
+    Infinity; only then can one hide there."""
+    if _holds_non_finite(value):
+        raise orjson.JSONEncodeError("NaN and Infinity are not JSON numbers")
 
 
 def _holds_non_finite(value: Any) -> bool:
