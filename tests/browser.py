@@ -19,7 +19,8 @@ from playwright.async_api import Browser, ConsoleMessage, Locator, Page, expect
 
 from streamproc import Client
 from streamproc.http.app import serve
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import ROOT
 from tests.conftest import eventually

@@ -14,8 +14,9 @@ import pytest
 
 from streamproc import Client
 from streamproc.http.app import serve
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings
 from streamproc.http.event_tokens import EventTokens
+from streamproc.http.tokens import parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.conftest import Engine, eventually
 from tests.http_helpers import CHAIN, Http, healthy, serving, sse_frames

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import parse_tokens
 from streamproc.ops import listing
 from tests.http_helpers import Http, serving
 

@@ -15,7 +15,8 @@ from streamproc import Client
 from streamproc.cli.api import TOKENS_VARIABLE
 from streamproc.errors import ConfigError
 from streamproc.http.app import LINGER, serve
-from streamproc.http.auth import ApiSettings, digest, file_tokens, parse_tokens
+from streamproc.http.auth import ApiSettings, digest
+from streamproc.http.tokens import file_tokens, parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import assert_one_line_error, cli_env, run_sync
 from tests.conftest import eventually

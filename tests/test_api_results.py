@@ -12,7 +12,8 @@ import orjson
 import pytest
 
 from streamproc import Client, Keyspace
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import parse_tokens
 from tests.cli_runner import at, run
 from tests.conftest import Engine
 from tests.http_helpers import Http, serving

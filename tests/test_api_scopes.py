@@ -17,9 +17,10 @@ import pytest
 from streamproc import Client, Keyspace
 from streamproc.errors import ConfigError
 from streamproc.http.app import make_app
-from streamproc.http.auth import OPEN, ApiSettings, Grant, parse_tokens
+from streamproc.http.auth import OPEN, ApiSettings, Grant
 from streamproc.http.dashboard import DASHBOARD_NEEDS
 from streamproc.http.openapi import needs
+from streamproc.http.tokens import parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import (
     ECHO_AGENTS,

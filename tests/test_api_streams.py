@@ -14,7 +14,8 @@ from aiohttp.test_utils import TestServer
 
 from streamproc import Client
 from streamproc.http.app import make_app
-from streamproc.http.auth import ApiSettings, parse_entry
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import parse_entry
 from tests.conftest import eventually
 from tests.http_helpers import CHAIN
 

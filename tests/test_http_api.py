@@ -18,8 +18,9 @@ from redis.asyncio import Redis
 from streamproc import Client, Keyspace, RedisSettings
 from streamproc.errors import ConfigError
 from streamproc.http.app import make_app, serve
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings
 from streamproc.http.dashboard import DASHBOARD_NEEDS
+from streamproc.http.tokens import parse_tokens
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import STATUS_KEYS, STREAMPROC, at, cli_env, run_sync
 from tests.conftest import Engine, eventually, some_task

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from streamproc import WorkflowSpec
-from streamproc.http.auth import parse_tokens
+from streamproc.http.tokens import parse_tokens
 from tests.cli_runner import ROOT, cli_env
 from tests.cli_tree import unknown_options
 

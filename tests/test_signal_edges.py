@@ -12,7 +12,8 @@ import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client
-from streamproc.http.auth import ApiSettings, parse_tokens
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import parse_tokens
 from streamproc.store.signals import MAX_SIGNAL_BYTES
 from tests.cli_runner import STREAMPROC, assert_one_line_error, at, cli_env, run
 from tests.conftest import Engine, eventually

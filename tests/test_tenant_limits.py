@@ -25,7 +25,8 @@ from streamproc import (
 from streamproc.engine.worker import Worker
 from streamproc.errors import LimitReached
 from streamproc.http.app import make_app
-from streamproc.http.auth import ApiSettings, parse_entry
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import parse_entry
 from streamproc.ops import deadletters
 from streamproc.registry import registered
 from streamproc.store.tenants import Quota, usage

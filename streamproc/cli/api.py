@@ -16,7 +16,8 @@ from streamproc.config import ClientSettings
 from streamproc.engine.daemon import run_until_signalled
 from streamproc.errors import ConfigError
 from streamproc.http.app import serve
-from streamproc.http.auth import ApiSettings, file_tokens, parse_tokens
+from streamproc.http.auth import ApiSettings
+from streamproc.http.tokens import file_tokens, parse_tokens
 from streamproc.registry import registered
 
 TOKENS_VARIABLE = "STREAMPROC_API_TOKENS"

@@ -16,8 +16,6 @@ from; only a null cursor means there are no more.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +25,7 @@ from redis.asyncio import Redis
 
 from streamproc.engine.index import unindex_missing
 from streamproc.errors import SpecError
+from streamproc.ops.cursors import Position, decode_cursor, encode_cursor
 from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
 from streamproc.store.keys import Keyspace
@@ -44,33 +43,6 @@ SUMMARY = (
     WorkflowField.REASON,
     WorkflowField.ORDER,
 )
-
-Position = tuple[int, str]  # (created ms, workflow id): the merge's order, descending
-
-
-# Sorts after every id (ids hold only A-Z a-z 0-9 _ . -): a cursor's id past all of a prefix's.
-PAST_EVERY_ID = "~"
-
-
-def encode_cursor(position: Position, prefix: str = "") -> str:
-    """``position`` as an opaque cursor, its id without ``prefix``: a tenant's cursor names
-    none of another tenant's workflows.  A position at another prefix's workflow becomes the
-    same boundary among the prefix's own ids: before or after all of them."""
-    created, workflow_id = position
-    if not workflow_id.startswith(prefix):
-        workflow_id = prefix if workflow_id < prefix else prefix + PAST_EVERY_ID
-    token = f"{created}:{workflow_id.removeprefix(prefix)}"
-    return base64.urlsafe_b64encode(token.encode()).decode()
-
-
-def decode_cursor(cursor: str, prefix: str = "") -> Position:
-    try:
-        created, colon, workflow_id = base64.urlsafe_b64decode(cursor).decode().partition(":")
-        if not colon:
-            raise ValueError(cursor)
-        return int(created), prefix + workflow_id
-    except (ValueError, binascii.Error):
-        raise SpecError(f"invalid cursor {cursor!r}: pass one a page returned") from None
 
 
 def parse_since(value: str | int | datetime) -> int:
