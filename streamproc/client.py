@@ -22,11 +22,10 @@ from streamproc.ops.history import snapshot as read_history
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.ops.signals import SignalSent, encode_payload, send
 from streamproc.spec.model import WorkflowSpec
-from streamproc.store import admin, calls, folded, functions, packed, tenants
+from streamproc.store import admin, calls, folded, functions, packed, submit_frame, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
 from streamproc.store.keys import check_id, new_workflow_id
-from streamproc.store.packed import Piece
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.transport import durability
@@ -106,9 +105,7 @@ class Client:
         if quota is not None:
             shard = self.keyspace.shard_of(item.workflow_id)
             counted = await tenants.quota_arguments(self.redis, self.keyspace, quota, shard)
-        [[outcome]] = await self._submit_calls(
-            [calls.submit_arguments(self.keyspace, [item], counted)]
-        )
+        [[outcome]] = await self._submit_calls([[item]], counted)
         if quota is not None and outcome in LIMITS:
             added = item.blueprint.hash_bytes()
             raise await tenants.refusal(self.redis, self.keyspace, quota, outcome, added)
@@ -137,9 +134,7 @@ class Client:
             for positions in by_shard.values()
             for i in range(0, len(positions), SUBMIT_CHUNK)
         ]
-        replies = await self._submit_calls(
-            self._calls(*([prepared[p] for p in chunk] for chunk in chunks))
-        )
+        replies = await self._submit_calls([[prepared[p] for p in chunk] for chunk in chunks])
         outcomes = [calls.Submitted.EXISTS] * len(prepared)
         for chunk, reply in zip(chunks, replies, strict=True):
             for position, outcome in zip(chunk, reply, strict=True):
@@ -149,18 +144,22 @@ class Client:
             for item, outcome in zip(prepared, outcomes, strict=True)
         ]
 
-    async def _submit_calls(self, args: list[list[Piece]]) -> list[list[calls.Submitted]]:
-        """``sp_submit`` each call in one round trip, followed on the same connection, when
-        durable, by WAITAOF, which waits for their fsync (Redis 7.2+), and with ``replicas``
-        by WAIT, which waits until that many replicas have them (see durability.py).  A
-        submission Redis refused is raised first: no wait speaks for what was not written."""
+    async def _submit_calls(
+        self, chunks: list[list[calls.NewWorkflow]], quota: list[functions.Arg] = calls.NO_TENANT
+    ) -> list[list[calls.Submitted]]:
+        """``sp_submit`` each chunk (workflows of one shard) for the tenant ``quota`` names
+        (``tenants.quota_arguments``), or for none, in one round trip, followed on the same
+        connection, when durable, by WAITAOF, which waits for their fsync (Redis 7.2+), and
+        with ``replicas`` by WAIT, which waits until that many replicas have them (see
+        durability.py).  A submission Redis refused is raised first: no wait speaks for what
+        was not written."""
         if self.settings.durable and self._fsync is None:
             self._fsync = await durability.detect(self.redis)
         waitaof = self._fsync is durability.Fsync.WAITAOF
-        replies = await self._pipeline(args, waitaof)
+        replies = await self._pipeline(chunks, quota, waitaof)
         if any(isinstance(r, ResponseError) and functions.is_missing_library(r) for r in replies):
             await functions.load(self.redis)
-            replies = await self._pipeline(args, waitaof)  # submit is idempotent
+            replies = await self._pipeline(chunks, quota, waitaof)  # submit is idempotent
         acknowledged = replies.pop() if self.settings.replicas else None
         fsynced = replies.pop() if waitaof else None
         for reply in replies:
@@ -173,8 +172,10 @@ class Client:
             durability.check_replicas(acknowledged, s.replicas, s.replica_timeout)
         return [calls.SUBMIT.reply(reply) for reply in replies]
 
-    async def _pipeline(self, args: list[list[Piece]], waitaof: bool) -> list[Any]:
-        """The replies of ``sp_submit`` per call, then WAITAOF's and WAIT's when asked for, a
+    async def _pipeline(
+        self, chunks: list[list[calls.NewWorkflow]], quota: list[functions.Arg], waitaof: bool
+    ) -> list[Any]:
+        """The replies of ``sp_submit`` per chunk, then WAITAOF's and WAIT's when asked for, a
         refused command's error in its place."""
         waits: list[list[functions.Arg]] = []
         if waitaof:
@@ -183,9 +184,11 @@ class Client:
             timeout_ms = int(self.settings.replica_timeout * 1000)
             waits.append(["WAIT", self.settings.replicas, timeout_ms])
         if self._lane is not None:
-            return await self._lane.send([*map(calls.submit_command, args), *waits])
+            commands = [self._submit_command(chunk, quota) for chunk in chunks]
+            return await self._lane.send([*commands, *waits])
         pipe = self.redis.pipeline(transaction=False)
-        for call in args:
+        for chunk in chunks:
+            call = calls.submit_arguments(self.keyspace, chunk, quota)
             pipe.execute_command(*calls.SUBMIT.command(packed.flat(call)))
         for command in waits:
             pipe.execute_command(*command)
@@ -200,9 +203,11 @@ class Client:
         )
         return calls.NewWorkflow(workflow_id, blueprint)
 
-    def _calls(self, *chunks: list[calls.NewWorkflow]) -> list[list[Piece]]:
-        """One ``sp_submit`` call's arguments per chunk (workflows of one shard)."""
-        return [calls.submit_arguments(self.keyspace, chunk) for chunk in chunks]
+    def _submit_command(self, chunk: list[calls.NewWorkflow], quota: list[functions.Arg]) -> bytes:
+        """One chunk's ``sp_submit``, packed: the usual submit from a frame (submit_frame.py)."""
+        if len(chunk) == 1 and quota is calls.NO_TENANT:
+            return submit_frame.submit_command(self.keyspace, chunk[0])
+        return calls.submit_command(calls.submit_arguments(self.keyspace, chunk, quota))
 
     @staticmethod
     def _check_outcome(workflow_id: str, outcome: calls.Submitted) -> str:

@@ -8,7 +8,7 @@ from typing import Any, cast
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, TaskSpec, WorkflowSpec
-from streamproc.store import functions, packed
+from streamproc.store import calls, functions, packed
 from streamproc.store.fields import WorkflowField
 from streamproc.store.functions import ENGINE, Library
 from tests.conftest import Engine, eventually
@@ -53,7 +53,7 @@ async def test_a_newer_release_starting_leaves_the_older_ones_functions_in_place
         # The older release's submit runs its own code over the same data: the workflow is
         # there with this spec, so it reports it as such rather than creating it again.
         item = client._prepare(spec, "shared")
-        [call] = client._calls([item])
+        call = calls.submit_arguments(client.keyspace, [item])
         assert await functions.call(redis, "sp_submit", packed.flat(call), older) == [0]
     assert f"streamproc_{older.tag}" in await libraries(redis)
 

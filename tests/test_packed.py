@@ -1,6 +1,7 @@
 """Arguments packed in runs (store/packed.py): a submit's FCALL goes out byte for byte as
 hiredis packs the same arguments one by one, for one workflow or several, with or without a
-tenant, from a fresh shape or a cached one."""
+tenant, from a fresh shape or a cached one; and so does one packed from a frame
+(store/submit_frame.py), with a drawn id or a given one of any length."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from streamproc.client import Client
 from streamproc.config import ClientSettings
-from streamproc.store import calls, packed
+from streamproc.store import calls, packed, submit_frame
 from streamproc.store.fields import WorkflowField
 from streamproc.store.keys import Keyspace
 from streamproc.store.layout import layout
@@ -55,6 +56,17 @@ def test_a_submit_packs_as_its_arguments_one_by_one(shards: int, quota: list[Any
             for item in chunk:
                 args += (item.workflow_id, *item.blueprint.args)
             assert packed.flat(pieces) == layout(client.keyspace, shard, agents, ids, args)
+
+
+@pytest.mark.parametrize("shards", [1, 3])
+def test_a_submit_packed_from_a_frame_packs_as_its_arguments_one_by_one(shards: int) -> None:
+    client = Client("redis://127.0.0.1:1/0", ClientSettings(keyspace=Keyspace("t", shards)))
+    given = ["a", "wf-2", "x" * 24, "y" * 128, None, None, None]  # None: a drawn id
+    for make in (one_task, three_tasks):
+        for n, workflow_id in enumerate(given * 2):  # each frame made, then used again
+            item = client._prepare(make(n), workflow_id)
+            pieces = calls.submit_arguments(client.keyspace, [item])
+            assert submit_frame.submit_command(client.keyspace, item) == one_by_one(pieces)
 
 
 def test_every_kind_of_argument_packs_as_hiredis_packs_it() -> None:

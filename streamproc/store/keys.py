@@ -201,13 +201,13 @@ class Keyspace:
 
     def workflow_keys(self, workflow_id: str) -> tuple[str, str, str, str]:
         """The workflow's hash, history stream, output stream and archive, at once."""
-        tag = self._tag(self.shard_of(workflow_id))
-        return (
-            f"{tag}:wf:{workflow_id}",
-            f"{tag}:hist:{workflow_id}",
-            f"{tag}:out:{workflow_id}",
-            f"{tag}:past:{workflow_id}",
-        )
+        wf, hist, out, past = self.workflow_prefixes(self.shard_of(workflow_id))
+        return wf + workflow_id, hist + workflow_id, out + workflow_id, past + workflow_id
+
+    def workflow_prefixes(self, shard: int) -> tuple[str, str, str, str]:
+        """What each of :meth:`workflow_keys` holds before the id, for a workflow of ``shard``."""
+        tag = self._tag(shard)
+        return f"{tag}:wf:", f"{tag}:hist:", f"{tag}:out:", f"{tag}:past:"
 
     def history_of(self, workflow_key: str) -> str:
         """The history stream that belongs with a workflow hash key."""

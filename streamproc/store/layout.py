@@ -25,7 +25,7 @@ def layout(
     args: Sequence[Arg],
 ) -> list[Arg]:
     """numkeys, KEYS and ARGV in the layout every engine function shares."""
-    head, named = _fixed(keyspace, shard, tuple(agents), len(workflow_ids))
+    head, named = fixed(keyspace, shard, tuple(agents), len(workflow_ids))
     return [*head.args, *_workflow_keys(keyspace, workflow_ids), *named.args, *args]
 
 
@@ -38,12 +38,12 @@ def layout_pieces(
 ) -> list[Piece]:
     """:func:`layout` as pieces (``packed.py``): what every call of a shard, agents and
     number of workflows repeats is packed once."""
-    head, named = _fixed(keyspace, shard, tuple(agents), len(workflow_ids))
+    head, named = fixed(keyspace, shard, tuple(agents), len(workflow_ids))
     return [head, *_workflow_keys(keyspace, workflow_ids), named, *args]
 
 
 @lru_cache(maxsize=1024)
-def _fixed(
+def fixed(
     keyspace: Keyspace, shard: int, agents: tuple[str, ...], workflows: int
 ) -> tuple[Packed, Packed]:
     """numkeys, the shard's fixed keys, then each agent's tasks and dead streams; the count

@@ -45,8 +45,14 @@ def bulk(arg: Arg) -> bytes:
 
 def command(pieces: Sequence[Piece]) -> bytes:
     """The command whose arguments ``pieces`` hold, packed as RESP."""
-    count = 0
     parts = [b""]
+    parts[0] = b"*%d\r\n" % extend(parts, pieces)
+    return b"".join(parts)
+
+
+def extend(parts: list[bytes], pieces: Sequence[Piece]) -> int:
+    """Append the RESP of the arguments ``pieces`` hold to ``parts``; return their count."""
+    count = 0
     for piece in pieces:
         if isinstance(piece, Packed):
             count += len(piece.args)
@@ -63,8 +69,7 @@ def command(pieces: Sequence[Piece]) -> bytes:
             parts.append(bulk(piece))
             continue
         parts.append(b"$%d\r\n%b\r\n" % (len(data), data))
-    parts[0] = b"*%d\r\n" % count
-    return b"".join(parts)
+    return count
 
 
 def flat(pieces: Sequence[Piece]) -> list[Arg]:
