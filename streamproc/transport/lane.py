@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import hiredis
@@ -47,7 +47,7 @@ class Lane:
         self._connecting = asyncio.Lock()
 
     async def send(self, commands: Sequence[Command | bytes]) -> list[Any]:
-        """Each command is its arguments, or already packed as RESP."""
+        """Each command is its arguments, or already packed as RESP (one at least)."""
         packed = b"".join([c if isinstance(c, bytes) else _pack(tuple(c)) for c in commands])
         count = len(commands)
         return await self._retry.call_with_retry(lambda: self._send(packed, count), self._drop)
@@ -57,8 +57,14 @@ class Lane:
             self._replies.transport.close()
             self._replies = None
 
-    async def _send(self, packed: bytes, count: int) -> list[Any]:
-        replies = self._usable() or await self._connect()
+    def _send(self, packed: bytes, count: int) -> Awaitable[list[Any]]:
+        replies = self._usable()  # a plain call, no coroutine of its own, while connected
+        if replies is None:
+            return self._connect_and_send(packed, count)
+        return replies.send(packed, count)
+
+    async def _connect_and_send(self, packed: bytes, count: int) -> list[Any]:
+        replies = await self._connect()
         return await replies.send(packed, count)
 
     def _usable(self) -> _Replies | None:
@@ -135,13 +141,18 @@ class _Replies(asyncio.Protocol):
             self._progress = self._loop.time()
             if self._watchdog is None and self.timeout:
                 self._watchdog = self._loop.call_at(self._progress + self.timeout, self._check)
-        futures = [self._loop.create_future() for _ in range(count)]
+        futures = [self._loop.create_future()]
+        for _ in range(1, count):  # a loop, no comprehension: a submit sends one command
+            futures.append(self._loop.create_future())
         self._waiting.extend(futures)
         self.transport.write(packed)
         try:
             if self._drained is not None:
                 await asyncio.shield(self._drained)
-            return [await future for future in futures]
+            replies = []
+            for future in futures:  # a loop: an async comprehension costs a coroutine
+                replies.append(await future)
+            return replies
         except BaseException:
             for future in futures:  # each failed alike: the first one's error is raised
                 if future.done() and not future.cancelled():
