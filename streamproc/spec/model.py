@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -162,7 +163,7 @@ class WorkflowSpec:
 
     def digest(self) -> str:
         """A stable fingerprint, so resubmitting one id with another spec is detected."""
-        return digest(self, [t.input for t in self.tasks])
+        return DigestFrame.of(self).digest([t.input for t in self.tasks])
 
 
 def check_inputs(tasks: Sequence[TaskSpec], inputs: Sequence[Any], limits: Limits) -> list[bytes]:
@@ -178,18 +179,39 @@ def check_inputs(tasks: Sequence[TaskSpec], inputs: Sequence[Any], limits: Limit
     return encoded
 
 
-def digest(spec: WorkflowSpec, inputs: Sequence[Any]) -> str:
-    """:meth:`WorkflowSpec.digest` of ``spec`` with ``inputs`` (one per task) as its tasks'."""
-    canonical = [
-        [t.id, t.agent, value, list(t.needs), t.retries, t.timeout]
-        + ([] if t.map is None else [t.map])  # absent, the digest stays what it was
-        + ([] if t.wait_for is None else [t.wait_for, t.default])
-        for t, value in zip(spec.tasks, inputs, strict=True)
-    ]
-    whole: list[Any] = [spec.name, spec.adjust_rounds, canonical]
-    if spec.timeout is not None:  # absent, the digest stays what it was before timeouts
-        whole.append(spec.timeout)
-    return hashlib.sha256(orjson.dumps(whole, option=orjson.OPT_SORT_KEYS)).hexdigest()[:32]
+_dumps_sorted = partial(orjson.dumps, option=orjson.OPT_SORT_KEYS)
+
+
+class DigestFrame(NamedTuple):
+    """What a spec's digest hashes, but for its tasks' inputs: the JSON of ``[name,
+    adjust_rounds, [[id, agent, input, needs, retries, timeout, (map), (wait_for, default)],
+    ...], (timeout)]``, keys sorted, cut around each task's input.  Made once per shape
+    (``store/shapes.py``): a submit of the shape dumps only its own inputs."""
+
+    around: tuple[bytes, ...]  # before the first input, then after each one
+
+    @classmethod
+    def of(cls, spec: WorkflowSpec) -> DigestFrame:
+        around = [_dumps_sorted([spec.name, spec.adjust_rounds])[:-1] + b",["]
+        for index, task in enumerate(spec.tasks):
+            rest = [list(task.needs), task.retries, task.timeout]
+            if task.map is not None:  # absent, the digest stays what it was
+                rest.append(task.map)
+            if task.wait_for is not None:
+                rest += (task.wait_for, task.default)
+            around[-1] += (b"," if index else b"") + _dumps_sorted([task.id, task.agent])[:-1]
+            around[-1] += b","  # then the input
+            around.append(b"," + _dumps_sorted(rest)[1:])
+        timeout = b"" if spec.timeout is None else b"," + _dumps_sorted(spec.timeout)
+        around[-1] += b"]" + timeout + b"]"  # absent, the digest stays what it was
+        return cls(tuple(around))
+
+    def digest(self, inputs: Sequence[Any]) -> str:
+        """The digest of the spec this frame was made of, with ``inputs`` (one per task)."""
+        parts = [self.around[0]]
+        for value, after in zip(inputs, self.around[1:], strict=True):
+            parts += (_dumps_sorted(value), after)
+        return hashlib.sha256(b"".join(parts)).hexdigest()[:32]
 
 
 def task_from_dict(index: int, data: Any) -> TaskSpec:

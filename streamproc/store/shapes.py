@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from streamproc.config import ClientSettings
-from streamproc.spec.model import TaskSpec, WorkflowSpec, check_inputs, digest
+from streamproc.spec.model import DigestFrame, TaskSpec, WorkflowSpec, check_inputs
 from streamproc.store import calls
 from streamproc.store.fields import TaskField
 from streamproc.store.functions import Arg
@@ -46,6 +46,7 @@ class Shape:
     settings: ClientSettings
     values: list[int]  # where each value of a submit's own goes: 0 its digest, i its i-th input
     runs: list[Packed]  # the arguments after each of those values, up to the next one
+    digests: DigestFrame  # what its digest hashes, but for the inputs
 
     @classmethod
     def of(
@@ -65,13 +66,14 @@ class Shape:
         runs = [Packed.of(args[a + 1 : end]) for a, end in zip(varying, ends, strict=True)]
         values = [value_at[a] for a in varying]
         # A copy, so a caller changing its spec's default later changes no later digest.
-        return cls(copy.deepcopy(spec), blueprint.agents, settings, values, runs)
+        spec = copy.deepcopy(spec)
+        return cls(spec, blueprint.agents, settings, values, runs, DigestFrame.of(spec))
 
     def blueprint(self, inputs: list[Any]) -> calls.Blueprint:
         """The blueprint of the spec of this shape with ``inputs`` (one per task, checked
         here)."""
         encoded = check_inputs(self.spec.tasks, inputs, self.settings.limits)
-        own: list[Arg] = [digest(self.spec, inputs), *encoded]
+        own: list[Arg] = [self.digests.digest(inputs), *encoded]
         pieces: list[Piece] = []
         for value, run in zip(self.values, self.runs, strict=True):
             pieces += (own[value], run)
