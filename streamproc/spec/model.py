@@ -169,10 +169,12 @@ class WorkflowSpec:
 def check_inputs(tasks: Sequence[TaskSpec], inputs: Sequence[Any], limits: Limits) -> list[bytes]:
     """The inputs of ``tasks`` (of a spec whose shape is checked), one each, as JSON, or
     :class:`SpecError` naming the first task whose input or received entry is refused."""
-    encoded = [
-        check_task_input(t.id, t.map, value, limits) for t, value in zip(tasks, inputs, strict=True)
-    ]
-    if sum(map(len, encoded)) > MAX_ENTRY_BYTES:  # else no task can receive more than that
+    encoded: list[bytes] = []
+    size = 0
+    for task, value in zip(tasks, inputs, strict=True):  # a loop: it runs on every submit
+        encoded.append(check_task_input(task.id, task.map, value, limits))
+        size += len(encoded[-1])
+    if size > MAX_ENTRY_BYTES:  # else no task can receive more than that
         sizes = {t.id: len(value) for t, value in zip(tasks, encoded, strict=True)}
         for task in tasks:
             _check_received(task, sizes)
@@ -210,7 +212,7 @@ class DigestFrame(NamedTuple):
         """The digest of the spec this frame was made of, with ``inputs`` (one per task)."""
         parts = [self.around[0]]
         for value, after in zip(inputs, self.around[1:], strict=True):
-            parts += (_dumps_sorted(value), after)
+            parts += (orjson.dumps(value, option=orjson.OPT_SORT_KEYS), after)
         return hashlib.sha256(b"".join(parts)).hexdigest()[:32]
 
 

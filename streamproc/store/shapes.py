@@ -178,20 +178,17 @@ def shape_key(spec: WorkflowSpec | Mapping[str, Any]) -> tuple[bytes | None, lis
             head = [type(spec), *(getattr(spec, name) for name in WORKFLOW_FIELDS)]
             body = [[type(t), *(getattr(t, name) for name in TASK_FIELDS)] for t in tasks]
         elif type(spec) is dict and type(tasks := spec.get("tasks")) is list:
-            inputs = [t.get("input") for t in tasks]
             head = spec.copy()
             del head["tasks"]
-            body = [_without_input(t) for t in tasks]
+            body, inputs = [], []
+            for task in tasks:  # a loop, not two comprehensions: it runs on every submit
+                if type(task) is not dict:  # parsed every time
+                    return None, []
+                copied = task.copy()
+                inputs.append(copied.pop("input", None))
+                body.append(copied)
         else:
             return None, []
         return pickle.dumps((head, body), protocol=pickle.HIGHEST_PROTOCOL), inputs
     except Exception:  # a value that does not pickle, or a task of another type
         return None, []
-
-
-def _without_input(task: Any) -> dict[str, Any]:
-    if type(task) is not dict:
-        raise TypeError("a task other than a plain dict is parsed every time")
-    copied = task.copy()
-    copied.pop("input", None)
-    return copied

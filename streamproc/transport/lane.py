@@ -48,8 +48,11 @@ class Lane:
 
     async def send(self, commands: Sequence[Command | bytes]) -> list[Any]:
         """Each command is its arguments, or already packed as RESP (one at least)."""
-        packed = b"".join([c if isinstance(c, bytes) else _pack(tuple(c)) for c in commands])
         count = len(commands)
+        if count == 1 and isinstance(commands[0], bytes):  # a submit: as it is
+            packed = commands[0]
+        else:
+            packed = b"".join([c if isinstance(c, bytes) else _pack(tuple(c)) for c in commands])
         return await self._retry.call_with_retry(lambda: self._send(packed, count), self._drop)
 
     async def close(self) -> None:
