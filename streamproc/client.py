@@ -178,8 +178,8 @@ class Client:
         self, chunks: list[list[calls.NewWorkflow]], quota: list[functions.Arg], waitaof: bool
     ) -> Awaitable[list[Any]]:
         """The replies of ``sp_submit`` per chunk, then WAITAOF's and WAIT's when asked for, a
-        refused command's error in its place.  (A plain call: a submit's coroutines are a
-        tenth of its client CPU.)"""
+        refused command's error in its place.  (A plain call, not a coroutine: one fewer on
+        every submit's way.)"""
         waits: list[list[functions.Arg]] = []
         if waitaof:
             waits.append(["WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000)])

@@ -6,7 +6,8 @@ timeouts, map, wait_for, default; its name, adjust_rounds and timeout), and what
 the shape alone is the costly part of a submit: its checks (ids, cycles, limits), its parsing
 and most of its hash.  So a shape is checked, laid out and packed once (``packed.py``), and
 each submit of it still checks and encodes its own inputs (``spec.check_inputs``), digests
-its own spec, and puts the two between the shape's packed runs of arguments.
+its own spec (the shape keeps the rest of what the digest hashes, ``spec.DigestFrame``), and
+puts the two between the shape's packed runs of arguments.
 
 The key of a shape is its fields pickled (inputs left out; a dict spec's own dicts, copied
 without them): two specs share one only when

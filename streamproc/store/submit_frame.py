@@ -5,8 +5,9 @@ strings, and every argument that is not a packed run encoded with its length.  I
 one workflow for no tenant, all but the workflow's id and its blueprint's pieces is the same
 bytes for every submit on one shard with the same agents, and the id's length fixes each
 key's: so a frame holds those bytes, and a submit joins its id between them.  Laying out and
-packing took a quarter of a one-task submit's client instructions; the frame, a twentieth.
-The bytes are the same either way (``tests/test_packed.py`` compares them).
+packing a one-task submit took 53,000 of its 179,000 client instructions; from a frame,
+21,000, most of them the blueprint's own pieces.  The bytes are the same either way
+(``tests/test_packed.py`` compares them).
 """
 
 from __future__ import annotations
