@@ -6,13 +6,13 @@ import asyncio
 import builtins
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Collection, Iterable, Mapping
+from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
 from typing import Any, cast
 
 from redis.asyncio import Redis
-from redis.exceptions import NoPermissionError, ResponseError
+from redis.exceptions import NoPermissionError
 
 from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
@@ -22,15 +22,14 @@ from streamproc.ops.history import snapshot as read_history
 from streamproc.ops.listing import DEFAULT_LIMIT, Query, WorkflowPage, list_workflows, parse_since
 from streamproc.ops.signals import SignalSent, encode_payload, send
 from streamproc.spec.model import WorkflowSpec
-from streamproc.store import admin, calls, folded, functions, packed, submit_frame, tenants
+from streamproc.store import admin, calls, folded, functions, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
 from streamproc.store.keys import check_id, new_workflow_id
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
-from streamproc.transport import durability
+from streamproc.store.submits import Submits
 from streamproc.transport.epoch import check_shards
-from streamproc.transport.lane import lane_for
 
 log = logging.getLogger(__name__)
 SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
@@ -55,10 +54,8 @@ class Client:
         self.keyspace = self.settings.keyspace
         self.agents = agents
         self.redis: Redis = self.redis_settings.connect()
-        # Submits go on a lane of their own (cheaper per call); a Cluster has none.
-        self._lane = lane_for(self.redis)
+        self._submits = Submits(self.redis, self.settings)
         self._shapes = Shapes()
-        self._fsync: durability.Fsync | None = None
 
     async def __aenter__(self) -> Client:
         await functions.load(self.redis)
@@ -76,8 +73,7 @@ class Client:
         await self.close()
 
     async def close(self) -> None:
-        if self._lane is not None:
-            await self._lane.close()
+        await self._submits.close()
         await self.redis.aclose()
 
     # -- submit ------------------------------------------------------------------------------
@@ -105,7 +101,7 @@ class Client:
         if quota is not None:
             shard = self.keyspace.shard_of(item.workflow_id)
             counted = await tenants.quota_arguments(self.redis, self.keyspace, quota, shard)
-        [[outcome]] = await self._submit_calls([[item]], counted)
+        [[outcome]] = await self._submits.send([[item]], counted)
         if quota is not None and outcome in LIMITS:
             added = item.blueprint.hash_bytes()
             raise await tenants.refusal(self.redis, self.keyspace, quota, outcome, added)
@@ -134,7 +130,7 @@ class Client:
             for positions in by_shard.values()
             for i in range(0, len(positions), SUBMIT_CHUNK)
         ]
-        replies = await self._submit_calls([[prepared[p] for p in chunk] for chunk in chunks])
+        replies = await self._submits.send([[prepared[p] for p in chunk] for chunk in chunks])
         outcomes = [calls.Submitted.EXISTS] * len(prepared)
         for chunk, reply in zip(chunks, replies, strict=True):
             for position, outcome in zip(chunk, reply, strict=True):
@@ -144,59 +140,6 @@ class Client:
             for item, outcome in zip(prepared, outcomes, strict=True)
         ]
 
-    async def _submit_calls(
-        self, chunks: list[list[calls.NewWorkflow]], quota: list[functions.Arg] = calls.NO_TENANT
-    ) -> list[list[calls.Submitted]]:
-        """``sp_submit`` each chunk (workflows of one shard) for the tenant ``quota`` names
-        (``tenants.quota_arguments``), or for none, in one round trip, followed on the same
-        connection, when durable, by WAITAOF, which waits for their fsync (Redis 7.2+), and
-        with ``replicas`` by WAIT, which waits until that many replicas have them (see
-        durability.py).  A submission Redis refused is raised first: no wait speaks for what
-        was not written."""
-        if self.settings.durable and self._fsync is None:
-            self._fsync = await durability.detect(self.redis)
-        waitaof = self._fsync is durability.Fsync.WAITAOF
-        replies = await self._pipeline(chunks, quota, waitaof)
-        for reply in replies:
-            if isinstance(reply, ResponseError) and functions.is_missing_library(reply):
-                await functions.load(self.redis)
-                replies = await self._pipeline(chunks, quota, waitaof)  # submit is idempotent
-                break
-        acknowledged = replies.pop() if self.settings.replicas else None
-        fsynced = replies.pop() if waitaof else None
-        for reply in replies:
-            if isinstance(reply, ResponseError):
-                raise reply
-        s = self.settings
-        if waitaof and not durability.fsynced(fsynced, s.durable_timeout):
-            self._fsync = durability.Fsync.NONE
-        if s.replicas:
-            durability.check_replicas(acknowledged, s.replicas, s.replica_timeout)
-        return [calls.SUBMIT.reply(reply) for reply in replies]
-
-    def _pipeline(
-        self, chunks: list[list[calls.NewWorkflow]], quota: list[functions.Arg], waitaof: bool
-    ) -> Awaitable[list[Any]]:
-        """The replies of ``sp_submit`` per chunk, then WAITAOF's and WAIT's when asked for, a
-        refused command's error in its place.  (A plain call, not a coroutine: one fewer on
-        every submit's way.)"""
-        waits: list[list[functions.Arg]] = []
-        if waitaof:
-            waits.append(["WAITAOF", 1, 0, int(self.settings.durable_timeout * 1000)])
-        if self.settings.replicas:
-            timeout_ms = int(self.settings.replica_timeout * 1000)
-            waits.append(["WAIT", self.settings.replicas, timeout_ms])
-        if self._lane is not None:
-            commands = [self._submit_command(chunk, quota) for chunk in chunks]
-            return self._lane.send([*commands, *waits])
-        pipe = self.redis.pipeline(transaction=False)
-        for chunk in chunks:
-            call = calls.submit_arguments(self.keyspace, chunk, quota)
-            pipe.execute_command(*calls.SUBMIT.command(packed.flat(call)))
-        for command in waits:
-            pipe.execute_command(*command)
-        return pipe.execute(raise_on_error=False)
-
     def _prepare(
         self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None
     ) -> calls.NewWorkflow:
@@ -205,12 +148,6 @@ class Client:
             new_workflow_id() if workflow_id is None else check_id("workflow id", workflow_id)
         )
         return calls.NewWorkflow(workflow_id, blueprint)
-
-    def _submit_command(self, chunk: list[calls.NewWorkflow], quota: list[functions.Arg]) -> bytes:
-        """One chunk's ``sp_submit``, packed: the usual submit from a frame (submit_frame.py)."""
-        if len(chunk) == 1 and quota is calls.NO_TENANT:
-            return submit_frame.submit_command(self.keyspace, chunk[0])
-        return calls.submit_command(calls.submit_arguments(self.keyspace, chunk, quota))
 
     @staticmethod
     def _check_outcome(workflow_id: str, outcome: calls.Submitted) -> str:

@@ -34,7 +34,7 @@ async def test_b5_on_redis_7_0_with_everysec_durable_submits_warn_once(
     second = await durable.submit_many([SPEC, SPEC])
     warnings = [r.message for r in caplog.records if "no WAITAOF" in r.message]
     assert len(warnings) == 1 and "appendfsync everysec" in warnings[0]
-    assert durable._fsync is Fsync.NONE
+    assert durable._submits.fsync is Fsync.NONE
     for workflow_id in [first, *second]:
         assert (await durable.get(workflow_id)).status == "running"
 
@@ -48,7 +48,7 @@ async def test_b5_on_redis_7_0_appendfsync_always_is_durable_without_a_warning(
             if await _version(client) >= (7, 2):
                 pytest.skip("this Redis has WAITAOF: see the 7.2 test")
             workflow_id = await client.submit(SPEC)
-            assert client._fsync is Fsync.ALWAYS
+            assert client._submits.fsync is Fsync.ALWAYS
             assert (await client.get(workflow_id)).status == "running"
     assert not [r for r in caplog.records if "WAITAOF" in r.message]
 
@@ -57,7 +57,7 @@ async def test_b5_on_redis_7_2_each_submission_waits_for_its_fsync(durable: Clie
     if await _version(durable) < (7, 2):
         pytest.skip("WAITAOF needs Redis 7.2 or later; this one is older")
     workflow_id = await durable.submit(SPEC)
-    assert durable._fsync is Fsync.WAITAOF
+    assert durable._submits.fsync is Fsync.WAITAOF
     assert (await durable.get(workflow_id)).status == "running"
 
 
@@ -66,8 +66,8 @@ async def test_b5_a_waitaof_the_server_does_not_know_falls_back_with_a_warning(
 ) -> None:
     if await _version(durable) >= (7, 2):
         pytest.skip("this Redis knows WAITAOF")
-    durable._fsync = Fsync.WAITAOF  # as if it claimed 7.2 without the command
+    durable._submits.fsync = Fsync.WAITAOF  # as if it claimed 7.2 without the command
     workflow_id = await durable.submit(SPEC)
     assert (await durable.get(workflow_id)).status == "running"
     assert any("WAITAOF refused" in r.message for r in caplog.records)
-    assert durable._fsync is Fsync.NONE
+    assert durable._submits.fsync is Fsync.NONE
