@@ -37,7 +37,7 @@ def submit_command(keyspace: Keyspace, workflow: calls.NewWorkflow) -> bytes:
     blueprint = workflow.blueprint
     shard = keyspace.shard_of(workflow_id)
     (a, b, c, d, e), arguments = _frame(keyspace, shard, tuple(blueprint.agents), len(workflow_id))
-    at = workflow_id.encode()  # ASCII (check_id): as long as the frame was made for
+    at = workflow_id.encode()  # ASCII (check_id): id_length bytes, as the frame was made
     parts = [b"", a, at, b, at, c, at, d, at, e, at, b"\r\n"]
     parts[0] = b"*%d\r\n" % (arguments + packed.extend(parts, blueprint.pieces))
     return b"".join(parts)
