@@ -81,7 +81,7 @@ SUBMIT = Function("sp_submit", ENGINE, _submitted)
 
 
 NO_TENANT: list[Arg] = ["", 0, 0, 0, 0]  # the quota arguments of a submit for no tenant
-_NO_TENANT = Packed.of(NO_TENANT)
+NO_TENANT_RUN = Packed.of(NO_TENANT)  # packed once
 
 
 def submit_arguments(
@@ -90,7 +90,7 @@ def submit_arguments(
     """One ``sp_submit`` call's arguments, as pieces (``packed.py``): ``workflows``, all of
     one shard, counted for the tenant ``quota`` names (``tenants.quota_arguments``), or for
     none."""
-    args: list[Piece] = [_NO_TENANT] if quota is NO_TENANT else list(quota)
+    args: list[Piece] = [NO_TENANT_RUN] if quota is NO_TENANT else list(quota)
     for workflow in workflows:
         args += (workflow.workflow_id, *workflow.blueprint.pieces)
     if len(workflows) == 1:  # already sorted, once each
@@ -103,10 +103,10 @@ def submit_arguments(
 
 def submit_command(arguments: Sequence[Piece]) -> bytes:
     """The FCALL of ``sp_submit`` with ``arguments`` (:func:`submit_arguments`), packed."""
-    return packed.command([_FCALL_SUBMIT, *arguments])
+    return packed.command([FCALL_SUBMIT, *arguments])
 
 
-_FCALL_SUBMIT = Packed.of(SUBMIT.command([]))
+FCALL_SUBMIT = Packed.of(SUBMIT.command([]))  # FCALL sp_submit, packed once
 
 
 # -- sp_resolve and sp_release (resolve.lua) ------------------------------------------------

@@ -19,9 +19,6 @@ from streamproc.store import calls, packed
 from streamproc.store.keys import Keyspace
 from streamproc.store.layout import fixed
 
-_LEADING = packed.Packed.of(calls.SUBMIT.command([]))  # FCALL sp_submit
-_NO_TENANT = packed.Packed.of(calls.NO_TENANT)
-
 
 class Frame(NamedTuple):
     """The bytes around the id's five places (four keys, then the id itself), and how many
@@ -49,9 +46,16 @@ def _frame(keyspace: Keyspace, shard: int, agents: tuple[str, ...], id_length: i
     keys = [prefix.encode() for prefix in keyspace.workflow_prefixes(shard)]
     before = [b"$%d\r\n%b" % (len(key) + id_length, key) for key in keys]
     around: tuple[bytes, ...] = (
-        _LEADING.resp + head.resp + before[0],
+        calls.FCALL_SUBMIT.resp + head.resp + before[0],
         *(b"\r\n" + key for key in before[1:]),
-        b"\r\n" + named.resp + _NO_TENANT.resp + b"$%d\r\n" % id_length,
+        b"\r\n" + named.resp + calls.NO_TENANT_RUN.resp + b"$%d\r\n" % id_length,
     )
-    arguments = len(_LEADING.args) + len(head.args) + 4 + len(named.args) + len(_NO_TENANT.args) + 1
+    arguments = (
+        len(calls.FCALL_SUBMIT.args)
+        + len(head.args)
+        + 4
+        + len(named.args)
+        + len(calls.NO_TENANT_RUN.args)
+        + 1
+    )
     return Frame(around, arguments)  # type: ignore[arg-type]  # five, as made above

@@ -26,7 +26,6 @@ class Submits:
     def __init__(self, redis: Redis, settings: ClientSettings) -> None:
         self.redis = redis
         self.settings = settings
-        self.keyspace = settings.keyspace
         self.lane = lane_for(redis)
         self.fsync: durability.Fsync | None = None
 
@@ -81,7 +80,7 @@ class Submits:
             return self.lane.send([*commands, *waits])
         pipe = self.redis.pipeline(transaction=False)
         for chunk in chunks:
-            call = calls.submit_arguments(self.keyspace, chunk, quota)
+            call = calls.submit_arguments(self.settings.keyspace, chunk, quota)
             pipe.execute_command(*calls.SUBMIT.command(packed.flat(call)))
         for command in waits:
             pipe.execute_command(*command)
@@ -90,5 +89,5 @@ class Submits:
     def _command(self, chunk: list[calls.NewWorkflow], quota: list[functions.Arg]) -> bytes:
         """One chunk's ``sp_submit``, packed: the usual submit from a frame (submit_frame.py)."""
         if len(chunk) == 1 and quota is calls.NO_TENANT:
-            return submit_frame.submit_command(self.keyspace, chunk[0])
-        return calls.submit_command(calls.submit_arguments(self.keyspace, chunk, quota))
+            return submit_frame.submit_command(self.settings.keyspace, chunk[0])
+        return calls.submit_command(calls.submit_arguments(self.settings.keyspace, chunk, quota))
