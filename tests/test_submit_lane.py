@@ -10,13 +10,16 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc import Client, ClientSettings, Keyspace, WorkflowConflict
 from streamproc.config import RedisSettings
 from streamproc.store.folded import hmget_many
-from streamproc.testing.embedded import EmbeddedRedis
+from streamproc.testing.embedded import EmbeddedRedis, free_port
 from streamproc.transport.lane import Lane, transact
 from tests.faults.tcpproxy import FaultProxy
 
@@ -123,3 +126,24 @@ async def test_a_transaction_on_a_lane_answers_as_a_redis_py_pipeline_does(
         assert await redis.get("lane-test:n") == b"2"
     finally:
         await lane.close()
+
+
+@pytest.mark.parametrize("retries", [0, 2])
+async def test_a_lane_makes_as_many_attempts_as_the_retry_policy_allows(retries: int) -> None:
+    """The first attempt goes outside the retry wrapper, yet counts as the policy's first: a
+    server that is never reached is tried ``retries + 1`` times in all, then the error is
+    raised.  (redis-py's connect retries under the same policy on its own, so an attempt
+    opens as many connections as one failed connect does.)"""
+    async with FaultProxy(free_port()) as proxy:  # it accepts, then finds nothing upstream
+        redis = Redis.from_url(proxy.url, retry=Retry(NoBackoff(), retries))
+        with pytest.raises(RedisConnectionError):
+            await redis.connection_pool.make_connection().connect()
+        per_attempt = proxy.connections
+        lane = Lane(redis)
+        try:
+            with pytest.raises(RedisConnectionError):
+                await lane.send([("PING",)])
+            assert proxy.connections == per_attempt * (retries + 2)
+        finally:
+            await lane.close()
+            await redis.aclose()

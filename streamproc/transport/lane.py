@@ -53,7 +53,21 @@ class Lane:
             packed = commands[0]
         else:
             packed = b"".join([c if isinstance(c, bytes) else _pack(tuple(c)) for c in commands])
-        return await self._retry.call_with_retry(lambda: self._send(packed, count), self._drop)
+        try:  # the first attempt outside the retry wrapper, which costs a coroutine a call
+            return await self._send(packed, count)
+        except Exception as error:
+            failed: Exception | None = error
+
+        def attempt() -> Awaitable[list[Any]]:
+            """The first attempt's error, raised again, lets the retry policy judge it as
+            its own; then sends again."""
+            nonlocal failed
+            if failed is not None:
+                error, failed = failed, None
+                raise error
+            return self._send(packed, count)
+
+        return await self._retry.call_with_retry(attempt, self._drop)
 
     async def close(self) -> None:
         if self._replies is not None:
