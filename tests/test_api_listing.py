@@ -85,7 +85,8 @@ async def test_a_tenant_lists_its_own_workflows_by_the_ids_it_gave_them(
     [
         ("?limit=0", "invalid limit 0: use 1 to 500"),
         ("?limit=501", "invalid limit 501: use 1 to 500"),
-        ("?limit=ten", "invalid limit 'ten': use a whole number"),
+        ("?limit=ten", "invalid limit 'ten': use a whole number from 1 to 500"),
+        ("?limit=-1", "invalid limit '-1': use a whole number from 1 to 500"),
         ("?status=done", "invalid status 'done': use running|completed|failed|cancelled"),
         ("?since=yesterday", "invalid since 'yesterday': use ms since the epoch or an ISO-8601"),
         ("?cursor=%25%25", "invalid cursor '%%': pass one a page returned"),

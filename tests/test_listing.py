@@ -216,11 +216,19 @@ async def test_cli_prints_a_table_or_json_page_by_page(redis_url: str, sharded: 
 
 
 def test_cli_refuses_bad_options_with_one_line(redis_url: str, keyspace: Keyspace) -> None:
+    """Each is a usage error (exit 2), as a value click itself refuses (``--limit x``)."""
     where = at(redis_url, keyspace)
-    assert_one_line_error(run_sync("list", *where, "--cursor", "x!"), "error: invalid cursor")
-    assert_one_line_error(run_sync("list", *where, "--since", "soon"), "error: invalid since")
-    assert_one_line_error(run_sync("list", *where, "--status", "done"), "error: invalid status")
-    assert_one_line_error(run_sync("list", *where, "--limit", "501"), "error: invalid limit 501")
+    for options, error in [
+        (["--cursor", "x!"], "error: invalid cursor"),
+        (["--since", "soon"], "error: invalid since"),
+        (["--status", "done"], "error: invalid status"),
+        (["--limit", "501"], "error: invalid limit 501"),
+        (["--limit", "-1"], "error: invalid limit -1"),
+        (["--limit", "x"], "error: Invalid value for '--limit'"),
+    ]:
+        refused = run_sync("list", *where, *options)
+        assert_one_line_error(refused, error)
+        assert refused.code == 2, (options, refused)
 
 
 async def test_the_resolver_drops_completed_workflows_from_the_index_once_they_expire(

@@ -10,7 +10,8 @@ import orjson
 
 from streamproc.cli.options import json_option
 from streamproc.cli.tables import Column, table
-from streamproc.cli.verb import Context, connected, verb
+from streamproc.cli.verb import Context, connected, fail, verb
+from streamproc.errors import SpecError
 from streamproc.ops.listing import DEFAULT_LIMIT, MAX_LIMIT, Query, list_workflows, parse_since
 from streamproc.store.state import WorkflowStatus
 
@@ -52,9 +53,13 @@ async def list_(
 ) -> None:
     """Workflows newest first: id, name, status, when created, how long it took, task
     counts, and why it ended.  When more follow, the last line says how to see them."""
-    moment = None if since is None else parse_since(since)
+    try:
+        moment = None if since is None else parse_since(since)
+        query = Query(status, name, moment, limit, cursor)
+    except SpecError as exc:  # a bad option value: a usage error (exit 2), as click's own
+        fail(str(exc), 2)
     async with connected(ctx) as redis:
-        page = await list_workflows(redis, ctx.keyspace, Query(status, name, moment, limit, cursor))
+        page = await list_workflows(redis, ctx.keyspace, query)
     if as_json:
         click.echo(orjson.dumps(page.to_dict()))
         return

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from streamproc.errors import SpecError
 from streamproc.http.auth import GRANT
 from streamproc.http.errors import reply
-from streamproc.ops.listing import DEFAULT_LIMIT, Query, list_workflows, parse_since
+from streamproc.ops.listing import DEFAULT_LIMIT, MAX_LIMIT, Query, list_workflows, parse_since
 from streamproc.store.keys import Keyspace
 
 PARAMETERS = ("status", "name", "since", "limit", "cursor")  # as openapi.py lists them
@@ -24,8 +24,8 @@ def query_of(request: web.Request) -> Query:
     params = request.query
     given = {name: params[name] for name in PARAMETERS if params.get(name)}  # "": not given
     limit = given.get("limit", str(DEFAULT_LIMIT))
-    if not limit.isdigit():
-        raise SpecError(f"invalid limit {limit!r}: use a whole number")
+    if not limit.isdigit():  # "-1" too: not digits
+        raise SpecError(f"invalid limit {limit!r}: use a whole number from 1 to {MAX_LIMIT}")
     since = given.get("since")
     tenant = request[GRANT].tenant
     return Query(
