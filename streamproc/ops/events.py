@@ -4,8 +4,11 @@ their readers see them.
 Each shard has its own events stream, so one ``XREAD BLOCK`` reads them all and the entries of
 each reply are put in id (time) order.  Following one workflow (``follow.py``) reads only its
 own history and output streams (the chunks its agents emit, as ``output`` events), merged by
-id.  Two streams may hold the same id: an output entry then comes after the history entry, and
-its position (``resume_id``) is the id marked ``:out``.
+id.  Each stream numbers the entries of a millisecond on its own, so within one millisecond
+the output entries come first: a task's chunks are written before its end is, so they come
+before its ``task_done`` and its workflow's final event, however quickly the task ended
+(only a chunk emitted in the millisecond its task started can come before its start).  An
+output event's position (``resume_id``) is its id marked ``:out``.
 
 A Redis Cluster refuses one XREAD over keys of several slots (each shard is its own slot), so
 there the streams are read slot by slot, concurrently, and merged.  Those reads block only
@@ -44,7 +47,8 @@ OUTPUT_MARK = ":out"  # ends the position of an output event (see the module's d
 POSITION = re.compile(r"(\d{1,20})(-\d{1,20})?(:out)?")  # an entry id (seq optional), mark
 MAX_ID_PART = 2**64 - 1  # of an entry id's ms and seq: Redis refuses more
 LAST_SEQ = 2**64 - 1
-Position = tuple[int, int, int]  # ms, seq, 0 for history and 1 for output
+Position = tuple[int, int, int]  # ms, OUTPUT or HISTORY, seq: the order events are read in
+OUTPUT, HISTORY = 0, 1  # within a millisecond, output first (see the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -69,8 +73,14 @@ class Event:
         return self.kind == EventKind.OUTPUT
 
     @property
+    def stream(self) -> int:
+        """``OUTPUT`` or ``HISTORY``: which of its workflow's streams holds it."""
+        return OUTPUT if self.is_output else HISTORY
+
+    @property
     def position(self) -> Position:
-        return (*entry_order(self.id), 1 if self.is_output else 0)
+        ms, seq = entry_order(self.id)
+        return ms, self.stream, seq
 
     @property
     def resume_id(self) -> str:
@@ -122,16 +132,24 @@ def position_of(resume_id: str) -> Position:
             "output event's)"
         )
     entry_id = resume_id.removesuffix(OUTPUT_MARK)
-    return (*entry_order(entry_id), 1 if entry_id != resume_id else 0)
+    ms, seq = entry_order(entry_id)
+    return ms, OUTPUT if entry_id != resume_id else HISTORY, seq
 
 
 def read_from(position: Position) -> bytes:
-    """An XREAD cursor that reads every stream from the entries at ``position``'s id on (the
-    reader drops what it already had): the id just before it."""
-    ms, seq, _ = position
-    if seq:
-        return f"{ms}-{seq - 1}".encode()
+    """An XREAD cursor that reads every stream from ``position``'s millisecond on (the reader
+    drops what it already had): the id just before that millisecond."""
+    ms = position[0]
     return f"{ms - 1}-{LAST_SEQ}".encode() if ms else b"0-0"
+
+
+def cursor_after(position: Position, stream: int) -> bytes:
+    """The XREAD cursor of a stream (``OUTPUT`` or ``HISTORY``) past every entry of it at or
+    before ``position``."""
+    ms, of, seq = position
+    if stream == of:
+        return f"{ms}-{seq}".encode()
+    return f"{ms}-{LAST_SEQ}".encode() if stream < of else read_from(position)
 
 
 async def mark_superseded(redis: Redis, keyspace: Keyspace, events: list[Event]) -> list[Event]:

@@ -21,12 +21,14 @@ from streamproc.ops import history
 from streamproc.ops.events import (
     BATCH,
     BLOCK_MS,
+    HISTORY,
+    OUTPUT,
     Event,
     Position,
+    cursor_after,
     has_ended,
     mark_superseded,
     position_of,
-    read_from,
     read_streams,
 )
 from streamproc.ops.history import Entry
@@ -34,7 +36,7 @@ from streamproc.store.codec import decode_fields, entry_order
 from streamproc.store.keys import Keyspace, check_id
 from streamproc.store.state import TERMINAL
 
-Had = tuple[Position, Position]  # the last positions a reader had of history and of output
+Had = tuple[Position, Position]  # the last positions a reader had of output and of history
 
 
 async def catch_up(
@@ -43,10 +45,10 @@ async def catch_up(
     """The workflow's kept events after what the reader ``had`` (from its archive, and its
     output stream unless ``output`` is false), in order, and its status as they were read
     (None: no such workflow).  A reader starts here, once it holds a ``history.Watch``."""
-    start = f"{had[1][0]}-{had[1][1]}" if output else None
+    start = cursor_after(had[OUTPUT], OUTPUT).decode() if output else None
     kept = await history.snapshot(redis, keyspace, workflow_id, start)
     events = [Event(i.decode(), decode_fields(f)) for i, f in (*kept.history, *kept.output)]
-    events = [e for e in events if e.position > had[e.is_output]]
+    events = [e for e in events if e.position > had[e.stream]]
     events.sort(key=lambda e: e.position)
     return await mark_superseded(redis, keyspace, events), kept.status
 
@@ -58,19 +60,12 @@ def cursors_after(
     workflow's streams on, and what it had then."""
     last = list(had)
     for event in events:
-        last[event.is_output] = event.position
+        last[event.stream] = event.position
     hist, out = keyspace.history(workflow_id), keyspace.output(workflow_id)
-    cursors = {hist: _cursor(last[0], 0)}
+    cursors = {hist: cursor_after(last[HISTORY], HISTORY)}
     if output:
-        cursors[out] = _cursor(last[1], 1)
+        cursors[out] = cursor_after(last[OUTPUT], OUTPUT)
     return cursors, (last[0], last[1])
-
-
-def _cursor(position: Position, stream: int) -> bytes:
-    """The XREAD cursor of a stream (0 history, 1 output) past everything up to
-    ``position``: an output entry of the same id as a history position comes after it."""
-    ms, seq, of = position
-    return read_from(position) if stream > of else f"{ms}-{seq}".encode()
 
 
 async def follow_workflow(
@@ -187,4 +182,5 @@ def _from(start: str) -> Had:
 
 def _had(history_id: bytes, output_id: bytes) -> Had:
     """What a reader had that read each stream up to these ids."""
-    return (*entry_order(history_id), 0), (*entry_order(output_id), 1)
+    (hist_ms, hist_seq), (out_ms, out_seq) = entry_order(history_id), entry_order(output_id)
+    return (out_ms, OUTPUT, out_seq), (hist_ms, HISTORY, hist_seq)
