@@ -34,6 +34,7 @@ from streamproc.http.auth import ApiSettings
 from streamproc.ops.poller import StreamPoller
 from streamproc.ops.progress import print_events, render_state
 from streamproc.outbound.cache import cache_stats
+from streamproc.outbound.llm import LLMSettings
 from streamproc.outbound.providers import SearchSettings
 from streamproc.registry import registered
 from streamproc.testing.fakes import Fakes
@@ -99,6 +100,7 @@ async def run_demo(
         spec = with_approval(spec)
         hint = f"{APPROVAL} --redis-url {redacted(redis.url)} --namespace {keyspace.namespace}"
     agents = registered()
+    LLMSettings.from_env(os.environ)  # a half-set or unusable model is refused here, not per task
     async with contextlib.AsyncExitStack() as stack:
         if not SearchSettings.from_env(os.environ).configured():
             fakes = await stack.enter_async_context(Fakes(latency=STAND_IN_LATENCY))
@@ -154,6 +156,8 @@ def summary(first: Run, second: Run, namespace: str) -> str:
     )
     if first.waited or second.waited:
         runs += f" (not counting {first.waited + second.waited:.2f}s waiting for approval)"
+    if not (first.completed and second.completed):
+        return f"{runs}: a run did not complete (see its table above), so nothing is compared"
     if first.upstream == 0:
         return (
             f"{runs}: the search cache was already warm (an earlier run in namespace "

@@ -12,7 +12,7 @@ import redis
 import redis.asyncio
 
 import streamproc.testing.agents  # noqa: F401  (registers echo and sleep)
-from streamproc import Adjust, PermanentError, RetryLater, Spawn, Task, TaskSpec, agent
+from streamproc import Adjust, ConfigError, PermanentError, RetryLater, Spawn, Task, TaskSpec, agent
 from streamproc.errors import ProviderError
 from streamproc.outbound.secret import Secret
 
@@ -56,6 +56,11 @@ async def poison(task: Task) -> Any:
 @agent("fatal")
 async def fatal(task: Task) -> Any:
     raise PermanentError("cannot ever work")
+
+
+@agent("misconfigured")
+async def misconfigured(task: Task) -> Any:
+    raise ConfigError("set EXAMPLE_API_KEY to use this agent")
 
 
 @agent("hang")

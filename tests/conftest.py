@@ -121,6 +121,7 @@ ALL_AGENTS = (
     "poison",
     "ledger",
     "fatal",
+    "misconfigured",
     "writer",
     "judge",
     "patient",

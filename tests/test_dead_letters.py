@@ -4,6 +4,7 @@ malformed entries are parked with a reason and never stop a consumer."""
 from __future__ import annotations
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, Keyspace
@@ -55,6 +56,21 @@ async def test_permanent_error_dead_letters_without_retrying(
     state = await client.wait(await client.submit(spec), timeout=20)
     assert state.status == "failed" and state.tasks[0].attempt == 1
     assert state.reason == "task p dead-lettered: PermanentError: cannot ever work"
+
+
+async def test_a_setting_an_agent_finds_wrong_fails_its_task_at_once_in_one_log_line(
+    engine: Engine, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A ConfigError from an agent (an API key unset, a URL refused) is no retry's to fix:
+    dead-lettered on the first attempt, logged as its message alone, no traceback."""
+    spec = {"tasks": [{"id": "c", "agent": "misconfigured", "retries": 5}]}
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "failed" and state.tasks[0].attempt == 1
+    expected = "ConfigError: set EXAMPLE_API_KEY to use this agent"
+    assert state.reason == f"task c dead-lettered: {expected}"
+    [logged] = [r for r in caplog.records if "set EXAMPLE_API_KEY" in r.getMessage()]
+    assert logged.getMessage() == "task failed for good: set EXAMPLE_API_KEY to use this agent"
+    assert logged.exc_info is None
 
 
 async def test_malformed_task_entries_are_parked_and_the_worker_keeps_serving(

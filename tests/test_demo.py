@@ -8,9 +8,12 @@ import re
 import signal
 import socket
 import uuid
+from dataclasses import replace
 
 import aiohttp
 
+from agents.demo import Run as DemoRun
+from agents.demo import summary
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import STREAMPROC, Run, cli_env, run
 
@@ -169,3 +172,29 @@ async def test_the_demo_with_approve_waits_for_the_printed_command_before_valida
     )
     assert waits is not None, lines[-1]
     assert float(waits[1]) >= APPROVER_DELAY > float(waits[2]), lines[-1]
+
+
+async def test_a_half_set_or_plain_http_model_is_refused_before_any_run(redis_url: str) -> None:
+    """As a bad search setting is: one line, exit 1, and no run (each task failed, retried,
+    a traceback each time)."""
+    for env, error in [
+        ({"STREAMPROC_LLM_URL": "https://127.0.0.1:1/v1"}, "set both STREAMPROC_LLM_URL and"),
+        (
+            {"STREAMPROC_LLM_URL": "http://127.0.0.1:1/v1", "STREAMPROC_LLM_MODEL": "m"},
+            "STREAMPROC_LLM_URL must be an https:// URL",
+        ),
+    ]:
+        result = await run("demo", "--redis-url", redis_url, env=env)
+        assert result.code == 1, result
+        assert result.err.startswith(f"error: {error}") and result.err.count("\n") == 1, result
+        assert "workflow" not in result.out  # no run began
+
+
+def test_the_summary_compares_nothing_when_a_run_failed() -> None:
+    """Two failed runs made no search: that is no warm cache, and no time saved."""
+    failed = DemoRun("wf", seconds=2.9, waited=0.0, completed=False, hits=0, upstream=0)
+    done = replace(failed, completed=True, seconds=0.5, hits=4)
+    for first, second in [(failed, failed), (done, failed), (failed, done)]:
+        said = summary(first, second, "ns")
+        assert said.endswith("a run did not complete (see its table above), so nothing is compared")
+        assert "warm" not in said and "saved" not in said

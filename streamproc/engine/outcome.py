@@ -17,7 +17,7 @@ import orjson
 from streamproc.engine.output import Emitter
 from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.engine.tracebacks import format_traceback
-from streamproc.errors import PermanentError, RecordedFailure, RetryLater, WaitFor
+from streamproc.errors import ConfigError, PermanentError, RecordedFailure, RetryLater, WaitFor
 from streamproc.registry import Adjust, AgentFn, Spawn, Task, call_agent
 from streamproc.runtime import Runtime
 from streamproc.spec.checks import MAX_TIMEOUT, is_seconds
@@ -82,6 +82,10 @@ async def run_agent(
     except RecordedFailure as exc:  # replay reproducing a past failure: expected, its own
         log.info("task failed as recorded: %s", exc, extra=_ids(event))  # trace says nothing
         return Outcome(b"fatal", str(exc)[:MAX_ERROR_CHARS].encode(errors="replace"))
+    except ConfigError as exc:  # a setting the agent needs is wrong: no retry can help, and
+        # its message says all (a traceback per task would bury it)
+        log.error("task failed for good: %s", exc, extra=_ids(event))
+        return Outcome(b"fatal", _error_text(exc))
     except PermanentError as exc:
         log.warning("task failed for good: %r", exc, exc_info=exc, extra=_ids(event))
         return Outcome(b"fatal", _error_text(exc), traceback=format_traceback(exc))
