@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import logging
 from collections.abc import AsyncGenerator, Collection, Iterable, Mapping
 from datetime import datetime
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoPermissionError
 
 from streamproc import metrics
 from streamproc.config import ClientSettings, RedisSettings
@@ -29,7 +27,7 @@ from streamproc.store.keys import check_id, new_workflow_id
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.store.submits import Submits
-from streamproc.transport.epoch import check_shards
+from streamproc.transport.epoch import check_shard_count
 
 log = logging.getLogger(__name__)
 SUBMIT_CHUNK = 100  # workflows per sp_submit call: Redis serves other clients between calls
@@ -59,9 +57,7 @@ class Client:
 
     async def __aenter__(self) -> Client:
         await functions.load(self.redis)
-        with contextlib.suppress(NoPermissionError):  # a role without GET: left unchecked
-            epoch = cast(bytes | None, await self.redis.get(self.keyspace.epoch(0)))
-            check_shards(self.keyspace, epoch)
+        await check_shard_count(self.redis, self.keyspace)
         return self
 
     async def __aexit__(

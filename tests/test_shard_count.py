@@ -33,6 +33,9 @@ async def test_a_client_or_daemon_given_another_shard_count_is_refused_naming_th
     where = ("--redis-url", redis_url, "--namespace", keyspace.namespace)
     submitted = await run("submit", str(spec), "--shards", "4", *where)
     assert_one_line_error(submitted, f"error: {said}")
+    for verb in (["status"], ["list"], ["dead", "list"], ["agents", "prune"]):  # read some
+        assert_one_line_error(await run(*verb, "--shards", "4", *where), f"error: {said}")
+    assert (await run("status", *where)).code == 0
     async with Client(redis_url, ClientSettings(keyspace=keyspace)) as client:  # the right one
         assert await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
 

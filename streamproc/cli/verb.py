@@ -30,6 +30,7 @@ from streamproc.config import RedisSettings, redacted
 from streamproc.errors import ConfigError, StreamprocError
 from streamproc.store.keys import Keyspace
 from streamproc.transport import event_loop
+from streamproc.transport.epoch import check_shard_count
 
 NO_SUCH_DB = "DB index is out of range"  # Redis's reply to SELECT of a database it lacks
 
@@ -151,9 +152,11 @@ def fail(message: str, code: int) -> NoReturn:
 
 @asynccontextmanager
 async def connected(ctx: Context) -> AsyncIterator[Redis]:
-    """A Redis connection for one verb body, closed after it."""
+    """A Redis connection for one verb body, closed after it; refused when the namespace runs
+    another number of shards than the verb was given (it would read some shards only)."""
     redis = ctx.redis.connect()
     try:
+        await check_shard_count(redis, ctx.keyspace)
         yield redis
     finally:
         await redis.aclose()

@@ -55,6 +55,16 @@ def check_shards(keyspace: Keyspace, epoch: bytes | None) -> None:
         )
 
 
+async def check_shard_count(redis: Redis, keyspace: Keyspace) -> None:
+    """:func:`check_shards` against what shard 0's epoch says now (one GET; a user that may
+    not read it is left unchecked)."""
+    try:
+        epoch = cast(bytes | None, await redis.get(keyspace.epoch(0)))
+    except NoPermissionError:
+        return
+    check_shards(keyspace, epoch)
+
+
 class Epoch:
     """The epochs of a keyspace's shards, as this process first found them."""
 
