@@ -332,8 +332,17 @@ def test_import_finds_a_module_in_the_current_directory(
     [
         ("import os\n\nraise RuntimeError('no API key')\n", "RuntimeError: no API key"),
         ("def broken(:\n", "SyntaxError: invalid syntax"),
+        (
+            "import os\nimport no_such_dependency\n",
+            "ModuleNotFoundError: No module named 'no_such_dependency'",
+        ),
+        (
+            "from streamproc import agent\n\n@agent('replay')\nasync def mine(task):\n"
+            "    return 1\n",
+            "ConfigError: agent name 'replay' is reserved for replays: choose another",
+        ),
     ],
-    ids=["raises", "syntax-error"],
+    ids=["raises", "syntax-error", "missing-dependency", "reserved-agent-name"],
 )
 def test_a_module_that_fails_to_import_is_one_line_naming_where(
     tmp_path: Path, code: str, said: str

@@ -33,6 +33,7 @@ from streamproc.transport import event_loop
 from streamproc.transport.epoch import check_shard_count
 
 NO_SUCH_DB = "DB index is out of range"  # Redis's reply to SELECT of a database it lacks
+PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 class Context:
@@ -106,8 +107,10 @@ def import_from_cwd(modules: tuple[str, ...]) -> None:
         for module in modules:
             try:
                 importlib.import_module(module)
-            except ModuleNotFoundError:  # "No module named ...": one line already
-                raise
+            except ModuleNotFoundError as exc:
+                if exc.name is not None and f"{module}.".startswith(f"{exc.name}."):
+                    raise  # the module itself: "No module named ...", one line already
+                raise ConfigError(f"--import {module}: {_where_it_failed(exc)}") from None
             except Exception as exc:  # the module's own error: said where, in one line
                 raise ConfigError(f"--import {module}: {_where_it_failed(exc)}") from None
     finally:
@@ -115,9 +118,14 @@ def import_from_cwd(modules: tuple[str, ...]) -> None:
 
 
 def _where_it_failed(exc: Exception) -> str:
+    """The error, and the line of the user's code it came from: the last frame outside
+    streamproc and the import machinery (an agent registration it refused, say), else the
+    last frame."""
     if isinstance(exc, SyntaxError):
         return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
-    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [f for f in frames if not f.filename.startswith((PACKAGE_DIR, "<frozen"))]
+    frame = (own or frames)[-1]
     return f"{type(exc).__name__}: {exc} ({frame.filename}, line {frame.lineno})"
 
 
