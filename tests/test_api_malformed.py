@@ -89,6 +89,10 @@ async def test_a_header_the_parser_rejects_is_a_json_400_and_its_token_is_nowher
     assert status == 400 and body == b'{"error":"malformed request"}', answer
     assert TOKEN.encode() not in answer
     assert TOKEN not in caplog.text and "Traceback" not in caplog.text, caplog.text
+    said = [r for r in caplog.records if r.name == "streamproc.http.server"]
+    assert [(r.levelno, r.getMessage().split(" from ")[0]) for r in said] == [
+        (logging.INFO, "refused a malformed request")
+    ]
 
 
 async def test_a_lowercase_method_is_a_json_400_that_echoes_nothing(

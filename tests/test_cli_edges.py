@@ -20,8 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc import Client, Keyspace
+from streamproc.cli.verb import tls_hint
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import (
     ECHO_AGENTS,
@@ -381,3 +384,12 @@ async def test_replay_diff_of_an_unknown_id_exits_2_unlike_runs_that_differ(
     result = await run("replay", "diff", known, "no-such-run", *at(redis_url, keyspace))
     assert_one_line_error(result, "error: workflow 'no-such-run' not found")
     assert result.code == 2, result
+
+
+def test_a_rediss_connect_that_times_out_asks_whether_the_server_speaks_tls() -> None:
+    """A server without TLS reads the handshake as an unfinished command and never answers:
+    the timeout alone does not say so."""
+    timeout = RedisTimeoutError("Timeout connecting to server")
+    assert "does the server speak TLS?" in tls_hint("rediss://h:6379/0", timeout)
+    assert tls_hint("redis://h:6379/0", timeout) == ""
+    assert tls_hint("rediss://h:6379/0", RedisConnectionError("refused")) == ""

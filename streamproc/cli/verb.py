@@ -74,7 +74,7 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         except AuthenticationError as exc:  # a ConnectionError too, so caught first
             fail(f"Redis refused the credentials: {exc}", 2)
         except (ConnectionError, TimeoutError) as exc:
-            fail(f"cannot reach Redis at {redacted(url)}: {exc}", 2)
+            fail(f"cannot reach Redis at {redacted(url)}: {exc}{tls_hint(url, exc)}", 2)
         except InvalidResponse as exc:  # something answers there, but not as Redis does
             fail(f"{redacted(url)} does not answer as Redis does ({exc}): is it Redis?", 2)
         except BrokenPipeError:
@@ -92,6 +92,14 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
         sys.exit(code or 0)
 
     return attach(COMMON, wrapper)
+
+
+def tls_hint(url: str | None, exc: Exception) -> str:
+    """Why a rediss:// connect may time out: a server without TLS reads the handshake as
+    an unfinished command, and never answers it."""
+    if isinstance(exc, TimeoutError) and (url or "").startswith("rediss://"):
+        return " (does the server speak TLS? one that does not never answers its handshake)"
+    return ""
 
 
 def import_from_cwd(modules: tuple[str, ...]) -> None:

@@ -46,7 +46,7 @@ class QuietHandler(RequestHandler):
         if status >= 500 and not isinstance(exc, asyncio.CancelledError):
             log.error("request from %s failed: %s", request.remote, type(exc).__name__)
         else:
-            log.debug("refused a malformed request from %s (%s)", request.remote, status)
+            log.info("refused a malformed request from %s (%s)", request.remote, status)
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already under way: the connection is closed")
         response = reply({"error": REFUSED.get(status, "request refused")}, status)
