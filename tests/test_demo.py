@@ -8,12 +8,10 @@ import re
 import signal
 import socket
 import uuid
-from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 
-from agents.demo import Run as DemoRun
-from agents.demo import summary
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import STREAMPROC, Run, cli_env, run
 
@@ -190,11 +188,20 @@ async def test_a_half_set_or_plain_http_model_is_refused_before_any_run(redis_ur
         assert "workflow" not in result.out  # no run began
 
 
-def test_the_summary_compares_nothing_when_a_run_failed() -> None:
-    """Two failed runs made no search: that is no warm cache, and no time saved."""
-    failed = DemoRun("wf", seconds=2.9, waited=0.0, completed=False, hits=0, upstream=0)
-    done = replace(failed, completed=True, seconds=0.5, hits=4)
-    for first, second in [(failed, failed), (done, failed), (failed, done)]:
-        said = summary(first, second, "ns")
-        assert said.endswith("a run did not complete (see its table above), so nothing is compared")
-        assert "warm" not in said and "saved" not in said
+async def test_the_summary_compares_nothing_when_a_run_failed(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """Two runs that failed made no search: that is no warm cache, and no time saved."""
+    spec = tmp_path / "failing.yaml"
+    spec.write_text(
+        "tasks:\n  - {id: t3, agent: execution, input: {description: x, topic: y},"
+        " timeout: 0.001, retries: 0}\n"
+    )
+    namespace = f"demo{uuid.uuid4().hex[:8]}"
+    result = await run(
+        "demo", "--file", str(spec), "--redis-url", redis_url, "--namespace", namespace
+    )
+    assert result.code == 1, result
+    summary = result.out.splitlines()[-1]
+    assert summary.endswith("a run did not complete (see its table above), so nothing is compared")
+    assert "warm" not in summary and "saved" not in summary
