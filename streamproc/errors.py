@@ -129,7 +129,7 @@ class RetryLater(StreamprocError):
     dead-lettered once it has been waiting ``give_up_after`` seconds since its first wait."""
 
     def __init__(self, delay: float, reason: str, give_up_after: float = 3600.0) -> None:
-        super().__init__(f"retry in {delay:g}s: {reason}")
+        super().__init__(f"retry in {delay}s: {reason}")  # checked where it is caught
         self.delay = delay
         self.reason = reason
         self.give_up_after = give_up_after

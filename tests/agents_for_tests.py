@@ -103,6 +103,12 @@ async def patient(task: Task) -> Any:
     return {"attempt": task.attempt}
 
 
+@agent("retry_later")
+async def retry_later(task: Task) -> Any:
+    """Raise RetryLater with the arguments input['args'], whatever they are."""
+    raise RetryLater(*task.input["args"])
+
+
 @agent("fixable")
 async def fixable(task: Task) -> Any:
     """Fail for good until an operator's fix, the ledger key ``fixed:<workflow>``, is set."""

@@ -125,6 +125,7 @@ ALL_AGENTS = (
     "writer",
     "judge",
     "patient",
+    "retry_later",
     "fixable",
     "gate",
     "planner",

@@ -3,6 +3,8 @@ malformed entries are parked with a reason and never stop a consumer."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 import pytest
 from redis.asyncio import Redis
@@ -161,6 +163,26 @@ async def test_a_task_told_to_retry_later_waits_without_using_up_its_retries(
     waits = [f for _, f in events if f[b"kind"] == b"task_waiting"]
     assert [f[b"reason"] for f in waits] == [b"every provider is out"] * 3
     assert {f[b"retry_ms"] for f in waits} == {b"50"}
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        ([1, 5], "reason must be text, not 5"),
+        (["soon", "x"], "delay must be seconds in [0, 604800]"),
+        ([-1, "x"], "delay must be seconds in [0, 604800]"),
+        ([1, "x", "forever"], "give_up_after must be a number of seconds over 0"),
+    ],
+)
+async def test_a_malformed_retry_later_fails_its_task_at_once_saying_why(
+    engine: Engine, client: Client, args: list[Any], said: str
+) -> None:
+    """It crashed the worker's handling of the task, which then waited for its claim to lapse
+    (30 s) and ran again, to the same end."""
+    spec = {"tasks": [{"id": "r", "agent": "retry_later", "input": {"args": args}}]}
+    state = await client.wait(await client.submit(spec), timeout=20)
+    assert state.status == "failed" and state.tasks[0].attempt == 1
+    assert state.reason == f"task r dead-lettered: RetryLater: {said}"
 
 
 async def test_a_task_that_waits_past_its_deadline_is_dead_lettered_with_the_reason(

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import math
 from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
@@ -76,9 +77,7 @@ async def run_agent(
         log.warning("task timed out after %ss", event.timeout, extra=_ids(event))
         return Outcome(b"error", f"timed out after {event.timeout}s".encode())
     except RetryLater as exc:
-        log.info("task waits %ss: %s", exc.delay, exc.reason, extra=_ids(event))
-        wait = (int(exc.delay * 1000), int(exc.give_up_after * 1000))
-        return Outcome(b"wait", exc.reason[:MAX_ERROR_CHARS].encode(), wait=wait)
+        return _retry_later(exc, event)
     except RecordedFailure as exc:  # replay reproducing a past failure: expected, its own
         log.info("task failed as recorded: %s", exc, extra=_ids(event))  # trace says nothing
         return Outcome(b"fatal", str(exc)[:MAX_ERROR_CHARS].encode(errors="replace"))
@@ -162,6 +161,31 @@ def _await(wait: WaitFor, event: TaskEvent) -> Outcome:
     log.info("task waits for signal %r", wait.signal, extra=_ids(event))
     timeout_ms = 0 if wait.timeout is None else max(1, round(wait.timeout * 1000))
     return Outcome(b"await", wait.signal.encode(), awaits=timeout_ms)
+
+
+def _retry_later(wait: RetryLater, event: TaskEvent) -> Outcome:
+    """The task waits to be retried, or fails for good when the RetryLater is malformed."""
+    refused = _malformed(wait)
+    if refused is not None:
+        return Outcome(b"fatal", f"RetryLater: {refused}".encode())
+    log.info("task waits %ss: %s", wait.delay, wait.reason, extra=_ids(event))
+    waits = (int(wait.delay * 1000), int(wait.give_up_after * 1000))
+    return Outcome(b"wait", wait.reason[:MAX_ERROR_CHARS].encode(), wait=waits)
+
+
+def _malformed(wait: RetryLater) -> str | None:
+    """What is wrong with ``wait``'s arguments, if anything."""
+    if not isinstance(wait.reason, str):
+        return f"reason must be text, not {wait.reason!r}"
+    if not (_is_number(wait.delay) and 0 <= wait.delay <= MAX_TIMEOUT):
+        return f"delay must be seconds in [0, {MAX_TIMEOUT}]"
+    if not (_is_number(wait.give_up_after) and 0 < wait.give_up_after < math.inf):
+        return "give_up_after must be a number of seconds over 0"
+    return None
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _encode_result(result: Any, cap: int) -> bytes:
