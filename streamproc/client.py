@@ -47,10 +47,12 @@ class Client:
         settings: ClientSettings | None = None,
         agents: Collection[str] | None = None,
     ) -> None:
+        if settings is not None and not isinstance(settings, ClientSettings):
+            raise TypeError(f"settings is a ClientSettings, not {type(settings).__name__}")
         self.redis_settings = url if isinstance(url, RedisSettings) else RedisSettings.from_url(url)
         self.settings = settings or ClientSettings()
         self.keyspace = self.settings.keyspace
-        self.agents = agents
+        self.agents = None if agents is None else _checked_agents(agents)
         self.redis: Redis = self.redis_settings.connect()
         self._submits = Submits(self.redis, self.settings)
         self._shapes = Shapes()
@@ -112,10 +114,9 @@ class Client:
         """Submit a batch in one round trip; items are specs or (spec, workflow id) pairs."""
         if isinstance(specs, WorkflowSpec | Mapping):  # its items would be taken as specs
             raise TypeError("submit_many takes a list of specs: submit one with submit()")
-        prepared = [
-            self._prepare(*item) if isinstance(item, tuple) else self._prepare(item)
-            for item in specs
-        ]
+        if isinstance(specs, str | bytes) or not isinstance(specs, Iterable):
+            raise TypeError(f"submit_many takes a list of specs, not {type(specs).__name__}")
+        prepared = [self._prepare(*_spec_and_id(item)) for item in specs]
         if not prepared:
             return []
         by_shard: dict[int, list[int]] = {}
@@ -248,3 +249,26 @@ class Client:
                 f"(tasks: {state.task_states()})"
             ) from None
         return await self.get(workflow_id)
+
+
+def _checked_agents(agents: Collection[str]) -> Collection[str]:
+    """``agents``, kept as given (a live set may grow), once it is seen to be a collection of
+    names: a string would be taken letter by letter."""
+    if isinstance(agents, str | bytes) or not isinstance(agents, Collection):
+        raise TypeError(f"agents is a collection of agent names, not {agents!r}")
+    if not all(isinstance(name, str) for name in agents):
+        raise TypeError(f"agents is a collection of agent names (text), not {list(agents)!r}")
+    return agents
+
+
+def _spec_and_id(
+    item: WorkflowSpec | Mapping[str, Any] | tuple[WorkflowSpec | Mapping[str, Any], str],
+) -> tuple[WorkflowSpec | Mapping[str, Any]] | tuple[WorkflowSpec | Mapping[str, Any], str]:
+    """A ``submit_many`` item as ``_prepare``'s arguments: a spec, or a (spec, id) pair."""
+    if not isinstance(item, tuple):
+        return (item,)
+    if len(item) != 2:
+        raise TypeError(
+            f"a submit_many item is a spec or a (spec, workflow id) pair, not {len(item)} values"
+        )
+    return item

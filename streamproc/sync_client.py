@@ -24,13 +24,21 @@ class SyncClient:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._runner = asyncio.Runner(loop_factory=event_loop.loop_factory())
-        self._client = self._run(self._make(*args, **kwargs))
+        self._closed = False
+        try:
+            self._client = self._run(self._make(*args, **kwargs))
+        except BaseException:
+            self._runner.close()
+            raise
 
     @staticmethod
     async def _make(*args: Any, **kwargs: Any) -> Client:
         return await Client(*args, **kwargs).__aenter__()
 
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        if self._closed:
+            coro.close()  # never to run: no "never awaited" warning
+            raise RuntimeError("this SyncClient is closed")
         return self._runner.run(coro)
 
     def __enter__(self) -> SyncClient:
@@ -40,8 +48,14 @@ class SyncClient:
         self.close()
 
     def close(self) -> None:
-        self._run(self._client.close())
-        self._runner.close()
+        """Close its connections and its event loop; closing it again does nothing."""
+        if self._closed:
+            return
+        try:
+            self._run(self._client.close())
+        finally:
+            self._closed = True
+            self._runner.close()
 
     def submit(self, spec: WorkflowSpec | Mapping[str, Any], workflow_id: str | None = None) -> str:
         return self._run(self._client.submit(spec, workflow_id))

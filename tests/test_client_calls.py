@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import re
+import warnings
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,42 @@ async def test_a_follow_cancel_or_settings_given_the_wrong_thing_say_which(clien
         RedisSettings.from_url(None)  # type: ignore[arg-type]
     with pytest.raises(SpecError, match=r"^Limits.max_tasks must be a whole number of at least 1"):
         Limits(max_tasks=-1)
+
+
+def test_a_client_given_the_wrong_agents_or_settings_says_which(redis_url: str) -> None:
+    """A string of agents was taken letter by letter ('mar' passed as known in 'summarise');
+    the others ended in a TypeError or AttributeError from deep inside."""
+    for agents, said in [
+        ("summarise", "agents is a collection of agent names, not 'summarise'"),
+        (5, "agents is a collection of agent names, not 5"),
+        (["a", 1], "agents is a collection of agent names (text), not ['a', 1]"),
+    ]:
+        with pytest.raises(TypeError) as refused:
+            Client(redis_url, agents=agents)  # type: ignore[arg-type]
+        assert str(refused.value) == said
+    with pytest.raises(TypeError, match=r"^settings is a ClientSettings, not dict$"):
+        Client(redis_url, {"durable": True})  # type: ignore[arg-type]
+
+
+async def test_submit_many_given_no_list_or_a_bad_item_says_which(client: Client) -> None:
+    for specs, said in [
+        (None, "submit_many takes a list of specs, not NoneType"),
+        ("abc", "submit_many takes a list of specs, not str"),
+        ([(CHAIN, "an-id", 3)], "a submit_many item is a spec or a (spec, workflow id) pair"),
+    ]:
+        with pytest.raises(TypeError, match=f"^{re.escape(said)}"):
+            await client.submit_many(specs)  # type: ignore[arg-type]
+
+
+def test_a_closed_sync_client_closes_again_quietly_and_refuses_calls(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    """The second close and a call after it raised 'Runner is closed' and warned of a
+    coroutine never awaited."""
+    client = SyncClient(redis_url, ClientSettings(keyspace=keyspace))
+    client.close()
+    client.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a "never awaited" warning fails the test
+        with pytest.raises(RuntimeError, match=r"^this SyncClient is closed$"):
+            client.get("any")
