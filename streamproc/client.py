@@ -212,8 +212,9 @@ class Client:
         ``cancelled`` (from now on: at once if it already ended), merged in time order with
         the chunks its agents emit (unless ``output`` is false): ``output`` events with
         ``task``, ``att``, ``seq``, ``format`` (text or json), ``chunk`` and ``superseded``
-        (its attempt is no longer the task's current one).  Reads the workflow's own history
-        and output streams, so following one workflow never reads the others' events."""
+        (its attempt is no longer the task's current one).  Each event's ``id`` is the
+        ``start`` that resumes after it.  Reads the workflow's own history and output
+        streams, so following one workflow never reads the others' events."""
         async for event in follow.follow_state(
             self.redis, self.keyspace, workflow_id, start, output
         ):

@@ -223,3 +223,16 @@ async def test_client_follow_gets_every_chunk_of_a_task_that_ends_as_it_emits(
         assert [c[4] for c in outputs(events)] == words, kinds
         assert kinds.index("task_done") > max(i for i, k in enumerate(kinds) if k == "output")
         assert kinds[-1] == "completed"
+
+
+async def test_client_follow_gives_each_event_the_id_that_resumes_after_it(
+    talking: Engine, client: Client
+) -> None:
+    """A program that stopped following can go on where it stopped, output events too."""
+    workflow_id = await client.submit(spec("talker", chunks=CHUNKS))
+    assert (await client.wait(workflow_id, timeout=20)).status == "completed"
+    events = [e async for e in client.follow(workflow_id, "0")]
+    assert [e["id"].endswith(":out") for e in events] == [e["kind"] == "output" for e in events]
+    for at_event, event in enumerate(events[:-1]):
+        rest = [e async for e in client.follow(workflow_id, event["id"])]
+        assert rest == events[at_event + 1 :], event

@@ -116,7 +116,8 @@ async def follow_state(
     redis: Redis, keyspace: Keyspace, workflow_id: str, start: str | None, output: bool
 ) -> AsyncIterator[dict[str, Any]]:
     """``Client.follow``: the workflow's events as shown (from now on, or after ``start``), with
-    its output unless ``output`` is false, up to its final event."""
+    its output unless ``output`` is false, up to its final event; each with its ``id``, the
+    ``start`` that resumes after it."""
     key = keyspace.workflow(check_id("workflow id", workflow_id))
     watch = history.Watch(redis, keyspace, workflow_id)
     if start is not None:
@@ -125,7 +126,7 @@ async def follow_state(
         if status is None:
             raise WorkflowNotFound(workflow_id)
         for event in events:
-            yield event.shown()
+            yield {"id": event.resume_id, **event.shown()}
             if event.kind in TERMINAL:
                 return
         if status in TERMINAL:
@@ -148,7 +149,7 @@ async def follow_state(
             events = await mark_superseded(redis, keyspace, read)
             _, had = cursors_after(keyspace, workflow_id, had, events, output)
         for event in events:
-            yield event.shown()
+            yield {"id": event.resume_id, **event.shown()}
             if event.kind in TERMINAL:
                 return
         if over:
