@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 
 class StreamprocError(Exception):
@@ -71,7 +72,12 @@ class CannotListen(ConfigError):
     another program, or not ours to use."""
 
     def __init__(self, what: str, host: str, port: int, error: OSError) -> None:
-        reason = os.strerror(error.errno).lower() if error.errno else str(error)
+        if isinstance(
+            error, socket.gaierror
+        ):  # getaddrinfo's errno, which the OS's says nothing of
+            reason = f"no such address: {str(error.strerror).lower()}"
+        else:
+            reason = os.strerror(error.errno).lower() if error.errno else str(error)
         shown = f"[{host}]" if ":" in host else host
         super().__init__(f"cannot listen on {shown}:{port} for {what}: {reason}")
         self.host = host

@@ -111,6 +111,19 @@ async def test_a_busy_port_is_named_in_one_line_and_nothing_claims_to_serve(
     assert "serving" not in result.err and "Redis" not in result.err
 
 
+async def test_a_metrics_address_that_is_none_is_named_in_one_line(
+    redis_url: str, keyspace: Keyspace
+) -> None:
+    """It said 'unknown error -2' (getaddrinfo's errno, read as the OS's)."""
+    port = str(free_port())
+    args = ["worker", "--agent", "echo", *ECHO_AGENTS, "--metrics-port", port]
+    result = await run(*args, "--metrics-addr", "999.1.1.1", *at(redis_url, keyspace))
+    assert_one_line_error(
+        result, f"error: cannot listen on 999.1.1.1:{port} for metrics: no such address: "
+    )
+    assert "unknown error" not in result.err and result.code == 1
+
+
 # -- the private Redis ---------------------------------------------------------------------------
 
 

@@ -327,6 +327,11 @@ async def test_debug_groups_are_listed_by_status_dropped_by_name_and_need_the_pr
         "replay", "stream", "--agent", "echo", "--group", "debug-me", *at(redis_url, keyspace)
     )
     assert made.code == 0, made
+    again = await run(
+        "replay", "stream", "--agent", "echo", "--group", "debug-me", *at(redis_url, keyspace)
+    )
+    assert_one_line_error(again, f"error: debug group debug-me already exists on {stream}: ")
+    assert again.code == 2
     listed = await run("status", *at(redis_url, keyspace))
     assert listed.code == 0, listed
     row = next(line for line in listed.out.splitlines() if "debug-me" in line)

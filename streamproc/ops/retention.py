@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from streamproc.errors import ConfigError
 from streamproc.store.codec import entry_order
@@ -61,8 +62,17 @@ def debug_name(name: str) -> str:
 
 async def create_debug_group(redis: Redis, stream: str, name: str, position: str) -> None:
     """A debug group after ``position``, with one consumer, so that its idle time counts
-    from now (a group without consumers counts as expired)."""
-    await redis.xgroup_create(stream, debug_name(name), position)
+    from now (a group without consumers counts as expired); :class:`ConfigError` when the
+    stream has one by that name already."""
+    try:
+        await redis.xgroup_create(stream, debug_name(name), position)
+    except ResponseError as exc:
+        if not str(exc).startswith("BUSYGROUP"):
+            raise
+        raise ConfigError(
+            f"debug group {name} already exists on {stream}: read it, or remove it with "
+            f"--drop-group {name}"
+        ) from None
     await redis.xgroup_createconsumer(stream, name, "replay")
 
 
