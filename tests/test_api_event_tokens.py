@@ -75,23 +75,26 @@ async def test_an_event_token_is_refused_for_another_workflow_tenant_route_or_on
     for tenant, workflow_id in [(ACME, "order-1"), (ACME, "order-2"), (GLOBEX, "order-1")]:
         await submitted(http, tenant, workflow_id)
     token = await event_token(http, ACME, "order-1")
-    expiry, _, signature = token.split(".")
+    expiry, _, issuer, signature = token.split(".")
     tokens = EventTokens(KEY)
+    own = "/workflows/order-1/events"
     refused = [
         ("/workflows/order-2/events", token),  # another workflow of the same tenant
-        ("/workflows/order-1/events", f"{expiry}.globex.{signature}"),  # globex's order-1
-        ("/workflows/order-1/events", f"{int(expiry) + 3600}.acme.{signature}"),  # tampered
-        ("/workflows/order-1/events", token[:-2] + ("AA" if token[-2:] != "AA" else "BB")),
-        ("/workflows/order-1/events", tokens.issue("acme.order-1", "acme", time.time() - 61)),
-        ("/workflows/order-1/events", EventTokens(b"x" * 32).issue("acme.order-1", "acme")),
-        ("/workflows/order-1/events", "not-a-token"),
+        (own, f"{expiry}.globex.{issuer}.{signature}"),  # globex's order-1
+        (own, f"{int(expiry) + 3600}.acme.{issuer}.{signature}"),  # tampered expiry
+        (own, f"{expiry}.acme.{'A' * len(issuer)}.{signature}"),  # another token's cap to count
+        (own, token[:-2] + ("AA" if token[-2:] != "AA" else "BB")),
+        (own, tokens.issue("acme.order-1", "acme", issuer, time.time() - 61)),
+        (own, EventTokens(b"x" * 32).issue("acme.order-1", "acme", issuer)),
+        (own, f"{expiry}.acme.{signature}"),  # the three parts 0.9.10 gave
+        (own, "not-a-token"),
         ("/workflows/order-1", token),  # only the event stream takes one
     ]
     for path, presented in refused:
         response = await http.get(path, params={"token": presented})
         assert response.status == 401, (path, presented, await response.text())
         assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    expired = tokens.issue("acme.order-1", "acme", time.time() - 61)
+    expired = tokens.issue("acme.order-1", "acme", issuer, time.time() - 61)
     response = await http.get("/workflows/order-1/events", params={"token": expired})
     assert await response.json() == {"error": "event token expired: ask for a new one"}
 

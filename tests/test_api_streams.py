@@ -129,3 +129,32 @@ async def test_a_tenant_past_its_stream_cap_gets_429_even_from_a_fresh_token(
                 assert refused.status == 429 and "Retry-After" in refused.headers
             async with session.get(url, headers=bearer(token("globex", 0))) as other:
                 assert other.status == 404  # another tenant's workflow: its own cap untouched
+
+
+async def test_event_tokens_open_no_more_streams_than_the_token_that_asked_for_them(
+    base: str, session: aiohttp.ClientSession
+) -> None:
+    """Each event token was its own caller to the cap: a token at its cap asked for a fresh
+    event token a second and held as many streams as it liked (an operator, whom no tenant
+    cap bounds, without limit)."""
+    value = token("acme", 0)
+    workflow = await submitted(session, base, value)
+    url = f"{base}/workflows/{workflow}/events"
+
+    async def event_token() -> str:
+        async with session.post(f"{url}-token", headers=bearer(value)) as response:
+            assert response.status == 200, await response.text()
+            return str((await response.json())["token"])
+
+    async with AsyncExitStack() as stack:
+        for _ in range(STREAMS_EACH):
+            response = await stack.enter_async_context(
+                session.get(url, params={"token": await event_token()})
+            )
+            assert response.status == 200, await response.text()
+        async with session.get(url, params={"token": await event_token()}) as refused:
+            assert refused.status == 429, await refused.text()
+        async with session.get(url, headers=bearer(value)) as refused:
+            assert refused.status == 429  # the streams its event tokens opened count as its own
+        async with session.get(url, headers=bearer(token("acme", 1))) as other:
+            assert other.status == 200  # another token of the tenant: a cap of its own

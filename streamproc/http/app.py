@@ -25,7 +25,7 @@ from streamproc.engine import failpoints
 from streamproc.errors import CannotListen, RedisReset, WorkflowNotFound
 from streamproc.http.auth import GRANT, ApiSettings, bearer_auth
 from streamproc.http.bodies import IDEMPOTENCY_KEY, chosen_id, json_object, one_header
-from streamproc.http.caps import StreamCaps
+from streamproc.http.caps import StreamCaps, bearer_id
 from streamproc.http.cors import allow_origin, preflight
 from streamproc.http.dashboard import DASHBOARD_NEEDS, dashboard_routes
 from streamproc.http.dead import dead_routes
@@ -230,7 +230,8 @@ async def events_token(request: web.Request) -> web.Response:
     if not await folded.exists(client.redis, client.keyspace, check_id("workflow id", stored)):
         raise WorkflowNotFound(given)
     tokens = request.app[TOKENS]
-    return reply({"token": tokens.issue(stored, grant.tenant), "expires_in": tokens.ttl})
+    token = tokens.issue(stored, grant.tenant, bearer_id(request))
+    return reply({"token": token, "expires_in": tokens.ttl})
 
 
 async def close_streams(app: web.Application) -> None:

@@ -3,11 +3,14 @@
 An open stream costs the API process memory and a share of the hub's reads (``hub.py``), not
 a Redis connection; the caps keep one caller from holding a share that starves the others.
 A stream past a cap is refused with 429 and ``Retry-After``: it may open once one of the
-caller's streams has ended.  Operators have no tenant, so only the token cap bounds them.
+caller's streams has ended.  Operators have no tenant, so only the token cap bounds them.  A
+stream opened with an event token counts against the bearer token that asked for it
+(``event_tokens.py``), so asking for more event tokens opens no more streams.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from collections import Counter
 from collections.abc import Iterator
@@ -16,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from streamproc.http.event_tokens import QUERY, issuer_of
 
 RETRY_AFTER = 5  # seconds: a browser tab's stream ends at the latest when its tab closes
 
@@ -26,7 +31,7 @@ class StreamCaps:
 
     per_token: int
     per_tenant: int
-    _tokens: Counter[bytes] = field(default_factory=Counter)
+    _tokens: Counter[str] = field(default_factory=Counter)
     _tenants: Counter[str] = field(default_factory=Counter)
 
     @contextmanager
@@ -48,11 +53,19 @@ class StreamCaps:
                 release(self._tenants, tenant)
 
 
-def caller(request: web.Request) -> bytes:
-    """The proof the request brought (its bearer header or event token), as a digest: what
-    the token cap counts by."""
-    proof = f"{request.headers.get('Authorization', '')}\n{request.query.get('token', '')}"
-    return hashlib.sha256(proof.encode("utf-8", "surrogateescape")).digest()
+def caller(request: web.Request) -> str:
+    """Whose stream the request opens, as the token cap counts: its bearer token's
+    :func:`bearer_id`, or for an event token (one the server accepted), the id of the
+    bearer token that asked for it."""
+    token = request.query.get(QUERY)
+    return bearer_id(request) if token is None else issuer_of(token)
+
+
+def bearer_id(request: web.Request) -> str:
+    """A digest of the request's ``Authorization`` header (12 characters of base64url): it
+    names the token without showing it."""
+    proof = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+    return base64.urlsafe_b64encode(hashlib.sha256(proof).digest()[:9]).decode()
 
 
 def release(counts: Counter[Any], key: object) -> None:
