@@ -127,3 +127,22 @@ async def test_replies_name_no_versions_forbid_sniffing_and_authenticated_json_i
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     assert agents.headers["Cache-Control"] == "no-store"
     assert refused.headers["Cache-Control"] == "no-store"
+
+
+async def test_two_authorization_or_last_event_id_headers_are_refused_naming_the_header(
+    client: Client, http: Http
+) -> None:
+    """The first was taken, where the caller may have meant the other."""
+    twice = [*AUTH.items(), *AUTH.items()]
+    response = await http.get("/agents", headers=twice)
+    assert (response.status, await response.json()) == (
+        400,
+        {"error": "the Authorization header given 2 times: send one"},
+    )
+    workflow_id = await client.submit({"tasks": [{"id": "a", "agent": "echo"}]})
+    resumed = [*AUTH.items(), ("Last-Event-ID", "0"), ("Last-Event-ID", "1-0")]
+    response = await http.get(f"/workflows/{workflow_id}/events", headers=resumed)
+    assert (response.status, await response.json()) == (
+        400,
+        {"error": "the Last-Event-ID header given 2 times: send one"},
+    )

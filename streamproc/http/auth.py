@@ -29,6 +29,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from streamproc.errors import ConfigError, SpecError
+from streamproc.http.bodies import one_header
 from streamproc.http.cors import check_origins
 from streamproc.http.errors import reply
 from streamproc.ops.results import SHOWN_RESULT_BYTES
@@ -194,7 +195,7 @@ def bearer_auth(
         if not credentials or scope == OPEN:
             request[GRANT] = OPERATOR
             return await handler(request)
-        header = request.headers.get("Authorization")
+        header = one_header(request, "Authorization")  # twice: which one did it mean?
         grant = signed(request) if signed is not None and header is None else None
         grant = grant or identify(credentials, header or "")
         if scope is not None and scope not in grant.scopes:

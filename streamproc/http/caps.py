@@ -55,10 +55,13 @@ class StreamCaps:
 
 def caller(request: web.Request) -> str:
     """Whose stream the request opens, as the token cap counts: its bearer token's
-    :func:`bearer_id`, or for an event token (one the server accepted), the id of the
-    bearer token that asked for it."""
+    :func:`bearer_id`, or, for a request authenticated by an event token (one without an
+    ``Authorization`` header, as ``auth.py`` takes it), the id of the bearer token that
+    asked for it."""
     token = request.query.get(QUERY)
-    return bearer_id(request) if token is None else issuer_of(token)
+    if token is None or "Authorization" in request.headers:
+        return bearer_id(request)
+    return issuer_of(token)
 
 
 def bearer_id(request: web.Request) -> str:

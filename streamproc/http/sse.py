@@ -25,6 +25,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc.errors import WorkflowNotFound
+from streamproc.http.bodies import one_header
 from streamproc.http.hub import Hub
 from streamproc.http.redact import tenant_event
 from streamproc.ops.events import Event, is_position
@@ -53,7 +54,8 @@ async def stream_events(
     """Send the events of the workflow stored as ``workflow_id``, named ``shown_id``, until it
     ends or ``closing`` is set (the server stops); 400/404 before the stream starts.  A
     ``tenant`` is not shown worker names (``redact.py``)."""
-    start = request.headers.get("Last-Event-ID", "0")
+    given = one_header(request, "Last-Event-ID")  # twice: which one did it mean?
+    start = "0" if given is None else given
     if not is_position(start):
         raise web.HTTPBadRequest(text="Last-Event-ID must be an event's id (ms-seq[:out])")
     if not await folded.exists(hub.redis, hub.keyspace, check_id("workflow id", workflow_id)):
