@@ -63,9 +63,8 @@ class Consumer(ABC):
         self.redis: Redis = redis.connect()
         # Reads are never retried by the client: a retried XREADGROUP > would skip the entries
         # whose reply was lost (see each daemon's _read_once).
-        self.reader: Redis = replace(redis, command_retries=0).connect()
         self.consumer = consumer_name()
-        self.reads = GroupReads(self.reader, self.consumer)
+        self.reads = GroupReads(replace(redis, command_retries=0), self.consumer)
         self.epoch = Epoch(self.redis, keyspace)
 
     @abstractmethod
@@ -109,7 +108,6 @@ class Consumer(ABC):
             raise
         finally:
             await self.redis.aclose()
-            await self.reader.aclose()
             await self.reads.close()
 
     async def _read_loop(

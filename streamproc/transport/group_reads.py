@@ -6,7 +6,11 @@ entry's fields made a dict in Python.  On a :class:`~streamproc.transport.lane.L
 parses the reply, and the dicts are made by ``dict(zip(...))``.  A blocked XREADGROUP holds
 its connection until it answers, so each stream gets a lane of its own (as many connections
 as redis-py's pool opened for the same reads).  A Cluster client has no lane: its reads go
-through redis-py.  Like the reader they are made from, reads are never retried: a read whose
+through redis-py, each stream's on a Cluster client of its own.  One client shared by every
+blocked read turned any one read's lost connection into all of them: redis-py's Cluster
+client answers a connection error by closing every connection it holds and mapping the
+slots again, which failed the other blocked reads, which did the same, for as long as the
+worker ran.  Reads are never retried (the settings they are made from say so): a read whose
 reply was lost delivered its entries all the same (see each daemon's ``_read_once``).
 """
 
@@ -17,26 +21,32 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from streamproc.config import RedisSettings
 from streamproc.store.codec import GroupEntry
-from streamproc.transport.cluster import is_cluster
 from streamproc.transport.lane import Lane
 
 
 class GroupReads:
-    """``consumer``'s reads in consumer groups, on ``reader`` (a client that never retries)."""
+    """``consumer``'s reads in consumer groups, on clients made from ``settings`` (which
+    should say no retries)."""
 
-    def __init__(self, reader: Redis, consumer: str) -> None:
-        self.reader = reader
+    def __init__(self, settings: RedisSettings, consumer: str) -> None:
+        self.settings = settings
+        self.reader = settings.connect()  # the lanes' connections are opened through it
         self.consumer = consumer
         self._lanes: dict[str, Lane] = {}  # by stream
+        self._cluster_readers: dict[str, Redis] = {}  # by stream
 
     async def read(
         self, group: str, stream: str, after: str | bytes, count: int, block_ms: int
     ) -> list[GroupEntry]:
         """``stream``'s entries after ``after`` (``>``: new ones), at most ``count``, waiting
         up to ``block_ms`` for one; a trimmed one's fields are None."""
-        if is_cluster(self.reader):
-            reply = await self.reader.xreadgroup(
+        if self.settings.cluster:
+            reader = self._cluster_readers.get(stream)
+            if reader is None:
+                reader = self._cluster_readers[stream] = self.settings.connect()
+            reply = await reader.xreadgroup(
                 group, self.consumer, {stream: after}, count=count, block=block_ms
             )
             return [entry for _, entries in cast(_Reply, reply) or () for entry in entries]
@@ -53,6 +63,10 @@ class GroupReads:
         for lane in self._lanes.values():
             await lane.close()
         self._lanes.clear()
+        for reader in self._cluster_readers.values():
+            await reader.aclose()
+        self._cluster_readers.clear()
+        await self.reader.aclose()
 
 
 _Reply = list[tuple[bytes, list[GroupEntry]]]  # redis-py's, for one stream

@@ -289,3 +289,26 @@ async def test_output_streams_work_on_the_cluster(
         chunks = [e["chunk"] for e in events if e["kind"] == "output"]
         assert chunks == [{"n": 0}, {"n": 1}, {"n": 2}] and events[-1]["kind"] == "completed"
         assert await cluster_redis.pttl(cluster_keyspace.output(workflow_id)) > 0
+
+
+async def test_a_worker_of_several_agents_reads_every_shard_without_reconnecting(
+    cluster_settings: RedisSettings,
+    cluster_keyspace: Keyspace,
+    cluster_client: Client,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Its blocked reads shared one Cluster client, which answered any read's lost connection
+    by closing them all: every read failed, reconnected and failed the others again, for as
+    long as the worker ran, with a warning each (dozens in these few seconds)."""
+    running = ClusterEngine(cluster_settings, cluster_keyspace)
+    running.start_resolver()
+    running.start_worker(("echo", "sleep", "flaky", "ledger"))
+    try:
+        ids = [await cluster_client.submit(chain(3)) for _ in range(6)]
+        for workflow_id in ids:
+            assert (await cluster_client.wait(workflow_id, timeout=20)).status == "completed"
+        await asyncio.sleep(3)  # idle: every read blocks, times out and reads again
+    finally:
+        await running.stop()
+    outages = [r.getMessage() for r in caplog.records if "redis unavailable" in r.getMessage()]
+    assert outages == []
