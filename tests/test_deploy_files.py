@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import re
 import shlex
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from streamproc.cli.main import main
+from streamproc.config import WorkerSettings
 from streamproc.registry import registered
 from tests.cli_runner import ROOT
 from tests.cli_tree import unknown_options
@@ -106,3 +109,13 @@ def test_the_keda_scaler_watches_a_registered_agent_with_existing_options() -> N
     assert streams and set(streams) <= set(registered())
     for command in re.findall(r"`(streamproc [^`]+)`", text):
         assert unknown_options(command) == []
+
+
+def test_compose_gives_each_worker_time_to_hand_its_tasks_back_before_a_kill() -> None:
+    """deploy/README.md: above the grace plus --shutdown-timeout (it gave 30 s of their 40)."""
+    [timeout] = [p for p in main.commands["worker"].params if p.name == "shutdown_timeout"]
+    [grace] = [f.default for f in fields(WorkerSettings) if f.name == "shutdown_grace"]
+    needed = float(grace) + float(timeout.default)  # type: ignore[arg-type]
+    for name, service in streamproc_services().items():
+        given = service.get("stop_grace_period", "10s")
+        assert float(given.removesuffix("s")) > needed, (name, given, needed)

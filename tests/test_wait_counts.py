@@ -48,7 +48,7 @@ async def test_status_shows_awaiting_tasks_and_a_signal_takes_them_off(
     assert "awaiting" in table.out.splitlines()[0]
     asker_row = next(line for line in table.out.splitlines() if line.startswith("asker "))
     assert asker_row.split()[6] == "1", table.out
-    assert "1 declared waits awaiting signals" in table.out
+    assert "1 declared wait awaiting a signal" in table.out
     lines = (await run("status", "--json", *ECHO_AGENTS, *where)).out.splitlines()
     assert {"declared_waits_awaiting": 1} in [orjson.loads(line) for line in lines]
 

@@ -49,7 +49,7 @@ async def status(ctx: Context, as_json: bool) -> None:
             f"{row.dead_letters:>7}{row.awaiting:>10}{desired:>9}"
         )
     if waits:
-        click.echo(f"{waits} declared waits awaiting signals")
+        click.echo(f"{waits} declared wait{'s' if waits != 1 else ''} awaiting a signal")
     for row in stats:
         if row.unserved:
             click.echo(f"no consumer serves {row.agent}: {row.lag + row.pending} tasks waiting")
