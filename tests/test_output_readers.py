@@ -131,6 +131,7 @@ async def test_output_events_reach_the_api_event_stream(talking: Engine, client:
         assert frames[-1]["event"] == "completed"
         ids = [f["id"] for f in frames]
         assert len(set(ids)) == len(ids)
+        assert [orjson.loads(f["data"])["id"] for f in frames] == ids  # :out in both
         at_output = next(i for i, f in enumerate(frames) if f["event"] == "output")
         resumed = await http.get(
             f"/workflows/{workflow_id}/events",

@@ -104,8 +104,9 @@ async def relay(
             event = pending.result()
             if event is None:
                 return
-            shown = tenant_event(event.to_dict()) if tenant else event.to_dict()
-            await response.write(frame(event.kind, {**shown, "wf": shown_id}, event.resume_id))
+            shown = {"id": event.resume_id, **event.shown(), "wf": shown_id}  # as the id: line
+            shown = tenant_event(shown) if tenant else shown
+            await response.write(frame(event.kind, shown, event.resume_id))
             pending = asyncio.create_task(_next(events))
     finally:
         pending.cancel()
