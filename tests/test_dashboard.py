@@ -150,12 +150,22 @@ async def test_clicking_a_task_shows_its_input_result_timings_and_events(
     await expect(details.locator('pre[data-part="result"]')).to_contain_text('"deps"')
     await expect(details.locator("dl.facts")).to_contain_text("ran")
     await expect(details.locator("table.task-events")).to_contain_text("task_done")
+    shown = await details.locator("table.task-events").inner_text()
+    assert not re.search(r"\b1\d{12}\b", shown), shown  # a time (began) shown as one, not as ms
     await tab.shot("task-details")
 
     await node(tab, "big").click()
     await details.get_by_role("button", name=re.compile("Load the whole result")).click()
     await expect(details.locator('pre[data-part="result"]')).to_contain_text("yyyy")
     assert tab.errors == []
+
+
+async def test_an_unknown_run_shows_its_error_alone(engine: Engine, tab: Tab) -> None:
+    """It also showed a Cancel button and an empty Events list."""
+    await tab.open("#/workflows/no-such-run")
+    await expect(tab.page.locator("main")).to_contain_text("workflow 'no-such-run' not found")
+    await expect(tab.page.get_by_role("button", name="Cancel run")).to_have_count(0)
+    await expect(tab.page.locator("details.event-log")).to_have_count(0)
 
 
 async def test_cancel_stops_a_running_workflow_and_a_read_token_cannot(

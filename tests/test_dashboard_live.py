@@ -93,6 +93,11 @@ async def test_a_superseded_task_is_drawn_faded(engine: Engine, tab: Tab, client
     await expect(tab.page.locator('path.edge.superseded[data-edge="plan>q1"]')).to_have_count(1)
     await expect(tab.page.locator("path.edge.superseded")).to_have_count(1)
     await expect(node(tab, "q1")).to_have_css("opacity", "0.45")
+    # tasks_superseded names the spawner as its target: listed with it, and among its events
+    await expect(tab.page.locator("ol.events")).to_contain_text("tasks_superseded plan")
+    await node(tab, "plan").click()
+    events = tab.page.locator("section.details table.task-events")
+    await expect(events).to_contain_text("tasks_superseded")
     await tab.shot("run-superseded")
     assert tab.errors == []
 

@@ -47,6 +47,7 @@ async def awaiting_approval(tab: Tab, token: str = OPS) -> str:
     workflow_id = await submit(tab.base, GATED)
     await tab.open(f"#/workflows/{workflow_id}", token=token)
     await expect(node(tab, "approve")).to_have_attribute("data-state", "awaiting")
+    await expect(node(tab, "approve").locator("text.sub")).to_have_text("wait · awaiting")
     await node(tab, "approve").click()
     return workflow_id
 

@@ -61,7 +61,11 @@ export function place(tasks) {
   };
 }
 
-const short = (text) => (text.length > MAX_LABEL ? `${text.slice(0, MAX_LABEL - 1)}…` : text);
+const short = (text, most = MAX_LABEL) => (text.length > most ? `${text.slice(0, most - 1)}…` : text);
+
+/** A node's second line: its agent (cut to leave its state room), or "wait" for a declared wait. */
+const subLabel = (task) =>
+  `${task.agent ? short(task.agent, MAX_LABEL - task.state.length - 3) : "wait"} · ${task.state}`;
 
 /** The SVG of `tasks`; `onSelect(id)` when a node is clicked (or Enter pressed on it). */
 export function drawDag(tasks, selected, onSelect) {
@@ -98,10 +102,10 @@ export function drawDag(tasks, selected, onSelect) {
         tabindex: 0,
         role: "button",
       },
-      svg("title", {}, `${task.id} (${task.agent}): ${task.state}`),
+      svg("title", {}, `${task.id} (${task.agent || "a wait for a signal"}): ${task.state}`),
       svg("rect", { width: NODE_W, height: NODE_H, rx: 6 }),
       svg("text", { x: 10, y: 17, class: "label" }, short(task.id)),
-      svg("text", { x: 10, y: 33, class: "sub" }, short(`${task.agent} · ${task.state}`)),
+      svg("text", { x: 10, y: 33, class: "sub" }, subLabel(task)),
     );
     node.addEventListener("click", () => onSelect(task.id));
     node.addEventListener("keydown", (event) => {

@@ -159,7 +159,8 @@ function history(task) {
 }
 
 function ownEvents(task, events) {
-  const own = events.filter((event) => event.task === task.id);
+  // A spawner's tasks_superseded names it as its target: it has no task of its own.
+  const own = events.filter((event) => (event.task ?? event.target) === task.id);
   return el(
     "div",
     {},
@@ -176,10 +177,12 @@ function ownEvents(task, events) {
   );
 }
 
+const TIMES = new Set(["began"]); // event fields that hold a time (Unix ms)
+
 /** An event's other fields, one `name: value` line each. */
 function fields(rest) {
-  const lines = Object.entries(rest).map(
-    ([name, value]) => `${name}: ${typeof value === "string" ? value : JSON.stringify(value)}`,
-  );
+  const shown = (name, value) =>
+    TIMES.has(name) ? when(Number(value)) : typeof value === "string" ? value : JSON.stringify(value);
+  const lines = Object.entries(rest).map(([name, value]) => `${name}: ${shown(name, value)}`);
   return el("span", { class: "fields" }, lines.join("\n"));
 }

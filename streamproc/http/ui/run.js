@@ -12,6 +12,7 @@ const REFRESH_MS = 150; // events coming together are one read of the state
 
 export async function runPage(main, view, id) {
   const path = `/workflows/${enc(id)}`;
+  let state = await call("GET", path); // first: an unknown run shows its error alone
   const head = el("div");
   const cancel = confirmed(
     "Cancel run",
@@ -35,7 +36,6 @@ export async function runPage(main, view, id) {
   );
   const seen = new Map(); // event id -> lifecycle event: a reconnection replays them
   const output = new RunOutput(); // the chunks, kept apart: they change no state
-  let state = await call("GET", path);
   let selected = null;
   let shown = null; // the selected task's details: its form and output kept across redraws
   const inputs = new Map(); // `${task}:${attempt}` -> input
@@ -87,7 +87,7 @@ export async function runPage(main, view, id) {
       if (eventId && seen.has(eventId)) return;
       seen.set(eventId || `${seen.size}`, { kind, ...data });
       events.appendChild(
-        el("li", {}, `${when(Number(data.at))} ${kind}${data.task ? ` ${data.task}` : ""}`),
+        el("li", {}, `${when(Number(data.at))} ${kind} ${data.task ?? data.target ?? ""}`.trimEnd()),
       );
       refresh();
     },
