@@ -169,8 +169,8 @@ async def test_a_task_told_to_retry_later_waits_without_using_up_its_retries(
     ("args", "said"),
     [
         ([1, 5], "reason must be text, not 5"),
-        (["soon", "x"], "delay must be seconds in [0, 604800]"),
-        ([-1, "x"], "delay must be seconds in [0, 604800]"),
+        (["soon", "x"], "delay must be a number of seconds, 0 or more"),
+        ([-1, "x"], "delay must be a number of seconds, 0 or more"),
         ([1, "x", "forever"], "give_up_after must be a number of seconds over 0"),
     ],
 )

@@ -177,8 +177,8 @@ def _malformed(wait: RetryLater) -> str | None:
     """What is wrong with ``wait``'s arguments, if anything."""
     if not isinstance(wait.reason, str):
         return f"reason must be text, not {wait.reason!r}"
-    if not (_is_number(wait.delay) and 0 <= wait.delay <= MAX_TIMEOUT):
-        return f"delay must be seconds in [0, {MAX_TIMEOUT}]"
+    if not (_is_number(wait.delay) and 0 <= wait.delay < math.inf):
+        return "delay must be a number of seconds, 0 or more"
     if not (_is_number(wait.give_up_after) and 0 < wait.give_up_after < math.inf):
         return "give_up_after must be a number of seconds over 0"
     return None
