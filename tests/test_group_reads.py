@@ -4,12 +4,11 @@ under either protocol, trimmed entries and errors included."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from streamproc.config import RedisSettings
 from streamproc.transport.group_reads import GroupReads
 from tests.conftest import eventually
 
@@ -17,14 +16,13 @@ STREAM, GROUP = "reads-test:stream", "agents"
 
 
 @pytest.fixture(params=[2, 3], ids=["RESP2", "RESP3"])
-async def reader(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url, protocol=request.param)
-    yield client
-    await client.aclose()
+def reader(request: pytest.FixtureRequest, redis_url: str) -> RedisSettings:
+    """What the reads' connections are made from, under either protocol."""
+    return RedisSettings.from_url(f"{redis_url}?protocol={request.param}")
 
 
 async def test_a_read_gives_the_entries_redis_py_gives_and_none_for_a_trimmed_one(
-    redis: Redis, reader: Redis
+    redis: Redis, reader: RedisSettings
 ) -> None:
     await redis.delete(STREAM)
     await redis.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
@@ -49,7 +47,7 @@ async def test_a_read_gives_the_entries_redis_py_gives_and_none_for_a_trimmed_on
 
 
 async def test_a_refused_read_raises_and_closing_closes_each_streams_connection(
-    redis: Redis, reader: Redis
+    redis: Redis, reader: RedisSettings
 ) -> None:
     await redis.delete(STREAM)
     reads = GroupReads(reader, "c1")
