@@ -16,6 +16,7 @@ reply was lost delivered its entries all the same (see each daemon's ``_read_onc
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import Any, cast
 
 from redis.asyncio import Redis
@@ -32,7 +33,6 @@ class GroupReads:
 
     def __init__(self, settings: RedisSettings, consumer: str) -> None:
         self.settings = settings
-        self.reader = settings.connect()  # the lanes' connections are opened through it
         self.consumer = consumer
         self._lanes: dict[str, Lane] = {}  # by stream
         self._cluster_readers: dict[str, Redis] = {}  # by stream
@@ -52,12 +52,17 @@ class GroupReads:
             return [entry for _, entries in cast(_Reply, reply) or () for entry in entries]
         lane = self._lanes.get(stream)
         if lane is None:
-            lane = self._lanes[stream] = Lane(self.reader)
+            lane = self._lanes[stream] = Lane(self._lane_client)
         options = ("COUNT", count, "BLOCK", block_ms, "STREAMS", stream, after)
         [reply] = await lane.send([("XREADGROUP", "GROUP", group, self.consumer, *options)])
         if isinstance(reply, ResponseError):
             raise reply
         return _entries(reply)
+
+    @cached_property
+    def _lane_client(self) -> Redis:
+        """The client the lanes open their connections through (off a Cluster only)."""
+        return self.settings.connect()
 
     async def close(self) -> None:
         for lane in self._lanes.values():
@@ -66,7 +71,8 @@ class GroupReads:
         for reader in self._cluster_readers.values():
             await reader.aclose()
         self._cluster_readers.clear()
-        await self.reader.aclose()
+        if "_lane_client" in self.__dict__:  # made by a first lane
+            await self._lane_client.aclose()
 
 
 _Reply = list[tuple[bytes, list[GroupEntry]]]  # redis-py's, for one stream
