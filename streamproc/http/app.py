@@ -34,6 +34,7 @@ from streamproc.http.event_tokens import EVENTS, EventTokens, QuietAccessLogger
 from streamproc.http.hub import Hub, running
 from streamproc.http.listing import list_route
 from streamproc.http.openapi import DOCUMENT, needs, queries
+from streamproc.http.own_pages import own_pages_only
 from streamproc.http.query import known_query
 from streamproc.http.redact import tenant_state
 from streamproc.http.server import QuietRunner, secure_headers
@@ -77,12 +78,14 @@ def make_app(
     got past the bearer check: the others learn nothing of it).  ``registry`` holds the agents
     a spec may name besides the ones a worker serves (default: this process's registry)."""
     guards = [] if epoch is None else [refuse_after_reset(epoch)]
+    own = [] if settings.credentials else [own_pages_only(settings.cors_origins)]
     tokens = EventTokens(settings.signing_key, settings.event_token_ttl)
     app = web.Application(
         client_max_size=settings.client_max_size,
         middlewares=[
             preflight(settings.cors_origins),
             json_errors,
+            *own,
             bearer_auth(settings.credentials, {**needs(), **DASHBOARD_NEEDS}, tokens.grant),
             known_query(queries()),
             *guards,
