@@ -23,7 +23,7 @@ from streamproc.spec.model import WorkflowSpec
 from streamproc.store import admin, calls, folded, functions, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
-from streamproc.store.keys import check_id, new_workflow_id
+from streamproc.store.keys import check_id, check_new_workflow_id, new_workflow_id
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.store.submits import Submits
@@ -142,7 +142,7 @@ class Client:
     ) -> calls.NewWorkflow:
         blueprint = self._shapes.blueprint(spec, self.settings, self.agents)
         workflow_id = (
-            new_workflow_id() if workflow_id is None else check_id("workflow id", workflow_id)
+            new_workflow_id() if workflow_id is None else check_new_workflow_id(workflow_id)
         )
         return calls.NewWorkflow(workflow_id, blueprint)
 

@@ -30,6 +30,8 @@ from redis.asyncio import Redis
 from streamproc import Client, Keyspace
 from streamproc.http.app import serve
 from streamproc.http.auth import ApiSettings
+from streamproc.http.openapi import DOCUMENT
+from streamproc.spec.model import TASK_KEYS, WORKFLOW_KEYS
 from streamproc.testing.embedded import free_port
 from tests.cli_runner import ROOT
 from tests.conftest import Engine, eventually
@@ -125,3 +127,11 @@ async def test_without_a_valid_token_every_operation_but_healthz_is_401(base: st
     assert seen.pop("GET /healthz") == {200}
     assert len(seen) == OPERATIONS - 1, seen
     assert all(statuses == {401} for statuses in seen.values()), seen
+
+
+def test_the_documents_spec_schema_names_every_key_a_spec_may_hold() -> None:
+    """A client checking its body against the document must not refuse a spec the API
+    takes (``additionalProperties`` is false)."""
+    spec = DOCUMENT["components"]["schemas"]["Spec"]
+    assert set(spec["properties"]) == WORKFLOW_KEYS | {"id"}
+    assert set(spec["properties"]["tasks"]["items"]["properties"]) == TASK_KEYS

@@ -340,7 +340,7 @@ def test_the_api_verb_refuses_a_malformed_token_file_in_one_line(tmp_path: Path)
     assert_one_line_error(result, f"error: {tokens} line 3: unknown scope 'write'")
 
 
-async def test_a_tenant_never_sees_worker_names_and_an_operator_does(
+async def test_a_tenant_never_sees_worker_names_or_tracebacks_and_an_operator_does(
     engine: Engine, client: Client, http: Http
 ) -> None:
     spec = {"tasks": [{"id": "twice", "agent": "flaky", "input": {"fail": 1}}]}
@@ -360,3 +360,9 @@ async def test_a_tenant_never_sees_worker_names_and_an_operator_does(
     assert all(worker not in text for text in seen["tenant"]), seen["tenant"]
     [tenant_task] = orjson.loads(seen["tenant"][0])["tasks"]
     assert tenant_task["consumer"] == "" and "by" not in tenant_task["history"][0]
+    # A traceback quotes the servers' paths: the tenant keeps the attempt's one-line error.
+    failed = task["history"][0]
+    assert 'File "' in failed["traceback"] and failed["error"], failed
+    assert "traceback" not in tenant_task["history"][0], tenant_task
+    assert tenant_task["history"][0]["error"] == failed["error"]
+    assert 'File "' not in seen["tenant"][1], seen["tenant"][1]

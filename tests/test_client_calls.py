@@ -97,6 +97,24 @@ async def test_an_empty_workflow_id_is_refused_not_replaced_by_a_new_one(
     assert_one_line_error(result, "error: invalid workflow id ''")
 
 
+async def test_a_workflow_id_with_an_empty_tenant_or_own_part_is_refused(
+    client: Client, redis_url: str, tmp_path: Path
+) -> None:
+    """``acme.`` would be tenant acme's empty id: listed to acme, opened by no route."""
+    for bad in ("acme.", ".x", "."):
+        with pytest.raises(SpecError, match=rf"invalid workflow id '{re.escape(bad)}': a '\.' in"):
+            await client.submit(CHAIN, workflow_id=bad)
+    assert await client.submit(CHAIN, workflow_id="acme.x.") == "acme.x."  # acme's ``x.``
+    spec = tmp_path / "one.yaml"
+    spec.write_text("tasks: [{id: a, agent: description}]\n")
+    result = await run("submit", str(spec), "--id", "acme.", *at(redis_url, client.keyspace))
+    assert_one_line_error(
+        result,
+        "error: invalid workflow id 'acme.': a '.' in it splits tenant from id, and neither "
+        "may be empty",
+    )
+
+
 async def test_a_wait_with_no_time_left_returns_an_ended_workflow_and_refuses_bad_timeouts(
     engine: Engine, client: Client
 ) -> None:

@@ -34,6 +34,7 @@ from streamproc.errors import (
 
 log = logging.getLogger(__name__)
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+UNAVAILABLE = "redis unavailable: try again shortly"
 
 
 def reply(data: Any, status: int = 200) -> web.Response:
@@ -75,7 +76,7 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return reply({"error": str(exc)}, 503)
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("%s %s: redis unavailable: %s", request.method, request.path, exc)
-        return reply({"error": f"redis unavailable: {exc}"}, 503)
+        return reply({"error": UNAVAILABLE}, 503)  # its address and the cause: logged only
 
 
 @contextmanager

@@ -117,8 +117,8 @@ PATHS: dict[str, Any] = {
         },
         "post": {
             "summary": "Submit a workflow spec; idempotent on its id",
-            "description": "Body: a spec {name?, tasks, adjust_rounds?} and an optional id; "
-            "without one, the Idempotency-Key header (or a new id) is used.",
+            "description": "Body: a spec {name?, tasks, adjust_rounds?, timeout?} and an "
+            "optional id; without one, the Idempotency-Key header (or a new id) is used.",
             "security": scoped(SUBMIT),
             "parameters": [
                 {

@@ -125,6 +125,12 @@ SCHEMAS: dict[str, Any] = {
                 "minimum": 0,
                 "maximum": MAX_ADJUST_ROUNDS,
             },
+            "timeout": {
+                "type": "number",
+                "exclusiveMinimum": 0,
+                "maximum": MAX_TIMEOUT,
+                "description": "Seconds the whole run may take; then it fails",
+            },
             "tasks": {
                 "type": "array",
                 "minItems": 1,

@@ -1,9 +1,12 @@
-"""What a tenant token is not shown: the names of the workers that ran its tasks.
+"""What a tenant token is not shown: the names of the workers that ran its tasks, and the
+tracebacks of its failed attempts.
 
 A worker's consumer name says which host and process ran a task, shared by every tenant's
-tasks: a tenant learns the fleet's layout from it, and whose tasks ran beside its own.
-Operators see it (in task state, attempt history, and the ``by`` of ``task_started`` events
-and of ``task_done`` events that carry their task's start).
+tasks: a tenant learns the fleet's layout from it, and whose tasks ran beside its own.  A
+traceback quotes the servers' file paths and the agents' source lines.  Operators see both
+(in task state, attempt history, and the ``by`` of ``task_started`` events and of
+``task_done`` events that carry their task's start); a tenant keeps each attempt's one-line
+``error``.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from streamproc.store.entries import EventKind
 
 # their ``by`` is a worker (task_adjusted's a task)
 WORKER_EVENTS = frozenset({EventKind.TASK_STARTED, EventKind.TASK_DONE})
+HIDDEN = frozenset({"by", "traceback"})  # of an attempt's record
 
 
 def tenant_state(state: dict[str, Any]) -> dict[str, Any]:
@@ -23,7 +27,7 @@ def tenant_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def tenant_task(task: dict[str, Any]) -> dict[str, Any]:
-    history = [{k: v for k, v in record.items() if k != "by"} for record in task["history"]]
+    history = [{k: v for k, v in r.items() if k not in HIDDEN} for r in task["history"]]
     return {**task, "consumer": "", "history": history}
 
 

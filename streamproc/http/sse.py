@@ -26,6 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from streamproc.errors import WorkflowNotFound
 from streamproc.http.bodies import one_header
+from streamproc.http.errors import UNAVAILABLE
 from streamproc.http.hub import Hub
 from streamproc.http.redact import tenant_event
 from streamproc.ops.events import Event, is_position
@@ -68,7 +69,7 @@ async def stream_events(
             await relay(events, shown_id, response, beat, closing, tenant=tenant)
         except (RedisConnectionError, RedisTimeoutError) as exc:
             log.warning("wf=%s event stream: redis unavailable: %s", workflow_id, exc)
-            await response.write(frame("error", {"error": f"redis unavailable: {exc}"}))
+            await response.write(frame("error", {"error": UNAVAILABLE}))
         except WorkflowNotFound:  # expired between the check and the first read
             await response.write(frame("error", {"error": str(WorkflowNotFound(shown_id))}))
     return response

@@ -110,6 +110,19 @@ def check_id(kind: str, value: str) -> str:
     return value
 
 
+def check_new_workflow_id(value: str) -> str:
+    """A workflow id a submit may create: as :func:`check_id` says, and with neither part
+    empty when a dot splits it (a stored id's first dot ends its tenant: ``acme.`` would be
+    tenant acme's empty id, which no route can name)."""
+    tenant, dot, own = check_id("workflow id", value).partition(".")
+    if dot and not (tenant and own):
+        raise SpecError(
+            f"invalid workflow id {shown(value)}: a '.' in it splits tenant from id, and "
+            "neither may be empty"
+        )
+    return value
+
+
 def shown(value: object, at_most: int = 140) -> str:
     """``value`` as a message quotes it: its repr, cut when long (an id of 5,000 characters
     would otherwise fill the screen, or a log line), with how long it was."""
