@@ -40,6 +40,7 @@ class Task:
     runtime: Runtime | None = field(default=None, repr=False, compare=False)
     emitter: Emitter | None = field(default=None, repr=False, compare=False)
     signal: Any = None  # the payload of the signal a WaitFor of an earlier attempt awaited
+    resumed: bool = False  # whether that signal came: its payload may be None (sent with none)
 
     async def emit(self, chunk: Any) -> None:
         """Stream ``chunk`` (a str, or any JSON value) to the workflow's output while the task

@@ -52,6 +52,11 @@ async def test_the_cli_sends_a_signal_applied_once(
     assert sent.out.strip() == f"workflow {workflow_id}: signal approval (a1) resumed task approve"
     again = await run("signal", workflow_id, "approval", "--id", "a1", "--json", *where)
     assert orjson.loads(again.out)["outcome"] == "duplicate"
+    again = await run("signal", workflow_id, "approval", "--id", "a1", "--data", "2", *where)
+    assert again.out.strip() == (
+        f"workflow {workflow_id}: signal approval (a1) was sent before (its id applies once); "
+        "this one changed nothing"
+    )
     state = await client.wait(workflow_id, timeout=20)
     assert state.results["approve"] == {"ok": True}
     history = await run("show", workflow_id, "--history", *where)

@@ -98,6 +98,18 @@ async def test_an_agent_waits_for_a_signal_and_runs_again_with_its_payload(
     assert state.tasks[0].history[-1]["outcome"] == "await"
 
 
+async def test_a_signal_with_no_payload_resumes_an_agent_once(
+    waiting_engine: Engine, client: Client
+) -> None:
+    """The payload is None then, as before any signal: ``task.resumed`` tells them apart."""
+    workflow_id = await client.submit(asking())
+    await eventually(lambda: is_in(client, workflow_id, "ask", "awaiting"))
+    await client.signal(workflow_id, "go")
+    state = await client.wait(workflow_id, timeout=20)
+    assert state.results["ask"] == {"signal": None, "attempt": 2}
+    assert [a for wf, a in wait_agents.RUNS if wf == workflow_id] == [1, 2]
+
+
 async def test_a_timeout_fails_the_wait_or_takes_its_default(
     waiting_engine: Engine, client: Client
 ) -> None:

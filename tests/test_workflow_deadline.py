@@ -28,6 +28,24 @@ async def test_a_workflow_nobody_serves_fails_at_its_deadline_naming_the_agent(
     assert await redis.zcard(keyspace.deadlines(0)) == 0
 
 
+async def test_a_deadline_reason_names_the_running_task_before_those_waiting_for_it(
+    engine: Engine, client: Client
+) -> None:
+    spec = {
+        "timeout": 1,
+        "tasks": [
+            {"id": "approve", "wait_for": "approval", "needs": ["s"]},
+            {"id": "t", "agent": "echo", "needs": ["s"]},
+            {"id": "s", "agent": "sleep", "input": {"seconds": 3}},
+        ],
+    }
+    state = await client.wait(await client.submit(spec), timeout=15)
+    assert state.reason == (
+        "deadline of 1s passed: task s (agent sleep) running; task approve waiting for its "
+        "needs; task t (agent echo) waiting for its needs"
+    )
+
+
 async def test_a_workflow_that_completes_before_its_deadline_is_not_failed_later(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:

@@ -14,7 +14,7 @@ async def asker(task: Task) -> Any:
     """Wait for the signal input['signal'] (for input['timeout'] seconds, if given), raised or,
     with input['returned'], returned; once resumed, return the signal's payload."""
     RUNS.append((task.workflow, task.attempt))
-    if task.signal is None:
+    if not task.resumed:
         wait = WaitFor(task.input["signal"], task.input.get("timeout"))
         if task.input.get("returned"):
             return wait

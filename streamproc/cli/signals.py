@@ -66,4 +66,4 @@ def described(sent: SignalSent) -> str:
         return f"{said} resumed task {sent.task}"
     if sent.outcome == "kept":
         return f"{said} kept until a wait for it begins"
-    return f"{said} was applied before; nothing changed"
+    return f"{said} was sent before (its id applies once); this one changed nothing"

@@ -17,7 +17,15 @@ from streamproc.transport.groups import served_agents
 
 DEADLINE_BATCH = 100
 NAMED_TASKS = 3  # tasks a reason names; the rest are counted
-UNFINISHED = (TaskStatus.WAITING, TaskStatus.QUEUED, TaskStatus.DELAYED, TaskStatus.AWAITING)
+# Unfinished states, those that hold a run up first: a task waiting for its needs only
+# waits for one of these.
+UNFINISHED = (
+    TaskStatus.RUNNING,
+    TaskStatus.QUEUED,
+    TaskStatus.DELAYED,
+    TaskStatus.AWAITING,
+    TaskStatus.WAITING,
+)
 
 
 async def fail_overdue(redis: Redis, keyspace: Keyspace, shard: int, now_ms: int) -> None:
@@ -36,20 +44,26 @@ async def fail_overdue(redis: Redis, keyspace: Keyspace, shard: int, now_ms: int
 
 
 async def overdue_reason(redis: Redis, keyspace: Keyspace, key: bytes) -> str:
-    """``deadline of 30s passed: task t (agent nope) waiting, no consumer serves it``."""
+    """``deadline of 30s passed: task t (agent nope) waiting, no consumer serves it``: the
+    unfinished tasks, those that hold the run up first (running, queued, delayed, awaiting a
+    signal), then those waiting for their needs."""
     raw = await folded.workflow_hash(redis, keyspace, workflow_of(key))
     if not raw:
         return "deadline passed"
     state = parse_state(workflow_of(key), raw)
     timeout_ms = int(raw.get(WorkflowField.TIMEOUT.encode(), b"0"))
-    left = [t for t in state.tasks if t.state in UNFINISHED]
+    left = sorted(
+        (t for t in state.tasks if t.state in UNFINISHED), key=lambda t: UNFINISHED.index(t.state)
+    )
     queued = {t.agent for t in left if t.state == TaskStatus.QUEUED}
     served = await served_agents(redis, keyspace, sorted(queued))
     parts = []
     for task in left[:NAMED_TASKS]:
-        where = f"task {task.id} (agent {task.agent})"
+        where = f"task {task.id} (agent {task.agent})" if task.agent else f"task {task.id}"
         if task.state == TaskStatus.AWAITING:
             parts.append(f"task {task.id} awaiting signal '{task.wait_for}'")
+        elif task.state == TaskStatus.WAITING:
+            parts.append(f"{where} waiting for its needs")
         elif task.state != TaskStatus.QUEUED:
             parts.append(f"{where} {task.state}")
         elif task.agent in served:

@@ -68,6 +68,7 @@ async def run_agent(
         runtime,
         emitter,
         event.signal,
+        event.resumed,
     )
     try:
         result = await _call_within(agent, task, event.timeout)

@@ -66,6 +66,7 @@ class TaskEvent(NamedTuple):
     deps: dict[str, Any]
     timeout: float | None
     signal: Any = None  # the payload of the signal its wait was resumed with (WaitFor)
+    resumed: bool = False  # whether such a signal came (its payload may be null)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +136,10 @@ def decode_task(entry_id: bytes, fields: Fields, agent: str) -> TaskEvent:
         raise CodecError(f"undecodable payload: {exc}", fields) from None
     if not isinstance(deps, dict):
         raise CodecError("deps is not a JSON object", fields)
-    return TaskEvent(entry_id, ref[0], ref[1], agent, ref[2], payload, deps, timeout, signal)
+    resumed = EF.SIGNAL_PAYLOAD.key in fields
+    return TaskEvent(
+        entry_id, ref[0], ref[1], agent, ref[2], payload, deps, timeout, signal, resumed
+    )
 
 
 def completion_of(
