@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from redis.asyncio import Redis
@@ -132,3 +133,30 @@ async def test_the_agents_prune_verb_forgets_unused_agents_and_names_them(
     assert await names(redis, keyspace) == {"heron"}
     again = await run("agents", "prune", *at(redis_url, keyspace))
     assert (again.code, again.out) == (0, "no agent to forget\n")
+
+
+async def test_a_workers_agents_are_listed_before_their_first_task_and_pruned_after_it_stops(
+    redis_url: str, redis: Redis, keyspace: Keyspace
+) -> None:
+    stop_worker = asyncio.Event()
+    worker = Worker(
+        RedisSettings.from_url(redis_url),
+        fast_worker(keyspace, ("falcon",)),
+        {"falcon": falcon},
+    )
+    serving = asyncio.create_task(worker.run(stop_worker))
+    try:
+
+        async def listed() -> bool:
+            status = await run("status", "--json", *at(redis_url, keyspace))
+            rows = [orjson.loads(line) for line in status.out.splitlines()]
+            return any(row["agent"] == "falcon" and row["consumers"] == 1 for row in rows)
+
+        await eventually(listed)
+        await prune_agents(redis, keyspace)  # served: kept
+        assert "falcon" in await names(redis, keyspace)
+    finally:
+        stop_worker.set()
+        await serving  # leaves its group
+    await prune_agents(redis, keyspace)
+    assert "falcon" not in await names(redis, keyspace)

@@ -30,6 +30,7 @@ from streamproc.errors import CodecError, ConfigError
 from streamproc.registry import AgentFn
 from streamproc.runtime import Runtime
 from streamproc.store import calls, codec
+from streamproc.store.agents import record_served
 from streamproc.store.codec import Fields, TaskEvent
 from streamproc.store.entries import EntryField as EF
 from streamproc.transport.groups import join_group
@@ -135,6 +136,7 @@ class Worker(Consumer):
             for shard in self.settings.keyspace.all_shards():
                 stream = self.settings.keyspace.tasks(shard, agent)
                 await join_group(self.redis, stream, agent, self.consumer)
+        await record_served(self.redis, self.settings.keyspace, list(self.agents))
         if self.autoscaler is not None:
             await self.autoscaler.tick()  # the first budgets, before any read
 

@@ -1,5 +1,6 @@
-"""The agent types each shard has routed tasks to, recorded by ``sp_submit``, and forgotten
-by ``sp_prune_agents`` once nothing needs them (``lua/engine/prune.lua``)."""
+"""The agent types each shard has routed tasks to or a worker serves, recorded by
+``sp_submit`` and by a worker when it starts, and forgotten by ``sp_prune_agents`` once
+nothing needs them (``lua/engine/prune.lua``)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,13 @@ async def shard_agents(redis: Redis, keyspace: Keyspace, shard: int) -> list[str
     """Agent names any workflow of ``shard`` has used (recorded at submit)."""
     members: set[bytes] = await redis.smembers(keyspace.agents(shard))  # type: ignore[assignment]
     return sorted(m.decode() for m in members)
+
+
+async def record_served(redis: Redis, keyspace: Keyspace, agents: list[str]) -> None:
+    """Record the ``agents`` a worker starts serving, once it has joined their groups (so a
+    prune in between sees its consumers): ``status`` lists them before their first task."""
+    for shard in keyspace.all_shards():
+        await redis.sadd(keyspace.agents(shard), *agents)
 
 
 def _names(reply: list[Any]) -> list[str]:
