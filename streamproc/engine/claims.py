@@ -23,7 +23,7 @@ from streamproc.engine.consumer import claim_idle
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
 from streamproc.store.codec import Entry
-from streamproc.transport.groups import leave_group
+from streamproc.transport.groups import leave_group, touch
 from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
@@ -86,8 +86,10 @@ class Claims:
                 return
 
     async def _sweep_once(self, agent: str, shard: int) -> None:
-        """Take over entries idle past the visibility timeout (their worker is gone)."""
+        """Take over entries idle past the visibility timeout (their worker is gone), and
+        tell the group this consumer is alive (``groups.touch``)."""
         stream = self.settings.keyspace.tasks(shard, agent)
+        await touch(self.redis, stream, agent, self.consumer)
         min_idle = int(self.settings.visibility_timeout * 1000)
         pages = claim_idle(self.redis, stream, agent, self.consumer, min_idle, SWEEP_COUNT)
         async for entries, deleted in pages:

@@ -28,7 +28,7 @@ from streamproc.engine.linger import Linger
 from streamproc.engine.reconcile import Reconciler
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
-from streamproc.store.agents import prune_agents
+from streamproc.store.agents import prune_agents, shard_agents
 from streamproc.store.codec import Acks, Completion, GroupEntry
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.keys import RESOLVER_GROUP
@@ -37,6 +37,7 @@ from streamproc.transport.groups import (
     ensure_group,
     group_positions,
     leave_group,
+    reap,
 )
 from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers as until_ready
@@ -204,6 +205,7 @@ class Resolver(Consumer):
             for shard in self.keyspace.all_shards():
                 await until_ready(self._trim_once, shard)
                 await until_ready(self._prune_index, shard)
+                await until_ready(self._reap_consumers, shard)
             await until_ready(self._prune_agents)
 
     async def _prune_index(self, shard: int) -> None:
@@ -236,6 +238,17 @@ class Resolver(Consumer):
         if self.settings.events_max_age is not None:
             oldest_ms = int((seconds - self.settings.events_max_age) * 1000)
             await self.redis.xtrim(events, minid=max(oldest_ms, 0), approximate=False)
+
+    async def _reap_consumers(self, shard: int) -> None:
+        """Remove the consumers workers killed outright left in the shard's groups
+        (``groups.reap``): until then their agents count as served."""
+        streams = [(self.keyspace.done(shard), RESOLVER_GROUP)]
+        agents = await shard_agents(self.redis, self.keyspace, shard)
+        streams += [(self.keyspace.tasks(shard, agent), agent) for agent in agents]
+        for stream, group in streams:
+            reaped = await reap(self.redis, stream, group, self.settings.consumer_max_idle)
+            if reaped:
+                log.info("removed consumers of %s idle too long: %s", stream, ", ".join(reaped))
 
     async def _prune_agents(self) -> None:
         """Forget the agents nothing needs any more (``store/agents.py``); a submit naming
