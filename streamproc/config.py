@@ -11,7 +11,6 @@ from typing import Any, cast
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError, TimeoutError
 
@@ -20,6 +19,7 @@ from streamproc.spec.model import Limits
 from streamproc.store.keys import Keyspace
 from streamproc.transport.cluster import EngineCluster
 from streamproc.transport.connection import use_lean_cluster_connections, use_lean_connections
+from streamproc.transport.retry_policy import RetryButRefusals
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,9 @@ class RedisSettings:
             socket_connect_timeout=self.connect_timeout,
             socket_timeout=self.socket_timeout,
             health_check_interval=self.health_check_interval,
-            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries),
+            retry=RetryButRefusals(
+                ExponentialWithJitterBackoff(base=0.05, cap=1.0), self.command_retries
+            ),
             retry_on_error=[ConnectionError, TimeoutError],
         )
         if not self.url.startswith("unix://"):  # TCP keep-alive: a unix socket has none

@@ -71,10 +71,10 @@ class CannotListen(ConfigError):
     """A server of ours (HTTP API, metrics) could not bind its address: the port is taken by
     another program, or not ours to use."""
 
-    def __init__(self, what: str, host: str, port: int, error: OSError) -> None:
-        if isinstance(
-            error, socket.gaierror
-        ):  # getaddrinfo's errno, which the OS's says nothing of
+    def __init__(self, what: str, host: str, port: int, error: OSError | UnicodeError) -> None:
+        if isinstance(error, UnicodeError):  # a name the IDNA codec refuses (``a..b``)
+            reason = "no such address: not a valid host name"
+        elif isinstance(error, socket.gaierror):  # getaddrinfo's errno, not the OS's
             reason = f"no such address: {str(error.strerror).lower()}"
         else:
             reason = os.strerror(error.errno).lower() if error.errno else str(error)

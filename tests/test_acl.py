@@ -18,6 +18,7 @@ from streamproc.store import folded, functions
 from streamproc.store.tenants import Quota
 from streamproc.testing.embedded import EmbeddedRedis
 from tests.acl_file import acl_users
+from tests.cli_runner import assert_one_line_error, run
 from tests.conftest import Engine, eventually, stowed
 from tests.test_worker_applies import entries_added
 
@@ -298,3 +299,30 @@ async def test_the_producer_reads_the_search_figures_and_purges_dead_letters(
     finally:
         await admin.aclose()
         await producer.aclose()
+
+
+async def test_a_missing_or_refused_password_is_said_in_one_line_after_one_try(
+    locked_down: str,
+) -> None:
+    """redis-py raises a refused password as a ConnectionError: it was retried with backoff,
+    connect within command, some 36 attempts (10 s) before the CLI said anything."""
+    admin = Redis.from_url(url("sp-admin", locked_down))
+    try:
+        before = (await admin.info("stats"))["total_connections_received"]
+        missing = await run("status", "--redis-url", f"redis://{locked_down}/0")
+        assert_one_line_error(
+            missing,
+            "error: Redis requires a password, and the URL gives none: "
+            "redis://:PASSWORD@HOST:PORT/DB (USER:PASSWORD@ for an ACL user)",
+        )
+        assert missing.code == 2
+        wrong = await run("status", "--redis-url", f"redis://sp-admin:wrong@{locked_down}/0")
+        assert_one_line_error(wrong, "error: Redis refused the credentials: ")
+        assert wrong.code == 2
+        with pytest.raises(AuthenticationError):
+            async with Client(f"redis://{locked_down}/0") as client:
+                await client.submit({"tasks": [{"id": "a", "agent": "x"}]})
+        attempts = (await admin.info("stats"))["total_connections_received"] - before
+        assert attempts <= 3, attempts  # one each (a client closing none it opened)
+    finally:
+        await admin.aclose()

@@ -122,6 +122,16 @@ async def test_a_metrics_address_that_is_none_is_named_in_one_line(
         result, f"error: cannot listen on 999.1.1.1:{port} for metrics: no such address: "
     )
     assert "unknown error" not in result.err and result.code == 1
+    result = await run(*args, "--metrics-addr", "bogus..addr", *at(redis_url, keyspace))
+    assert_one_line_error(
+        result, f"error: cannot listen on bogus..addr:{port} for metrics: no such address: not a"
+    )
+    assert result.code == 1, result
+    result = await run(*args[:-2], "--metrics-addr", "::1", *at(redis_url, keyspace))
+    assert_one_line_error(
+        result, "error: --metrics-addr: give --metrics-port too (without it, nothing is served)"
+    )
+    assert result.code == 2, result
 
 
 # -- the private Redis ---------------------------------------------------------------------------

@@ -68,12 +68,16 @@ def with_metrics(
     the fleet's stream and cache figures, which only the resolver (and ``up``) exports, so
     that summing over processes counts them once."""
     if port is None:
+        source = click.get_current_context().get_parameter_source("metrics_addr")
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            fail("--metrics-addr: give --metrics-port too (without it, nothing is served)", 2)
         return components
     try:
         start_http_server(port, addr)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         raise CannotListen("metrics", addr, port, exc) from None
-    click.echo(f"metrics on http://{addr}:{port}/metrics", err=True)
+    shown = f"[{addr}]" if ":" in addr else addr
+    click.echo(f"metrics on http://{shown}:{port}/metrics", err=True)
     return [*components, StreamPoller(ctx.redis, ctx.keyspace).run] if poll else components
 
 

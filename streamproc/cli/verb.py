@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 import click
 from click.core import ParameterSource
@@ -31,6 +32,7 @@ from streamproc.errors import ConfigError, StreamprocError
 from streamproc.store.keys import Keyspace
 from streamproc.transport import event_loop
 from streamproc.transport.epoch import check_shard_count
+from streamproc.transport.preflight import refused_credentials
 
 NO_SUCH_DB = "DB index is out of range"  # Redis's reply to SELECT of a database it lacks
 PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
@@ -72,7 +74,7 @@ def verb(fn: Callable[..., Coroutine[Any, Any, int | None]]) -> Callable[..., No
             ctx = Context(options)
             code = event_loop.run(fn(ctx, **options))
         except AuthenticationError as exc:  # a ConnectionError too, so caught first
-            fail(f"Redis refused the credentials: {exc}", 2)
+            fail(refused_credentials(exc, urlsplit(url).password is not None), 2)
         except (ConnectionError, TimeoutError) as exc:
             fail(f"cannot reach Redis at {redacted(url)}: {exc}{tls_hint(url, exc)}", 2)
         except InvalidResponse as exc:  # something answers there, but not as Redis does

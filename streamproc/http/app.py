@@ -143,7 +143,7 @@ async def serve(
     try:
         try:
             await web.TCPSite(runner, settings.host, settings.port).start()
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise CannotListen("the HTTP API", settings.host, settings.port, exc) from None
         log.info("serving the HTTP API on %s port %s", settings.host, settings.port)
         listening()

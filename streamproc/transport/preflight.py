@@ -53,7 +53,7 @@ async def check_server(redis: Redis) -> None:
         config |= await redis.config_get("appendonly")
         config |= await redis.config_get("save")
     except AuthenticationError as exc:  # retried as an outage otherwise, forever
-        raise ConfigError(f"Redis refused the credentials: {exc}") from None
+        raise ConfigError(refused_credentials(exc, bool(connection.get("password")))) from None
     except (NoPermissionError, ResponseError) as exc:
         _warn_once(
             server,
@@ -82,3 +82,13 @@ def _warn_once(server: str, message: str) -> None:
 
 def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
+def refused_credentials(error: Exception, password_given: bool) -> str:
+    """What to say when Redis refuses a connection's credentials, or asks for some."""
+    if password_given:
+        return f"Redis refused the credentials: {error}"
+    return (
+        "Redis requires a password, and the URL gives none: redis://:PASSWORD@HOST:PORT/DB "
+        "(USER:PASSWORD@ for an ACL user)"
+    )
