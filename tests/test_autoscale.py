@@ -142,6 +142,11 @@ async def test_two_workers_follow_one_desired_count_and_their_shares_cover_it(
     assert await redis.zcard(members) == 0  # each left on its way out
     assert await redis.exists(keyspace.scale_lease("sleep")) == 0
 
+    async def desired_gone() -> bool:  # no count left behind for status or a scaler
+        return await redis.exists(keyspace.scale_desired("sleep")) == 0
+
+    await eventually(desired_gone, timeout=5)
+
 
 async def test_a_change_of_the_desired_count_is_logged_with_its_load_rounded_for_people(
     resolver_only: Engine, client: Client, caplog: pytest.LogCaptureFixture

@@ -7,7 +7,8 @@ Every ``interval`` each worker process, for each agent it serves (key names in `
 2. takes or renews the agent's lease (``lease.py``).  Its holder alone drops members silent
    for three intervals, measures the load (``XINFO STREAM`` entries-added, ``XINFO GROUPS``
    lag + pending, over shards) and writes the count :class:`~streamproc.autoscale.policy.Scaler`
-   decides to ``scale:<agent>:desired``;
+   decides to ``scale:<agent>:desired`` (expiring with a silent member, so it goes once no
+   process autoscales the agent);
 3. takes its share of the desired count, ``ceil(desired / live processes)`` capped by its own
    concurrency: rounding up makes the shares sum to at least the desired count.
 
@@ -113,8 +114,10 @@ class Autoscaler:
         rate = self._rates[agent].update(now, added)
         load = Load(backlog, rate, fmean(averages) if averages else None)
         count = self._scalers[agent].decide(now, load, current)
+        # Written every tick, expiring as a silent member does: once no process autoscales
+        # the agent, no count is left behind for status or an outside scaler to act on.
+        await self.redis.set(self.keyspace.scale_desired(agent), count, px=self._expiry_ms)
         if count != current:
-            await self.redis.set(self.keyspace.scale_desired(agent), count)
             log.info("desired consumers of %s: %s -> %d (%s)", agent, current, count, load)
         return count
 
