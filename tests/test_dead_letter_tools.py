@@ -301,6 +301,23 @@ async def test_purge_refuses_without_yes_and_deletes_entries_before_an_id(
     assert await dead_ids(redis, keyspace, "fixable") == []
 
 
+async def test_purge_deletes_one_entry_by_its_id_as_a_malformed_one_cannot_be_requeued(
+    redis: Redis, keyspace: Keyspace, redis_url: str
+) -> None:
+    stream = keyspace.dead(0, "fixable")
+    ids = [(await redis.xadd(stream, RAW_ENTRY)).decode() for _ in range(3)]
+    where = at(redis_url, keyspace)
+    one = await run("dead", "purge", ids[1], "--agent", "fixable", "--yes", *where)
+    assert (one.code, one.out) == (0, f"deleted dead letter {ids[1]} of fixable\n"), one
+    assert await dead_ids(redis, keyspace, "fixable") == [ids[0], ids[2]]
+    again = await run("dead", "purge", ids[1], "--agent", "fixable", "--yes", *where)
+    assert_one_line_error(again, f"error: no dead letter {ids[1]} for agent 'fixable'")
+    both = await run("dead", "purge", ids[0], "--agent", "fixable", "--before", ids[2], *where)
+    assert_one_line_error(both, "error: give either ENTRY_ID or --before")
+    assert both.code == 2, both
+    assert await dead_ids(redis, keyspace, "fixable") == [ids[0], ids[2]]
+
+
 def test_dead_lists_its_verbs_and_each_takes_the_common_options() -> None:
     group = run_sync("dead", "--help")
     assert group.code == 0, group

@@ -124,15 +124,25 @@ async def requeue(ctx: Context, entry_id: str | None, agent: str, every: bool) -
 
 @dead.command()
 @verb
+@click.argument("entry_id", type=StreamId(), required=False)
 @agent_option
 @click.option(
     "--before", type=StreamId(), metavar="ID", help="Only entries with a smaller id (ms or ms-seq)."
 )
 @click.option("--yes", is_flag=True, help="Really delete them: there is no undo.")
-async def purge(ctx: Context, agent: str, before: str | None, yes: bool) -> None:
-    """Delete dead letters of an agent for good."""
+async def purge(
+    ctx: Context, entry_id: str | None, agent: str, before: str | None, yes: bool
+) -> None:
+    """Delete dead letters of an agent for good: the one ENTRY_ID names, or all (those
+    before --before)."""
+    if entry_id is not None and before is not None:
+        fail("give either ENTRY_ID or --before", 2)
     if not yes:
         fail("purge deletes dead letters for good; add --yes to do it", 2)
     async with connected(ctx) as redis:
+        if entry_id is not None:
+            await deadletters.purge_one(redis, ctx.keyspace, agent, entry_id)
+            click.echo(f"deleted dead letter {entry_id} of {agent}")
+            return
         deleted = await deadletters.purge(redis, ctx.keyspace, agent, before)
     click.echo(f"deleted {deleted} dead letter(s) of {agent}")
