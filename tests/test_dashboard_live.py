@@ -137,3 +137,46 @@ async def test_a_tasks_streamed_output_fills_its_details_live_as_text(
     await tab.shot("task-output-superseded")
     assert (await client.wait(workflow_id, timeout=20)).status == "completed"
     assert tab.errors == []
+
+
+async def test_a_task_running_when_its_run_fails_is_drawn_to_its_end_with_its_output(
+    engine: Engine, tab: Tab
+) -> None:
+    """Its run's event stream goes on past ``failed`` until it ends: its node does not stay
+    ``running``, and the chunks it emits after the failure fill its details."""
+    engine.start_worker(("talker",))
+    talk = {"chunks": ["late ", "words"], "gated": True, "hold": True}
+    spec = {
+        "tasks": [
+            {"id": "say", "agent": "talker", "input": talk},
+            {"id": "broken", "agent": "fatal", "needs": []},
+        ]
+    }
+    workflow_id = await submit(tab.base, spec)
+    await tab.open(f"#/workflows/{workflow_id}")
+    await expect(node(tab, "broken")).to_have_attribute("data-state", "failed")
+    await expect(tab.page.locator(".run-head h1")).to_contain_text("failed")
+    await expect(node(tab, "say")).to_have_attribute("data-state", "running")
+    await node(tab, "say").click()
+    gate(workflow_id).set()  # it emits now, after its run failed
+    output = tab.page.locator('section.details [data-part="output"] pre')
+    await expect(output).to_have_text("late words")
+    gate(f"{workflow_id}:end").set()
+    await expect(node(tab, "say")).to_have_attribute("data-state", "done")
+    assert tab.errors == []
+
+
+async def test_a_running_runs_age_counts_on_between_events(engine: Engine, tab: Tab) -> None:
+    engine.start_worker(("talker",))
+    workflow_id = await submit(
+        tab.base,
+        {"tasks": [{"id": "say", "agent": "talker", "input": {"gated": True, "chunks": []}}]},
+    )
+    await tab.open(f"#/workflows/{workflow_id}")
+    facts = tab.page.locator(".run-head .facts")
+    await expect(facts).to_contain_text("running for")
+    first = await facts.inner_text()
+    await expect(facts).not_to_have_text(first)  # no event came meanwhile: the gate holds
+    gate(workflow_id).set()
+    await expect(node(tab, "say")).to_have_attribute("data-state", "done")
+    assert tab.errors == []

@@ -345,6 +345,30 @@ async def test_a_late_subscriber_gets_the_workflows_events_in_order_ending_with_
     assert bad.status == 400
 
 
+async def test_an_event_stream_runs_past_the_final_event_until_its_started_tasks_end(
+    engine: Engine, client: Client, http: Http, redis: Redis
+) -> None:
+    """A task running when its workflow fails runs on (its result is recorded): the stream
+    that a dashboard draws from ends once it has, not at ``failed``."""
+    spec = {"tasks": [{"id": "slow", "agent": "gate"}, {"id": "broken", "agent": "fatal"}]}
+    workflow_id = await client.submit(spec)
+    response = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
+    seen: list[str] = []
+    async with asyncio.timeout(20):
+        while "failed" not in seen:
+            line = (await response.content.readline()).decode()
+            assert line, f"the stream ended after {seen}"
+            if line.startswith("event: "):
+                seen.append(line.removeprefix("event: ").strip())
+        await redis.rpush(f"open:{workflow_id}:slow", "go")
+        rest = [f["event"] for f in sse_frames(await response.text()) if "event" in f]
+    assert rest[-1] == "task_done", (seen, rest)
+    assert (await client.get(workflow_id)).results["slow"]["gate"] == "slow"
+    again = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
+    async with asyncio.timeout(20):  # settled: a late subscriber's stream ends at once
+        assert [f["event"] for f in sse_frames(await again.text())][-1] == "task_done"
+
+
 async def test_a_live_subscriber_gets_keep_alives_then_every_event_until_it_ends(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:
@@ -374,8 +398,10 @@ async def test_cancel_stops_a_running_workflow_once(
     status, state = await get_json(http, f"/workflows/{workflow_id}")
     assert (status, state["status"], state["reason"]) == (200, "cancelled", "operator said so")
     response = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
-    assert sse_frames(await response.text())[-1]["event"] == "cancelled"
-    await redis.rpush(f"open:{workflow_id}:slow", 1)  # let the running task end
+    await redis.rpush(f"open:{workflow_id}:slow", 1)  # the running task ends: so does the stream
+    async with asyncio.timeout(20):
+        kinds = [f["event"] for f in sse_frames(await response.text())]
+    assert kinds[-2:] == ["cancelled", "task_done"], kinds
 
 
 async def test_stopping_the_server_ends_open_event_streams_at_once(client: Client) -> None:

@@ -32,7 +32,7 @@ from streamproc.ops.events import (
     BATCH,
     Event,
     Position,
-    has_ended,
+    has_settled,
     mark_superseded,
     position_of,
     read_from,
@@ -89,7 +89,8 @@ class Hub:
         self._joined = asyncio.Event()
 
     async def follow(self, workflow_id: str, start: str = "0") -> AsyncGenerator[Event, None]:
-        """The workflow's events after ``start``, ending after its final event: first what is
+        """The workflow's events after ``start``, ending after its final event once none of
+        its tasks is queued or running (``has_settled``): first what is
         kept (its archive), then as they come."""
         had = position_of(start)
         watch = Watch(self.redis, self.keyspace, workflow_id)
@@ -98,7 +99,7 @@ class Hub:
         for event in events:
             had = event.position
             yield event
-        if status is None or status in TERMINAL:
+        if status is None or (status in TERMINAL and await self._settled(workflow_id)):
             return
         follower = self._join(workflow_id, had, watch)
         try:
@@ -169,7 +170,8 @@ class Hub:
                     follower.offer(event)
             if events:
                 followed.check_at = now + CHECK_EVERY
-                if events[-1].kind in TERMINAL and len(events) < BATCH:
+                final = events[-1].kind in TERMINAL and len(events) < BATCH
+                if final and await self._settled(workflow_id):
                     self._end(workflow_id, followers)
             elif followed.check_at <= now:
                 followed.check_at = now + CHECK_EVERY
@@ -178,9 +180,9 @@ class Hub:
                 await self._catch_up(workflow_id, followers)
 
     async def _end_if_over(self, workflow_id: str, followers: frozenset[Follower]) -> None:
-        """End the streams of a workflow that is over though no final event came (it came
-        during the read just done)."""
-        if not await has_ended(self.redis, self.keyspace.workflow(workflow_id)):
+        """End the streams of a workflow that is over and settled, though no final event
+        came (it came during the read just done, or before its last tasks ended)."""
+        if not await self._settled(workflow_id):
             return
         await self._catch_up(workflow_id, followers)
         self._end(workflow_id, followers)
@@ -193,6 +195,9 @@ class Hub:
             for event in events:
                 for follower in followers:
                     follower.offer(event)
+
+    async def _settled(self, workflow_id: str) -> bool:
+        return await has_settled(self.redis, self.keyspace, workflow_id)
 
     def _end(self, workflow_id: str, followers: frozenset[Follower]) -> None:
         for follower in followers:

@@ -34,9 +34,9 @@ from streamproc.store import folded
 from streamproc.store.codec import StreamReply, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
-from streamproc.store.fields import ABSENT, TaskField, WorkflowField
+from streamproc.store.fields import ABSENT, TaskField, WorkflowField, parse_state
 from streamproc.store.keys import Keyspace
-from streamproc.store.state import TERMINAL
+from streamproc.store.state import TERMINAL, TaskStatus
 from streamproc.transport.cluster import is_cluster
 
 BATCH = 1000
@@ -49,6 +49,8 @@ MAX_ID_PART = 2**64 - 1  # of an entry id's ms and seq: Redis refuses more
 LAST_SEQ = 2**64 - 1
 Position = tuple[int, int, int]  # ms, OUTPUT or HISTORY, seq: the order events are read in
 OUTPUT, HISTORY = 0, 1  # within a millisecond, output first (see the module's docstring)
+
+IN_FLIGHT = (TaskStatus.QUEUED, TaskStatus.RUNNING)  # tasks that run on after their workflow ended
 
 
 @dataclass(frozen=True)
@@ -264,3 +266,13 @@ async def has_ended(redis: Redis, key: str) -> bool:
     """Whether the workflow hashed at ``key`` is over: finished, or expired and gone."""
     status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
     return status is None or status.decode() in TERMINAL
+
+
+async def has_settled(redis: Redis, keyspace: Keyspace, workflow_id: str) -> bool:
+    """Whether the workflow is over and none of its tasks is queued or running: those still
+    run once it has ended (their results are recorded), so their events and output come
+    after its final event."""
+    if not await has_ended(redis, keyspace.workflow(workflow_id)):
+        return False
+    raw = await folded.workflow_hash(redis, keyspace, workflow_id)
+    return not raw or not any(t.state in IN_FLIGHT for t in parse_state(workflow_id, raw).tasks)

@@ -57,13 +57,16 @@ const RECONNECT_MS = 2000;
 
 /**
  * Follow a workflow's events: `onEvent(kind, data, id)` for each, from its first kept event,
- * until it ends.  An EventSource cannot send the bearer header, so each connection asks for a
- * short-lived event token first; a dropped stream reconnects with a fresh one (and replays
- * from the start: handlers must take an event twice).  Returns a function that stops.
+ * until it ends: the server closes the stream after the final event, once no task runs on.
+ * An EventSource cannot send the bearer header, so each connection asks for a short-lived
+ * event token first; a stream dropped before the final event reconnects with a fresh one
+ * (and replays from the start: handlers must take an event twice).  Returns a function that
+ * stops.
  */
 export function follow(workflowId, onEvent, onTrouble) {
   let source = null;
   let stopped = false;
+  let ended = false; // the final event came: the server's close is the end
   let timer = null;
   const path = `/workflows/${enc(workflowId)}`;
   const stop = () => {
@@ -88,13 +91,14 @@ export function follow(workflowId, onEvent, onTrouble) {
     for (const kind of EVENT_KINDS) {
       source.addEventListener(kind, (event) => {
         onEvent(kind, JSON.parse(event.data), event.lastEventId);
-        if (FINAL.has(kind)) stop();
+        if (FINAL.has(kind)) ended = true;
       });
     }
     source.addEventListener("error", (event) => {
       if (event.data) onTrouble(new Error(JSON.parse(event.data).error));
       source.close();
-      retry();
+      if (ended && !event.data) stop();
+      else retry();
     });
   };
   open();

@@ -1,5 +1,5 @@
 // One run (#/workflows/<id>): its DAG, kept live by its event stream (tasks a spawn or a map
-// adds included); a task's details, streamed output among them, on click (and the signal an
+// adds included, and tasks that run on after the run failed or was cancelled); a task's details, streamed output among them, on click (and the signal an
 // awaiting task waits for, sent from there); cancel while it runs.
 
 import { call, enc, follow } from "./api.js";
@@ -9,6 +9,7 @@ import { badge, confirmed, el, patch, span, when } from "./dom.js";
 import { RunOutput } from "./output.js";
 
 const REFRESH_MS = 150; // events coming together are one read of the state
+const TICK_MS = 1000;
 
 export async function runPage(main, view, id) {
   const path = `/workflows/${enc(id)}`;
@@ -93,7 +94,12 @@ export async function runPage(main, view, id) {
     },
     (error) => view.fail(error),
   );
-  view.onClose(stop);
+  // "running for" counts on between events.
+  const ticking = setInterval(() => state.ended_ms || drawHead(head, state), TICK_MS);
+  view.onClose(() => {
+    stop();
+    clearInterval(ticking);
+  });
 }
 
 function drawHead(head, state) {
