@@ -205,18 +205,19 @@ class Client:
         return parse_state(workflow_id, raw)
 
     async def follow(
-        self, workflow_id: str, start: str | None = None, *, output: bool = True
+        self, workflow_id: str, start: str = "0", *, output: bool = True
     ) -> AsyncGenerator[dict[str, Any]]:
-        """Yield the workflow's lifecycle events from now on (``start="0"``: from the first
-        kept one; or after an entry id), ending with ``completed``, ``failed`` or
+        """Yield the workflow's lifecycle events from the first kept one (``start="$"``: from
+        now on; or after an entry id), ending with ``completed``, ``failed`` or
         ``cancelled`` (from now on: at once if it already ended), merged in time order with
         the chunks its agents emit (unless ``output`` is false): ``output`` events with
         ``task``, ``att``, ``seq``, ``format`` (text or json), ``chunk`` and ``superseded``
         (its attempt is no longer the task's current one).  Each event's ``id`` is the
         ``start`` that resumes after it.  Reads the workflow's own history and output
         streams, so following one workflow never reads the others' events."""
+        after = None if start == "$" else start
         async for event in follow.follow_state(
-            self.redis, self.keyspace, workflow_id, start, output
+            self.redis, self.keyspace, workflow_id, after, output
         ):
             yield event
 
@@ -237,7 +238,7 @@ class Client:
             raise ValueError(f"timeout must be seconds, 0 or more, or None; not {timeout!r}")
         try:
             async with asyncio.timeout(timeout):
-                async for _ in self.follow(workflow_id, output=False):
+                async for _ in self.follow(workflow_id, "$", output=False):
                     pass
         except TimeoutError:
             state = await self.get(workflow_id)

@@ -90,10 +90,12 @@ class SyncClient:
     def history(self, workflow_id: str) -> builtins.list[dict[str, str]]:
         return self._run(self._client.history(workflow_id))
 
-    def follow(self, workflow_id: str, start: str | None = None) -> Iterator[dict[str, Any]]:
+    def follow(
+        self, workflow_id: str, start: str = "0", *, output: bool = True
+    ) -> Iterator[dict[str, Any]]:
         """The workflow's events and output (``Client.follow``), each read when the loop asks
         for it."""
-        events = self._client.follow(workflow_id, start)
+        events = self._client.follow(workflow_id, start, output=output)
         try:
             while (event := self._run(_next(events))) is not None:
                 yield event

@@ -81,7 +81,16 @@ async def test_the_sync_client_follows_a_workflow_and_reads_its_history(
     followed, history = await asyncio.wait_for(asyncio.to_thread(follow_then_read), 30)
     assert followed[-1] == "completed"
     assert history[0] == "submitted" and history[-1] == "completed"
-    assert history[-len(followed) :] == followed
+    assert followed == history  # from its first kept event, by default
+
+
+async def test_follow_right_after_submit_gets_every_event_and_dollar_only_new_ones(
+    engine: Engine, client: Client
+) -> None:
+    workflow_id = await client.submit(CHAIN)
+    kinds = [e["kind"] async for e in client.follow(workflow_id, output=False)]
+    assert kinds[0] == "submitted" and kinds[-1] == "completed", kinds
+    assert [e["kind"] async for e in client.follow(workflow_id, "$")] == []  # ended already
 
 
 async def test_an_empty_workflow_id_is_refused_not_replaced_by_a_new_one(

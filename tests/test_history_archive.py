@@ -82,7 +82,7 @@ async def test_a_follower_blocked_while_the_workflow_ends_gets_its_final_event_a
     events: list[dict[str, Any]] = []
 
     async def follow() -> None:
-        async for event in client.follow(workflow_id, output=False):
+        async for event in client.follow(workflow_id, "$", output=False):
             events.append(event)
 
     following = asyncio.create_task(follow())
@@ -210,7 +210,7 @@ async def test_a_running_workflow_keeps_its_history_in_its_archive_and_a_stream_
     seen: list[str] = []
 
     async def follow() -> None:
-        async for event in client.follow(workflow_id, output=False):
+        async for event in client.follow(workflow_id, "$", output=False):
             seen.append(event["kind"])
 
     following = asyncio.create_task(follow())
@@ -247,7 +247,7 @@ async def test_a_follower_whose_stream_expired_while_it_was_away_misses_no_event
     seen: list[tuple[str, str | None]] = []
 
     async def follow() -> None:
-        async for event in client.follow(workflow_id, output=False):
+        async for event in client.follow(workflow_id, "$", output=False):
             seen.append((event["kind"], event.get("task")))
 
     following = asyncio.create_task(follow())

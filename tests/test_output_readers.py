@@ -50,7 +50,7 @@ async def test_client_follow_gets_the_chunks_in_order_before_the_task_ends(
     events: list[dict[str, Any]] = []
 
     async def follow() -> None:
-        async for event in client.follow(workflow_id):
+        async for event in client.follow(workflow_id, "$"):
             events.append(event)
 
     following = asyncio.create_task(follow())
