@@ -23,6 +23,8 @@ class SyncClient:
     """The same API for scripts without an event loop: ``with SyncClient(url) as c: ...``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        if _loop_running():
+            raise RuntimeError("SyncClient cannot run inside an event loop: use Client there")
         self._runner = asyncio.Runner(loop_factory=event_loop.loop_factory())
         self._closed = False
         try:
@@ -114,3 +116,11 @@ class SyncClient:
 async def _next(events: AsyncIterator[dict[str, Any]]) -> dict[str, Any] | None:
     """The next event, or None at the end: a coroutine for the runner (``anext`` is not one)."""
     return await anext(events, None)
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True

@@ -84,6 +84,13 @@ async def test_the_sync_client_follows_a_workflow_and_reads_its_history(
     assert followed == history  # from its first kept event, by default
 
 
+async def test_a_sync_client_inside_an_event_loop_says_to_use_client(redis_url: str) -> None:
+    with pytest.raises(
+        RuntimeError, match=r"^SyncClient cannot run inside an event loop: use Client"
+    ):
+        SyncClient(redis_url)
+
+
 async def test_follow_right_after_submit_gets_every_event_and_dollar_only_new_ones(
     engine: Engine, client: Client
 ) -> None:

@@ -35,7 +35,9 @@ async def test_a_chunk_too_big_not_json_or_one_too_many_is_refused_with_a_clear_
     too_big, not_json, too_many = state.results["say"]
     assert too_big.startswith("chunk too large: 65538 bytes as JSON, over the 65536-byte bound")
     assert not_json.startswith("chunk is not JSON-serialisable")
-    assert too_many == "task say attempt 1 already emitted 10000 chunks, the most one attempt may"
+    assert too_many == (
+        "task say attempt 1 already emitted 10000 chunks, the most one attempt may emit"
+    )
     length = await redis.xlen(keyspace.output(workflow_id))
     assert MAX_CHUNKS <= length < MAX_CHUNKS + 200  # capped: MAXLEN ~
     # Read in batches of 1,000 a stream, merged with the history: none lost, none out of order.

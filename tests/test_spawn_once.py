@@ -4,10 +4,11 @@ worker serves."""
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace, Spawn, TaskSpec
-from streamproc.engine.spawning import encode_spawn
+from streamproc.engine.spawning import SpawnRefused, encode_spawn
 from streamproc.ops.history import snapshot
 from streamproc.ops.status import declared_waits
 from streamproc.store import calls, codec
@@ -147,3 +148,10 @@ async def test_a_spawned_wait_is_added_and_counted_once_however_often_its_spawn_
     assert await declared_waits(redis, keyspace) == 0
     kinds = [f[b"kind"] for _, f in (await snapshot(redis, keyspace, workflow_id)).history]
     assert kinds.count(b"tasks_spawned") == 1 and kinds.count(b"signalled") == 1
+
+
+@pytest.mark.parametrize("tasks", ["oops", b"oops", {"id": "q", "agent": "manual"}, 3])
+def test_a_spawn_whose_tasks_are_no_list_is_refused_saying_so(tasks: object) -> None:
+    """A string was read letter by letter: 'task #0 must be a mapping'."""
+    with pytest.raises(SpawnRefused, match=r"^spawn from plan refused: tasks must be a list$"):
+        encode_spawn(Spawn(tasks), "plan", None, 1 << 20)  # type: ignore[arg-type]

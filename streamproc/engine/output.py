@@ -143,7 +143,7 @@ class Emitter:
             if self.count >= MAX_CHUNKS:
                 raise EmitRefused(
                     f"task {self.task} attempt {self.attempt} already emitted {MAX_CHUNKS} "
-                    "chunks, the most one attempt may"
+                    "chunks, the most one attempt may emit"
                 )
             seq, self.count = self.count, self.count + 1
         now = time.time_ns() // 1_000_000

@@ -17,7 +17,7 @@ The input travels as text so the Lua never decodes it (its JSON decoder rounds l
 from __future__ import annotations
 
 import sys
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 import orjson
 
@@ -38,6 +38,8 @@ class SpawnRefused(ValueError):
 def encode_spawn(spawn: Spawn, spawner: str, agents: Collection[str] | None, cap: int) -> bytes:
     """The tasks of ``spawn`` (returned by task ``spawner``) as the resolver applies them, or
     :class:`SpawnRefused` saying why they cannot join any workflow."""
+    if isinstance(spawn.tasks, str | bytes | Mapping):  # would be read item by item
+        raise SpawnRefused(f"spawn from {spawner} refused: tasks must be a list")
     try:
         tasks = [
             task if isinstance(task, TaskSpec) else task_from_dict(i, task)
