@@ -291,7 +291,7 @@ class ResolverSettings:
     # How often to look for queued tasks no stream holds (streamproc/engine/reconcile.py); also at
     # start and after Redis restarts.
     reconcile_interval: float = 600.0
-    # A consumer idle this many seconds holding nothing has lost its worker (live workers
-    # read, or touch their groups, every claim_interval): it is removed, so it no longer
-    # counts as serving its agent.
+    # A consumer idle this many seconds, holding nothing, whose worker no longer marks itself
+    # alive (it renews the mark every sweep) has lost its worker: it is removed, so it no
+    # longer counts as serving its agent.
     consumer_max_idle: float = 120.0

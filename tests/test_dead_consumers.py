@@ -1,8 +1,8 @@
 """A worker killed outright leaves its consumers in its groups: the resolver removes those
-idle past ``consumer_max_idle`` that hold nothing, so ``status`` and submit's check stop
-counting the agent as served.  A live worker whose slots are all busy elsewhere touches its
-groups on every sweep, and is never taken for gone; a consumer holding entries stays until
-a sweep takes them over."""
+whose worker no longer marks itself alive, idle past ``consumer_max_idle`` and holding
+nothing, so ``status`` and submit's check stop counting the agent as served.  A live worker
+whose slots are all busy elsewhere (idle by Redis's count) renews its mark every sweep and is
+never taken for gone; a consumer holding entries stays until a sweep takes them over."""
 
 from __future__ import annotations
 

@@ -23,12 +23,14 @@ from streamproc.engine.consumer import claim_idle
 from streamproc.errors import CodecError
 from streamproc.store import calls, codec
 from streamproc.store.codec import Entry
-from streamproc.transport.groups import leave_group, touch
+from streamproc.transport.groups import leave_group
 from streamproc.transport.pause import pause
 from streamproc.transport.retrying import until_redis_answers
 
 log = logging.getLogger(__name__)
 SWEEP_COUNT = 100
+ALIVE_ROUNDS = 3  # sweep rounds a worker's alive mark outlasts
+MIN_ALIVE = 30.0  # seconds, however short the rounds
 Running = Mapping[tuple[str, bytes], asyncio.Task[None]]  # (stream, entry id) -> its task
 Reject = Callable[[str, int, str, bytes, CodecError], None]  # agent, shard, stream, id, error
 
@@ -79,17 +81,22 @@ class Claims:
 
     async def sweep_loop(self, closing: asyncio.Event) -> None:
         while True:
+            await until_redis_answers(self._mark_alive)
             for agent in self.settings.agents:
                 for shard in self.settings.keyspace.all_shards():
                     await until_redis_answers(self._sweep_once, agent, shard)
             if await pause(closing, self.settings.claim_interval):
                 return
 
+    async def _mark_alive(self) -> None:
+        """Renew this worker's mark that it lives (``Keyspace.alive``): without it, once idle
+        and holding nothing, its consumers are taken for a killed worker's and removed."""
+        ttl = max(ALIVE_ROUNDS * self.settings.claim_interval, MIN_ALIVE)
+        await self.redis.set(self.settings.keyspace.alive(self.consumer), 1, px=int(ttl * 1000))
+
     async def _sweep_once(self, agent: str, shard: int) -> None:
-        """Take over entries idle past the visibility timeout (their worker is gone), and
-        tell the group this consumer is alive (``groups.touch``)."""
+        """Take over entries idle past the visibility timeout (their worker is gone)."""
         stream = self.settings.keyspace.tasks(shard, agent)
-        await touch(self.redis, stream, agent, self.consumer)
         min_idle = int(self.settings.visibility_timeout * 1000)
         pages = claim_idle(self.redis, stream, agent, self.consumer, min_idle, SWEEP_COUNT)
         async for entries, deleted in pages:
@@ -117,6 +124,7 @@ class Claims:
                     log.warning(
                         "%s still holds entries of %s; left for reclaim", self.consumer, stream
                     )
+        await self.redis.delete(self.settings.keyspace.alive(self.consumer))
 
     async def _requeue(
         self, agent: str, shard: int, entries: list[Entry], reason: calls.RequeueReason

@@ -246,7 +246,8 @@ class Resolver(Consumer):
         agents = await shard_agents(self.redis, self.keyspace, shard)
         streams += [(self.keyspace.tasks(shard, agent), agent) for agent in agents]
         for stream, group in streams:
-            reaped = await reap(self.redis, stream, group, self.settings.consumer_max_idle)
+            max_idle = self.settings.consumer_max_idle
+            reaped = await reap(self.redis, self.keyspace, stream, group, max_idle)
             if reaped:
                 log.info("removed consumers of %s idle too long: %s", stream, ", ".join(reaped))
 

@@ -36,6 +36,7 @@ key                            type    holds
 ``ns:cache:<provider>:<sha>``  hash    a cached search reply (result, created, hits)
 ``ns:cache-lock:<sha>``        string  single-flight lock of one query's upstream search
 ``ns:cache:stats``             hash    ``<provider>:hit|miss|upstream`` counters
+``ns:alive:<consumer>``        string  a worker's mark that it lives, renewed every sweep
 ``ns:scale:<agent>:desired``   string  the autoscaler's fleet-wide consumer count (stable)
 ``ns:scale:<agent>:members``   zset    worker processes by last heartbeat (ms)
 ``ns:scale:<agent>:latency``   hash    each process's average task duration (s)
@@ -277,6 +278,11 @@ class Keyspace:
         tag = f"{{{self.namespace}:api:{provider}}}"
         parts = ("rate", f"quota:{period}", "spent", "breaker", "probe")
         return [f"{tag}:{part}" for part in parts]
+
+    def alive(self, consumer: str) -> str:
+        """A worker's mark that it lives, expiring unless renewed: a consumer without one
+        lost its worker (``groups.reap``).  No hash tag: read and written on its own."""
+        return f"{self.namespace}:alive:{consumer}"
 
     def scale_desired(self, agent: str) -> str:
         """The desired number of consumers (slots) of ``agent`` across all worker processes,

@@ -129,29 +129,27 @@ async def drop_idle_debug_groups(
     return {name.encode() for name in expired}
 
 
-async def touch(redis: Redis, stream: str, group: str, consumer: str) -> None:
-    """Tell the group ``consumer`` is alive without taking a new entry: a read of its own
-    pending entries (from id 0) resets its idle time, as a read of new ones does, so a worker
-    whose slots are all busy elsewhere is not taken for gone (``reap``).  A consumer reaped
-    meanwhile is made again by the read."""
-    await redis.xreadgroup(group, consumer, {stream: "0"}, count=1)
-
-
-async def reap(redis: Redis, stream: str, group: str, max_idle: float) -> list[str]:
-    """Remove the consumers of ``group`` idle over ``max_idle`` seconds that hold no pending
-    entry: their worker was killed outright (one that stops leaves its groups), and until
-    removed they count as serving the stream (``served_agents``, ``status``).  One with
-    pending entries stays until a sweep has taken them over.  The names removed."""
+async def reap(
+    redis: Redis, keyspace: Keyspace, stream: str, group: str, max_idle: float
+) -> list[str]:
+    """Remove the consumers of ``group`` whose worker no longer marks itself alive
+    (``Keyspace.alive``), idle over ``max_idle`` seconds and holding no pending entry: their
+    worker was killed outright (one that stops leaves its groups), and until removed they
+    count as serving the stream (``served_agents``, ``status``).  Idle alone says nothing:
+    Redis 7.0 counts a consumer idle while its blocked reads find nothing.  One holding
+    entries stays until a sweep has taken them over.  The names removed."""
     try:
         consumers = await redis.xinfo_consumers(stream, group)
     except ResponseError:  # no stream or no group
         return []
     reaped = []
     for consumer in consumers:
-        if consumer["pending"] == 0 and consumer["idle"] > max_idle * 1000:
-            name = consumer["name"].decode()
-            if await leave_group(redis, stream, group, name):
-                reaped.append(name)
+        name = consumer["name"].decode()
+        if consumer["pending"] or consumer["idle"] <= max_idle * 1000:
+            continue
+        gone = not await redis.exists(keyspace.alive(name))
+        if gone and await leave_group(redis, stream, group, name):
+            reaped.append(name)
     return reaped
 
 
