@@ -240,16 +240,14 @@ class Resolver(Consumer):
             await self.redis.xtrim(events, minid=max(oldest_ms, 0), approximate=False)
 
     async def _reap_consumers(self, shard: int) -> None:
-        """Remove the consumers workers killed outright left in the shard's groups
+        """Remove the consumers workers killed outright left in the shard's agent groups
         (``groups.reap``): until then their agents count as served."""
-        streams = [(self.keyspace.done(shard), RESOLVER_GROUP)]
-        agents = await shard_agents(self.redis, self.keyspace, shard)
-        streams += [(self.keyspace.tasks(shard, agent), agent) for agent in agents]
-        for stream, group in streams:
-            max_idle = self.settings.consumer_max_idle
-            reaped = await reap(self.redis, self.keyspace, stream, group, max_idle)
+        max_idle = self.settings.consumer_max_idle
+        for agent in await shard_agents(self.redis, self.keyspace, shard):
+            stream = self.keyspace.tasks(shard, agent)
+            reaped = await reap(self.redis, self.keyspace, stream, agent, max_idle)
             if reaped:
-                log.info("removed consumers of %s idle too long: %s", stream, ", ".join(reaped))
+                log.info("removed consumers of %s (worker gone): %s", stream, ", ".join(reaped))
 
     async def _prune_agents(self) -> None:
         """Forget the agents nothing needs any more (``store/agents.py``); a submit naming
