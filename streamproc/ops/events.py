@@ -36,7 +36,7 @@ from streamproc.store.entries import EntryField as EF
 from streamproc.store.entries import EventKind
 from streamproc.store.fields import ABSENT, TaskField, WorkflowField, parse_state
 from streamproc.store.keys import Keyspace
-from streamproc.store.state import TERMINAL, TaskStatus
+from streamproc.store.state import TERMINAL, TaskStatus, WorkflowStatus
 from streamproc.transport.cluster import is_cluster
 
 BATCH = 1000
@@ -272,7 +272,11 @@ async def has_settled(redis: Redis, keyspace: Keyspace, workflow_id: str) -> boo
     """Whether the workflow is over and none of its tasks is queued or running: those still
     run once it has ended (their results are recorded), so their events and output come
     after its final event."""
-    if not await has_ended(redis, keyspace.workflow(workflow_id)):
+    key = keyspace.workflow(workflow_id)
+    status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
+    if status is None or status == WorkflowStatus.COMPLETED.encode():  # gone, or every task done
+        return True
+    if status.decode() not in TERMINAL:
         return False
     raw = await folded.workflow_hash(redis, keyspace, workflow_id)
     return not raw or not any(t.state in IN_FLIGHT for t in parse_state(workflow_id, raw).tasks)

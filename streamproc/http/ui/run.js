@@ -1,6 +1,7 @@
 // One run (#/workflows/<id>): its DAG, kept live by its event stream (tasks a spawn or a map
-// adds included, and tasks that run on after the run failed or was cancelled); a task's details, streamed output among them, on click (and the signal an
-// awaiting task waits for, sent from there); cancel while it runs.
+// adds included, and tasks that run on after the run failed or was cancelled); a task's
+// details, streamed output among them, on click (and the signal an awaiting task waits for,
+// sent from there); cancel while it runs.
 
 import { call, enc, follow } from "./api.js";
 import { drawDag } from "./dag.js";
