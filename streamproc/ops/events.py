@@ -274,9 +274,9 @@ async def has_settled(redis: Redis, keyspace: Keyspace, workflow_id: str) -> boo
     after its final event."""
     key = keyspace.workflow(workflow_id)
     status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
-    if status is None or status == WorkflowStatus.COMPLETED.encode():  # gone, or every task done
+    if status == WorkflowStatus.COMPLETED.encode():  # every task done
         return True
-    if status.decode() not in TERMINAL:
+    if status is not None and status.decode() not in TERMINAL:
         return False
-    raw = await folded.workflow_hash(redis, keyspace, workflow_id)
+    raw = await folded.workflow_hash(redis, keyspace, workflow_id)  # stowed, or gone
     return not raw or not any(t.state in IN_FLIGHT for t in parse_state(workflow_id, raw).tasks)
