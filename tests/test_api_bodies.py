@@ -61,6 +61,12 @@ async def test_an_empty_body_id_does_not_override_the_idempotency_key(http: Http
     body = orjson.dumps({"tasks": [{"id": "a", "agent": "echo"}]})
     status, reply = await post_raw(http, body, **{"Idempotency-Key": ""})
     assert status == 400 and "Idempotency-Key" in reply["error"], reply
+    status, reply = await post_raw(http, body, **{"Idempotency-Key": "a/b"})
+    assert (status, reply["error"]) == (
+        400,
+        "invalid workflow id 'a/b' in the Idempotency-Key header: use 1-128 characters from "
+        "A-Z a-z 0-9 _ . -",
+    )
 
 
 async def test_two_idempotency_keys_are_refused_naming_the_header_and_create_nothing(

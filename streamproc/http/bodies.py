@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streamproc.errors import SpecError
 from streamproc.spec.reading import loads_json
-from streamproc.store.keys import new_workflow_id
+from streamproc.store.keys import ID_PATTERN, ID_RULE, new_workflow_id, shown
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
@@ -64,9 +64,11 @@ def chosen_id(body: dict[str, Any], header: str | None) -> str:
     given = body.pop("id") if in_body else header
     if given is None and not in_body:
         return new_workflow_id()
+    where = "the body's id" if in_body else "the Idempotency-Key header"
     if not isinstance(given, str) or not given:
-        shown = "the body's id" if in_body else "the Idempotency-Key header"
-        raise SpecError(f"invalid workflow id {given!r} in {shown}: use a non-empty string")
+        raise SpecError(f"invalid workflow id {given!r} in {where}: use a non-empty string")
+    if not ID_PATTERN.fullmatch(given):
+        raise SpecError(f"invalid workflow id {shown(given)} in {where}: use {ID_RULE}")
     if header is not None and given != header:
         raise SpecError(
             f"the Idempotency-Key header {header!r} and the body's id {given!r} differ: send one"
