@@ -369,6 +369,19 @@ async def test_an_event_stream_runs_past_the_final_event_until_its_started_tasks
         assert [f["event"] for f in sse_frames(await again.text())][-1] == "task_done"
 
 
+async def test_an_event_stream_of_a_run_failed_by_its_deadline_ends_though_a_task_is_queued(
+    resolver_only: Engine, client: Client, http: Http
+) -> None:
+    """Its task waits for an agent nobody serves, and may never run: the stream ends."""
+    async with Client(client.redis_settings, client.settings) as plain:  # no agent check
+        workflow_id = await plain.submit({"timeout": 1, "tasks": [{"id": "t", "agent": "nope"}]})
+    response = await http.get(f"/workflows/{workflow_id}/events", headers=AUTH)
+    async with asyncio.timeout(20):
+        kinds = [f["event"] for f in sse_frames(await response.text())]
+    assert kinds[-1] == "failed", kinds
+    assert (await client.get(workflow_id)).tasks[0].state == "queued"
+
+
 async def test_a_live_subscriber_gets_keep_alives_then_every_event_until_it_ends(
     engine: Engine, client: Client, redis: Redis, keyspace: Keyspace
 ) -> None:

@@ -90,7 +90,7 @@ class Hub:
 
     async def follow(self, workflow_id: str, start: str = "0") -> AsyncGenerator[Event, None]:
         """The workflow's events after ``start``, ending after its final event once none of
-        its tasks is queued or running (``has_settled``): first what is
+        its tasks runs on (``has_settled``): first what is
         kept (its archive), then as they come."""
         had = position_of(start)
         watch = Watch(self.redis, self.keyspace, workflow_id)

@@ -2,8 +2,8 @@
 
 The stream starts from the first kept event of the workflow, so a subscriber that comes late
 still sees its history, and ends after its final event (completed, failed or cancelled) once
-none of its tasks is queued or running: tasks started before a failure or a cancel run on,
-and a dashboard shows them end.
+none of its tasks is running or queued for a served agent (``events.has_settled``): tasks
+started before a failure or a cancel run on, and a dashboard shows them end.
 Each frame carries the event's stream id (an output chunk's marked ``:out``: the output
 stream's ids may equal the history's), so a client that reconnects with ``Last-Event-ID``
 resumes after the last event it saw.  The chunks the workflow's agents emit come as

@@ -38,6 +38,7 @@ from streamproc.store.fields import ABSENT, TaskField, WorkflowField, parse_stat
 from streamproc.store.keys import Keyspace
 from streamproc.store.state import TERMINAL, TaskStatus, WorkflowStatus
 from streamproc.transport.cluster import is_cluster
+from streamproc.transport.groups import served_agents
 
 BATCH = 1000
 BLOCK_MS = 1000
@@ -49,8 +50,6 @@ MAX_ID_PART = 2**64 - 1  # of an entry id's ms and seq: Redis refuses more
 LAST_SEQ = 2**64 - 1
 Position = tuple[int, int, int]  # ms, OUTPUT or HISTORY, seq: the order events are read in
 OUTPUT, HISTORY = 0, 1  # within a millisecond, output first (see the module's docstring)
-
-IN_FLIGHT = (TaskStatus.QUEUED, TaskStatus.RUNNING)  # tasks that run on after their workflow ended
 
 
 @dataclass(frozen=True)
@@ -269,9 +268,10 @@ async def has_ended(redis: Redis, key: str) -> bool:
 
 
 async def has_settled(redis: Redis, keyspace: Keyspace, workflow_id: str) -> bool:
-    """Whether the workflow is over and none of its tasks is queued or running: those still
-    run once it has ended (their results are recorded), so their events and output come
-    after its final event."""
+    """Whether the workflow is over and none of its tasks is running, or queued for an agent
+    a worker serves: those still run once it has ended (their results are recorded), so
+    their events and output come after its final event.  A task queued for an agent nobody
+    serves (the usual cause of a deadline) may never run: it holds nothing up."""
     key = keyspace.workflow(workflow_id)
     status = cast(bytes | None, await redis.hget(key, WorkflowField.STATUS))
     if status == WorkflowStatus.COMPLETED.encode():  # every task done
@@ -279,4 +279,8 @@ async def has_settled(redis: Redis, keyspace: Keyspace, workflow_id: str) -> boo
     if status is not None and status.decode() not in TERMINAL:
         return False
     raw = await folded.workflow_hash(redis, keyspace, workflow_id)  # stowed, or gone
-    return not raw or not any(t.state in IN_FLIGHT for t in parse_state(workflow_id, raw).tasks)
+    tasks = parse_state(workflow_id, raw).tasks if raw else []
+    if any(t.state == TaskStatus.RUNNING for t in tasks):
+        return False
+    queued = {t.agent for t in tasks if t.state == TaskStatus.QUEUED}
+    return not await served_agents(redis, keyspace, sorted(queued))
