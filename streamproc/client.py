@@ -23,7 +23,7 @@ from streamproc.spec.model import WorkflowSpec
 from streamproc.store import admin, calls, folded, functions, tenants
 from streamproc.store.codec import decode_fields
 from streamproc.store.fields import parse_state
-from streamproc.store.keys import check_id, check_new_workflow_id, new_workflow_id
+from streamproc.store.ids import check_id, check_new_workflow_id, new_workflow_id
 from streamproc.store.shapes import Shapes
 from streamproc.store.state import TERMINAL, WorkflowState
 from streamproc.store.submits import Submits

@@ -18,7 +18,7 @@ from streamproc.errors import ConfigError
 from streamproc.runtime import Runtime
 from streamproc.spec.model import TaskSpec
 from streamproc.store.chunks import encode_chunk
-from streamproc.store.keys import ID_PATTERN
+from streamproc.store.ids import ID_PATTERN
 
 if TYPE_CHECKING:
     from streamproc.engine.output import Emitter

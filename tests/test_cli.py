@@ -12,7 +12,7 @@ import pytest
 from redis.asyncio import Redis
 
 from streamproc import Client, ClientSettings, Keyspace
-from streamproc.store.keys import ID_PATTERN
+from streamproc.store.ids import ID_PATTERN
 from tests.cli_runner import (
     ECHO_AGENTS,
     STATUS_KEYS,

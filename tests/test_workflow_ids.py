@@ -10,21 +10,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from streamproc.store import keys
-from streamproc.store.keys import new_workflow_id
+from streamproc.store import ids as id_source
+from streamproc.store.ids import new_workflow_id
 
 ID = re.compile(r"[0-9a-f]{24}")
 
 
 def test_ids_are_24_hex_digits_and_distinct_across_several_draws() -> None:
-    count = 5 * keys.IDS_PER_DRAW + 7  # more than one pool
+    count = 5 * id_source.IDS_PER_DRAW + 7  # more than one pool
     ids = [new_workflow_id() for _ in range(count)]
     assert all(ID.fullmatch(i) for i in ids)
     assert len(set(ids)) == count
 
 
 def test_threads_drawing_at_once_never_share_an_id() -> None:
-    per_thread = 3 * keys.IDS_PER_DRAW
+    per_thread = 3 * id_source.IDS_PER_DRAW
 
     def draw(_: int) -> list[str]:
         return [new_workflow_id() for _ in range(per_thread)]
@@ -37,7 +37,7 @@ def test_threads_drawing_at_once_never_share_an_id() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="no fork")
 def test_a_forked_child_does_not_draw_the_ids_its_parent_will() -> None:
     new_workflow_id()  # the pool holds ids drawn before the fork
-    assert len(keys._fresh_ids) > 0
+    assert len(id_source._fresh_ids) > 0
     read_end, write_end = os.pipe()
     child = os.fork()
     if child == 0:  # pragma: no cover - the child process

@@ -13,7 +13,8 @@ import click
 
 from streamproc.config import RedisSettings
 from streamproc.ops.events import OUTPUT_MARK
-from streamproc.store.keys import ID_PATTERN, ID_RULE, MAX_SHARDS
+from streamproc.store.ids import ID_PATTERN, ID_RULE
+from streamproc.store.keys import MAX_SHARDS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

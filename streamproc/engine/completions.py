@@ -22,7 +22,8 @@ from streamproc.store import calls
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Acks, Completion
 from streamproc.store.functions import Arg
-from streamproc.store.keys import ID_PATTERN, Keyspace
+from streamproc.store.ids import ID_PATTERN
+from streamproc.store.keys import Keyspace
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from streamproc.registry import Adjust, AgentFn, Spawn, Task, call_agent
 from streamproc.runtime import Runtime
 from streamproc.spec.checks import MAX_TIMEOUT, is_seconds
 from streamproc.store.codec import AdjustRequest, TaskEvent
-from streamproc.store.keys import ID_PATTERN, TASK_PATTERN
+from streamproc.store.ids import ID_PATTERN, TASK_PATTERN
 from streamproc.store.payloads import dumps_payload
 
 log = logging.getLogger(__name__)

@@ -48,7 +48,7 @@ from streamproc.ops.status import agent_stats, known_agents
 from streamproc.registry import registered
 from streamproc.spec.model import WorkflowSpec
 from streamproc.store import folded
-from streamproc.store.keys import check_id
+from streamproc.store.ids import check_id
 from streamproc.transport.epoch import Epoch
 from streamproc.transport.retrying import until_redis_answers
 

@@ -33,11 +33,11 @@ from streamproc.http.bodies import one_header
 from streamproc.http.cors import check_origins
 from streamproc.http.errors import reply
 from streamproc.ops.results import SHOWN_RESULT_BYTES
-from streamproc.store.keys import check_id
+from streamproc.store.ids import check_id
 from streamproc.store.tenants import Quota
 
 MIN_TOKEN_LENGTH = 16
-MAX_WORKFLOW_ID = 128  # the bound of keys.ID_PATTERN
+MAX_WORKFLOW_ID = 128  # the bound of ids.ID_PATTERN
 CHALLENGE = 'Bearer realm="streamproc"'
 READ, SUBMIT, ADMIN = "read", "submit", "admin"
 SCOPES = (READ, SUBMIT, ADMIN)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streamproc.errors import SpecError
 from streamproc.spec.reading import loads_json
-from streamproc.store.keys import ID_PATTERN, ID_RULE, new_workflow_id, shown
+from streamproc.store.ids import ID_PATTERN, ID_RULE, new_workflow_id, shown
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 

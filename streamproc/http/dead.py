@@ -10,7 +10,7 @@ from streamproc.client import Client
 from streamproc.http.errors import reply
 from streamproc.ops import deadletters
 from streamproc.ops.events import OUTPUT_MARK, is_position
-from streamproc.store.keys import check_id
+from streamproc.store.ids import check_id
 
 AGENT = "/dead/{agent}"
 ENTRY = "/dead/{agent}/{entry_id}"

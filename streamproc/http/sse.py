@@ -33,7 +33,7 @@ from streamproc.http.hub import Hub
 from streamproc.http.redact import tenant_event
 from streamproc.ops.events import Event, is_position
 from streamproc.store import folded
-from streamproc.store.keys import ID_PATTERN, check_id
+from streamproc.store.ids import ID_PATTERN, check_id
 
 log = logging.getLogger(__name__)
 HEADERS = {

@@ -20,7 +20,8 @@ from streamproc.store import admin
 from streamproc.store.agents import shard_agents
 from streamproc.store.codec import Fields, decode_fields, entry_order
 from streamproc.store.entries import EntryField as EF
-from streamproc.store.keys import ID_PATTERN, TASK_PATTERN, Keyspace
+from streamproc.store.ids import ID_PATTERN, TASK_PATTERN
+from streamproc.store.keys import Keyspace
 
 PURGE_BATCH = 1000
 SUMMARISED = frozenset({EF.WF, EF.ATT, EF.TASK, EF.DELIVERIES, EF.REASON, EF.AT})

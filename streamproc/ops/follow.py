@@ -33,7 +33,8 @@ from streamproc.ops.events import (
 )
 from streamproc.ops.history import Entry
 from streamproc.store.codec import decode_fields, entry_order
-from streamproc.store.keys import Keyspace, check_id
+from streamproc.store.ids import check_id
+from streamproc.store.keys import Keyspace
 from streamproc.store.state import TERMINAL
 
 Had = tuple[Position, Position]  # the last positions a reader had of output and of history

@@ -16,7 +16,8 @@ from redis.asyncio import Redis
 from streamproc.errors import TaskNotFound, WorkflowNotFound
 from streamproc.store import folded
 from streamproc.store.fields import TaskField, WorkflowField
-from streamproc.store.keys import Keyspace, check_id
+from streamproc.store.ids import check_id
+from streamproc.store.keys import Keyspace
 from streamproc.store.state import WorkflowState
 
 SHOWN_RESULT_BYTES = 64 * 1024

@@ -11,7 +11,8 @@ from redis.exceptions import ResponseError
 
 from streamproc.errors import ConfigError
 from streamproc.store.codec import entry_order
-from streamproc.store.keys import DEBUG_GROUP_PREFIX, RESOLVER_GROUP, Keyspace, check_id
+from streamproc.store.ids import check_id
+from streamproc.store.keys import DEBUG_GROUP_PREFIX, RESOLVER_GROUP, Keyspace
 from streamproc.transport.groups import DebugGroup, debug_groups
 
 

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from streamproc.client import Client
 from streamproc.errors import SpecError
 from streamproc.spec.model import WorkflowSpec
-from streamproc.store.keys import ID_PATTERN
+from streamproc.store.ids import ID_PATTERN
 from streamproc.transport.groups import served_agents
 
 

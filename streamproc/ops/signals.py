@@ -14,7 +14,8 @@ from redis.asyncio import Redis
 from streamproc.errors import BadSignal, Conflict, SignalTooLarge, SpecError, WorkflowNotFound
 from streamproc.spec.reading import loads_json
 from streamproc.store import signals as store
-from streamproc.store.keys import ID_PATTERN, ID_RULE, Keyspace, check_id
+from streamproc.store.ids import ID_PATTERN, ID_RULE, check_id
+from streamproc.store.keys import Keyspace
 from streamproc.store.payloads import dumps_payload
 
 

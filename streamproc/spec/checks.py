@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from streamproc.errors import SpecError
-from streamproc.store.keys import ID_PATTERN, check_id
+from streamproc.store.ids import ID_PATTERN, check_id
 from streamproc.store.payloads import dumps_payload, refuse_non_finite
 
 if TYPE_CHECKING:

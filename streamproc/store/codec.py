@@ -16,7 +16,7 @@ import orjson
 
 from streamproc.errors import CodecError
 from streamproc.store.entries import EntryField as EF
-from streamproc.store.keys import ID_PATTERN, TASK_PATTERN
+from streamproc.store.ids import ID_PATTERN, TASK_PATTERN
 
 VERSION = b"1"  # of every entry, written by Python and (given it by functions.py) Lua
 MAX_ENTRY_BYTES = 8 << 20
