@@ -11,7 +11,7 @@ from aiohttp import web
 
 from streamproc.errors import SpecError
 from streamproc.spec.reading import loads_json
-from streamproc.store.ids import ID_PATTERN, ID_RULE, new_workflow_id, shown
+from streamproc.store.ids import check_id, new_workflow_id
 
 IDEMPOTENCY_KEY = "Idempotency-Key"
 
@@ -67,8 +67,7 @@ def chosen_id(body: dict[str, Any], header: str | None) -> str:
     where = "the body's id" if in_body else "the Idempotency-Key header"
     if not isinstance(given, str) or not given:
         raise SpecError(f"invalid workflow id {given!r} in {where}: use a non-empty string")
-    if not ID_PATTERN.fullmatch(given):
-        raise SpecError(f"invalid workflow id {shown(given)} in {where}: use {ID_RULE}")
+    check_id("workflow id", given, where)
     if header is not None and given != header:
         raise SpecError(
             f"the Idempotency-Key header {header!r} and the body's id {given!r} differ: send one"

@@ -38,11 +38,13 @@ def new_workflow_id() -> str:
             _fresh_ids.extend(drawn[i : i + 24] for i in range(0, len(drawn), 24))
 
 
-def check_id(kind: str, value: str) -> str:
-    """Refuse ids that could collide, glob or break a key (see ``keys.py``'s table)."""
+def check_id(kind: str, value: str, where: str = "") -> str:
+    """Refuse ids that could collide, glob or break a key (see ``keys.py``'s table); the
+    refusal says ``where`` the id came from, when given."""
     if not isinstance(value, str) or not ID_PATTERN.fullmatch(value):
+        place = f" in {where}" if where else ""
         raise SpecError(
-            f"invalid {kind} {shown(value)}: use {ID_RULE}",
+            f"invalid {kind} {shown(value)}{place}: use {ID_RULE}",
             task=value if kind == "task id" and isinstance(value, str) else None,
         )
     return value
